@@ -1,0 +1,117 @@
+"""The small interface every backend (local, gpus, slurm, lsf) implements.
+
+The driver owns the search: which runs to start, retries, the journal and the results.
+A backend only starts runs, tells which of them ended, and stops them. It never imports
+the driver, and the driver never parses scheduler output.
+
+Completion is learned from the run directory first (see :mod:`hpsearch.runfiles`): every
+backend's job wrapper writes ``<run_dir>/exit_code`` when the command ends. A backend asks
+its scheduler only about runs that have no such file, in one call per poll.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpsearch.runfiles import read_exit
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration of the search, ready to execute.
+
+    ``argv`` is the complete command (interpreter, script, arguments) as a list: it is
+    never joined into a shell string. ``cwd`` is the directory it runs in (``--run_cwd``).
+    ``run_dir`` is the run's own record directory (logs, command, exit code); the sim's
+    output directory, passed as ``--<_OUT_ARG>``, is ``sim_out_dir``.
+    """
+
+    run_id: str
+    index: int
+    config: Mapping[str, Any]
+    argv: tuple[str, ...]
+    cwd: Path
+    run_dir: Path
+    sim_out_dir: Path
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A run whose job is over, as the backend saw it.
+
+    ``exit_code`` is the command's exit status as a shell reports it (128+N for signal N),
+    or None when the job ended without the wrapper recording one (killed by the scheduler,
+    node failure, ...). ``reason`` then says why, in the scheduler's words (``TIMEOUT``,
+    ``CANCELLED``, ``OUT_OF_MEMORY``, ``TERM_RUNLIMIT``, ...). ``lost`` marks a run that
+    never got to run to an end through no fault of its own (a driver restart found it
+    orphaned, a submission vanished): the driver runs it again without counting an attempt.
+    ``extra`` holds backend facts that become result columns (e.g. ``{"gpu": 1}``).
+    """
+
+    run_id: str
+    exit_code: int | None
+    reason: str | None = None
+    lost: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class BackendError(RuntimeError):
+    """A backend cannot go on (scheduler unreachable after retries, template error...)."""
+
+
+class Backend(ABC):
+    """Start runs, report their end, stop them.
+
+    Call order: ``reattach`` once (after a restart), then any number of rounds of
+    ``room`` / ``submit`` / ``wait`` / ``poll``; ``cancel`` and ``close`` at the end.
+    """
+
+    #: short name used in the journal and in messages ("local", "slurm", ...)
+    name: str = "base"
+
+    @abstractmethod
+    def room(self) -> int:
+        """How many more runs may be submitted right now (0 = none)."""
+
+    @abstractmethod
+    def submit(self, runs: Sequence[Run]) -> dict[str, str]:
+        """Start ``runs`` (at most ``room()`` of them); return ``{run_id: job_id}``.
+
+        A run missing from the answer was not started and may be offered again later.
+        """
+
+    @abstractmethod
+    def poll(self) -> list[Ended]:
+        """Return the runs that ended since the last call (each reported once)."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> None:
+        """Block until a run may have ended, or ``timeout`` seconds passed."""
+
+    def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
+        """Adopt jobs a previous driver submitted: ``{run_id: (run, job_id)}``.
+
+        Returns the runs already over: those whose wrapper wrote an exit code while no
+        driver watched, and those this backend cannot watch again (reported ``lost``, so
+        the driver runs them again). Backends whose jobs outlive the driver (clusters)
+        override this to watch the rest and report their end through ``poll``.
+        """
+        ended = []
+        for run_id, (run, _job_id) in jobs.items():
+            record = read_exit(run.run_dir)
+            if record is not None:
+                ended.append(Ended(run_id, record.exit_code))
+            else:
+                ended.append(Ended(run_id, None, "driver restarted", lost=True))
+        return ended
+
+    @abstractmethod
+    def cancel(self, run_ids: Sequence[str] | None = None) -> None:
+        """Stop the given runs (all active ones when None)."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release resources; called once when the driver exits."""

@@ -1,0 +1,210 @@
+"""Run the search's commands as child processes of the driver, N at a time.
+
+Each run is started as ``bash -c WRAPPER hpsearch-run <run_dir> <argv...>`` in its own
+session (process group), with the working directory ``--run_cwd``. The wrapper text is a
+constant; the run's argv reaches it only as positional parameters, so no grid value is
+ever read by a shell. It writes ``started_at`` and ``exit_code`` into the run directory like
+every cluster job script does, so a run that ends while no driver watches (the driver was
+``kill -9``-ed) is still recorded, and a restarted driver adopts runs still going.
+
+The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.runfiles import clear_exit, read_exit
+
+#: $1 is the run directory, the rest is the run's argv. Bash for $EPOCHREALTIME (no fork).
+WRAPPER = r"""d=$1; shift
+printf '%s\n' "$EPOCHREALTIME" > "$d/started_at"
+"$@" > "$d/stdout.log" 2> "$d/stderr.log" < /dev/null
+c=$?
+printf '%s %s\n' "$c" "$EPOCHREALTIME" > "$d/exit_code"
+exit $c
+"""
+KILL_GRACE = 5.0
+
+
+def wrapper_argv(run: Run) -> list[str]:
+    return ["/bin/bash", "-c", WRAPPER, "hpsearch-run", str(run.run_dir), *run.argv]
+
+
+def process_start_ticks(pid: int) -> str | None:
+    """Field 22 of ``/proc/<pid>/stat``: tells a live process from a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+@dataclass
+class _Active:
+    run: Run
+    pid: int
+    pidfd: int | None
+    popen: subprocess.Popen[bytes] | None  # None for a process adopted after a restart
+    deadline: float | None
+    kill_at: float | None = None
+    reason: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class LocalBackend(Backend):
+    """``slots`` runs at once on this machine; ``timeout`` seconds per run (None: no limit)."""
+
+    name = "local"
+
+    def __init__(self, slots: int, timeout: float | None = None) -> None:
+        self.slots = slots
+        self.timeout = timeout
+        self.host = socket.gethostname()
+        self._active: dict[str, _Active] = {}
+        self._selector = selectors.DefaultSelector()
+
+    # -- starting -------------------------------------------------------------------
+    def room(self) -> int:
+        return max(0, self.slots - len(self._active))
+
+    def run_env(self, run: Run) -> Mapping[str, str] | None:
+        """Environment for one run; None inherits the driver's. GPU backends override."""
+        return None
+
+    def submit(self, runs: Sequence[Run]) -> dict[str, str]:
+        started = {}
+        for run in runs:
+            started[run.run_id] = self._launch(run, self.run_env(run))
+        return started
+
+    def _launch(self, run: Run, env: Mapping[str, str] | None) -> str:
+        clear_exit(run.run_dir)
+        popen = subprocess.Popen(wrapper_argv(run), cwd=run.cwd, stdin=subprocess.DEVNULL,
+                                 start_new_session=True,
+                                 env=None if env is None else {**os.environ, **env})
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self._track(_Active(run, popen.pid, self._pidfd(popen.pid), popen, deadline))
+        return f"{self.host}:{popen.pid}:{process_start_ticks(popen.pid)}"
+
+    def _pidfd(self, pid: int) -> int | None:
+        try:
+            return os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            return None
+
+    def _track(self, active: _Active) -> None:
+        self._active[active.run.run_id] = active
+        if active.pidfd is not None:
+            self._selector.register(active.pidfd, selectors.EVENT_READ)
+
+    def _untrack(self, active: _Active) -> None:
+        del self._active[active.run.run_id]
+        if active.pidfd is not None:
+            self._selector.unregister(active.pidfd)
+            os.close(active.pidfd)
+
+    # -- watching -------------------------------------------------------------------
+    def wait(self, timeout: float) -> None:
+        if not self._active:
+            time.sleep(min(timeout, 0.05))
+            return
+        now = time.monotonic()
+        for active in self._active.values():
+            for moment in (active.deadline, active.kill_at):
+                if moment is not None:
+                    timeout = min(timeout, max(0.0, moment - now))
+        if any(a.pidfd is None for a in self._active.values()):
+            timeout = min(timeout, 0.05)
+        self._selector.select(timeout)
+
+    def poll(self) -> list[Ended]:
+        ended = []
+        now = time.monotonic()
+        for active in list(self._active.values()):
+            if active.kill_at is None and active.deadline is not None and now >= active.deadline:
+                active.reason = f"timeout after {self.timeout:g}s"
+                self._signal(active, signal.SIGTERM)
+                active.kill_at = now + KILL_GRACE
+            elif active.kill_at is not None and now >= active.kill_at:
+                self._signal(active, signal.SIGKILL)
+                active.kill_at = now + KILL_GRACE
+            if not self._is_over(active):
+                continue
+            self._untrack(active)
+            ended.append(self._outcome(active))
+        return ended
+
+    def _is_over(self, active: _Active) -> bool:
+        if active.popen is not None:
+            return active.popen.poll() is not None
+        return process_start_ticks(active.pid) is None or read_exit(active.run.run_dir) is not None
+
+    def _outcome(self, active: _Active) -> Ended:
+        run_id = active.run.run_id
+        record = read_exit(active.run.run_dir)
+        if active.reason is not None:
+            return Ended(run_id, None, active.reason, extra=active.extra)
+        if record is not None:
+            return Ended(run_id, record.exit_code, extra=active.extra)
+        code = active.popen.returncode if active.popen is not None else None
+        if code is not None and code < 0:
+            return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
+        return Ended(run_id, None, "ended without an exit code", extra=active.extra)
+
+    def _signal(self, active: _Active, sig: int) -> None:
+        try:
+            os.killpg(active.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    # -- restart and stop -----------------------------------------------------------
+    def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
+        """Adopt runs of a killed driver still going on this host; report the others."""
+        ended = []
+        for run_id, (run, job_id) in jobs.items():
+            host, _, rest = job_id.partition(":")
+            pid_text, _, ticks = rest.partition(":")
+            alive = (host == self.host and pid_text.isdigit()
+                     and process_start_ticks(int(pid_text)) == ticks)
+            record = read_exit(run.run_dir)
+            if record is not None:
+                ended.append(Ended(run_id, record.exit_code))
+            elif alive:
+                pid = int(pid_text)
+                deadline = None if self.timeout is None else time.monotonic() + self.timeout
+                self._track(_Active(run, pid, self._pidfd(pid), None, deadline))
+            else:
+                ended.append(Ended(run_id, None, "driver restarted", lost=True))
+        return ended
+
+    def cancel(self, run_ids: Sequence[str] | None = None) -> None:
+        """SIGTERM the runs' process groups, SIGKILL what is left after a grace period."""
+        targets = [a for a in self._active.values() if run_ids is None or a.run.run_id in run_ids]
+        for active in targets:
+            self._signal(active, signal.SIGTERM)
+        give_up = time.monotonic() + KILL_GRACE
+        while time.monotonic() < give_up and any(not self._is_over(a) for a in targets):
+            time.sleep(0.02)
+        for active in targets:
+            if not self._is_over(active):
+                self._signal(active, signal.SIGKILL)
+                if active.popen is not None:
+                    active.popen.wait()
+            self._untrack(active)
+
+    def close(self) -> None:
+        self._selector.close()
+
+    @property
+    def active_run_ids(self) -> list[str]:
+        return list(self._active)
+

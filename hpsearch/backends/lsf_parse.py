@@ -1,0 +1,129 @@
+"""Pure parsers of what IBM Spectrum LSF's commands print (bsub, bjobs, bparams).
+
+Each function's docstring shows the exact text it reads; the tests feed them the texts quoted
+from IBM's documentation (``tests/data/lsf/``). Nothing here runs a command.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+#: ``bjobs -o`` fields asked for, in this order; a delimiter because EXIT_REASON may hold spaces.
+BJOBS_FIELDS = ("jobid", "jobindex", "stat", "exit_code", "exit_reason")
+BJOBS_DELIMITER = "|"
+BJOBS_FORMAT = " ".join(BJOBS_FIELDS) + f" delimiter='{BJOBS_DELIMITER}'"
+
+#: LSF job states (``bjobs`` STAT column) by what they mean for a run.
+PENDING_STATES = frozenset({"PEND", "PSUSP"})
+RUNNING_STATES = frozenset({"RUN", "USUSP", "SSUSP"})
+FINISHED_STATES = frozenset({"DONE", "EXIT"})
+UNKNOWN_STATES = frozenset({"UNKWN", "ZOMBI"})
+
+DEFAULT_MAX_JOB_ARRAY_SIZE = 1000
+
+_SUBMITTED = re.compile(r"Job <(\d+)> is submitted to (?:default )?queue")
+_MAX_ARRAY = re.compile(r"^\s*MAX_JOB_ARRAY_SIZE\s*=\s*(\d+)\s*$", re.MULTILINE)
+
+
+class BjobsRow(NamedTuple):
+    """One job or array element as ``bjobs -o`` shows it (``-`` becomes None)."""
+
+    stat: str
+    exit_code: int | None
+    exit_reason: str | None
+
+
+def parse_bsub_job_id(text: str) -> str:
+    """The job id from bsub's answer.
+
+    Reads ``Job <1234> is submitted to queue <normal>.`` or
+    ``Job <1234> is submitted to default queue <normal>.`` (other lines, e.g. site
+    esub messages, may surround it). Raises ValueError when no such line is there.
+    """
+    match = _SUBMITTED.search(text)
+    if match is None:
+        raise ValueError(f"no job id in bsub's answer: {text.strip()!r}")
+    return match.group(1)
+
+
+def _dash(value: str) -> str | None:
+    value = value.strip()
+    return None if value in ("", "-") else value
+
+
+def parse_bjobs(text: str, delimiter: str | None = BJOBS_DELIMITER) -> dict[str, BjobsRow]:
+    """Rows of ``bjobs -a -noheader -o "jobid jobindex stat exit_code exit_reason delimiter='|'"``.
+
+    Reads lines such as::
+
+        1234|0|DONE|-|-
+        1235|3|EXIT|3|-
+        1235|4|EXIT|140|TERM_RUNLIMIT
+        1236|1|PEND|-|-
+
+    JOBID and JOBINDEX become the key: ``"1234"`` for a plain job (index 0), ``"1235[3]"``
+    for an array element. ``-`` (LSF's empty field) becomes None. With ``delimiter=None`` the
+    columns are split on blanks and EXIT_REASON takes the rest of the line. Lines that are not
+    rows (``No unfinished job found``, ``Job <99> is not found``) are skipped.
+    """
+    rows: dict[str, BjobsRow] = {}
+    for line in text.splitlines():
+        parts = (line.split(delimiter, 4) if delimiter is not None
+                 else line.split(None, 4))
+        if len(parts) < 3:
+            continue
+        job_id, index, stat = (p.strip() for p in parts[:3])
+        if not job_id.isdigit() or not index.isdigit() or not stat.isalpha():
+            continue
+        code = _dash(parts[3]) if len(parts) > 3 else None
+        reason = _dash(parts[4]) if len(parts) > 4 else None
+        key = job_id if index == "0" else f"{job_id}[{index}]"
+        rows[key] = BjobsRow(stat, int(code) if code and code.lstrip("-").isdigit() else None,
+                             reason)
+    return rows
+
+
+def parse_max_job_array_size(text: str) -> int:
+    """MAX_JOB_ARRAY_SIZE from ``bparams -a``; 1000 (LSF's default) when it is not shown.
+
+    Reads the parameter line of the ``bparams -a`` listing::
+
+            MAX_JOB_ARRAY_SIZE = 1000
+    """
+    match = _MAX_ARRAY.search(text)
+    return int(match.group(1)) if match else DEFAULT_MAX_JOB_ARRAY_SIZE
+
+
+def classify_exit(row: BjobsRow) -> str | None:
+    """Why an element ended, for the results table; None unless its STAT is EXIT.
+
+    ``TERM_RUNLIMIT`` / ``TERM_MEMLIMIT`` (killed at the ``-W`` / ``-M`` limit), ``killed``
+    (``TERM_OWNER``, ``TERM_ADMIN``, ``TERM_FORCE_*``: bkill by the user or an admin),
+    ``TERM_<other>`` as LSF names it, else ``exit <code>`` from EXIT_CODE
+    (``exit unknown`` when LSF shows none).
+    """
+    if row.stat != "EXIT":
+        return None
+    reason = (row.exit_reason or "").upper()
+    if "RUNLIMIT" in reason or "RUN TIME LIMIT" in reason:
+        return "TERM_RUNLIMIT"
+    if "MEMLIMIT" in reason or "MEMORY USAGE LIMIT" in reason:
+        return "TERM_MEMLIMIT"
+    if re.search(r"TERM_(FORCE_)?(OWNER|ADMIN)|KILLED BY (OWNER|ROOT|LSF ADMIN)", reason):
+        return "killed"
+    term = re.search(r"TERM_[A-Z_]+", reason)
+    if term:
+        return term.group(0)
+    return f"exit {row.exit_code}" if row.exit_code is not None else "exit unknown"
+
+
+def array_chunks(count: int, max_size: int) -> list[range]:
+    """Split ``count`` runs into arrays whose indices stay within 1..``max_size``.
+
+    LSF refuses an index above MAX_JOB_ARRAY_SIZE, so every array restarts at index 1:
+    ``array_chunks(5, 2)`` -> ``[range(1, 3), range(1, 3), range(1, 2)]``.
+    """
+    if max_size < 1:
+        raise ValueError("MAX_JOB_ARRAY_SIZE must be positive")
+    return [range(1, min(max_size, count - start) + 1) for start in range(0, count, max_size)]

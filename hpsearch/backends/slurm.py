@@ -1,0 +1,191 @@
+"""The Slurm backend: runs become tasks of job arrays submitted with ``sbatch``.
+
+Job ids are array task ids, ``"<array job id>_<task>"`` (e.g. ``"1234_7"``). One
+``squeue --states=all`` call per poll covers every watched array; ``scancel`` gets every
+job id in one call. See :mod:`hpsearch.backends.cluster` for the shared logic and
+:mod:`hpsearch.backends.slurm_parse` for the text read from Slurm's commands.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import shlex
+import subprocess
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from hpsearch import templating
+from hpsearch.backends import slurm_parse as sp
+from hpsearch.backends.base import BackendError
+from hpsearch.backends.cluster import ClusterBackend, QueryFailed, SubmitRefused, Task
+from hpsearch.options import SearchOptions
+
+ARRAY_TEMPLATE = "slurm_array.sbatch.j2"
+DRIVER_TEMPLATE = "slurm_driver.sbatch.j2"
+#: Slurm's defaults, used when ``scontrol show config`` does not answer
+DEFAULT_MAX_ARRAY_SIZE = 1001
+DEFAULT_MAX_JOB_COUNT = 10000
+#: options the array template sets itself
+_RESERVED = {"array", "job-name", "output", "error", "wrap"}
+_COMMAND_TIMEOUT = 120.0
+
+
+@lru_cache(maxsize=1)
+def sbatch_option_names() -> frozenset[str]:
+    """sbatch's long option names (``mem-per-gpu``...), from simple-slurm's list."""
+    text = resources.files("simple_slurm").joinpath("arguments.txt").read_text()
+    return frozenset(line.split(",")[0].strip().replace("_", "-")
+                     for line in text.splitlines() if line.strip())
+
+
+def _parse_extra(item: str) -> tuple[str, str | None]:
+    """``"mem-per-cpu=2G"`` / ``"--exclusive"`` -> (``"mem-per-cpu"``, ``"2G"`` / None)."""
+    key, sep, value = item.partition("=")
+    key = key.strip().lstrip("-").replace("_", "-")
+    return key, (value if sep else None)
+
+
+def _check_key(key: str, item: str) -> None:
+    names = sbatch_option_names()
+    if key in _RESERVED:
+        raise ValueError(f"--sbatch_option {item!r}: hpsearch sets --{key} itself; "
+                         "leave it out")
+    if key not in names:
+        close = difflib.get_close_matches(key, sorted(names), n=3, cutoff=0.6)
+        hint = (f"; did you mean {', '.join('--' + c for c in close)}?" if close
+                else "; see `sbatch --help` for the option names")
+        raise ValueError(f"--sbatch_option {item!r}: sbatch has no option --{key}{hint}")
+
+
+def time_minutes(num_hours: float) -> int:
+    """``--num_hours`` as whole minutes for ``--time`` (rounded up; 0.5 -> 30)."""
+    return max(1, math.ceil(round(num_hours * 60, 6)))
+
+
+def slurm_directives(options: SearchOptions, *, gres: bool = True) -> list[str]:
+    """The ``#SBATCH`` options the flags ask for, e.g. ``["--time=240", "--mem=8G"]``.
+
+    An empty flag value leaves its directive out (``--slurm_gres=`` -> no ``--gres``).
+    ``--sbatch_option KEY=VALUE`` adds ``--KEY=VALUE`` (``KEY`` alone: a bare flag) and
+    replaces a directive of the same name. Raises ``ValueError`` (one line) for an
+    option sbatch does not know.
+    """
+    chosen: dict[str, str | None] = {}
+    if options.num_hours and options.num_hours > 0:
+        chosen["time"] = str(time_minutes(options.num_hours))
+    for key, value in (("mem", options.slurm_mem), ("gres", options.slurm_gres if gres else ""),
+                       ("partition", options.slurm_partition), ("qos", options.slurm_qos),
+                       ("constraint", options.slurm_constraint)):
+        if value:
+            chosen[key] = value
+    for item in options.sbatch_options:
+        key, value = _parse_extra(item)
+        _check_key(key, item)
+        chosen[key] = value
+    directives = []
+    for key, value in chosen.items():
+        if value is not None and ("\n" in value or not value.strip()):
+            raise ValueError(f"sbatch option --{key}: value {value!r} is empty or spans lines")
+        directives.append(f"--{key}" if value is None
+                          else f"--{key}={shlex.quote(value.strip())}")
+    return directives
+
+
+def validate_slurm_options(options: SearchOptions) -> None:
+    """Check every sbatch directive the flags produce; ``ValueError`` (one line) if bad."""
+    slurm_directives(options)
+    if options.job_template is not None:
+        templating.load_template(ARRAY_TEMPLATE, options.job_template)
+
+
+def render_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
+                         job_name: str = "hpsearch-driver") -> str:
+    """The wrapper job running the driver itself (``hpsearch wrap --scheduler slurm``).
+
+    It gets the time, memory, partition, QOS, constraint and extra directives of the
+    flags but no ``--gres``: the driver needs no GPU, its runs ask for their own.
+    """
+    return templating.render(DRIVER_TEMPLATE, {
+        "job_name": job_name,
+        "log_dir": str(Path(options.out_dir).resolve() / "slurm_logs"),
+        "directives": slurm_directives(options, gres=False),
+        "cwd": str(cwd),
+        "argv": list(argv),
+    })
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT,
+                          check=False)
+
+
+class SlurmBackend(ClusterBackend):
+    """Runs as Slurm job array tasks; see the module docstring."""
+
+    name = "slurm"
+    final_states = sp.FINAL_STATES
+
+    def __init__(self, options: SearchOptions, **kwargs) -> None:
+        super().__init__(options, **kwargs)
+        self.directives = slurm_directives(options)
+
+    def render_array(self, tasks: Sequence[Task], job_name: str) -> str:
+        return templating.render(ARRAY_TEMPLATE, {
+            "job_name": job_name,
+            "array": f"{sp.array_ranges([t.task for t in tasks])}%{self.num_jobs}",
+            "log_dir": str(self.log_dir.resolve()),
+            "directives": self.directives,
+            "runs": [{"task": t.task, "run_id": t.run.run_id,
+                      "run_dir": str(Path(t.run.run_dir).resolve()),
+                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv)}
+                     for t in tasks],
+        }, self.options.job_template)
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        return f"{array_id}_{task}"
+
+    def _submit_array(self, script: Path) -> str:
+        try:
+            done = _run(["sbatch", "--parsable", str(script)])
+        except subprocess.TimeoutExpired as exc:
+            raise SubmitRefused(f"sbatch did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        except FileNotFoundError as exc:
+            raise BackendError("sbatch not found: is this a Slurm login node?") from exc
+        if done.returncode != 0:
+            message = f"sbatch {script}: {sp.sbatch_error_line(done.stderr)}"
+            if sp.sbatch_retryable(done.stderr):
+                raise SubmitRefused(message)
+            raise BackendError(message)
+        return sp.parse_sbatch_parsable(done.stdout)
+
+    def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
+        arrays = sorted({j.split("_", 1)[0] for j in job_ids}, key=int)
+        try:
+            done = _run(["squeue", "--noheader", "--array", "--states=all",
+                         f"--jobs={','.join(arrays)}", f"--format={sp.SQUEUE_FORMAT}"])
+        except subprocess.TimeoutExpired as exc:
+            raise QueryFailed(f"squeue did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        if done.returncode != 0:
+            if sp.squeue_knows_none(done.stderr):
+                return {}
+            raise QueryFailed(f"squeue: {done.stderr.strip() or done.returncode}")
+        return {job_id: s.state for job_id, s in sp.parse_squeue(done.stdout).items()}
+
+    def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
+        done = _run(["scancel", *job_ids])
+        if done.returncode != 0:
+            raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
+
+    def _read_limits(self) -> tuple[int, int]:
+        try:
+            done = _run(["scontrol", "show", "config"])
+        except (OSError, subprocess.TimeoutExpired):
+            return DEFAULT_MAX_ARRAY_SIZE, DEFAULT_MAX_JOB_COUNT // 2
+        config = sp.parse_scontrol_config(done.stdout) if done.returncode == 0 else {}
+        max_array = sp.config_int(config, "MaxArraySize", DEFAULT_MAX_ARRAY_SIZE)
+        max_jobs = sp.config_int(config, "MaxJobCount", DEFAULT_MAX_JOB_COUNT)
+        # other users share the job table: queue at most half of it
+        return max(1, max_array), max(1, max_jobs // 2)

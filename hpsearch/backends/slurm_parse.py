@@ -1,0 +1,173 @@
+"""Pure functions that read what Slurm's commands print (no subprocesses here).
+
+Every function shows the exact text it reads; ``tests/data/slurm/`` holds that text as the
+real tools (Slurm 22.05) printed it, and ``tests/test_slurm_parse.py`` reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: the ``squeue`` output format this module reads: job id (``1234_7`` for an array task,
+#: with ``--array``), state, reason, separated by ``|``
+SQUEUE_FORMAT = "%i|%T|%r"
+
+#: job states after which a job never runs again
+FINAL_STATES = frozenset({
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+    "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT", "SPECIAL_EXIT", "REVOKED",
+})
+
+#: sbatch refusals that mean "not now" (a submit limit or a busy controller), retried later
+_RETRYABLE = (
+    "QOSMaxSubmitJobPerUserLimit",
+    "AssocMaxSubmitJobLimit",
+    "job submit limit",
+    "Socket timed out",
+    "Slurm temporarily unable to accept job",
+    "Resource temporarily unavailable",
+    "Unable to contact slurm controller",
+)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One line of ``squeue``: a job's state and the reason Slurm gives."""
+
+    state: str
+    reason: str
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+def parse_sbatch_parsable(text: str) -> str:
+    """The job id from ``sbatch --parsable`` output.
+
+    ``sbatch --parsable`` prints the job id, followed by ``;<cluster>`` on a multi-cluster
+    setup::
+
+        1234
+        1234;cluster_a
+    """
+    line = text.strip().splitlines()[-1] if text.strip() else ""
+    job_id = line.split(";", 1)[0].strip()
+    if not job_id.isdigit():
+        raise ValueError(f"sbatch printed no job id: {text.strip()!r}")
+    return job_id
+
+
+def parse_squeue(text: str) -> dict[str, JobState]:
+    """``{job_id: JobState}`` from ``squeue --noheader --array --format='%i|%T|%r'``.
+
+    With ``--array`` every task of an array is one line, even the pending ones::
+
+        2_3|CANCELLED|None
+        2_0|COMPLETED|None
+        2_1|FAILED|NonZeroExitCode
+        2_7|PENDING|JobArrayTaskLimit
+        2_6|RUNNING|None
+    """
+    states = {}
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 3:
+            continue
+        job_id, state, reason = (f.strip() for f in fields)
+        # "CANCELLED by 0" appears in some versions' %T; keep the state word only
+        states[job_id] = JobState(state.split()[0] if state else "UNKNOWN", reason)
+    return states
+
+
+def squeue_knows_none(stderr: str) -> bool:
+    """True when ``squeue -j`` failed because none of the job ids is known (any more)::
+
+        slurm_load_jobs error: Invalid job id specified
+    """
+    return "Invalid job id specified" in stderr
+
+
+def parse_scontrol_show_job(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` fields of one job from ``scontrol show job <id>``::
+
+        JobId=4 ArrayJobId=2 ArrayTaskId=1 ArrayTaskThrottle=4 JobName=hps-cap
+           UserId=root(0) GroupId=root(0) MCS_label=N/A
+           JobState=FAILED Reason=NonZeroExitCode Dependency=(null)
+           Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=3:0
+    """
+    return dict(re.findall(r"(?:^|\s)([A-Za-z][\w/:]*)=(\S*)", text))
+
+
+def parse_scontrol_config(text: str) -> dict[str, str]:
+    """``{name: value}`` from ``scontrol show config``, whose lines read::
+
+        MaxArraySize            = 1001
+        MaxJobCount             = 10000
+        MinJobAge               = 600 sec
+    """
+    config = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and " " not in name.strip():
+            config[name.strip()] = value.strip()
+    return config
+
+
+def config_int(config: dict[str, str], name: str, default: int) -> int:
+    """The leading integer of a config value (``"600 sec"`` -> 600), else ``default``."""
+    match = re.match(r"\d+", config.get(name, ""))
+    return int(match.group()) if match else default
+
+
+def sbatch_retryable(stderr: str) -> bool:
+    """True when sbatch refused for a reason that passes (a submit limit, a busy controller).
+
+    A QOS/association submit limit reads::
+
+        sbatch: error: QOSMaxSubmitJobPerUserLimit
+        sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job
+        submit limit, user's size and/or time limits)
+
+    (one line, wrapped here).
+
+    A controller that does not answer in time::
+
+        sbatch: error: Batch job submission failed: Socket timed out on send/recv operation
+
+    Errors in the job itself (unknown partition, bad option) are not retryable::
+
+        sbatch: error: invalid partition specified: nosuchpart
+        sbatch: error: Batch job submission failed: Invalid partition name specified
+    """
+    return any(marker in stderr for marker in _RETRYABLE)
+
+
+def sbatch_error_line(stderr: str) -> str:
+    """The most telling line of sbatch's error output, for a one-line message.
+
+    ``sbatch: error: Batch job submission failed: Invalid job array specification``
+    becomes ``Batch job submission failed: Invalid job array specification``.
+    """
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    if not lines:
+        return "sbatch failed without a message"
+    failed = [ln for ln in lines if "submission failed" in ln]
+    line = failed[-1] if failed else lines[0]
+    return re.sub(r"^sbatch:\s*(error:\s*)?", "", line)
+
+
+def array_ranges(indices: list[int]) -> str:
+    """Compress array task indices into Slurm's ``--array`` syntax: [0,1,2,5] -> ``0-2,5``."""
+    parts: list[str] = []
+    ordered = sorted(set(indices))
+    start = prev = None
+    for i in ordered + [None]:
+        if start is not None and (i is None or i != prev + 1):
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = None
+        if i is not None and start is None:
+            start = i
+        prev = i
+    return ",".join(parts)

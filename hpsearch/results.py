@@ -1,0 +1,102 @@
+"""The results table: one row per run, sorted by the performance key, written atomically.
+
+``<out_dir>/search_results.csv`` keeps hypnettorch's name and ``;`` separator. Columns: the
+configuration's keys, every summary keyword, then ``status`` (finished / failed / running /
+pending), ``attempts``, ``failure_reason``, ``wall_time`` (seconds), ``run_id``, ``run_dir``,
+``job_id``, and backend columns such as ``gpu``. Finished and running runs come first, by
+the performance key in the declared direction (no value last); failed runs last.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.journal import RunState
+from hpsearch.runfiles import RUNS_DIR
+from hpsearch.runs import render_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RESULTS_FILE = "search_results.csv"
+STATUS_COLUMNS = ["status", "attempts", "failure_reason", "wall_time", "run_id", "run_dir",
+                  "job_id"]
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    config_keys: list[str]
+    keywords: list[str]
+    performance_key: str
+    ascending: bool
+
+
+def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
+    row: dict[str, Any] = {k: render_value(v) if isinstance(v, str) else v
+                           for k, v in state.config.items()}
+    row.update(state.metrics)
+    row.update(status=state.status, attempts=state.attempts, failure_reason=state.reason,
+               wall_time=None if state.wall_time is None else round(state.wall_time, 3),
+               run_id=state.run_id, run_dir=str(out_dir / RUNS_DIR / state.run_id),
+               job_id=state.job_id)
+    row.update(state.extra)
+    return row
+
+
+def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame.from_records(list(rows))
+    first = layout.config_keys + layout.keywords + STATUS_COLUMNS
+    for column in first:
+        if column not in frame.columns:
+            frame[column] = None
+    frame = frame[first + [c for c in frame.columns if c not in first]]
+    if frame.empty:
+        return frame
+    key = pd.to_numeric(frame[layout.performance_key], errors="coerce")
+    order = pd.DataFrame({"failed": frame["status"] == "failed", "key": key})
+    order = order.sort_values(["failed", "key"], ascending=[True, layout.ascending],
+                              na_position="last", kind="stable")
+    return frame.loc[order.index].reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_csv(tmp, sep=";", index=False)
+    os.replace(tmp, path)
+
+
+class ResultsWriter:
+    """Keeps the CSV current during a search at a bounded cost.
+
+    Rewriting a sorted table costs time proportional to its rows, so it is rewritten at most
+    once per ``max(min_interval, 20 x the last write's duration)``: the share of the driver's
+    time spent on the table stays under 5 % however long the search grows.
+    """
+
+    def __init__(self, out_dir: Path, layout: TableLayout, min_interval: float = 2.0) -> None:
+        self.out_dir = out_dir
+        self.path = out_dir / RESULTS_FILE
+        self.layout = layout
+        self.min_interval = min_interval
+        self._next_write = 0.0
+        self._dirty = False
+
+    def changed(self) -> None:
+        self._dirty = True
+
+    def maybe_write(self, states: dict[str, RunState], force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._dirty or (not force and now < self._next_write):
+            return
+        write_table(build_table((row_of(s, self.out_dir) for s in states.values()),
+                                self.layout), self.path)
+        took = time.monotonic() - now
+        self._next_write = time.monotonic() + max(self.min_interval, 20 * took)
+        self._dirty = False

@@ -1,0 +1,111 @@
+"""A stand-in simulation that "uses" memory on a fake GPU (tests only; stdlib only).
+
+There is no GPU on the test machine, so end-to-end tests of GPU admission run this
+script instead of a CUDA program, next to ``tests/fakes/nvidia-smi``. Both share a
+state directory (env ``FAKE_GPU_STATE``); the GPUs are described by env ``FAKE_GPUS``:
+``"2x16384"`` (two GPUs of 16384 MiB) or ``"16384,8192"``.
+
+Usage::
+
+    CUDA_VISIBLE_DEVICES=1 python fake_gpu_sim.py --mib 4000 --delay 0.2 --seconds 1
+
+After ``--delay`` seconds the sim registers ``--mib`` MiB on the GPU named by
+``CUDA_VISIBLE_DEVICES`` by writing ``<state>/<pid>.json`` = ``{"gpu": 1, "mib": 4000}``,
+holds it for ``--seconds``, removes the file and exits 0. If the GPU's live
+registrations plus ``--mib`` exceed its total it prints a PyTorch-like
+``CUDA out of memory`` line to stderr and exits 1, as a real run would. Unknown
+arguments (``--out_dir`` and grid values from the driver) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def gpu_totals(spec: str | None = None) -> list[int]:
+    """Total MiB of each fake GPU from ``FAKE_GPUS`` (``"2x16384"`` or ``"16384,8192"``)."""
+    spec = (os.environ.get("FAKE_GPUS", "") if spec is None else spec).strip()
+    if not spec or spec == "0":
+        return []
+    if "x" in spec:
+        count, mib = spec.split("x", 1)
+        return [int(mib)] * int(count)
+    return [int(part) for part in spec.split(",")]
+
+
+def state_dir() -> Path:
+    return Path(os.environ["FAKE_GPU_STATE"])
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def live_registrations(state: Path) -> dict[int, dict[str, int]]:
+    """``{pid: {"gpu": i, "mib": m}}`` for every registration whose process is alive."""
+    found = {}
+    for path in state.glob("*.json"):
+        try:
+            pid, record = int(path.stem), json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue  # a file being replaced, or not ours
+        if pid_alive(pid):
+            found[pid] = {"gpu": int(record["gpu"]), "mib": int(record["mib"])}
+    return found
+
+
+def register(gpu: int, mib: int) -> str | None:
+    """Claim ``mib`` MiB on ``gpu`` for this process; the OOM message if it does not fit."""
+    state, totals = state_dir(), gpu_totals()
+    if not 0 <= gpu < len(totals):
+        return f"RuntimeError: CUDA error: invalid device ordinal (GPU {gpu})"
+    with open(state / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        used = sum(r["mib"] for r in live_registrations(state).values() if r["gpu"] == gpu)
+        if used + mib > totals[gpu]:
+            return (
+                f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {mib} MiB. "
+                f"GPU {gpu} has a total capacity of {totals[gpu]} MiB of which "
+                f"{totals[gpu] - used} MiB is free."
+            )
+        tmp = state / f".{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"gpu": gpu, "mib": mib}))
+        tmp.replace(state / f"{os.getpid()}.json")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=1000, help="GPU memory to use")
+    parser.add_argument("--delay", type=float, default=0.0, help="start-up before allocating")
+    parser.add_argument("--seconds", type=float, default=0.5, help="how long to hold it")
+    args, _unknown = parser.parse_known_args(argv)
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    if not visible.strip():
+        print("RuntimeError: No CUDA GPUs are available", file=sys.stderr)
+        return 1
+    time.sleep(args.delay)
+    error = register(int(visible.split(",")[0]), args.mib)
+    if error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        time.sleep(args.seconds)
+    finally:
+        (state_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
