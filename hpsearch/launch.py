@@ -53,7 +53,7 @@ def run_search(grid_module: str, options: SearchOptions, grid_config: Path | Non
     lock = DriverLock(options.out_dir)
     lock.acquire()
     try:
-        meta = describe(spec, grid_module, options.run_cwd, space.size_hint)
+        meta = describe(spec, grid_module, options.run_cwd, space.size_hint, backend.name)
         write_description(options.out_dir, meta, spec)
         progress.message(f"search directory {options.out_dir} ({backend.name} backend)")
         driver = Driver(spec, options, space, backend, layout_of(meta), progress)

@@ -7,7 +7,8 @@ the directory without the grid module::
      "script_name": "quadratic.py", "summary_filename": "performance_overview.txt",
      "summary_keywords": ["loss", "finished"], "performance_key": "loss",
      "performance_sort_asc": true, "out_arg": "out_dir", "config_keys": ["x", "y"],
-     "custom_parser": false, "size_hint": 96, "run_cwd": "/abs/sims/quadratic"}
+     "custom_parser": false, "size_hint": 96, "run_cwd": "/abs/sims/quadratic",
+     "backend": "local"}
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def layout_of(meta: dict[str, Any]) -> TableLayout:
                        meta["performance_key"], bool(meta["performance_sort_asc"]))
 
 
-def describe(spec: SearchSpec, grid_module: str, run_cwd: Path, size_hint: int) -> dict[str, Any]:
-    return {"grid_module": grid_module,
+def describe(spec: SearchSpec, grid_module: str, run_cwd: Path, size_hint: int,
+             backend: str) -> dict[str, Any]:
+    return {"grid_module": grid_module, "backend": backend,
             "module_file": str(spec.module_file) if spec.module_file else None,
             "script_name": spec.script_name, "summary_filename": spec.summary_filename,
             "summary_keywords": spec.summary_keywords,

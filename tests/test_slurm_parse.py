@@ -43,6 +43,17 @@ def test_squeue_timeout():
     assert states["2_2"].final
 
 
+def test_squeue_array_ranges_and_unsplit_arrays():
+    pending = sp.parse_squeue(text("squeue_pending_without_array_flag.txt"))
+    assert sorted(pending) == sorted(f"49_{i}" for i in range(10))
+    assert pending["49_9"] == sp.JobState("PENDING", "JobArrayTaskLimit")
+    unsplit = sp.parse_squeue(text("squeue_cancelled_unsplit_array.txt"))
+    assert sp.task_state(unsplit, "47_1") == sp.JobState("CANCELLED", "None")
+    assert sp.task_state(unsplit, "48_1") is None
+    held = sp.parse_squeue(text("squeue_cancelled_pending_array.txt"))
+    assert sp.task_state(held, "43_3") == sp.JobState("CANCELLED", "JobHeldUser")
+
+
 def test_squeue_unknown_job():
     assert sp.parse_squeue(text("squeue_unknown_job.stdout.txt")) == {}
     assert sp.squeue_knows_none(text("squeue_unknown_job.stderr.txt"))

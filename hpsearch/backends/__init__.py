@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hpsearch.backends.base import Backend
-from hpsearch.backends.local import LocalBackend
+from hpsearch.backends.local import LocalBackend, kill_local_jobs
 from hpsearch.errors import UsageError
 from hpsearch.options import SearchOptions
 
@@ -23,3 +23,10 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
         say("GPU scheduling is not yet supported; running on CPU slots "
             "(pass --visible_gpus=-1 to silence this)")
     return LocalBackend(options.num_jobs or 1, options.timeout)
+
+
+def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
+    """Cancel jobs a search's journal lists, from outside the driver; returns the count."""
+    if not job_ids:
+        return 0
+    return kill_local_jobs(job_ids)

@@ -179,7 +179,10 @@ class GpuAdmission:
             return self._need_override[run_id]
         if self.limits.gpu_memory_per_run is not None:
             return self.limits.gpu_memory_per_run
-        return self._learned_mib
+        # a learned need never exceeds what one run may take on the largest GPU, so a run
+        # bigger than --allowed_memory's share still starts, alone, on an idle GPU
+        cap = self._largest_cap()
+        return min(self._learned_mib, cap) if cap else self._learned_mib
 
     def choose(self, now: float, run_id: str | None = None) -> int | None:
         """The eligible GPU with the most free memory for ``run_id``, or None.

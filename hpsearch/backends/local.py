@@ -12,6 +12,7 @@ The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -58,6 +59,34 @@ class _Active:
     kill_at: float | None = None
     reason: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def _parse_job_id(job_id: str) -> tuple[str, int, str] | None:
+    """``"<host>:<pid>:<start ticks>"`` -> (host, pid, ticks)."""
+    host, _, rest = job_id.partition(":")
+    pid_text, _, ticks = rest.partition(":")
+    return (host, int(pid_text), ticks) if pid_text.isdigit() else None
+
+
+def _live_pid(job_id: str, host: str) -> int | None:
+    """The pid of a local job still running on ``host``, else None (also for a reused pid)."""
+    parsed = _parse_job_id(job_id)
+    if parsed is None or parsed[0] != host or process_start_ticks(parsed[1]) != parsed[2]:
+        return None
+    return parsed[1]
+
+
+def kill_local_jobs(job_ids: list[str]) -> int:
+    """SIGTERM the process groups of live local jobs on this host; returns how many."""
+    host = socket.gethostname()
+    killed = 0
+    for job_id in job_ids:
+        pid = _live_pid(job_id, host)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+                killed += 1
+    return killed
 
 
 class LocalBackend(Backend):
@@ -171,15 +200,11 @@ class LocalBackend(Backend):
         """Adopt runs of a killed driver still going on this host; report the others."""
         ended = []
         for run_id, (run, job_id) in jobs.items():
-            host, _, rest = job_id.partition(":")
-            pid_text, _, ticks = rest.partition(":")
-            alive = (host == self.host and pid_text.isdigit()
-                     and process_start_ticks(int(pid_text)) == ticks)
+            pid = _live_pid(job_id, self.host)
             record = read_exit(run.run_dir)
             if record is not None:
                 ended.append(Ended(run_id, record.exit_code))
-            elif alive:
-                pid = int(pid_text)
+            elif pid is not None:
                 deadline = None if self.timeout is None else time.monotonic() + self.timeout
                 self._track(_Active(run, pid, self._pidfd(pid), None, deadline))
             else:

@@ -172,7 +172,9 @@ class SlurmBackend(ClusterBackend):
             if sp.squeue_knows_none(done.stderr):
                 return {}
             raise QueryFailed(f"squeue: {done.stderr.strip() or done.returncode}")
-        return {job_id: s.state for job_id, s in sp.parse_squeue(done.stdout).items()}
+        states = sp.parse_squeue(done.stdout)
+        return {job_id: state.state for job_id in job_ids
+                if (state := sp.task_state(states, job_id)) is not None}
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         done = _run(["scancel", *job_ids])

@@ -69,6 +69,11 @@ def parse_squeue(text: str) -> dict[str, JobState]:
         2_1|FAILED|NonZeroExitCode
         2_7|PENDING|JobArrayTaskLimit
         2_6|RUNNING|None
+
+    Tasks still held in one record are listed as a range (``49_[2-9%2]``, expanded here
+    to ``49_2`` ... ``49_9``), and an array cancelled before any task was split off is
+    one line under the array's own id (``47|CANCELLED|None``), kept as ``47``; see
+    :func:`task_state` to look a task up.
     """
     states = {}
     for line in text.splitlines():
@@ -76,9 +81,31 @@ def parse_squeue(text: str) -> dict[str, JobState]:
         if len(fields) != 3:
             continue
         job_id, state, reason = (f.strip() for f in fields)
-        # "CANCELLED by 0" appears in some versions' %T; keep the state word only
-        states[job_id] = JobState(state.split()[0] if state else "UNKNOWN", reason)
+        job_state = JobState(state.split()[0] if state else "UNKNOWN", reason)
+        for one in _expand(job_id):
+            states[one] = job_state
     return states
+
+
+def _expand(job_id: str) -> list[str]:
+    """``49_[2-4,7%2]`` -> ``["49_2", "49_3", "49_4", "49_7"]``; other ids unchanged."""
+    match = re.fullmatch(r"(\d+)_\[([\d,\-]+)(?:%\d+)?\]", job_id)
+    if not match:
+        return [job_id]
+    array_id, spec = match.groups()
+    tasks = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        tasks.extend(range(int(first), int(last or first) + 1))
+    return [f"{array_id}_{t}" for t in tasks]
+
+
+def task_state(states: dict[str, JobState], job_id: str) -> JobState | None:
+    """The state of array task ``job_id`` (``"47_1"``) in :func:`parse_squeue`'s answer:
+    its own line, else its array's one-line record (``47``), else None (unknown)."""
+    if job_id in states:
+        return states[job_id]
+    return states.get(job_id.split("_", 1)[0]) if "_" in job_id else None
 
 
 def squeue_knows_none(stderr: str) -> bool:
