@@ -8,7 +8,7 @@ and exit status 2, before anything is written.
 from __future__ import annotations
 
 import os
-import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
     if not run_cwd.is_dir():
         _fail(f"--run_cwd={params['run_cwd']} is not a directory; pass the sim's folder")
     python = params["python"] or sys.executable
-    if not (os.path.isfile(python) and os.access(python, os.X_OK)) and not _which(python):
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)) and not shutil.which(python):
         _fail(f"--python={python} is not an executable; pass a path to a Python interpreter")
     template = params.get("job_template")
     return SearchOptions(
@@ -82,12 +82,6 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         sbatch_options=tuple(params["sbatch_option"]), resources=params["resources"],
         lsf_queue=params["lsf_queue"], lsf_gpu=params["lsf_gpu"],
         bsub_options=tuple(params["bsub_option"]))
-
-
-def _which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 # -- flags ----------------------------------------------------------------------------
@@ -217,7 +211,7 @@ def collect_command(out_dir: str, grid_module: str | None) -> None:
     """
     from hpsearch.collect import collect
 
-    collect(Path(out_dir), grid_module)
+    collect(Path(out_dir).resolve(), grid_module)
 
 
 @main_group.command("status")
@@ -227,7 +221,7 @@ def status_command(out_dir: str, top: int) -> None:
     """Print run counts by state and the best runs of the search in OUT_DIR."""
     from hpsearch.collect import print_status
 
-    print_status(Path(out_dir), top)
+    print_status(Path(out_dir).resolve(), top)
 
 
 @main_group.command("cancel")
@@ -236,7 +230,47 @@ def cancel_command(out_dir: str) -> None:
     """Stop the search's driver (if running here) and cancel every run or job it started."""
     from hpsearch.collect import cancel_search
 
-    cancel_search(Path(out_dir))
+    cancel_search(Path(out_dir).resolve())
+
+
+@main_group.command("wrap", context_settings={"ignore_unknown_options": True,
+                                              "allow_extra_args": True})
+@click.option("--driver_hours", type=float, default=120, show_default=True,
+              help="Time limit of the driver's own job, in hours.")
+@click.option("--driver_mem", default="8G", show_default=True,
+              help="Memory of the driver's own job (Slurm --mem; LSF rusage[mem=...]).")
+@click.argument("search_args", nargs=-1, type=click.UNPROCESSED)
+def wrap_command(driver_hours: float, driver_mem: str, search_args: tuple[str, ...]) -> None:
+    """Print a batch job script that runs this search's driver as a long job.
+
+    \b
+    hpsearch wrap --driver_hours=48 --grid_module=sims.my_sim.hpsearch_config \\
+        --run_cwd=sims/my_sim --out_dir=out/s --run_cluster --scheduler=slurm > search.sbatch
+    sbatch search.sbatch
+
+    SEARCH_ARGS are the flags of the search, checked now as the driver will read them.
+    """
+    import dataclasses
+
+    from hpsearch.backends import driver_script
+    from hpsearch.spec import load_spec
+
+    with main_group.make_context("hpsearch", list(search_args), resilient_parsing=False) as sub:
+        params = dict(sub.params)
+    if not params["grid_module"]:
+        raise UsageError("hpsearch wrap needs the search's flags, e.g. --grid_module=... "
+                         "--run_cluster --scheduler=slurm")
+    options = build_options(params)
+    if not options.run_cluster:
+        raise UsageError("hpsearch wrap runs the driver as a batch job that submits the runs: "
+                         "add --run_cluster --scheduler=slurm|lsf")
+    load_spec(params["grid_module"], options.run_cwd,
+              Path(params["grid_config"]) if params["grid_config"] else None)
+    _check_range("driver_hours", driver_hours, 0, low_open=True)
+    driver_options = dataclasses.replace(options, num_hours=driver_hours, slurm_mem=driver_mem,
+                                         resources=f"rusage[mem={driver_mem}]")
+    argv = [sys.executable, "-m", "hpsearch", *search_args]
+    click.echo(driver_script(driver_options, argv, Path.cwd()), nl=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +291,3 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         return 130
     return code if isinstance(code, int) else 0
-
-
-def quote_command(argv: list[str] | tuple[str, ...]) -> str:
-    return shlex.join(argv)

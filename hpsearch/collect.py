@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +133,17 @@ def parse_hypnettorch_command(text: str, out_arg: str) -> dict[str, Any]:
 
 def _hypnettorch_runs(out_dir: Path, states: dict[str, RunState], layout: TableLayout,
                       spec: SearchSpec | None, summary_filename: str, out_arg: str) -> None:
+    values = [] if spec is None else [*spec.grid.items()] + [
+        item for _match, replace in spec.conditions for item in replace.items()]
+    flag_keys = [k for k, vals in values if any(isinstance(v, bool) for v in vals)]
     for index, run_dir in enumerate(sorted(p for p in out_dir.glob("sim_*") if p.is_dir())):
         try:
             config = parse_hypnettorch_command(
                 (run_dir / HYPNETTORCH_COMMAND).read_text(), out_arg)
         except OSError:
             config = {}
+        for key in flag_keys:  # hypnettorch omits a False flag from the command
+            config.setdefault(key, False)
         state = states[run_dir.name] = RunState(run_dir.name, index, config, attempts=1)
         _judge(state, run_dir, None, layout, spec, summary_filename)
 
@@ -159,9 +165,11 @@ def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
     if not states:
         raise UsageError(f"{out_dir} holds no runs (no runs/<id>/ nor sim_*/ folders); "
                          "pass the search directory")
-    table = build_table((row_of(s, out_dir) for s in states.values()), layout)
+    rows = [row_of(s, out_dir) for s in states.values()]
     if hypnettorch:
-        table["run_dir"] = [str(out_dir / s) for s in table["run_id"]]
+        for row in rows:
+            row["run_dir"] = str(out_dir / row["run_id"])
+    table = build_table(rows, layout)
     path = out_dir / RESULTS_FILE
     if path.exists() and meta is None:
         backup = path.with_name(RESULTS_FILE + ".orig")
@@ -169,8 +177,8 @@ def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
             os.replace(path, backup)
     write_table(table, path)
     stream = stream or sys.stdout
-    counts = table["status"].value_counts().to_dict()
-    stream.write(f"{path}: {len(table)} runs ("
+    counts = Counter(row["status"] for row in rows)
+    stream.write(f"{path}: {len(rows)} runs ("
                  + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")\n")
     return path
 

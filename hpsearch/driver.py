@@ -75,6 +75,7 @@ class Driver:
         self.signal_number: int | None = None
         self.final_failures = sum(1 for s in self.states.values()
                                   if s.status == "failed" and s.attempts >= self.max_attempts)
+        self.finished = sum(1 for s in self.states.values() if s.status == "finished")
 
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
@@ -83,13 +84,7 @@ class Driver:
         self.results.changed()
 
     def _counts(self) -> None:
-        done = failed = 0
-        for state in self.states.values():
-            if state.status == "finished":
-                done += 1
-            elif state.status == "failed" and state.attempts >= self.max_attempts:
-                failed += 1
-        self.progress.set_counts(done, failed, len(self.active))
+        self.progress.set_counts(self.finished, self.final_failures, len(self.active))
 
     def _make_run(self, index: int, config: dict[str, Any]) -> Run:
         return make_run(index, config, out_dir=self.out_dir, run_cwd=self.options.run_cwd,
@@ -161,6 +156,7 @@ class Driver:
         state = self.states[run.run_id]
         perf = verdict.metrics.get(self.spec.performance_key)
         if reason is None:
+            self.finished += 1
             self.progress.offer_best(perf)
             text = f"run {run.run_id} #{run.index} finished {self.spec.performance_key}={perf}"
         elif state.attempts < self.max_attempts and self.stop_reason is None:
@@ -235,8 +231,8 @@ class Driver:
                     exhausted = True
             if self.stop_reason is None and exhausted and self.retry:
                 exhausted = False
-            if not self.active and (exhausted or self.stop_reason is not None):
-                break
+            if (exhausted and not self.active) or self.stop_reason is not None:
+                break  # on a stop, _stop_active below ends (or leaves) the active runs
             self.journal.flush()
             self.results.maybe_write(self.states)
             self.progress.draw()

@@ -10,8 +10,11 @@
     {"ev": "lost", "t": ..., "run": "3f2a9c0d1b7e", "reason": "driver restarted"}
     {"ev": "stop", "t": ..., "reason": "done"}
 
-One driver writes it (see :class:`DriverLock`); events are buffered and fsync'd once per
-driver loop iteration. Replay rebuilds every run's state; a torn last line (``kill -9``
+One driver writes it (see :class:`DriverLock`); events are buffered and written once per
+driver loop iteration, so a ``kill -9`` of the driver loses nothing it recorded; they are
+fsync'd at most once per ``sync_interval`` seconds (and on close), so a machine crash loses at
+most that much journal -- the run directories still hold every run's exit code, and
+``hpsearch collect`` rebuilds the table from them. Replay rebuilds every run's state; a torn last line (``kill -9``
 mid-write) is ignored, and cut off before the next driver appends.
 """
 
@@ -95,11 +98,14 @@ def apply_event(runs: dict[str, RunState], event: dict[str, Any]) -> None:
 class Journal:
     """Appends events; ``flush`` writes and fsyncs what was appended since the last flush."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync_interval: float = 1.0) -> None:
         self.path = path
+        self.sync_interval = sync_interval
+        self._next_sync = 0.0
         self._cut_torn_tail()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._pending: list[str] = []
+        self._unsynced = False
 
     def _cut_torn_tail(self) -> None:
         try:
@@ -114,18 +120,22 @@ class Journal:
         event = {"ev": kind, "t": round(time.time(), 3), **fields}
         self._pending.append(json.dumps(event, default=repr) + "\n")
 
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        data = "".join(self._pending).encode()
-        self._pending.clear()
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
-        os.fsync(self._fd)
+    def flush(self, sync: bool = False) -> None:
+        """Write what was appended; fsync if ``sync`` or the sync interval has passed."""
+        if self._pending:
+            data = "".join(self._pending).encode()
+            self._pending.clear()
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+            self._unsynced = True
+        if self._unsynced and (sync or time.monotonic() >= self._next_sync):
+            os.fsync(self._fd)
+            self._unsynced = False
+            self._next_sync = time.monotonic() + self.sync_interval
 
     def close(self) -> None:
-        self.flush()
+        self.flush(sync=True)
         os.close(self._fd)
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from hpsearch.backends import make_backend
+from hpsearch.backends.cluster import ClusterBackend
 from hpsearch.driver import Driver
 from hpsearch.errors import UsageError
 from hpsearch.journal import DriverLock
@@ -42,11 +43,15 @@ def run_search(grid_module: str, options: SearchOptions, grid_config: Path | Non
         progress.message(f"warning: {warning}")
     backend = make_backend(options, progress.message)
     if options.dry_run:
-        for index, config in enumerate(space):
-            run = make_run(index, config, out_dir=options.out_dir, run_cwd=options.run_cwd,
-                           python=options.python, script_name=spec.script_name,
-                           out_arg=spec.out_arg)
-            sys.stdout.write(shlex.join(run.argv) + "\n")
+        runs = (make_run(index, config, out_dir=options.out_dir, run_cwd=options.run_cwd,
+                         python=options.python, script_name=spec.script_name,
+                         out_arg=spec.out_arg) for index, config in enumerate(space))
+        if isinstance(backend, ClusterBackend):
+            for script in backend.dry_run_scripts(list(runs)):
+                sys.stdout.write(script + "\n")
+        else:
+            for run in runs:
+                sys.stdout.write(shlex.join(run.argv) + "\n")
         return 0
 
     options.out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,19 +9,18 @@ the performance key in the declared direction (no value last); failed runs last.
 
 from __future__ import annotations
 
+import csv
+import math
 import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpsearch.journal import RunState
 from hpsearch.runfiles import RUNS_DIR
 from hpsearch.runs import render_value
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 RESULTS_FILE = "search_results.csv"
 STATUS_COLUMNS = ["status", "attempts", "failure_reason", "wall_time", "run_id", "run_dir",
@@ -48,27 +47,39 @@ def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
     return row
 
 
-def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout) -> pd.DataFrame:
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(list(rows))
-    first = layout.config_keys + layout.keywords + STATUS_COLUMNS
-    for column in first:
-        if column not in frame.columns:
-            frame[column] = None
-    frame = frame[first + [c for c in frame.columns if c not in first]]
-    if frame.empty:
-        return frame
-    key = pd.to_numeric(frame[layout.performance_key], errors="coerce")
-    order = pd.DataFrame({"failed": frame["status"] == "failed", "key": key})
-    order = order.sort_values(["failed", "key"], ascending=[True, layout.ascending],
-                              na_position="last", kind="stable")
-    return frame.loc[order.index].reset_index(drop=True)
+def _sort_key(row: dict[str, Any], layout: TableLayout) -> tuple[int, int, float]:
+    """Failed last; within each group, rows with a number first, by that number."""
+    value = row.get(layout.performance_key)
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and not math.isnan(value) else None
+    failed = 1 if row.get("status") == "failed" else 0
+    if number is None:
+        return failed, 1, 0.0
+    return failed, 0, number if layout.ascending else -number
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
+def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout
+                ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Columns (config keys, keywords, status columns, then any others) and sorted rows."""
+    rows = sorted(rows, key=lambda row: _sort_key(row, layout))
+    columns = layout.config_keys + layout.keywords + STATUS_COLUMNS
+    known = set(columns)
+    for row in rows:
+        for column in row:
+            if column not in known:
+                known.add(column)
+                columns.append(column)
+    return columns, rows
+
+
+def write_table(table: tuple[list[str], list[dict[str, Any]]], path: Path) -> None:
+    """Write ``;``-separated CSV atomically (readers see the old or the new table)."""
+    columns, rows = table
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, sep=";", index=False)
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, delimiter=";", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 

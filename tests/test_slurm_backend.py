@@ -180,6 +180,7 @@ def test_bad_partition_is_one_line_error(tmp_path):
     assert not backend.job_ids()
 
 
+@pytest.mark.slow  # ~75 s after submission: Slurm's smallest limit is 1 minute
 def test_time_limit_reports_timeout(timeout_job):
     backend, run = timeout_job
     ended = drive(backend, timeout=150)

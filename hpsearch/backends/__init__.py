@@ -7,22 +7,58 @@ local GPUs, or to ``--num_jobs`` CPU slots when ``--visible_gpus=-1`` or no GPU 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from hpsearch.backends.base import Backend
+from hpsearch.backends.gpu_admission import GpuLimits
+from hpsearch.backends.gpu_probe import GpuUnavailable, open_gpu_source
+from hpsearch.backends.gpus import GpuBackend
 from hpsearch.backends.local import LocalBackend, kill_local_jobs
 from hpsearch.errors import UsageError
 from hpsearch.options import SearchOptions
 
 
+def make_cluster_backend(options: SearchOptions) -> Backend:
+    """The Slurm or LSF backend, its settings checked before anything is submitted."""
+    if options.scheduler == "slurm":
+        from hpsearch.backends.slurm import SlurmBackend, validate_slurm_options
+
+        try:
+            validate_slurm_options(options)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return SlurmBackend(options)
+    raise UsageError(f"--scheduler={options.scheduler} is not yet supported; use "
+                     "--scheduler=slurm")
+
+
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     """The backend for ``options``; ``say`` reports choices the user should know of."""
     if options.run_cluster:
-        raise UsageError(f"--run_cluster --scheduler={options.scheduler} is not yet "
-                         "supported; run locally without --run_cluster")
-    if options.visible_gpus.strip() != "-1":
-        say("GPU scheduling is not yet supported; running on CPU slots "
-            "(pass --visible_gpus=-1 to silence this)")
-    return LocalBackend(options.num_jobs or 1, options.timeout)
+        return make_cluster_backend(options)
+    if options.visible_gpus.strip() == "-1":
+        return LocalBackend(options.num_jobs or 1, options.timeout)
+    try:
+        limits = GpuLimits.from_options(options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say)
+    except GpuUnavailable as exc:
+        say(f"{exc} (pass --visible_gpus=-1 to silence this)")
+        return LocalBackend(options.num_jobs or 1, options.timeout)
+    present = backend.policy.gpus()
+    missing = [i for i in limits.visible_gpus or () if i not in present]
+    if missing:
+        raise UsageError(f"--visible_gpus={options.visible_gpus}: GPU {missing[0]} does not "
+                         f"exist; this machine has GPU(s) {','.join(map(str, present))}")
+    if not backend.fits_at_all():
+        raise UsageError(f"--gpu_memory_per_run={options.gpu_memory_per_run} is more than "
+                         f"--allowed_memory={options.allowed_memory} of any GPU allows "
+                         f"({backend.policy.largest_cap_mib()} MiB); lower one or raise the other")
+    say(f"GPUs {','.join(map(str, backend.policy.candidates()))} via "
+        f"{backend.source.description}")
+    return backend
 
 
 def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
@@ -30,3 +66,16 @@ def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
     if not job_ids:
         return 0
     return kill_local_jobs(job_ids)
+
+
+def driver_script(options: SearchOptions, argv: list[str], cwd: Path) -> str:
+    """The batch job that runs the driver itself (``hpsearch wrap``)."""
+    if options.scheduler == "slurm":
+        from hpsearch.backends.slurm import render_driver_script
+
+        try:
+            return render_driver_script(options, argv, cwd)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    raise UsageError(f"hpsearch wrap: --scheduler={options.scheduler} is not yet supported; "
+                     "use --scheduler=slurm")

@@ -141,13 +141,21 @@ class ClusterBackend(Backend):
     def job_name(self) -> str:
         return f"hps-{Path(self.options.out_dir).resolve().name}"[:64]
 
+    def _arrays(self, runs: Sequence[Run]) -> list[list[Task]]:
+        """``runs`` split into arrays of at most the scheduler's max array size."""
+        per_array, _ = self.limits()
+        return [[Task(i, run) for i, run in enumerate(runs[start:start + per_array])]
+                for start in range(0, len(runs), per_array)]
+
+    def dry_run_scripts(self, runs: Sequence[Run]) -> list[str]:
+        """The job scripts ``submit`` would write for ``runs`` (``--dry_run``)."""
+        return [self.render_array(tasks, self.job_name()) for tasks in self._arrays(runs)]
+
     def write_array_scripts(self, runs: Sequence[Run]) -> list[tuple[Path, list[Task]]]:
         """Render the scripts for ``runs``, split by the max array size."""
-        per_array, _ = self.limits()
         self.script_dir.mkdir(parents=True, exist_ok=True)
         scripts = []
-        for start in range(0, len(runs), per_array):
-            tasks = [Task(i, run) for i, run in enumerate(runs[start:start + per_array])]
+        for tasks in self._arrays(runs):
             self._script_count += 1
             path = self.script_dir / f"array_{time.time():.0f}_{self._script_count}.sh"
             path.write_text(self.render_array(tasks, self.job_name()))

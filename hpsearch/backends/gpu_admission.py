@@ -163,7 +163,7 @@ class GpuAdmission:
         need; when neither is known, all the memory ``allowed_memory`` lets one run take
         on the largest GPU. Never more than that, so the retry can still be placed.
         """
-        cap = self._largest_cap()
+        cap = self.largest_cap_mib()
         known = max(self._peaks.get(run_id, 0), self.need_mib(run_id))
         need = round(known * OOM_GROWTH) if known else cap
         if cap:
@@ -181,7 +181,7 @@ class GpuAdmission:
             return self.limits.gpu_memory_per_run
         # a learned need never exceeds what one run may take on the largest GPU, so a run
         # bigger than --allowed_memory's share still starts, alone, on an idle GPU
-        cap = self._largest_cap()
+        cap = self.largest_cap_mib()
         return min(self._learned_mib, cap) if cap else self._learned_mib
 
     def choose(self, now: float, run_id: str | None = None) -> int | None:
@@ -192,7 +192,7 @@ class GpuAdmission:
         """
         need = self.need_mib(run_id)
         best: tuple[float, int] | None = None
-        for gpu in self._candidates():
+        for gpu in self.candidates():
             if self.refusal(gpu, now, need) is None:
                 key = (self._free_mib(gpu), -gpu)
                 if best is None or key > best:
@@ -229,7 +229,7 @@ class GpuAdmission:
 
     def fits_at_all(self, run_id: str | None = None) -> bool:
         """False when the run's need exceeds ``allowed_memory`` of every known GPU."""
-        cap = self._largest_cap()
+        cap = self.largest_cap_mib()
         return not cap or self.need_mib(run_id) <= cap
 
     # ------------------------------------------------------------ state
@@ -255,7 +255,12 @@ class GpuAdmission:
         """Largest per-process memory seen for ``run_id`` (None if never seen)."""
         return self._peaks.get(run_id)
 
-    def _candidates(self) -> list[int]:
+    def gpus(self) -> list[int]:
+        """Every GPU sampled so far, by index (whether ``--visible_gpus`` allows it or not)."""
+        return sorted(self._latest)
+
+    def candidates(self) -> list[int]:
+        """The GPUs sampled so far that ``--visible_gpus`` allows, by index."""
         gpus = sorted(self._latest)
         if self.limits.visible_gpus is not None:
             gpus = [g for g in gpus if g in self.limits.visible_gpus]
@@ -273,7 +278,8 @@ class GpuAdmission:
             return float("-inf")  # unknown memory: prefer GPUs that report it
         return total - self._used_mib(gpu) - self.reserved_mib(gpu)
 
-    def _largest_cap(self) -> int:
+    def largest_cap_mib(self) -> int:
+        """MiB one run may take on the largest allowed GPU (0: no GPU reports memory)."""
         totals = [
             s.memory_total_mib
             for g, s in self._latest.items()

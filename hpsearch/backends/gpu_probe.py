@@ -28,6 +28,7 @@ removed, and it spawns ``nvidia-smi`` twice per poll.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +37,8 @@ from types import ModuleType
 from typing import Any, Protocol
 
 MIB = 1 << 20
+#: env var that makes :func:`open_gpu_source` skip NVML (``HPSEARCH_NO_NVML=1``)
+NO_NVML_ENV = "HPSEARCH_NO_NVML"
 
 #: the fields of the ``--query-gpu`` call, in order
 GPU_FIELDS = ("index", "uuid", "name", "memory.used", "memory.total", "utilization.gpu")
@@ -276,8 +279,14 @@ def open_gpu_source(
 
     The message names both failures, e.g. ``no GPU found (NVML: NVML Shared Library Not
     Found; nvidia-smi: nvidia-smi is not on PATH); running on CPU slots``.
+
+    Env ``HPSEARCH_NO_NVML=1`` skips NVML and goes straight to ``nvidia-smi``: the
+    end-to-end tests set it so that a fake ``nvidia-smi`` on PATH is what gets read even
+    on a machine whose NVML loads; users may set it when NVML misbehaves.
     """
     try:
+        if os.environ.get(NO_NVML_ENV, "") not in ("", "0"):
+            raise GpuUnavailable(f"disabled by {NO_NVML_ENV}=1")
         return NvmlSource(nvml_loader())
     except GpuUnavailable as exc:
         nvml_reason = str(exc)

@@ -11,10 +11,13 @@ Usage::
 
 After ``--delay`` seconds the sim registers ``--mib`` MiB on the GPU named by
 ``CUDA_VISIBLE_DEVICES`` by writing ``<state>/<pid>.json`` = ``{"gpu": 1, "mib": 4000}``,
-holds it for ``--seconds``, removes the file and exits 0. If the GPU's live
+holds it for ``--seconds``, removes the file, writes ``performance_overview.txt``
+(``gpu_mib 4000``, ``finished 1``) into ``--out_dir`` when given, and exits 0. If the GPU's live
 registrations plus ``--mib`` exceed its total it prints a PyTorch-like
-``CUDA out of memory`` line to stderr and exits 1, as a real run would. Unknown
-arguments (``--out_dir`` and grid values from the driver) are accepted and ignored.
+``CUDA out of memory`` line to stderr and exits 1, as a real run would. With env
+``FAKE_GPU_LOG`` set, each allocation (and refusal) is appended there (see
+:func:`log_event`). Unknown arguments (grid values from the driver) are accepted
+and ignored.
 """
 
 from __future__ import annotations
@@ -65,6 +68,22 @@ def live_registrations(state: Path) -> dict[int, dict[str, int]]:
     return found
 
 
+def log_event(record: dict[str, object]) -> None:
+    """Append ``record`` (plus ``t``, wall clock) as one JSON line to env ``FAKE_GPU_LOG``.
+
+    Unset: nothing is written. Tests read the log to check every moment the fakes saw::
+
+        {"event": "alloc", "t": 1732350000.12, "pid": 4242, "gpu": 1, "mib": 4000, "used": 8000, "total": 16384}
+        {"event": "oom", "t": ..., "pid": 4243, "gpu": 1, "mib": 4000, "used": 16000, "total": 16384}
+        {"event": "sample", "t": ..., "gpus": [{"index": 0, "used": 0, "total": 16384, "util": 0}]}
+        {"event": "start", "t": ..., "pid": 4242, "gpu": 1}   (and "end" when the sim exits)
+    """  # noqa: E501
+    path = os.environ.get("FAKE_GPU_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({**record, "t": time.time()}) + "\n")
+
+
 def register(gpu: int, mib: int) -> str | None:
     """Claim ``mib`` MiB on ``gpu`` for this process; the OOM message if it does not fit."""
     state, totals = state_dir(), gpu_totals()
@@ -73,7 +92,10 @@ def register(gpu: int, mib: int) -> str | None:
     with open(state / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         used = sum(r["mib"] for r in live_registrations(state).values() if r["gpu"] == gpu)
+        event = {"pid": os.getpid(), "gpu": gpu, "mib": mib, "used": used + mib,
+                 "total": totals[gpu]}
         if used + mib > totals[gpu]:
+            log_event({"event": "oom", **event})
             return (
                 f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {mib} MiB. "
                 f"GPU {gpu} has a total capacity of {totals[gpu]} MiB of which "
@@ -82,6 +104,7 @@ def register(gpu: int, mib: int) -> str | None:
         tmp = state / f".{os.getpid()}.tmp"
         tmp.write_text(json.dumps({"gpu": gpu, "mib": mib}))
         tmp.replace(state / f"{os.getpid()}.json")
+        log_event({"event": "alloc", **event})
     return None
 
 
@@ -90,20 +113,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mib", type=int, default=1000, help="GPU memory to use")
     parser.add_argument("--delay", type=float, default=0.0, help="start-up before allocating")
     parser.add_argument("--seconds", type=float, default=0.5, help="how long to hold it")
+    parser.add_argument("--out_dir", help="write performance_overview.txt here on success")
     args, _unknown = parser.parse_known_args(argv)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     if not visible.strip():
         print("RuntimeError: No CUDA GPUs are available", file=sys.stderr)
         return 1
-    time.sleep(args.delay)
-    error = register(int(visible.split(",")[0]), args.mib)
-    if error:
-        print(error, file=sys.stderr)
-        return 1
+    gpu = int(visible.split(",")[0])
+    log_event({"event": "start", "pid": os.getpid(), "gpu": gpu})
     try:
-        time.sleep(args.seconds)
+        time.sleep(args.delay)
+        error = register(gpu, args.mib)
+        if error:
+            print(error, file=sys.stderr)
+            return 1
+        try:
+            time.sleep(args.seconds)
+        finally:
+            (state_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
     finally:
-        (state_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
+        log_event({"event": "end", "pid": os.getpid(), "gpu": gpu})
+    if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, "performance_overview.txt"), "w") as f:
+            f.write(f"gpu_mib {args.mib}\nfinished 1\n")
     return 0
 
 

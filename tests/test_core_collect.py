@@ -1,0 +1,106 @@
+"""``hpsearch collect`` and ``hpsearch status`` on real search directories."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from conftest import count_ev, run_hpsearch, start_hpsearch, wait_for, write_search
+
+
+def key_rows(rows):
+    return sorted((r["run_id"], r["status"], r["acc"], r["x"]) for r in rows)
+
+
+def test_collect_rebuilds_after_journal_deleted(tmp_path):
+    s = write_search(tmp_path, {"x": [1, 3, 2], "mode": ["ok", "exit"]})
+    rc, _, err = run_hpsearch(s.args("--num_jobs=2"), tmp_path)
+    assert rc == 1, err
+    before = s.results()
+    (s.out_dir / "journal.jsonl").unlink()
+    (s.out_dir / "search_results.csv").unlink()
+    rc, out, err = run_hpsearch(["collect", str(s.out_dir)], tmp_path)
+    assert rc == 0, err
+    assert "6 runs" in out
+    after = s.results()
+    assert key_rows(after) == key_rows(before)
+    assert [r["x"] for r in after if r["status"] == "finished"] == ["3", "2", "1"]
+    assert [r["status"] for r in after][3:] == ["failed"] * 3
+
+
+def test_collect_and_status_of_killed_driver(tmp_path, procs):
+    s = write_search(tmp_path, {"x": [1, 2, 3, 4], "hold": [True]})
+    s.hold.write_text("")
+    try:
+        driver = start_hpsearch(s.args("--num_jobs=2"), tmp_path)
+        procs.append(driver)
+        wait_for(lambda: count_ev(s, "start") >= 2, what="two runs started")
+        time.sleep(0.3)  # the journal is flushed once per loop iteration
+        rc, out, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
+        assert rc == 0, err
+        assert "2 running" in out and "2 pending" in out and f"pid {driver.pid}" in out
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        s.hold.unlink()
+    wait_for(lambda: count_ev(s, "end") >= 2, what="orphaned runs ended")
+    wait_for(lambda: len(list(s.out_dir.glob("runs/*/exit_code"))) == 2, what="exit codes")
+    rc, out, err = run_hpsearch(["collect", str(s.out_dir)], tmp_path)
+    assert rc == 0, err
+    rows = s.results()
+    assert len(rows) == 2 and all(r["status"] == "finished" for r in rows)
+    assert [r["x"] for r in rows] == sorted((r["x"] for r in rows), reverse=True)
+
+
+def test_status_best_runs(tmp_path):
+    s = write_search(tmp_path, {"x": [1, 5, 3]})
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 0, err
+    rc, out, err = run_hpsearch(["status", str(s.out_dir), "--top=2"], tmp_path)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert "3 finished" in lines[0] and "0 failed" in lines[0] and "no driver" in lines[0]
+    assert "acc=5" in lines[2] and "acc=3" in lines[3] and len(lines) == 4
+
+
+HYPNETTORCH_MODULE = """
+grid = {"lr": [0.001, 0.01], "use_bn": [False, True], "name": ['"a b"']}
+conditions = []
+_SCRIPT_NAME = "train.py"
+_SUMMARY_FILENAME = "performance_overview.txt"
+_SUMMARY_KEYWORDS = ["acc_test", "finished"]
+_OUT_ARG = "out_dir"
+_SUMMARY_PARSER_HANDLE = None
+_PERFORMANCE_KEY = None
+_PERFORMANCE_SORT_ASC = False
+_PERFORMANCE_EVAL_HANDLE = None
+_ARGPARSE_HANDLE = None
+"""
+
+
+def test_collect_hypnettorch_layout(tmp_path):
+    search = tmp_path / "out" / "search_2024-01-01_12-00-00"
+    search.mkdir(parents=True)
+    (search / "hpsearch_config_mine.py").write_text(HYPNETTORCH_MODULE)
+    runs = [("0.001", True, "0.91", "1"), ("0.01", True, "0.95", "1"),
+            ("0.001", False, "0.5", "0"), ("0.01", False, "-1e-3", "1")]
+    for i, (lr, bn, acc, finished) in enumerate(runs):
+        sim = search / f"sim_2024-01-01_12-00-0{i}_{i}"
+        sim.mkdir()
+        flag = " --use_bn" if bn else ""
+        (sim / "hpsearch_command.sh").write_text(
+            f"#!/bin/sh\npython3 train.py --out_dir={sim} --lr={lr}{flag} --name=\"a b\"\n")
+        (sim / "performance_overview.txt").write_text(
+            f"acc_test {acc}\nfinished {finished}\n")
+    rc, out, err = run_hpsearch(["collect", str(search)], tmp_path)
+    assert rc == 0, err
+    import csv
+
+    with open(search / "search_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    got = [(r["lr"], r["use_bn"], r["name"], r["acc_test"], r["status"]) for r in rows]
+    assert got == [("0.01", "True", "a b", "0.95", "finished"),
+                   ("0.001", "True", "a b", "0.91", "finished"),
+                   ("0.01", "False", "a b", "-0.001", "finished"),
+                   ("0.001", "False", "a b", "0.5", "failed")]
+    assert rows[0]["run_dir"] == str(search / "sim_2024-01-01_12-00-01_1")

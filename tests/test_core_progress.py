@@ -1,0 +1,54 @@
+"""Progress output: plain lines off a terminal, a redrawn live line on one (a real pty)."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+
+from conftest import hpsearch_cmd, hpsearch_env, run_hpsearch, write_search
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run [0-9a-f]{12} #\d+ "
+                  r"(started \(job .+, attempt 1\)|finished acc=\S+ \[done \d, running \d, "
+                  r"failed 0\])$")
+
+
+def test_plain_lines_off_a_terminal(tmp_path):
+    s = write_search(tmp_path, {"x": [1, 2, 3]})
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 0, err
+    run_lines = [ln for ln in err.splitlines() if not ln.startswith("hpsearch: ")]
+    assert len(run_lines) == 6, err  # one per state change: 3 starts, 3 ends
+    assert all(LINE.match(ln) for ln in run_lines), err
+    assert run_lines[-1].endswith("[done 3, running 0, failed 0]")
+    assert "\r" not in err and "\x1b" not in err
+
+
+def test_live_line_on_a_terminal(tmp_path):
+    s = write_search(tmp_path, {"x": [1, 2, 3, 4], "sleep": [0.3]})
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(hpsearch_cmd(s.args()), cwd=tmp_path, env=hpsearch_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 30)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = b"".join(chunks).decode()
+    redraws = text.count("\r\x1b[2Khpsearch  done ")
+    assert redraws >= 4, text
+    assert "done 4/4" in text and "best acc=4" in text
+    assert not re.search(r"\d\d:\d\d:\d\d run [0-9a-f]{12}", text)  # no plain log lines

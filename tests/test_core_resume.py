@@ -1,0 +1,85 @@
+"""Resume after ``kill -9`` of the driver, one driver per search, SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+from conftest import pid_alive, run_hpsearch, start_hpsearch, wait_for, write_search
+
+
+def count(search, ev):
+    return sum(1 for e in search.events() if e["ev"] == ev)
+
+
+def assert_complete(search, n):
+    rows = search.results()
+    assert len(rows) == n
+    assert len({r["run_id"] for r in rows}) == n
+    assert all(r["status"] == "finished" for r in rows), rows
+
+
+@pytest.mark.parametrize("moment", ["in_flight", "after_3_ended", "twice"])
+def test_kill_9_then_resume(tmp_path, procs, moment):
+    s = write_search(tmp_path, {"x": list(range(8)), "sleep": [0.25]})
+    args = s.args("--num_jobs=2")
+    kills = 2 if moment == "twice" else 1
+    ended_before = set()
+    for k in range(kills):
+        driver = start_hpsearch(args, tmp_path)
+        procs.append(driver)
+        if moment == "after_3_ended":
+            wait_for(lambda: count(s, "end") >= 3, what="3 runs ended")
+        else:
+            target = count(s, "start") + 1
+            wait_for(lambda t=target: count(s, "start") >= t, what="a run started")
+            time.sleep(0.05 * k)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        ended_before |= {e["key"] for e in s.events() if e["ev"] == "end"}
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 0, err
+    assert_complete(s, 8)
+    starts = s.starts()
+    assert len(starts) == 8
+    assert all(starts[key] == 1 for key in ended_before), starts  # never run again
+    assert "reattaching" in err or moment == "after_3_ended"
+    # running again does nothing more
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 0, err
+    assert s.starts() == starts
+    assert_complete(s, 8)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_second_driver_refused_and_signal_stops_runs(tmp_path, procs, sig):
+    s = write_search(tmp_path, {"x": [1, 2, 3], "hold": [True]})
+    s.hold.write_text("")
+    try:
+        args = s.args("--num_jobs=2")
+        driver = start_hpsearch(args, tmp_path)
+        procs.append(driver)
+        wait_for(lambda: count(s, "start") >= 2, what="two runs started")
+        files = sorted(p.name for p in s.out_dir.iterdir())
+
+        rc, out, err = run_hpsearch(args, tmp_path)
+        assert rc == 2
+        assert err.startswith("hpsearch: error: ") and "another hpsearch driver" in err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert sorted(p.name for p in s.out_dir.iterdir()) == files
+
+        pids = [e["pid"] for e in s.events() if e["ev"] == "start"]
+        assert all(pid_alive(p) for p in pids)
+        driver.send_signal(sig)
+        rc = driver.wait(timeout=15)
+        assert rc != 0
+        assert rc == 128 + sig
+        wait_for(lambda: not any(pid_alive(p) for p in pids), timeout=5, what="runs gone")
+        assert count(s, "start") == 2  # stopped launching
+        assert not (s.out_dir / ".hpsearch.lock").exists()
+    finally:
+        s.hold.unlink()
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 0, err
+    assert_complete(s, 3)
