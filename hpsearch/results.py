@@ -62,7 +62,7 @@ def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout
                 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns (config keys, keywords, status columns, then any others) and sorted rows."""
     rows = sorted(rows, key=lambda row: _sort_key(row, layout))
-    columns = layout.config_keys + layout.keywords + STATUS_COLUMNS
+    columns = list(dict.fromkeys(layout.config_keys + layout.keywords + STATUS_COLUMNS))
     known = set(columns)
     for row in rows:
         for column in row:

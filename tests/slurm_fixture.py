@@ -1,6 +1,7 @@
 """A session fixture that starts the real single-node Slurm cluster (scripts/slurm/start.sh).
 
-Import ``slurm_cluster`` into a test module. Set ``HPSEARCH_SKIP_SLURM=1`` to skip those
+Import ``slurm_cluster`` into a test module (and ``timeout_search``, the shared slow
+search, see there). Set ``HPSEARCH_SKIP_SLURM=1`` to skip those
 tests; otherwise a cluster that cannot start FAILS them.
 """
 
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import Search, run_hpsearch, start_hpsearch, write_search
 
 START = Path(__file__).resolve().parent.parent / "scripts" / "slurm" / "start.sh"
 
@@ -25,3 +29,33 @@ def slurm_cluster() -> str:
     if done.returncode != 0:
         pytest.fail(f"{START} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done.stdout.strip()
+
+
+@dataclass
+class TimeoutSearch:
+    """A CLI search of one run that outlives its one-minute limit, running in the background."""
+
+    search: Search
+    proc: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="session")
+def timeout_search(slurm_cluster, tmp_path_factory) -> Iterator[TimeoutSearch]:
+    """``python -m hpsearch ... --num_hours=1/60`` over one run sleeping 10 minutes.
+
+    Slurm's smallest time limit is one minute and the controller notices it up to 30 s
+    later, so this search is started once per session by the first Slurm test module
+    (its module fixtures ask for it) and checked by the last test of
+    ``test_slurm_search.py``: the wait overlaps the other tests.
+    """
+    root = tmp_path_factory.mktemp("timeout_search")
+    search = write_search(root, {"x": [1.0], "sleep": [600]})
+    proc = start_hpsearch([
+        "--grid_module=hpconf", "--run_cwd=proj", f"--out_dir={search.out_dir}",
+        "--run_cluster", "--scheduler=slurm", "--slurm_gres=", "--slurm_mem=50M",
+        f"--num_hours={1 / 60!r}"], cwd=root, stdout=subprocess.DEVNULL)
+    yield TimeoutSearch(search, proc)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+        run_hpsearch(["cancel", str(search.out_dir)], cwd=root)

@@ -146,6 +146,7 @@ def test_dry_run_lines_split_back_to_exact_argv(tmp_path):
     got = sorted(json.loads(p.read_text()) for p in s.out_dir.glob("runs/*/out/argv.json"))
     assert got == sorted(a[2:] for a in argvs)
     assert not (s.sim_dir / "pwned").exists()
+    assert sorted(r["name"] for r in s.results()) == sorted(expected_names * 2)
 
 
 def test_python_flag_chooses_interpreter(tmp_path):

@@ -83,3 +83,19 @@ def test_second_driver_refused_and_signal_stops_runs(tmp_path, procs, sig):
     rc, _, err = run_hpsearch(args, tmp_path)
     assert rc == 0, err
     assert_complete(s, 3)
+
+
+def test_resume_reruns_failed_runs_within_retries(tmp_path):
+    s = write_search(tmp_path, {"x": [1, 2], "mode": ["flaky", "ok"]})
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 1, err
+    assert sum(s.starts().values()) == 4
+    rc, _, err = run_hpsearch(s.args(), tmp_path)  # same budget: nothing to do
+    assert rc == 1, err
+    assert sum(s.starts().values()) == 4
+    rc, _, err = run_hpsearch(s.args("--retries=1"), tmp_path)
+    assert rc == 0, err
+    assert sorted(s.starts().values()) == [1, 1, 2, 2]
+    rows = s.results()
+    assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
+    assert sorted(r["attempts"] for r in rows) == ["1", "1", "2", "2"]

@@ -247,6 +247,24 @@ def test_oom_with_nothing_known_asks_for_a_whole_allowed_gpu():
     assert policy.choose(0.0, "x") == 1
 
 
+def test_oom_retry_waits_for_our_unseen_runs_on_the_gpu():
+    # b launched with nothing known (reserves 0) and shows no memory yet: the retry of a
+    # must not take its GPU on an empty snapshot; once b's memory shows, the sums decide.
+    policy = GpuAdmission(GpuLimits(allowed_memory=1.0, max_num_jobs_per_gpu=2,
+                                    sim_startup_time=0))
+    policy.observe([sample(0, 0, total=8000)], 0.0)
+    policy.launched(0, "b", 7, 0.0)
+    assert policy.oom("a") == 8000
+    assert policy.choose(0.5, "other") == 0  # an ordinary run: start-up gate is 0
+    assert policy.choose(0.5, "a") is None
+    assert "waits for run b" in policy.refusal(0, 0.5, 8000, after_oom=True)
+    policy.observe([sample(0, 2000, total=8000, processes={7: 2000})], 1.0)
+    assert policy.choose(1.0, "a") is None  # 2000 + 8000 > 8000
+    policy.ended("b")
+    policy.observe([sample(0, 0, total=8000)], 2.0)
+    assert policy.choose(2.0, "a") == 0
+
+
 def test_user_need_larger_than_every_gpu_is_reported():
     policy = GpuAdmission(GpuLimits(gpu_memory_per_run=parse_mib("12GiB")))
     policy.observe([sample(0, 0, total=16000)], 0.0)

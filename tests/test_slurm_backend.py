@@ -20,7 +20,7 @@ from hpsearch.backends.cluster import SubmitRefused
 from hpsearch.backends.slurm import SlurmBackend
 from hpsearch.options import SearchOptions
 from hpsearch.runfiles import read_exit, write_run_record
-from tests.slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
+from tests.slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
@@ -55,8 +55,11 @@ def drive(backend: SlurmBackend, timeout: float = 60.0) -> dict[str, Ended]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def timeout_job(slurm_cluster, tmp_path_factory):  # noqa: F811
-    """Submitted first, collected by test_time_limit (last): a run over its 1-minute limit."""
+def timeout_job(slurm_cluster, timeout_search, tmp_path_factory):  # noqa: F811
+    """Submitted first, collected by test_time_limit (last): a run over its 1-minute limit.
+
+    Also starts the session's CLI time-limit search (``timeout_search``, checked in
+    ``test_slurm_search.py``) so that both one-minute waits overlap."""
     out = tmp_path_factory.mktemp("timeout")
     backend = SlurmBackend(make_options(out, sbatch_options=("time=1",)))
     run = make_run(out, "sleeper", "import time; time.sleep(600)")

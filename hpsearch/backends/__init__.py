@@ -28,8 +28,16 @@ def make_cluster_backend(options: SearchOptions) -> Backend:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         return SlurmBackend(options)
-    raise UsageError(f"--scheduler={options.scheduler} is not yet supported; use "
-                     "--scheduler=slurm")
+    if options.scheduler == "lsf":
+        from hpsearch.backends.lsf import LsfBackend, validate_lsf_options
+
+        try:
+            validate_lsf_options(options)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return LsfBackend(options)
+    raise UsageError(f"--scheduler={options.scheduler} is not supported; use "
+                     "--scheduler=slurm or --scheduler=lsf")
 
 
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
@@ -65,6 +73,23 @@ def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
     """Cancel jobs a search's journal lists, from outside the driver; returns the count."""
     if not job_ids:
         return 0
+    if backend_name == "slurm":
+        from hpsearch.backends.base import BackendError
+        from hpsearch.backends.slurm import scancel
+
+        try:
+            scancel(job_ids)
+        except BackendError as exc:
+            raise UsageError(str(exc)) from None
+        return len(job_ids)
+    if backend_name == "lsf":
+        from hpsearch.backends.base import BackendError
+        from hpsearch.backends.lsf import bkill
+
+        try:
+            return bkill(job_ids)
+        except BackendError as exc:
+            raise UsageError(str(exc)) from None
     return kill_local_jobs(job_ids)
 
 
@@ -77,5 +102,12 @@ def driver_script(options: SearchOptions, argv: list[str], cwd: Path) -> str:
             return render_driver_script(options, argv, cwd)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    raise UsageError(f"hpsearch wrap: --scheduler={options.scheduler} is not yet supported; "
-                     "use --scheduler=slurm")
+    if options.scheduler == "lsf":
+        from hpsearch.backends.lsf import render_lsf_driver_script
+
+        try:
+            return render_lsf_driver_script(options, argv, cwd)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    raise UsageError(f"hpsearch wrap: --scheduler={options.scheduler} is not supported; "
+                     "use --scheduler=slurm or --scheduler=lsf")

@@ -10,6 +10,12 @@ A job that left the queue (or reached a final state) without an ``exit_code`` fi
 given ``exit_grace`` seconds for the file to show up (shared filesystems lag); then it is
 reported as ``Ended(run_id, None, <scheduler state>)``.
 
+The exit files cost one ``stat`` each, which adds up with thousands of queued runs on
+NFS, so they are read sparingly: every run's file just before each scheduler query (a
+"sweep", at most as often as the queries), and between queries, at most once per
+``file_interval`` (1 s), only the files of runs the last query did not report as queued
+(``queued_states``: a pending job cannot have finished).
+
 Subclasses supply the scheduler commands: :meth:`_submit_array`, :meth:`_query`,
 :meth:`_cancel_jobs`, :meth:`_limits`, :meth:`render_array`.
 """
@@ -50,7 +56,7 @@ class Task:
 class _Watched:
     run: Run
     job_id: str
-    state: str = "SUBMITTED"
+    state: str = "SUBMITTED"  # the scheduler's last word; SUBMITTED = not asked yet
     gone_at: float | None = None  # when the scheduler first said it is over/unknown
 
 
@@ -63,6 +69,7 @@ class ClusterBackend(Backend):
 
     def __init__(self, options: SearchOptions, *, min_interval: float = 1.0,
                  max_interval: float = 30.0, exit_grace: float = 3.0,
+                 file_interval: float = 1.0,
                  submit_backoff: float = 2.0, submit_patience: float = 600.0,
                  max_query_failures: int = 30,
                  clock: Callable[[], float] = time.monotonic,
@@ -72,6 +79,7 @@ class ClusterBackend(Backend):
         self.min_interval = max(1.0, min_interval)
         self.max_interval = max(self.min_interval, max_interval)
         self.exit_grace = exit_grace
+        self.file_interval = file_interval
         self.submit_backoff = submit_backoff
         self.submit_patience = submit_patience
         self.max_query_failures = max_query_failures
@@ -80,12 +88,16 @@ class ClusterBackend(Backend):
         self._watched: dict[str, _Watched] = {}
         self._interval = self.min_interval
         self._next_query = 0.0
+        self._next_file_check = 0.0
+        self._found: list[Ended] = []  # read from exit files by wait(), reported by poll()
         self._query_failures = 0
         self._queue_cap: int | None = None  # lowered when the scheduler refuses for a limit
         self._limits_cache: tuple[int, int] | None = None
         self._script_count = 0
         #: scheduler commands run so far: queries (squeue/bjobs) and submissions (sbatch)
         self.scheduler_calls = 0
+        #: exit files looked at so far (one stat each)
+        self.file_checks = 0
         self.submit_calls = 0
         self.log_dir = Path(options.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
@@ -205,19 +217,42 @@ class ClusterBackend(Backend):
                 delay = min(delay * 2, 60.0)
 
     # -- poll ------------------------------------------------------------------------------
-    def _from_files(self) -> list[Ended]:
+    #: scheduler states after which a job never runs again (subclasses set theirs)
+    final_states: frozenset[str] = frozenset()
+    #: scheduler states of a job waiting to start: its exit file is not looked for
+    #: between sweeps (subclasses set theirs)
+    queued_states: frozenset[str] = frozenset()
+
+    def is_final(self, state: str) -> bool:
+        """Whether a job in ``state`` (as ``_query`` names it) never runs again."""
+        return state in self.final_states
+
+    def _read_files(self, full: bool) -> list[Ended]:
+        """Runs whose exit file exists: all watched (``full``) or those that may have run."""
         ended = []
         for run_id, w in list(self._watched.items()):
+            if not full and w.state in self.queued_states:
+                continue
+            self.file_checks += 1
             record = read_exit(w.run.run_dir)
             if record is not None:
                 del self._watched[run_id]
                 ended.append(Ended(run_id, record.exit_code, extra={"job_id": w.job_id}))
+        self._next_file_check = self._clock() + self.file_interval
         return ended
+
+    def _query_due(self, now: float) -> bool:
+        return now >= self._next_query and any(
+            w.gone_at is None for w in self._watched.values())
 
     def poll(self) -> list[Ended]:
         """Runs that ended: exit files first, then one scheduler query when it is due."""
-        ended = self._from_files()
+        ended, self._found = self._found, []
         now = self._clock()
+        if self._query_due(now):
+            ended += self._read_files(full=True)
+        elif now >= self._next_file_check:
+            ended += self._read_files(full=False)
         changed = bool(ended)
         asking = [w for w in self._watched.values() if w.gone_at is None]
         if asking and now >= self._next_query:
@@ -238,7 +273,7 @@ class ClusterBackend(Backend):
                     if state != w.state:
                         changed = True
                         w.state = state
-                    if state == "GONE" or state in self.final_states:
+                    if state == "GONE" or self.is_final(state):
                         w.gone_at = now
             self._interval = (self.min_interval if changed
                               else min(self._interval * 2, self.max_interval))
@@ -254,13 +289,14 @@ class ClusterBackend(Backend):
                     ended.append(Ended(run_id, None, reason, extra={"job_id": w.job_id}))
         return ended
 
-    #: scheduler states after which a job never runs again (subclasses set theirs)
-    final_states: frozenset[str] = frozenset()
-
     def wait(self, timeout: float) -> None:
-        """Sleep until an exit file appears, a query is due, or ``timeout`` passed."""
+        """Sleep until an exit file appears, a query is due, or ``timeout`` passed.
+
+        Exit files are looked at once per ``file_interval``, only those of runs that may
+        have run (see the module docstring); what is found is reported by the next poll.
+        """
         deadline = self._clock() + max(0.0, timeout)
-        while True:
+        while not self._found:
             now = self._clock()
             due = [self._next_query] if any(
                 w.gone_at is None for w in self._watched.values()) else []
@@ -269,9 +305,10 @@ class ClusterBackend(Backend):
             until = min([deadline, *due])
             if now >= until:
                 return
-            if any(read_exit(w.run.run_dir) is not None for w in self._watched.values()):
-                return
-            self._sleep(min(0.25, until - now))
+            if now >= self._next_file_check:
+                self._found = self._read_files(full=False)
+                continue
+            self._sleep(min(self._next_file_check, until) - now)
 
     # -- reattach / cancel -----------------------------------------------------------------
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:

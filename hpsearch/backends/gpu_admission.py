@@ -191,16 +191,23 @@ class GpuAdmission:
         offered again.
         """
         need = self.need_mib(run_id)
+        after_oom = run_id is not None and run_id in self._need_override
         best: tuple[float, int] | None = None
         for gpu in self.candidates():
-            if self.refusal(gpu, now, need) is None:
+            if self.refusal(gpu, now, need, after_oom) is None:
                 key = (self._free_mib(gpu), -gpu)
                 if best is None or key > best:
                     best = key
         return None if best is None else -best[1]
 
-    def refusal(self, gpu: int, now: float, need: int | None = None) -> str | None:
-        """Why ``gpu`` refuses a run needing ``need`` MiB now (None: it accepts)."""
+    def refusal(self, gpu: int, now: float, need: int | None = None,
+                after_oom: bool = False) -> str | None:
+        """Why ``gpu`` refuses a run needing ``need`` MiB now (None: it accepts).
+
+        ``after_oom``: the run is the retry of a CUDA out-of-memory failure; it also waits
+        until each of our runs on the GPU shows its memory (or ends), whatever
+        ``--sim_startup_time`` says, since an unseen run of unknown need reserves nothing.
+        """
         limits = self.limits
         if limits.visible_gpus is not None and gpu not in limits.visible_gpus:
             return "not in --visible_gpus"
@@ -213,6 +220,9 @@ class GpuAdmission:
         starting = [r for r in ours if not r.seen and now - r.launched_at < limits.sim_startup_time]
         if starting:
             return f"run {starting[0].run_id} still starting (no GPU memory seen yet)"
+        unseen = [r for r in ours if not r.seen]
+        if after_oom and unseen:
+            return f"retry after out of memory waits for run {unseen[0].run_id} to show its memory"
         load = self.load(gpu)
         if load > limits.allowed_load:
             return f"load {load:.2f} > --allowed_load={limits.allowed_load}"

@@ -181,7 +181,8 @@ class GpuBackend(LocalBackend):
         self.say = say
         self._run_dirs: dict[str, Path] = {}
         self._probe_failures = 0
-        self._stale = False  # runs ended since the last sample
+        self._stale = False  # runs ended after the last sample was taken
+        self._last_end = float("-inf")
         self._blocked_since: float | None = None
         self._said_waiting = False
         # the first sample in the foreground: GpuUnavailable here means "use CPU slots"
@@ -209,7 +210,7 @@ class GpuBackend(LocalBackend):
     def _observe(self, began: float, samples: list[GpuSample]) -> None:
         wrappers = {active.pid for active in self._active.values()}
         self.policy.observe(by_session(samples, wrappers), began)
-        self._stale = False
+        self._stale = self._stale and began < self._last_end
 
     def fits_at_all(self) -> bool:
         """False when ``--gpu_memory_per_run`` exceeds ``--allowed_memory`` of every GPU."""
@@ -283,7 +284,8 @@ class GpuBackend(LocalBackend):
                 self.say(f"run {end.run_id} ran out of GPU memory; its retry reserves "
                          f"{need} MiB")
             self.policy.ended(end.run_id)
-        self._stale = self._stale or bool(ended)
+        if ended:
+            self._stale, self._last_end = True, time.monotonic()
         return ended
 
     # -- restart and stop -----------------------------------------------------------

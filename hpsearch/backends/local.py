@@ -190,10 +190,8 @@ class LocalBackend(Backend):
         return Ended(run_id, None, "ended without an exit code", extra=active.extra)
 
     def _signal(self, active: _Active, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(active.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     # -- restart and stop -----------------------------------------------------------
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:

@@ -24,6 +24,12 @@ DEFAULT_MAX_JOB_ARRAY_SIZE = 1000
 
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted to (?:default )?queue")
 _MAX_ARRAY = re.compile(r"^\s*MAX_JOB_ARRAY_SIZE\s*=\s*(\d+)\s*$", re.MULTILINE)
+#: stderr lines of bjobs/bkill that only say a job is unknown or over: not a failure
+_BENIGN = re.compile(r"is not found|^No (unfinished )?job found|No matching job found"
+                     r"|Job has already finished")
+#: words of bsub's answers when the cluster is busy or its daemons are down: worth a retry
+_BUSY = re.compile(r"threshold|not responding|LSF is down|try again|timed? ?out",
+                   re.IGNORECASE)
 
 
 class BjobsRow(NamedTuple):
@@ -82,6 +88,32 @@ def parse_bjobs(text: str, delimiter: str | None = BJOBS_DELIMITER) -> dict[str,
         rows[key] = BjobsRow(stat, int(code) if code and code.lstrip("-").isdigit() else None,
                              reason)
     return rows
+
+
+def scheduler_errors(stderr: str) -> list[str]:
+    """The stderr lines of ``bjobs`` / ``bkill`` that report a real failure.
+
+    Lines that only say a job is unknown or already over are left out::
+
+        Job <123> is not found
+        No unfinished job found
+        Job <1234[3]>: No matching job found
+        Job <1234>: Job has already finished
+    """
+    return [line.strip() for line in stderr.splitlines()
+            if line.strip() and not _BENIGN.search(line)]
+
+
+def bsub_retryable(stderr: str) -> bool:
+    """Whether bsub's refusal is a passing one (busy or restarting cluster), e.g.::
+
+        Pending job threshold reached. Retrying in 60 seconds...
+        LSF is down; Please wait...
+        batch system daemon not responding ... still trying
+
+    Anything else (a bad option, an index above MAX_JOB_ARRAY_SIZE) is not retried.
+    """
+    return bool(_BUSY.search(stderr))
 
 
 def parse_max_job_array_size(text: str) -> int:

@@ -122,11 +122,30 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
+def scancel(job_ids: Sequence[str]) -> None:
+    """Cancel ``job_ids`` (``"1234_7"``, ``"1234"``) with one ``scancel`` call.
+
+    Jobs already over or forgotten are no error: ``scancel 77 78 99999`` with 78
+    completed and 99999 unknown exits 0 silently (Slurm 22.05).
+    """
+    if not job_ids:
+        return
+    try:
+        done = _run(["scancel", *job_ids])
+    except FileNotFoundError as exc:
+        raise BackendError("scancel not found: is this a Slurm login node?") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BackendError(f"scancel did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+    if done.returncode != 0:
+        raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
+
+
 class SlurmBackend(ClusterBackend):
     """Runs as Slurm job array tasks; see the module docstring."""
 
     name = "slurm"
     final_states = sp.FINAL_STATES
+    queued_states = sp.QUEUED_STATES
 
     def __init__(self, options: SearchOptions, **kwargs) -> None:
         super().__init__(options, **kwargs)
@@ -177,9 +196,7 @@ class SlurmBackend(ClusterBackend):
                 if (state := sp.task_state(states, job_id)) is not None}
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
-        done = _run(["scancel", *job_ids])
-        if done.returncode != 0:
-            raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
+        scancel(job_ids)
 
     def _read_limits(self) -> tuple[int, int]:
         try:

@@ -19,6 +19,9 @@ FINAL_STATES = frozenset({
     "OUT_OF_MEMORY", "PREEMPTED", "TIMEOUT", "SPECIAL_EXIT", "REVOKED",
 })
 
+#: job states of a job waiting to start (it cannot have written an exit file yet)
+QUEUED_STATES = frozenset({"PENDING", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+
 #: sbatch refusals that mean "not now" (a submit limit or a busy controller), retried later
 _RETRYABLE = (
     "QOSMaxSubmitJobPerUserLimit",

@@ -255,6 +255,16 @@ def job_report(job: dict[str, Any], index: int, elem: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def open_output(path: Path | None, mode: str) -> Any:
+    """The job's -o/-e file, or DEVNULL when there is none or it cannot be written."""
+    if path is None:
+        return subprocess.DEVNULL
+    try:
+        return open(path, mode)  # noqa: SIM115
+    except OSError:
+        return subprocess.DEVNULL
+
+
 class Element:
     """One running array element: its process and its kill sequence."""
 
@@ -289,11 +299,14 @@ def run(root: Path, job_id: int) -> None:
         err_opt = opts.get("-e") or opts.get("-eo")
         out = Path(expand_path(out_opt, job_id, index, job["cwd"])) if out_opt else None
         err = Path(expand_path(err_opt, job_id, index, job["cwd"])) if err_opt else None
-        stdout = open(out, "a" if "-o" in opts else "w") if out else subprocess.DEVNULL  # noqa: SIM115
+        # "If the specified output_file path is not accessible, the output will not be stored."
+        stdout = open_output(out, "a" if "-o" in opts else "w")
         if err and err != out:
-            stderr = open(err, "a" if "-e" in opts else "w")  # noqa: SIM115
+            stderr = open_output(err, "a" if "-e" in opts else "w")
         else:
             stderr = subprocess.STDOUT if out else subprocess.DEVNULL
+        if stdout == subprocess.DEVNULL:
+            out = None
         proc = subprocess.Popen(["/bin/sh", job["script"]], cwd=job["cwd"], env=env,
                                 stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                 start_new_session=True)

@@ -1,0 +1,243 @@
+"""The IBM Spectrum LSF backend: runs become elements of job arrays submitted with ``bsub``.
+
+Each array script goes to ``bsub`` on standard input (``bsub < script``, as an argv call
+without a shell); its ``#BSUB`` lines carry the options. LSF numbers array elements from 1
+in every array, so the run of base task ``t`` (0-based, see :class:`ClusterBackend`) is
+element ``t + 1`` and its job id is ``"<array id>[<t + 1>]"`` (e.g. ``"1234[3]"``). One
+``bjobs -a`` call per poll covers every watched array; ``bkill`` gets every job id in one
+call. Texts read from LSF's commands are parsed in :mod:`hpsearch.backends.lsf_parse`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from hpsearch import templating
+from hpsearch.backends import lsf_parse as lp
+from hpsearch.backends.base import BackendError
+from hpsearch.backends.cluster import ClusterBackend, QueryFailed, SubmitRefused, Task
+from hpsearch.options import SearchOptions
+
+ARRAY_TEMPLATE = "lsf_array.bsub.j2"
+DRIVER_TEMPLATE = "lsf_driver.bsub.j2"
+LOG_DIR = "lsf_logs"
+#: how many runs may be queued at once; a busy cluster's refusals lower it (see the base)
+DEFAULT_MAX_QUEUED = 10000
+#: options the templates set themselves (job name, log files)
+_RESERVED = {"J", "o", "oo", "e", "eo"}
+_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_COMMAND_TIMEOUT = 120.0
+
+
+def strip_wrapping_quotes(value: str) -> str:
+    """``'"rusage[mem=8000, ngpus_excl_p=1]"'`` -> ``'rusage[mem=8000, ngpus_excl_p=1]'``.
+
+    hypnettorch's default ``--resources`` carries its own quotes (it pasted the value into a
+    shell line); one pair wrapping the whole value is dropped, as the template does.
+    """
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1].strip()
+    return value
+
+
+def _check_value(flag: str, value: str) -> None:
+    if not value.strip() or "\n" in value or "\0" in value:
+        raise ValueError(f"{flag}: value {value!r} is empty or spans lines; give a value "
+                         "or leave the option out")
+
+
+def bsub_options(options: SearchOptions) -> list[str]:
+    """``--bsub_option`` items as the templates take them: ``"KEY=VALUE"`` or ``"KEY"``.
+
+    A leading ``-`` is dropped (``-P=proj`` -> ``P=proj``). Raises ``ValueError`` (one
+    line) for a key that is not an option name, one the templates set themselves, or an
+    empty value.
+    """
+    items = []
+    for item in options.bsub_options:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not _KEY.fullmatch(key):
+            raise ValueError(f"--bsub_option {item!r}: expected KEY=VALUE or a bare flag "
+                             "such as P=myproject or x")
+        if key in _RESERVED:
+            raise ValueError(f"--bsub_option {item!r}: hpsearch sets -{key} itself; leave it out")
+        if sep:
+            _check_value(f"--bsub_option {key}", value)
+        items.append(f"{key}={value.strip()}" if sep else key)
+    return items
+
+
+def validate_lsf_options(options: SearchOptions) -> None:
+    """Check every ``#BSUB`` value the flags produce; ``ValueError`` (one line) if bad."""
+    bsub_options(options)
+    resources = strip_wrapping_quotes(options.resources or "")
+    if resources and ("\n" in resources or '"' in resources or "'" in resources):
+        raise ValueError(f"--resources={options.resources!r}: a resource requirement may be "
+                         "wrapped in one pair of quotes but hold none inside, nor a newline")
+    for flag, value in (("--lsf_queue", options.lsf_queue), ("--lsf_gpu", options.lsf_gpu)):
+        if value and ("\n" in value or not value.strip()):
+            _check_value(flag, value)
+    if options.job_template is not None:
+        templating.load_template(ARRAY_TEMPLATE, options.job_template)
+
+
+def safe_job_name(text: str) -> str:
+    """A job name LSF's ``-J "name[1-N]%k"`` takes: letters, digits, ``_.-`` only."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64] or "hpsearch"
+
+
+def render_lsf_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
+                             name: str = "hpsearch-driver") -> str:
+    """The wrapper job running the driver itself (``hpsearch wrap --scheduler lsf``).
+
+    Submit with ``bsub < script``. It gets the time limit (``-W``), the queue and the
+    extra ``--bsub_option`` items, no ``-R``/``-gpu``: the driver needs no GPU, its runs
+    ask for their own. Its LSF log files go to ``cwd``, which exists when it is submitted
+    (``--out_dir`` may not yet, and LSF drops output it cannot write).
+    """
+    validate_lsf_options(options)
+    return templating.render(DRIVER_TEMPLATE, {
+        "name": safe_job_name(name),
+        "log_dir": str(Path(cwd).resolve()),
+        "num_hours": options.num_hours,
+        "lsf_queue": options.lsf_queue.strip(),
+        "bsub_options": bsub_options(options),
+        "cwd": str(Path(cwd).resolve()),
+        "argv": list(argv),
+    })
+
+
+def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                          timeout=_COMMAND_TIMEOUT, check=False)
+
+
+def bkill(job_ids: Sequence[str]) -> int:
+    """Kill ``job_ids`` (``"1234"``, ``"1234[3]"``) with one ``bkill``; the count it took.
+
+    Ids LSF no longer knows or that already ended are not an error. Raises
+    ``BackendError`` when bkill is missing or reports another failure.
+    """
+    if not job_ids:
+        return 0
+    try:
+        done = _run(["bkill", *job_ids])
+    except FileNotFoundError as exc:
+        raise BackendError("bkill not found: is this an LSF login node?") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BackendError(f"bkill did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+    errors = lp.scheduler_errors(done.stderr)
+    if done.returncode != 0 and errors:
+        raise BackendError(f"bkill: {errors[0]}")
+    return done.stdout.count("is being terminated")
+
+
+class LsfBackend(ClusterBackend):
+    """Runs as LSF job array elements; see the module docstring."""
+
+    name = "lsf"
+    log_dir_name = LOG_DIR
+    final_states = lp.FINISHED_STATES
+    queued_states = lp.PENDING_STATES
+
+    def __init__(self, options: SearchOptions, **kwargs) -> None:
+        super().__init__(options, **kwargs)
+        self.bsub_options = bsub_options(options)
+        self.resources = strip_wrapping_quotes(options.resources or "")
+
+    def is_final(self, state: str) -> bool:
+        """DONE, or an EXIT element by the reason ``_query`` gave it (``TERM_RUNLIMIT``...)."""
+        return (state in self.final_states or state == "killed"
+                or state.startswith(("TERM_", "exit ")))
+
+    def render_array(self, tasks: Sequence[Task], job_name: str) -> str:
+        indices = [t.task + 1 for t in tasks]
+        return templating.render(ARRAY_TEMPLATE, {
+            "name": safe_job_name(job_name),
+            "indices": _index_list(indices),
+            "num_jobs": self.num_jobs,
+            "log_dir": str(self.log_dir.resolve()),
+            "num_hours": self.options.num_hours,
+            "resources": self.resources,
+            "lsf_queue": self.options.lsf_queue.strip(),
+            "lsf_gpu": self.options.lsf_gpu.strip(),
+            "bsub_options": self.bsub_options,
+            "runs": [{"index": t.task + 1, "run_id": t.run.run_id,
+                      "run_dir": str(Path(t.run.run_dir).resolve()),
+                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv)}
+                     for t in tasks],
+        }, self.options.job_template)
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        return f"{array_id}[{task + 1}]"
+
+    def _submit_array(self, script: Path) -> str:
+        try:
+            done = _run(["bsub"], stdin=script.read_text())
+        except subprocess.TimeoutExpired as exc:
+            raise SubmitRefused(f"bsub did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        except FileNotFoundError as exc:
+            raise BackendError("bsub not found: is this an LSF login node?") from exc
+        answer = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        message = f"bsub < {script}: {answer[-1] if answer else done.returncode}"
+        if done.returncode != 0:
+            if lp.bsub_retryable(done.stderr + done.stdout):
+                raise SubmitRefused(message)
+            raise BackendError(message)
+        try:
+            return lp.parse_bsub_job_id(done.stdout)
+        except ValueError as exc:
+            raise BackendError(f"{message} ({exc})") from exc
+
+    def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """States by job id: LSF's STAT, but an EXIT element by why it ended.
+
+        ``TERM_RUNLIMIT``, ``TERM_MEMLIMIT``, ``killed``, ``exit 3``... (see
+        :func:`~hpsearch.backends.lsf_parse.classify_exit`), which becomes the run's reason.
+        """
+        arrays = sorted({j.split("[", 1)[0] for j in job_ids}, key=int)
+        try:
+            done = _run(["bjobs", "-a", "-noheader", "-o", lp.BJOBS_FORMAT, *arrays])
+        except subprocess.TimeoutExpired as exc:
+            raise QueryFailed(f"bjobs did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        except FileNotFoundError as exc:
+            raise BackendError("bjobs not found: is this an LSF login node?") from exc
+        errors = lp.scheduler_errors(done.stderr)
+        if done.returncode != 0 and errors:
+            raise QueryFailed(f"bjobs: {errors[0]}")
+        rows = lp.parse_bjobs(done.stdout)
+        return {job_id: lp.classify_exit(row) or row.stat
+                for job_id in job_ids if (row := rows.get(job_id)) is not None}
+
+    def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
+        bkill(job_ids)
+
+    def _read_limits(self) -> tuple[int, int]:
+        try:
+            done = _run(["bparams", "-a"])
+        except (OSError, subprocess.TimeoutExpired):
+            return lp.DEFAULT_MAX_JOB_ARRAY_SIZE, DEFAULT_MAX_QUEUED
+        size = (lp.parse_max_job_array_size(done.stdout) if done.returncode == 0
+                else lp.DEFAULT_MAX_JOB_ARRAY_SIZE)
+        return max(1, size), DEFAULT_MAX_QUEUED
+
+
+def _index_list(indices: Sequence[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"1-3,5"`` (LSF's ``start-end`` index list)."""
+    parts: list[str] = []
+    start = prev = None
+    for i in sorted(indices):
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
