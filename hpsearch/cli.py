@@ -238,7 +238,8 @@ def cancel_command(out_dir: str) -> None:
 @click.option("--driver_hours", type=float, default=120, show_default=True,
               help="Time limit of the driver's own job, in hours.")
 @click.option("--driver_mem", default="8G", show_default=True,
-              help="Memory of the driver's own job (Slurm --mem; LSF rusage[mem=...]).")
+              help="Memory of the driver's own job: Slurm --mem, LSF -R rusage[mem=...] "
+              "(8G becomes 8GB there).")
 @click.argument("search_args", nargs=-1, type=click.UNPROCESSED)
 def wrap_command(driver_hours: float, driver_mem: str, search_args: tuple[str, ...]) -> None:
     """Print a batch job script that runs this search's driver as a long job.
@@ -267,8 +268,10 @@ def wrap_command(driver_hours: float, driver_mem: str, search_args: tuple[str, .
     load_spec(params["grid_module"], options.run_cwd,
               Path(params["grid_config"]) if params["grid_config"] else None)
     _check_range("driver_hours", driver_hours, 0, low_open=True)
+    lsf_mem = driver_mem + "B" if driver_mem[-1:].upper() in "KMGT" and driver_mem[:-1].isdigit() \
+        else driver_mem  # LSF spells units KB, MB, GB, TB
     driver_options = dataclasses.replace(options, num_hours=driver_hours, slurm_mem=driver_mem,
-                                         resources=f"rusage[mem={driver_mem}]")
+                                         resources=f"rusage[mem={lsf_mem}]")
     argv = [sys.executable, "-m", "hpsearch", *search_args]
     click.echo(driver_script(driver_options, argv, Path.cwd()), nl=False)
 

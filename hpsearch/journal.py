@@ -2,7 +2,8 @@
 
 ``<out_dir>/journal.jsonl`` holds one event a line, e.g.::
 
-    {"ev": "start", "t": 1732350000.1, "host": "node1", "pid": 4242, "backend": "local"}
+    {"ev": "start", "t": 1732350000.1, "host": "node1", "pid": 4242,
+     "backend": "local"}
     {"ev": "submit", "t": ..., "run": "3f2a9c0d1b7e", "index": 0, "config": {"lr": 0.1},
      "job": "4711_0", "attempt": 1}
     {"ev": "end", "t": ..., "run": "3f2a9c0d1b7e", "status": "finished", "exit": 0,
@@ -14,12 +15,13 @@ One driver writes it (see :class:`DriverLock`); events are buffered and written 
 driver loop iteration, so a ``kill -9`` of the driver loses nothing it recorded; they are
 fsync'd at most once per ``sync_interval`` seconds (and on close), so a machine crash loses at
 most that much journal -- the run directories still hold every run's exit code, and
-``hpsearch collect`` rebuilds the table from them. Replay rebuilds every run's state; a torn last line (``kill -9``
-mid-write) is ignored, and cut off before the next driver appends.
+``hpsearch collect`` rebuilds the table from them. Replay rebuilds every run's state; a torn
+last line (``kill -9`` mid-write) is ignored, and cut off before the next driver appends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -54,11 +56,9 @@ class RunState:
 def replay(path: Path) -> dict[str, RunState]:
     """Every run the journal knows, by run id, in first-submitted order."""
     runs: dict[str, RunState] = {}
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+    if not path.exists():
         return runs
-    with f:
+    with open(path, "rb") as f:
         for line in f:
             try:
                 event = json.loads(line)
@@ -161,10 +161,8 @@ class DriverLock:
                         f"another hpsearch driver (pid {holder.get('pid')} on host "
                         f"{holder.get('host')}) is running this search in {self.path.parent};"
                         f" wait for it, stop it, or if it is gone delete {self.path}") from None
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
                 continue
             with os.fdopen(fd, "w") as f:
                 json.dump({"host": self.host, "pid": os.getpid(), "t": time.time()}, f)
@@ -190,7 +188,5 @@ class DriverLock:
         return False
 
     def release(self) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass

@@ -6,7 +6,7 @@ On a terminal: one live status line, redrawn at most five times a second::
 
 Elsewhere (a log file, a batch job's output): one plain line per state change::
 
-    2026-11-23 09:12:01 run 3f2a9c0d1b7e #12 finished acc_test=0.9312 [done 12/96, running 2, failed 1]
+    2026-11-23 09:12:01 run 3f2a9c0d1b7e #12 finished acc=0.93 [done 12, running 2, failed 1]
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ A run directory with ``run.json`` but no ``exit_code`` is a run that never ended
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -87,10 +88,8 @@ def write_exit(run_dir: Path, exit_code: int, when: float) -> None:
 def clear_exit(run_dir: Path) -> None:
     """Forget a previous attempt's end before the run starts again."""
     for name in (EXIT_FILE, STARTED_FILE):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(run_dir / name)
-        except FileNotFoundError:
-            pass
 
 
 def _read_float(path: Path) -> float | None:

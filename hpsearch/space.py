@@ -91,7 +91,7 @@ def config_fingerprint(config: dict[str, Any]) -> int:
 def _product(values: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
     keys = list(values)
     for combo in itertools.product(*(values[k] for k in keys)):
-        yield dict(zip(keys, combo))
+        yield dict(zip(keys, combo, strict=True))
 
 
 def apply_conditions(config: dict[str, Any], conditions: list[Condition]) -> list[dict[str, Any]]:
@@ -147,7 +147,7 @@ class SearchSpace:
 
     def _grid_point(self, flat: int) -> dict[str, Any]:
         config: dict[str, Any] = {}
-        for key, size in zip(reversed(self._keys), reversed(self._sizes)):
+        for key, size in zip(reversed(self._keys), reversed(self._sizes), strict=True):
             flat, pos = divmod(flat, size)
             config[key] = self.grid[key][pos]
         return {k: config[k] for k in self._keys}

@@ -58,15 +58,15 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
             if not path.is_file():
                 raise UsageError(f"grid module file {name} does not exist; pass an existing "
                                  ".py file or a dotted module name")
-            mod_spec = importlib.util.spec_from_file_location(
-                f"_hpsearch_grid_{abs(hash(str(path.resolve())))}", path)
+            mod_spec = importlib.util.spec_from_file_location("_hpsearch_grid_module", path)
             assert mod_spec is not None and mod_spec.loader is not None
             module = importlib.util.module_from_spec(mod_spec)
             mod_spec.loader.exec_module(module)
             return module
-        for folder in (str(run_cwd.resolve()), str(Path.cwd())):
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
+        for folder in (str(run_cwd.resolve()), str(Path.cwd())):  # the cwd ends up first
+            while folder in sys.path:
+                sys.path.remove(folder)
+            sys.path.insert(0, folder)
         return importlib.import_module(name)
     except UsageError:
         raise

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import stat
 import sys
 
 import pytest
-from conftest import pid_alive, run_hpsearch, write_search
+from conftest import pid_alive, run_hpsearch, wait_for, write_search
 
 
 def test_console_script_and_module_by_dotted_name_run_cwd_and_path(tmp_path):
@@ -109,12 +108,12 @@ def test_timeout_fails_the_run(tmp_path):
     assert rows["0"]["status"] == "finished"
     assert rows["30"]["status"] == "failed" and "timeout" in rows["30"]["failure_reason"]
     slow_pid = next(e["pid"] for e in s.events() if e["ev"] == "start" and "30" in e["key"])
-    assert not os.path.exists(f"/proc/{slow_pid}")
+    wait_for(lambda: not pid_alive(slow_pid), timeout=5, what="timed-out run gone")
 
 
 @pytest.mark.parametrize("jobs", [1, 3])
 def test_num_jobs_runs_that_many_at_once(tmp_path, jobs):
-    s = write_search(tmp_path, {"x": list(range(4)), "sleep": [0.3]})
+    s = write_search(tmp_path, {"x": list(range(4)), "sleep": [0.5]})
     rc, _, err = run_hpsearch(s.args(f"--num_jobs={jobs}"), tmp_path)
     assert rc == 0, err
     events = s.events()
@@ -164,8 +163,10 @@ def test_python_flag_chooses_interpreter(tmp_path):
 
 
 def test_max_failures_stops_runs_in_flight(tmp_path):
-    conditions = [({"x": [2, 3, 4]}, {"mode": ["ok"], "hold": [True]})]
-    s = write_search(tmp_path, {"x": [1, 2, 3, 4], "mode": ["exit"]}, conditions=conditions)
+    # x=1 fails after 0.5 s, while x=2 waits on the hold file
+    conditions = [({"x": [2, 3, 4]}, {"mode": ["ok"], "hold": [True], "sleep": [0]})]
+    s = write_search(tmp_path, {"x": [1, 2, 3, 4], "mode": ["exit"], "sleep": [0.5]},
+                     conditions=conditions)
     s.hold.write_text("")
     try:
         rc, _, err = run_hpsearch(s.args("--max_failures=1", "--num_jobs=2",
@@ -174,5 +175,6 @@ def test_max_failures_stops_runs_in_flight(tmp_path):
         s.hold.unlink()
     assert rc == 3, err
     held = [e["pid"] for e in s.events() if e["ev"] == "start" and "hold" in e["key"]]
-    assert len(held) == 1 and not pid_alive(held[0])
+    assert len(held) == 1
+    wait_for(lambda: not pid_alive(held[0]), timeout=5, what="held run gone")
     assert sum(s.starts().values()) == 2

@@ -91,7 +91,7 @@ python3 -c 'import time; print(time.time())' > {marks}/end.$LSB_JOBINDEX
     assert overlap == 2  # never more than %2 at once, and the limit was reached
     assert {k: r.stat for k, r in rows.items()} == {
         f"{job}[{i}]": ("EXIT" if i == 5 else "DONE") for i in range(1, 7)}
-    assert classify_exit(rows[f"{job}[5]"]) == "exit 7"
+    assert classify_exit(rows[f"{job}[5]"]) == "exit status 7"
     out = (tmp_path / "logs" / f"{job}.3.out").read_text()
     assert out.startswith(f"element 3 of {job}\n")
     assert "Successfully completed." in out
@@ -179,7 +179,7 @@ def test_array_template_runs_every_run_with_quoted_arguments(lsf, tmp_path):
     (tmp_path / "lsf_logs").mkdir()
     job = submit(script)
     rows = wait_finished(job)
-    assert classify_exit(rows[f"{job}[2]"]) == "exit 3"
+    assert classify_exit(rows[f"{job}[2]"]) == "exit status 3"
     for i, run in enumerate(runs, start=1):
         run_dir = Path(run["run_dir"])
         record = read_exit(run_dir)
@@ -192,7 +192,8 @@ def test_array_template_runs_every_run_with_quoted_arguments(lsf, tmp_path):
 
 def test_driver_template_runs_under_lsf(lsf, tmp_path):
     script = render("lsf_driver.bsub.j2", name="hpsearch-driver",
-                    log_dir=str(tmp_path), num_hours=1, lsf_queue="long", bsub_options=["x"],
+                    log_dir=str(tmp_path), num_hours=1, resources="", lsf_queue="long",
+                    bsub_options=["x"],
                     cwd=str(tmp_path), argv=["sh", "-c", "pwd > where; echo \"$1\" > arg", "-",
                                              "a 'b'"])
     assert "#BSUB -q long\n#BSUB -x\n" in script and "#BSUB -W 1:00\n" in script

@@ -8,10 +8,12 @@ from hpsearch.backends.lsf_parse import (
     BJOBS_FORMAT,
     BjobsRow,
     array_chunks,
+    bsub_retryable,
     classify_exit,
     parse_bjobs,
     parse_bsub_job_id,
     parse_max_job_array_size,
+    scheduler_errors,
 )
 
 DATA = Path(__file__).parent / "data" / "lsf"
@@ -72,8 +74,8 @@ def test_max_job_array_size():
     (BjobsRow("EXIT", 143, "TERM_OWNER"), "killed"),
     (BjobsRow("EXIT", 137, "TERM_FORCE_ADMIN"), "killed"),
     (BjobsRow("EXIT", None, "TERM_CWD_NOTEXIST"), "TERM_CWD_NOTEXIST"),
-    (BjobsRow("EXIT", 3, None), "exit 3"),
-    (BjobsRow("EXIT", None, None), "exit unknown"),
+    (BjobsRow("EXIT", 3, None), "exit status 3"),
+    (BjobsRow("EXIT", None, None), "exit status unknown"),
 ])
 def test_classify_exit(row, reason):
     assert classify_exit(row) == reason
@@ -83,3 +85,18 @@ def test_array_chunks_restart_at_one():
     assert array_chunks(5, 2) == [range(1, 3), range(1, 3), range(1, 2)]
     assert array_chunks(3, 1000) == [range(1, 4)]
     assert array_chunks(0, 10) == []
+
+
+def test_scheduler_errors_skip_unknown_and_finished_jobs():
+    benign = (text("bjobs_not_found.txt") + text("bjobs_no_unfinished.txt")
+              + "Job <1234[3]>: No matching job found\nJob <1234>: Job has already finished\n")
+    assert scheduler_errors(benign) == []
+    assert scheduler_errors(benign + "LSF is down; Please wait...\n") == [
+        "LSF is down; Please wait..."]
+
+
+def test_bsub_retryable_only_for_a_busy_cluster():
+    assert bsub_retryable("Pending job threshold reached. Retrying in 60 seconds...\n")
+    assert bsub_retryable("batch system daemon not responding ... still trying\n")
+    assert not bsub_retryable("Job array index too large. Job not submitted.\n")
+    assert not bsub_retryable("-Z: illegal option. Job not submitted.\n")

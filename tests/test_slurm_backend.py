@@ -27,8 +27,9 @@ pytestmark = pytest.mark.usefixtures("slurm_cluster")
 
 def make_options(out_dir: Path, **kw) -> SearchOptions:
     kw.setdefault("slurm_gres", "")
+    kw.setdefault("num_jobs", 8)
     return SearchOptions(out_dir=out_dir, run_cwd=out_dir, python=sys.executable,
-                         run_cluster=True, scheduler="slurm", num_jobs=8, num_hours=1,
+                         run_cluster=True, scheduler="slurm", num_hours=1,
                          slurm_mem="50M", **kw)
 
 
@@ -124,6 +125,25 @@ def test_scheduler_queried_once_per_poll_and_not_too_often(tmp_path):
     elapsed = time.monotonic() - start
     assert backend.scheduler_calls <= elapsed / 1.0 + 1
     assert polls > 3 * backend.scheduler_calls
+
+
+def test_exit_files_of_pending_runs_are_read_only_before_queries(tmp_path):
+    """20 runs, one at a time (``%1``): between two squeue calls only the running run's
+    exit file is looked at, at most once a second; all 20 only in the sweep before a
+    query. (Looking at every file on every 0.25 s wake-up would be ~100 looks a second.)"""
+    backend = SlurmBackend(make_options(tmp_path, num_jobs=1))
+    backend.submit([make_run(tmp_path, f"f{i}", "import time; time.sleep(0.5)")
+                    for i in range(20)])
+    start = time.monotonic()
+    ended = 0
+    while time.monotonic() - start < 4:
+        backend.wait(1.0)
+        ended += len(backend.poll())
+    elapsed = time.monotonic() - start
+    assert ended >= 2
+    assert backend.file_checks <= 20 * (backend.scheduler_calls + 1) + 3 * (elapsed + 1)
+    backend.cancel()
+    drive(backend)
 
 
 def test_cancel_reports_cancelled(tmp_path):

@@ -238,7 +238,9 @@ def test_wrap_script_runs_the_driver_as_a_job(tmp_path, counted):
                  "the driver job to end")
     finally:
         subprocess.run(["scancel", driver], check=False)
-    assert slurm_states([driver])[driver] == "COMPLETED"
+    log = tmp_path / f"hpsearch_driver_{driver}.err"
+    assert slurm_states([driver])[driver] == "COMPLETED", log.read_text()
+    assert "results:" in log.read_text()
     rows = s.results()
     assert len(rows) == 2 and {r["status"] for r in rows} == {"finished"}
     assert len(counted.calls("sbatch")) == 2  # the wrapper, then one array from inside it

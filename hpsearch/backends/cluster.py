@@ -197,6 +197,8 @@ class ClusterBackend(Backend):
         if submitted:
             self._interval = self.min_interval
             self._next_query = self._clock() + self.min_interval
+            # the sweep before that query is the first look at the new runs' files
+            self._next_file_check = max(self._next_file_check, self._next_query)
         return submitted
 
     def _submit_with_retry(self, script: Path) -> str | None:

@@ -95,8 +95,9 @@ def render_lsf_driver_script(options: SearchOptions, argv: Sequence[str], cwd: P
                              name: str = "hpsearch-driver") -> str:
     """The wrapper job running the driver itself (``hpsearch wrap --scheduler lsf``).
 
-    Submit with ``bsub < script``. It gets the time limit (``-W``), the queue and the
-    extra ``--bsub_option`` items, no ``-R``/``-gpu``: the driver needs no GPU, its runs
+    Submit with ``bsub < script``. It gets the time limit (``-W``), ``-R`` from
+    ``--resources`` (``hpsearch wrap`` passes ``rusage[mem=<driver_mem>]``), the queue and
+    the extra ``--bsub_option`` items, but no ``-gpu``: the driver needs no GPU, its runs
     ask for their own. Its LSF log files go to ``cwd``, which exists when it is submitted
     (``--out_dir`` may not yet, and LSF drops output it cannot write).
     """
@@ -105,6 +106,7 @@ def render_lsf_driver_script(options: SearchOptions, argv: Sequence[str], cwd: P
         "name": safe_job_name(name),
         "log_dir": str(Path(cwd).resolve()),
         "num_hours": options.num_hours,
+        "resources": strip_wrapping_quotes(options.resources or ""),
         "lsf_queue": options.lsf_queue.strip(),
         "bsub_options": bsub_options(options),
         "cwd": str(Path(cwd).resolve()),
@@ -153,7 +155,7 @@ class LsfBackend(ClusterBackend):
     def is_final(self, state: str) -> bool:
         """DONE, or an EXIT element by the reason ``_query`` gave it (``TERM_RUNLIMIT``...)."""
         return (state in self.final_states or state == "killed"
-                or state.startswith(("TERM_", "exit ")))
+                or state.startswith(("TERM_", "exit status")))
 
     def render_array(self, tasks: Sequence[Task], job_name: str) -> str:
         indices = [t.task + 1 for t in tasks]
@@ -197,7 +199,7 @@ class LsfBackend(ClusterBackend):
     def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
         """States by job id: LSF's STAT, but an EXIT element by why it ended.
 
-        ``TERM_RUNLIMIT``, ``TERM_MEMLIMIT``, ``killed``, ``exit 3``... (see
+        ``TERM_RUNLIMIT``, ``TERM_MEMLIMIT``, ``killed``, ``exit status 3``... (see
         :func:`~hpsearch.backends.lsf_parse.classify_exit`), which becomes the run's reason.
         """
         arrays = sorted({j.split("[", 1)[0] for j in job_ids}, key=int)

@@ -132,8 +132,8 @@ def classify_exit(row: BjobsRow) -> str | None:
 
     ``TERM_RUNLIMIT`` / ``TERM_MEMLIMIT`` (killed at the ``-W`` / ``-M`` limit), ``killed``
     (``TERM_OWNER``, ``TERM_ADMIN``, ``TERM_FORCE_*``: bkill by the user or an admin),
-    ``TERM_<other>`` as LSF names it, else ``exit <code>`` from EXIT_CODE
-    (``exit unknown`` when LSF shows none).
+    ``TERM_<other>`` as LSF names it, else ``exit status <code>`` from EXIT_CODE, worded as
+    the driver words an exit file (``exit status unknown`` when LSF shows none).
     """
     if row.stat != "EXIT":
         return None
@@ -147,7 +147,8 @@ def classify_exit(row: BjobsRow) -> str | None:
     term = re.search(r"TERM_[A-Z_]+", reason)
     if term:
         return term.group(0)
-    return f"exit {row.exit_code}" if row.exit_code is not None else "exit unknown"
+    return (f"exit status {row.exit_code}" if row.exit_code is not None
+            else "exit status unknown")
 
 
 def array_chunks(count: int, max_size: int) -> list[range]:

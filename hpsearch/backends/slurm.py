@@ -106,11 +106,13 @@ def render_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
     """The wrapper job running the driver itself (``hpsearch wrap --scheduler slurm``).
 
     It gets the time, memory, partition, QOS, constraint and extra directives of the
-    flags but no ``--gres``: the driver needs no GPU, its runs ask for their own.
+    flags but no ``--gres``: the driver needs no GPU, its runs ask for their own. Its own
+    output goes to ``cwd`` (Slurm does not create a missing ``--output`` folder, and
+    ``--out_dir`` may not exist yet when the job starts).
     """
     return templating.render(DRIVER_TEMPLATE, {
         "job_name": job_name,
-        "log_dir": str(Path(options.out_dir).resolve() / "slurm_logs"),
+        "log_dir": str(Path(cwd).resolve()),
         "directives": slurm_directives(options, gres=False),
         "cwd": str(cwd),
         "argv": list(argv),
