@@ -178,3 +178,15 @@ def test_max_failures_stops_runs_in_flight(tmp_path):
     assert len(held) == 1
     wait_for(lambda: not pid_alive(held[0]), timeout=5, what="held run gone")
     assert sum(s.starts().values()) == 2
+
+
+def test_results_read_by_pandas_as_hypnettorch_postprocessing_does(tmp_path):
+    """hypnettorch's scripts read the table with ``pandas.read_csv(f, sep=';')``."""
+    pandas = pytest.importorskip("pandas")
+    s = write_search(tmp_path, {"x": [1e-3, -2.5, 7.0], "mode": ["ok"]})
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 0, err
+    table = pandas.read_csv(s.out_dir / "search_results.csv", sep=";")
+    assert table["acc"].dtype.kind == "f"  # numbers stay numbers (hypnettorch: "1,3")
+    assert table["acc"].tolist() == [7.0, 0.001, -2.5]
+    assert table.sort_values("acc", ascending=False)["acc"].tolist() == [7.0, 0.001, -2.5]
