@@ -185,7 +185,8 @@ def test_wrap_script_runs_the_driver_under_bsub(tmp_path, lsf):  # noqa: F811
                           env=hpsearch_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     script = done.stdout
-    assert "#BSUB -W 2:00\n" in script and '#BSUB -R "rusage[mem=8G]"\n' in script
+    # --driver_mem=8G (the default) in LSF's spelling of units
+    assert "#BSUB -W 2:00\n" in script and '#BSUB -R "rusage[mem=8GB]"\n' in script
     assert "-gpu" not in script and "ngpus" not in script
     assert f"#BSUB -o {tmp_path}/hpsearch_driver.%J.out\n" in script
     assert "--num_hours=1.5" in script
