@@ -20,7 +20,6 @@ import signal
 import socket
 from collections import deque
 from collections.abc import Iterator
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,7 +28,7 @@ from hpsearch.journal import JOURNAL_FILE, Journal, RunState, apply_event, repla
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Progress
 from hpsearch.results import ResultsWriter, TableLayout
-from hpsearch.runfiles import read_exit, write_run_record
+from hpsearch.runfiles import read_exit, stderr_says_oom, write_run_record
 from hpsearch.runs import make_run
 from hpsearch.space import SearchSpace
 from hpsearch.spec import SearchSpec
@@ -39,20 +38,6 @@ from hpsearch.summary import judge_run
 EXIT_ALL_FINISHED = 0
 EXIT_SOME_FAILED = 1
 EXIT_TOO_MANY_FAILURES = 3
-
-
-def failure_hint(run_dir: Path, reason: str) -> str:
-    """Sharpen a failure reason from the run's stderr (CUDA out of memory -> ``oom``)."""
-    try:
-        with open(run_dir / "stderr.log", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            tail = f.read()
-    except OSError:
-        return reason
-    if b"CUDA out of memory" in tail or b"CUDA error: out of memory" in tail:
-        return f"oom ({reason})"
-    return reason
 
 
 class Driver:
@@ -147,8 +132,8 @@ class Driver:
                             self.spec.summary_keywords, self.spec.performance_key,
                             ended.exit_code, self.spec.summary_parser, run.index)
         reason = ended.reason or verdict.failure
-        if reason is not None:
-            reason = failure_hint(run.run_dir, reason)
+        if reason is not None and stderr_says_oom(run.run_dir):
+            reason = f"oom ({reason})"
         record = read_exit(run.run_dir)
         self._event("end", run=run.run_id, status="failed" if reason else "finished",
                     exit=ended.exit_code, reason=reason, metrics=verdict.metrics,

@@ -35,6 +35,9 @@ STARTED_FILE = "started_at"
 EXIT_FILE = "exit_code"
 SIM_OUT_DIR = "out"
 
+#: what PyTorch/CUDA print when a run runs out of GPU memory
+OOM_MARKERS = (b"CUDA out of memory", b"CUDA error: out of memory")
+
 
 @dataclass(frozen=True)
 class ExitRecord:
@@ -116,3 +119,15 @@ def read_exit(run_dir: Path) -> ExitRecord | None:
     except (OSError, ValueError, IndexError):
         return None
     return ExitRecord(exit_code, ended_at, _read_float(run_dir / STARTED_FILE))
+
+
+def stderr_says_oom(run_dir: Path) -> bool:
+    """True when the last 64 KiB of ``stderr.log`` report CUDA out of memory."""
+    try:
+        with open(run_dir / STDERR_FILE, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            tail = f.read()
+    except OSError:
+        return False
+    return any(marker in tail for marker in OOM_MARKERS)

@@ -4,13 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/python ]; then
-  if ! python3 -m venv .venv 2>/dev/null; then
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv
-    python3 -m venv .venv
-  fi
-fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+bash scripts/setup_venv.sh -e .
 .venv/bin/hpsearch --grid_module=sims.quadratic.hpsearch_config --run_cwd=sims/quadratic \
   --out_dir=out/quadratic --visible_gpus=-1 --num_jobs=2
 # the 15 best runs, without the long path columns

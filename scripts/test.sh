@@ -6,13 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/python ]; then
-  if ! python3 -m venv .venv 2>/dev/null; then
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv
-    python3 -m venv .venv
-  fi
-fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+bash scripts/setup_venv.sh -e '.[test]'
 export PATH="$PWD/.venv/bin:$PATH"
 
 if [ "${HPSEARCH_SKIP_SLURM:-0}" != 1 ]; then

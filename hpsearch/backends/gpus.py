@@ -42,6 +42,7 @@ from hpsearch.backends.base import BackendError, Ended, Run
 from hpsearch.backends.gpu_admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpu_probe import GpuSample, GpuSource, GpuUnavailable
 from hpsearch.backends.local import LocalBackend
+from hpsearch.runfiles import stderr_says_oom
 
 #: seconds between GPU samples while runs wait for a GPU
 PROBE_INTERVAL = 0.5
@@ -51,7 +52,6 @@ PROBE_GAP = 0.1
 MAX_PROBE_FAILURES = 20
 #: seconds runs may wait for a GPU, with none of ours running, before we say why
 SAY_WAITING_AFTER = 10.0
-_OOM_MARKERS = (b"CUDA out of memory", b"CUDA error: out of memory")
 
 
 def session_of(pid: int) -> int | None:
@@ -65,18 +65,6 @@ def session_of(pid: int) -> int | None:
             return int(f.read().rsplit(")", 1)[1].split()[3])
     except (OSError, IndexError, ValueError):
         return None
-
-
-def stderr_says_oom(run_dir: Path) -> bool:
-    """True when the last 64 KiB of ``<run_dir>/stderr.log`` report CUDA out of memory."""
-    try:
-        with open(run_dir / "stderr.log", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            tail = f.read()
-    except OSError:
-        return False
-    return any(marker in tail for marker in _OOM_MARKERS)
 
 
 def gpu_from_environ(pid: int) -> int | None:
