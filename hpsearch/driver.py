@@ -102,14 +102,15 @@ class Driver:
     # -- submitting and recording ---------------------------------------------------
     def _submit(self, batch: list[Run]) -> None:
         for run in batch:
-            write_run_record(run.run_dir, run.run_id, run.index, dict(run.config),
-                             list(run.argv), run.cwd)
+            run.run_dir.mkdir(parents=True, exist_ok=True)
         job_ids = self.backend.submit(batch)
         for run in batch:
             job_id = job_ids.get(run.run_id)
             if job_id is None:
                 self.retry.appendleft(run)
                 continue
+            write_run_record(run.run_dir, run.run_id, run.index, dict(run.config),
+                             list(run.argv), run.cwd)
             self.handled.add(run.run_id)
             self.active[run.run_id] = run
             previous = self.states.get(run.run_id)
@@ -205,7 +206,10 @@ class Driver:
         self._counts()
         fresh = self._fresh_runs()
         exhausted = False
+        ended: list[Ended] = []
         while True:
+            # start the next runs first, then record the ended ones: a free slot never
+            # waits on bookkeeping
             if self.stop_reason is None and not exhausted:
                 room = self.backend.room()
                 batch = self._take(fresh, room) if room > 0 else []
@@ -214,6 +218,8 @@ class Driver:
                     self._counts()
                 elif room > 0 and not self.retry:
                     exhausted = True
+            for end in ended:
+                self._record(end)
             if self.stop_reason is None and exhausted and self.retry:
                 exhausted = False
             if (exhausted and not self.active) or self.stop_reason is not None:
@@ -222,8 +228,7 @@ class Driver:
             self.results.maybe_write(self.states)
             self.progress.draw()
             self.backend.wait(1.0)
-            for ended in self.backend.poll():
-                self._record(ended)
+            ended = self.backend.poll()
         if self.stop_reason is not None:
             self._stop_active()
         self._event("stop", reason=self.stop_reason or "done")

@@ -6,14 +6,16 @@
     command.sh   the exact command, shell-quoted, to re-run the run by hand
     stdout.log   the run's standard output
     stderr.log   the run's standard error
-    started_at   "<epoch seconds>\\n", written when the command starts
-    exit_code    "<exit status> <epoch seconds at the end>\\n", written last, atomically
+    started_at   "<epoch seconds>\\n" or empty (then its mtime), written when the command starts
+    exit_code    "<exit status> [<epoch seconds at the end>]\\n", written last
     out/         the sim's own output directory (passed as --<_OUT_ARG>)
 
-Every job wrapper -- the local backend itself, the Slurm and LSF job scripts -- writes
+Every job wrapper -- the local backend's, the Slurm and LSF job scripts -- writes
 ``started_at`` before and ``exit_code`` after the command, e.g. ``"0 1732350000.25"`` or
-``"137 1732350000.25"`` for a run killed by SIGKILL (exit status 128+N, as a shell says).
-A run directory with ``run.json`` but no ``exit_code`` is a run that never ended.
+``"137\\n"`` for a run killed by SIGKILL (exit status 128+N, as a shell says); without the
+second field the file's mtime is the end time. A reader takes the file only once it ends
+with a newline (it is one short write, or written elsewhere and renamed). A run directory
+with ``run.json`` but no ``exit_code`` is a run that never ended.
 """
 
 from __future__ import annotations
@@ -60,15 +62,25 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _write(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def write_run_record(run_dir: Path, run_id: str, index: int, config: dict[str, Any],
                      argv: list[str], cwd: Path) -> None:
-    """Create the record directory with ``run.json`` and ``command.sh``."""
+    """Create the record directory with ``run.json`` and ``command.sh``.
+
+    Plain writes, not renames: written before the run starts, by the one driver; a file
+    torn by a killed driver is unreadable (``read_run_record`` -> None) and rewritten when
+    the run starts again.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"run_id": run_id, "index": index, "config": config, "argv": argv,
               "cwd": str(cwd)}
-    write_atomic(run_dir / RUN_FILE, json.dumps(record, default=repr) + "\n")
-    write_atomic(run_dir / COMMAND_FILE,
-                 f"#!/bin/sh\ncd {shlex.quote(str(cwd))} && exec {shlex.join(argv)}\n")
+    _write(run_dir / RUN_FILE, json.dumps(record, default=repr) + "\n")
+    _write(run_dir / COMMAND_FILE,
+           f"#!/bin/sh\ncd {shlex.quote(str(cwd))} && exec {shlex.join(argv)}\n")
 
 
 def read_run_record(run_dir: Path) -> dict[str, Any] | None:
@@ -80,14 +92,6 @@ def read_run_record(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def write_started(run_dir: Path, when: float) -> None:
-    write_atomic(run_dir / STARTED_FILE, f"{when:.3f}\n")
-
-
-def write_exit(run_dir: Path, exit_code: int, when: float) -> None:
-    write_atomic(run_dir / EXIT_FILE, f"{exit_code} {when:.3f}\n")
-
-
 def clear_exit(run_dir: Path) -> None:
     """Forget a previous attempt's end before the run starts again."""
     for name in (EXIT_FILE, STARTED_FILE):
@@ -95,11 +99,13 @@ def clear_exit(run_dir: Path) -> None:
             os.unlink(run_dir / name)
 
 
-def _read_float(path: Path) -> float | None:
+def _read_started(path: Path) -> float | None:
+    """``started_at``: the epoch seconds it holds, or its mtime when it is empty."""
     try:
         with open(path) as f:
-            return float(f.read().split()[0].replace(",", "."))
-    except (OSError, ValueError, IndexError):
+            text = f.read().strip()
+        return float(text.replace(",", ".")) if text else os.path.getmtime(path)
+    except (OSError, ValueError):
         return None
 
 
@@ -118,7 +124,7 @@ def read_exit(run_dir: Path) -> ExitRecord | None:
         ended_at = float(fields[1]) if len(fields) > 1 else os.path.getmtime(run_dir / EXIT_FILE)
     except (OSError, ValueError, IndexError):
         return None
-    return ExitRecord(exit_code, ended_at, _read_float(run_dir / STARTED_FILE))
+    return ExitRecord(exit_code, ended_at, _read_started(run_dir / STARTED_FILE))
 
 
 def stderr_says_oom(run_dir: Path) -> bool:

@@ -1,11 +1,12 @@
 """Run the search's commands as child processes of the driver, N at a time.
 
-Each run is started as ``bash -c WRAPPER hpsearch-run <run_dir> <argv...>`` in its own
+Each run is started as ``/bin/sh -c WRAPPER hpsearch-run <run_dir> <argv...>`` in its own
 session (process group), with the working directory ``--run_cwd``. The wrapper text is a
 constant; the run's argv reaches it only as positional parameters, so no grid value is
-ever read by a shell. It writes ``started_at`` and ``exit_code`` into the run directory like
-every cluster job script does, so a run that ends while no driver watches (the driver was
-``kill -9``-ed) is still recorded, and a restarted driver adopts runs still going.
+ever read by a shell. The wrapper creates ``started_at`` and, when the command ends,
+writes ``exit_code`` (both files' mtimes are the times), like every cluster job script
+does, so a run that ends while no driver watches (the driver was ``kill -9``-ed) is still
+recorded, and a restarted driver adopts runs still going.
 
 The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds.
 """
@@ -25,28 +26,39 @@ from dataclasses import dataclass, field
 from hpsearch.backends.base import Backend, Ended, Run
 from hpsearch.runfiles import clear_exit, read_exit
 
-#: $1 is the run directory, the rest is the run's argv. Bash for $EPOCHREALTIME (no fork).
+#: $1 is the run directory, the rest is the run's argv. POSIX sh: it starts in a fraction
+#: of bash's time, and ``:``/``echo`` are builtins, so it forks nothing but the command.
 WRAPPER = r"""d=$1; shift
-printf '%s\n' "$EPOCHREALTIME" > "$d/started_at"
+: > "$d/started_at"
 "$@" > "$d/stdout.log" 2> "$d/stderr.log" < /dev/null
 c=$?
-printf '%s %s\n' "$c" "$EPOCHREALTIME" > "$d/exit_code"
+echo "$c" > "$d/exit_code"
 exit $c
 """
 KILL_GRACE = 5.0
 
 
+WRAPPER_NAME = "hpsearch-run"
+
+
 def wrapper_argv(run: Run) -> list[str]:
-    return ["/bin/bash", "-c", WRAPPER, "hpsearch-run", str(run.run_dir), *run.argv]
+    return ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, str(run.run_dir), *run.argv]
 
 
-def process_start_ticks(pid: int) -> str | None:
-    """Field 22 of ``/proc/<pid>/stat``: tells a live process from a reused pid."""
+def wrapper_run_dir(pid: int) -> str | None:
+    """The run directory of a live wrapper process, from ``/proc/<pid>/cmdline``.
+
+    A wrapper's command line reads ``/bin/sh\\0-c\\0<WRAPPER>\\0hpsearch-run\\0<run_dir>\\0...``.
+    None when the pid is gone, a zombie, or not one of our wrappers (a reused pid).
+    """
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            parts = f.read().split(b"\0")
+    except OSError:
         return None
+    if len(parts) > 4 and parts[3] == WRAPPER_NAME.encode():
+        return parts[4].decode(errors="replace")
+    return None
 
 
 @dataclass
@@ -61,19 +73,17 @@ class _Active:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def _parse_job_id(job_id: str) -> tuple[str, int, str] | None:
-    """``"<host>:<pid>:<start ticks>"`` -> (host, pid, ticks)."""
-    host, _, rest = job_id.partition(":")
-    pid_text, _, ticks = rest.partition(":")
-    return (host, int(pid_text), ticks) if pid_text.isdigit() else None
-
-
-def _live_pid(job_id: str, host: str) -> int | None:
-    """The pid of a local job still running on ``host``, else None (also for a reused pid)."""
-    parsed = _parse_job_id(job_id)
-    if parsed is None or parsed[0] != host or process_start_ticks(parsed[1]) != parsed[2]:
+def _live_pid(job_id: str, host: str, run_dir: str | None = None) -> int | None:
+    """The pid of a local job (``"<host>:<pid>"``) whose wrapper still runs on ``host``
+    (for ``run_dir``, when given); else None."""
+    job_host, _, pid_text = job_id.partition(":")
+    pid_text = pid_text.split(":", 1)[0]
+    if job_host != host or not pid_text.isdigit():
         return None
-    return parsed[1]
+    found = wrapper_run_dir(int(pid_text))
+    if found is None or run_dir is not None and found != run_dir:
+        return None
+    return int(pid_text)
 
 
 def kill_local_jobs(job_ids: list[str]) -> int:
@@ -122,7 +132,7 @@ class LocalBackend(Backend):
                                  env=None if env is None else {**os.environ, **env})
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         self._track(_Active(run, popen.pid, self._pidfd(popen.pid), popen, deadline))
-        return f"{self.host}:{popen.pid}:{process_start_ticks(popen.pid)}"
+        return f"{self.host}:{popen.pid}"
 
     def _pidfd(self, pid: int) -> int | None:
         try:
@@ -175,7 +185,8 @@ class LocalBackend(Backend):
     def _is_over(self, active: _Active) -> bool:
         if active.popen is not None:
             return active.popen.poll() is not None
-        return process_start_ticks(active.pid) is None or read_exit(active.run.run_dir) is not None
+        return (wrapper_run_dir(active.pid) is None
+                or read_exit(active.run.run_dir) is not None)
 
     def _outcome(self, active: _Active) -> Ended:
         run_id = active.run.run_id
@@ -198,7 +209,7 @@ class LocalBackend(Backend):
         """Adopt runs of a killed driver still going on this host; report the others."""
         ended = []
         for run_id, (run, job_id) in jobs.items():
-            pid = _live_pid(job_id, self.host)
+            pid = _live_pid(job_id, self.host, str(run.run_dir))
             record = read_exit(run.run_dir)
             if record is not None:
                 ended.append(Ended(run_id, record.exit_code))
