@@ -318,3 +318,21 @@ def test_limits_from_search_options():
     assert limits.gpu_memory_per_run == 2048
     assert (limits.allowed_load, limits.allowed_memory) == (0.5, 0.5)
     assert (limits.max_num_jobs_per_gpu, limits.sim_startup_time) == (3, 0)
+
+
+def test_memory_of_an_ended_run_is_free_before_the_next_sample():
+    """A reaped run's memory is free at once: its successor need not wait for a sample."""
+    limits = GpuLimits(allowed_load=1.0, allowed_memory=0.5, max_num_jobs_per_gpu=4,
+                       sim_startup_time=0, gpu_memory_per_run=3000)
+    policy = GpuAdmission(limits)
+    policy.observe([sample(0, 0, total=10000)], now=0.0)
+    assert policy.choose(0.0, "a") == 0
+    policy.launched(0, "a", pid=11, now=0.0)
+    policy.observe([sample(0, 5000, total=10000, processes={11: 3000})], now=1.0)
+    assert policy.choose(1.0, "b") is None  # 5000 used + 3000 needed > 50 %
+    policy.ended("a")
+    assert policy.choose(1.0, "b") == 0  # 2000 left by others + 3000 <= 5000
+    policy.launched(0, "b", pid=12, now=1.0)
+    assert policy.choose(1.0, "c") is None  # b's 3000 is reserved until it shows
+    policy.observe([sample(0, 2000, total=10000)], now=2.0)  # b has not allocated yet
+    assert policy.choose(2.0, "c") is None  # a's memory is not subtracted twice

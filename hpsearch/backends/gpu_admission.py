@@ -120,12 +120,16 @@ class GpuAdmission:
     _peaks: dict[str, int] = field(default_factory=dict)  # run_id -> largest MiB seen
     _learned_mib: int = 0  # largest per-process memory seen for any of our runs
     _need_override: dict[str, int] = field(default_factory=dict)  # after OOM
+    #: MiB the latest sample shows held by our runs that have ended since: their processes
+    #: are gone, so that memory is free again before the next sample says so
+    _freed: dict[int, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------ inputs
 
     def observe(self, samples: Iterable[GpuSample], now: float) -> None:
         """Take one sample of the GPUs (call once per probe, not per decision)."""
         del now  # samples carry no age; kept so every input names its instant
+        self._freed.clear()
         for sample in samples:
             self._latest[sample.index] = sample
             loads = self._loads.setdefault(sample.index, deque(maxlen=self.limits.load_window))
@@ -150,7 +154,9 @@ class GpuAdmission:
     def ended(self, run_id: str, peak_mib: int | None = None) -> None:
         """Forget a run whose process is gone; learn its peak (``peak_mib`` if the backend
         measured one itself) for later runs."""
-        self._live.pop(run_id, None)
+        launch = self._live.pop(run_id, None)
+        if launch is not None and launch.mib_now:
+            self._freed[launch.gpu] = self._freed.get(launch.gpu, 0) + launch.mib_now
         peak = max(self._peaks.get(run_id, 0), peak_mib or 0)
         if peak:
             self._peaks[run_id] = peak
@@ -277,10 +283,12 @@ class GpuAdmission:
         return gpus
 
     def _used_mib(self, gpu: int) -> int:
+        """Used memory of the latest sample, less what our runs ended since then held."""
         sample = self._latest[gpu]
-        if sample.memory_used_mib is not None:
-            return sample.memory_used_mib
-        return sum(mib or 0 for mib in sample.processes.values())
+        used = sample.memory_used_mib
+        if used is None:
+            used = sum(mib or 0 for mib in sample.processes.values())
+        return max(0, used - self._freed.get(gpu, 0))
 
     def _free_mib(self, gpu: int) -> float:
         total = self._latest[gpu].memory_total_mib

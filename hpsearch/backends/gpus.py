@@ -6,8 +6,8 @@ same pidfd wake-ups, same restart rules) whose room is decided by
 :class:`~hpsearch.backends.gpu_probe.GpuSource` sampled at most every
 ``PROBE_INTERVAL`` seconds by a background :class:`Sampler`, so the driver never waits on
 a sample; a new sample wakes a driver waiting for a GPU. After a run ended, the next runs
-are placed on the last sample first (it still counts the ended run's memory as used, so it
-errs on the safe side); only when that admits nothing is the next sample hurried,
+are placed on the last sample first, less the memory the ended runs held in it (their
+processes are gone, so it is free); only when that admits nothing is the next sample hurried,
 ``PROBE_GAP`` after the last one at the earliest. Each run is started with::
 
     CUDA_VISIBLE_DEVICES=<gpu index>  CUDA_DEVICE_ORDER=PCI_BUS_ID
