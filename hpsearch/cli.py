@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from hpsearch.backends.base import BackendError
 from hpsearch.errors import UsageError
 from hpsearch.options import SearchOptions
 
@@ -283,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"hpsearch: error: {exc}", file=sys.stderr)
         return 2
+    except BackendError as exc:  # the scheduler failed mid-search; the journal is intact
+        print(f"hpsearch: error: {exc}; run the same command again to resume",
+              file=sys.stderr)
+        return 1
     except click.exceptions.NoArgsIsHelpError as exc:
         print(exc.format_message(), file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ local GPUs, or to ``--num_jobs`` CPU slots when ``--visible_gpus=-1`` or no GPU 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,25 +20,30 @@ from hpsearch.options import SearchOptions
 
 
 def make_cluster_backend(options: SearchOptions) -> Backend:
-    """The Slurm or LSF backend, its settings checked before anything is submitted."""
+    """The Slurm or LSF backend, its settings checked before anything is submitted.
+
+    Unless ``--dry_run`` (which only renders scripts), the scheduler's commands must be
+    on PATH.
+    """
     if options.scheduler == "slurm":
-        from hpsearch.backends.slurm import SlurmBackend, validate_slurm_options
-
-        try:
-            validate_slurm_options(options)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return SlurmBackend(options)
-    if options.scheduler == "lsf":
-        from hpsearch.backends.lsf import LsfBackend, validate_lsf_options
-
-        try:
-            validate_lsf_options(options)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return LsfBackend(options)
-    raise UsageError(f"--scheduler={options.scheduler} is not supported; use "
-                     "--scheduler=slurm or --scheduler=lsf")
+        from hpsearch.backends.slurm import SlurmBackend as backend_class
+        from hpsearch.backends.slurm import validate_slurm_options as validate
+    elif options.scheduler == "lsf":
+        from hpsearch.backends.lsf import LsfBackend as backend_class
+        from hpsearch.backends.lsf import validate_lsf_options as validate
+    else:
+        raise UsageError(f"--scheduler={options.scheduler} is not supported; use "
+                         "--scheduler=slurm or --scheduler=lsf")
+    try:
+        validate(options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    missing = [c for c in backend_class.commands if shutil.which(c) is None]
+    if missing and not options.dry_run:
+        raise UsageError(f"{missing[0]} is not on PATH: run hpsearch on a login node of your "
+                         f"{options.scheduler} cluster (or in a job there), or drop "
+                         "--run_cluster")
+    return backend_class(options)
 
 
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:

@@ -64,6 +64,8 @@ class ClusterBackend(Backend):
     """Job arrays on a batch scheduler; see the module docstring."""
 
     name = "cluster"
+    #: the scheduler's commands this backend runs; all must be on PATH
+    commands: tuple[str, ...] = ()
     #: where the scheduler's own --output/--error files go, under out_dir
     log_dir_name = LOG_DIR
 

@@ -143,6 +143,7 @@ class LsfBackend(ClusterBackend):
     """Runs as LSF job array elements; see the module docstring."""
 
     name = "lsf"
+    commands = ("bsub", "bjobs", "bkill")
     log_dir_name = LOG_DIR
     final_states = lp.FINISHED_STATES
     queued_states = lp.PENDING_STATES

@@ -146,6 +146,7 @@ class SlurmBackend(ClusterBackend):
     """Runs as Slurm job array tasks; see the module docstring."""
 
     name = "slurm"
+    commands = ("sbatch", "squeue", "scancel")
     final_states = sp.FINAL_STATES
     queued_states = sp.QUEUED_STATES
 
