@@ -296,6 +296,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.Abort:
+    except (click.Abort, KeyboardInterrupt):  # Ctrl-C before the driver took over
         return 130
     return code if isinstance(code, int) else 0

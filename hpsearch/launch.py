@@ -54,9 +54,13 @@ def run_search(grid_module: str, options: SearchOptions, grid_config: Path | Non
                 sys.stdout.write(shlex.join(run.argv) + "\n")
         return 0
 
-    options.out_dir.mkdir(parents=True, exist_ok=True)
     lock = DriverLock(options.out_dir)
-    lock.acquire()
+    try:
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise UsageError(f"cannot use --out_dir={options.out_dir}: {exc.strerror}; pass a "
+                         "directory you can write to") from None
     try:
         meta = describe(spec, grid_module, options.run_cwd, space.size_hint, backend.name)
         write_description(options.out_dir, meta, spec)
