@@ -7,7 +7,6 @@ import pytest
 from hpsearch.backends.lsf_parse import (
     BJOBS_FORMAT,
     BjobsRow,
-    array_chunks,
     bsub_retryable,
     classify_exit,
     parse_bjobs,
@@ -79,12 +78,6 @@ def test_max_job_array_size():
 ])
 def test_classify_exit(row, reason):
     assert classify_exit(row) == reason
-
-
-def test_array_chunks_restart_at_one():
-    assert array_chunks(5, 2) == [range(1, 3), range(1, 3), range(1, 2)]
-    assert array_chunks(3, 1000) == [range(1, 4)]
-    assert array_chunks(0, 10) == []
 
 
 def test_scheduler_errors_skip_unknown_and_finished_jobs():

@@ -60,20 +60,6 @@ def test_squeue_unknown_job():
     assert not sp.squeue_knows_none(text("sbatch_error_socket_timeout.txt"))
 
 
-@pytest.mark.parametrize("name, state, reason, exit_code", [
-    ("scontrol_show_job_2_0.txt", "COMPLETED", "None", "0:0"),
-    ("scontrol_show_job_2_1.txt", "FAILED", "NonZeroExitCode", "3:0"),
-    ("scontrol_show_job_2_2_timeout.txt", "TIMEOUT", "TimeLimit", "0:15"),
-    ("scontrol_show_job_2_3.txt", "CANCELLED", "None", "0:15"),
-])
-def test_scontrol_show_job(name, state, reason, exit_code):
-    fields = sp.parse_scontrol_show_job(text(name))
-    assert (fields["JobState"], fields["Reason"], fields["ExitCode"]) == (
-        state, reason, exit_code)
-    assert fields["ArrayJobId"] == "2"
-    assert fields["Power"] == ""
-
-
 def test_scontrol_config_limits():
     config = sp.parse_scontrol_config(text("scontrol_show_config.txt"))
     assert sp.config_int(config, "MaxArraySize", 1) == 1001

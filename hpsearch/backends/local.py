@@ -238,7 +238,3 @@ class LocalBackend(Backend):
     def close(self) -> None:
         self._selector.close()
 
-    @property
-    def active_run_ids(self) -> list[str]:
-        return list(self._active)
-

@@ -16,9 +16,7 @@ BJOBS_FORMAT = " ".join(BJOBS_FIELDS) + f" delimiter='{BJOBS_DELIMITER}'"
 
 #: LSF job states (``bjobs`` STAT column) by what they mean for a run.
 PENDING_STATES = frozenset({"PEND", "PSUSP"})
-RUNNING_STATES = frozenset({"RUN", "USUSP", "SSUSP"})
 FINISHED_STATES = frozenset({"DONE", "EXIT"})
-UNKNOWN_STATES = frozenset({"UNKWN", "ZOMBI"})
 
 DEFAULT_MAX_JOB_ARRAY_SIZE = 1000
 
@@ -149,14 +147,3 @@ def classify_exit(row: BjobsRow) -> str | None:
         return term.group(0)
     return (f"exit status {row.exit_code}" if row.exit_code is not None
             else "exit status unknown")
-
-
-def array_chunks(count: int, max_size: int) -> list[range]:
-    """Split ``count`` runs into arrays whose indices stay within 1..``max_size``.
-
-    LSF refuses an index above MAX_JOB_ARRAY_SIZE, so every array restarts at index 1:
-    ``array_chunks(5, 2)`` -> ``[range(1, 3), range(1, 3), range(1, 2)]``.
-    """
-    if max_size < 1:
-        raise ValueError("MAX_JOB_ARRAY_SIZE must be positive")
-    return [range(1, min(max_size, count - start) + 1) for start in range(0, count, max_size)]

@@ -119,17 +119,6 @@ def squeue_knows_none(stderr: str) -> bool:
     return "Invalid job id specified" in stderr
 
 
-def parse_scontrol_show_job(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` fields of one job from ``scontrol show job <id>``::
-
-        JobId=4 ArrayJobId=2 ArrayTaskId=1 ArrayTaskThrottle=4 JobName=hps-cap
-           UserId=root(0) GroupId=root(0) MCS_label=N/A
-           JobState=FAILED Reason=NonZeroExitCode Dependency=(null)
-           Requeue=1 Restarts=0 BatchFlag=1 Reboot=0 ExitCode=3:0
-    """
-    return dict(re.findall(r"(?:^|\s)([A-Za-z][\w/:]*)=(\S*)", text))
-
-
 def parse_scontrol_config(text: str) -> dict[str, str]:
     """``{name: value}`` from ``scontrol show config``, whose lines read::
 
