@@ -28,7 +28,7 @@ from hpsearch.journal import JOURNAL_FILE, Journal, RunState, apply_event, repla
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Progress
 from hpsearch.results import ResultsWriter, TableLayout
-from hpsearch.runfiles import read_exit, stderr_says_oom, write_run_record
+from hpsearch.runfiles import stderr_says_oom, write_run_record
 from hpsearch.runs import make_run
 from hpsearch.space import SearchSpace
 from hpsearch.spec import SearchSpec
@@ -135,10 +135,9 @@ class Driver:
         reason = ended.reason or verdict.failure
         if reason is not None and stderr_says_oom(run.run_dir):
             reason = f"oom ({reason})"
-        record = read_exit(run.run_dir)
         self._event("end", run=run.run_id, status="failed" if reason else "finished",
                     exit=ended.exit_code, reason=reason, metrics=verdict.metrics,
-                    wall=record.wall_time if record else None, extra=dict(ended.extra))
+                    wall=ended.wall_time, extra=dict(ended.extra))
         state = self.states[run.run_id]
         perf = verdict.metrics.get(self.spec.performance_key)
         if reason is None:

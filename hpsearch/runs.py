@@ -28,12 +28,19 @@ def run_id_of(config: dict[str, Any]) -> str:
     return hashlib.sha1(canonical.encode()).hexdigest()[:12]
 
 
-def render_value(value: Any) -> str:
-    """The text after ``--name=`` for one non-boolean value."""
-    text = str(value)
-    if isinstance(value, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+def strip_wrapping_quotes(text: str) -> str:
+    """``'"a b"'`` -> ``'a b'``: one matching pair of quotes around the whole text goes.
+
+    hypnettorch users quote values so they survive its shell; we use none.
+    """
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
     return text
+
+
+def render_value(value: Any) -> str:
+    """The text after ``--name=`` for one non-boolean value."""
+    return strip_wrapping_quotes(value) if isinstance(value, str) else str(value)
 
 
 def render_args(config: dict[str, Any]) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.runfiles import read_exit
+from hpsearch.runfiles import ExitRecord
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Ended:
     never got to run to an end through no fault of its own (a driver restart found it
     orphaned, a submission vanished): the driver runs it again without counting an attempt.
     ``extra`` holds backend facts that become result columns (e.g. ``{"gpu": 1}``).
+    ``wall_time`` is the command's duration when the run directory recorded it.
     """
 
     run_id: str
@@ -57,6 +58,13 @@ class Ended:
     reason: str | None = None
     lost: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    wall_time: float | None = None
+
+    @classmethod
+    def recorded(cls, run_id: str, record: ExitRecord,
+                 extra: Mapping[str, Any] | None = None) -> Ended:
+        """A run whose wrapper wrote ``exit_code``: its status and duration from there."""
+        return cls(run_id, record.exit_code, extra=extra or {}, wall_time=record.wall_time)
 
 
 class BackendError(RuntimeError):
@@ -92,22 +100,14 @@ class Backend(ABC):
     def wait(self, timeout: float) -> None:
         """Block until a run may have ended, or ``timeout`` seconds passed."""
 
+    @abstractmethod
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
         """Adopt jobs a previous driver submitted: ``{run_id: (run, job_id)}``.
 
         Returns the runs already over: those whose wrapper wrote an exit code while no
         driver watched, and those this backend cannot watch again (reported ``lost``, so
-        the driver runs them again). Backends whose jobs outlive the driver (clusters)
-        override this to watch the rest and report their end through ``poll``.
+        the driver runs them again). The rest it watches and reports through ``poll``.
         """
-        ended = []
-        for run_id, (run, _job_id) in jobs.items():
-            record = read_exit(run.run_dir)
-            if record is not None:
-                ended.append(Ended(run_id, record.exit_code))
-            else:
-                ended.append(Ended(run_id, None, "driver restarted", lost=True))
-        return ended
 
     @abstractmethod
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:

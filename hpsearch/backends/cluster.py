@@ -241,7 +241,7 @@ class ClusterBackend(Backend):
             record = read_exit(w.run.run_dir)
             if record is not None:
                 del self._watched[run_id]
-                ended.append(Ended(run_id, record.exit_code, extra={"job_id": w.job_id}))
+                ended.append(Ended.recorded(run_id, record, {"job_id": w.job_id}))
         self._next_file_check = self._clock() + self.file_interval
         return ended
 
@@ -287,7 +287,7 @@ class ClusterBackend(Backend):
                 del self._watched[run_id]
                 record = read_exit(w.run.run_dir)  # a late file on a lagging filesystem
                 if record is not None:
-                    ended.append(Ended(run_id, record.exit_code, extra={"job_id": w.job_id}))
+                    ended.append(Ended.recorded(run_id, record, {"job_id": w.job_id}))
                 else:
                     reason = ("gone from the queue" if w.state == "GONE" else w.state)
                     ended.append(Ended(run_id, None, reason, extra={"job_id": w.job_id}))
@@ -321,7 +321,7 @@ class ClusterBackend(Backend):
         for run_id, (run, job_id) in jobs.items():
             record = read_exit(run.run_dir)
             if record is not None:
-                ended.append(Ended(run_id, record.exit_code, extra={"job_id": job_id}))
+                ended.append(Ended.recorded(run_id, record, {"job_id": job_id}))
             else:
                 self._watched[run_id] = _Watched(run, job_id)
         self._next_query = 0.0

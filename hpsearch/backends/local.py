@@ -194,7 +194,7 @@ class LocalBackend(Backend):
         if active.reason is not None:
             return Ended(run_id, None, active.reason, extra=active.extra)
         if record is not None:
-            return Ended(run_id, record.exit_code, extra=active.extra)
+            return Ended.recorded(run_id, record, active.extra)
         code = active.popen.returncode if active.popen is not None else None
         if code is not None and code < 0:
             return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
@@ -212,7 +212,7 @@ class LocalBackend(Backend):
             pid = _live_pid(job_id, self.host, str(run.run_dir))
             record = read_exit(run.run_dir)
             if record is not None:
-                ended.append(Ended(run_id, record.exit_code))
+                ended.append(Ended.recorded(run_id, record))
             elif pid is not None:
                 deadline = None if self.timeout is None else time.monotonic() + self.timeout
                 self._track(_Active(run, pid, self._pidfd(pid), None, deadline))

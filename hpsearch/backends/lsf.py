@@ -20,6 +20,7 @@ from hpsearch.backends import lsf_parse as lp
 from hpsearch.backends.base import BackendError
 from hpsearch.backends.cluster import ClusterBackend, QueryFailed, SubmitRefused, Task
 from hpsearch.options import SearchOptions
+from hpsearch.runs import strip_wrapping_quotes
 
 ARRAY_TEMPLATE = "lsf_array.bsub.j2"
 DRIVER_TEMPLATE = "lsf_driver.bsub.j2"
@@ -32,16 +33,13 @@ _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _COMMAND_TIMEOUT = 120.0
 
 
-def strip_wrapping_quotes(value: str) -> str:
-    """``'"rusage[mem=8000, ngpus_excl_p=1]"'`` -> ``'rusage[mem=8000, ngpus_excl_p=1]'``.
+def lsf_resources(options: SearchOptions) -> str:
+    """``--resources`` as ``-R`` takes it: ``'"rusage[mem=8000]"'`` -> ``rusage[mem=8000]``.
 
-    hypnettorch's default ``--resources`` carries its own quotes (it pasted the value into a
-    shell line); one pair wrapping the whole value is dropped, as the template does.
+    hypnettorch's default carries its own quotes (it pasted the value into a shell line);
+    one pair wrapping the whole value is dropped.
     """
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1].strip()
-    return value
+    return strip_wrapping_quotes((options.resources or "").strip()).strip()
 
 
 def _check_value(flag: str, value: str) -> None:
@@ -75,7 +73,7 @@ def bsub_options(options: SearchOptions) -> list[str]:
 def validate_lsf_options(options: SearchOptions) -> None:
     """Check every ``#BSUB`` value the flags produce; ``ValueError`` (one line) if bad."""
     bsub_options(options)
-    resources = strip_wrapping_quotes(options.resources or "")
+    resources = lsf_resources(options)
     if resources and ("\n" in resources or '"' in resources or "'" in resources):
         raise ValueError(f"--resources={options.resources!r}: a resource requirement may be "
                          "wrapped in one pair of quotes but hold none inside, nor a newline")
@@ -106,7 +104,7 @@ def render_lsf_driver_script(options: SearchOptions, argv: Sequence[str], cwd: P
         "name": safe_job_name(name),
         "log_dir": str(Path(cwd).resolve()),
         "num_hours": options.num_hours,
-        "resources": strip_wrapping_quotes(options.resources or ""),
+        "resources": lsf_resources(options),
         "lsf_queue": options.lsf_queue.strip(),
         "bsub_options": bsub_options(options),
         "cwd": str(Path(cwd).resolve()),
@@ -151,7 +149,7 @@ class LsfBackend(ClusterBackend):
     def __init__(self, options: SearchOptions, **kwargs) -> None:
         super().__init__(options, **kwargs)
         self.bsub_options = bsub_options(options)
-        self.resources = strip_wrapping_quotes(options.resources or "")
+        self.resources = lsf_resources(options)
 
     def is_final(self, state: str) -> bool:
         """DONE, or an EXIT element by the reason ``_query`` gave it (``TERM_RUNLIMIT``...)."""
