@@ -1,18 +1,30 @@
-"""Load a grid module (hypnettorch's ``hpsearch_config_template.py`` format) into a SearchSpec.
+"""What a search is: a :class:`SearchSpec`, loaded from a grid module or a search file.
 
-A grid module defines::
+A grid module (hypnettorch's ``hpsearch_config_template.py`` format, unchanged) defines::
 
     grid = {"lr": [1e-3, 1e-4], "use_bn": [False, True], "name": ['"example string"']}
     conditions = [({"use_bn": [True]}, {"lr": [1e-2]})]
-    _SCRIPT_NAME = "train.py"                      # run in --run_cwd
+    _SCRIPT_NAME = "train.py"                      # run in --run_cwd; may hold interpreter
+                                                   # flags and leading words (see below)
     _SUMMARY_FILENAME = "performance_overview.txt"  # written by the sim in its out dir
     _SUMMARY_KEYWORDS = ["acc_test", "finished"]    # must contain "finished"
     _OUT_ARG = "out_dir"                            # optional, default "out_dir"
     _SUMMARY_PARSER_HANDLE = None                   # optional custom parser
     _PERFORMANCE_KEY = None                         # optional, default: first keyword
-    _PERFORMANCE_SORT_ASC = False                   # optional
-    _PERFORMANCE_EVAL_HANDLE = None                 # accepted, unused
+    _PERFORMANCE_SORT_ASC = False                   # optional; a bool
+    _PERFORMANCE_EVAL_HANDLE = None                 # accepted, unused (a warning says so)
     _ARGPARSE_HANDLE = None                         # accepted, unused
+    _ALGORITHM = "grid"                             # ours, optional: see hpsearch.strategies
+    _NUM_TRIALS = 100                               # ours, optional: trials of a sampler
+
+A ``grid`` value may also be a distribution (``from hpsearch.space import loguniform``).
+A search file (YAML or JSON) says the same in other words; see :mod:`hpsearch.searchfile`.
+
+``_SCRIPT_NAME`` is split like a shell would (it is the module's constant, never a grid
+value): ``'-W ignore train_hae.py soft_block_mlp'`` runs ``<python> -W ignore train_hae.py
+soft_block_mlp --out_dir=... --lr=...`` -- words before the script are interpreter flags,
+the first word naming a file in ``--run_cwd`` is the script, the words after it lead the
+arguments. ``-m package.module`` runs a module instead of a file.
 
 Every problem is a :class:`~hpsearch.errors.UsageError` naming the attribute and the fix.
 """
@@ -22,6 +34,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pickle
+import shlex
 import sys
 import warnings
 from collections.abc import Callable
@@ -30,28 +43,224 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hpsearch.columns import RESERVED_COLUMNS
+from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
+from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value
 
 Condition = tuple[dict[str, list[Any]], dict[str, list[Any]]]
+#: a parameter: the values a grid walks (or a sampler chooses among), or a distribution
+ParameterValues = list[Any] | Distribution
+
+ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2")
+DIRECTIONS = ("minimize", "maximize")
+#: interpreter flags that take the next word as their value
+_FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
+
+
+@dataclass(frozen=True)
+class ScriptCommand:
+    """``_SCRIPT_NAME`` split into interpreter flags, the script (or ``-m`` module), words.
+
+    ``'-W ignore train.py sub'`` -> flags ``("-W", "ignore")``, script ``"train.py"``,
+    leading ``("sub",)``; the run's argv is ``[python, *flags, script, *leading, ...]``.
+    """
+
+    flags: tuple[str, ...]
+    script: str
+    leading: tuple[str, ...]
+    module: bool = False
+
+    def argv_prefix(self, python: str) -> list[str]:
+        target = ["-m", self.script] if self.module else [self.script]
+        return [python, *self.flags, *target, *self.leading]
+
+
+def parse_script_command(text: str, run_cwd: Path, check: bool = True,
+                         what: str = "_SCRIPT_NAME") -> ScriptCommand:
+    """Split ``text`` (see :class:`ScriptCommand`); with ``check`` the script must exist."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"{what} {text!r} cannot be split into words ({exc}); fix its "
+                         "quoting") from None
+    flags: list[str] = []
+    i = 0
+    while i < len(words) and words[i].startswith("-"):
+        if words[i] == "-m":
+            if i + 1 >= len(words):
+                raise UsageError(f"{what} {text!r} ends with -m; name the module to run")
+            return ScriptCommand(tuple(flags), words[i + 1], tuple(words[i + 2:]), module=True)
+        flags.append(words[i])
+        if words[i] in _FLAGS_WITH_VALUE and i + 1 < len(words):
+            flags.append(words[i + 1])
+            i += 1
+        i += 1
+    if i >= len(words):
+        raise UsageError(f"{what} {text!r} names no script; give e.g. 'train.py'")
+    script, leading = words[i], tuple(words[i + 1:])
+    if check and not (run_cwd / script).is_file():
+        raise UsageError(f"{what} {text!r}: script {script!r} not found in --run_cwd "
+                         f"{run_cwd}; set --run_cwd to the folder holding the script")
+    return ScriptCommand(tuple(flags), script, leading)
 
 
 @dataclass(frozen=True)
 class SearchSpec:
-    grid: dict[str, list[Any]]
+    """Everything a search file or grid module says, validated.
+
+    ``parameters`` keeps the declared order; a list is walked by the grid (and is a
+    categorical choice for a sampler), a :class:`Distribution` is sampled, a one-element list
+    is a fixed value. ``objectives`` and ``directions`` pair up; the first objective is the
+    performance key the results are sorted by.
+    """
+
+    parameters: dict[str, ParameterValues]
     conditions: list[Condition]
     script_name: str
+    command: ScriptCommand
     summary_filename: str
     summary_keywords: list[str]
     out_arg: str
-    performance_key: str
-    performance_sort_asc: bool
-    summary_parser: Callable[..., dict[str, Any]] | None
-    module_file: Path | None
-    dropped_conditions: list[str] = field(default_factory=list)
+    objectives: list[str]
+    directions: list[str]
+    summary_parser: Callable[..., dict[str, Any]] | None = None
+    source_file: Path | None = None
+    source_kind: str = "grid_module"  # or "search_file"
+    algorithm: str = "grid"
+    algorithm_options: dict[str, Any] = field(default_factory=dict)
+    num_trials: int | None = None
+    seed: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def performance_key(self) -> str:
+        return self.objectives[0]
+
+    @property
+    def performance_sort_asc(self) -> bool:
+        return self.directions[0] == "minimize"
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def grid(self) -> dict[str, ParameterValues]:
+        """The parameters, under hypnettorch's name for them."""
+        return self.parameters
+
+    def config_keys(self) -> list[str]:
+        """Parameter names, then names only conditions set, each once."""
+        keys = list(self.parameters)
+        for _match, replace in self.conditions:
+            keys.extend(k for k in replace if k not in keys)
+        return keys
 
 
+# -- checks shared by grid modules and search files ---------------------------------------
+def check_value_lists(where: str, values: Any, allow_distributions: bool = False
+                      ) -> dict[str, ParameterValues]:
+    if not isinstance(values, dict):
+        raise UsageError(f"{where} must be a dict of name -> list of values, "
+                         f"not {type(values).__name__}")
+    for key, vals in values.items():
+        if not isinstance(key, str) or not key:
+            raise UsageError(f"{where} has a key {key!r} that is not a non-empty string")
+        if allow_distributions and isinstance(vals, Distribution):
+            continue
+        if not isinstance(vals, list):
+            raise UsageError(f"{where}[{key!r}] must be a list of values, not "
+                             f"{type(vals).__name__} (write [{vals!r}])")
+        if not vals:
+            raise UsageError(f"{where}[{key!r}] is an empty list; give at least one value "
+                             "or remove the key")
+    return values
+
+
+def check_conditions(raw: Any, parameters: dict[str, ParameterValues]
+                     ) -> tuple[list[Condition], list[str]]:
+    """Valid conditions, and a warning for each one naming a key the grid lacks."""
+    if not isinstance(raw, (list, tuple)):
+        raise UsageError("conditions must be a list of (match_dict, replace_dict) tuples")
+    kept: list[Condition] = []
+    dropped: list[str] = []
+    for i, cond in enumerate(raw):
+        if not (isinstance(cond, (list, tuple)) and len(cond) == 2):
+            raise UsageError(f"conditions[{i}] must be a (match_dict, replace_dict) tuple")
+        match = check_value_lists(f"conditions[{i}][0]", cond[0])
+        replace = check_value_lists(f"conditions[{i}][1]", cond[1])
+        missing = [k for k in match if k not in parameters]
+        if missing:
+            dropped.append(f"condition {i} can not be enforced: key {missing[0]!r} is not "
+                           f"in the grid -- {cond!r}")
+            continue
+        kept.append((match, replace))  # type: ignore[arg-type]
+    return kept, dropped
+
+
+def check_names_and_values(parameters: dict[str, ParameterValues], conditions: list[Condition],
+                           keywords: list[str], out_arg: str) -> None:
+    """Refuse parameter names that would overwrite a column or ``--<out_arg>``, and values
+    that no command line can carry (NUL, lone surrogates, too long)."""
+    names = list(parameters) + [k for _m, replace in conditions for k in replace]
+    for name in names:
+        check_argv_text(f"parameter name {name!r}", name)
+        if name == out_arg:
+            raise UsageError(f"grid must not contain {out_arg!r}: hpsearch sets --{out_arg} "
+                             "for every run")
+        if name in RESERVED_COLUMNS:
+            raise UsageError(f"parameter {name!r} has the name of a results column "
+                             f"({', '.join(sorted(RESERVED_COLUMNS))}); rename it in the "
+                             "grid and in the sim")
+        if name in keywords:
+            raise UsageError(f"parameter {name!r} is also a summary keyword, so both would "
+                             "fill one results column; rename one of them")
+    longest = 0
+    value_lists = [(k, v) for k, v in parameters.items() if isinstance(v, list)] + [
+        item for _m, replace in conditions for item in replace.items()]
+    for name, values in value_lists:
+        widest = 0
+        for value in values:
+            text = render_value(value)
+            check_argv_text(f"a value of parameter {name!r}", text)
+            widest = max(widest, len(text.encode()))
+        longest += widest + len(name) + 3
+    if longest > 16 * MAX_ARG_BYTES:
+        raise UsageError(f"the longest values of all parameters add up to {longest} bytes, "
+                         "more than a command line holds; pass large values through a file")
+
+
+def check_directions(objectives: list[str], directions: list[str], keywords: list[str],
+                     where: str) -> None:
+    for objective in objectives:
+        if objective not in keywords:
+            raise UsageError(f"{where}: objective {objective!r} is not among the metrics "
+                             f"{[k for k in keywords if k != 'finished']}; add it there or "
+                             "pick one of them")
+    for direction in directions:
+        if direction not in DIRECTIONS:
+            raise UsageError(f"{where}: direction {direction!r} must be minimize or maximize")
+    if len(directions) != len(objectives):
+        raise UsageError(f"{where}: {len(objectives)} objective(s) but {len(directions)} "
+                         "direction(s); give one direction per objective")
+
+
+def check_algorithm(algorithm: Any, where: str) -> str:
+    if algorithm not in ALGORITHMS:
+        raise UsageError(f"{where}: algorithm {algorithm!r} does not exist; use one of "
+                         f"{', '.join(ALGORITHMS)}")
+    return algorithm
+
+
+# -- grid modules ---------------------------------------------------------------------------
 def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
-    """Import by file path (``x/y.py``) or by dotted name from the cwd or ``run_cwd``."""
+    """Import by file path (``x/y.py``) or by dotted name from the cwd or ``run_cwd``.
+
+    Whatever the module raises while importing -- an exception, ``SystemExit`` (a module
+    that calls ``parse_args()`` or ``sys.exit``), any other ``BaseException`` but Ctrl-C --
+    is a UsageError.
+    """
     path = Path(name)
     try:
         if name.endswith(".py") or "/" in name:
@@ -74,44 +283,15 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
         raise UsageError(f"cannot import grid module {name!r} ({exc}); pass a dotted name "
                          "importable from the current directory or --run_cwd, or a path "
                          "to the .py file") from None
-    except Exception as exc:  # the user's module raised while importing
+    except SystemExit as exc:
+        raise UsageError(f"grid module {name!r} called sys.exit({exc.code!r}) while "
+                         "importing (argument parsing at import time?); guard that code "
+                         "with if __name__ == '__main__'") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's module raised while importing
         raise UsageError(f"grid module {name!r} failed while importing: "
                          f"{type(exc).__name__}: {exc}; fix the module") from None
-
-
-def _check_value_lists(where: str, values: Any) -> dict[str, list[Any]]:
-    if not isinstance(values, dict):
-        raise UsageError(f"{where} must be a dict of name -> list of values, "
-                         f"not {type(values).__name__}")
-    for key, vals in values.items():
-        if not isinstance(key, str) or not key:
-            raise UsageError(f"{where} has a key {key!r} that is not a non-empty string")
-        if not isinstance(vals, list):
-            raise UsageError(f"{where}[{key!r}] must be a list of values, not "
-                             f"{type(vals).__name__} (write [{vals!r}])")
-        if not vals:
-            raise UsageError(f"{where}[{key!r}] is an empty list; give at least one value "
-                             "or remove the key")
-    return values
-
-
-def _check_conditions(raw: Any, grid: dict[str, list[Any]]) -> tuple[list[Condition], list[str]]:
-    if not isinstance(raw, (list, tuple)):
-        raise UsageError("conditions must be a list of (match_dict, replace_dict) tuples")
-    kept: list[Condition] = []
-    dropped: list[str] = []
-    for i, cond in enumerate(raw):
-        if not (isinstance(cond, (list, tuple)) and len(cond) == 2):
-            raise UsageError(f"conditions[{i}] must be a (match_dict, replace_dict) tuple")
-        match = _check_value_lists(f"conditions[{i}][0]", cond[0])
-        replace = _check_value_lists(f"conditions[{i}][1]", cond[1])
-        missing = [k for k in match if k not in grid]
-        if missing:
-            dropped.append(f"condition {i} can not be enforced: key {missing[0]!r} is not "
-                           f"in the grid -- {cond!r}")
-            continue
-        kept.append((match, replace))
-    return kept, dropped
 
 
 def _load_grid_config(path: Path) -> dict[str, Any]:
@@ -119,13 +299,23 @@ def _load_grid_config(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             data = pickle.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise UsageError(f"cannot read --grid_config {path}: {exc}; pass a pickle file "
-                         "holding a dict with 'grid' and/or 'conditions'") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # unpickling runs arbitrary code: anything can fail
+        raise UsageError(f"cannot read --grid_config {path}: {type(exc).__name__}: {exc}; "
+                         "pass a pickle file holding a dict with 'grid' and/or "
+                         "'conditions'") from None
     if not isinstance(data, dict):
         raise UsageError(f"--grid_config {path} must hold a dict with 'grid' and/or "
                          "'conditions'")
     return data
+
+
+def _bool_attr(attrs: dict[str, Any], name: str, default: bool) -> bool:
+    value = attrs.get(name, default)
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise UsageError(f"{name} must be True or False, not {value!r}")
 
 
 def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
@@ -140,10 +330,11 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
     if "grid" not in attrs and "grid" not in overrides:
         raise UsageError(f"grid module {grid_module!r} defines no 'grid'; add "
                          "grid = {'name': [values, ...]}")
-    grid = _check_value_lists("grid", overrides.get("grid", attrs.get("grid")))
+    grid = check_value_lists("grid", overrides.get("grid", attrs.get("grid")),
+                             allow_distributions=True)
     if not grid:
         raise UsageError("grid is empty; add at least one name -> list of values")
-    conditions, dropped = _check_conditions(
+    conditions, dropped = check_conditions(
         overrides.get("conditions", attrs.get("conditions", [])), grid)
 
     def required_str(name: str) -> str:
@@ -165,24 +356,30 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
     out_arg = attrs.get("_OUT_ARG") or "out_dir"
     if not isinstance(out_arg, str):
         raise UsageError("_OUT_ARG must be a string such as 'out_dir'")
-    if out_arg in grid:
-        raise UsageError(f"grid must not contain {out_arg!r}: hpsearch sets --{out_arg} "
-                         "for every run")
+    check_names_and_values(grid, conditions, list(keywords), out_arg)
     perf_key = attrs.get("_PERFORMANCE_KEY") or keywords[0]
     if perf_key not in keywords:
         raise UsageError(f"_PERFORMANCE_KEY {perf_key!r} is not among _SUMMARY_KEYWORDS "
                          f"{list(keywords)}; add it there or pick one of them")
+    ascending = _bool_attr(attrs, "_PERFORMANCE_SORT_ASC", False)
     parser = attrs.get("_SUMMARY_PARSER_HANDLE")
     if parser is not None and not callable(parser):
         raise UsageError("_SUMMARY_PARSER_HANDLE must be a function or None")
-    if check_script and not (run_cwd / script_name).is_file():
-        raise UsageError(f"_SCRIPT_NAME {script_name!r} not found in --run_cwd "
-                         f"{run_cwd}; set --run_cwd to the folder holding the script")
+    notes = list(dropped)
+    if attrs.get("_PERFORMANCE_EVAL_HANDLE") is not None:
+        notes.append("_PERFORMANCE_EVAL_HANDLE is accepted but not used: hpsearch judges a "
+                     "run by 'finished 1' and sorts by _PERFORMANCE_KEY")
+    algorithm = check_algorithm(attrs.get("_ALGORITHM", "grid"), "_ALGORITHM")
+    num_trials = attrs.get("_NUM_TRIALS")
+    if num_trials is not None and (not isinstance(num_trials, int) or isinstance(
+            num_trials, bool) or num_trials < 1):
+        raise UsageError(f"_NUM_TRIALS must be a whole number >= 1, not {num_trials!r}")
     module_file = getattr(module, "__file__", None)
     return SearchSpec(
-        grid=grid, conditions=conditions, script_name=script_name,
+        parameters=grid, conditions=conditions, script_name=script_name,
+        command=parse_script_command(script_name, run_cwd, check_script),
         summary_filename=summary_filename, summary_keywords=list(keywords),
-        out_arg=out_arg, performance_key=perf_key,
-        performance_sort_asc=bool(attrs.get("_PERFORMANCE_SORT_ASC", False)),
-        summary_parser=parser, module_file=Path(module_file) if module_file else None,
-        dropped_conditions=dropped)
+        out_arg=out_arg, objectives=[perf_key],
+        directions=["minimize" if ascending else "maximize"], summary_parser=parser,
+        source_file=Path(module_file) if module_file else None, source_kind="grid_module",
+        algorithm=algorithm, num_trials=num_trials, warnings=notes)

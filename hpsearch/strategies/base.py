@@ -1,0 +1,96 @@
+"""The seam between the driver and whatever proposes configurations.
+
+The driver asks, the runs answer::
+
+    strategy.restore(proposals, outcomes)     # once, from the journal (a fresh search: [], [])
+    while not (strategy.done and nothing runs):
+        for p in strategy.ask(free):          # may be fewer than asked, even none for now
+            journal "trial" p; submit p.config
+        ... a run ends ...
+        strategy.tell(Outcome(trial, "finished", values=[0.41]))
+
+A strategy never touches the filesystem or a backend, and never blocks the driver for
+long: ``ask`` returns what is ready (a slow sampler computes in a thread of its own and
+says ``busy`` meanwhile). ``restore`` rebuilds it from what the journal holds -- proposals
+in trial order are reused, never re-drawn; outcomes are told again -- so a resumed search
+continues where it stopped. With one run at a time, a search resumed any number of times
+proposes the same sequence as an uninterrupted one (each trial draws from a generator
+seeded by (seed, trial number)).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: outcomes a strategy is told
+OUTCOME_STATUSES = ("finished", "failed", "pruned")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One trial: its number (0, 1, ... in proposal order) and the configuration to run.
+
+    ``internal`` is whatever the strategy needs to rebuild itself from the journal (an
+    Optuna sampler's raw parameters and system attributes, a grid position); JSON values only.
+    """
+
+    trial: int
+    config: dict[str, Any]
+    internal: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial ended: ``values`` holds one number per objective for a finished trial
+    (the last reported ones for a pruned trial, None if none); ``intermediate`` maps a
+    step to the first objective's value reported there."""
+
+    trial: int
+    status: str
+    values: list[float] | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Proposes configurations; see the module docstring for the calling order."""
+
+    #: proposals depend on results: the driver asks only for runs that can start now
+    adaptive: bool = False
+
+    @abstractmethod
+    def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
+        """Rebuild from the journal: ``proposals`` in trial order, ``outcomes`` as they came."""
+
+    @abstractmethod
+    def ask(self, n: int) -> list[Proposal]:
+        """Up to ``n`` new proposals, numbered on from the last trial; never blocks long."""
+
+    @abstractmethod
+    def tell(self, outcome: Outcome) -> None:
+        """A trial ended (told once, when no retry follows)."""
+
+    @property
+    @abstractmethod
+    def done(self) -> bool:
+        """No proposal will ever come again (the trial budget is spent, the grid walked)."""
+
+    @property
+    def total(self) -> int | None:
+        """How many trials the search will have, when known."""
+        return None
+
+    @property
+    def busy(self) -> bool:
+        """Proposals asked for are still being computed (the driver polls sooner)."""
+        return False
+
+    def preview(self, n: int) -> tuple[list[Proposal], str | None]:
+        """For ``--dry_run``: the first proposals that need no results, and a note on the
+        rest (None when the list is complete)."""
+        return self.ask(n), None
+
+    def close(self) -> None:  # noqa: B027
+        """Stop any thread the strategy started."""
