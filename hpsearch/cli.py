@@ -7,6 +7,7 @@ and exit status 2, before anything is written.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import sys
@@ -15,8 +16,7 @@ from typing import Any
 
 import click
 
-from hpsearch.backends.base import BackendError
-from hpsearch.errors import UsageError
+from hpsearch.errors import SearchError, UsageError
 from hpsearch.options import SearchOptions
 
 DEFAULT_OUT_DIR = "./out/hyperparam_search"
@@ -30,6 +30,8 @@ def _check_range(name: str, value: float | None, low: float, high: float | None 
                  low_open: bool = False) -> None:
     if value is None:
         return
+    if not math.isfinite(value):
+        _fail(f"--{name}={value} is not a finite number; give a number such as 1 or 0.5")
     too_low = value <= low if low_open else value < low
     if too_low or (high is not None and value > high):
         bound = f"in ({low}, {high}]" if low_open and high is not None else \
@@ -48,6 +50,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
     _check_range("sim_startup_time", params["sim_startup_time"], 0)
     _check_range("max_num_jobs_per_gpu", params["max_num_jobs_per_gpu"], 1)
     _check_range("num_hours", params["num_hours"], 0, low_open=True)
+    _check_range("fail_fast", params["fail_fast"], 0)
     if params["num_searches"] != -1 and params["num_searches"] < 1:
         _fail(f"--num_searches={params['num_searches']} is out of range; give -1 (all) or "
               "a count >= 1")
@@ -60,6 +63,9 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
     if not (os.path.isfile(python) and os.access(python, os.X_OK)) and not shutil.which(python):
         _fail(f"--python={python} is not an executable; pass a path to a Python interpreter")
     template = params.get("job_template")
+    if template and not Path(template).is_file():
+        _fail(f"--job_template={template} does not exist; pass an existing jinja2 file or "
+              "leave it out to use the built-in one")
     return SearchOptions(
         out_dir=Path(params["out_dir"]).resolve(), run_cwd=run_cwd, python=python,
         num_searches=params["num_searches"],
@@ -67,7 +73,9 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         deterministic_search=params["deterministic_search"],
         random_seed=params["random_seed"], num_jobs=params["num_jobs"],
         timeout=params["timeout"], retries=params["retries"],
-        max_failures=params["max_failures"], dry_run=params["dry_run"],
+        max_failures=params["max_failures"], fail_fast=params["fail_fast"],
+        rerun_failed=params["rerun_failed"], force_out_dir=params["force_out_dir"],
+        dry_run=params["dry_run"],
         visible_gpus=params["visible_gpus"], allowed_load=params["allowed_load"],
         allowed_memory=params["allowed_memory"],
         sim_startup_time=params["sim_startup_time"],
@@ -76,6 +84,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         run_cluster=params["run_cluster"], scheduler=params["scheduler"],
         num_hours=params["num_hours"],
         job_template=Path(template).resolve() if template else None,
+        job_setup=job_setup_lines(params["job_setup"]),
         cancel_on_interrupt=params["cancel_on_interrupt"],
         slurm_mem=params["slurm_mem"], slurm_gres=params["slurm_gres"],
         slurm_partition=params["slurm_partition"], slurm_qos=params["slurm_qos"],
@@ -85,6 +94,44 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         bsub_options=tuple(params["bsub_option"]))
 
 
+def job_setup_lines(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--job_setup`` values as job-script lines; ``@FILE`` stands for the file's lines."""
+    lines: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            try:
+                text = Path(value[1:]).read_text()
+            except OSError as exc:
+                _fail(f"--job_setup={value}: cannot read {value[1:]} ({exc.strerror}); pass "
+                      "@ and an existing file, or the line itself")
+            lines += [ln for ln in text.splitlines() if ln.strip()]
+        elif "\n" in value or "\0" in value:
+            _fail(f"--job_setup={value!r} spans lines; give one --job_setup per line or "
+                  "--job_setup=@file")
+        else:
+            lines.append(value)
+    return tuple(lines)
+
+
+def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> Any:
+    """The search the flags name (grid module or search file) with their overrides."""
+    from hpsearch.launch import SearchSource
+
+    if bool(params["grid_module"]) == bool(params["search_file"]):
+        raise UsageError("give either --grid_module=M (a hypnettorch grid module) or "
+                         "--search_file=F (a YAML/JSON search), e.g. "
+                         "--grid_module=sims.quadratic.hpsearch_config")
+    explicit_seed = ctx is not None and ctx.get_parameter_source("random_seed") not in (
+        None, click.core.ParameterSource.DEFAULT)
+    return SearchSource(
+        grid_module=params["grid_module"] or None,
+        search_file=Path(params["search_file"]) if params["search_file"] else None,
+        grid_config=Path(params["grid_config"]) if params["grid_config"] else None,
+        algorithm=params["algorithm"],
+        num_trials=params["num_searches"] if params["num_searches"] != -1 else None,
+        seed=params["random_seed"] if explicit_seed else None)
+
+
 # -- flags ----------------------------------------------------------------------------
 def _search_flags(func: Any) -> Any:
     """hypnettorch's flags (same names and defaults), then ours."""
@@ -92,20 +139,28 @@ def _search_flags(func: Any) -> Any:
         click.option("--grid_module", help="Grid module: a dotted name importable from the "
                      "current directory or --run_cwd, or a path to a .py file "
                      "(hypnettorch's hpsearch_config_template format)."),
+        click.option("--search_file", default=None,
+                     help="A search file (YAML or JSON): parameters with distributions, "
+                     "algorithm, objective; instead of --grid_module."),
+        click.option("--algorithm", default=None,
+                     help="grid | random | qmc | tpe | cmaes | gp | nsga2; overrides the "
+                     "grid module's _ALGORITHM or the search file's algorithm."),
         click.option("--grid_config", type=click.Path(dir_okay=False), default=None,
                      help="Pickle file with 'grid' and/or 'conditions' overriding the "
                      "module's."),
         click.option("--out_dir", default=DEFAULT_OUT_DIR, show_default=True,
                      help="The search directory (journal, results CSV, runs/). Running the "
                      "same command again with the same --out_dir resumes the search."),
-        click.option("--force_out_dir", is_flag=True, help="Accepted for hypnettorch "
-                     "compatibility: --out_dir is always the search directory itself."),
+        click.option("--force_out_dir", is_flag=True, help="Continue the search in --out_dir "
+                     "even though its script, summary keywords, objective, algorithm or grid "
+                     "module changed (otherwise refused)."),
         click.option("--dont_force_new_dir", is_flag=True, help="Accepted for hypnettorch "
                      "compatibility: an existing search directory is always resumed."),
         click.option("--run_cwd", default=".", show_default=True,
                      help="Working directory of the runs (where _SCRIPT_NAME lives)."),
         click.option("--num_searches", type=int, default=-1, show_default=True,
-                     help="Run at most N configurations (-1: all)."),
+                     help="Run at most N configurations (-1: all); the trial count of a "
+                     "sampling algorithm."),
         click.option("--dont_generate_full_grid", is_flag=True,
                      help="Draw --num_searches random grid points instead of walking the "
                      "whole grid."),
@@ -158,6 +213,9 @@ def _search_flags(func: Any) -> Any:
                      "(repeatable)."),
         click.option("--job_template", type=click.Path(dir_okay=False), default=None,
                      help="Your own jinja2 job-script template for the cluster backend."),
+        click.option("--job_setup", multiple=True, metavar="LINE",
+                     help="Cluster: a line the job script runs before the command, e.g. "
+                     "'module load cuda' (repeatable; @FILE: the file's lines)."),
         click.option("--cancel_on_interrupt", is_flag=True,
                      help="Cluster: Ctrl-C/SIGTERM on the driver also cancels the queued "
                      "and running jobs (default: leave them; a restart reattaches)."),
@@ -167,6 +225,12 @@ def _search_flags(func: Any) -> Any:
                      help="Run a failed run again up to N more times."),
         click.option("--max_failures", type=int, default=None,
                      help="Stop the search once N runs have failed for good."),
+        click.option("--fail_fast", type=int, default=5, show_default=True,
+                     help="Stop when the first N runs all failed with the same reason and "
+                     "none finished (0: never)."),
+        click.option("--rerun_failed", is_flag=True,
+                     help="Run the search's failed runs again, with a fresh --retries "
+                     "budget (what hpsearch retry does)."),
         click.option("--python", default=None,
                      help="Interpreter for the runs (default: the one running hpsearch)."),
         click.option("--dry_run", is_flag=True,
@@ -182,23 +246,22 @@ def _search_flags(func: Any) -> Any:
 @_search_flags
 @click.pass_context
 def main_group(ctx: click.Context, **params: Any) -> None:
-    """Run a hyperparameter search over a grid module, or act on a search directory.
+    """Run a hyperparameter search (a grid module or a search file), or act on one.
 
     \b
     hpsearch --grid_module=sims.quadratic.hpsearch_config --run_cwd=sims/quadratic --out_dir=out/q
+    hpsearch --search_file=sims/logreg/search.yaml --run_cwd=sims/logreg --out_dir=out/tpe
     hpsearch status out/q      # counts and best runs, also while a driver runs
     hpsearch collect out/q     # rebuild search_results.csv from the run directories
+    hpsearch retry out/q       # run the failed runs again (after fixing the sim)
     hpsearch cancel out/q      # stop the driver and cancel every run of the search
     """
     if ctx.invoked_subcommand is not None:
         return
-    if not params["grid_module"]:
-        raise UsageError("--grid_module is required; pass e.g. "
-                         "--grid_module=sims.quadratic.hpsearch_config")
+    source = search_source(params, ctx)
     from hpsearch.launch import run_search
 
-    ctx.exit(run_search(params["grid_module"], build_options(params),
-                        Path(params["grid_config"]) if params["grid_config"] else None))
+    ctx.exit(run_search(source, build_options(params), list((ctx.obj or {}).get("argv", []))))
 
 
 @main_group.command("collect")
@@ -234,6 +297,27 @@ def cancel_command(out_dir: str) -> None:
     cancel_search(Path(out_dir).resolve())
 
 
+@main_group.command("retry", context_settings={"ignore_unknown_options": True,
+                                               "allow_extra_args": True})
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
+def retry_command(out_dir: str, extra_args: tuple[str, ...]) -> None:
+    """Run the failed runs of the search in OUT_DIR again, with the command that ran it.
+
+    EXTRA_ARGS are more search flags (e.g. --retries=2); they override the recorded ones.
+    """
+    from hpsearch.searchdir import read_description
+
+    meta = read_description(Path(out_dir).resolve())
+    if meta is None or not isinstance(meta.get("command"), list):
+        raise UsageError(f"{out_dir} holds no search that hpsearch can run again (no "
+                         "search.json with its command); run the search's command with "
+                         "--rerun_failed instead")
+    os.chdir(meta.get("cwd") or ".")
+    argv = [*meta["command"], *extra_args, "--rerun_failed"]
+    raise click.exceptions.Exit(main(argv))
+
+
 @main_group.command("wrap", context_settings={"ignore_unknown_options": True,
                                               "allow_extra_args": True})
 @click.option("--driver_hours", type=float, default=120, show_default=True,
@@ -241,8 +325,12 @@ def cancel_command(out_dir: str) -> None:
 @click.option("--driver_mem", default="8G", show_default=True,
               help="Memory of the driver's own job: Slurm --mem, LSF -R rusage[mem=...] "
               "(8G becomes 8GB there).")
+@click.option("--driver_partition", default=None,
+              help="Slurm partition (LSF queue) of the driver's own job (default: the "
+              "runs' --slurm_partition / --lsf_queue).")
 @click.argument("search_args", nargs=-1, type=click.UNPROCESSED)
-def wrap_command(driver_hours: float, driver_mem: str, search_args: tuple[str, ...]) -> None:
+def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | None,
+                 search_args: tuple[str, ...]) -> None:
     """Print a batch job script that runs this search's driver as a long job.
 
     \b
@@ -252,41 +340,37 @@ def wrap_command(driver_hours: float, driver_mem: str, search_args: tuple[str, .
 
     SEARCH_ARGS are the flags of the search, checked now as the driver will read them.
     """
-    import dataclasses
-
-    from hpsearch.backends import driver_script
-    from hpsearch.spec import load_spec
+    from hpsearch.backends import driver_options, driver_script
+    from hpsearch.launch import load_search
 
     with main_group.make_context("hpsearch", list(search_args), resilient_parsing=False) as sub:
         params = dict(sub.params)
-    if not params["grid_module"]:
-        raise UsageError("hpsearch wrap needs the search's flags, e.g. --grid_module=... "
-                         "--run_cluster --scheduler=slurm")
+        source = search_source(params, sub)
     options = build_options(params)
     if not options.run_cluster:
         raise UsageError("hpsearch wrap runs the driver as a batch job that submits the runs: "
                          "add --run_cluster --scheduler=slurm|lsf")
-    load_spec(params["grid_module"], options.run_cwd,
-              Path(params["grid_config"]) if params["grid_config"] else None)
+    load_search(source, options.run_cwd)
     _check_range("driver_hours", driver_hours, 0, low_open=True)
-    lsf_mem = driver_mem + "B" if driver_mem[-1:].upper() in "KMGT" and driver_mem[:-1].isdigit() \
-        else driver_mem  # LSF spells units KB, MB, GB, TB
-    driver_options = dataclasses.replace(options, num_hours=driver_hours, slurm_mem=driver_mem,
-                                         resources=f"rusage[mem={lsf_mem}]")
+    own = driver_options(options, driver_hours, driver_mem, driver_partition)
     argv = [sys.executable, "-m", "hpsearch", *search_args]
-    click.echo(driver_script(driver_options, argv, Path.cwd()), nl=False)
+    click.echo(driver_script(own, argv, Path.cwd()), nl=False)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click in non-standalone mode so every error is one line, exit 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = main_group.main(args=argv, prog_name="hpsearch", standalone_mode=False)
+        code = main_group.main(args=args, prog_name="hpsearch", standalone_mode=False,
+                               obj={"argv": args})
     except UsageError as exc:
         print(f"hpsearch: error: {exc}", file=sys.stderr)
         return 2
-    except BackendError as exc:  # the scheduler failed mid-search; the journal is intact
-        print(f"hpsearch: error: {exc}; run the same command again to resume",
-              file=sys.stderr)
+    except SearchError as exc:  # mid-search: the journal and the run directories are intact
+        text = str(exc)
+        if "resume" not in text:
+            text += "; run the same command again to resume"
+        print(f"hpsearch: error: {text}", file=sys.stderr)
         return 1
     except click.exceptions.NoArgsIsHelpError as exc:
         print(exc.format_message(), file=sys.stderr)

@@ -1,16 +1,16 @@
 """``hpsearch collect``, ``status`` and ``cancel``: act on a search directory from outside.
 
-``collect`` rebuilds the table from the run directories (``runs/<id>/`` of ours, or
-hypnettorch's ``sim_*`` folders with their ``hpsearch_command.sh``) and the journal when
-there is one; it needs no driver. ``status`` reads the journal only, so it is cheap while a
-driver runs. ``cancel`` stops this host's driver and every run or job the journal lists as
-running.
+``collect`` rebuilds the table from the journal and the run directories (``runs/<id>/`` of
+ours, or hypnettorch's ``sim_*`` folders with their ``hpsearch_command.sh``), judging every
+run the journal has not judged with the driver's own verdict; it needs no driver. ``status``
+reads the journal and, for the runs it lists as active, their ``started_at`` (queued or
+running); it says whether the search's driver is alive. ``cancel`` checks that the
+scheduler's commands are there, stops the driver, takes its lock, cancels every run the
+journal lists as active and journals them as cancelled (they run again on the next start).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shlex
 import signal
@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import UsageError
-from hpsearch.journal import JOURNAL_FILE, LOCK_FILE, RunState, replay
+from hpsearch.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
+from hpsearch.lock import LOCK_FILE, DriverLock, liveness, read_holder
 from hpsearch.results import RESULTS_FILE, TableLayout, build_table, row_of, write_table
-from hpsearch.runfiles import RUNS_DIR, SIM_OUT_DIR, read_exit, read_run_record
-from hpsearch.searchdir import config_keys, layout_of, read_description
+from hpsearch.runfiles import RUNS_DIR, SIM_OUT_DIR, read_exit, read_run_record, read_start
+from hpsearch.searchdir import layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
-from hpsearch.summary import judge_run
+from hpsearch.summary import SummaryFormat, is_number, judge
+from hpsearch.values import render_value
 
 HYPNETTORCH_COMMAND = "hpsearch_command.sh"
 
@@ -43,8 +45,8 @@ def _spec_for(out_dir: Path, grid_module: str | None) -> SearchSpec | None:
         return load_spec(grid_module, Path.cwd(), check_script=False)
     meta = read_description(out_dir)
     candidates = []
-    if meta and meta.get("module_file"):
-        candidates.append(Path(meta["module_file"]))
+    if meta and meta.get("source_file") and meta.get("source_kind") == "grid_module":
+        candidates.append(Path(meta["source_file"]))
     candidates += sorted(out_dir.glob("*.py"))
     for path in candidates:
         if path.is_file():
@@ -55,50 +57,46 @@ def _spec_for(out_dir: Path, grid_module: str | None) -> SearchSpec | None:
     return None
 
 
-def _layout(out_dir: Path, spec: SearchSpec | None) -> TableLayout:
-    meta = read_description(out_dir)
+def _format(meta: dict[str, Any] | None, spec: SearchSpec | None) -> SummaryFormat:
     if meta is not None:
-        return layout_of(meta)
-    if spec is None:
-        raise UsageError(f"{out_dir} has no search.json and no grid module copy; pass "
-                         "--grid_module=<the search's grid module>")
-    return TableLayout(config_keys(spec), spec.summary_keywords, spec.performance_key,
-                       spec.performance_sort_asc)
+        return SummaryFormat(meta["summary_filename"], list(meta["summary_keywords"]),
+                             list(meta.get("objectives") or [meta["performance_key"]]),
+                             spec.summary_parser if spec else None)
+    assert spec is not None
+    return SummaryFormat(spec.summary_filename, spec.summary_keywords, spec.objectives,
+                         spec.summary_parser)
 
 
-def _judge(state: RunState, sim_out_dir: Path, exit_code: int | None,
-           layout: TableLayout, spec: SearchSpec | None, summary_filename: str) -> None:
-    verdict = judge_run(sim_out_dir, summary_filename, layout.keywords,
-                        layout.performance_key, exit_code,
-                        spec.summary_parser if spec else None, state.index)
-    state.metrics = verdict.metrics
-    state.status = "failed" if verdict.failure else "finished"
-    state.reason = verdict.failure
+def _judge_dir(state: RunState, run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat,
+               exit_code: int | None, reason: str | None = None) -> None:
+    verdict = judge(run_dir, sim_out_dir, fmt, exit_code, reason, state.trial)
+    state.metrics, state.status, state.reason = verdict.metrics, verdict.status, verdict.reason
+    state.exit_code = exit_code
 
 
-def _our_runs(out_dir: Path, states: dict[str, RunState], layout: TableLayout,
-              spec: SearchSpec | None, summary_filename: str) -> None:
+def _our_runs(out_dir: Path, states: dict[str, RunState], fmt: SummaryFormat) -> None:
     """Bring every ``runs/<id>`` directory into ``states`` (the journal's view first)."""
     runs_dir = out_dir / RUNS_DIR
     if not runs_dir.is_dir():
         return
     for entry in os.scandir(runs_dir):
         state = states.get(entry.name)
-        if state is not None and state.status in ("finished", "failed"):
+        if state is not None and state.status in ENDED:
             continue  # the journal already judged it
         run_dir = Path(entry.path)
         if state is None:
             record = read_run_record(run_dir)
             if record is None:
                 continue
-            state = states[entry.name] = RunState(entry.name, record.get("index", -1),
-                                                  record.get("config", {}), attempts=1)
-        ended = read_exit(run_dir)
+            state = states[entry.name] = RunState(
+                entry.name, int(record.get("trial", record.get("index", -1))),
+                record.get("config", {}), attempts=int(record.get("attempt", 1)))
+        ended = read_exit(run_dir, state.launch)
         if ended is None:
-            state.status = "running"
+            if state.status in ("running", "launching") or read_start(run_dir) is not None:
+                state.status = "running"
             continue
-        _judge(state, run_dir / SIM_OUT_DIR, ended.exit_code, layout, spec, summary_filename)
-        state.exit_code = ended.exit_code
+        _judge_dir(state, run_dir, run_dir / SIM_OUT_DIR, fmt, ended.exit_code)
         state.wall_time = ended.wall_time
 
 
@@ -131,11 +129,12 @@ def parse_hypnettorch_command(text: str, out_arg: str) -> dict[str, Any]:
     return config
 
 
-def _hypnettorch_runs(out_dir: Path, states: dict[str, RunState], layout: TableLayout,
-                      spec: SearchSpec | None, summary_filename: str, out_arg: str) -> None:
-    values = [] if spec is None else [*spec.grid.items()] + [
+def _hypnettorch_runs(out_dir: Path, states: dict[str, RunState], fmt: SummaryFormat,
+                      spec: SearchSpec | None, out_arg: str) -> None:
+    values = [] if spec is None else [*spec.parameters.items()] + [
         item for _match, replace in spec.conditions for item in replace.items()]
-    flag_keys = [k for k, vals in values if any(isinstance(v, bool) for v in vals)]
+    flag_keys = [k for k, vals in values
+                 if isinstance(vals, list) and any(isinstance(v, bool) for v in vals)]
     for index, run_dir in enumerate(sorted(p for p in out_dir.glob("sim_*") if p.is_dir())):
         try:
             config = parse_hypnettorch_command(
@@ -145,7 +144,11 @@ def _hypnettorch_runs(out_dir: Path, states: dict[str, RunState], layout: TableL
         for key in flag_keys:  # hypnettorch omits a False flag from the command
             config.setdefault(key, False)
         state = states[run_dir.name] = RunState(run_dir.name, index, config, attempts=1)
-        _judge(state, run_dir, None, layout, spec, summary_filename)
+        _judge_dir(state, run_dir, run_dir, fmt, None, None)
+        if state.reason == "ended without an exit code":  # hypnettorch kept no exit codes
+            metrics_ok = state.metrics.get("finished") == 1
+            state.status, state.reason = ("finished", None) if metrics_ok else (
+                "failed", "summary says the run did not finish")
 
 
 def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
@@ -154,14 +157,20 @@ def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
     meta = read_description(out_dir)
     needs_spec = meta is None or meta.get("custom_parser") or grid_module
     spec = _spec_for(out_dir, grid_module) if needs_spec else None
-    layout = _layout(out_dir, spec)
-    summary_filename = meta["summary_filename"] if meta else spec.summary_filename
-    out_arg = meta["out_arg"] if meta else spec.out_arg
-    states = replay(out_dir / JOURNAL_FILE)
-    _our_runs(out_dir, states, layout, spec, summary_filename)
+    if meta is None and spec is None:
+        raise UsageError(f"{out_dir} has no search.json and no grid module copy; pass "
+                         "--grid_module=<the search's grid module>")
+    layout: TableLayout = layout_of(meta) if meta is not None else layout_of_spec(spec)  # type: ignore[arg-type]
+    fmt = _format(meta, spec)
+    history = replay(out_dir / JOURNAL_FILE)
+    for warning in history.warnings:
+        print(f"hpsearch: warning: {warning}", file=sys.stderr)
+    states = history.runs
+    _our_runs(out_dir, states, fmt)
     hypnettorch = meta is None and any(out_dir.glob("sim_*"))
     if hypnettorch:
-        _hypnettorch_runs(out_dir, states, layout, spec, summary_filename, out_arg)
+        out_arg = spec.out_arg if spec else "out_dir"
+        _hypnettorch_runs(out_dir, states, fmt, spec, out_arg)
     if not states:
         raise UsageError(f"{out_dir} holds no runs (no runs/<id>/ nor sim_*/ folders); "
                          "pass the search directory")
@@ -183,62 +192,115 @@ def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
     return path
 
 
+# -- status ---------------------------------------------------------------------------------
+def driver_state(out_dir: Path) -> str:
+    """A phrase about the search's driver: alive (where), gone, or none."""
+    holder = read_holder(out_dir / LOCK_FILE)
+    if holder is None:
+        return "no driver running"
+    state = liveness(holder)
+    if state == "unreadable":
+        return f"a lock file {out_dir / LOCK_FILE} holds no readable record"
+    if state == "stale":
+        return (f"no driver running (driver pid {holder.pid} on {holder.host} is gone; its "
+                "stale lock is taken over by the next start)")
+    beat = "" if holder.host == socket.gethostname() else \
+        f", last heartbeat {holder.age:.0f} s ago"
+    return f"driver pid {holder.pid} on {holder.host}{beat}"
+
+
+def status_counts(out_dir: Path, states: dict[str, RunState]) -> dict[str, int]:
+    """Runs by status; an active run is ``queued`` until its wrapper wrote ``started_at``."""
+    counts = {"finished": 0, "failed": 0, "pruned": 0, "running": 0, "queued": 0,
+              "pending": 0, "cancelled": 0}
+    for state in states.values():
+        status = state.status
+        if status in ("running", "launching"):
+            started = read_start(out_dir / RUNS_DIR / state.run_id)
+            status = "running" if started is not None and started.launch == state.launch \
+                else "queued"
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
 def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
-    """Counts by state and the ``top`` best finished runs, from the journal."""
+    """Counts by state, the driver's state and the ``top`` best finished runs."""
     _require_dir(out_dir)
     meta = read_description(out_dir)
     if meta is None:
         raise UsageError(f"{out_dir} is not an hpsearch search directory (no search.json); "
                          "pass the --out_dir of a search")
     stream = stream or sys.stdout
-    states = replay(out_dir / JOURNAL_FILE)
-    counts = {"finished": 0, "failed": 0, "running": 0, "pending": 0}
-    for state in states.values():
-        counts[state.status] = counts.get(state.status, 0) + 1
-    counts["pending"] += max(0, int(meta.get("size_hint", 0)) - len(states))
-    driver = _driver_holder(out_dir)
-    stream.write(f"search {out_dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
-                 + (f"; driver pid {driver['pid']} on {driver['host']}" if driver
-                    else "; no driver running") + "\n")
+    history = replay(out_dir / JOURNAL_FILE)
+    for warning in history.warnings:
+        print(f"hpsearch: warning: {warning}", file=sys.stderr)
+    states = history.runs
+    counts = status_counts(out_dir, states)
+    total = meta.get("total") or 0
+    counts["pending"] += max(0, int(total) - len(states))
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in (
+        "finished", "failed", "running", "pending"))
+    approx = "~" if meta.get("total_is_estimate") else ""
+    stream.write(f"search {out_dir}: {shown} (of {approx}{max(total, len(states))}); "
+                 f"{driver_state(out_dir)}\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
     finished = [s for s in states.values() if s.status == "finished"
-                and isinstance(s.metrics.get(key), (int, float))
-                and not math.isnan(s.metrics[key])]
+                and is_number(s.metrics.get(key)) and s.metrics[key] == s.metrics[key]]
     finished.sort(key=lambda s: s.metrics[key], reverse=not ascending)
     if finished:
-        stream.write(f"best {min(top, len(finished))} by {key} "
+        best = finished[0]
+        stream.write(f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run "
+                     f"{best.run_id}); {min(top, len(finished))} best by {key} "
                      f"({'ascending' if ascending else 'descending'}):\n")
     for state in finished[:top]:
-        config = " ".join(f"{k}={v}" for k, v in state.config.items())
+        config = " ".join(f"{k}={render_value(v)}" for k, v in state.config.items())
         stream.write(f"  {key}={state.metrics[key]:.6g}  {state.run_id}  {config}\n")
 
 
-def _driver_holder(out_dir: Path) -> dict[str, Any] | None:
+# -- cancel ---------------------------------------------------------------------------------
+def _stop_driver(out_dir: Path, stream: Any) -> None:
+    """SIGTERM the search's driver on this host and wait for its lock to go."""
+    holder = read_holder(out_dir / LOCK_FILE)
+    if holder is None or liveness(holder) != "alive":
+        return
+    if holder.host != socket.gethostname():
+        raise UsageError(f"the search's driver runs on host {holder.host} (pid {holder.pid}); "
+                         f"run hpsearch cancel there, or stop that driver first")
+    assert holder.pid is not None
     try:
-        with open(out_dir / LOCK_FILE) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+        os.kill(holder.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    stream.write(f"sent SIGTERM to driver pid {holder.pid}\n")
+    give_up = time.monotonic() + 60
+    while read_holder(out_dir / LOCK_FILE) is not None and time.monotonic() < give_up:
+        time.sleep(0.1)
 
 
 def cancel_search(out_dir: Path, stream: Any = None) -> None:
-    """SIGTERM this host's driver, then cancel every run the journal lists as running."""
-    from hpsearch.backends import cancel_jobs
+    """Stop the driver, then cancel and journal every run the journal lists as active."""
+    from hpsearch.backends import cancel_jobs, check_cancel_commands
 
     _require_dir(out_dir)
     stream = stream or sys.stdout
-    holder = _driver_holder(out_dir)
-    if holder and holder.get("host") == socket.gethostname():
-        try:
-            os.kill(int(holder["pid"]), signal.SIGTERM)
-            stream.write(f"sent SIGTERM to driver pid {holder['pid']}\n")
-            give_up = time.monotonic() + 30
-            while (out_dir / LOCK_FILE).exists() and time.monotonic() < give_up:
-                time.sleep(0.1)
-        except (ProcessLookupError, ValueError):
-            pass
-    states = replay(out_dir / JOURNAL_FILE)
-    job_ids = [s.job_id for s in states.values() if s.status == "running" and s.job_id]
     meta = read_description(out_dir) or {}
-    cancelled = cancel_jobs(meta.get("backend", "local"), job_ids)
+    backend = meta.get("backend", "local")
+    check_cancel_commands(backend)
+    _stop_driver(out_dir, stream)
+    lock = DriverLock(out_dir)
+    lock.acquire()
+    try:
+        history = replay(out_dir / JOURNAL_FILE)
+        active = [s for s in history.runs.values() if s.status in ("running", "launching")]
+        cancelled = cancel_jobs(backend, [s.job_id for s in active if s.job_id])
+        if active:
+            journal = Journal(out_dir / JOURNAL_FILE)
+            try:
+                journal.append("cancel", runs=[s.run_id for s in active],
+                               reason="hpsearch cancel")
+            finally:
+                journal.close()
+    finally:
+        lock.release()
     stream.write(f"cancelled {cancelled} run(s) of {out_dir}\n")
+

@@ -1,172 +1,367 @@
-"""The search loop: take runs while the backend has room, submit, wait, record, retry.
+"""The search loop: ask the strategy while the backend has room, journal, launch, record, tell.
 
 Every state change goes through :meth:`Driver._event`, which appends it to the journal and
 applies it to the in-memory states with the same function replay uses, so what the driver
-believes and what a restarted driver will believe cannot drift apart.
+believes and what a restarted driver will believe cannot drift apart. Every action is
+journaled before it takes effect: a proposal (``trial``) before it is queued, a launch
+(``launch``, with its key) before its command starts -- flushed to the file first, and
+fsync'd for a cluster.
 
-Restart rules (the journal is replayed first):
+The driver owns each run directory's lifecycle: before an attempt it moves the previous
+attempt's files to ``attempts/<n>/`` and writes ``run.json``; the backend's wrapper then
+writes ``started_at`` and ``exit_code`` with the launch's key.
 
-* finished runs are never run again;
-* runs submitted by a previous driver are handed to the backend's ``reattach``: clusters
-  watch their jobs again, the local backend adopts processes still alive; runs that ended
-  meanwhile are recorded; runs that cannot be watched are run again (no attempt counted);
-* failed runs are run again while their attempts are within ``--retries``.
+Restart rules (the journal is replayed first, then the run directories are checked):
+
+* a run directory whose ``exit_code`` says it ended is adopted even if the journal lost it
+  (a truncated or deleted journal never re-runs a finished run); one that started is
+  watched again;
+* a launch the journal never saw answered is resolved with the backend (did it start?);
+* runs submitted by a previous driver are handed to the backend's ``reattach``;
+* finished runs are never run again; failed runs are run again while their attempts are
+  within ``--retries`` (``--rerun_failed`` / ``hpsearch retry`` give them a new budget);
+* the strategy is rebuilt from the journal's proposals and outcomes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import secrets
 import signal
 import socket
 from collections import deque
-from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 from hpsearch.backends.base import Backend, Ended, Run
-from hpsearch.journal import JOURNAL_FILE, Journal, RunState, apply_event, replay
+from hpsearch.errors import SearchError
+from hpsearch.journal import ENDED, JOURNAL_FILE, History, Journal, RunState, apply_event
+from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
-from hpsearch.progress import Progress
+from hpsearch.progress import Counts, Progress
 from hpsearch.results import ResultsWriter, TableLayout
-from hpsearch.runfiles import stderr_says_oom, write_run_record
-from hpsearch.runs import make_run
-from hpsearch.space import SearchSpace
+from hpsearch.runfiles import (
+    RUNS_DIR,
+    STDERR_FILE,
+    read_exit,
+    read_run_record,
+    read_start,
+    retire_attempt,
+    tail_lines,
+    write_command,
+    write_run_record,
+)
+from hpsearch.runs import make_run, run_id_of
 from hpsearch.spec import SearchSpec
-from hpsearch.summary import judge_run
+from hpsearch.strategies.base import Outcome, Proposal, Strategy
+from hpsearch.summary import SummaryFormat, judge, objective_values
+from hpsearch.values import render_args, storable_config
 
 #: exit statuses of the driver
 EXIT_ALL_FINISHED = 0
 EXIT_SOME_FAILED = 1
-EXIT_TOO_MANY_FAILURES = 3
+EXIT_STOPPED_FOR_FAILURES = 3
+#: lines of a failed run's stderr shown the first time its reason appears
+STDERR_LINES = 5
+
+
+def summary_format(spec: SearchSpec) -> SummaryFormat:
+    return SummaryFormat(spec.summary_filename, spec.summary_keywords, spec.objectives,
+                         spec.summary_parser)
 
 
 class Driver:
-    def __init__(self, spec: SearchSpec, options: SearchOptions, space: SearchSpace,
-                 backend: Backend, layout: TableLayout, progress: Progress) -> None:
+    def __init__(self, spec: SearchSpec, options: SearchOptions, strategy: Strategy,
+                 backend: Backend, layout: TableLayout, progress: Progress, lock: DriverLock,
+                 history: History) -> None:
         self.spec = spec
         self.options = options
-        self.space = space
+        self.strategy = strategy
         self.backend = backend
         self.progress = progress
+        self.lock = lock
         self.out_dir = options.out_dir
+        self.fmt = summary_format(spec)
         self.max_attempts = 1 + options.retries
-        self.states: dict[str, RunState] = replay(self.out_dir / JOURNAL_FILE)
+        self.history = history
+        self.states: dict[str, RunState] = history.runs
         self.journal = Journal(self.out_dir / JOURNAL_FILE)
         self.results = ResultsWriter(self.out_dir, layout)
         self.active: dict[str, Run] = {}
-        self.retry: deque[Run] = deque()
-        self.handled: set[str] = set()  # run ids this driver submitted or adopted
+        self.ready: deque[str] = deque()
         self.stop_reason: str | None = None
+        self.stop_detail: str | None = None
         self.signal_number: int | None = None
-        self.final_failures = sum(1 for s in self.states.values()
-                                  if s.status == "failed" and s.attempts >= self.max_attempts)
-        self.finished = sum(1 for s in self.states.values() if s.status == "finished")
+        self.reasons_seen: set[str] = set()
+        self.failed_attempts: list[str] = []  # reasons, this session, for --fail_fast
+        self.tally = {"finished": 0, "failed": 0, "pruned": 0}  # failed: for good
 
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
-        self.journal.append(kind, **fields)
-        apply_event(self.states, {"ev": kind, **fields})
+        apply_event(self.history, self.journal.append(kind, **fields))
         self.results.changed()
 
+    def _budget_left(self, state: RunState) -> bool:
+        return state.attempts - state.budget_start < self.max_attempts
+
+    def _is_final_failure(self, state: RunState) -> bool:
+        return state.status == "failed" and not self._budget_left(state)
+
+    def _recount(self) -> None:
+        """Count ended runs from scratch (once, after the journal was replayed)."""
+        self.tally = {"finished": 0, "failed": 0, "pruned": 0}
+        for state in self.states.values():
+            if state.status in ("finished", "pruned"):
+                self.tally[state.status] += 1
+            elif self._is_final_failure(state):
+                self.tally["failed"] += 1
+
     def _counts(self) -> None:
-        self.progress.set_counts(self.finished, self.final_failures, len(self.active))
+        total = max(self.strategy.total or 0, len(self.states))
+        self.progress.set_counts(Counts(
+            self.tally["finished"], self.tally["failed"], self.tally["pruned"],
+            len(self.active), self.backend.queued(), total, self.strategy.total_is_estimate))
 
-    def _make_run(self, index: int, config: dict[str, Any]) -> Run:
-        return make_run(index, config, out_dir=self.out_dir, run_cwd=self.options.run_cwd,
-                        python=self.options.python, script_name=self.spec.script_name,
-                        out_arg=self.spec.out_arg)
+    def _run_of(self, state: RunState, config: dict[str, Any] | None = None) -> Run:
+        run = make_run(state.run_id, state.trial, config or state.config, state.args,
+                       out_dir=self.out_dir, run_cwd=self.options.run_cwd,
+                       python=self.options.python, command=self.spec.command,
+                       out_arg=self.spec.out_arg)
+        return dataclasses.replace(run, attempt=max(1, state.attempts), launch=state.launch or "")
 
-    # -- choosing runs --------------------------------------------------------------
-    def _fresh_runs(self) -> Iterator[Run]:
-        """Runs of the space that still need running, in search order."""
-        for index, config in enumerate(self.space):
-            run = self._make_run(index, config)
-            state = self.states.get(run.run_id)
-            if run.run_id in self.handled or state is not None and (
-                    state.status == "finished"
-                    or state.status == "failed" and state.attempts >= self.max_attempts):
+    # -- proposals ------------------------------------------------------------------
+    def _propose(self, proposal: Proposal) -> None:
+        run_id = proposal.run_id or run_id_of(proposal.config, proposal.trial)
+        config = storable_config(proposal.config)
+        fields: dict[str, Any] = {"trial": proposal.trial, "run": run_id, "config": config}
+        args = render_args(proposal.config)
+        if render_args(config) != args:
+            fields["args"] = args
+        if proposal.internal:
+            fields["internal"] = proposal.internal
+        self._event("trial", **fields)
+        self.ready.append(run_id)
+
+    def _fill(self) -> None:
+        """Launch what the backend has room for: queued runs first, then new proposals."""
+        room = self.backend.free_slots() if self.strategy.adaptive else self.backend.room()
+        if room <= 0:
+            return
+        if len(self.ready) < room and not self.strategy.done:
+            for proposal in self.strategy.ask(room - len(self.ready)):
+                self._propose(proposal)
+        batch = []
+        while self.ready and len(batch) < room:
+            run_id = self.ready.popleft()
+            if self.states[run_id].status in ("pending", "failed", "cancelled"):
+                batch.append(run_id)
+        if batch:
+            self._launch(batch)
+            self._counts()
+
+    # -- launching and recording ----------------------------------------------------
+    def _launch(self, batch: list[str]) -> None:
+        key = "k" + secrets.token_hex(4)
+        runs = []
+        for run_id in batch:
+            state = self.states[run_id]
+            run = dataclasses.replace(self._run_of(state), attempt=state.attempts + 1,
+                                      launch=key)
+            runs.append(dataclasses.replace(run, env={
+                "HPSEARCH_RUN_ID": run.run_id, "HPSEARCH_TRIAL": str(run.trial),
+                "HPSEARCH_ATTEMPT": str(run.attempt)}))
+        self._event("launch", key=key, runs=[[r.run_id, r.attempt] for r in runs])
+        self.journal.flush(sync=self.backend.durable_intents)  # the intent, before the action
+        for run in runs:
+            self._prepare(run)
+        jobs = self.backend.submit(runs, key)
+        self._event("submit", key=key, jobs=jobs)
+        for run in runs:
+            if run.run_id not in jobs:
+                self.ready.appendleft(run.run_id)
                 continue
-            yield run
-
-    def _take(self, fresh: Iterator[Run], room: int) -> list[Run]:
-        batch: list[Run] = []
-        while len(batch) < room and self.retry:
-            batch.append(self.retry.popleft())
-        while len(batch) < room:
-            run = next(fresh, None)
-            if run is None:
-                break
-            batch.append(run)
-        return batch
-
-    # -- submitting and recording ---------------------------------------------------
-    def _submit(self, batch: list[Run]) -> None:
-        for run in batch:
-            run.run_dir.mkdir(parents=True, exist_ok=True)
-        job_ids = self.backend.submit(batch)
-        for run in batch:
-            job_id = job_ids.get(run.run_id)
-            if job_id is None:
-                self.retry.appendleft(run)
-                continue
-            write_run_record(run.run_dir, run.run_id, run.index, dict(run.config),
-                             list(run.argv), run.cwd)
-            self.handled.add(run.run_id)
             self.active[run.run_id] = run
-            previous = self.states.get(run.run_id)
-            attempt = (previous.attempts if previous else 0) + 1
-            self._event("submit", run=run.run_id, index=run.index, config=run.config,
-                        job=job_id, attempt=attempt)
-            self.progress.event(f"run {run.run_id} #{run.index} started (job {job_id}, "
-                                f"attempt {attempt})", counts_changed=False)
+            env = self.backend.launch_env(run.run_id)
+            if env and env != run.env:
+                with contextlib.suppress(OSError):  # informational only
+                    write_command(run.run_dir, run.argv, run.cwd, env)
+            self.progress.event(f"run {run.run_id} #{run.trial} started (job "
+                                f"{jobs[run.run_id]}, attempt {run.attempt})",
+                                counts_changed=False)
+
+    def _prepare(self, run: Run) -> None:
+        """The run directory before an attempt: earlier files aside, a fresh record."""
+        record = {"run_id": run.run_id, "trial": run.trial, "config": dict(run.config),
+                  "argv": list(run.argv), "cwd": str(run.cwd), "attempt": run.attempt,
+                  "launch": run.launch}
+        try:
+            retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename])
+            write_run_record(run.run_dir, record, run.argv, run.cwd, run.env)
+        except OSError as exc:
+            raise SearchError(f"cannot write the run directory {run.run_dir}: {exc.strerror}; "
+                              "nothing was lost: free space or fix its permissions, then run "
+                              "the same command again to resume") from None
 
     def _record(self, ended: Ended) -> None:
         run = self.active.pop(ended.run_id, None)
         if run is None:
             return
         if ended.lost:
-            self._event("lost", run=run.run_id, reason=ended.reason)
+            self._event("lost", runs=[run.run_id], reason=ended.reason)
             if self.stop_reason is None:
-                self.retry.append(run)
+                self.ready.append(run.run_id)
             return
-        verdict = judge_run(run.sim_out_dir, self.spec.summary_filename,
-                            self.spec.summary_keywords, self.spec.performance_key,
-                            ended.exit_code, self.spec.summary_parser, run.index)
-        reason = ended.reason or verdict.failure
-        if reason is not None and stderr_says_oom(run.run_dir):
-            reason = f"oom ({reason})"
-        self._event("end", run=run.run_id, status="failed" if reason else "finished",
-                    exit=ended.exit_code, reason=reason, metrics=verdict.metrics,
-                    wall=ended.wall_time, extra=dict(ended.extra))
+        verdict = judge(run.run_dir, run.sim_out_dir, self.fmt, ended.exit_code, ended.reason,
+                        run.trial)
+        extra = dict(ended.extra)
+        job = extra.pop("job_id", None)
+        self._event("end", run=run.run_id, status=verdict.status, attempt=run.attempt,
+                    exit=ended.exit_code, reason=verdict.reason, metrics=verdict.metrics,
+                    wall=ended.wall_time, extra=extra, **({"job": job} if job else {}))
         state = self.states[run.run_id]
         perf = verdict.metrics.get(self.spec.performance_key)
-        if reason is None:
-            self.finished += 1
+        if verdict.status == "finished":
+            self.tally["finished"] += 1
             self.progress.offer_best(perf)
-            text = f"run {run.run_id} #{run.index} finished {self.spec.performance_key}={perf}"
-        elif state.attempts < self.max_attempts and self.stop_reason is None:
-            self.retry.append(run)
-            text = f"run {run.run_id} #{run.index} failed ({reason}), will retry"
+            self._tell(state)
+            text = f"run {run.run_id} #{run.trial} finished {self.spec.performance_key}={perf}"
         else:
-            self.final_failures += 1
-            text = f"run {run.run_id} #{run.index} failed ({reason})"
-            if self.options.max_failures and self.final_failures >= self.options.max_failures:
-                self.stop_reason = "max_failures"
+            self._note_failure(run, verdict.reason or "failed")
+            if self._budget_left(state) and self.stop_reason is None:
+                self.ready.append(run.run_id)
+                text = f"run {run.run_id} #{run.trial} failed ({verdict.reason}), will retry"
+            else:
+                self.tally["failed"] += 1
+                self._tell(state)
+                text = f"run {run.run_id} #{run.trial} failed ({verdict.reason})"
+                self._check_max_failures()
         self._counts()
         self.progress.event(text, ended=True)
+
+    def _tell(self, state: RunState) -> None:
+        self.strategy.tell(outcome_of(state, self.spec.objectives))
+
+    def _note_failure(self, run: Run, reason: str) -> None:
+        """Show why a run failed the first time each reason appears; --fail_fast."""
+        self.failed_attempts.append(reason)
+        if reason not in self.reasons_seen:
+            self.reasons_seen.add(reason)
+            log = run.run_dir / STDERR_FILE
+            self.progress.message(f"run {run.run_id} #{run.trial} failed: {reason}; its "
+                                  f"stderr: {log}")
+            self.progress.detail(tail_lines(log, STDERR_LINES))
+        n = self.options.fail_fast
+        if (n and not self.tally["finished"] and len(self.failed_attempts) == n
+                and len(set(self.failed_attempts)) == 1 and self.stop_reason is None):
+            self.stop_reason = "fail_fast"
+            self.stop_detail = (f"the first {n} runs all failed ({reason}) and none finished: "
+                                f"fix the sim (see {run.run_dir / STDERR_FILE}), then rerun the "
+                                f"failed runs with: hpsearch retry {self.out_dir} "
+                                "(--fail_fast=0 goes on regardless)")
+
+    def _check_max_failures(self) -> None:
+        limit = self.options.max_failures
+        failed = self.tally["failed"]
+        if limit and failed >= limit and self.stop_reason is None:
+            self.stop_reason = "max_failures"
+            self.stop_detail = f"stopped after {failed} failed runs (--max_failures)"
+
+    # -- restart --------------------------------------------------------------------
+    def _restore(self) -> None:
+        for warning in self.history.warnings:
+            self.progress.message(f"warning: {warning}")
+        self._adopt_run_dirs()
+        for key, pairs in list(self.history.unresolved.items()):
+            self._resolve(key, pairs)
+        self._restore_strategy()
+        self._reattach()
+        if self.options.rerun_failed:
+            again = [s.run_id for s in self.states.values() if s.status == "failed"]
+            if again:
+                self._event("rerun", runs=again)
+                self.progress.message(f"running {len(again)} failed run(s) again "
+                                      "(--rerun_failed)")
+        self.ready.clear()
+        for state in sorted(self.states.values(), key=lambda s: s.trial):
+            if state.run_id in self.active:
+                continue
+            if state.status in ("pending", "cancelled") or (
+                    state.status == "failed" and self._budget_left(state)):
+                self.ready.append(state.run_id)
+            elif state.status == "finished":
+                self.progress.offer_best(state.metrics.get(self.spec.performance_key))
+        self._recount()
+
+    def _adopt_run_dirs(self) -> None:
+        """Bring run directories the journal lost (or never heard of) into the journal."""
+        runs_dir = self.out_dir / RUNS_DIR
+        try:
+            names = {e.name for e in os.scandir(runs_dir) if e.is_dir()}
+        except FileNotFoundError:
+            return
+        known = {run_id for run_id, s in self.states.items()
+                 if s.status in ENDED or s.status in ("running", "launching")}
+        adopted = 0
+        for name in sorted(names - known):
+            run_dir = runs_dir / name
+            record = read_run_record(run_dir)
+            if record is None or record.get("run_id") != name:
+                continue
+            start, ended = read_start(run_dir), read_exit(run_dir)
+            last = (ended.launch if ended else start.launch if start else None)
+            if last is None or name in self.states and self.states[name].launch == last:
+                continue  # never started, or the journal gave that launch back itself
+            if name not in self.states:
+                self._event("trial", trial=int(record.get("trial", self.history.next_trial())),
+                            run=name, config=record.get("config") or {},
+                            args=record.get("argv", [])[self._args_offset():])
+            attempt = int(record.get("attempt", 1))
+            key = last or "adopted"
+            self._event("launch", key=key, runs=[[name, attempt]])
+            self._event("submit", key=key, jobs={name: start.job if start else "?"})
+            adopted += 1
+        if adopted:
+            self.progress.message(f"adopted {adopted} run director{'y' if adopted == 1 else 'ies'}"
+                                  " the journal did not know as ended or running")
+
+    def _args_offset(self) -> int:
+        """Where a run's argument words start in its recorded argv."""
+        return len(self.spec.command.argv_prefix(self.options.python)) + 1
+
+    def _resolve(self, key: str, pairs: list[tuple[str, int]]) -> None:
+        runs = [dataclasses.replace(self._run_of(self.states[run_id]), attempt=attempt,
+                                    launch=key) for run_id, attempt in pairs]
+        jobs = self.backend.resolve(key, runs)
+        self._event("submit", key=key, jobs=jobs)
+        if jobs:
+            self.progress.message(f"a launch the last driver left unanswered started "
+                                  f"{len(jobs)} of {len(runs)} run(s); watching them")
 
     def _reattach(self) -> None:
         in_flight = {}
         for state in self.states.values():
             if state.status == "running" and state.job_id is not None:
-                run = self._make_run(state.index, state.config)
+                run = self._run_of(state)
                 in_flight[run.run_id] = (run, state.job_id)
                 self.active[run.run_id] = run
-                self.handled.add(run.run_id)
         if in_flight:
             self.progress.message(f"reattaching to {len(in_flight)} run(s) of a previous driver")
             for ended in self.backend.reattach(in_flight):
                 self._record(ended)
+
+    def _restore_strategy(self) -> None:
+        self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
+                                              self.max_attempts))
+        withdrawn = self.strategy.withdrawn()
+        if withdrawn:
+            gone = [s.run_id for s in self.states.values()
+                    if s.trial in withdrawn and s.status == "pending"]
+            if gone:
+                self._event("withdraw", runs=gone)
+                self.progress.message(f"{len(gone)} proposal(s) of the earlier grid that never "
+                                      "ran are not in the grid any more: dropped")
 
     # -- signals --------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -177,9 +372,16 @@ class Driver:
                                   "command again to resume")
 
     def _stop_active(self) -> None:
+        if not self.active:
+            return
         cancel = (self.backend.name == "local" or self.options.cancel_on_interrupt
-                  or self.stop_reason == "max_failures")
-        if not self.active or not cancel:
+                  or self.stop_reason in ("max_failures", "fail_fast"))
+        if not cancel:
+            queued = self.backend.queued()
+            self.progress.message(
+                f"{len(self.active)} job(s) stay on {self.backend.name} ({queued} queued, "
+                f"{len(self.active) - queued} running): the same command reattaches to "
+                f"them; hpsearch cancel {self.out_dir} cancels them")
             return
         ids = list(self.active)
         self.backend.cancel(ids)
@@ -195,54 +397,79 @@ class Driver:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self.journal.close()
+            self.strategy.close()
             self.backend.close()
+            try:
+                self.journal.close()
+            finally:
+                with contextlib.suppress(OSError):  # a full disk: the journal has it all
+                    self.results.maybe_write(self.states, force=True)
 
     def _loop(self) -> int:
         self._event("start", host=socket.gethostname(), pid=os.getpid(),
                     backend=self.backend.name)
-        self._reattach()
+        self._restore()
         self._counts()
-        fresh = self._fresh_runs()
-        exhausted = False
         ended: list[Ended] = []
         while True:
-            # start the next runs first, then record the ended ones: a free slot never
-            # waits on bookkeeping
-            if self.stop_reason is None and not exhausted:
-                room = self.backend.room()
-                batch = self._take(fresh, room) if room > 0 else []
-                if batch:
-                    self._submit(batch)
-                    self._counts()
-                elif room > 0 and not self.retry:
-                    exhausted = True
+            if self.lock.lost and self.stop_reason is None:
+                self.stop_reason = "lock_lost"
+                self.stop_detail = ("another driver took over this search's lock; this one "
+                                    "stops (its runs are left to the other)")
+            if self.stop_reason is None:
+                self._fill()
             for end in ended:
                 self._record(end)
-            if self.stop_reason is None and exhausted and self.retry:
-                exhausted = False
-            if (exhausted and not self.active) or self.stop_reason is not None:
-                break  # on a stop, _stop_active below ends (or leaves) the active runs
+            if self.stop_reason is not None or (
+                    self.strategy.done and not self.ready and not self.active):
+                break
             self.journal.flush()
             self.results.maybe_write(self.states)
             self.progress.draw()
-            self.backend.wait(1.0)
+            self.backend.wait(0.05 if self.strategy.busy else 1.0)
             ended = self.backend.poll()
-        if self.stop_reason is not None:
+        if self.stop_reason not in (None, "lock_lost"):
             self._stop_active()
         self._event("stop", reason=self.stop_reason or "done")
         self.journal.flush()
-        self.results.maybe_write(self.states, force=True)
         self._counts()
         self.progress.finish()
         return self._exit_status()
 
     def _exit_status(self) -> int:
+        if self.stop_detail:
+            self.progress.message(self.stop_detail)
         if self.stop_reason == "interrupted":
             return 128 + (self.signal_number or signal.SIGINT)
-        if self.stop_reason == "max_failures":
-            self.progress.message(f"stopped after {self.final_failures} failed runs "
-                                  "(--max_failures)")
-            return EXIT_TOO_MANY_FAILURES
-        return EXIT_SOME_FAILED if self.final_failures else EXIT_ALL_FINISHED
+        if self.stop_reason in ("max_failures", "fail_fast"):
+            return EXIT_STOPPED_FOR_FAILURES
+        if self.stop_reason == "lock_lost":
+            return EXIT_SOME_FAILED
+        failed = self.tally["failed"]
+        if failed:
+            earlier = "" if self.failed_attempts else " earlier (their --retries are spent)"
+            self.progress.message(f"{failed} run(s) failed{earlier}; after fixing the sim, "
+                                  f"run them again with: hpsearch retry {self.out_dir}")
+        return EXIT_SOME_FAILED if failed else EXIT_ALL_FINISHED
 
+
+def outcome_of(state: RunState, objectives: list[str]) -> Outcome:
+    """What the strategy is told about an ended run."""
+    values = objective_values(state.metrics, objectives)
+    if state.status == "finished" and values is None:
+        return Outcome(state.trial, "failed")
+    return Outcome(state.trial, state.status, values)
+
+
+def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attempts: int
+                   ) -> tuple[list[Proposal], list[Outcome]]:
+    """What a strategy is rebuilt from: every journaled proposal in trial order, and the
+    outcomes of the runs that ended for good (a failed run with retries left is not told)."""
+    proposals, outcomes = [], []
+    for state in sorted(states.values(), key=lambda s: s.trial):
+        proposals.append(Proposal(state.trial, state.config, state.internal or {},
+                                  run_id=state.run_id))
+        if state.status in ("finished", "pruned") or state.status == "failed" and (
+                state.attempts - state.budget_start >= max_attempts):
+            outcomes.append(outcome_of(state, objectives))
+    return proposals, outcomes

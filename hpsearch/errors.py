@@ -1,10 +1,18 @@
-"""The one exception type for bad user input.
+"""The two kinds of errors a user sees as one line ``hpsearch: error: ...``.
 
-Raised anywhere before the search writes its first file; the CLI prints the message as a
-single line (``hpsearch: error: <message>``) and exits with status 2, no traceback.
+* :class:`UsageError` -- a bad input (a flag value, a grid module, a search directory),
+  raised before the search writes its first file: exit status 2, nothing written.
+* :class:`SearchError` -- the search cannot go on (disk full, a run directory that cannot
+  be written, a scheduler that stopped answering): exit status 1; everything recorded so far
+  is kept and the same command resumes.
+
 Messages name the problem and the fix.
 """
 
 
 class UsageError(Exception):
     """A bad input: a flag value, a grid module, a search directory."""
+
+
+class SearchError(RuntimeError):
+    """The search stopped on a problem it cannot get past; it is resumable."""

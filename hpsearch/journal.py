@@ -1,192 +1,276 @@
 """The search journal: an append-only JSON-lines file, the truth about a search.
 
-``<out_dir>/journal.jsonl`` holds one event a line, e.g.::
+``<out_dir>/journal.jsonl`` holds one event a line; every action is journaled before it
+takes effect (a proposal before its submission, a launch before its command starts)::
 
-    {"ev": "start", "t": 1732350000.1, "host": "node1", "pid": 4242,
-     "backend": "local"}
-    {"ev": "submit", "t": ..., "run": "3f2a9c0d1b7e", "index": 0, "config": {"lr": 0.1},
-     "job": "4711_0", "attempt": 1}
+    {"ev": "start", "t": 1732350000.1, "host": "node1", "pid": 4242, "backend": "local"}
+    {"ev": "trial", "t": ..., "trial": 0, "run": "3f2a9c0d1b7e", "config": {"lr": 0.1}}
+    {"ev": "launch", "t": ..., "key": "k3f9a1c2", "runs": [["3f2a9c0d1b7e", 1]]}
+    {"ev": "submit", "t": ..., "key": "k3f9a1c2", "jobs": {"3f2a9c0d1b7e": "node1:4711"}}
     {"ev": "end", "t": ..., "run": "3f2a9c0d1b7e", "status": "finished", "exit": 0,
-     "reason": null, "metrics": {"acc": 0.93, "finished": 1.0}, "wall": 12.5, "extra": {}}
-    {"ev": "lost", "t": ..., "run": "3f2a9c0d1b7e", "reason": "driver restarted"}
+     "reason": null, "metrics": {"acc": 0.93, "finished": 1}, "wall": 12.5, "extra": {}}
+    {"ev": "lost", "t": ..., "runs": ["3f2a9c0d1b7e"], "reason": "driver restarted"}
+    {"ev": "cancel", "t": ..., "runs": ["3f2a9c0d1b7e"], "reason": "hpsearch cancel"}
+    {"ev": "rerun", "t": ..., "runs": ["3f2a9c0d1b7e"]}
+    {"ev": "withdraw", "t": ..., "runs": ["3f2a9c0d1b7e"]}
     {"ev": "stop", "t": ..., "reason": "done"}
 
-One driver writes it (see :class:`DriverLock`); events are buffered and written once per
-driver loop iteration, so a ``kill -9`` of the driver loses nothing it recorded; they are
-fsync'd at most once per ``sync_interval`` seconds (and on close), so a machine crash loses at
-most that much journal -- the run directories still hold every run's exit code, and
-``hpsearch collect`` rebuilds the table from them. Replay rebuilds every run's state; a torn
-last line (``kill -9`` mid-write) is ignored, and cut off before the next driver appends.
+``trial`` may also carry ``args`` (the run's argv words, when its stored config would not
+render them alike) and ``internal`` (what its strategy needs to rebuild itself). A
+``launch`` lists ``[run id, attempt]`` pairs in task order; its ``submit`` says which of
+them started, as which job (a run missing there was not started). A launch with no
+``submit`` is *unresolved*: the next driver asks the backend whether it happened.
+``lost`` and ``cancel`` give an attempt back (the run runs again, not counted); ``rerun``
+gives a failed run a fresh ``--retries`` budget; ``withdraw`` forgets proposals that never
+ran (a changed grid no longer holds them). ``end`` also names the attempt it ends (so a
+run directory adopted after the journal was lost keeps its count).
+
+One driver writes it (see :mod:`hpsearch.lock`); events are buffered and written at least
+once per driver loop iteration and always before an action (so ``kill -9`` loses nothing
+that took effect), fsync'd at most once a second (and before cluster submissions and on
+close). Replay rebuilds every run's state. A torn last line (``kill -9`` mid-write) is
+ignored, and cut off before the next driver appends; any other line that is not an event
+is skipped and reported with its line number.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import UsageError
+from hpsearch.errors import SearchError
 
 JOURNAL_FILE = "journal.jsonl"
-LOCK_FILE = ".hpsearch.lock"
+#: run statuses a journal can hold
+STATUSES = ("pending", "launching", "running", "finished", "failed", "pruned", "cancelled")
+#: statuses after which a run only runs again by a user's choice
+ENDED = frozenset({"finished", "failed", "pruned"})
 
 
-@dataclass
+class JournalError(SearchError):
+    """The journal cannot be written (disk full, permissions): the search must stop."""
+
+
+@dataclass(slots=True)
 class RunState:
-    """What the journal says about one run."""
+    """What the journal says about one run (one trial's configuration)."""
 
     run_id: str
-    index: int
+    trial: int
     config: dict[str, Any]
-    status: str = "pending"  # pending | running | finished | failed
+    args: list[str] | None = None
+    internal: dict[str, Any] | None = None
+    status: str = "pending"
     attempts: int = 0
+    budget_start: int = 0  # attempts before the last rerun; --retries counts from here
     job_id: str | None = None
+    launch: str | None = None
     exit_code: int | None = None
     reason: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     wall_time: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    submitted_at: float | None = None
+    ended_at: float | None = None
 
 
-def replay(path: Path) -> dict[str, RunState]:
-    """Every run the journal knows, by run id, in first-submitted order."""
-    runs: dict[str, RunState] = {}
-    if not path.exists():
-        return runs
-    with open(path, "rb") as f:
-        for line in f:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a torn line from a killed driver
-            apply_event(runs, event)
-    return runs
+@dataclass
+class History:
+    """Everything replay learned: runs in trial order, unresolved launches, problems."""
+
+    runs: dict[str, RunState] = field(default_factory=dict)
+    unresolved: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    starts: list[dict[str, Any]] = field(default_factory=list)
+
+    def next_trial(self) -> int:
+        return 1 + max((s.trial for s in self.runs.values()), default=-1)
 
 
-def apply_event(runs: dict[str, RunState], event: dict[str, Any]) -> None:
-    kind = event.get("ev")
-    run_id = event.get("run")
-    if kind == "submit":
-        state = runs.get(run_id)
-        if state is None:
-            state = runs[run_id] = RunState(run_id, event.get("index", -1),
-                                            event.get("config", {}))
-        state.status = "running"
-        state.attempts = event.get("attempt", state.attempts + 1)
-        state.job_id = event.get("job")
+def _on_trial(h: History, e: dict[str, Any]) -> None:
+    run_id, trial, config = e["run"], e["trial"], e["config"]
+    if not (isinstance(run_id, str) and isinstance(trial, int) and isinstance(config, dict)):
+        raise TypeError("trial event with a bad run, trial or config")
+    if run_id not in h.runs:
+        h.runs[run_id] = RunState(run_id, trial, config, e.get("args"), e.get("internal"))
+
+
+def _on_launch(h: History, e: dict[str, Any]) -> None:
+    pairs = [(str(run_id), int(attempt)) for run_id, attempt in e["runs"]]
+    h.unresolved[str(e["key"])] = pairs
+    for run_id, attempt in pairs:
+        state = h.runs[run_id]
+        state.status, state.attempts, state.launch = "launching", attempt, str(e["key"])
         state.reason = None
-    elif kind == "end" and run_id in runs:
-        state = runs[run_id]
-        state.status = event["status"]
-        state.exit_code = event.get("exit")
-        state.reason = event.get("reason")
-        state.metrics = event.get("metrics") or {}
-        state.wall_time = event.get("wall")
-        state.extra = event.get("extra") or {}
-    elif kind == "lost" and run_id in runs:
-        state = runs[run_id]
-        state.status = "pending"
-        state.attempts = max(0, state.attempts - 1)
-        state.reason = event.get("reason")
+
+
+def _on_submit(h: History, e: dict[str, Any]) -> None:
+    key, jobs = str(e["key"]), e["jobs"]
+    for run_id, _attempt in h.unresolved.pop(key, []):
+        state = h.runs[run_id]
+        if run_id in jobs:
+            state.status, state.job_id, state.submitted_at = "running", jobs[run_id], e.get("t")
+        elif state.status == "launching":
+            state.status, state.attempts = "pending", max(state.budget_start, state.attempts - 1)
+
+
+def _on_end(h: History, e: dict[str, Any]) -> None:
+    state = h.runs[e["run"]]
+    status = e["status"]
+    if status not in ENDED:
+        raise ValueError(f"end event with status {status!r}")
+    state.status = status
+    state.attempts = int(e.get("attempt", state.attempts))
+    state.exit_code = e.get("exit")
+    state.reason = e.get("reason")
+    state.metrics = e.get("metrics") or {}
+    state.wall_time = e.get("wall")
+    state.extra = e.get("extra") or {}
+    state.ended_at = e.get("t")
+    if e.get("job"):
+        state.job_id = e["job"]
+
+
+def _give_back(status: str):
+    def apply(h: History, e: dict[str, Any]) -> None:
+        for run_id in e["runs"]:
+            state = h.runs[run_id]
+            if state.status in ("running", "launching"):
+                state.status = status
+                state.attempts = max(state.budget_start, state.attempts - 1)
+                state.reason = e.get("reason")
+    return apply
+
+
+def _on_rerun(h: History, e: dict[str, Any]) -> None:
+    for run_id in e["runs"]:
+        state = h.runs[run_id]
+        if state.status in ("failed", "cancelled"):
+            state.status, state.budget_start = "pending", state.attempts
+
+
+def _on_withdraw(h: History, e: dict[str, Any]) -> None:
+    for run_id in e["runs"]:
+        if h.runs[run_id].status == "pending":
+            del h.runs[run_id]
+
+
+def _on_start(h: History, e: dict[str, Any]) -> None:
+    h.starts.append(e)
+
+
+_APPLY = {"trial": _on_trial, "launch": _on_launch, "submit": _on_submit, "end": _on_end,
+          "lost": _give_back("pending"), "cancel": _give_back("cancelled"),
+          "rerun": _on_rerun, "withdraw": _on_withdraw, "start": _on_start,
+          "stop": lambda h, e: None}
+
+
+def apply_event(history: History, event: Any, where: str = "event") -> None:
+    """Apply one event; one that is not an hpsearch event is reported in ``warnings``."""
+    try:
+        _APPLY[event["ev"]](history, event)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+        history.warnings.append(f"{where} is not an hpsearch event (skipped): "
+                                f"{json.dumps(event)[:120]}")
+
+
+def replay(path: Path) -> History:
+    """Everything the journal at ``path`` knows (an empty History when there is none)."""
+    history = History()
+    try:
+        f = open(path, "rb")  # noqa: SIM115
+    except FileNotFoundError:
+        return history
+    with f:
+        data = f.read()
+    lines = data.split(b"\n")
+    lines.pop()  # b"" after a complete last line, else a torn one: ignored
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            history.warnings.append(f"{path.name} line {number} is not valid JSON (skipped): "
+                                    f"{line[:80].decode(errors='replace')!r}")
+            continue
+        apply_event(history, event, f"{path.name} line {number}")
+    return history
 
 
 class Journal:
-    """Appends events; ``flush`` writes and fsyncs what was appended since the last flush."""
+    """Appends events; ``flush`` writes (and fsyncs, when due) what was appended."""
 
     def __init__(self, path: Path, sync_interval: float = 1.0) -> None:
         self.path = path
         self.sync_interval = sync_interval
         self._next_sync = 0.0
-        self._cut_torn_tail()
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self._cut_torn_tail()
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            raise JournalError(f"cannot open the journal {path}: {exc.strerror}") from None
         self._pending: list[str] = []
         self._unsynced = False
+        self._broken = False  # a write failed: write nothing more (the next driver cuts
+        #                       the torn tail)
 
     def _cut_torn_tail(self) -> None:
         try:
             with open(self.path, "rb+") as f:
-                data = f.read()
-                if data and not data.endswith(b"\n"):
-                    f.truncate(data.rfind(b"\n") + 1)
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                if size == 0:
+                    return
+                f.seek(size - 1)
+                if f.read(1) == b"\n":
+                    return
+                start = max(0, size - (1 << 20))
+                f.seek(start)
+                tail = f.read()
+                if b"\n" not in tail and start > 0:
+                    f.seek(0)
+                    start, tail = 0, f.read()
+                f.truncate(start + tail.rfind(b"\n") + 1)
         except FileNotFoundError:
             pass
 
-    def append(self, kind: str, **fields: Any) -> None:
+    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"ev": kind, "t": round(time.time(), 3), **fields}
-        self._pending.append(json.dumps(event, default=repr) + "\n")
+        self._pending.append(json.dumps(event, separators=(",", ":")) + "\n")
+        return event
 
     def flush(self, sync: bool = False) -> None:
-        """Write what was appended; fsync if ``sync`` or the sync interval has passed."""
-        if self._pending:
-            data = "".join(self._pending).encode()
-            self._pending.clear()
-            while data:
-                written = os.write(self._fd, data)
-                data = data[written:]
-            self._unsynced = True
-        if self._unsynced and (sync or time.monotonic() >= self._next_sync):
-            os.fsync(self._fd)
-            self._unsynced = False
-            self._next_sync = time.monotonic() + self.sync_interval
+        """Write what was appended; fsync if ``sync`` or the sync interval has passed.
+
+        Raises JournalError when the write fails; what was not written stays pending.
+        """
+        if self._broken:
+            raise JournalError(f"the journal {self.path} could not be written earlier")
+        try:
+            if self._pending:
+                data = "".join(self._pending).encode()
+                while data:
+                    written = os.write(self._fd, data)
+                    data = data[written:]
+                self._pending.clear()
+                self._unsynced = True
+            if self._unsynced and (sync or time.monotonic() >= self._next_sync):
+                os.fsync(self._fd)
+                self._unsynced = False
+                self._next_sync = time.monotonic() + self.sync_interval
+        except OSError as exc:
+            self._broken = True
+            raise JournalError(f"cannot write the journal {self.path}: {exc.strerror}") \
+                from None
 
     def close(self) -> None:
-        self.flush(sync=True)
-        os.close(self._fd)
-
-
-class DriverLock:
-    """One driver per search directory: an ``O_CREAT|O_EXCL`` lock file with host and pid.
-
-    Works on NFS, where ``fcntl`` locks often do not. A lock left by a dead driver on this
-    host is taken over; one from another host is refused (its liveness cannot be checked).
-    """
-
-    def __init__(self, out_dir: Path) -> None:
-        self.path = out_dir / LOCK_FILE
-        self.host = socket.gethostname()
-
-    def acquire(self) -> None:
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and not self._is_stale(holder):
-                    raise UsageError(
-                        f"another hpsearch driver (pid {holder.get('pid')} on host "
-                        f"{holder.get('host')}) is running this search in {self.path.parent};"
-                        f" wait for it, stop it, or if it is gone delete {self.path}") from None
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path)
-                continue
-            with os.fdopen(fd, "w") as f:
-                json.dump({"host": self.host, "pid": os.getpid(), "t": time.time()}, f)
-            return
-        raise UsageError(f"could not take the lock {self.path}; delete it if no driver runs")
-
-    def _holder(self) -> dict[str, Any] | None:
         try:
-            with open(self.path) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None  # torn or vanished: treat as stale
-
-    def _is_stale(self, holder: dict[str, Any]) -> bool:
-        if holder.get("host") != self.host:
-            return False
-        try:
-            os.kill(int(holder.get("pid", 0)), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError, TypeError):
-            return False
-        return False
-
-    def release(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            if not self._broken:
+                self.flush(sync=True)
+        finally:
+            os.close(self._fd)

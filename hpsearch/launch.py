@@ -1,26 +1,70 @@
-"""Start (or resume) a search: validate everything, then create the directory and drive.
+"""Start (or resume) a search: validate everything, then take the directory and drive.
 
-Nothing touches ``--out_dir`` until the grid module, the flags and the backend settings are
-known to be good, so a bad input never writes or destroys anything.
+Nothing touches ``--out_dir`` until the grid module or search file, the flags and the
+backend settings are known to be good, and the directory is known to hold this search (or
+none), so a bad input never writes or destroys anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
 
 from hpsearch.backends import make_backend
+from hpsearch.backends.base import Backend
 from hpsearch.backends.cluster import ClusterBackend
-from hpsearch.driver import Driver
+from hpsearch.driver import Driver, restore_inputs
 from hpsearch.errors import UsageError
-from hpsearch.journal import DriverLock
+from hpsearch.journal import ENDED, JOURNAL_FILE, History, replay
+from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Progress
-from hpsearch.runs import make_run
-from hpsearch.searchdir import describe, is_search_dir, layout_of, write_description
-from hpsearch.space import SearchSpace
-from hpsearch.spec import load_spec
+from hpsearch.runs import make_run, run_id_of
+from hpsearch.searchdir import (
+    check_same_search,
+    describe,
+    is_search_dir,
+    layout_of_spec,
+    read_description,
+    write_description,
+)
+from hpsearch.spec import SearchSpec, resolve_algorithm
+from hpsearch.strategies import make_strategy
+from hpsearch.strategies.base import Strategy
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSource:
+    """Where the search comes from, as the user named it."""
+
+    grid_module: str | None = None
+    search_file: Path | None = None
+    grid_config: Path | None = None
+    algorithm: str | None = None
+    num_trials: int | None = None
+    seed: int | None = None  # an explicit --random_seed
+
+
+def load_search(source: SearchSource, run_cwd: Path, check_script: bool = True) -> SearchSpec:
+    """The validated spec, with the command line's overrides applied."""
+    if source.search_file is not None:
+        from hpsearch.searchfile import load_search_file
+
+        spec = load_search_file(source.search_file, run_cwd, check_script)
+    else:
+        from hpsearch.spec import load_spec
+
+        assert source.grid_module is not None
+        spec = load_spec(source.grid_module, run_cwd, source.grid_config, check_script)
+    return resolve_algorithm(spec, source.algorithm, source.num_trials, source.seed)
+
+
+def source_name(source: SearchSource, spec: SearchSpec) -> str:
+    if spec.source_file is not None:
+        return str(Path(spec.source_file).resolve())
+    return source.grid_module or str(source.search_file)
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -32,26 +76,20 @@ def _check_out_dir(out_dir: Path) -> None:
                          "resumed)")
 
 
-def run_search(grid_module: str, options: SearchOptions, grid_config: Path | None) -> int:
-    spec = load_spec(grid_module, options.run_cwd, grid_config)
-    space = SearchSpace(spec.grid, spec.conditions, deterministic=options.deterministic_search,
-                        seed=options.random_seed, num_searches=options.num_searches,
-                        random_picks=options.dont_generate_full_grid)
+def run_search(source: SearchSource, options: SearchOptions, command: list[str]) -> int:
+    spec = load_search(source, options.run_cwd)
+    for warning in spec.warnings:
+        print(f"hpsearch: warning: {warning}", file=sys.stderr)
+    strategy = make_strategy(spec, options)
     _check_out_dir(options.out_dir)
-    progress = Progress(space.size_hint, spec.performance_key, spec.performance_sort_asc)
-    for warning in spec.dropped_conditions:
-        progress.message(f"warning: {warning}")
+    meta = describe(spec, source_name(source, spec), options.run_cwd, options.backend_name,
+                    command, Path.cwd(), strategy.total, strategy.total_is_estimate)
+    if not options.force_out_dir:
+        check_same_search(read_description(options.out_dir), meta, options.out_dir)
+    progress = Progress(spec.performance_key, spec.performance_sort_asc)
     backend = make_backend(options, progress.message)
     if options.dry_run:
-        runs = (make_run(index, config, out_dir=options.out_dir, run_cwd=options.run_cwd,
-                         python=options.python, script_name=spec.script_name,
-                         out_arg=spec.out_arg) for index, config in enumerate(space))
-        if isinstance(backend, ClusterBackend):
-            for script in backend.dry_run_scripts(list(runs)):
-                sys.stdout.write(script + "\n")
-        else:
-            for run in runs:
-                sys.stdout.write(shlex.join(run.argv) + "\n")
+        dry_run(spec, options, strategy, backend)
         return 0
 
     lock = DriverLock(options.out_dir)
@@ -62,12 +100,51 @@ def run_search(grid_module: str, options: SearchOptions, grid_config: Path | Non
         raise UsageError(f"cannot use --out_dir={options.out_dir}: {exc.strerror}; pass a "
                          "directory you can write to") from None
     try:
-        meta = describe(spec, grid_module, options.run_cwd, space.size_hint, backend.name)
+        history = replay(options.out_dir / JOURNAL_FILE)
         write_description(options.out_dir, meta, spec)
-        progress.message(f"search directory {options.out_dir} ({backend.name} backend)")
-        driver = Driver(spec, options, space, backend, layout_of(meta), progress)
+        progress.message(f"search directory {options.out_dir} ({backend.name} backend, "
+                         f"{spec.algorithm})")
+        driver = Driver(spec, options, strategy, backend, layout_of_spec(spec), progress, lock,
+                        history)
         status = driver.run()
+        if strategy.total != meta["total"] or strategy.total_is_estimate != meta[
+                "total_is_estimate"]:
+            meta.update(total=strategy.total, total_is_estimate=strategy.total_is_estimate)
+            write_description(options.out_dir, meta, spec)
         progress.message(f"results: {options.out_dir / 'search_results.csv'}")
         return status
     finally:
         lock.release()
+
+
+def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
+            backend: Backend) -> None:
+    """Print what the search would run now: each run's command line, or the job scripts.
+
+    A search directory's journal is read (never written): finished runs are left out, and
+    its proposals are reused. A sampler prints only the proposals that need no results.
+    """
+    history = replay(options.out_dir / JOURNAL_FILE) if options.out_dir.is_dir() else History()
+    attempts = 1 + options.retries
+    strategy.restore(*restore_inputs(history.runs, spec.objectives, attempts))
+    waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
+               if s.status not in ENDED or s.status == "failed"
+               and s.attempts - s.budget_start < attempts]
+    runs = [make_run(s.run_id, s.trial, s.config, s.args, out_dir=options.out_dir,
+                     run_cwd=options.run_cwd, python=options.python, command=spec.command,
+                     out_arg=spec.out_arg) for s in waiting]
+    new, note = strategy.preview(sys.maxsize if not strategy.adaptive else 64)
+    for p in new:
+        run_id = p.run_id or run_id_of(p.config, p.trial)
+        runs.append(make_run(run_id, p.trial, p.config, None,
+                             out_dir=options.out_dir, run_cwd=options.run_cwd,
+                             python=options.python, command=spec.command, out_arg=spec.out_arg))
+    if isinstance(backend, ClusterBackend):
+        for script in backend.dry_run_scripts(runs):
+            sys.stdout.write(script + "\n")
+    else:
+        for run in runs:
+            sys.stdout.write(shlex.join(run.argv) + "\n")
+    if note:
+        print(f"hpsearch: {note}", file=sys.stderr)
+    strategy.close()

@@ -27,6 +27,9 @@ class SearchOptions:
     timeout: float | None = None
     retries: int = 0
     max_failures: int | None = None
+    fail_fast: int = 5
+    rerun_failed: bool = False
+    force_out_dir: bool = False
     dry_run: bool = False
     # local GPUs
     visible_gpus: str = ""
@@ -40,6 +43,7 @@ class SearchOptions:
     scheduler: str = "lsf"
     num_hours: float = 24.0
     job_template: Path | None = None
+    job_setup: tuple[str, ...] = field(default_factory=tuple)
     cancel_on_interrupt: bool = False
     slurm_mem: str = "8G"
     slurm_gres: str = "gpu:1"

@@ -2,11 +2,15 @@
 
 On a terminal: one live status line, redrawn at most five times a second::
 
-    hpsearch  done 12/96  running 2  failed 1  pending 81  ETA 3m20s  best acc_test=0.9312
+    hpsearch  done 12/96  running 2  queued 3  failed 1  pending 78  ETA 3m20s  best acc=0.9312
 
+(``/~96`` when the total is an estimate: conditions may add or merge configurations).
 Elsewhere (a log file, a batch job's output): one plain line per state change::
 
     2026-11-23 09:12:01 run 3f2a9c0d1b7e #12 finished acc=0.93 [done 12, running 2, failed 1]
+
+Lines that must stay (start, warnings, a failure's reason with the end of its stderr) are
+printed above the live line with :meth:`Progress.message`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 from typing import TextIO
 
 
@@ -26,39 +31,63 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+@dataclass
+class Counts:
+    """Runs of the search by what is known of them now."""
+
+    finished: int = 0
+    failed: int = 0  # for good: no retry left
+    pruned: int = 0
+    running: int = 0  # includes queued
+    queued: int = 0
+    total: int = 0
+    estimate: bool = False
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.total - self.finished - self.failed - self.pruned - self.running)
+
+
 class Progress:
-    def __init__(self, total_hint: int, performance_key: str, ascending: bool,
-                 stream: TextIO | None = None, live: bool | None = None) -> None:
+    def __init__(self, performance_key: str, ascending: bool, stream: TextIO | None = None,
+                 live: bool | None = None) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
-        self.total_hint = total_hint
         self.performance_key = performance_key
         self.ascending = ascending
-        self.done = self.failed = self.running = 0
+        self.counts = Counts()
         self.best: float | None = None
         self._started = time.monotonic()
-        self._done_this_session = 0
+        self._ended_this_session = 0
         self._next_draw = 0.0
+        self._finished = False
 
     # -- counts -------------------------------------------------------------------
-    def set_counts(self, done: int, failed: int, running: int) -> None:
-        self.done, self.failed, self.running = done, failed, running
+    def set_counts(self, counts: Counts) -> None:
+        self.counts = counts
 
     def offer_best(self, value: object) -> None:
-        if not isinstance(value, float) or math.isnan(value):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
             return
         if self.best is None or (value < self.best if self.ascending else value > self.best):
-            self.best = value
+            self.best = float(value)
 
-    def _summary(self) -> str:
-        total = max(self.total_hint, self.done + self.failed + self.running)
-        pending = total - self.done - self.failed - self.running
-        parts = [f"done {self.done}/{total}", f"running {self.running}",
-                 f"failed {self.failed}", f"pending {pending}"]
+    def summary(self) -> str:
+        c = self.counts
+        total = max(c.total, c.finished + c.failed + c.pruned + c.running)
+        parts = [f"done {c.finished}/{'~' if c.estimate else ''}{total}",
+                 f"running {c.running - c.queued}"]
+        if c.queued:
+            parts.append(f"queued {c.queued}")
+        parts.append(f"failed {c.failed}")
+        if c.pruned:
+            parts.append(f"pruned {c.pruned}")
+        parts.append(f"pending {'~' if c.estimate else ''}{c.pending}")
         elapsed = time.monotonic() - self._started
-        if self._done_this_session and pending + self.running > 0:
-            eta = elapsed / self._done_this_session * (pending + self.running)
-            parts.append(f"ETA {format_duration(eta)}")
+        left = c.pending + c.running
+        if self._ended_this_session and left > 0:
+            eta = elapsed / self._ended_this_session * left
+            parts.append(f"ETA {'~' if c.estimate else ''}{format_duration(eta)}")
         if self.best is not None:
             parts.append(f"best {self.performance_key}={self.best:.6g}")
         return "  ".join(parts)
@@ -67,37 +96,54 @@ class Progress:
     def event(self, text: str, counts_changed: bool = True, ended: bool = False) -> None:
         """A run changed state; ``text`` like ``run 3f2a #12 finished acc=0.9``."""
         if ended:
-            self._done_this_session += 1
+            self._ended_this_session += 1
         if self.live:
             self.draw()
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        counts = f" [done {self.done}, running {self.running}, failed {self.failed}]" \
-            if counts_changed else ""
+        c = self.counts
+        counts = (f" [done {c.finished}, running {c.running}, failed {c.failed}]"
+                  if counts_changed else "")
         self.stream.write(f"{stamp} {text}{counts}\n")
         self.stream.flush()
 
     def message(self, text: str) -> None:
         """A line that must stay visible (start, stop, warnings)."""
-        if self.live:
+        if self.live and not self._finished:
             self.stream.write("\r\x1b[2K")
         self.stream.write(f"hpsearch: {text}\n")
         self.stream.flush()
-        if self.live:
+        if self.live and not self._finished:
+            self.draw(force=True)
+
+    def detail(self, lines: list[str]) -> None:
+        """Indented lines under the last message (e.g. the end of a failed run's stderr)."""
+        if not lines:
+            return
+        if self.live and not self._finished:
+            self.stream.write("\r\x1b[2K")
+        self.stream.write("".join(f"    | {line}\n" for line in lines))
+        self.stream.flush()
+        if self.live and not self._finished:
             self.draw(force=True)
 
     def draw(self, force: bool = False) -> None:
-        if not self.live:
+        if not self.live or self._finished:
             return
         now = time.monotonic()
         if not force and now < self._next_draw:
             return
         self._next_draw = now + 0.2
-        self.stream.write("\r\x1b[2Khpsearch  " + self._summary())
+        self.stream.write("\r\x1b[2Khpsearch  " + self.summary())
         self.stream.flush()
 
     def finish(self) -> None:
+        """The final status line, once, ending with a newline; later messages are plain."""
+        if self._finished:
+            return
         if self.live:
-            self.draw(force=True)
-            self.stream.write("\n")
+            self.stream.write("\r\x1b[2Khpsearch  " + self.summary() + "\n")
+        else:
+            self.stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.summary()}\n")
         self.stream.flush()
+        self._finished = True

@@ -1,10 +1,11 @@
 """The results table: one row per run, sorted by the performance key, written atomically.
 
 ``<out_dir>/search_results.csv`` keeps hypnettorch's name and ``;`` separator. Columns: the
-configuration's keys, every summary keyword, then ``status`` (finished / failed / running /
-pending), ``attempts``, ``failure_reason``, ``wall_time`` (seconds), ``run_id``, ``run_dir``,
-``job_id``, and backend columns such as ``gpu``. Finished and running runs come first, by
-the performance key in the declared direction (no value last); failed runs last.
+configuration's keys, every summary keyword, then ``status`` (finished / failed / pruned /
+running / launching / pending / cancelled), ``attempts``, ``failure_reason``, ``wall_time``
+(seconds), ``run_id``, ``run_dir``, ``job_id``, ``trial`` (proposal order), and backend
+columns such as ``gpu``. Finished and running runs come first, by the performance key in
+the declared direction (no value last); pruned runs follow, failed runs come last.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch.columns import STATUS_COLUMNS
 from hpsearch.journal import RunState
 from hpsearch.runfiles import RUNS_DIR
-from hpsearch.runs import render_value
+from hpsearch.values import render_value
 
 RESULTS_FILE = "search_results.csv"
-STATUS_COLUMNS = ["status", "attempts", "failure_reason", "wall_time", "run_id", "run_dir",
-                  "job_id"]
+#: sort groups: finished, running and pending runs by value; then pruned; then failed
+_GROUP = {"pruned": 1, "failed": 2}
 
 
 @dataclass(frozen=True)
@@ -42,27 +44,28 @@ def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
     row.update(status=state.status, attempts=state.attempts, failure_reason=state.reason,
                wall_time=None if state.wall_time is None else round(state.wall_time, 3),
                run_id=state.run_id, run_dir=str(out_dir / RUNS_DIR / state.run_id),
-               job_id=state.job_id)
-    row.update(state.extra)
+               job_id=state.job_id, trial=state.trial)
+    row.update({k: v for k, v in state.extra.items() if k != "job_id"})
     return row
 
 
 def _sort_key(row: dict[str, Any], layout: TableLayout) -> tuple[int, int, float]:
-    """Failed last; within each group, rows with a number first, by that number."""
+    """Pruned, then failed last; within each group, rows with a number first, by it."""
     value = row.get(layout.performance_key)
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and not math.isnan(value) else None
-    failed = 1 if row.get("status") == "failed" else 0
+    group = _GROUP.get(row.get("status", ""), 0)
     if number is None:
-        return failed, 1, 0.0
-    return failed, 0, number if layout.ascending else -number
+        return group, 1, 0.0
+    return group, 0, number if layout.ascending else -number
 
 
 def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout
                 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns (config keys, keywords, status columns, then any others) and sorted rows."""
     rows = sorted(rows, key=lambda row: _sort_key(row, layout))
-    columns = list(dict.fromkeys(layout.config_keys + layout.keywords + STATUS_COLUMNS))
+    columns = list(dict.fromkeys(layout.config_keys + layout.keywords + list(STATUS_COLUMNS)
+                                 + ["trial"]))
     known = set(columns)
     for row in rows:
         for column in row:

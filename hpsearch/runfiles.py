@@ -1,29 +1,39 @@
-"""The files in a run's record directory, the contract between job wrappers and the driver.
+"""The files in a run's record directory: the contract between the job wrapper and the driver.
 
 ``<out_dir>/runs/<run_id>/`` holds::
 
-    run.json     {"run_id": ..., "index": ..., "config": {...}, "argv": [...], "cwd": ...}
-    command.sh   the exact command, shell-quoted, to re-run the run by hand
-    stdout.log   the run's standard output
-    stderr.log   the run's standard error
-    started_at   "<epoch seconds>\\n" or empty (then its mtime), written when the command starts
-    exit_code    "<exit status> [<epoch seconds at the end>]\\n", written last
-    out/         the sim's own output directory (passed as --<_OUT_ARG>)
+    run.json      {"run_id": ..., "trial": 7, "config": {...}, "argv": [...], "cwd": ...,
+                   "attempt": 2, "launch": "k3f9a1c2"}     rewritten before each attempt
+    command.sh    the exact command (environment included), shell-quoted, to re-run it by hand
+    started_at    written by the wrapper when the command starts (its mtime: the start time)::
 
-Every job wrapper -- the local backend's, the Slurm and LSF job scripts -- writes
-``started_at`` before and ``exit_code`` after the command, e.g. ``"0 1732350000.25"`` or
-``"137\\n"`` for a run killed by SIGKILL (exit status 128+N, as a shell says); without the
-second field the file's mtime is the end time. A reader takes the file only once it ends
-with a newline (it is one short write, or written elsewhere and renamed). A run directory
-with ``run.json`` but no ``exit_code`` is a run that never ended.
+                      launch=k3f9a1c2
+                      job=node1:4242
+                      host=node1
+                      cuda_visible_devices=0
+
+    stdout.log    the command's standard output
+    stderr.log    the command's standard error
+    exit_code     "<exit status> <launch key>\\n", written by the wrapper when the command ends
+                  (its mtime: the end time); 128+N for a command killed by signal N
+    out/          the sim's own output directory (passed as --<_OUT_ARG>)
+    attempts/<n>/ the files of the n-th earlier start: started_at, exit_code, stdout.log,
+                  stderr.log and the summary file, moved here before the next attempt
+
+Every launch has a key (``k`` and 8 hex digits, unique in the search) that the wrapper
+writes into both files, so an exit file from an earlier attempt is never taken for the
+current one. The driver moves an earlier attempt's files aside before the next attempt
+starts (:func:`retire_attempt`); every backend runs the same wrapper
+(:mod:`hpsearch.jobwrapper`). A reader takes a file only once it ends with a newline (each
+is one short write). A run directory with ``run.json`` but no ``started_at`` never started.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,22 +46,37 @@ STDERR_FILE = "stderr.log"
 STARTED_FILE = "started_at"
 EXIT_FILE = "exit_code"
 SIM_OUT_DIR = "out"
+ATTEMPTS_DIR = "attempts"
+#: the files of one attempt, moved to attempts/<n>/ before the next one
+ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE)
 
 #: what PyTorch/CUDA print when a run runs out of GPU memory
 OOM_MARKERS = (b"CUDA out of memory", b"CUDA error: out of memory")
 
 
 @dataclass(frozen=True)
+class StartRecord:
+    """What ``started_at`` says: which launch started, as which job, where, when."""
+
+    launch: str
+    job: str
+    host: str
+    cuda_visible_devices: str
+    started_at: float
+
+
+@dataclass(frozen=True)
 class ExitRecord:
-    """What ``exit_code`` (and ``started_at``) say about a finished command."""
+    """What ``exit_code`` (and ``started_at``) say about an ended command."""
 
     exit_code: int
+    launch: str
     ended_at: float
     started_at: float | None
 
     @property
     def wall_time(self) -> float | None:
-        return None if self.started_at is None else self.ended_at - self.started_at
+        return None if self.started_at is None else max(0.0, self.ended_at - self.started_at)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -67,64 +92,110 @@ def _write(path: Path, text: str) -> None:
         f.write(text)
 
 
-def write_run_record(run_dir: Path, run_id: str, index: int, config: dict[str, Any],
-                     argv: list[str], cwd: Path) -> None:
-    """Create the record directory with ``run.json`` and ``command.sh``.
+def command_text(argv: Iterable[str], cwd: Path, env: Mapping[str, str]) -> str:
+    """``command.sh``: the run's command as a shell script a user can run by hand."""
+    exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())
+    return f"#!/bin/sh\n{exports}cd {shlex.quote(str(cwd))} && exec {shlex.join(argv)}\n"
 
-    Plain writes, not renames: written before the run starts, by the one driver; a file
-    torn by a killed driver is unreadable (``read_run_record`` -> None) and rewritten when
-    the run starts again.
-    """
+
+def write_run_record(run_dir: Path, record: dict[str, Any], argv: Iterable[str], cwd: Path,
+                     env: Mapping[str, str]) -> None:
+    """Create the record directory with ``run.json`` and ``command.sh`` (before a launch)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"run_id": run_id, "index": index, "config": config, "argv": argv,
-              "cwd": str(cwd)}
-    _write(run_dir / RUN_FILE, json.dumps(record, default=repr) + "\n")
-    _write(run_dir / COMMAND_FILE,
-           f"#!/bin/sh\ncd {shlex.quote(str(cwd))} && exec {shlex.join(argv)}\n")
+    _write(run_dir / RUN_FILE, json.dumps(record) + "\n")
+    write_command(run_dir, argv, cwd, env)
+
+
+def write_command(run_dir: Path, argv: Iterable[str], cwd: Path, env: Mapping[str, str]) -> None:
+    """``command.sh``, e.g. again once the backend chose the run's GPU."""
+    _write(run_dir / COMMAND_FILE, command_text(argv, cwd, env))
 
 
 def read_run_record(run_dir: Path) -> dict[str, Any] | None:
     """The ``run.json`` of a run directory, or None if it is missing or torn."""
     try:
         with open(run_dir / RUN_FILE) as f:
-            return json.load(f)
+            record = json.load(f)
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) else None
 
 
-def clear_exit(run_dir: Path) -> None:
-    """Forget a previous attempt's end before the run starts again."""
-    for name in (EXIT_FILE, STARTED_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(run_dir / name)
-
-
-def _read_started(path: Path) -> float | None:
-    """``started_at``: the epoch seconds it holds, or its mtime when it is empty."""
+def _read_complete(path: Path) -> tuple[str, float] | None:
+    """The text of a file the wrapper finished writing, with its mtime; else None."""
     try:
         with open(path) as f:
-            text = f.read().strip()
-        return float(text.replace(",", ".")) if text else os.path.getmtime(path)
-    except (OSError, ValueError):
-        return None
-
-
-def read_exit(run_dir: Path) -> ExitRecord | None:
-    """Parse ``exit_code`` (``"<status> <epoch>\\n"``); None if absent, partial or unreadable.
-
-    A decimal comma (``$EPOCHREALTIME`` in some locales) is read as a point.
-    """
-    try:
-        with open(run_dir / EXIT_FILE) as f:
             text = f.read()
-        if not text.endswith("\n"):
-            return None
-        fields = text.replace(",", ".").split()
-        exit_code = int(fields[0])
-        ended_at = float(fields[1]) if len(fields) > 1 else os.path.getmtime(run_dir / EXIT_FILE)
-    except (OSError, ValueError, IndexError):
+            mtime = os.fstat(f.fileno()).st_mtime
+    except (OSError, UnicodeDecodeError):
         return None
-    return ExitRecord(exit_code, ended_at, _read_started(run_dir / STARTED_FILE))
+    return (text, mtime) if text.endswith("\n") else None
+
+
+def read_start(run_dir: Path) -> StartRecord | None:
+    """Parse ``started_at`` (``key=value`` lines, see the module docstring)."""
+    got = _read_complete(run_dir / STARTED_FILE)
+    if got is None:
+        return None
+    text, mtime = got
+    fields = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    if "launch" not in fields:
+        return None
+    return StartRecord(fields["launch"], fields.get("job", ""), fields.get("host", ""),
+                       fields.get("cuda_visible_devices", ""), mtime)
+
+
+def read_exit(run_dir: Path, launch: str | None = None) -> ExitRecord | None:
+    """Parse ``exit_code`` (``"<status> <launch key>\\n"``); None when absent, partial,
+    unreadable, or (given ``launch``) written by another launch than ``launch``."""
+    got = _read_complete(run_dir / EXIT_FILE)
+    if got is None:
+        return None
+    text, mtime = got
+    fields = text.split()
+    try:
+        exit_code = int(fields[0])
+    except (ValueError, IndexError):
+        return None
+    key = fields[1] if len(fields) > 1 else ""
+    if launch is not None and key != launch:
+        return None
+    start = read_start(run_dir)
+    started = start.started_at if start is not None and start.launch == key else None
+    return ExitRecord(exit_code, key, mtime, started)
+
+
+def retire_attempt(run_dir: Path, also: Iterable[Path] = ()) -> Path | None:
+    """Move the files of the run's last start (and ``also``) to ``attempts/<n>/``.
+
+    ``n`` counts the starts moved so far (1, 2, ...). Returns the folder, or None when
+    there was nothing to move. Safe to repeat after a crash halfway.
+    """
+    present = [run_dir / name for name in ATTEMPT_FILES if (run_dir / name).exists()]
+    if not present:
+        return None
+    present += [path for path in also if path.exists()]
+    attempts = run_dir / ATTEMPTS_DIR
+    attempts.mkdir(exist_ok=True)
+    n = 1 + sum(1 for entry in os.scandir(attempts) if entry.name.isdigit())
+    target = attempts / str(n)
+    target.mkdir()
+    for path in present:
+        os.replace(path, target / path.name)
+    return target
+
+
+def tail_lines(path: Path, count: int, max_bytes: int = 16384) -> list[str]:
+    """The last ``count`` non-empty lines of a text file (read from its last ``max_bytes``)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = [ln.rstrip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-count:]
 
 
 def stderr_says_oom(run_dir: Path) -> bool:

@@ -1,14 +1,19 @@
-"""The search directory: what a search leaves on disk besides its runs.
+"""The search directory: what a search leaves on disk besides its runs and journal.
 
-``<out_dir>/search.json`` describes the search so that ``collect`` and ``status`` can read
-the directory without the grid module::
+``<out_dir>/search.json`` describes the search so that ``collect``, ``status``, ``retry``
+and ``report`` can read the directory without the grid module, and so that a command
+pointing another search at it is refused::
 
-    {"grid_module": "sims.quadratic.hpsearch_config", "module_file": "/abs/.../config.py",
-     "script_name": "quadratic.py", "summary_filename": "performance_overview.txt",
-     "summary_keywords": ["loss", "finished"], "performance_key": "loss",
+    {"version": 2, "source_kind": "grid_module", "source": "sims.quadratic.hpsearch_config",
+     "source_file": "/abs/.../hpsearch_config.py", "script_name": "quadratic.py",
+     "summary_filename": "performance_overview.txt", "summary_keywords": ["loss", "finished"],
+     "objectives": ["loss"], "directions": ["minimize"], "performance_key": "loss",
      "performance_sort_asc": true, "out_arg": "out_dir", "config_keys": ["x", "y"],
-     "custom_parser": false, "size_hint": 96, "run_cwd": "/abs/sims/quadratic",
-     "backend": "local"}
+     "custom_parser": false, "algorithm": "grid", "parameters": {...}, "total": 96,
+     "total_is_estimate": false, "run_cwd": "/abs/sims/quadratic", "backend": "local",
+     "command": ["--grid_module=...", "--run_cwd=...", ...], "cwd": "/abs/where/it/started"}
+
+A copy of the grid module (or search file) is kept next to it under its own file name.
 """
 
 from __future__ import annotations
@@ -18,20 +23,22 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from hpsearch.distributions import Distribution
+from hpsearch.errors import UsageError
 from hpsearch.journal import JOURNAL_FILE
 from hpsearch.results import TableLayout
 from hpsearch.runfiles import write_atomic
 from hpsearch.spec import SearchSpec
+from hpsearch.values import storable
 
 SEARCH_FILE = "search.json"
-
-
-def config_keys(spec: SearchSpec) -> list[str]:
-    """Grid keys, then keys only conditions set, each once."""
-    keys = list(spec.grid)
-    for _match, replace in spec.conditions:
-        keys.extend(k for k in replace if k not in keys)
-    return keys
+#: what may not change between the runs of one search directory (with the words for it)
+IDENTITY = {
+    "source": "grid module / search file", "script_name": "script",
+    "summary_filename": "summary file", "summary_keywords": "summary keywords",
+    "objectives": "objective", "directions": "direction", "out_arg": "out_arg",
+    "algorithm": "algorithm",
+}
 
 
 def layout_of(meta: dict[str, Any]) -> TableLayout:
@@ -39,31 +46,64 @@ def layout_of(meta: dict[str, Any]) -> TableLayout:
                        meta["performance_key"], bool(meta["performance_sort_asc"]))
 
 
-def describe(spec: SearchSpec, grid_module: str, run_cwd: Path, size_hint: int,
-             backend: str) -> dict[str, Any]:
-    return {"grid_module": grid_module, "backend": backend,
-            "module_file": str(spec.module_file) if spec.module_file else None,
+def layout_of_spec(spec: SearchSpec) -> TableLayout:
+    return TableLayout(spec.config_keys(), spec.summary_keywords, spec.performance_key,
+                       spec.performance_sort_asc)
+
+
+def _parameters(spec: SearchSpec) -> dict[str, Any]:
+    return {name: values.to_json() if isinstance(values, Distribution)
+            else [storable(v) for v in values] for name, values in spec.parameters.items()}
+
+
+def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
+             command: list[str], cwd: Path, total: int | None, estimate: bool) -> dict[str, Any]:
+    return {"version": 2, "source_kind": spec.source_kind, "source": source,
+            "source_file": str(spec.source_file) if spec.source_file else None,
             "script_name": spec.script_name, "summary_filename": spec.summary_filename,
-            "summary_keywords": spec.summary_keywords,
-            "performance_key": spec.performance_key,
+            "summary_keywords": spec.summary_keywords, "objectives": spec.objectives,
+            "directions": spec.directions, "performance_key": spec.performance_key,
             "performance_sort_asc": spec.performance_sort_asc, "out_arg": spec.out_arg,
-            "config_keys": config_keys(spec), "custom_parser": spec.summary_parser is not None,
-            "size_hint": size_hint, "run_cwd": str(run_cwd)}
+            "config_keys": spec.config_keys(), "custom_parser": spec.summary_parser is not None,
+            "algorithm": spec.algorithm, "parameters": _parameters(spec), "total": total,
+            "total_is_estimate": estimate, "run_cwd": str(run_cwd), "backend": backend,
+            "command": command, "cwd": str(cwd)}
+
+
+def check_same_search(old: dict[str, Any] | None, new: dict[str, Any], out_dir: Path) -> None:
+    """Refuse (one line) to continue ``old`` with a command describing another search."""
+    if old is None:
+        return
+    for key, words in IDENTITY.items():
+        if key in old and old[key] != new[key]:
+            raise UsageError(
+                f"{out_dir} holds a search whose {words} is {_show(old[key])}, not "
+                f"{_show(new[key])}: pass a new --out_dir for a new search, or --force_out_dir "
+                "to continue this one with the changed setting")
+    if new["algorithm"] != "grid" and old.get("parameters") not in (None, new["parameters"]):
+        raise UsageError(f"{out_dir} holds a {new['algorithm']} search over other parameters: "
+                         "pass a new --out_dir, or --force_out_dir to continue it with the "
+                         "changed parameters")
+
+
+def _show(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else repr(value)
 
 
 def write_description(out_dir: Path, meta: dict[str, Any], spec: SearchSpec) -> None:
-    """Record the search and keep a copy of its grid module, as hypnettorch does."""
+    """Record the search and keep a copy of its grid module or search file."""
     write_atomic(out_dir / SEARCH_FILE, json.dumps(meta, indent=1) + "\n")
-    if spec.module_file is not None and spec.module_file.is_file():
-        shutil.copyfile(spec.module_file, out_dir / spec.module_file.name)
+    if spec.source_file is not None and spec.source_file.is_file():
+        shutil.copyfile(spec.source_file, out_dir / spec.source_file.name)
 
 
 def read_description(out_dir: Path) -> dict[str, Any] | None:
     try:
         with open(out_dir / SEARCH_FILE) as f:
-            return json.load(f)
+            meta = json.load(f)
     except (OSError, ValueError):
         return None
+    return meta if isinstance(meta, dict) and "config_keys" in meta else None
 
 
 def is_search_dir(out_dir: Path) -> bool:

@@ -13,21 +13,38 @@ Semantics follow hypnettorch's ``hpsearch``:
   ``num_searches`` (not -1) caps the count; ``random_picks`` draws grid points with
   replacement instead of walking the whole grid (``--dont_generate_full_grid``).
 
-Nothing is materialised: a 10**6-point grid costs one 8-byte fingerprint per configuration
-only when conditions or repeated values make duplicates possible. The order depends on the
-seed alone, never on ``PYTHONHASHSEED``, so a restarted search walks the same sequence.
+Nothing is materialised: a 10**6-point grid costs one fingerprint (the run id as an int) per
+configuration only when conditions or repeated values make duplicates possible. The order
+depends on the seed alone, never on ``PYTHONHASHSEED``, so a restarted search walks the
+same sequence, and can go on from any position of it.
+
+The distributions of :mod:`hpsearch.distributions` are importable from here, for grid
+modules: ``from hpsearch.space import loguniform, uniformint``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import random
 from collections.abc import Iterator
 from typing import Any
 
+from hpsearch.distributions import (  # noqa: F401  (grid modules import them from here)
+    Distribution,
+    categorical,
+    lognormal,
+    loguniform,
+    normal,
+    qlognormal,
+    qloguniform,
+    qnormal,
+    quniform,
+    uniform,
+    uniformint,
+)
 from hpsearch.spec import Condition
+from hpsearch.values import canonical, config_hash
 
 _MASK64 = (1 << 64) - 1
 
@@ -40,14 +57,15 @@ def _mix64(x: int) -> int:
     return x ^ (x >> 31)
 
 
-def seeded_permutation(n: int, seed: int) -> Iterator[int]:
-    """Yield every integer of ``range(n)`` once, in an order fixed by ``seed``.
+def seeded_permutation(n: int, seed: int, start: int = 0) -> Iterator[int]:
+    """Yield every integer of ``range(n)`` once, in an order fixed by ``seed`` (from the
+    ``start``-th on).
 
     A 4-round Feistel network over the smallest even-bit power of two >= n, with cycle
-    walking back into range: O(1) memory whatever ``n`` is.
+    walking back into range: O(1) memory whatever ``n`` is, and any start is O(1).
     """
     if n <= 1:
-        yield from range(n)
+        yield from range(start, n)
         return
     half_bits = max(1, math.ceil(math.log2(n) / 2))
     half_mask = (1 << half_bits) - 1
@@ -59,33 +77,11 @@ def seeded_permutation(n: int, seed: int) -> Iterator[int]:
             left, right = right, left ^ (_mix64(right ^ key) & half_mask)
         return (left << half_bits) | right
 
-    for i in range(n):
+    for i in range(start, n):
         y = encrypt(i)
         while y >= n:
             y = encrypt(y)
         yield y
-
-
-def _normalise(value: Any) -> Any:
-    """A form in which Python-equal values look the same (``1``, ``1.0``, ``True``)."""
-    if isinstance(value, (bool, int, float)):
-        if isinstance(value, float) and not value.is_integer():
-            return value
-        try:
-            return int(value)
-        except (OverflowError, ValueError):  # inf, nan
-            return value
-    if isinstance(value, (list, tuple)):
-        return tuple(_normalise(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((repr(k), _normalise(v)) for k, v in value.items()))
-    return value
-
-
-def config_fingerprint(config: dict[str, Any]) -> int:
-    """64-bit fingerprint equal for configurations equal as Python dicts."""
-    canonical = repr(sorted((k, _normalise(v)) for k, v in config.items()))
-    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "big")
 
 
 def _product(values: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
@@ -110,17 +106,22 @@ def apply_conditions(config: dict[str, Any], conditions: list[Condition]) -> lis
 
 
 def _has_equal_values(values: list[Any]) -> bool:
-    seen: set[str] = set()
-    for v in values:
-        key = repr(_normalise(v))
-        if key in seen:
-            return True
-        seen.add(key)
-    return False
+    texts = [canonical(v) for v in values]
+    return len(set(texts)) < len(texts)
+
+
+def fingerprint(config: dict[str, Any]) -> int:
+    """The configuration's identity as an int: the run id (12 hex digits) of a grid run."""
+    return int(config_hash(config)[:12], 16)
 
 
 class SearchSpace:
-    """The configurations of a search, in search order, expanded on demand."""
+    """The configurations of a grid, in search order, expanded on demand.
+
+    :meth:`walk` yields ``(position, config)``; ``position`` counts the grid points drawn so
+    far, so a walk can go on from where an earlier one stopped (``start``), given the
+    fingerprints of what it already produced (``seen``) and how many (``produced``).
+    """
 
     def __init__(self, grid: dict[str, list[Any]], conditions: list[Condition], *,
                  deterministic: bool = False, seed: int = 42, num_searches: int = -1,
@@ -134,7 +135,7 @@ class SearchSpace:
         self._keys = list(grid)
         self._sizes = [len(grid[k]) for k in self._keys]
         self.grid_size = math.prod(self._sizes)
-        self._may_repeat = bool(conditions) or random_picks or any(
+        self.may_repeat = bool(conditions) or random_picks or any(
             _has_equal_values(v) for v in grid.values())
 
     @property
@@ -152,26 +153,46 @@ class SearchSpace:
             config[key] = self.grid[key][pos]
         return {k: config[k] for k in self._keys}
 
-    def _flat_indices(self) -> Iterator[int]:
+    def _flat_indices(self, start: int) -> Iterator[int]:
         if self.random_picks:
             rng = random.Random(self.seed)
             draws = max(10 * self.num_searches, self.num_searches + 300)
-            return (rng.randrange(self.grid_size) for _ in range(draws))
+            picks = (rng.randrange(self.grid_size) for _ in range(draws))
+            return itertools.islice(picks, start, None)
         if self.deterministic:
-            return iter(range(self.grid_size))
-        return seeded_permutation(self.grid_size, self.seed)
+            return iter(range(start, self.grid_size))
+        return seeded_permutation(self.grid_size, self.seed, start)
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        seen: set[int] = set()
-        produced = 0
-        for flat in self._flat_indices():
+    def walk(self, start: int = 0, seen: set[int] | None = None, produced: int = 0
+             ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(position, config)`` from grid point ``start`` on, skipping configurations
+        whose fingerprint is in ``seen`` (which it extends), until ``num_searches``."""
+        seen = set() if seen is None else seen
+        if produced == self.num_searches:
+            return
+        for position, flat in enumerate(self._flat_indices(start), start):
             for config in apply_conditions(self._grid_point(flat), self.conditions):
-                if self._may_repeat:
-                    fingerprint = config_fingerprint(config)
-                    if fingerprint in seen:
+                if self.may_repeat or seen:
+                    key = fingerprint(config)
+                    if key in seen:
                         continue
-                    seen.add(fingerprint)
-                yield config
+                    seen.add(key)
+                yield position, config
                 produced += 1
                 if produced == self.num_searches:
                     return
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (config for _position, config in self.walk())
+
+    def estimate_size(self, sample: int = 2000) -> int:
+        """The count of configurations, estimated from the fan-out of ``sample`` grid points
+        (conditions may add or merge configurations); exact without conditions."""
+        if not self.conditions:
+            return self.size_hint
+        rng = random.Random(self.seed)
+        picks = [rng.randrange(self.grid_size) for _ in range(min(sample, self.grid_size))]
+        fan_out = sum(len(apply_conditions(self._grid_point(i), self.conditions))
+                      for i in picks) / max(1, len(picks))
+        estimate = round(self.grid_size * fan_out)
+        return estimate if self.num_searches == -1 else min(estimate, self.num_searches)

@@ -38,7 +38,7 @@ import shlex
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -153,8 +153,8 @@ class SearchSpec:
     def config_keys(self) -> list[str]:
         """Parameter names, then names only conditions set, each once."""
         keys = list(self.parameters)
-        for _match, replace in self.conditions:
-            keys.extend(k for k in replace if k not in keys)
+        for _match, replaced in self.conditions:
+            keys.extend(k for k in replaced if k not in keys)
         return keys
 
 
@@ -203,7 +203,7 @@ def check_names_and_values(parameters: dict[str, ParameterValues], conditions: l
                            keywords: list[str], out_arg: str) -> None:
     """Refuse parameter names that would overwrite a column or ``--<out_arg>``, and values
     that no command line can carry (NUL, lone surrogates, too long)."""
-    names = list(parameters) + [k for _m, replace in conditions for k in replace]
+    names = list(parameters) + [k for _m, replaced in conditions for k in replaced]
     for name in names:
         check_argv_text(f"parameter name {name!r}", name)
         if name == out_arg:
@@ -218,7 +218,7 @@ def check_names_and_values(parameters: dict[str, ParameterValues], conditions: l
                              "fill one results column; rename one of them")
     longest = 0
     value_lists = [(k, v) for k, v in parameters.items() if isinstance(v, list)] + [
-        item for _m, replace in conditions for item in replace.items()]
+        item for _m, replaced in conditions for item in replaced.items()]
     for name, values in value_lists:
         widest = 0
         for value in values:
@@ -383,3 +383,25 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         directions=["minimize" if ascending else "maximize"], summary_parser=parser,
         source_file=Path(module_file) if module_file else None, source_kind="grid_module",
         algorithm=algorithm, num_trials=num_trials, warnings=notes)
+
+
+def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
+                      seed: int | None) -> SearchSpec:
+    """``spec`` with the command line's ``--algorithm``, ``--num_searches`` and an explicit
+    ``--random_seed`` applied, checked as a whole (one-line UsageError)."""
+    algorithm = check_algorithm(algorithm, "--algorithm") if algorithm else spec.algorithm
+    trials = num_trials if num_trials is not None else spec.num_trials
+    if algorithm == "grid":
+        continuous = [k for k, v in spec.parameters.items() if isinstance(v, Distribution)]
+        if continuous:
+            raise UsageError(f"the grid algorithm walks lists of values, but parameter "
+                             f"{continuous[0]!r} is a distribution; pick a sampling algorithm "
+                             "(random, qmc, tpe, ...) or give it a list of values")
+    elif trials is None:
+        raise UsageError(f"algorithm {algorithm} needs a trial count: set num_trials in the "
+                         "search file (_NUM_TRIALS in a grid module) or pass --num_searches=N")
+    if spec.multi_objective and algorithm in ("cmaes", "gp"):
+        raise UsageError(f"algorithm {algorithm} takes one objective, not "
+                         f"{len(spec.objectives)}; use nsga2, tpe, random, qmc or grid")
+    return replace(spec, algorithm=algorithm, num_trials=trials,
+                   seed=seed if seed is not None else spec.seed)

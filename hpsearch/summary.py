@@ -1,52 +1,79 @@
-"""Read a run's performance summary file into metrics, and judge whether the run finished.
+"""Read a run's performance summary into metrics, and give the one verdict on an ended run.
 
 The summary file (``_SUMMARY_FILENAME`` in the sim's output dir) has one keyword a line,
 followed by a number or a list of numbers, in any order::
 
     acc_test 0.9312
-    loss_test 1.5e-03
+    loss_test −1.5e-03
     acc_per_task [0.91, 0.95]
+    epochs 12
     finished 1
 
-A single number becomes a float (``-1e-3``, ``nan``, ``inf`` included); several become the
+A whole number becomes an int (``12``, ``1``), any other number a float (``-1e-3``,
+``nan``, ``inf`` included; the minus sign U+2212 reads as ``-``); several numbers become the
 text ``"0.91,0.95"``. Lines with other words are ignored. A run is finished only when its
 command exited 0 and ``finished`` reads 1.
+
+:func:`judge` is the verdict the driver and ``hpsearch collect`` both use: the exit status,
+the scheduler's word, the summary and an out-of-memory message in ``stderr.log`` together.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch.runfiles import stderr_says_oom
+
 _NUMBER = re.compile(
     r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?\b|nan\b)", re.IGNORECASE)
+_INTEGER = re.compile(r"[-+]?\d+")
+#: U+2212 MINUS SIGN (what typesetting code writes for a minus) reads as an ASCII minus
+_MINUSES = str.maketrans({"\u2212": "-"})
+
+
+@dataclass(frozen=True)
+class SummaryFormat:
+    """How a search's runs report: the file, its keywords, the objectives, a custom parser."""
+
+    filename: str
+    keywords: list[str]
+    objectives: list[str]
+    parser: Callable[..., dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """``failure`` is None for a finished run, else the reason it failed."""
+    """``status`` is ``finished`` or ``failed``; ``reason`` says why a run failed."""
 
+    status: str
     metrics: dict[str, Any]
-    failure: str | None
+    reason: str | None
 
 
-def parse_value(text: str) -> float | str | None:
-    """``"0.93"`` -> 0.93, ``"[1, 2e-3]"`` -> ``"1,0.002"``, no number -> None."""
-    numbers = _NUMBER.findall(text)
+def _number(text: str) -> int | float:
+    return int(text) if _INTEGER.fullmatch(text) else float(text)
+
+
+def parse_value(text: str) -> int | float | str | None:
+    """``"0.93"`` -> 0.93, ``"12"`` -> 12, ``"[1, 2e-3]"`` -> ``"1,0.002"``, no number -> None."""
+    numbers = _NUMBER.findall(text.translate(_MINUSES))
     if not numbers:
         return None
     if len(numbers) == 1:
-        return float(numbers[0])
+        return _number(numbers[0])
     return ",".join(numbers)
 
 
-def parse_summary_text(text: str, keywords: list[str]) -> dict[str, float | str]:
+def parse_summary_text(text: str, keywords: list[str]) -> dict[str, int | float | str]:
     """Metrics for the keywords found in ``text`` (first occurrence of each wins)."""
     wanted = set(keywords)
-    metrics: dict[str, float | str] = {}
+    metrics: dict[str, int | float | str] = {}
     for line in text.splitlines():
         parts = line.split(None, 1)
         if len(parts) == 2 and parts[0] in wanted and parts[0] not in metrics:
@@ -57,43 +84,93 @@ def parse_summary_text(text: str, keywords: list[str]) -> dict[str, float | str]
 
 
 def _from_custom_parser(handle: Callable[..., dict[str, Any]], sim_out_dir: Path,
-                        index: int) -> dict[str, float | str]:
+                        index: int) -> dict[str, int | float | str]:
     """hypnettorch's ``_SUMMARY_PARSER_HANDLE(out_dir, run_index)`` -> {key: [value]}."""
     raw = handle(str(sim_out_dir), index)
-    metrics: dict[str, float | str] = {}
+    metrics: dict[str, int | float | str] = {}
     for key, value in dict(raw).items():
         if isinstance(value, (list, tuple)) and len(value) == 1:
             value = value[0]
-        parsed = value if isinstance(value, (int, float)) else parse_value(str(value))
+        parsed = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else parse_value(str(value))
         if parsed is not None:
-            metrics[key] = float(parsed) if isinstance(parsed, (int, float)) else parsed
+            metrics[key] = parsed
     return metrics
 
 
-def judge_run(sim_out_dir: Path, summary_filename: str, keywords: list[str],
-              performance_key: str, exit_code: int | None,
-              parser: Callable[..., dict[str, Any]] | None = None, index: int = 0) -> Verdict:
-    """Metrics and finished/failed verdict for one ended run. Never raises."""
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_metrics(sim_out_dir: Path, fmt: SummaryFormat, index: int = 0
+                 ) -> tuple[dict[str, Any], str | None]:
+    """The summary's metrics and what is wrong with them (None when the run finished)."""
     try:
-        if parser is not None:
-            metrics = _from_custom_parser(parser, sim_out_dir, index)
+        if fmt.parser is not None:
+            metrics = _from_custom_parser(fmt.parser, sim_out_dir, index)
         else:
-            with open(sim_out_dir / summary_filename, errors="replace") as f:
-                metrics = parse_summary_text(f.read(), keywords)
+            with open(sim_out_dir / fmt.filename, errors="replace") as f:
+                metrics = parse_summary_text(f.read(), fmt.keywords)
     except FileNotFoundError:
-        metrics, problem = {}, f"summary file {summary_filename} missing"
+        return {}, f"summary file {fmt.filename} missing"
     except Exception as exc:  # a custom parser's or the file system's error
-        metrics, problem = {}, f"summary unreadable: {type(exc).__name__}: {exc}"
+        return {}, f"summary unreadable: {type(exc).__name__}: {exc}"
+    missing = [k for k in fmt.keywords if k not in metrics]
+    if missing:
+        return metrics, f"summary lacks {', '.join(missing)}"
+    finished = metrics.get("finished")
+    if not (is_number(finished) and finished == 1):
+        return metrics, f"summary says finished {finished}"
+    for objective in fmt.objectives:
+        if not is_number(metrics.get(objective)):
+            return metrics, f"objective {objective} is not a number"
+    return metrics, None
+
+
+def describe_exit(exit_code: int) -> str:
+    """``"exit status 3"``, ``"exit status 137 (SIGKILL)"``."""
+    if exit_code > 128:
+        try:
+            return f"exit status {exit_code} ({signal.Signals(exit_code - 128).name})"
+        except ValueError:
+            pass
+    return f"exit status {exit_code}"
+
+
+def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int | None,
+          reason: str | None, index: int = 0) -> Verdict:
+    """The verdict on an ended run. Never raises.
+
+    ``exit_code`` is what the wrapper recorded (None: nothing), ``reason`` what the backend
+    knows (the scheduler's word, a timeout). The reason of a failure is, in this order: the
+    backend's reason (with the exit status when there is one), the exit status, what is
+    wrong with the summary; ``oom (...)`` wraps it when stderr says CUDA ran out of memory.
+    """
+    metrics, problem = read_metrics(sim_out_dir, fmt, index)
+    failure: str | None
+    if reason is not None:
+        failure = reason if exit_code is None else f"{reason} ({describe_exit(exit_code)})"
+    elif exit_code is None:
+        failure = "ended without an exit code"
+    elif exit_code != 0:
+        failure = describe_exit(exit_code)
     else:
-        problem = None
-        missing = [k for k in keywords if k not in metrics]
-        finished = metrics.get("finished")
-        if missing:
-            problem = f"summary lacks {', '.join(missing)}"
-        elif not (isinstance(finished, float) and finished == 1.0):
-            problem = f"summary says finished {finished}"
-        elif not isinstance(metrics.get(performance_key), float):
-            problem = f"performance key {performance_key} is not a number"
-    if exit_code is not None and exit_code != 0:
-        return Verdict(metrics, f"exit status {exit_code}")
-    return Verdict(metrics, problem)
+        failure = problem
+    if failure is not None and stderr_says_oom(run_dir):
+        failure = f"oom ({failure})"
+    return Verdict("failed" if failure else "finished", metrics, failure)
+
+
+def objective_values(metrics: dict[str, Any], objectives: list[str]) -> list[float] | None:
+    """The objectives' values as floats, or None when one is missing or not a number."""
+    values = [metrics.get(k) for k in objectives]
+    if all(is_number(v) for v in values):
+        return [float(v) for v in values]  # type: ignore[arg-type]
+    return None
+
+
+def better(a: float, b: float, ascending: bool) -> bool:
+    """Whether ``a`` beats ``b`` (NaN never beats anything)."""
+    if math.isnan(a):
+        return False
+    return math.isnan(b) or (a < b if ascending else a > b)

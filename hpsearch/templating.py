@@ -2,8 +2,9 @@
 
 The templates (``slurm_array.sbatch.j2``, ``slurm_driver.sbatch.j2``, the LSF ones) live
 in the checkout's top-level ``templates/`` folder, which the wheel ships as the package
-``hpsearch.templates``. A user may name their own template file (``--job_template``);
-it is rendered with the same variables and filters.
+``hpsearch.templates``; they are always read through :mod:`importlib.resources`, so an
+installed wheel, an editable install and a zip import all find them. A user may name their
+own template file (``--job_template``); it is rendered with the same variables and filters.
 
 Rendering is strict: a variable the template uses but the caller did not pass is an
 error, never an empty string. The ``shquote`` filter quotes one word for a POSIX shell::
@@ -20,14 +21,15 @@ from typing import Any
 
 import jinja2
 
-_CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_PACKAGE = "hpsearch.templates"
 
 
-def templates_dir() -> Path:
-    """The folder holding the built-in templates (checkout first, then the package)."""
-    if _CHECKOUT_TEMPLATES.is_dir():
-        return _CHECKOUT_TEMPLATES
-    return Path(str(resources.files("hpsearch.templates")))
+def builtin_source(name: str) -> str:
+    """The text of the built-in template ``name`` (jinja2 reports a missing one)."""
+    try:
+        return resources.files(TEMPLATES_PACKAGE).joinpath(name).read_text()
+    except (FileNotFoundError, OSError) as exc:
+        raise jinja2.TemplateNotFound(name) from exc
 
 
 def shquote(value: Any) -> str:
@@ -35,10 +37,10 @@ def shquote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-def environment(search_path: Path) -> jinja2.Environment:
-    """A jinja2 environment reading templates from ``search_path``."""
+def environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """A strict jinja2 environment with the ``shquote`` filter."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(search_path)),
+        loader=loader,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -55,13 +57,13 @@ def load_template(name: str, user_template: Path | None = None) -> jinja2.Templa
     Raises ``ValueError`` (one line) when the user's file is missing or not valid jinja2.
     """
     if user_template is None:
-        return environment(templates_dir()).get_template(name)
+        return environment(jinja2.FunctionLoader(builtin_source)).get_template(name)
     path = Path(user_template).expanduser().resolve()
     if not path.is_file():
         raise ValueError(f"job template {path} does not exist; pass an existing file to "
                          "--job_template or leave it out to use the built-in one")
     try:
-        return environment(path.parent).get_template(path.name)
+        return environment(jinja2.FileSystemLoader(str(path.parent))).get_template(path.name)
     except jinja2.TemplateSyntaxError as exc:
         raise ValueError(f"job template {path}, line {exc.lineno}: {exc.message}") from exc
 

@@ -24,6 +24,7 @@ word over the kernel's 128 KiB limit) with a one-line UsageError.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -80,6 +81,11 @@ def canonical(value: Any) -> str:
 def canonical_config(config: dict[str, Any]) -> str:
     return "{" + ",".join(f"{json.dumps(k)}:{canonical(v)}" for k, v in sorted(
         config.items())) + "}"
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """The hex SHA-1 of the configuration's canonical text (run ids are made from it)."""
+    return hashlib.sha1(canonical_config(config).encode()).hexdigest()
 
 
 def strip_wrapping_quotes(text: str) -> str:

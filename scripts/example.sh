@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup_venv.sh -e .
+bash scripts/setup_venv.sh .
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 .venv/bin/hpsearch --grid_module=sims.quadratic.hpsearch_config --run_cwd=sims/quadratic \
   --out_dir=out/quadratic --visible_gpus=-1 --num_jobs=2
 # the 15 best runs, without the long path columns

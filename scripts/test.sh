@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine (Debian 12, Python 3.11, root):
-# a virtual environment with hpsearch and its test tools, a real single-node Slurm on
-# localhost (installed from Debian's packages and started by scripts/slurm/start.sh),
-# then pytest. Slurm is stopped again on exit. HPSEARCH_SKIP_SLURM=1 skips the cluster.
+# The whole test suite on a fresh machine (Debian 12, Python 3.11, root), against what users
+# install: a virtual environment with the test tools and hpsearch's wheel built from this
+# checkout (not an editable install), a real single-node Slurm on localhost (installed from
+# Debian's packages and started by scripts/slurm/start.sh), then ruff and pytest. pytest runs
+# with -P, so `import hpsearch` finds the installed wheel, never the checkout
+# (tests/test_installed_wheel.py checks that). Slurm is stopped again on exit.
+# HPSEARCH_SKIP_SLURM=1 skips the cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup_venv.sh -e '.[test]'
+bash scripts/setup_venv.sh '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 export PATH="$PWD/.venv/bin:$PATH"
 
 if [ "${HPSEARCH_SKIP_SLURM:-0}" != 1 ]; then
@@ -15,4 +19,4 @@ if [ "${HPSEARCH_SKIP_SLURM:-0}" != 1 ]; then
 fi
 
 .venv/bin/python -m ruff check .
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -P -m pytest -q "$@"

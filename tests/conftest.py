@@ -140,8 +140,9 @@ def write_search(root: Path, grid: dict[str, list[Any]], conditions: list[Any] |
 
 
 def hpsearch_env() -> dict[str, str]:
+    """The environment of a user's shell: hpsearch comes from the installed package."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("PYTHONPATH", None)
     env.pop("PYTHONHASHSEED", None)
     return env
 

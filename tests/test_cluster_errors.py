@@ -38,7 +38,7 @@ def test_a_scheduler_refusal_mid_search_is_one_line_and_resumable(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stubs = {"bsub": 'echo "Bad resource requirement syntax. Job not submitted." >&2; exit 255',
-             "bjobs": "exit 0", "bkill": "exit 0", "bparams": "exit 255"}
+             "bjobs": "exit 0", "bkill": "exit 0", "bmod": "exit 0", "bparams": "exit 255"}
     for name, body in stubs.items():
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(stat.S_IRWXU)

@@ -19,10 +19,12 @@ def test_plain_lines_off_a_terminal(tmp_path):
     s = write_search(tmp_path, {"x": [1, 2, 3]})
     rc, _, err = run_hpsearch(s.args(), tmp_path)
     assert rc == 0, err
-    run_lines = [ln for ln in err.splitlines() if not ln.startswith("hpsearch: ")]
+    lines = [ln for ln in err.splitlines() if not ln.startswith("hpsearch: ")]
+    run_lines, final = lines[:-1], lines[-1]
     assert len(run_lines) == 6, err  # one per state change: 3 starts, 3 ends
     assert all(LINE.match(ln) for ln in run_lines), err
     assert run_lines[-1].endswith("[done 3, running 0, failed 0]")
+    assert re.search(r" done 3/3  running 0  failed 0  pending 0  best acc=3$", final), err
     assert "\r" not in err and "\x1b" not in err
 
 

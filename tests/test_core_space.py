@@ -9,9 +9,10 @@ import sys
 
 from conftest import REPO, hpsearch_env, run_hpsearch, write_search
 
-from hpsearch.runs import make_run, render_args, run_id_of
+from hpsearch.runs import make_run, run_id_of
 from hpsearch.space import SearchSpace, apply_conditions
-from hpsearch.spec import load_spec
+from hpsearch.spec import load_spec, parse_script_command
+from hpsearch.values import render_args
 
 
 def expand(grid, conditions=(), **kw):
@@ -61,7 +62,7 @@ def test_condition_on_unknown_key_dropped_with_warning(tmp_path):
     s = write_search(tmp_path, {"x": [1, 2]},
                      conditions=[({"nokey": [1]}, {"x": [9]}), ({"x": [1]}, {"y": [3]})])
     spec = load_spec(str(s.sim_dir / "hpconf.py"), s.sim_dir)
-    assert len(spec.conditions) == 1 and "nokey" in spec.dropped_conditions[0]
+    assert len(spec.conditions) == 1 and "nokey" in spec.warnings[0]
     rc, out, err = run_hpsearch(s.args("--dry_run", "--deterministic_search"), tmp_path)
     assert rc == 0, err
     assert "warning" in err and "nokey" in err
@@ -149,9 +150,14 @@ def test_render_args_like_hypnettorch():
 
 def test_make_run_argv_and_stable_id(tmp_path):
     config = {"lr": 0.1, "flag": True}
-    run = make_run(0, config, out_dir=tmp_path, run_cwd=tmp_path, python="/usr/bin/py",
-                   script_name="train.py", out_arg="results")
-    assert run.argv == ("/usr/bin/py", "train.py", f"--results={run.sim_out_dir}",
-                        "--lr=0.1", "--flag")
+    command = parse_script_command("-W ignore train.py sub", tmp_path, check=False)
+    run = make_run(run_id_of(config), 0, config, None, out_dir=tmp_path, run_cwd=tmp_path,
+                   python="/usr/bin/py", command=command, out_arg="results")
+    assert run.argv == ("/usr/bin/py", "-W", "ignore", "train.py", "sub",
+                        f"--results={run.sim_out_dir}", "--lr=0.1", "--flag")
     assert run.run_id == run_id_of({"flag": True, "lr": 0.1})  # key order does not matter
     assert run.run_id != run_id_of({"lr": 0.2, "flag": True})
+    # equal configurations share a run id: 1 == 1.0 == True, a set in any order
+    assert run_id_of({"a": 1}) == run_id_of({"a": 1.0}) == run_id_of({"a": True})
+    assert run_id_of({"a": {"x", "y", "z"}}) == run_id_of({"a": {"z", "y", "x"}})
+    assert run_id_of({"a": (1, 2)}) != run_id_of({"a": [1, 2]})  # unequal in Python too

@@ -1,25 +1,22 @@
-"""Summary parsing and verdicts; journal replay with a torn tail; the driver lock."""
+"""Summary parsing and the one verdict; journal replay with a torn tail and garbage."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
 
 import pytest
 
-from hpsearch.errors import UsageError
-from hpsearch.journal import LOCK_FILE, DriverLock, Journal, replay
-from hpsearch.summary import judge_run, parse_summary_text
+from hpsearch.journal import Journal, replay
+from hpsearch.summary import SummaryFormat, parse_summary_text
+from hpsearch.summary import judge as summary_judge
 
 KEYS = ["acc", "loss", "finished"]
 
 
 def test_parse_numbers():
     text = ("acc -1.5e-3\nloss 2E+2\nfinished 1\nother 7\nacc 99\n")
-    assert parse_summary_text(text, KEYS) == {"acc": -0.0015, "loss": 200.0, "finished": 1.0}
+    assert parse_summary_text(text, KEYS) == {"acc": -0.0015, "loss": 200.0, "finished": 1}
 
 
 def test_parse_nan_inf_and_lists():
@@ -29,21 +26,37 @@ def test_parse_nan_inf_and_lists():
     assert got["per_task"] == "0.5,-1e-3"
 
 
-def judge(tmp_path, text, exit_code=0, parser=None):
+def judge(tmp_path, text, exit_code=0, parser=None, reason=None):
     if text is not None:
         (tmp_path / "perf.txt").write_text(text)
-    return judge_run(tmp_path, "perf.txt", KEYS, "acc", exit_code, parser, 3)
+    fmt = SummaryFormat("perf.txt", KEYS, ["acc"], parser)
+    return summary_judge(tmp_path, tmp_path, fmt, exit_code, reason, 3)
 
 
 def test_verdicts(tmp_path):
     ok = judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n")
-    assert ok.failure is None and ok.metrics["acc"] == 0.5
-    assert "missing" in judge(tmp_path / "nope", None).failure
-    assert "finished 0" in judge(tmp_path, "acc 0.5\nloss 1\nfinished 0\n").failure
-    assert "finished" in judge(tmp_path, "acc 0.5\nloss 1\n").failure
-    assert "loss" in judge(tmp_path, "acc 0.5\nfinished 1\n").failure
-    assert judge(tmp_path, "acc 0.").failure is not None  # truncated mid-write
-    assert "exit status 3" in judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", 3).failure
+    assert ok.status == "finished" and ok.reason is None and ok.metrics["acc"] == 0.5
+    assert "missing" in judge(tmp_path / "nope", None).reason
+    assert "finished 0" in judge(tmp_path, "acc 0.5\nloss 1\nfinished 0\n").reason
+    assert "finished" in judge(tmp_path, "acc 0.5\nloss 1\n").reason
+    assert "loss" in judge(tmp_path, "acc 0.5\nfinished 1\n").reason
+    assert judge(tmp_path, "acc 0.").status == "failed"  # truncated mid-write
+    assert "exit status 3" in judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", 3).reason
+
+
+def test_verdict_keeps_the_scheduler_reason_and_oom(tmp_path):
+    good = "acc 0.5\nloss 1\nfinished 1\n"
+    assert judge(tmp_path, good, None, reason="TIMEOUT").reason == "TIMEOUT"
+    assert judge(tmp_path, good, 143, reason="TIMEOUT").reason == \
+        "TIMEOUT (exit status 143 (SIGTERM))"
+    (tmp_path / "stderr.log").write_text("RuntimeError: CUDA out of memory. Tried to ...\n")
+    assert judge(tmp_path, good, 1).reason == "oom (exit status 1)"
+
+
+def test_integers_stay_integers_and_unicode_minus_is_a_minus():
+    got = parse_summary_text("acc \u22121.5\nloss 2\nfinished 1\n", KEYS)
+    assert got == {"acc": -1.5, "loss": 2, "finished": 1}
+    assert type(got["finished"]) is int and type(got["acc"]) is float
 
 
 def test_custom_parser_hypnettorch_shape(tmp_path):
@@ -54,59 +67,61 @@ def test_custom_parser_hypnettorch_shape(tmp_path):
         return {"acc": [0.75], "loss": ["-2e-3"], "finished": [1]}
 
     verdict = judge(tmp_path, None, parser=parser)
-    assert verdict.failure is None
-    assert verdict.metrics == {"acc": 0.75, "loss": -0.002, "finished": 1.0}
+    assert verdict.reason is None
+    assert verdict.metrics == {"acc": 0.75, "loss": -0.002, "finished": 1}
     assert seen == [(str(tmp_path), 3)]
 
     def broken(out_dir, run_index):
         raise RuntimeError("boom")
 
-    assert "boom" in judge(tmp_path, None, parser=broken).failure
+    assert "boom" in judge(tmp_path, None, parser=broken).reason
+
+
+def two_runs(path):
+    journal = Journal(path)
+    for trial, run in enumerate(("r1", "r2")):
+        journal.append("trial", trial=trial, run=run, config={"a": trial})
+    journal.append("launch", key="k1", runs=[["r1", 1], ["r2", 1]])
+    journal.append("submit", key="k1", jobs={"r1": "j1", "r2": "j2"})
+    journal.append("end", run="r1", status="finished", attempt=1, exit=0, reason=None,
+                   metrics={"acc": 0.5}, wall=1.0, extra={})
+    journal.close()
 
 
 def test_journal_replay_ignores_and_cuts_torn_tail(tmp_path):
     path = tmp_path / "journal.jsonl"
-    journal = Journal(path)
-    journal.append("submit", run="r1", index=0, config={"a": 1}, job="j1", attempt=1)
-    journal.append("submit", run="r2", index=1, config={"a": 2}, job="j2", attempt=1)
-    journal.append("end", run="r1", status="finished", exit=0, reason=None,
-                   metrics={"acc": 0.5}, wall=1.0, extra={})
-    journal.close()
+    two_runs(path)
     with open(path, "ab") as f:
         f.write(b'{"ev": "end", "run": "r2", "status": "fin')  # kill -9 mid-write
-    states = replay(path)
+    history = replay(path)
+    states = history.runs
     assert states["r1"].status == "finished" and states["r1"].metrics == {"acc": 0.5}
     assert states["r2"].status == "running" and states["r2"].job_id == "j2"
+    assert history.warnings == []  # a torn last line is no news
 
     journal = Journal(path)  # the next driver
-    journal.append("end", run="r2", status="failed", exit=1, reason="exit status 1",
-                   metrics={}, wall=None, extra={})
+    journal.append("end", run="r2", status="failed", attempt=1, exit=1,
+                   reason="exit status 1", metrics={}, wall=None, extra={})
     journal.close()
     lines = path.read_bytes().split(b"\n")
     assert lines[-1] == b""
-    assert [json.loads(ln)["ev"] for ln in lines[:-1]] == ["submit", "submit", "end", "end"]
-    assert replay(path)["r2"].status == "failed"
+    assert [json.loads(ln)["ev"] for ln in lines[:-1]] == [
+        "trial", "trial", "launch", "submit", "end", "end"]
+    assert replay(path).runs["r2"].status == "failed"
 
 
-def test_lock_refuses_live_driver(tmp_path):
-    sleeper = subprocess.Popen(["sleep", "30"])
-    try:
-        (tmp_path / LOCK_FILE).write_text(json.dumps(
-            {"host": socket.gethostname(), "pid": sleeper.pid, "t": 0}))
-        with pytest.raises(UsageError, match=f"pid {sleeper.pid}"):
-            DriverLock(tmp_path).acquire()
-    finally:
-        sleeper.kill()
-        sleeper.wait()
-    # the same lock, now stale: taken over
-    lock = DriverLock(tmp_path)
-    lock.acquire()
-    assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
-    lock.release()
-    assert not (tmp_path / LOCK_FILE).exists()
+@pytest.mark.parametrize("garbage", [b"not json at all", b"42", b"null", b"[1, 2]",
+                                     b'{"ev": "end", "run": "r2"}', b'{"ev": "nosuch"}',
+                                     b'{"ev": "end", "run": "r2", "status": "weird"}'])
+def test_garbage_in_the_middle_is_reported_with_its_line_number(tmp_path, garbage):
+    path = tmp_path / "journal.jsonl"
+    two_runs(path)
+    lines = path.read_bytes().split(b"\n")
+    lines.insert(3, garbage)
+    path.write_bytes(b"\n".join(lines))
+    history = replay(path)
+    assert len(history.warnings) == 1 and "line 4" in history.warnings[0], history.warnings
+    assert history.runs["r1"].status == "finished"  # the lines around it still count
+    assert history.runs["r2"].status == "running"
 
 
-def test_lock_of_other_host_is_refused(tmp_path):
-    (tmp_path / LOCK_FILE).write_text(json.dumps({"host": "elsewhere", "pid": 1, "t": 0}))
-    with pytest.raises(UsageError, match="elsewhere"):
-        DriverLock(tmp_path).acquire()

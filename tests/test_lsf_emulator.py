@@ -21,6 +21,7 @@ from hpsearch.backends.lsf_parse import (
     parse_bsub_job_id,
     parse_max_job_array_size,
 )
+from hpsearch.jobwrapper import RUN_FUNCTION
 from hpsearch.runfiles import read_exit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,11 +168,13 @@ def test_array_template_runs_every_run_with_quoted_arguments(lsf, tmp_path):
         run_dir.mkdir(parents=True)
         argv = ["python3", "-c", "import sys, json; print(json.dumps(sys.argv[1:]));"
                 "sys.exit(int(sys.argv[2]))", value, "3" if i == 2 else "0"]
-        runs.append({"index": i, "run_dir": str(run_dir), "cwd": str(tmp_path), "argv": argv})
+        runs.append({"index": i, "launch": "kemu", "run_dir": str(run_dir),
+                     "cwd": str(tmp_path), "argv": argv, "env": {"HPSEARCH_TRIAL": str(i)}})
     script = render("lsf_array.bsub.j2", name="hps", indices=f"1-{len(runs)}", num_jobs=2,
                     log_dir=str(tmp_path / "lsf_logs"), num_hours=0.5,
                     resources='"rusage[mem=8000, ngpus_excl_p=1]"', lsf_queue="", lsf_gpu="",
-                    bsub_options=["P=proj"], runs=runs)
+                    bsub_options=["P=proj"], job_setup=["export HPS_SETUP=1"],
+                    run_function=RUN_FUNCTION, runs=runs)
     assert '#BSUB -R "rusage[mem=8000, ngpus_excl_p=1]"\n' in script
     assert "#BSUB -W 0:30\n" in script and "#BSUB -q" not in script and "-gpu" not in script
     for shell in ("bash", "sh"):
@@ -182,8 +185,9 @@ def test_array_template_runs_every_run_with_quoted_arguments(lsf, tmp_path):
     assert classify_exit(rows[f"{job}[2]"]) == "exit status 3"
     for i, run in enumerate(runs, start=1):
         run_dir = Path(run["run_dir"])
-        record = read_exit(run_dir)
+        record = read_exit(run_dir, "kemu")
         assert record is not None and record.exit_code == (3 if i == 2 else 0)
+        assert f"job={job}[{i}]\n" in (run_dir / "started_at").read_text()
         assert record.started_at is not None and record.wall_time >= 0
         assert json.loads((run_dir / "stdout.log").read_text()) == run["argv"][3:]
         report = (tmp_path / "lsf_logs" / f"{job}.{i}.out").read_text()
@@ -193,7 +197,7 @@ def test_array_template_runs_every_run_with_quoted_arguments(lsf, tmp_path):
 def test_driver_template_runs_under_lsf(lsf, tmp_path):
     script = render("lsf_driver.bsub.j2", name="hpsearch-driver",
                     log_dir=str(tmp_path), num_hours=1, resources="", lsf_queue="long",
-                    bsub_options=["x"],
+                    bsub_options=["x"], job_setup=[],
                     cwd=str(tmp_path), argv=["sh", "-c", "pwd > where; echo \"$1\" > arg", "-",
                                              "a 'b'"])
     assert "#BSUB -q long\n#BSUB -x\n" in script and "#BSUB -W 1:00\n" in script

@@ -166,7 +166,8 @@ def test_arrays_split_by_max_array_size_and_dry_run(tmp_path, lsf, monkeypatch):
     assert not s.out_dir.exists() and not calls(lsf, "bsub")
     assert out.count("#!/bin/sh") == 3
     assert [line for line in out.splitlines() if line.startswith("#BSUB -J")] == [
-        '#BSUB -J "hps-out[1-2]%3"', '#BSUB -J "hps-out[1-2]%3"', '#BSUB -J "hps-out[1]%3"']
+        '#BSUB -J "hps-out-KEY[1-2]%3"', '#BSUB -J "hps-out-KEY[1-2]%3"',
+        '#BSUB -J "hps-out-KEY[1]%3"']
     assert "#BSUB -q short\n" in out and "#BSUB -P proj\n" in out
     rc, _, err = run_hpsearch(lsf_args(s), tmp_path)
     assert rc == 0, err
@@ -218,11 +219,11 @@ def options(out_dir: Path, **kw) -> SearchOptions:
                          run_cluster=True, scheduler="lsf", **kw)
 
 
-def make_run(out_dir: Path, name: str, code: str) -> Run:
+def make_run(out_dir: Path, name: str, code: str, key: str = "k1") -> Run:
     argv = (sys.executable, "-c", code)
     run_dir = out_dir / "runs" / name
-    write_run_record(run_dir, name, 0, {}, list(argv), out_dir)
-    return Run(name, 0, {}, argv, out_dir, run_dir, run_dir / "out")
+    write_run_record(run_dir, {"run_id": name}, argv, out_dir, {})
+    return Run(name, 0, {}, argv, out_dir, run_dir, run_dir / "out", launch=key)
 
 
 def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
@@ -230,7 +231,7 @@ def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
                                  lsf_gpu="num=1:mode=exclusive_process",
                                  bsub_options=("-P=my proj", "x")))
     run = make_run(tmp_path, "a", "pass")
-    script = backend.render_array([Task(0, run), Task(1, run)], "hps-my search")
+    script = backend.render_array([Task(0, run), Task(1, run)], "hps-my search", 4)
     head = [line for line in script.splitlines() if line.startswith("#BSUB")]
     assert head == ['#BSUB -J "hps-my_search[1-2]%4"',
                     f"#BSUB -o {tmp_path.resolve()}/lsf_logs/%J.%I.out",
@@ -242,7 +243,7 @@ def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
     assert backend.task_job_id("77", 0) == "77[1]"
     assert _index_list([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
     empty = LsfBackend(options(tmp_path, resources="", num_hours=30))
-    script = empty.render_array([Task(0, run)], "n")
+    script = empty.render_array([Task(0, run)], "n", 8)
     assert "-R" not in script and "-q" not in script and "#BSUB -W 30:00" in script
 
 
@@ -258,10 +259,12 @@ def test_validate_rejects_bad_values(tmp_path, kw, words):
 def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F811
     monkeypatch.setenv("LSF_EMULATOR_MAX_ARRAY", "3")
     backend = LsfBackend(options(tmp_path, num_jobs=8, num_hours=0.02))  # -W 0:02: 2 s
-    runs = [make_run(tmp_path, f"r{i}", f"import time; time.sleep({1.4 if i == 0 else 0.5})")
-            for i in range(4)]
-    runs.append(make_run(tmp_path, "slow", "import time; time.sleep(60)"))
-    submitted = backend.submit(runs)
+    runs = [make_run(tmp_path, f"r{i}", f"import time; time.sleep({1.4 if i == 0 else 0.5})",
+                     key="k1" if i < 3 else "k2") for i in range(4)]
+    runs.append(make_run(tmp_path, "slow", "import time; time.sleep(60)", key="k2"))
+    assert backend.room() == 3  # one array per launch, at most MAX_JOB_ARRAY_SIZE
+    submitted = backend.submit(runs[:3], "k1")
+    submitted.update(backend.submit(runs[3:], "k2"))
     assert backend.limits() == (3, 10000) and backend.submit_calls == 2
     assert len({j.split("[")[0] for j in submitted.values()}) == 2
     ended = {}
@@ -272,8 +275,8 @@ def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F81
         ended.update((e.run_id, e) for e in backend.poll())
         assert backend.scheduler_calls - before <= 1
         time.sleep(0.02)  # a driver polling far too eagerly
-    assert backend.scheduler_calls <= 1 + (time.monotonic() - start)
-    assert len(calls(lsf, "bjobs")) == backend.scheduler_calls
+    assert backend.scheduler_calls <= 3 + (time.monotonic() - start)  # 2 bsub, ~1 bjobs/s
+    assert len(calls(lsf, "bjobs")) + len(calls(lsf, "bsub")) == backend.scheduler_calls
     first = calls(lsf, "bjobs")[0][2]  # r0 (array 1) and slow (array 2) both running
     assert len(first) == 6 and first[4:] == sorted({j.split("[")[0] for j in submitted.values()})
     assert {r: (e.exit_code, e.reason) for r, e in ended.items()} == {
@@ -283,13 +286,20 @@ def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F81
 def test_bkill_counts_and_tolerates_finished_jobs(tmp_path, lsf):  # noqa: F811
     backend = LsfBackend(options(tmp_path))
     submitted = backend.submit([make_run(tmp_path, "a", "pass"),
-                                make_run(tmp_path, "b", "import time; time.sleep(30)")])
+                                make_run(tmp_path, "b", "import time; time.sleep(30)"),
+                                make_run(tmp_path, "c", "import time; time.sleep(30)")], "k1")
     wait_for(lambda: (tmp_path / "runs" / "a" / "exit_code").exists(), what="run a ended")
     assert bkill([submitted["a"], submitted["b"], "99999"]) == 1
+    before = backend.scheduler_calls
     backend.cancel()
-    assert backend.scheduler_calls == 1  # cancel is one bkill for every watched job
-    wait_for(lambda: any(e.reason == "killed" for e in backend.poll()), timeout=15,
-             what="b reported killed")
+    assert backend.scheduler_calls == before + 1  # one bkill for every watched job
+    assert not backend.job_ids()
+
+    def reason(job: str) -> str:
+        return subprocess.run(["bjobs", "-a", "-noheader", "-o", "stat exit_reason", job],
+                              capture_output=True, text=True).stdout.split()[-1]
+
+    wait_for(lambda: reason(submitted["c"]) == "TERM_OWNER", timeout=15, what="c killed")
 
 
 def test_no_bparams_means_default_array_size(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hpsearch.backends import slurm_parse as sp
+from hpsearch.backends import driver_options
 from hpsearch.backends.slurm import render_driver_script, slurm_directives, time_minutes
 from hpsearch.options import SearchOptions
 
@@ -68,24 +69,24 @@ def test_scontrol_config_limits():
     assert sp.config_int(config, "NoSuchKey", 7) == 7
 
 
-@pytest.mark.parametrize("name, retryable, line", [
-    ("sbatch_error_qos_submit_limit.txt", True,
+@pytest.mark.parametrize("name, kind, line", [
+    ("sbatch_error_qos_submit_limit.txt", "refused",
      "Batch job submission failed: Job violates accounting/QOS policy (job submit limit, "
      "user's size and/or time limits)"),
-    ("sbatch_error_socket_timeout.txt", True,
+    ("sbatch_error_socket_timeout.txt", "unclear",
      "Batch job submission failed: Socket timed out on send/recv operation"),
-    ("sbatch_error_invalid_partition.txt", False,
+    ("sbatch_error_invalid_partition.txt", None,
      "Batch job submission failed: Invalid partition name specified"),
-    ("sbatch_error_array_too_large.txt", False,
+    ("sbatch_error_array_too_large.txt", None,
      "Batch job submission failed: Invalid job array specification"),
-    ("sbatch_error_node_config.txt", False,
+    ("sbatch_error_node_config.txt", None,
      "Batch job submission failed: Requested node configuration is not available"),
-    ("sbatch_error_unrecognized_option.txt", False, "unrecognized option '--bogus-opt=1'"),
-    ("sbatch_error_time.txt", False, "Invalid --time specification"),
+    ("sbatch_error_unrecognized_option.txt", None, "unrecognized option '--bogus-opt=1'"),
+    ("sbatch_error_time.txt", None, "Invalid --time specification"),
 ])
-def test_sbatch_errors(name, retryable, line):
+def test_sbatch_errors(name, kind, line):
     stderr = text(name)
-    assert sp.sbatch_retryable(stderr) is retryable
+    assert sp.sbatch_failure_kind(stderr) == kind
     assert sp.sbatch_error_line(stderr) == line
 
 
@@ -132,9 +133,15 @@ def test_reserved_option_refused():
         slurm_directives(options(sbatch_options=("array=0-3",)))
 
 
-def test_driver_script_has_no_gres(tmp_path):
-    script = render_driver_script(options(num_hours=48, out_dir=tmp_path),
-                                  [sys.executable, "-m", "hpsearch", "--grid_module=a b"],
+def test_driver_script_has_no_gpu_request(tmp_path):
+    runs = options(num_hours=2, out_dir=tmp_path, slurm_partition="gpu",
+                   sbatch_options=("gres=gpu:2", "gpus-per-node=2", "account=lab"),
+                   job_setup=("module load cuda",))
+    own = driver_options(runs, 48, "4G", "cpu")
+    script = render_driver_script(own, [sys.executable, "-m", "hpsearch", "--grid_module=a b"],
                                   tmp_path)
-    assert "#SBATCH --time=2880" in script and "--gres" not in script
+    assert "#SBATCH --time=2880" in script and "#SBATCH --mem=4G" in script
+    assert "--gres" not in script and "gpus" not in script
+    assert "#SBATCH --partition=cpu" in script and "#SBATCH --account=lab" in script
+    assert "\nmodule load cuda\n" in script
     assert "'--grid_module=a b'" in script

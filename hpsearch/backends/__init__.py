@@ -6,6 +6,7 @@ local GPUs, or to ``--num_jobs`` CPU slots when ``--visible_gpus=-1`` or no GPU 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,19 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     return backend
 
 
+#: the command each scheduler cancels with
+_CANCEL_COMMAND = {"slurm": "scancel", "lsf": "bkill"}
+
+
+def check_cancel_commands(backend_name: str) -> None:
+    """UsageError (one line) when this machine cannot cancel the backend's jobs."""
+    command = _CANCEL_COMMAND.get(backend_name)
+    if command is not None and shutil.which(command) is None:
+        raise UsageError(f"{command} is not on PATH, so the search's {backend_name} jobs "
+                         "cannot be cancelled from here: run hpsearch cancel on a login node "
+                         "of the cluster")
+
+
 def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
     """Cancel jobs a search's journal lists, from outside the driver; returns the count."""
     if not job_ids:
@@ -97,6 +111,29 @@ def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
         except BackendError as exc:
             raise UsageError(str(exc)) from None
     return kill_local_jobs(job_ids)
+
+
+#: sbatch / bsub options that ask for GPUs: the driver's own job drops them
+_GPU_SBATCH = {"gres", "gpus", "gpus-per-node", "gpus-per-task", "gpus-per-socket",
+               "gpu-bind", "gpu-freq", "cpus-per-gpu", "mem-per-gpu"}
+_GPU_BSUB = {"gpu"}
+
+
+def driver_options(options: SearchOptions, hours: float, mem: str,
+                   partition: str | None) -> SearchOptions:
+    """The runs' options turned into those of the driver's own job (``hpsearch wrap``):
+    its time, memory and partition/queue, and no GPU request of any spelling."""
+    def key(item: str) -> str:
+        return item.partition("=")[0].strip().lstrip("-").replace("_", "-")
+
+    lsf_mem = mem + "B" if mem[-1:].upper() in "KMGT" and mem[:-1].isdigit() else mem
+    return dataclasses.replace(
+        options, num_hours=hours, slurm_mem=mem, slurm_gres="", lsf_gpu="",
+        resources=f"rusage[mem={lsf_mem}]",  # LSF spells units KB, MB, GB, TB
+        slurm_partition=options.slurm_partition if partition is None else partition,
+        lsf_queue=options.lsf_queue if partition is None else partition,
+        sbatch_options=tuple(o for o in options.sbatch_options if key(o) not in _GPU_SBATCH),
+        bsub_options=tuple(o for o in options.bsub_options if key(o) not in _GPU_BSUB))
 
 
 def driver_script(options: SearchOptions, argv: list[str], cwd: Path) -> str:

@@ -1,12 +1,14 @@
 """The small interface every backend (local, gpus, slurm, lsf) implements.
 
-The driver owns the search: which runs to start, retries, the journal and the results.
-A backend only starts runs, tells which of them ended, and stops them. It never imports
-the driver, and the driver never parses scheduler output.
+The driver owns the search: which runs to start, retries, the journal, the run
+directories' lifecycle and the results. A backend only starts runs, tells which of them
+ended, and stops them. It never imports the driver, and the driver never parses scheduler
+output.
 
-Completion is learned from the run directory first (see :mod:`hpsearch.runfiles`): every
-backend's job wrapper writes ``<run_dir>/exit_code`` when the command ends. A backend asks
-its scheduler only about runs that have no such file, in one call per poll.
+Every backend starts a run through the one job wrapper (:mod:`hpsearch.jobwrapper`), which
+writes ``<run_dir>/started_at`` and ``<run_dir>/exit_code`` carrying the launch's key, so
+completion is learned from the run directory first; a backend asks its scheduler only about
+runs without such a file, in one call per poll.
 """
 
 from __future__ import annotations
@@ -17,26 +19,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpsearch.errors import SearchError
 from hpsearch.runfiles import ExitRecord
 
 
 @dataclass(frozen=True)
 class Run:
-    """One configuration of the search, ready to execute.
+    """One attempt of one configuration, ready to execute.
 
     ``argv`` is the complete command (interpreter, script, arguments) as a list: it is
     never joined into a shell string. ``cwd`` is the directory it runs in (``--run_cwd``).
     ``run_dir`` is the run's own record directory (logs, command, exit code); the sim's
-    output directory, passed as ``--<_OUT_ARG>``, is ``sim_out_dir``.
+    output directory, passed as ``--<_OUT_ARG>``, is ``sim_out_dir``. ``launch`` is the key
+    of the launch that starts this attempt (the wrapper writes it into the run's files);
+    ``env`` holds environment variables the run gets on top of the backend's.
     """
 
     run_id: str
-    index: int
+    trial: int
     config: Mapping[str, Any]
     argv: tuple[str, ...]
     cwd: Path
     run_dir: Path
     sim_out_dir: Path
+    attempt: int = 1
+    launch: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,12 @@ class Ended:
     ``exit_code`` is the command's exit status as a shell reports it (128+N for signal N),
     or None when the job ended without the wrapper recording one (killed by the scheduler,
     node failure, ...). ``reason`` then says why, in the scheduler's words (``TIMEOUT``,
-    ``CANCELLED``, ``OUT_OF_MEMORY``, ``TERM_RUNLIMIT``, ...). ``lost`` marks a run that
-    never got to run to an end through no fault of its own (a driver restart found it
-    orphaned, a submission vanished): the driver runs it again without counting an attempt.
-    ``extra`` holds backend facts that become result columns (e.g. ``{"gpu": 1}``).
-    ``wall_time`` is the command's duration when the run directory recorded it.
+    ``CANCELLED``, ``OUT_OF_MEMORY``, ``TERM_RUNLIMIT``, ...); with an exit code it explains
+    it (a signal the scheduler sent). ``lost`` marks a run that never got to run to an end
+    through no fault of its own (a driver restart found it orphaned, a submission vanished):
+    the driver runs it again without counting an attempt. ``extra`` holds backend facts that
+    become result columns (e.g. ``{"gpu": 1}``). ``wall_time`` is the command's duration
+    when the run directory recorded it.
     """
 
     run_id: str
@@ -61,36 +70,43 @@ class Ended:
     wall_time: float | None = None
 
     @classmethod
-    def recorded(cls, run_id: str, record: ExitRecord,
-                 extra: Mapping[str, Any] | None = None) -> Ended:
+    def recorded(cls, run_id: str, record: ExitRecord, extra: Mapping[str, Any] | None = None,
+                 reason: str | None = None) -> Ended:
         """A run whose wrapper wrote ``exit_code``: its status and duration from there."""
-        return cls(run_id, record.exit_code, extra=extra or {}, wall_time=record.wall_time)
+        return cls(run_id, record.exit_code, reason, extra=extra or {},
+                   wall_time=record.wall_time)
 
 
-class BackendError(RuntimeError):
+class BackendError(SearchError):
     """A backend cannot go on (scheduler unreachable after retries, template error...)."""
 
 
 class Backend(ABC):
     """Start runs, report their end, stop them.
 
-    Call order: ``reattach`` once (after a restart), then any number of rounds of
-    ``room`` / ``submit`` / ``wait`` / ``poll``; ``cancel`` and ``close`` at the end.
+    Call order: ``resolve`` and ``reattach`` once (after a restart), then any number of
+    rounds of ``room`` / ``submit`` / ``wait`` / ``poll``; ``cancel`` and ``close`` at the end.
     """
 
     #: short name used in the journal and in messages ("local", "slurm", ...)
     name: str = "base"
+    #: fsync the journal before each submission (a machine crash must not forget a job
+    #: that runs elsewhere); local runs die with the machine anyway
+    durable_intents: bool = False
 
     @abstractmethod
     def room(self) -> int:
         """How many more runs may be submitted right now (0 = none)."""
 
-    @abstractmethod
-    def submit(self, runs: Sequence[Run]) -> dict[str, str]:
-        """Start ``runs`` (at most ``room()`` of them); return ``{run_id: job_id}``.
+    def free_slots(self) -> int:
+        """How many submitted runs could start at once now (what an adaptive strategy asks
+        for); by default the same as :meth:`room`."""
+        return self.room()
 
-        A run missing from the answer was not started and may be offered again later.
-        """
+    @abstractmethod
+    def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
+        """Start ``runs`` (at most ``room()``) as one launch named ``key``; return
+        ``{run_id: job_id}``. A run missing from the answer was not started."""
 
     @abstractmethod
     def poll(self) -> list[Ended]:
@@ -99,6 +115,12 @@ class Backend(ABC):
     @abstractmethod
     def wait(self, timeout: float) -> None:
         """Block until a run may have ended, or ``timeout`` seconds passed."""
+
+    @abstractmethod
+    def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:
+        """For a launch a previous driver journaled but never saw answered: ``{run_id:
+        job_id}`` of those of ``runs`` that did start (ask the scheduler once). The driver
+        then journals them and hands them to :meth:`reattach`; the rest run again."""
 
     @abstractmethod
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
@@ -111,7 +133,17 @@ class Backend(ABC):
 
     @abstractmethod
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
-        """Stop the given runs (all active ones when None)."""
+        """Stop the given runs (all active ones when None) and forget them: the driver
+        records them itself."""
+
+    def launch_env(self, run_id: str) -> Mapping[str, str]:
+        """The environment variables a started run got on top of the driver's (its own and
+        the backend's, e.g. ``CUDA_VISIBLE_DEVICES``), when the backend chose some."""
+        return {}
+
+    def queued(self) -> int:
+        """How many of the active runs wait in a queue (not running yet)."""
+        return 0
 
     def close(self) -> None:  # noqa: B027
         """Release resources; called once when the driver exits."""

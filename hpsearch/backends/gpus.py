@@ -15,7 +15,7 @@ processes are gone, so it is free); only when that admits nothing is the next sa
 and reported with ``extra={"gpu": <index>}`` (a results column).
 
 NVML and ``nvidia-smi`` list the pid of the process that holds GPU memory: the sim, a
-child of our ``bash`` wrapper. Every run starts in a new session whose id is the wrapper's
+child of our ``sh`` wrapper. Every run starts in a new session whose id is the wrapper's
 pid, so a listed pid belongs to our run when field 6 (session) of ``/proc/<pid>/stat`` is
 the wrapper's pid. The samples handed to the policy have such pids replaced by the
 wrapper's (memory of several processes of one run added up). A pid this machine cannot
@@ -246,14 +246,15 @@ class GpuBackend(LocalBackend):
                                 for gpu in self.policy.candidates())
             self.say(f"waiting for a GPU ({reasons})")
 
-    def submit(self, runs: Sequence[Run]) -> dict[str, str]:
+    def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
         started = {}
         now = time.monotonic()
         for run in runs:
             gpu = self.policy.choose(now, run.run_id) if self._cap_left() else None
             if gpu is None:
                 continue  # e.g. a retry after OOM needs more than fits now
-            env = {"CUDA_VISIBLE_DEVICES": str(gpu), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+            env = {**run.env, "CUDA_VISIBLE_DEVICES": str(gpu),
+                   "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
             started[run.run_id] = self._launch(run, env)
             active = self._active[run.run_id]
             active.extra["gpu"] = gpu

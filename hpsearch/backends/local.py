@@ -1,12 +1,16 @@
 """Run the search's commands as child processes of the driver, N at a time.
 
-Each run is started as ``/bin/sh -c WRAPPER hpsearch-run <run_dir> <argv...>`` in its own
-session (process group), with the working directory ``--run_cwd``. The wrapper text is a
-constant; the run's argv reaches it only as positional parameters, so no grid value is
-ever read by a shell. The wrapper creates ``started_at`` and, when the command ends,
-writes ``exit_code`` (both files' mtimes are the times), like every cluster job script
-does, so a run that ends while no driver watches (the driver was ``kill -9``-ed) is still
-recorded, and a restarted driver adopts runs still going.
+Each run is the job wrapper (:mod:`hpsearch.jobwrapper`) started in its own session, so
+the run's whole process tree shares one process group whose id is the wrapper's pid; its
+job id is ``<host>:<pid>``. The wrapper writes ``started_at`` and ``exit_code``, so a run
+that ends while no driver watches (the driver was ``kill -9``-ed) is still recorded, and a
+restarted driver adopts runs still going (a live process whose ``/proc/<pid>/cmdline`` is
+our wrapper for that run directory).
+
+A run is over when its process group is empty. Stopping a run (timeout, Ctrl-C, cancel)
+sends SIGTERM to the group, waits :data:`KILL_GRACE` seconds, then sends SIGKILL, so a sim
+that ignores SIGTERM does not outlive the search; once the wrapper has ended, whatever the
+sim left running in its group is killed.
 
 The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds.
 """
@@ -20,45 +24,15 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hpsearch.backends.base import Backend, Ended, Run
-from hpsearch.runfiles import clear_exit, read_exit
+from hpsearch.jobwrapper import local_argv, wrapper_run_dir
+from hpsearch.runfiles import read_exit, read_start
 
-#: $1 is the run directory, the rest is the run's argv. POSIX sh: it starts in a fraction
-#: of bash's time, and ``:``/``echo`` are builtins, so it forks nothing but the command.
-WRAPPER = r"""d=$1; shift
-: > "$d/started_at"
-"$@" > "$d/stdout.log" 2> "$d/stderr.log" < /dev/null
-c=$?
-echo "$c" > "$d/exit_code"
-exit $c
-"""
+#: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
-
-
-WRAPPER_NAME = "hpsearch-run"
-
-
-def wrapper_argv(run: Run) -> list[str]:
-    return ["/bin/sh", "-c", WRAPPER, WRAPPER_NAME, str(run.run_dir), *run.argv]
-
-
-def wrapper_run_dir(pid: int) -> str | None:
-    """The run directory of a live wrapper process, from ``/proc/<pid>/cmdline``.
-
-    A wrapper's command line reads ``/bin/sh\\0-c\\0<WRAPPER>\\0hpsearch-run\\0<run_dir>\\0...``.
-    None when the pid is gone, a zombie, or not one of our wrappers (a reused pid).
-    """
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            parts = f.read().split(b"\0")
-    except OSError:
-        return None
-    if len(parts) > 4 and parts[3] == WRAPPER_NAME.encode():
-        return parts[4].decode(errors="replace")
-    return None
 
 
 @dataclass
@@ -68,35 +42,81 @@ class _Active:
     pidfd: int | None
     popen: subprocess.Popen[bytes] | None  # None for a process adopted after a restart
     deadline: float | None
+    env: Mapping[str, str] = field(default_factory=dict)
     kill_at: float | None = None
     reason: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def _live_pid(job_id: str, host: str, run_dir: str | None = None) -> int | None:
-    """The pid of a local job (``"<host>:<pid>"``) whose wrapper still runs on ``host``
-    (for ``run_dir``, when given); else None."""
-    job_host, _, pid_text = job_id.partition(":")
-    pid_text = pid_text.split(":", 1)[0]
-    if job_host != host or not pid_text.isdigit():
+def _cmdline(pid: int) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
         return None
-    found = wrapper_run_dir(int(pid_text))
-    if found is None or run_dir is not None and found != run_dir:
-        return None
-    return int(pid_text)
 
 
-def kill_local_jobs(job_ids: list[str]) -> int:
-    """SIGTERM the process groups of live local jobs on this host; returns how many."""
+def _wrapper_of(pid: int) -> str | None:
+    """The run directory of our live wrapper with this pid; None for any other pid."""
+    cmdline = _cmdline(pid)
+    return None if cmdline is None else wrapper_run_dir(cmdline)
+
+
+def _wrappers_by_run_dir(run_dirs: set[str]) -> dict[str, int]:
+    """Live wrapper pids on this host for the given run directories (one /proc pass)."""
+    found: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                run_dir = _wrapper_of(int(entry.name))
+                if run_dir in run_dirs:
+                    found[run_dir] = int(entry.name)
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def parse_job_id(job_id: str) -> tuple[str, int] | None:
+    """``"node1:4242"`` -> ``("node1", 4242)``; None for anything else."""
+    host, _, pid = job_id.rpartition(":")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def stop_groups(pgids: Iterable[int], grace: float = KILL_GRACE) -> None:
+    """SIGTERM each process group, SIGKILL what is left of them after ``grace`` seconds."""
+    pgids = list(pgids)
+    for pgid in pgids:
+        _signal_group(pgid, signal.SIGTERM)
+    give_up = time.monotonic() + grace
+    while time.monotonic() < give_up and any(_group_alive(p) for p in pgids):
+        time.sleep(0.02)
+    for pgid in pgids:
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def kill_local_jobs(job_ids: Iterable[str]) -> int:
+    """Stop the live local jobs of this host among ``job_ids`` (from outside the driver)."""
     host = socket.gethostname()
-    killed = 0
+    pids = []
     for job_id in job_ids:
-        pid = _live_pid(job_id, host)
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGTERM)
-                killed += 1
-    return killed
+        parsed = parse_job_id(job_id)
+        if parsed is not None and parsed[0] == host and _wrapper_of(parsed[1]) is not None:
+            pids.append(parsed[1])
+    stop_groups(pids)
+    return len(pids)
 
 
 class LocalBackend(Backend):
@@ -104,9 +124,11 @@ class LocalBackend(Backend):
 
     name = "local"
 
-    def __init__(self, slots: int, timeout: float | None = None) -> None:
+    def __init__(self, slots: int, timeout: float | None = None,
+                 grace: float = KILL_GRACE) -> None:
         self.slots = slots
         self.timeout = timeout
+        self.grace = grace
         self.host = socket.gethostname()
         self._active: dict[str, _Active] = {}
         self._selector = selectors.DefaultSelector()
@@ -115,24 +137,24 @@ class LocalBackend(Backend):
     def room(self) -> int:
         return max(0, self.slots - len(self._active))
 
-    def run_env(self, run: Run) -> Mapping[str, str] | None:
-        """Environment for one run; None inherits the driver's. GPU backends override."""
-        return None
+    def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
+        return {run.run_id: self._launch(run, run.env) for run in runs}
 
-    def submit(self, runs: Sequence[Run]) -> dict[str, str]:
-        started = {}
-        for run in runs:
-            started[run.run_id] = self._launch(run, self.run_env(run))
-        return started
-
-    def _launch(self, run: Run, env: Mapping[str, str] | None) -> str:
-        clear_exit(run.run_dir)
-        popen = subprocess.Popen(wrapper_argv(run), cwd=run.cwd, stdin=subprocess.DEVNULL,
+    def _launch(self, run: Run, env: Mapping[str, str]) -> str:
+        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv))
+        popen = subprocess.Popen(argv, cwd=run.cwd, stdin=subprocess.DEVNULL,
                                  start_new_session=True,
-                                 env=None if env is None else {**os.environ, **env})
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        self._track(_Active(run, popen.pid, self._pidfd(popen.pid), popen, deadline))
+                                 env={**os.environ, **env} if env else None)
+        self._track(_Active(run, popen.pid, self._pidfd(popen.pid), popen, self._deadline(),
+                            env))
         return f"{self.host}:{popen.pid}"
+
+    def launch_env(self, run_id: str) -> Mapping[str, str]:
+        active = self._active.get(run_id)
+        return active.env if active is not None else {}
+
+    def _deadline(self) -> float | None:
+        return None if self.timeout is None else time.monotonic() + self.timeout
 
     def _pidfd(self, pid: int) -> int | None:
         try:
@@ -161,8 +183,8 @@ class LocalBackend(Backend):
             for moment in (active.deadline, active.kill_at):
                 if moment is not None:
                     timeout = min(timeout, max(0.0, moment - now))
-        if any(a.pidfd is None for a in self._active.values()):
-            timeout = min(timeout, 0.05)
+            if active.kill_at is not None or active.pidfd is None:
+                timeout = min(timeout, 0.05)  # watching a group, not one pid
         self._selector.select(timeout)
 
     def poll(self) -> list[Ended]:
@@ -171,26 +193,37 @@ class LocalBackend(Backend):
         for active in list(self._active.values()):
             if active.kill_at is None and active.deadline is not None and now >= active.deadline:
                 active.reason = f"timeout after {self.timeout:g}s"
-                self._signal(active, signal.SIGTERM)
-                active.kill_at = now + KILL_GRACE
+                self._stop(active, now)
             elif active.kill_at is not None and now >= active.kill_at:
-                self._signal(active, signal.SIGKILL)
-                active.kill_at = now + KILL_GRACE
+                _signal_group(active.pid, signal.SIGKILL)
+                active.kill_at = now + self.grace
             if not self._is_over(active):
                 continue
             self._untrack(active)
             ended.append(self._outcome(active))
         return ended
 
-    def _is_over(self, active: _Active) -> bool:
+    def _stop(self, active: _Active, now: float) -> None:
+        _signal_group(active.pid, signal.SIGTERM)
+        active.kill_at = now + self.grace
+
+    def _wrapper_done(self, active: _Active) -> bool:
         if active.popen is not None:
             return active.popen.poll() is not None
-        return (wrapper_run_dir(active.pid) is None
-                or read_exit(active.run.run_dir) is not None)
+        return _wrapper_of(active.pid) != str(active.run.run_dir)
+
+    def _is_over(self, active: _Active) -> bool:
+        """The wrapper ended and nothing of the run's process group is left."""
+        if not self._wrapper_done(active):
+            return False
+        if _group_alive(active.pid):
+            _signal_group(active.pid, signal.SIGKILL)  # what the sim left behind
+            return not _group_alive(active.pid)
+        return True
 
     def _outcome(self, active: _Active) -> Ended:
         run_id = active.run.run_id
-        record = read_exit(active.run.run_dir)
+        record = read_exit(active.run.run_dir, active.run.launch)
         if active.reason is not None:
             return Ended(run_id, None, active.reason, extra=active.extra)
         if record is not None:
@@ -200,41 +233,57 @@ class LocalBackend(Backend):
             return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
         return Ended(run_id, None, "ended without an exit code", extra=active.extra)
 
-    def _signal(self, active: _Active, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(active.pid, sig)
-
     # -- restart and stop -----------------------------------------------------------
+    def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:
+        """Which runs of an unanswered launch started: by ``started_at``, else by a live
+        wrapper for their run directory (it may not have written ``started_at`` yet)."""
+        started: dict[str, str] = {}
+        unknown = []
+        for run in runs:
+            start = read_start(run.run_dir)
+            if start is not None and start.launch == key:
+                started[run.run_id] = start.job
+            else:
+                unknown.append(run)
+        if unknown:
+            live = _wrappers_by_run_dir({str(run.run_dir) for run in unknown})
+            for run in unknown:
+                if str(run.run_dir) in live:
+                    started[run.run_id] = f"{self.host}:{live[str(run.run_dir)]}"
+        return started
+
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
         """Adopt runs of a killed driver still going on this host; report the others."""
         ended = []
         for run_id, (run, job_id) in jobs.items():
-            pid = _live_pid(job_id, self.host, str(run.run_dir))
-            record = read_exit(run.run_dir)
-            if record is not None:
+            record = read_exit(run.run_dir, run.launch)
+            parsed = parse_job_id(job_id)
+            alive = parsed is not None and parsed[0] == self.host \
+                and _wrapper_of(parsed[1]) == str(run.run_dir)
+            if record is not None and not (alive and _group_alive(parsed[1])):
                 ended.append(Ended.recorded(run_id, record))
-            elif pid is not None:
-                deadline = None if self.timeout is None else time.monotonic() + self.timeout
-                self._track(_Active(run, pid, self._pidfd(pid), None, deadline))
+            elif alive:
+                assert parsed is not None
+                self._track(_Active(run, parsed[1], self._pidfd(parsed[1]), None,
+                                    self._deadline()))
             else:
                 ended.append(Ended(run_id, None, "driver restarted", lost=True))
         return ended
 
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
-        """SIGTERM the runs' process groups, SIGKILL what is left after a grace period."""
+        """SIGTERM the runs' process groups, SIGKILL what is left after the grace period."""
         targets = [a for a in self._active.values() if run_ids is None or a.run.run_id in run_ids]
         for active in targets:
-            self._signal(active, signal.SIGTERM)
-        give_up = time.monotonic() + KILL_GRACE
+            _signal_group(active.pid, signal.SIGTERM)
+        give_up = time.monotonic() + self.grace
         while time.monotonic() < give_up and any(not self._is_over(a) for a in targets):
             time.sleep(0.02)
         for active in targets:
             if not self._is_over(active):
-                self._signal(active, signal.SIGKILL)
+                _signal_group(active.pid, signal.SIGKILL)
                 if active.popen is not None:
                     active.popen.wait()
             self._untrack(active)
 
     def close(self) -> None:
         self._selector.close()
-

@@ -18,9 +18,16 @@ from pathlib import Path
 from hpsearch import templating
 from hpsearch.backends import lsf_parse as lp
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster import ClusterBackend, QueryFailed, SubmitRefused, Task
+from hpsearch.backends.cluster import (
+    ClusterBackend,
+    QueryFailed,
+    SubmitRefused,
+    SubmitUnclear,
+    Task,
+)
+from hpsearch.jobwrapper import RUN_FUNCTION
 from hpsearch.options import SearchOptions
-from hpsearch.runs import strip_wrapping_quotes
+from hpsearch.values import strip_wrapping_quotes
 
 ARRAY_TEMPLATE = "lsf_array.bsub.j2"
 DRIVER_TEMPLATE = "lsf_driver.bsub.j2"
@@ -107,6 +114,7 @@ def render_lsf_driver_script(options: SearchOptions, argv: Sequence[str], cwd: P
         "resources": lsf_resources(options),
         "lsf_queue": options.lsf_queue.strip(),
         "bsub_options": bsub_options(options),
+        "job_setup": list(options.job_setup),
         "cwd": str(Path(cwd).resolve()),
         "argv": list(argv),
     })
@@ -141,7 +149,7 @@ class LsfBackend(ClusterBackend):
     """Runs as LSF job array elements; see the module docstring."""
 
     name = "lsf"
-    commands = ("bsub", "bjobs", "bkill")
+    commands = ("bsub", "bjobs", "bkill", "bmod")
     log_dir_name = LOG_DIR
     final_states = lp.FINISHED_STATES
     queued_states = lp.PENDING_STATES
@@ -156,32 +164,38 @@ class LsfBackend(ClusterBackend):
         return (state in self.final_states or state == "killed"
                 or state.startswith(("TERM_", "exit status")))
 
-    def render_array(self, tasks: Sequence[Task], job_name: str) -> str:
+    def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
         indices = [t.task + 1 for t in tasks]
         return templating.render(ARRAY_TEMPLATE, {
             "name": safe_job_name(job_name),
             "indices": _index_list(indices),
-            "num_jobs": self.num_jobs,
+            "num_jobs": throttle,
             "log_dir": str(self.log_dir.resolve()),
             "num_hours": self.options.num_hours,
             "resources": self.resources,
             "lsf_queue": self.options.lsf_queue.strip(),
             "lsf_gpu": self.options.lsf_gpu.strip(),
             "bsub_options": self.bsub_options,
-            "runs": [{"index": t.task + 1, "run_id": t.run.run_id,
+            "job_setup": list(self.options.job_setup),
+            "run_function": RUN_FUNCTION,
+            "runs": [{"index": t.task + 1, "run_id": t.run.run_id, "launch": t.run.launch,
                       "run_dir": str(Path(t.run.run_dir).resolve()),
-                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv)}
+                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
+                      "env": dict(t.run.env)}
                      for t in tasks],
         }, self.options.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:
         return f"{array_id}[{task + 1}]"
 
+    def array_of(self, job_id: str) -> str:
+        return job_id.split("[", 1)[0]
+
     def _submit_array(self, script: Path) -> str:
         try:
             done = _run(["bsub"], stdin=script.read_text())
         except subprocess.TimeoutExpired as exc:
-            raise SubmitRefused(f"bsub did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+            raise SubmitUnclear(f"bsub did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
         except FileNotFoundError as exc:
             raise BackendError("bsub not found: is this an LSF login node?") from exc
         answer = (done.stderr.strip() or done.stdout.strip()).splitlines()
@@ -193,7 +207,31 @@ class LsfBackend(ClusterBackend):
         try:
             return lp.parse_bsub_job_id(done.stdout)
         except ValueError as exc:
-            raise BackendError(f"{message} ({exc})") from exc
+            raise SubmitUnclear(f"{message} ({exc})") from exc
+
+    def _find_array(self, job_name: str) -> str | None:
+        """``bjobs -a -noheader -J <name> -o "jobid"``: the array's id, once per element."""
+        try:
+            done = _run(["bjobs", "-a", "-noheader", "-J", safe_job_name(job_name),
+                         "-o", "jobid"])
+        except subprocess.TimeoutExpired as exc:
+            raise QueryFailed(f"bjobs did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        errors = lp.scheduler_errors(done.stderr)
+        if done.returncode != 0 and errors:
+            raise QueryFailed(f"bjobs: {errors[0]}")
+        ids = sorted({ln.strip() for ln in done.stdout.splitlines() if ln.strip().isdigit()},
+                     key=int)
+        return ids[0] if ids else None
+
+    def _set_throttle(self, array_id: str, throttle: int) -> None:
+        """``bmod -J "%<n>" <array id>``: LSF's way to change an array's job slot limit."""
+        try:
+            done = _run(["bmod", "-J", f"%{throttle}", array_id])
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BackendError(f"bmod: {exc}") from exc
+        errors = lp.scheduler_errors(done.stderr)
+        if done.returncode != 0 and errors:
+            raise BackendError(f"bmod: {errors[0]}")
 
     def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
         """States by job id: LSF's STAT, but an EXIT element by why it ended.
@@ -201,7 +239,7 @@ class LsfBackend(ClusterBackend):
         ``TERM_RUNLIMIT``, ``TERM_MEMLIMIT``, ``killed``, ``exit status 3``... (see
         :func:`~hpsearch.backends.lsf_parse.classify_exit`), which becomes the run's reason.
         """
-        arrays = sorted({j.split("[", 1)[0] for j in job_ids}, key=int)
+        arrays = sorted({self.array_of(j) for j in job_ids}, key=int)
         try:
             done = _run(["bjobs", "-a", "-noheader", "-o", lp.BJOBS_FORMAT, *arrays])
         except subprocess.TimeoutExpired as exc:

@@ -20,7 +20,14 @@ from pathlib import Path
 from hpsearch import templating
 from hpsearch.backends import slurm_parse as sp
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster import ClusterBackend, QueryFailed, SubmitRefused, Task
+from hpsearch.backends.cluster import (
+    ClusterBackend,
+    QueryFailed,
+    SubmitRefused,
+    SubmitUnclear,
+    Task,
+)
+from hpsearch.jobwrapper import RUN_FUNCTION
 from hpsearch.options import SearchOptions
 
 ARRAY_TEMPLATE = "slurm_array.sbatch.j2"
@@ -65,7 +72,7 @@ def time_minutes(num_hours: float) -> int:
     return max(1, math.ceil(round(num_hours * 60, 6)))
 
 
-def slurm_directives(options: SearchOptions, *, gres: bool = True) -> list[str]:
+def slurm_directives(options: SearchOptions) -> list[str]:
     """The ``#SBATCH`` options the flags ask for, e.g. ``["--time=240", "--mem=8G"]``.
 
     An empty flag value leaves its directive out (``--slurm_gres=`` -> no ``--gres``).
@@ -76,7 +83,7 @@ def slurm_directives(options: SearchOptions, *, gres: bool = True) -> list[str]:
     chosen: dict[str, str | None] = {}
     if options.num_hours and options.num_hours > 0:
         chosen["time"] = str(time_minutes(options.num_hours))
-    for key, value in (("mem", options.slurm_mem), ("gres", options.slurm_gres if gres else ""),
+    for key, value in (("mem", options.slurm_mem), ("gres", options.slurm_gres),
                        ("partition", options.slurm_partition), ("qos", options.slurm_qos),
                        ("constraint", options.slurm_constraint)):
         if value:
@@ -105,15 +112,16 @@ def render_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
                          job_name: str = "hpsearch-driver") -> str:
     """The wrapper job running the driver itself (``hpsearch wrap --scheduler slurm``).
 
-    It gets the time, memory, partition, QOS, constraint and extra directives of the
-    flags but no ``--gres``: the driver needs no GPU, its runs ask for their own. Its own
+    ``options`` are the driver's own (:func:`hpsearch.backends.driver_options`: no GPU
+    request, its own time, memory and partition). Its own
     output goes to ``cwd`` (Slurm does not create a missing ``--output`` folder, and
     ``--out_dir`` may not exist yet when the job starts).
     """
     return templating.render(DRIVER_TEMPLATE, {
         "job_name": job_name,
         "log_dir": str(Path(cwd).resolve()),
-        "directives": slurm_directives(options, gres=False),
+        "directives": slurm_directives(options),
+        "job_setup": list(options.job_setup),
         "cwd": str(cwd),
         "argv": list(argv),
     })
@@ -154,37 +162,78 @@ class SlurmBackend(ClusterBackend):
         super().__init__(options, **kwargs)
         self.directives = slurm_directives(options)
 
-    def render_array(self, tasks: Sequence[Task], job_name: str) -> str:
+    def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
         return templating.render(ARRAY_TEMPLATE, {
             "job_name": job_name,
-            "array": f"{sp.array_ranges([t.task for t in tasks])}%{self.num_jobs}",
+            "array": f"{sp.array_ranges([t.task for t in tasks])}%{throttle}",
             "log_dir": str(self.log_dir.resolve()),
             "directives": self.directives,
-            "runs": [{"task": t.task, "run_id": t.run.run_id,
+            "job_setup": list(self.options.job_setup),
+            "run_function": RUN_FUNCTION,
+            "runs": [{"task": t.task, "run_id": t.run.run_id, "launch": t.run.launch,
                       "run_dir": str(Path(t.run.run_dir).resolve()),
-                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv)}
+                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
+                      "env": dict(t.run.env)}
                      for t in tasks],
         }, self.options.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:
         return f"{array_id}_{task}"
 
+    def array_of(self, job_id: str) -> str:
+        return job_id.split("_", 1)[0]
+
     def _submit_array(self, script: Path) -> str:
         try:
             done = _run(["sbatch", "--parsable", str(script)])
         except subprocess.TimeoutExpired as exc:
-            raise SubmitRefused(f"sbatch did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+            raise SubmitUnclear(f"sbatch did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
         except FileNotFoundError as exc:
             raise BackendError("sbatch not found: is this a Slurm login node?") from exc
         if done.returncode != 0:
             message = f"sbatch {script}: {sp.sbatch_error_line(done.stderr)}"
-            if sp.sbatch_retryable(done.stderr):
+            kind = sp.sbatch_failure_kind(done.stderr)
+            if kind == "unclear":
+                raise SubmitUnclear(message)
+            if kind == "refused":
                 raise SubmitRefused(message)
             raise BackendError(message)
-        return sp.parse_sbatch_parsable(done.stdout)
+        try:
+            return sp.parse_sbatch_parsable(done.stdout)
+        except ValueError as exc:
+            raise SubmitUnclear(f"sbatch {script}: {exc}") from exc
+
+    def _find_array(self, job_name: str) -> str | None:
+        try:
+            done = _run(["squeue", "--noheader", "--states=all", f"--name={job_name}",
+                         "--format=%F"])
+        except subprocess.TimeoutExpired as exc:
+            raise QueryFailed(f"squeue did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        if done.returncode != 0:
+            raise QueryFailed(f"squeue: {done.stderr.strip() or done.returncode}")
+        ids = sp.parse_squeue_array_ids(done.stdout)
+        return ids[0] if ids else None
+
+    def _set_throttle(self, array_id: str, throttle: int) -> None:
+        """``scontrol update JobId=<array> ArrayTaskThrottle=<n>``.
+
+        With some tasks over it exits 1 although the pending ones took the change::
+
+            59_0-1: Job has already finished
+            59_2-3: No error
+        """
+        try:
+            done = _run(["scontrol", "update", f"JobId={array_id}",
+                         f"ArrayTaskThrottle={throttle}"])
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BackendError(f"scontrol update: {exc}") from exc
+        problems = [ln for ln in done.stderr.splitlines() if ln.strip() and not (
+            "already finished" in ln or "No error" in ln)]
+        if done.returncode != 0 and problems:
+            raise BackendError(f"scontrol update: {problems[0]}")
 
     def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
-        arrays = sorted({j.split("_", 1)[0] for j in job_ids}, key=int)
+        arrays = sorted({self.array_of(j) for j in job_ids}, key=int)
         try:
             done = _run(["squeue", "--noheader", "--array", "--states=all",
                          f"--jobs={','.join(arrays)}", f"--format={sp.SQUEUE_FORMAT}"])

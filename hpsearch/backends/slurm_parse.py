@@ -22,16 +22,17 @@ FINAL_STATES = frozenset({
 #: job states of a job waiting to start (it cannot have written an exit file yet)
 QUEUED_STATES = frozenset({"PENDING", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
 
-#: sbatch refusals that mean "not now" (a submit limit or a busy controller), retried later
-_RETRYABLE = (
+#: sbatch refusals that mean "not now": nothing was queued, submit again later
+_REFUSED = (
     "QOSMaxSubmitJobPerUserLimit",
     "AssocMaxSubmitJobLimit",
     "job submit limit",
-    "Socket timed out",
     "Slurm temporarily unable to accept job",
     "Resource temporarily unavailable",
     "Unable to contact slurm controller",
 )
+#: sbatch failures after which the job may or may not have been queued
+_UNCLEAR = ("Socket timed out",)
 
 
 @dataclass(frozen=True)
@@ -140,27 +141,43 @@ def config_int(config: dict[str, str], name: str, default: int) -> int:
     return int(match.group()) if match else default
 
 
-def sbatch_retryable(stderr: str) -> bool:
-    """True when sbatch refused for a reason that passes (a submit limit, a busy controller).
+def sbatch_failure_kind(stderr: str) -> str | None:
+    """``"unclear"`` when sbatch failed without knowing whether the job was queued,
+    ``"refused"`` when it refused for a reason that passes (a submit limit, a busy
+    controller), None for errors in the job itself.
 
-    A QOS/association submit limit reads::
+    A controller that did not answer in time (the job may have been queued)::
+
+        sbatch: error: Batch job submission failed: Socket timed out on send/recv operation
+
+    A QOS/association submit limit (one line, wrapped here)::
 
         sbatch: error: QOSMaxSubmitJobPerUserLimit
         sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job
         submit limit, user's size and/or time limits)
 
-    (one line, wrapped here).
-
-    A controller that does not answer in time::
-
-        sbatch: error: Batch job submission failed: Socket timed out on send/recv operation
-
-    Errors in the job itself (unknown partition, bad option) are not retryable::
+    Errors in the job itself (unknown partition, bad option)::
 
         sbatch: error: invalid partition specified: nosuchpart
         sbatch: error: Batch job submission failed: Invalid partition name specified
     """
-    return any(marker in stderr for marker in _RETRYABLE)
+    if any(marker in stderr for marker in _UNCLEAR):
+        return "unclear"
+    if any(marker in stderr for marker in _REFUSED):
+        return "refused"
+    return None
+
+
+def parse_squeue_array_ids(text: str) -> list[str]:
+    """Array job ids from ``squeue --noheader --states=all --name=NAME --format=%F``::
+
+        4711
+        4711
+
+    (one line per record; a plain job prints its own id). Sorted, each once.
+    """
+    ids = {line.strip() for line in text.splitlines() if line.strip().isdigit()}
+    return sorted(ids, key=int)
 
 
 def sbatch_error_line(stderr: str) -> str:

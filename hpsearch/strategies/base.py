@@ -35,11 +35,15 @@ class Proposal:
 
     ``internal`` is whatever the strategy needs to rebuild itself from the journal (an
     Optuna sampler's raw parameters and system attributes, a grid position); JSON values only.
+    ``run_id`` names the run when the strategy decides it (a grid names a run by its
+    configuration, so equal configurations share one); None lets the driver name it by
+    trial. Restored proposals carry the run id the journal holds.
     """
 
     trial: int
     config: dict[str, Any]
     internal: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,16 @@ class Strategy(ABC):
     def total(self) -> int | None:
         """How many trials the search will have, when known."""
         return None
+
+    @property
+    def total_is_estimate(self) -> bool:
+        """``total`` is an estimate (shown as ``~N``) until the strategy is done."""
+        return False
+
+    def withdrawn(self) -> set[int]:
+        """Trials among the restored ones that never ran and should not run any more (a
+        changed grid no longer holds them); asked once, after ``restore``."""
+        return set()
 
     @property
     def busy(self) -> bool:

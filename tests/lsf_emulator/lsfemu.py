@@ -87,6 +87,11 @@ def kill_marker(root: Path, job_id: int | str, index: int) -> Path:
     return root / "jobs" / f"{job_id}.kill.{index}"
 
 
+def slot_limit_path(root: Path, job_id: int | str) -> Path:
+    """Where ``bmod -J "%N"`` leaves an array's new job slot limit for its runner."""
+    return root / "jobs" / f"{job_id}.slot_limit"
+
+
 def all_job_ids(root: Path) -> list[int]:
     return sorted(int(p.name.split(".")[0]) for p in (root / "jobs").glob("*.state.json"))
 
@@ -329,6 +334,8 @@ def run(root: Path, job_id: int) -> None:
         save()
 
     while pending or running:
+        with contextlib.suppress(OSError, ValueError):
+            limit = int(slot_limit_path(root, job_id).read_text()) or len(pending) or 1
         for index in list(pending):
             if kill_marker(root, job_id, index).exists():
                 pending.remove(index)
@@ -406,11 +413,14 @@ def parse_format(spec: str) -> tuple[list[tuple[str, int | None, bool]], str]:
 def bjobs(argv: list[str]) -> int:
     root = state_dir()
     log_call(root, "bjobs", argv)
-    show_all, noheader, wide, fmt, ids = False, False, False, None, []
+    show_all, noheader, wide, fmt, ids, name = False, False, False, None, [], None
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg == "-a":
+        if arg == "-J":
+            i += 1
+            name = argv[i]
+        elif arg == "-a":
             show_all = True
         elif arg == "-noheader":
             noheader = True
@@ -442,6 +452,9 @@ def bjobs(argv: list[str]) -> int:
     rows = []
     for job_id, only in selected:
         job = read_json(job_path(root, job_id))
+        if name is not None and not re.fullmatch(re.escape(name).replace(r"\*", ".*"),
+                                                 job["name"]):
+            continue
         elems = read_json(state_path(root, job_id))["elements"]
         for key, elem in elems.items():
             if only is not None and int(key) != only:
@@ -515,6 +528,27 @@ def bkill(argv: list[str]) -> int:
     return rc
 
 
+# ---------------------------------------------------------------- bmod
+def bmod(argv: list[str]) -> int:
+    """Only ``bmod -J "%job_limit" job_ID``: change a job array's job slot limit."""
+    root = state_dir()
+    log_call(root, "bmod", argv)
+    if len(argv) != 3 or argv[0] != "-J" or not re.fullmatch(r"%\d+", argv[1]):
+        sys.stderr.write("LSF emulator: bmod supports only -J \"%job_limit\" job_ID\n")
+        return 255
+    try:
+        job_id, index = parse_job_arg(argv[2])
+    except ValueError:
+        sys.stderr.write(f"{argv[2]}: Illegal job ID.\n")
+        return 255
+    if index is not None or not state_path(root, job_id).exists():
+        sys.stderr.write(f"{argv[2]}: No matching job found\n")
+        return 255
+    write_json(slot_limit_path(root, job_id), int(argv[1][1:]))
+    print(f"Parameters of job <{job_id}> are being changed")
+    return 0
+
+
 # ---------------------------------------------------------------- bparams
 def bparams(argv: list[str]) -> int:
     root = state_dir()
@@ -540,7 +574,8 @@ def main(tool: str, argv: list[str]) -> int:
     if tool == "run":
         run(Path(argv[0]), int(argv[1]))
         return 0
-    return {"bsub": bsub, "bjobs": bjobs, "bkill": bkill, "bparams": bparams}[tool](argv)
+    return {"bsub": bsub, "bjobs": bjobs, "bkill": bkill, "bmod": bmod,
+            "bparams": bparams}[tool](argv)
 
 
 if __name__ == "__main__":

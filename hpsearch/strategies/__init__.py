@@ -1,0 +1,35 @@
+"""Strategies propose configurations: the grid (:mod:`.grid`), random and quasi-random
+sampling (:mod:`.sampled`), Optuna's model-based samplers (:mod:`.optuna_samplers`).
+
+:func:`make_strategy` picks one from the search's algorithm; the seam they share is
+:mod:`hpsearch.strategies.base`.
+"""
+
+from __future__ import annotations
+
+from hpsearch.options import SearchOptions
+from hpsearch.spec import SearchSpec
+from hpsearch.strategies.base import Strategy
+
+
+def parallelism(options: SearchOptions) -> int:
+    """How many runs may be in flight at once (what a sampler plans for)."""
+    if options.num_jobs is not None:
+        return options.num_jobs
+    return 8 if options.run_cluster else 1
+
+
+def make_strategy(spec: SearchSpec, options: SearchOptions) -> Strategy:
+    """The strategy of ``spec.algorithm``; ``--random_seed`` seeds it unless the search
+    file set a seed (an explicit ``--random_seed`` already replaced that)."""
+    seed = options.random_seed if spec.seed is None else spec.seed
+    if spec.algorithm == "grid":
+        from hpsearch.strategies.grid import GridStrategy
+
+        return GridStrategy(spec, seed=seed, deterministic=options.deterministic_search,
+                            num_searches=options.num_searches,
+                            random_picks=options.dont_generate_full_grid)
+    from hpsearch.strategies.factory_sampled import make_sampled_strategy
+
+    assert spec.num_trials is not None
+    return make_sampled_strategy(spec, seed, spec.num_trials, parallelism(options))
