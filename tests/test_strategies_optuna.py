@@ -51,7 +51,7 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
     "tpe": {"options": {"n_startup_trials": 4}, "trials": 14, "objectives": 1},
     "cmaes": {"options": {"popsize": 4}, "trials": 14, "objectives": 1},
     "nsga2": {"options": {"population_size": 4}, "trials": 14, "objectives": 2},
-    "gp": {"options": {"n_startup_trials": 3}, "trials": 6, "objectives": 1},
+    "gp": {"options": {"n_startup_trials": 3}, "trials": 8, "objectives": 1},
 }
 ALGORITHM_PARAMS = [pytest.param(a, marks=needs_gp) if a == "gp" else a for a in ALGORITHMS]
 WAIT_S = 120  # how long a test waits for a proposal before it calls the sampler stuck
@@ -141,8 +141,6 @@ def uninterrupted(algorithm: str) -> tuple[Proposal, ...]:
 @pytest.mark.parametrize("algorithm", ALGORITHM_PARAMS)
 @pytest.mark.parametrize("every", [1, 3, 7])
 def test_resume_reproduces_the_sequence(algorithm: str, every: int) -> None:
-    if algorithm == "gp" and every == 7:
-        every = 4  # gp's short search: restart inside it too
     resumed = search(algorithm, every)
     assert [p.config for p in resumed] == [p.config for p in uninterrupted(algorithm)]
     assert [comparable(p) for p in resumed] == [comparable(p) for p in uninterrupted(algorithm)]
@@ -180,6 +178,28 @@ def test_searches_leave_the_start_up_phase() -> None:
 def test_multi_objective_tpe_resumes() -> None:
     assert [p.config for p in search("tpe", 3, objectives=2)] == [
         p.config for p in search("tpe", objectives=2)]
+
+
+@pytest.mark.parametrize("algorithm", ["cmaes", pytest.param("gp", marks=needs_gp)])
+def test_only_lists_fall_back_to_random_draws(algorithm: str) -> None:
+    lists = {"act": ["relu", "tanh", "gelu"], "n": [1, 2, 3, 4]}
+    strategy = OptunaStrategy(spec(algorithm, parameters=lists, conditions=[]), 2, 6, 1)
+    for _ in range(6):
+        (p,) = collect(strategy, 1)
+        strategy.tell(Outcome(p.trial, "finished", [p.config["n"]]))
+    assert strategy.done
+    strategy.close()
+
+
+def test_restore_refuses_a_changed_space() -> None:
+    proposals = list(uninterrupted("tpe")[:3])
+    narrower = dict(SPACE, x={"method": "uniform", "low": 0.9, "high": 1})
+    for parameters in ({k: v for k, v in SPACE.items() if k != "x"}, narrower):
+        strategy = OptunaStrategy(spec("tpe", parameters=parameters), 7, 14, 1)
+        with pytest.raises(UsageError, match=r"cannot resume: trial \d of the journal does "
+                           r"not fit the search space .*; resume with the search file"):
+            strategy.restore(*journal_copy(proposals, []))
+        strategy.close()
 
 
 def test_config_order_and_values() -> None:

@@ -209,11 +209,18 @@ class OptunaSearch:
                                  f"{proposal.trial} (expected trial {number} with Optuna "
                                  "parameters)")
             params = proposal.internal["params"]
+            try:
+                trial = optuna.trial.create_trial(
+                    state=TrialState.RUNNING, params=params,
+                    distributions={name: self._space.distribution(name) for name in params},
+                    system_attrs=proposal.internal.get("system_attrs", {}))
+            except (KeyError, ValueError) as exc:
+                raise UsageError(f"cannot resume: trial {number} of the journal does not fit "
+                                 f"the search space now ({type(exc).__name__}: {exc}); resume "
+                                 "with the search file or grid module the search started "
+                                 "with") from None
             self._set_study_attrs(proposal.internal.get("study_attrs", {}))
-            study.add_trial(optuna.trial.create_trial(
-                state=TrialState.RUNNING, params=params,
-                distributions={name: self._space.distribution(name) for name in params},
-                system_attrs=proposal.internal.get("system_attrs", {})))
+            study.add_trial(trial)
         for outcome in outcomes:
             self.record(outcome)
 
