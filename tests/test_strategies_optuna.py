@@ -164,15 +164,23 @@ def test_resume_in_another_process() -> None:
     assert json.loads(child.stdout) == [p.config for p in uninterrupted("tpe")]
 
 
-def test_searches_leave_the_start_up_phase() -> None:
-    """The resume tests cover model-based proposals, not only random ones."""
-    tpe = uninterrupted("tpe")
-    assert any(k.startswith("tpe:relative_params") for p in tpe[4:]
-               for k in p.internal["system_attrs"])
-    cmaes = uninterrupted("cmaes")
-    assert any(k.startswith("cma:optimizer") for p in cmaes for k in p.internal["system_attrs"])
-    nsga2 = uninterrupted("nsga2")
-    assert max(p.internal["system_attrs"]["NSGAIISampler:generation"] for p in nsga2) >= 2
+@pytest.mark.parametrize(("algorithm", "option", "free"), [
+    ("tpe", "n_startup_trials", 4), ("cmaes", "n_startup_trials", 1),
+    ("nsga2", "population_size", 4)])
+def test_searches_leave_the_start_up_phase(algorithm: str, option: str, free: int) -> None:
+    """The resume tests cover model-based proposals, not only random start-up draws: past
+    the start-up trials the search differs from one that stays in its start-up phase."""
+    trials = ALGORITHMS[algorithm]["trials"]
+    options = {**ALGORITHMS[algorithm]["options"], option: trials}
+    if algorithm == "nsga2":
+        options["population_size"] = trials
+    start_up_only = strategy_for(algorithm, options=options)
+    random_draws, _note = start_up_only.preview(trials)
+    start_up_only.close()
+    searched = uninterrupted(algorithm)
+    assert [p.config for p in searched[:free]] == [p.config for p in random_draws[:free]]
+    assert all(a.config != b.config for a, b in zip(searched[free:], random_draws[free:],
+                                                    strict=True))
 
 
 def test_multi_objective_tpe_resumes() -> None:

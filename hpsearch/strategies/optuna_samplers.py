@@ -69,10 +69,10 @@ _RESULT_FREE = {"tpe": "n_startup_trials", "gp": "n_startup_trials",
 _STUDY = "hpsearch"
 
 
-@functools.cache
 def silence_optuna() -> None:
     """Optuna's info and warning logs, its experimental and deprecation warnings: off.
-    Errors are still logged, and exceptions raised."""
+    Errors are still logged, and exceptions raised. Called by every strategy, so filters
+    someone reset come back (an identical filter replaces itself, the list does not grow)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # before Python 3.12 Optuna's warnings name its own modules, from 3.12 on the caller's
@@ -83,6 +83,7 @@ def silence_optuna() -> None:
 def sampler_options(algorithm: str, options: dict[str, Any], parallel: int) -> dict[str, Any]:
     """``options`` checked against the sampler's constructor (one-line UsageError), plus
     the constant liar for TPE with several runs at once unless the options say otherwise."""
+    silence_optuna()
     cls = getattr(optuna.samplers, SAMPLERS[algorithm])
     signature = inspect.signature(cls).parameters
     valid = [name for name in signature if name != "seed"]
@@ -236,7 +237,6 @@ class OptunaStrategy(Strategy):
                              f"{spec.algorithm!r}")
         if spec.algorithm == "gp":
             check_gp_dependencies()
-        silence_optuna()
         self._options = sampler_options(spec.algorithm, dict(spec.algorithm_options), parallel)
         self._spec = spec
         self._seed = seed
