@@ -6,7 +6,8 @@ algorithm  Optuna sampler       with runs in parallel
 tpe        ``TPESampler``       constant liar: running trials count as bad results
 cmaes      ``CmaEsSampler``     running trials are ignored; each slot draws its own
                                 point of the current generation
-gp         ``GPSampler``        running trials enter the acquisition (q-LogEI, q-EHVI)
+gp         ``GPSampler``        running trials enter the acquisition (q-LogEI, q-EHVI;
+                                Optuna >= 5: earlier GPSamplers ignore them)
 nsga2      ``NSGAIISampler``    running trials are ignored; each slot breeds its own child
 =========  ===================  ======================================================
 
