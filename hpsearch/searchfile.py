@@ -1,0 +1,241 @@
+"""A search file (YAML, or JSON) -> :class:`~hpsearch.spec.SearchSpec`.
+
+::
+
+    script: train.py                  # as _SCRIPT_NAME: flags, script, leading words
+    summary_file: performance_overview.txt   # the default
+    metrics: [val_loss, val_acc]      # summary keywords; 'finished' is implied
+    objective: val_loss               # default: the first metric; a list: several objectives
+    direction: minimize               # or maximize; a list: one per objective (default
+                                      # minimize; one word applies to every objective)
+    algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 (grid)
+    algorithm_options: {}             # handed to the sampler (n_startup_trials, ...)
+    num_trials: 100                   # trials of a sampler (not needed for grid)
+    seed: 42
+    out_arg: out_dir                  # the default
+    parameters:
+      lr:         {method: loguniform, low: 1.0e-5, high: 1.0e-1}
+      width:      {method: qloguniform, low: 16, high: 1024, q: 16}
+      batch_size: {method: categorical, categories: [32, 64, 128]}
+      optimizer:  [adam, sgd]         # a list: categorical (grid-module style)
+      epochs: 10                      # one value: passed to every run
+      nested:     {method: uniform, dimension: {low: 0, high: 1}}   # hpogrid's spelling
+    conditions:                       # grid-module semantics: [match, replace] pairs
+      - [{optimizer: [sgd]}, {momentum: [0.0, 0.9]}]
+
+The methods are hpogrid's (:mod:`hpsearch.distributions`); hpogrid's search space pastes in
+unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``
+is read as JSON, any other as YAML, where ``1e-5`` is a number as in JSON (plain YAML 1.1
+would read it as text). In :attr:`SearchSpec.parameters` a categorical becomes a list and a
+single value a one-element list; the other methods stay distributions.
+
+Every problem is one :class:`~hpsearch.errors.UsageError` line naming it and the fix.
+Whether the algorithm fits the parameters and has its ``num_trials`` is checked once the
+command line had its say: :func:`resolve_algorithm`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpsearch.distributions import Distribution, parse_distribution
+from hpsearch.errors import UsageError
+from hpsearch.spec import (
+    ALGORITHMS,
+    SearchSpec,
+    check_algorithm,
+    check_conditions,
+    check_directions,
+    check_names_and_values,
+    check_value_lists,
+    parse_script_command,
+)
+
+SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
+            "algorithm_options", "num_trials", "seed", "out_arg", "parameters", "conditions")
+_REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
+             "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
+#: algorithms that cannot take several objectives
+_SINGLE_OBJECTIVE = ("cmaes", "gp")
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-5`` (JSON, YAML 1.2) as a float."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+def _read(path: Path) -> Any:
+    """The file's data; a missing, unreadable or malformed file is a UsageError."""
+    if not path.is_file():
+        raise UsageError(f"search file {path} does not exist; pass the path of a .yaml or "
+                         ".json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read search file {path} ({exc}); check its permissions "
+                         "and that it is UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"search file {path} is not valid JSON: {exc.msg} at line "
+                             f"{exc.lineno} column {exc.colno}; fix it there") from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise UsageError(f"search file {path} is not valid YAML: {' '.join(problem.split())}"
+                         f"{where}; fix it there") from None
+
+
+def _strings(where: str, value: Any) -> list[str]:
+    """A string or a non-empty list of strings, as a list."""
+    items = [value] if isinstance(value, str) else value
+    if not (isinstance(items, list) and items and all(isinstance(v, str) and v
+                                                      for v in items)):
+        raise UsageError(f"{where} must be a name or a list of names, not {value!r}")
+    return items
+
+
+def _count(where: str, value: Any, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UsageError(f"{where} must be a whole number >= {minimum}, not {value!r}")
+    return value
+
+
+def _parameter(name: Any, raw: Any) -> Any:
+    """One entry of ``parameters``: a list, a distribution, or one value."""
+    if isinstance(raw, dict):
+        dist = parse_distribution(str(name), raw)
+        return list(dist.categories or ()) if dist.is_categorical else dist
+    if isinstance(raw, list):
+        return raw
+    if raw is None:
+        raise UsageError(f"parameter {name!r} has no value; give a value, a list of values "
+                         "or a {method: ...} mapping")
+    return [raw]
+
+
+def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
+    """Read and validate a search file (module docstring)."""
+    return spec_from_mapping(_read(path), f"search file {path}", run_cwd, check_script,
+                             source_file=path)
+
+
+def spec_from_mapping(data: Any, where: str, run_cwd: Path, check_script: bool = True,
+                      source_file: Path | None = None) -> SearchSpec:
+    """A search file's settings, already read; every message starts with ``where``."""
+    try:
+        return _spec(data, where, run_cwd, check_script, source_file)
+    except UsageError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
+          source_file: Path | None) -> SearchSpec:
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} must hold a mapping of settings ({', '.join(_REQUIRED)}, "
+                         f"...), not {type(data).__name__}")
+    unknown = [str(k) for k in data if k not in SETTINGS]
+    if unknown:
+        raise UsageError(f"{where}: unknown setting {', '.join(map(repr, unknown))}; valid "
+                         f"settings are {', '.join(SETTINGS)}")
+    for key, example in _REQUIRED.items():
+        if key not in data:
+            raise UsageError(f"{where} sets no {key!r}; add e.g. {example}")
+
+    script = data["script"]
+    if not isinstance(script, str) or not script:
+        raise UsageError(f"{where}: script must be text such as 'train.py', not {script!r}")
+    metrics = _strings(f"{where}: metrics", data["metrics"])
+    keywords = metrics + ([] if "finished" in metrics else ["finished"])
+    objectives = _strings(f"{where}: objective", data.get("objective", metrics[0]))
+    direction = data.get("direction", "minimize")
+    directions = [direction] * len(objectives) if isinstance(direction, str) else \
+        _strings(f"{where}: direction", direction)
+    check_directions(objectives, directions, keywords, where)
+
+    summary_file = data.get("summary_file", "performance_overview.txt")
+    out_arg = data.get("out_arg", "out_dir")
+    for key, value in (("summary_file", summary_file), ("out_arg", out_arg)):
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{where}: {key} must be non-empty text, not {value!r}")
+    algorithm = check_algorithm(data.get("algorithm", "grid"), where)
+    options = data.get("algorithm_options") or {}
+    if not isinstance(options, dict):
+        raise UsageError(f"{where}: algorithm_options must be a mapping such as "
+                         f"{{n_startup_trials: 10}}, not {options!r}")
+    num_trials = _count(f"{where}: num_trials", data.get("num_trials"), 1)
+    seed = _count(f"{where}: seed", data.get("seed"), 0)
+
+    raw_parameters = data["parameters"]
+    if not isinstance(raw_parameters, dict) or not raw_parameters:
+        raise UsageError(f"{where}: parameters must be a non-empty mapping of name -> "
+                         "values, e.g. {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}")
+    parameters = check_value_lists(
+        "parameters", {name: _parameter(name, raw) for name, raw in raw_parameters.items()},
+        allow_distributions=True)
+    conditions, dropped = check_conditions(data.get("conditions") or [], parameters)
+    check_names_and_values(parameters, conditions, keywords, out_arg)
+    return SearchSpec(
+        parameters=parameters, conditions=conditions, script_name=script,
+        command=parse_script_command(script, run_cwd, check_script, what="script"),
+        summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
+        objectives=objectives, directions=directions, source_file=source_file,
+        source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
+        num_trials=num_trials, seed=seed, warnings=dropped)
+
+
+def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
+                      seed: int | None) -> SearchSpec:
+    """``spec`` with the command line's overrides (None: keep), checked as a whole.
+
+    A sampler needs ``num_trials``; ``grid`` walks lists only; ``cmaes`` and ``gp`` take
+    one objective; ``algorithm_options`` are for Optuna's samplers. A categorical
+    distribution (a grid module's ``categorical(...)``) becomes the list it chooses from.
+    """
+    algorithm = check_algorithm(algorithm if algorithm is not None else spec.algorithm,
+                                "--algorithm")
+    num_trials = _count("--num_trials", num_trials if num_trials is not None
+                        else spec.num_trials, 1)
+    parameters = {name: list(values.categories or ()) if isinstance(values, Distribution)
+                  and values.is_categorical else values
+                  for name, values in spec.parameters.items()}
+    samplers = [a for a in ALGORITHMS if a != "grid"]
+    if algorithm == "grid":
+        for name, values in parameters.items():
+            if isinstance(values, Distribution):
+                raise UsageError(f"algorithm grid cannot walk parameter {name!r} "
+                                 f"({values.describe()}); give it a list of values or pick "
+                                 f"a sampler: {', '.join(samplers)}")
+    elif num_trials is None:
+        raise UsageError(f"algorithm {algorithm} needs a number of trials; set num_trials "
+                         "in the search file (_NUM_TRIALS in a grid module) or pass "
+                         "--num_trials")
+    if spec.multi_objective and algorithm in _SINGLE_OBJECTIVE:
+        several = [a for a in ALGORITHMS if a not in _SINGLE_OBJECTIVE]
+        raise UsageError(f"algorithm {algorithm} optimises one objective, not "
+                         f"{len(spec.objectives)}; use one of {', '.join(several)} for "
+                         "several")
+    if spec.algorithm_options and algorithm in ("grid", "random", "qmc"):
+        raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
+                         "tpe, cmaes, gp, nsga2); remove them")
+    return dataclasses.replace(spec, parameters=parameters, algorithm=algorithm,
+                               num_trials=num_trials,
+                               seed=seed if seed is not None else spec.seed)

@@ -1,0 +1,354 @@
+"""Optuna's samplers as strategies: exact resume, parallel slots, a slow or failing sampler.
+
+A simulated search runs in-process: proposals are asked until they come (the sampler
+works in its own thread), a deterministic objective answers, and a "restart" builds a
+fresh strategy from the journal (proposals and outcomes round-tripped through JSON).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution, IntDistribution
+
+from hpsearch.backends.base import BackendError
+from hpsearch.distributions import normal, qloguniform, quniform, uniformint
+from hpsearch.errors import UsageError
+from hpsearch.searchfile import spec_from_mapping
+from hpsearch.strategies.base import Outcome, Proposal
+from hpsearch.strategies.factory_sampled import make_sampled_strategy
+from hpsearch.strategies.optuna_samplers import OptunaStrategy, sampler_options
+from hpsearch.strategies.optuna_space import from_optuna, to_optuna
+from hpsearch.strategies.parameters import Parameter
+
+HAVE_GP = all(importlib.util.find_spec(m) for m in ("torch", "scipy"))
+needs_gp = pytest.mark.skipif(not HAVE_GP, reason="gp needs torch and scipy "
+                              "(pip install 'hpsearch[gp]')")
+
+SPACE = {
+    "lr": {"method": "loguniform", "low": 1e-4, "high": 1e-1},
+    "x": {"method": "uniform", "low": -1, "high": 1},
+    "width": {"method": "qloguniform", "low": 16, "high": 256, "q": 16},
+    "z": {"method": "qnormal", "mu": 0, "sigma": 1, "q": 0.5},
+    "opt": ["adam", "sgd"],
+    "epochs": 3,
+}
+CONDITIONS = [[{"opt": ["sgd"]}, {"momentum": [0.0, 0.9]}]]
+#: small settings so that every sampler leaves its start-up phase in a few trials
+ALGORITHMS: dict[str, dict[str, Any]] = {
+    "tpe": {"options": {"n_startup_trials": 4}, "trials": 14, "objectives": 1},
+    "cmaes": {"options": {"popsize": 4}, "trials": 14, "objectives": 1},
+    "nsga2": {"options": {"population_size": 4}, "trials": 14, "objectives": 2},
+    "gp": {"options": {"n_startup_trials": 3}, "trials": 8, "objectives": 1},
+}
+ALGORITHM_PARAMS = [pytest.param(a, marks=needs_gp) if a == "gp" else a for a in ALGORITHMS]
+WAIT_S = 120  # how long a test waits for a proposal before it calls the sampler stuck
+
+
+def spec(algorithm: str, options: dict | None = None, objectives: int = 1,
+         parameters: dict | None = None, conditions: list | None = None):
+    return spec_from_mapping({
+        "script": "train.py", "metrics": ["loss", "size"], "algorithm": algorithm,
+        "objective": ["loss", "size"][:objectives], "direction": "minimize",
+        "algorithm_options": options or {}, "parameters": parameters or SPACE,
+        "conditions": CONDITIONS if conditions is None else conditions},
+        "test", Path("."), check_script=False)
+
+
+def strategy_for(algorithm: str, parallel: int = 1, **changes: Any) -> OptunaStrategy:
+    settings = {**ALGORITHMS[algorithm], **changes}
+    return OptunaStrategy(spec(algorithm, settings["options"], settings["objectives"]), 7,
+                          settings["trials"], parallel)
+
+
+def collect(strategy: OptunaStrategy, n: int) -> list[Proposal]:
+    """Ask until ``n`` proposals came (the driver polls like this)."""
+    got: list[Proposal] = []
+    deadline = time.monotonic() + WAIT_S
+    while len(got) < n:
+        got += strategy.ask(n - len(got))
+        assert time.monotonic() < deadline, "no proposal came"
+        if len(got) < n:
+            time.sleep(0.002)
+    return got
+
+
+def outcome(proposal: Proposal, objectives: int) -> Outcome:
+    """Deterministic: some trials fail, some are pruned, the rest finish."""
+    c = proposal.config
+    loss = (math.log10(c["lr"]) + 2.5) ** 2 + (c["x"] - 0.3) ** 2 + c["z"] ** 2 / 10 + (
+        0.2 if c["opt"] == "sgd" else 0.0) + c.get("momentum", 0.0) / 10
+    values = [loss, c["width"] / 256][:objectives]
+    if proposal.trial % 6 == 5:
+        return Outcome(proposal.trial, "failed")
+    if proposal.trial % 6 == 4 and objectives == 1:
+        return Outcome(proposal.trial, "pruned", [loss * 2], {0: loss * 3, 1: loss * 2})
+    return Outcome(proposal.trial, "finished", values)
+
+
+def journal_copy(proposals: list[Proposal], outcomes: list[Outcome]
+                 ) -> tuple[list[Proposal], list[Outcome]]:
+    """What a driver reads back from its JSON journal."""
+    ps = [Proposal(**json.loads(json.dumps(vars(p)))) for p in proposals]
+    os = [Outcome(o.trial, o.status, o.values, {int(k): v for k, v in json.loads(
+        json.dumps(o.intermediate)).items()}) for o in outcomes]
+    return ps, os
+
+
+def search(algorithm: str, restart_every: int | None = None, in_flight: int = 1,
+           **changes: Any) -> list[Proposal]:
+    settings = {**ALGORITHMS[algorithm], **changes}
+    proposals: list[Proposal] = []
+    outcomes: list[Outcome] = []
+    strategy = strategy_for(algorithm, in_flight, **changes)
+    strategy.restore([], [])
+    try:
+        while not strategy.done:
+            batch = collect(strategy, min(in_flight, settings["trials"] - len(proposals)))
+            if in_flight > 1:
+                assert len({json.dumps(p.config, sort_keys=True) for p in batch}) == len(batch)
+            proposals += batch
+            for p in batch:
+                outcomes.append(outcome(p, settings["objectives"]))
+                strategy.tell(outcomes[-1])
+            if restart_every and len(proposals) % restart_every == 0 and not strategy.done:
+                strategy.close()
+                strategy = strategy_for(algorithm, in_flight, **changes)
+                strategy.restore(*journal_copy(proposals, outcomes))
+    finally:
+        strategy.close()
+    return proposals
+
+
+@cache
+def uninterrupted(algorithm: str) -> tuple[Proposal, ...]:
+    return tuple(search(algorithm))
+
+
+# -- exact resume --------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ALGORITHM_PARAMS)
+@pytest.mark.parametrize("every", [1, 3, 7])
+def test_resume_reproduces_the_sequence(algorithm: str, every: int) -> None:
+    resumed = search(algorithm, every)
+    assert [p.config for p in resumed] == [p.config for p in uninterrupted(algorithm)]
+    assert [comparable(p) for p in resumed] == [comparable(p) for p in uninterrupted(algorithm)]
+
+
+def comparable(proposal: Proposal) -> dict:
+    """The journaled sampler state, less CMA-ES's pickled optimizer: the ``cmaes`` package
+    keeps a history buffer made by ``np.empty`` (never read before it is filled), so the
+    pickle holds whatever memory was there."""
+    attrs = {k: v for k, v in proposal.internal["system_attrs"].items() if ":optimizer:" not in k}
+    return {**proposal.internal, "system_attrs": attrs}
+
+
+def test_resume_in_another_process() -> None:
+    """A restarted driver is a new process (another PYTHONHASHSEED): same sequence."""
+    code = ("import json, sys; sys.path.insert(0, 'tests'); import test_strategies_optuna as t;"
+            " print(json.dumps([p.config for p in t.search('tpe', 5)]))")
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={**os.environ, "PYTHONHASHSEED": "3",
+                                            "PYTHONPATH": "."})
+    assert json.loads(child.stdout) == [p.config for p in uninterrupted("tpe")]
+
+
+@pytest.mark.parametrize(("algorithm", "option", "free"), [
+    ("tpe", "n_startup_trials", 4), ("cmaes", "n_startup_trials", 1),
+    ("nsga2", "population_size", 4)])
+def test_searches_leave_the_start_up_phase(algorithm: str, option: str, free: int) -> None:
+    """The resume tests cover model-based proposals, not only random start-up draws: past
+    the start-up trials the search differs from one that stays in its start-up phase."""
+    trials = ALGORITHMS[algorithm]["trials"]
+    options = {**ALGORITHMS[algorithm]["options"], option: trials}
+    if algorithm == "nsga2":
+        options["population_size"] = trials
+    start_up_only = strategy_for(algorithm, options=options)
+    random_draws, _note = start_up_only.preview(trials)
+    start_up_only.close()
+    searched = uninterrupted(algorithm)
+    assert [p.config for p in searched[:free]] == [p.config for p in random_draws[:free]]
+    assert all(a.config != b.config for a, b in zip(searched[free:], random_draws[free:],
+                                                    strict=True))
+
+
+def test_multi_objective_tpe_resumes() -> None:
+    assert [p.config for p in search("tpe", 3, objectives=2)] == [
+        p.config for p in search("tpe", objectives=2)]
+
+
+@pytest.mark.parametrize("algorithm", ["cmaes", pytest.param("gp", marks=needs_gp)])
+def test_only_lists_fall_back_to_random_draws(algorithm: str) -> None:
+    lists = {"act": ["relu", "tanh", "gelu"], "n": [1, 2, 3, 4]}
+    strategy = OptunaStrategy(spec(algorithm, parameters=lists, conditions=[]), 2, 6, 1)
+    for _ in range(6):
+        (p,) = collect(strategy, 1)
+        strategy.tell(Outcome(p.trial, "finished", [p.config["n"]]))
+    assert strategy.done
+    strategy.close()
+
+
+def test_restore_refuses_a_changed_space() -> None:
+    proposals = list(uninterrupted("tpe")[:3])
+    narrower = dict(SPACE, x={"method": "uniform", "low": 0.9, "high": 1})
+    for parameters in ({k: v for k, v in SPACE.items() if k != "x"}, narrower):
+        strategy = OptunaStrategy(spec("tpe", parameters=parameters), 7, 14, 1)
+        with pytest.raises(UsageError, match=r"cannot resume: trial \d of the journal does "
+                           r"not fit the search space .*; resume with the search file"):
+            strategy.restore(*journal_copy(proposals, []))
+        strategy.close()
+
+
+def test_config_order_and_values() -> None:
+    for p in uninterrupted("tpe"):
+        keys = ["lr", "x", "width", "z", "opt", "epochs"]
+        assert list(p.config) == keys + (["momentum"] if p.config["opt"] == "sgd" else [])
+        assert type(p.config["width"]) is int and p.config["width"] % 16 == 0
+        assert p.config["z"] % 0.5 == 0 and p.config["epochs"] == 3
+        assert 1e-4 <= p.config["lr"] <= 1e-1
+
+
+# -- parallel slots -------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ALGORITHM_PARAMS)
+def test_two_in_flight_never_equal(algorithm: str) -> None:
+    """``search`` asserts that the two pending proposals of every batch differ."""
+    assert len(search(algorithm, in_flight=2)) == ALGORITHMS[algorithm]["trials"]
+
+
+def test_tpe_constant_liar_with_parallel_runs() -> None:
+    assert sampler_options("tpe", {}, 2) == {"constant_liar": True}
+    assert sampler_options("tpe", {"constant_liar": False}, 2) == {"constant_liar": False}
+    assert sampler_options("tpe", {"n_startup_trials": 3}, 1) == {"n_startup_trials": 3}
+
+
+# -- dry runs ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("algorithm", ALGORITHM_PARAMS)
+def test_preview_is_what_the_search_proposes_first(algorithm: str) -> None:
+    strategy = strategy_for(algorithm)
+    proposals, note = strategy.preview(100)
+    strategy.close()
+    free = {"tpe": 4, "cmaes": 1, "nsga2": 4, "gp": 3}[algorithm]
+    assert len(proposals) == free and "depend on the results" in note
+    first = uninterrupted(algorithm)[:free]
+    assert [(p.config, comparable(p)) for p in proposals] == [(p.config, comparable(p))
+                                                              for p in first]
+    assert [p.config for p in search(algorithm, in_flight=2)[:free]] == [
+        p.config for p in first]
+
+
+def test_preview_of_a_search_that_is_all_start_up() -> None:
+    strategy = strategy_for("tpe", trials=3)
+    proposals, note = strategy.preview(10)
+    strategy.close()
+    assert len(proposals) == 3 and note is None
+
+
+# -- the worker thread ----------------------------------------------------------------------
+ONE = {"x": {"method": "uniform", "low": 0, "high": 1}}
+
+
+def test_slow_sampler_does_not_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = optuna.samplers.RandomSampler.sample_independent
+
+    def slow(self: Any, *args: Any) -> Any:
+        time.sleep(2)
+        return original(self, *args)
+
+    strategy = OptunaStrategy(spec("tpe", parameters=ONE, conditions=[]), 1, 3, 1)
+    monkeypatch.setattr(optuna.samplers.RandomSampler, "sample_independent", slow)
+    started = time.monotonic()
+    assert strategy.ask(1) == []
+    assert time.monotonic() - started < 0.2
+    assert strategy.busy
+    assert strategy.ask(1) == [] and strategy.busy  # asking again orders nothing more
+    (proposal,) = collect(strategy, 1)
+    assert proposal.trial == 0 and not strategy.busy
+    strategy.close()
+
+
+def test_sampler_error_surfaces_in_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Any, *args: Any) -> Any:
+        raise ValueError("boom\nsecond line")
+
+    strategy = OptunaStrategy(spec("tpe", parameters=ONE, conditions=[]), 1, 3, 1)
+    monkeypatch.setattr(optuna.samplers.RandomSampler, "sample_independent", broken)
+    deadline = time.monotonic() + WAIT_S
+    with pytest.raises(BackendError) as info:
+        while time.monotonic() < deadline:
+            strategy.ask(1)
+            time.sleep(0.002)
+    assert str(info.value) == "sampler tpe failed: ValueError: boom second line"
+    with pytest.raises(BackendError):
+        strategy.tell(Outcome(0, "failed"))
+    strategy.close()
+
+
+def test_close_stops_the_thread() -> None:
+    strategy = OptunaStrategy(spec("tpe", parameters=ONE, conditions=[]), 1, 3, 1)
+    collect(strategy, 1)
+    strategy.close()
+    assert not any(t.name == "sampler tpe" and t.is_alive() for t in threading.enumerate())
+
+
+# -- options and set-up ---------------------------------------------------------------------
+@pytest.mark.parametrize(("algorithm", "options", "expected"), [
+    ("tpe", {"n_startup": 3}, "algorithm_options: tpe has no option 'n_startup'; valid ones "
+     "are consider_prior"),
+    ("cmaes", {"population": 3}, "valid ones are x0, sigma0, n_startup_trials"),
+    ("nsga2", {"seed": 3}, "seed is the search's own seed"),
+    ("tpe", {"n_startup_trials": "ten"}, "tpe's n_startup_trials must be of type int (its "
+     "default is 10), not 'ten'"),
+    ("nsga2", {"population_size": 1}, "algorithm_options for nsga2 are not accepted ("),
+])
+def test_bad_options(algorithm: str, options: dict, expected: str) -> None:
+    with pytest.raises(UsageError) as info:
+        OptunaStrategy(spec(algorithm, options), 1, 5, 1)
+    assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_gp_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(UsageError) as info:
+        OptunaStrategy(spec("gp"), 1, 5, 1)
+    assert str(info.value) == "algorithm gp needs torch and scipy: pip install 'hpsearch[gp]'"
+
+
+def test_factory_dispatches() -> None:
+    for algorithm in ("tpe", "cmaes", "nsga2"):
+        strategy = make_sampled_strategy(spec(algorithm), 1, 5, 2)
+        assert isinstance(strategy, OptunaStrategy) and strategy.adaptive
+        assert strategy.total == 5 and not strategy.done
+        strategy.close()
+    assert type(make_sampled_strategy(spec("qmc"), 1, 5, 2)).__name__ == "QmcStrategy"
+    assert type(make_sampled_strategy(spec("random"), 1, 5, 2)).__name__ == "RandomStrategy"
+
+
+def test_mapping_onto_optuna() -> None:
+    def param(dist: Any) -> Parameter:
+        return Parameter("p", distribution=dist)
+
+    q = param(quniform(0.1, 1.0, 0.25))
+    assert to_optuna(q) == FloatDistribution(0.25, 1.0, step=0.25)
+    assert from_optuna(q, 0.7500000000000001) == 0.75
+    w = param(qloguniform(16, 1024, 16))
+    assert to_optuna(w) == IntDistribution(1, 64, log=True)
+    assert from_optuna(w, 3) == 48 and type(from_optuna(w, 3)) is int
+    n = param(normal(1.0, 2.0))
+    assert to_optuna(n) == FloatDistribution(1e-9, 1 - 1e-9)
+    assert from_optuna(n, 0.5) == 1.0
+    assert to_optuna(param(uniformint(-3, 4))) == IntDistribution(-3, 4)
+    c = Parameter("c", choices=(None, (1, 2), "a"))
+    assert to_optuna(c).choices == (0, 1, 2) and from_optuna(c, 1) == (1, 2)
