@@ -90,11 +90,17 @@ def _our_runs(out_dir: Path, states: dict[str, RunState], fmt: SummaryFormat) ->
                 continue
             state = states[entry.name] = RunState(
                 entry.name, int(record.get("trial", record.get("index", -1))),
-                record.get("config", {}), attempts=int(record.get("attempt", 1)))
-        ended = read_exit(run_dir, state.launch)
+                record.get("config", {}), attempts=int(record.get("attempt", 1)),
+                status="launching")  # the journal lost it: its files tell
+        ended = read_exit(run_dir, state.launch if state.status == "running" else None)
+        if state.status in ("pending", "cancelled") and (
+                ended is None or ended.launch == state.launch):
+            continue  # the journal gave that launch back itself (lost, cancelled)
         if ended is None:
-            if state.status in ("running", "launching") or read_start(run_dir) is not None:
+            if state.status == "running" or read_start(run_dir) is not None:
                 state.status = "running"
+            elif state.status == "launching":
+                state.status = "pending"  # never started
             continue
         _judge_dir(state, run_dir, run_dir / SIM_OUT_DIR, fmt, ended.exit_code)
         state.wall_time = ended.wall_time

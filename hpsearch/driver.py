@@ -124,8 +124,8 @@ class Driver:
             self.tally["finished"], self.tally["failed"], self.tally["pruned"],
             len(self.active), self.backend.queued(), total, self.strategy.total_is_estimate))
 
-    def _run_of(self, state: RunState, config: dict[str, Any] | None = None) -> Run:
-        run = make_run(state.run_id, state.trial, config or state.config, state.args,
+    def _run_of(self, state: RunState) -> Run:
+        run = make_run(state.run_id, state.trial, state.config, state.args,
                        out_dir=self.out_dir, run_cwd=self.options.run_cwd,
                        python=self.options.python, command=self.spec.command,
                        out_arg=self.spec.out_arg)

@@ -36,6 +36,9 @@ from typing import Any
 from hpsearch.errors import UsageError
 
 LOCK_FILE = ".hpsearch.lock"
+#: every file the lock makes (the lock, its owner's draft, a stale one moved aside, a clock
+#: probe) starts with this
+LOCK_PREFIX = ".hpsearch."
 #: how often the owner touches its lock
 HEARTBEAT_SECONDS = 10.0
 #: a lock of another host without a heartbeat for this long is stale

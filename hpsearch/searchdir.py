@@ -19,6 +19,7 @@ A copy of the grid module (or search file) is kept next to it under its own file
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
 from hpsearch.journal import JOURNAL_FILE
+from hpsearch.lock import LOCK_PREFIX
 from hpsearch.results import TableLayout
 from hpsearch.runfiles import write_atomic
 from hpsearch.spec import SearchSpec
@@ -107,4 +109,8 @@ def read_description(out_dir: Path) -> dict[str, Any] | None:
 
 
 def is_search_dir(out_dir: Path) -> bool:
-    return (out_dir / SEARCH_FILE).exists() or (out_dir / JOURNAL_FILE).exists()
+    """Whether ``out_dir`` holds a search, or a driver is starting one there right now (its
+    lock files are ``.hpsearch.*``)."""
+    if (out_dir / SEARCH_FILE).exists() or (out_dir / JOURNAL_FILE).exists():
+        return True
+    return any(entry.name.startswith(LOCK_PREFIX) for entry in os.scandir(out_dir))

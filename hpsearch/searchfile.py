@@ -31,12 +31,11 @@ single value a one-element list; the other methods stay distributions.
 
 Every problem is one :class:`~hpsearch.errors.UsageError` line naming it and the fix.
 Whether the algorithm fits the parameters and has its ``num_trials`` is checked once the
-command line had its say: :func:`resolve_algorithm`.
+command line had its say: :func:`hpsearch.spec.resolve_algorithm`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -44,10 +43,9 @@ from typing import Any
 
 import yaml
 
-from hpsearch.distributions import Distribution, parse_distribution
+from hpsearch.distributions import parse_distribution
 from hpsearch.errors import UsageError
 from hpsearch.spec import (
-    ALGORITHMS,
     SearchSpec,
     check_algorithm,
     check_conditions,
@@ -62,9 +60,6 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 #: algorithms that cannot take several objectives
-_SINGLE_OBJECTIVE = ("cmaes", "gp")
-
-
 class _Loader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also reads ``1e-5`` (JSON, YAML 1.2) as a float."""
 
@@ -200,42 +195,3 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         objectives=objectives, directions=directions, source_file=source_file,
         source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
         num_trials=num_trials, seed=seed, warnings=dropped)
-
-
-def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
-                      seed: int | None) -> SearchSpec:
-    """``spec`` with the command line's overrides (None: keep), checked as a whole.
-
-    A sampler needs ``num_trials``; ``grid`` walks lists only; ``cmaes`` and ``gp`` take
-    one objective; ``algorithm_options`` are for Optuna's samplers. A categorical
-    distribution (a grid module's ``categorical(...)``) becomes the list it chooses from.
-    """
-    algorithm = check_algorithm(algorithm if algorithm is not None else spec.algorithm,
-                                "--algorithm")
-    num_trials = _count("--num_trials", num_trials if num_trials is not None
-                        else spec.num_trials, 1)
-    parameters = {name: list(values.categories or ()) if isinstance(values, Distribution)
-                  and values.is_categorical else values
-                  for name, values in spec.parameters.items()}
-    samplers = [a for a in ALGORITHMS if a != "grid"]
-    if algorithm == "grid":
-        for name, values in parameters.items():
-            if isinstance(values, Distribution):
-                raise UsageError(f"algorithm grid cannot walk parameter {name!r} "
-                                 f"({values.describe()}); give it a list of values or pick "
-                                 f"a sampler: {', '.join(samplers)}")
-    elif num_trials is None:
-        raise UsageError(f"algorithm {algorithm} needs a number of trials; set num_trials "
-                         "in the search file (_NUM_TRIALS in a grid module) or pass "
-                         "--num_trials")
-    if spec.multi_objective and algorithm in _SINGLE_OBJECTIVE:
-        several = [a for a in ALGORITHMS if a not in _SINGLE_OBJECTIVE]
-        raise UsageError(f"algorithm {algorithm} optimises one objective, not "
-                         f"{len(spec.objectives)}; use one of {', '.join(several)} for "
-                         "several")
-    if spec.algorithm_options and algorithm in ("grid", "random", "qmc"):
-        raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
-                         "tpe, cmaes, gp, nsga2); remove them")
-    return dataclasses.replace(spec, parameters=parameters, algorithm=algorithm,
-                               num_trials=num_trials,
-                               seed=seed if seed is not None else spec.seed)

@@ -31,8 +31,10 @@ Every problem is a :class:`~hpsearch.errors.UsageError` naming the attribute and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import io
 import pickle
 import shlex
 import sys
@@ -259,24 +261,13 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
 
     Whatever the module raises while importing -- an exception, ``SystemExit`` (a module
     that calls ``parse_args()`` or ``sys.exit``), any other ``BaseException`` but Ctrl-C --
-    is a UsageError.
+    is a UsageError that quotes the last line the module printed. What a module that imports
+    fine prints is passed on.
     """
-    path = Path(name)
+    printed = io.StringIO()
     try:
-        if name.endswith(".py") or "/" in name:
-            if not path.is_file():
-                raise UsageError(f"grid module file {name} does not exist; pass an existing "
-                                 ".py file or a dotted module name")
-            mod_spec = importlib.util.spec_from_file_location("_hpsearch_grid_module", path)
-            assert mod_spec is not None and mod_spec.loader is not None
-            module = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(module)
-            return module
-        for folder in (str(run_cwd.resolve()), str(Path.cwd())):  # the cwd ends up first
-            while folder in sys.path:
-                sys.path.remove(folder)
-            sys.path.insert(0, folder)
-        return importlib.import_module(name)
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            module = _import_module(name, run_cwd)
     except UsageError:
         raise
     except ModuleNotFoundError as exc:
@@ -285,13 +276,39 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
                          "to the .py file") from None
     except SystemExit as exc:
         raise UsageError(f"grid module {name!r} called sys.exit({exc.code!r}) while "
-                         "importing (argument parsing at import time?); guard that code "
-                         "with if __name__ == '__main__'") from None
+                         f"importing{_said(printed)} (argument parsing at import time?); guard "
+                         "that code with if __name__ == '__main__'") from None
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the user's module raised while importing
         raise UsageError(f"grid module {name!r} failed while importing: "
-                         f"{type(exc).__name__}: {exc}; fix the module") from None
+                         f"{type(exc).__name__}: {exc}{_said(printed)}; fix the module") \
+            from None
+    sys.stderr.write(printed.getvalue())
+    return module
+
+
+def _said(printed: io.StringIO) -> str:
+    lines = [ln.strip() for ln in printed.getvalue().splitlines() if ln.strip()]
+    return f" after printing {lines[-1][:200]!r}" if lines else ""
+
+
+def _import_module(name: str, run_cwd: Path) -> ModuleType:
+    path = Path(name)
+    if name.endswith(".py") or "/" in name:
+        if not path.is_file():
+            raise UsageError(f"grid module file {name} does not exist; pass an existing "
+                             ".py file or a dotted module name")
+        mod_spec = importlib.util.spec_from_file_location("_hpsearch_grid_module", path)
+        assert mod_spec is not None and mod_spec.loader is not None
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+        return module
+    for folder in (str(run_cwd.resolve()), str(Path.cwd())):  # the cwd ends up first
+        while folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 def _load_grid_config(path: Path) -> dict[str, Any]:
@@ -332,6 +349,8 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
                          "grid = {'name': [values, ...]}")
     grid = check_value_lists("grid", overrides.get("grid", attrs.get("grid")),
                              allow_distributions=True)
+    grid = {name: list(values.categories or ()) if isinstance(values, Distribution)
+            and values.is_categorical else values for name, values in grid.items()}
     if not grid:
         raise UsageError("grid is empty; add at least one name -> list of values")
     conditions, dropped = check_conditions(
@@ -385,23 +404,39 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         algorithm=algorithm, num_trials=num_trials, warnings=notes)
 
 
+#: algorithms that optimise one objective only
+SINGLE_OBJECTIVE = ("cmaes", "gp")
+
+
 def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
                       seed: int | None) -> SearchSpec:
     """``spec`` with the command line's ``--algorithm``, ``--num_searches`` and an explicit
-    ``--random_seed`` applied, checked as a whole (one-line UsageError)."""
-    algorithm = check_algorithm(algorithm, "--algorithm") if algorithm else spec.algorithm
+    ``--random_seed`` applied (None: keep), checked as a whole (one-line UsageError).
+
+    A sampler needs a trial count; ``grid`` walks lists only; ``cmaes`` and ``gp`` take one
+    objective; ``algorithm_options`` are for Optuna's samplers.
+    """
+    algorithm = check_algorithm(algorithm if algorithm is not None else spec.algorithm,
+                                "--algorithm")
     trials = num_trials if num_trials is not None else spec.num_trials
+    samplers = [a for a in ALGORITHMS if a != "grid"]
     if algorithm == "grid":
-        continuous = [k for k, v in spec.parameters.items() if isinstance(v, Distribution)]
-        if continuous:
-            raise UsageError(f"the grid algorithm walks lists of values, but parameter "
-                             f"{continuous[0]!r} is a distribution; pick a sampling algorithm "
-                             "(random, qmc, tpe, ...) or give it a list of values")
+        for name, values in spec.parameters.items():
+            if isinstance(values, Distribution):
+                raise UsageError(f"algorithm grid cannot walk parameter {name!r} "
+                                 f"({values.describe()}); give it a list of values or pick "
+                                 f"a sampler: {', '.join(samplers)}")
     elif trials is None:
-        raise UsageError(f"algorithm {algorithm} needs a trial count: set num_trials in the "
-                         "search file (_NUM_TRIALS in a grid module) or pass --num_searches=N")
-    if spec.multi_objective and algorithm in ("cmaes", "gp"):
-        raise UsageError(f"algorithm {algorithm} takes one objective, not "
-                         f"{len(spec.objectives)}; use nsga2, tpe, random, qmc or grid")
+        raise UsageError(f"algorithm {algorithm} needs a number of trials; set num_trials "
+                         "in the search file (_NUM_TRIALS in a grid module) or pass "
+                         "--num_searches=N")
+    if spec.multi_objective and algorithm in SINGLE_OBJECTIVE:
+        several = [a for a in ALGORITHMS if a not in SINGLE_OBJECTIVE]
+        raise UsageError(f"algorithm {algorithm} optimises one objective, not "
+                         f"{len(spec.objectives)}; use one of {', '.join(several)} for "
+                         "several")
+    if spec.algorithm_options and algorithm in ("grid", "random", "qmc"):
+        raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
+                         "tpe, cmaes, gp, nsga2); remove them")
     return replace(spec, algorithm=algorithm, num_trials=trials,
                    seed=seed if seed is not None else spec.seed)

@@ -168,12 +168,13 @@ def start_hpsearch(args: list[str], cwd: Path, **kwargs: Any) -> subprocess.Pope
                             stdin=subprocess.DEVNULL, **kwargs)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "") -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "",
+             poll: float = 0.02) -> None:
     give_up = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > give_up:
             raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
+        time.sleep(poll)
 
 
 def pid_alive(pid: int) -> bool:

@@ -21,6 +21,17 @@ MODULES = {
     "missing_script": module().replace('"sim.py"', '"missing.py"'),
     "perf_key_not_keyword": module(perf_key="nope"),
     "keywords_without_finished": module(keywords=["acc", "loss"]),
+    "nul_byte": module(grid={"x": ["a\0b"]}),
+    "lone_surrogate": module(grid={"x": ["\udcff"]}),
+    "too_long": module(grid={"x": ["y" * 200000]}),
+    "reserved_name": module(grid={"status": [1, 2]}),
+    "keyword_name": module(grid={"loss": [1, 2]}),
+    "sort_asc_text": module().replace("_PERFORMANCE_SORT_ASC = False",
+                                      "_PERFORMANCE_SORT_ASC = 'False'"),
+    "sys_exit_on_import": "import sys\nsys.exit(0)\n" + module(),
+    "parse_args_on_import": "import argparse\nargparse.ArgumentParser().parse_args(['--x'])\n"
+                            + module(),
+    "base_exception": "raise GeneratorExit('odd')\n" + module(),
 }
 
 FLAGS = {
@@ -30,6 +41,11 @@ FLAGS = {
     "num_searches_0": ["--num_searches=0"],
     "unknown_flag": ["--no_such_flag=1"],
     "random_picks_without_count": ["--dont_generate_full_grid"],
+    "num_hours_inf": ["--num_hours=inf"],
+    "timeout_nan": ["--timeout=nan"],
+    "allowed_memory_nan": ["--allowed_memory=nan"],
+    "both_sources": ["--search_file=x.yaml"],
+    "missing_template": ["--job_template=nosuch.j2"],
 }
 
 EXPECTED_WORDS = {
@@ -40,12 +56,30 @@ EXPECTED_WORDS = {
     "allowed_load_2": "allowed_load", "retries_negative": "retries",
     "num_searches_0": "num_searches", "unknown_flag": "no_such_flag",
     "random_picks_without_count": "num_searches",
+    "nul_byte": "NUL", "lone_surrogate": "surrogate", "too_long": "bytes long",
+    "reserved_name": "results column", "keyword_name": "summary keyword",
+    "sort_asc_text": "True or False", "sys_exit_on_import": "sys.exit(0)",
+    "parse_args_on_import": "sys.exit(2)", "base_exception": "GeneratorExit",
+    "num_hours_inf": "finite", "timeout_nan": "finite", "allowed_memory_nan": "finite",
+    "both_sources": "either --grid_module", "missing_template": "nosuch.j2",
+    "broken_pickle": "grid_config",
 }
+
+
+class Unloadable:
+    """Pickled here, not importable where hpsearch unpickles it."""
 
 
 def bad_args(s, case):
     if case == "missing_module":
         return s.args("--num_jobs=2") + ["--grid_module=nosuchmodule"]
+    if case == "broken_pickle":
+        import pickle
+
+        path = s.root / "grid.pkl"
+        data = pickle.dumps({"grid": {"x": [Unloadable()]}})
+        path.write_bytes(data.replace(b"test_core_bad_input", b"nosuch_module_xyz"))
+        return s.args(f"--grid_config={path}")
     if case in MODULES:
         (s.sim_dir / f"bad_{case}.py").write_text(MODULES[case])
         return s.args() + [f"--grid_module=bad_{case}"]

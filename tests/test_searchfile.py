@@ -10,7 +10,8 @@ import pytest
 
 from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
-from hpsearch.searchfile import load_search_file, resolve_algorithm
+from hpsearch.searchfile import load_search_file
+from hpsearch.spec import resolve_algorithm
 
 HEAD = """\
 script: train.py
@@ -262,7 +263,6 @@ def test_resolve_applies_overrides(tmp_path: Path) -> None:
      "algorithm gp optimises one objective"),
     ("algorithm: tpe\nnum_trials: 5\nalgorithm_options: {n_startup_trials: 2}\n",
      {"algorithm": "random"}, "algorithm random takes no algorithm_options"),
-    ("algorithm: tpe\n", {"num_trials": 0}, "--num_trials must be a whole number >= 1"),
     ("", {"algorithm": "anneal"}, "--algorithm: algorithm 'anneal' does not exist"),
 ])
 def test_resolve_refuses(tmp_path: Path, settings: str, override: dict, expected: str) -> None:
@@ -283,10 +283,17 @@ def test_resolve_accepts(tmp_path: Path) -> None:
         assert resolve_algorithm(several, algorithm, 4, None).multi_objective
 
 
-def test_resolve_turns_a_categorical_distribution_into_its_list(tmp_path: Path) -> None:
-    from dataclasses import replace
+def test_a_grid_modules_categorical_is_the_list_it_chooses_from(tmp_path: Path) -> None:
+    from hpsearch.spec import load_spec
 
-    from hpsearch.distributions import categorical
-    spec = load(tmp_path, HEAD + "parameters: {x: [1]}\n")
-    spec = replace(spec, parameters={"act": categorical(["relu", "tanh"])})
-    assert resolve_algorithm(spec, "grid", None, None).parameters == {"act": ["relu", "tanh"]}
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "conf.py").write_text(
+        "from hpsearch.space import categorical, loguniform\n"
+        "grid = {'act': categorical(['relu', 'tanh']), 'lr': loguniform(1e-4, 1e-1)}\n"
+        "_SCRIPT_NAME = 'train.py'\n_SUMMARY_FILENAME = 'p.txt'\n"
+        "_SUMMARY_KEYWORDS = ['loss', 'finished']\n_ALGORITHM = 'random'\n_NUM_TRIALS = 3\n")
+    spec = load_spec(str(tmp_path / "conf.py"), tmp_path)
+    assert spec.parameters["act"] == ["relu", "tanh"]
+    assert (spec.algorithm, spec.num_trials) == ("random", 3)
+    with pytest.raises(UsageError, match="algorithm grid cannot walk parameter 'lr'"):
+        resolve_algorithm(spec, "grid", None, None)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.backends import slurm_parse as sp
 from hpsearch.backends import driver_options
+from hpsearch.backends import slurm_parse as sp
 from hpsearch.backends.slurm import render_driver_script, slurm_directives, time_minutes
 from hpsearch.options import SearchOptions
 

@@ -1,0 +1,209 @@
+"""The driver loop's corner cases, in-process, with a fake backend (like submitit's mocked
+scheduler): no subprocess, no scheduler. The fake speaks the real run-file contract
+(:mod:`hpsearch.runfiles`): a run "ends" when the fake writes ``started_at`` and
+``exit_code`` with the launch's key, and the summary file the sim would write.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.driver import Driver
+from hpsearch.journal import JOURNAL_FILE, replay
+from hpsearch.lock import DriverLock
+from hpsearch.options import SearchOptions
+from hpsearch.progress import Progress
+from hpsearch.searchdir import layout_of_spec
+from hpsearch.spec import ScriptCommand, SearchSpec
+from hpsearch.strategies.base import Outcome, Proposal, Strategy
+from hpsearch.strategies.grid import GridStrategy
+
+
+class FakeBackend(Backend):
+    """Runs end on the poll after they started, as ``plan(run, attempt) -> exit code`` says
+    (None: the job vanished, reported lost). At most ``slots`` at once; ``refuse`` runs are
+    not started the first time they are submitted."""
+
+    name = "fake"
+
+    def __init__(self, plan, slots: int = 2, refuse: frozenset[str] = frozenset()) -> None:
+        self.plan = plan
+        self.slots = slots
+        self.refuse = set(refuse)
+        self.active: dict[str, Run] = {}
+        self.submissions: list[list[str]] = []
+        self.peak = 0
+
+    def room(self) -> int:
+        return self.slots - len(self.active)
+
+    def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
+        self.submissions.append([r.run_id for r in runs])
+        started = {}
+        for run in runs:
+            assert run.launch == key
+            if run.run_id in self.refuse:
+                self.refuse.discard(run.run_id)
+                continue
+            self.active[run.run_id] = run
+            started[run.run_id] = f"fake-{run.run_id}-{run.attempt}"
+        self.peak = max(self.peak, len(self.active))
+        return started
+
+    def poll(self) -> list[Ended]:
+        ended = []
+        for run_id, run in list(self.active.items()):
+            del self.active[run_id]
+            code = self.plan(run, run.attempt)
+            if code is None:
+                ended.append(Ended(run_id, None, "vanished", lost=True))
+                continue
+            (run.run_dir / "started_at").write_text(f"launch={run.launch}\njob=x\n")
+            run.sim_out_dir.mkdir(parents=True, exist_ok=True)
+            (run.sim_out_dir / "perf.txt").write_text(f"acc {run.config['x']}\nfinished 1\n")
+            (run.run_dir / "exit_code").write_text(f"{code} {run.launch}\n")
+            ended.append(Ended(run_id, code))
+        return ended
+
+    def wait(self, timeout: float) -> None:
+        pass
+
+    def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:
+        return {}
+
+    def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
+        return [Ended(run_id, None, "gone", lost=True) for run_id in jobs]
+
+    def cancel(self, run_ids: Sequence[str] | None = None) -> None:
+        self.active.clear()
+
+
+def spec_of(values: list) -> SearchSpec:
+    return SearchSpec(parameters={"x": values}, conditions=[], script_name="sim.py",
+                      command=ScriptCommand((), "sim.py", ()), summary_filename="perf.txt",
+                      summary_keywords=["acc", "finished"], out_arg="out_dir",
+                      objectives=["acc"], directions=["maximize"])
+
+
+def drive(tmp_path: Path, backend: Backend, values: list, strategy: Strategy | None = None,
+          **options) -> tuple[int, str]:
+    spec = spec_of(values)
+    opts = SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python=sys.executable,
+                         **options)
+    strategy = strategy or GridStrategy(spec, seed=1, deterministic=True)
+    err = io.StringIO()
+    tmp_path.mkdir(exist_ok=True)
+    lock = DriverLock(tmp_path)
+    lock.acquire()
+    try:
+        driver = Driver(spec, opts, strategy, backend, layout_of_spec(spec),
+                        Progress("acc", False, stream=err, live=False), lock,
+                        replay(tmp_path / JOURNAL_FILE))
+        return driver.run(), err.getvalue()
+    finally:
+        lock.release()
+
+
+def test_runs_the_backend_did_not_start_go_again_without_an_attempt(tmp_path):
+    backend = FakeBackend(lambda run, attempt: 0, slots=3)
+    first_ids = None
+
+    class Spy(GridStrategy):
+        def ask(self, n):
+            nonlocal first_ids
+            proposals = super().ask(n)
+            if first_ids is None:
+                first_ids = [p.run_id for p in proposals]
+                backend.refuse = {first_ids[1]}
+            return proposals
+
+    rc, err = drive(tmp_path, backend, [1, 2, 3, 4],
+                    Spy(spec_of([1, 2, 3, 4]), seed=1, deterministic=True))
+    assert rc == 0, err
+    states = replay(tmp_path / JOURNAL_FILE).runs
+    assert {s.status for s in states.values()} == {"finished"}
+    assert states[first_ids[1]].attempts == 1  # refused once: not counted
+    assert sum(first_ids[1] in batch for batch in backend.submissions) == 2
+
+
+def test_lost_runs_run_again_and_retries_rerun_the_same_configuration(tmp_path):
+    seen: dict[int, list[int]] = {}
+
+    def plan(run, attempt):
+        seen.setdefault(run.config["x"], []).append(attempt)
+        if run.config["x"] == 1 and len(seen[1]) == 1:
+            return None  # lost: does not count
+        return 3 if run.config["x"] == 2 and attempt == 1 else 0
+
+    rc, err = drive(tmp_path, FakeBackend(plan), [1, 2, 3], retries=1)
+    assert rc == 0, err
+    assert seen == {1: [1, 1], 2: [1, 2], 3: [1]}
+    rows = replay(tmp_path / JOURNAL_FILE).runs
+    assert sorted((s.config["x"], s.attempts) for s in rows.values()) == [(1, 1), (2, 2), (3, 1)]
+    assert (tmp_path / "runs" / next(r for r, s in rows.items() if s.config["x"] == 2)
+            / "attempts" / "1" / "exit_code").read_text().startswith("3 ")
+
+
+def test_a_strategy_with_nothing_for_now_does_not_end_the_search(tmp_path):
+    class Slow(Strategy):
+        """Has its proposal ready only on the third ask, like a sampler thinking."""
+
+        adaptive = True
+
+        def __init__(self):
+            self.asks = 0
+            self.made = 0
+            self.told: list[Outcome] = []
+
+        def restore(self, proposals, outcomes):
+            pass
+
+        def ask(self, n):
+            self.asks += 1
+            if self.made >= 2 or self.asks % 3:
+                return []
+            self.made += 1
+            return [Proposal(self.made - 1, {"x": self.made})]
+
+        def tell(self, outcome):
+            self.told.append(outcome)
+
+        @property
+        def done(self):
+            return self.made >= 2
+
+        @property
+        def busy(self):
+            return not self.done
+
+    strategy = Slow()
+    rc, err = drive(tmp_path, FakeBackend(lambda run, attempt: 0), [1, 2], strategy)
+    assert rc == 0, err
+    assert [(o.trial, o.status, o.values) for o in strategy.told] == [
+        (0, "finished", [1.0]), (1, "finished", [2.0])]
+
+
+def test_fail_fast_stops_when_the_first_runs_fail_alike_and_says_what_to_do(tmp_path):
+    backend = FakeBackend(lambda run, attempt: 1)
+    rc, err = drive(tmp_path, backend, list(range(20)), fail_fast=5)
+    assert rc == 3, err
+    # a free slot is refilled before the ended runs are recorded: a few more start
+    assert sum(len(b) for b in backend.submissions) <= 5 + 2 * backend.slots
+    assert "the first 5 runs all failed (exit status 1)" in err
+    assert f"hpsearch retry {tmp_path}" in err
+    assert err.count("failed: exit status 1; its stderr:") == 1  # the reason, once
+    rc, err = drive(tmp_path / "off", FakeBackend(lambda run, attempt: 1), list(range(8)),
+                    fail_fast=0)
+    assert rc == 1 and "8 run(s) failed" in err
+
+
+def test_max_failures_and_the_cap_of_the_backend(tmp_path):
+    backend = FakeBackend(lambda run, attempt: 0 if run.config["x"] % 2 else 2, slots=2)
+    rc, err = drive(tmp_path, backend, list(range(30)), max_failures=3, fail_fast=0)
+    assert rc == 3, err
+    assert "stopped after 3 failed runs (--max_failures)" in err
+    assert backend.peak <= 2
