@@ -1,3 +1,10 @@
-"""hpsearch: hyperparameter searches on GPU workstations and Slurm/LSF clusters."""
+"""hpsearch: hyperparameter searches on GPU workstations and Slurm/LSF clusters.
+
+Importing the package stays cheap (standard library only): a sim does
+``from hpsearch import report`` to report intermediate results (see :mod:`hpsearch.reporter`).
+"""
+
+from hpsearch.reporter import report
 
 __version__ = "0.1.0"
+__all__ = ["report"]

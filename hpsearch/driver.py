@@ -41,6 +41,7 @@ from hpsearch.journal import ENDED, JOURNAL_FILE, History, Journal, RunState, ap
 from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Counts, Progress
+from hpsearch.reporter import OUT_DIR_VARIABLE
 from hpsearch.results import ResultsWriter, TableLayout
 from hpsearch.runfiles import (
     RUNS_DIR,
@@ -171,7 +172,8 @@ class Driver:
                                       launch=key)
             runs.append(dataclasses.replace(run, env={
                 "HPSEARCH_RUN_ID": run.run_id, "HPSEARCH_TRIAL": str(run.trial),
-                "HPSEARCH_ATTEMPT": str(run.attempt)}))
+                "HPSEARCH_ATTEMPT": str(run.attempt),
+                OUT_DIR_VARIABLE: str(run.sim_out_dir)}))
         self._event("launch", key=key, runs=[[r.run_id, r.attempt] for r in runs])
         self.journal.flush(sync=self.backend.durable_intents)  # the intent, before the action
         for run in runs:

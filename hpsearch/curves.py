@@ -1,0 +1,54 @@
+"""A run's learning curve: the intermediate results it reported, step by step.
+
+Two sources, merged by step (a later point of the same step wins):
+
+* ``<run_dir>/out/hpsearch_report.jsonl`` -- what the sim wrote with ``hpsearch.report``
+  (:mod:`hpsearch.reporter`), one JSON object a line::
+
+      {"step": 3, "t": 1732350000.25, "val_loss": 0.41}
+
+* ``<run_dir>/curve.jsonl`` -- what the driver read from a sim that rewrites its summary file
+  during training (``finished 0``), in the same format, the step taken from the keyword the
+  pruner's ``step`` option names.
+
+A torn last line (the sim was writing) and lines that are not such objects are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hpsearch.reporter import REPORT_FILE
+from hpsearch.runfiles import SIM_OUT_DIR
+
+#: the file the driver keeps the points it read from rewritten summaries in
+DRIVER_CURVE_FILE = "curve.jsonl"
+
+
+def read_points(path: Path) -> list[dict[str, Any]]:
+    """The complete, well-formed lines of one curve file (none when it is missing)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    points = []
+    for line in data.split(b"\n")[:-1]:
+        try:
+            point = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(point, dict) and isinstance(point.get("step"), (int, float)) \
+                and not isinstance(point.get("step"), bool):
+            points.append(point)
+    return points
+
+
+def read_curve(run_dir: Path) -> list[dict[str, Any]]:
+    """Every intermediate point of a run, by step (see the module docstring)."""
+    by_step: dict[float, dict[str, Any]] = {}
+    for path in (run_dir / DRIVER_CURVE_FILE, run_dir / SIM_OUT_DIR / REPORT_FILE):
+        for point in read_points(path):
+            by_step[point["step"]] = {**by_step.get(point["step"], {}), **point}
+    return [by_step[step] for step in sorted(by_step)]

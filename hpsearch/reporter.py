@@ -1,0 +1,66 @@
+"""``from hpsearch import report``: what a sim calls to report intermediate results.
+
+Standard library only, so a sim imports it without the driver's dependencies, on a compute
+node with no network::
+
+    from hpsearch import report
+
+    for epoch in range(epochs):
+        ...
+        report(step=epoch, val_loss=loss, val_acc=acc)
+        if report.should_stop():      # the search pruned this run
+            save_checkpoint(); break  # exit cleanly (a status of 0 is fine)
+
+``report(step=..., **metrics)`` appends one JSON line to ``hpsearch_report.jsonl`` in the
+run's output directory (``$HPSEARCH_OUT_DIR``, which hpsearch sets for every run)::
+
+    {"step": 3, "t": 1732350000.25, "val_loss": 0.41, "val_acc": 0.88}
+
+``report.should_stop()`` is True once the driver has written ``hpsearch_stop`` there. Run
+outside hpsearch (no ``$HPSEARCH_OUT_DIR``), both do nothing and ``should_stop()`` is False.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+REPORT_FILE = "hpsearch_report.jsonl"
+STOP_FILE = "hpsearch_stop"
+OUT_DIR_VARIABLE = "HPSEARCH_OUT_DIR"
+
+
+def _out_dir() -> str | None:
+    return os.environ.get(OUT_DIR_VARIABLE) or None
+
+
+def _number(name: str, value: object) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)  # numpy scalars, torch 0-d tensors
+        except (TypeError, ValueError):
+            raise TypeError(f"report({name}=...) needs a number, not {value!r}") from None
+    return value if math.isfinite(value) or isinstance(value, int) else float(value)
+
+
+class _Report:
+    """The callable ``report`` with its ``should_stop`` method (see the module docstring)."""
+
+    def __call__(self, step: int | float, **metrics: object) -> None:
+        out_dir = _out_dir()
+        if out_dir is None:
+            return
+        line = {"step": _number("step", step), "t": round(time.time(), 3)}
+        line.update((name, _number(name, value)) for name, value in metrics.items())
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, REPORT_FILE), "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def should_stop(self) -> bool:
+        out_dir = _out_dir()
+        return out_dir is not None and os.path.exists(os.path.join(out_dir, STOP_FILE))
+
+
+report = _Report()
