@@ -28,7 +28,8 @@ from hpsearch.results import RESULTS_FILE, TableLayout, build_table, row_of, wri
 from hpsearch.runfiles import RUNS_DIR, SIM_OUT_DIR, read_exit, read_run_record, read_start
 from hpsearch.searchdir import layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
-from hpsearch.summary import SummaryFormat, is_number, judge
+from hpsearch.pareto import pareto_front
+from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
 from hpsearch.values import render_value
 
 HYPNETTORCH_COMMAND = "hpsearch_command.sh"
@@ -261,6 +262,12 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     for state in finished[:top]:
         config = " ".join(f"{k}={render_value(v)}" for k, v in state.config.items())
         stream.write(f"  {key}={state.metrics[key]:.6g}  {state.run_id}  {config}\n")
+    objectives = list(meta.get("objectives") or [key])
+    if len(objectives) > 1:
+        points = [values for s in states.values() if s.status == "finished"
+                  and (values := objective_values(s.metrics, objectives)) is not None]
+        front = pareto_front(points, list(meta["directions"]))
+        stream.write(f"Pareto front over {', '.join(objectives)}: {len(front)} run(s)\n")
 
 
 # -- cancel ---------------------------------------------------------------------------------

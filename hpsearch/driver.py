@@ -418,10 +418,10 @@ class Driver:
                 self.stop_reason = "lock_lost"
                 self.stop_detail = ("another driver took over this search's lock; this one "
                                     "stops (its runs are left to the other)")
+            for end in ended:  # told before the next ask: a sampler proposes from every
+                self._record(end)  # result there is (and a resumed search the same way)
             if self.stop_reason is None:
                 self._fill()
-            for end in ended:
-                self._record(end)
             if self.stop_reason is not None or (
                     self.strategy.done and not self.ready and not self.active):
                 break

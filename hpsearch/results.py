@@ -5,7 +5,9 @@ configuration's keys, every summary keyword, then ``status`` (finished / failed 
 running / launching / pending / cancelled), ``attempts``, ``failure_reason``, ``wall_time``
 (seconds), ``run_id``, ``run_dir``, ``job_id``, ``trial`` (proposal order), and backend
 columns such as ``gpu``. Finished and running runs come first, by the performance key in
-the declared direction (no value last); pruned runs follow, failed runs come last.
+the declared direction (no value last); pruned runs follow, failed runs come last. With
+several objectives the rows are sorted by the first, and ``pareto`` (1/0) marks the finished
+runs of the Pareto front.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import math
 import os
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hpsearch.columns import STATUS_COLUMNS
 from hpsearch.journal import RunState
+from hpsearch.pareto import pareto_front
 from hpsearch.runfiles import RUNS_DIR
 from hpsearch.values import render_value
 
@@ -35,6 +38,24 @@ class TableLayout:
     keywords: list[str]
     performance_key: str
     ascending: bool
+    objectives: list[str] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+
+def mark_pareto(rows: list[dict[str, Any]], layout: TableLayout) -> None:
+    """Set ``pareto`` to 1 on the finished rows of the Pareto front, 0 on the others."""
+    finished = [(row, [row.get(k) for k in layout.objectives]) for row in rows
+                if row.get("status") == "finished"]
+    finished = [(row, values) for row, values in finished if all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
+        for v in values)]
+    front = pareto_front([values for _, values in finished], layout.directions)
+    for i, (row, _) in enumerate(finished):
+        row["pareto"] = 1 if i in front else 0
 
 
 def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
@@ -64,6 +85,8 @@ def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout
                 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns (config keys, keywords, status columns, then any others) and sorted rows."""
     rows = sorted(rows, key=lambda row: _sort_key(row, layout))
+    if layout.multi_objective:
+        mark_pareto(rows, layout)
     columns = list(dict.fromkeys(layout.config_keys + layout.keywords + list(STATUS_COLUMNS)
                                  + ["trial"]))
     known = set(columns)

@@ -45,12 +45,14 @@ IDENTITY = {
 
 def layout_of(meta: dict[str, Any]) -> TableLayout:
     return TableLayout(list(meta["config_keys"]), list(meta["summary_keywords"]),
-                       meta["performance_key"], bool(meta["performance_sort_asc"]))
+                       meta["performance_key"], bool(meta["performance_sort_asc"]),
+                       list(meta.get("objectives") or [meta["performance_key"]]),
+                       list(meta.get("directions") or []))
 
 
 def layout_of_spec(spec: SearchSpec) -> TableLayout:
     return TableLayout(spec.config_keys(), spec.summary_keywords, spec.performance_key,
-                       spec.performance_sort_asc)
+                       spec.performance_sort_asc, spec.objectives, spec.directions)
 
 
 def _parameters(spec: SearchSpec) -> dict[str, Any]:

@@ -416,6 +416,12 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
     A sampler needs a trial count; ``grid`` walks lists only; ``cmaes`` and ``gp`` take one
     objective; ``algorithm_options`` are for Optuna's samplers.
     """
+    notes = list(spec.warnings)
+    options = dict(spec.algorithm_options)
+    if algorithm is not None and algorithm != spec.algorithm and options:
+        notes.append(f"--algorithm={algorithm} replaces the file's {spec.algorithm}: its "
+                     f"algorithm_options ({', '.join(options)}) are not used")
+        options = {}
     algorithm = check_algorithm(algorithm if algorithm is not None else spec.algorithm,
                                 "--algorithm")
     trials = num_trials if num_trials is not None else spec.num_trials
@@ -435,8 +441,8 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
         raise UsageError(f"algorithm {algorithm} optimises one objective, not "
                          f"{len(spec.objectives)}; use one of {', '.join(several)} for "
                          "several")
-    if spec.algorithm_options and algorithm in ("grid", "random", "qmc"):
+    if options and algorithm in ("grid", "random", "qmc"):
         raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
                          "tpe, cmaes, gp, nsga2); remove them")
-    return replace(spec, algorithm=algorithm, num_trials=trials,
-                   seed=seed if seed is not None else spec.seed)
+    return replace(spec, algorithm=algorithm, num_trials=trials, algorithm_options=options,
+                   seed=seed if seed is not None else spec.seed, warnings=notes)

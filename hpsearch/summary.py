@@ -162,9 +162,10 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
 
 
 def objective_values(metrics: dict[str, Any], objectives: list[str]) -> list[float] | None:
-    """The objectives' values as floats, or None when one is missing or not a number."""
+    """The objectives' values as floats, or None when one is missing, not a number, or NaN
+    (a sampler is told such a run failed)."""
     values = [metrics.get(k) for k in objectives]
-    if all(is_number(v) for v in values):
+    if all(is_number(v) and not math.isnan(v) for v in values):
         return [float(v) for v in values]  # type: ignore[arg-type]
     return None
 

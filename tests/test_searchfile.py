@@ -261,8 +261,8 @@ def test_resolve_applies_overrides(tmp_path: Path) -> None:
      "nsga2 for several"),
     ("objective: [val_loss, val_acc]\nnum_trials: 5\nalgorithm: gp\n", {},
      "algorithm gp optimises one objective"),
-    ("algorithm: tpe\nnum_trials: 5\nalgorithm_options: {n_startup_trials: 2}\n",
-     {"algorithm": "random"}, "algorithm random takes no algorithm_options"),
+    ("algorithm: random\nnum_trials: 5\nalgorithm_options: {n_startup_trials: 2}\n",
+     {}, "algorithm random takes no algorithm_options"),
     ("", {"algorithm": "anneal"}, "--algorithm: algorithm 'anneal' does not exist"),
 ])
 def test_resolve_refuses(tmp_path: Path, settings: str, override: dict, expected: str) -> None:
@@ -271,6 +271,15 @@ def test_resolve_refuses(tmp_path: Path, settings: str, override: dict, expected
     with pytest.raises(UsageError) as info:
         resolve_algorithm(spec, override.get("algorithm"), override.get("num_trials"), None)
     assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_an_algorithm_from_the_command_line_drops_the_files_options(tmp_path: Path) -> None:
+    spec = load(tmp_path, HEAD + "algorithm: tpe\nnum_trials: 5\n"
+                "algorithm_options: {n_startup_trials: 2}\nparameters: {x: [1, 2]}\n")
+    resolved = resolve_algorithm(spec, "random", None, None)
+    assert resolved.algorithm_options == {} and "are not used" in resolved.warnings[-1]
+    assert resolve_algorithm(spec, "tpe", None, None).algorithm_options == {
+        "n_startup_trials": 2}
 
 
 def test_resolve_accepts(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""A small emulator of IBM Spectrum LSF's bsub, bjobs, bkill and bparams, for tests only.
+"""A small emulator of IBM Spectrum LSF's bsub, bjobs, bkill, bmod and bparams, for tests only.
 
 LSF is proprietary and cannot be installed here, so the LSF backend's tests run against this
 emulator. It really executes jobs: ``bsub`` records the job in a state directory (env
@@ -11,7 +11,10 @@ acts on (SIGINT, SIGTERM, then SIGKILL after the terminate interval).
 Test knobs (environment): ``LSF_EMULATOR_MINUTE_SECONDS`` (length of one ``-W`` minute,
 default 60), ``LSF_EMULATOR_TERMINATE_INTERVAL`` (seconds between the kill signals, default
 10), ``LSF_EMULATOR_MAX_ARRAY`` (MAX_JOB_ARRAY_SIZE, default 1000),
-``LSF_EMULATOR_DEFAULT_QUEUE`` (default ``normal``). Every invocation appends one line
+``LSF_EMULATOR_DEFAULT_QUEUE`` (default ``normal``), ``LSF_EMULATOR_DISPATCH_DELAY`` (seconds
+a job stays PEND before its first element may start, as on a busy cluster; default 0).
+Besides those four commands, ``bmod -J "%N" job_ID`` changes an array's job slot limit and
+``bjobs -J name`` selects jobs by name. Every invocation appends one line
 ``<tool> <epoch> <argv as JSON>`` to ``<state>/calls.log``.
 See README.md in this folder for the IBM documentation each behaviour follows.
 """
@@ -292,6 +295,7 @@ def run(root: Path, job_id: int) -> None:
     pending = list(job["indices"])
     running: dict[int, Element] = {}
     limit = job["slot_limit"] or len(pending)
+    dispatch_at = job["submit_time"] + float(os.environ.get("LSF_EMULATOR_DISPATCH_DELAY", "0"))
 
     def save() -> None:
         write_json(state_path(root, job_id), state)
@@ -341,7 +345,7 @@ def run(root: Path, job_id: int) -> None:
                 pending.remove(index)
                 elems[str(index)].update(stat="EXIT", exit_reason="TERM_OWNER", end=time.time())
                 save()
-        while pending and len(running) < limit:
+        while pending and len(running) < limit and time.time() >= dispatch_at:
             start(pending.pop(0))
         now = time.time()
         for index, el in list(running.items()):
