@@ -24,11 +24,11 @@ from typing import Any
 from hpsearch.errors import UsageError
 from hpsearch.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.lock import LOCK_FILE, DriverLock, liveness, read_holder
+from hpsearch.pareto import pareto_front
 from hpsearch.results import RESULTS_FILE, TableLayout, build_table, row_of, write_table
 from hpsearch.runfiles import RUNS_DIR, SIM_OUT_DIR, read_exit, read_run_record, read_start
 from hpsearch.searchdir import layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
-from hpsearch.pareto import pareto_front
 from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
 from hpsearch.values import render_value
 

@@ -37,7 +37,15 @@ from typing import Any
 
 from hpsearch.backends.base import Backend, Ended, Run
 from hpsearch.errors import SearchError
-from hpsearch.journal import ENDED, JOURNAL_FILE, History, Journal, RunState, apply_event
+from hpsearch.journal import (
+    ENDED,
+    JOURNAL_FILE,
+    History,
+    Journal,
+    RunState,
+    apply_event,
+    compact,
+)
 from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Counts, Progress
@@ -102,7 +110,8 @@ class Driver:
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
         apply_event(self.history, self.journal.append(kind, **fields))
-        self.results.changed()
+        if kind not in ("start", "stop"):  # those change no row of the results
+            self.results.changed()
 
     def _budget_left(self, state: RunState) -> bool:
         return state.attempts - state.budget_start < self.max_attempts
@@ -300,13 +309,16 @@ class Driver:
         """Bring run directories the journal lost (or never heard of) into the journal."""
         runs_dir = self.out_dir / RUNS_DIR
         try:
-            names = {e.name for e in os.scandir(runs_dir) if e.is_dir()}
+            entries = os.scandir(runs_dir)
         except FileNotFoundError:
             return
-        known = {run_id for run_id, s in self.states.items()
-                 if s.status in ENDED or s.status in ("running", "launching")}
+        settled = ENDED | {"running", "launching"}
+        with entries:
+            names = sorted(e.name for e in entries if (
+                e.name not in self.states or self.states[e.name].status not in settled)
+                and e.is_dir())
         adopted = 0
-        for name in sorted(names - known):
+        for name in names:
             run_dir = runs_dir / name
             record = read_run_record(run_dir)
             if record is None or record.get("run_id") != name:
@@ -355,7 +367,7 @@ class Driver:
 
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
-                                              self.max_attempts))
+                                              self.max_attempts, self.strategy.adaptive))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
             gone = [s.run_id for s in self.states.values()
@@ -403,9 +415,18 @@ class Driver:
             self.backend.close()
             try:
                 self.journal.close()
+                self._compact()
             finally:
                 with contextlib.suppress(OSError):  # a full disk: the journal has it all
                     self.results.maybe_write(self.states, force=True)
+
+    def _compact(self) -> None:
+        """Compact the journal of a search that ended with nothing in flight, unless it is
+        compact already (one event per run)."""
+        idle = not self.active and not self.history.unresolved and self.stop_reason is None
+        if idle and self.history.run_events > len(self.states):
+            with contextlib.suppress(OSError):  # the journal as it is stays the truth
+                compact(self.out_dir / JOURNAL_FILE, self.history)
 
     def _loop(self) -> int:
         self._event("start", host=socket.gethostname(), pid=os.getpid(),
@@ -463,15 +484,15 @@ def outcome_of(state: RunState, objectives: list[str]) -> Outcome:
     return Outcome(state.trial, state.status, values)
 
 
-def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attempts: int
-                   ) -> tuple[list[Proposal], list[Outcome]]:
-    """What a strategy is rebuilt from: every journaled proposal in trial order, and the
-    outcomes of the runs that ended for good (a failed run with retries left is not told)."""
-    proposals, outcomes = [], []
-    for state in sorted(states.values(), key=lambda s: s.trial):
-        proposals.append(Proposal(state.trial, state.config, state.internal or {},
-                                  run_id=state.run_id))
-        if state.status in ("finished", "pruned") or state.status == "failed" and (
-                state.attempts - state.budget_start >= max_attempts):
-            outcomes.append(outcome_of(state, objectives))
+def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attempts: int,
+                   adaptive: bool) -> tuple[list[Proposal], list[Outcome]]:
+    """What a strategy is rebuilt from: every journaled proposal in trial order, and (for an
+    adaptive strategy: the others learn nothing from results) the outcomes of the runs that
+    ended for good (a failed run with retries left is not told)."""
+    ordered = sorted(states.values(), key=lambda s: s.trial)
+    proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id)
+                 for s in ordered]
+    outcomes = [outcome_of(s, objectives) for s in ordered if adaptive and (
+        s.status in ("finished", "pruned") or s.status == "failed"
+        and s.attempts - s.budget_start >= max_attempts)]
     return proposals, outcomes

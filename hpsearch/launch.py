@@ -126,7 +126,8 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     """
     history = replay(options.out_dir / JOURNAL_FILE) if options.out_dir.is_dir() else History()
     attempts = 1 + options.retries
-    strategy.restore(*restore_inputs(history.runs, spec.objectives, attempts))
+    strategy.restore(*restore_inputs(history.runs, spec.objectives, attempts,
+                                     strategy.adaptive))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
                if s.status not in ENDED or s.status == "failed"
                and s.attempts - s.budget_start < attempts]

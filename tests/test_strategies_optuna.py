@@ -7,6 +7,7 @@ fresh strategy from the journal (proposals and outcomes round-tripped through JS
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import math
@@ -101,7 +102,7 @@ def outcome(proposal: Proposal, objectives: int) -> Outcome:
 def journal_copy(proposals: list[Proposal], outcomes: list[Outcome]
                  ) -> tuple[list[Proposal], list[Outcome]]:
     """What a driver reads back from its JSON journal."""
-    ps = [Proposal(**json.loads(json.dumps(vars(p)))) for p in proposals]
+    ps = [Proposal(**json.loads(json.dumps(dataclasses.asdict(p)))) for p in proposals]
     os = [Outcome(o.trial, o.status, o.values, {int(k): v for k, v in json.loads(
         json.dumps(o.intermediate)).items()}) for o in outcomes]
     return ps, os

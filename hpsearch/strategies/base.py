@@ -29,7 +29,7 @@ from typing import Any
 OUTCOME_STATUSES = ("finished", "failed", "pruned")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Proposal:
     """One trial: its number (0, 1, ... in proposal order) and the configuration to run.
 
@@ -46,7 +46,7 @@ class Proposal:
     run_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How a trial ended: ``values`` holds one number per objective for a finished trial
     (the last reported ones for a pruned trial, None if none); ``intermediate`` maps a
@@ -66,7 +66,8 @@ class Strategy(ABC):
 
     @abstractmethod
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
-        """Rebuild from the journal: ``proposals`` in trial order, ``outcomes`` as they came."""
+        """Rebuild from the journal: ``proposals`` in trial order, ``outcomes`` as they came
+        (an adaptive strategy only: the others learn nothing from results and get none)."""
 
     @abstractmethod
     def ask(self, n: int) -> list[Proposal]:
@@ -92,8 +93,9 @@ class Strategy(ABC):
         return False
 
     def withdrawn(self) -> set[int]:
-        """Trials among the restored ones that never ran and should not run any more (a
-        changed grid no longer holds them); asked once, after ``restore``."""
+        """Trials among the restored ones that should not run (any more): a changed grid
+        no longer holds them. The driver drops those that never ran; asked once, after
+        ``restore``."""
         return set()
 
     @property

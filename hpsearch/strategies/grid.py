@@ -62,17 +62,20 @@ class GridStrategy(Strategy):
     # -- the seam ---------------------------------------------------------------------
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         self._next_trial = 1 + max((p.trial for p in proposals), default=-1)
-        self._seen = {int(p.run_id[:12], 16) for p in proposals if p.run_id}
-        same_grid = [p for p in proposals if p.internal.get("g") == self.identity]
-        if proposals and len(same_grid) == len(proposals):
+        if proposals and all(p.internal.get("g") == self.identity for p in proposals):
             last = max(p.internal.get("p", 0) for p in proposals)
+            if not self.space.may_repeat:  # one configuration per grid point: go on after it
+                self._walk = self.space.walk(last + 1, None, len(proposals))
+                return
+            self._seen = {int(p.run_id[:12], 16) for p in proposals if p.run_id}
             self._walk = self.space.walk(last, self._seen, len(proposals))
             return
-        if proposals:  # the grid changed: withdraw what it no longer holds and never ran
-            ended = {o.trial for o in outcomes}
+        self._seen = {int(p.run_id[:12], 16) for p in proposals if p.run_id}
+        if proposals:  # the grid changed: what it no longer holds (the driver withdraws
+            # those of them that never ran)
             current = {fingerprint(config) for _pos, config in self.space.walk()}
-            self._withdrawn = {p.trial for p in proposals if p.trial not in ended
-                               and p.run_id and int(p.run_id[:12], 16) not in current}
+            self._withdrawn = {p.trial for p in proposals
+                               if p.run_id and int(p.run_id[:12], 16) not in current}
         self._walk = self.space.walk(0, self._seen, 0)
 
     def withdrawn(self) -> set[int]:

@@ -42,7 +42,7 @@ def run_driver(argv: list[str], env: dict[str, str]) -> float:
 
 def bare_launcher_wall(tmp: Path, runs: int, seconds: float, jobs: int) -> float:
     """The floor: the same runs through the same wrapper by a loop that keeps no books."""
-    from hpsearch.backends.local import WRAPPER
+    from hpsearch.jobwrapper import local_argv
 
     selector = selectors.DefaultSelector()
     started = 0
@@ -51,8 +51,8 @@ def bare_launcher_wall(tmp: Path, runs: int, seconds: float, jobs: int) -> float
         nonlocal started
         run_dir = tmp / "bare" / str(started)
         run_dir.mkdir(parents=True)
-        argv = ["/bin/sh", "-c", WRAPPER, "hpsearch-run", str(run_dir), "/bin/sh",
-                "sleep_sim.sh", f"--out_dir={run_dir / 'out'}", f"--seconds={seconds}"]
+        argv = local_argv(str(run_dir), "kbare", "host", str(SIMS), [
+            "/bin/sh", "sleep_sim.sh", f"--out_dir={run_dir / 'out'}", f"--seconds={seconds}"])
         proc = subprocess.Popen(argv, cwd=SIMS, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         selector.register(os.pidfd_open(proc.pid), selectors.EVENT_READ, proc)
