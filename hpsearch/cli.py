@@ -129,7 +129,38 @@ def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> A
         grid_config=Path(params["grid_config"]) if params["grid_config"] else None,
         algorithm=params["algorithm"],
         num_trials=params["num_searches"] if params["num_searches"] != -1 else None,
-        seed=params["random_seed"] if explicit_seed else None)
+        seed=params["random_seed"] if explicit_seed else None,
+        script=params["script"] or None,
+        config_template=Path(params["config_template"]).resolve()
+        if params["config_template"] else None,
+        config_arg=params["config_arg"] or None,
+        allow_new_keys=True if params["allow_new_keys"] else None)
+
+
+def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
+                       ) -> dict[str, Any]:
+    """``params`` with the backend settings the search file carries (hyper_opt's slurm:,
+    hpogrid's max_concurrent) where no flag was given; ``--sbatch_option`` entries of the file
+    come first, so the command line's replace those of the same name."""
+    if source.search_file is None:
+        return params
+    from hpsearch.migrate import suggested_options
+
+    backend = params["scheduler"] if params["run_cluster"] else "local"
+    suggested, notes = suggested_options(source.search_file, backend)
+    for note in notes:
+        print(f"hpsearch: warning: {note}", file=sys.stderr)
+    params, applied = dict(params), []
+    for name, value in suggested.items():
+        if name == "sbatch_option":
+            params[name] = (*value, *params[name])
+            applied += [f"--sbatch_option={v}" for v in value]
+        elif ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+            params[name] = value
+            applied.append(f"--{name}={value}")
+    if applied:
+        print(f"hpsearch: from {source.search_file.name}: {' '.join(applied)}", file=sys.stderr)
+    return params
 
 
 # -- flags ----------------------------------------------------------------------------
@@ -142,6 +173,17 @@ def _search_flags(func: Any) -> Any:
         click.option("--search_file", default=None,
                      help="A search file (YAML or JSON): parameters with distributions, "
                      "algorithm, objective; instead of --grid_module."),
+        click.option("--script", default=None,
+                     help="The command (or FILE.py:FUNCTION) every run executes, over the "
+                     "search file's script (or _SCRIPT_NAME); hyper_opt files need it."),
+        click.option("--config_template", type=click.Path(dir_okay=False), default=None,
+                     help="A YAML/JSON model config each run gets a copy of, with the "
+                     "parameters named like optimizer:learning_rate set in it."),
+        click.option("--config_arg", default=None,
+                     help="The flag that passes the patched config (default: config, i.e. "
+                     "--config=<run_dir>/<template name>)."),
+        click.option("--allow_new_keys", is_flag=True,
+                     help="Let parameters add key paths the config template lacks."),
         click.option("--algorithm", default=None,
                      help="grid | random | qmc | tpe | cmaes | gp | nsga2; overrides the "
                      "grid module's _ALGORITHM or the search file's algorithm."),
@@ -261,7 +303,8 @@ def main_group(ctx: click.Context, **params: Any) -> None:
     source = search_source(params, ctx)
     from hpsearch.launch import run_search
 
-    ctx.exit(run_search(source, build_options(params), list((ctx.obj or {}).get("argv", []))))
+    options = build_options(with_file_settings(params, ctx, source))
+    ctx.exit(run_search(source, options, list((ctx.obj or {}).get("argv", []))))
 
 
 @main_group.command("collect")
@@ -346,6 +389,7 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
     with main_group.make_context("hpsearch", list(search_args), resilient_parsing=False) as sub:
         params = dict(sub.params)
         source = search_source(params, sub)
+        params = with_file_settings(params, sub, source)
     options = build_options(params)
     if not options.run_cluster:
         raise UsageError("hpsearch wrap runs the driver as a batch job that submits the runs: "
