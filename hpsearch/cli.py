@@ -138,29 +138,36 @@ def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> A
 
 
 def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
-                       ) -> dict[str, Any]:
+                       ) -> tuple[dict[str, Any], list[str]]:
     """``params`` with the backend settings the search file carries (hyper_opt's slurm:,
-    hpogrid's max_concurrent) where no flag was given; ``--sbatch_option`` entries of the file
-    come first, so the command line's replace those of the same name."""
+    hpogrid's max_concurrent) where no flag was given, and the lines that say so (shown once
+    the search loaded). An ``--sbatch_option`` of the file is added unless the command line
+    gives one of the same name."""
     if source.search_file is None:
-        return params
+        return params, []
     from hpsearch.migrate import suggested_options
 
     backend = params["scheduler"] if params["run_cluster"] else "local"
     suggested, notes = suggested_options(source.search_file, backend)
-    for note in notes:
-        print(f"hpsearch: warning: {note}", file=sys.stderr)
+    lines = [f"warning: {note}" for note in notes]
     params, applied = dict(params), []
     for name, value in suggested.items():
         if name == "sbatch_option":
-            params[name] = (*value, *params[name])
-            applied += [f"--sbatch_option={v}" for v in value]
+            given = {_option_name(item) for item in params[name]}
+            added = [item for item in value if _option_name(item) not in given]
+            params[name] = (*added, *params[name])
+            applied += [f"--sbatch_option={item}" for item in added]
         elif ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
             params[name] = value
             applied.append(f"--{name}={value}")
     if applied:
-        print(f"hpsearch: from {source.search_file.name}: {' '.join(applied)}", file=sys.stderr)
-    return params
+        lines.append(f"from {source.search_file.name}: {' '.join(applied)}")
+    return params, lines
+
+
+def _option_name(item: str) -> str:
+    """``"--mem_per_cpu=2G"`` -> ``"mem-per-cpu"``: an sbatch option's name, as Slurm spells it."""
+    return item.partition("=")[0].strip().lstrip("-").replace("_", "-")
 
 
 # -- flags ----------------------------------------------------------------------------
@@ -303,8 +310,9 @@ def main_group(ctx: click.Context, **params: Any) -> None:
     source = search_source(params, ctx)
     from hpsearch.launch import run_search
 
-    options = build_options(with_file_settings(params, ctx, source))
-    ctx.exit(run_search(source, options, list((ctx.obj or {}).get("argv", []))))
+    params, notes = with_file_settings(params, ctx, source)
+    ctx.exit(run_search(source, build_options(params), list((ctx.obj or {}).get("argv", [])),
+                        notes))
 
 
 @main_group.command("collect")
@@ -389,12 +397,14 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
     with main_group.make_context("hpsearch", list(search_args), resilient_parsing=False) as sub:
         params = dict(sub.params)
         source = search_source(params, sub)
-        params = with_file_settings(params, sub, source)
+        params, notes = with_file_settings(params, sub, source)
     options = build_options(params)
     if not options.run_cluster:
         raise UsageError("hpsearch wrap runs the driver as a batch job that submits the runs: "
                          "add --run_cluster --scheduler=slurm|lsf")
     load_search(source, options.run_cwd)
+    for note in notes:
+        print(f"hpsearch: {note}", file=sys.stderr)
     _check_range("driver_hours", driver_hours, 0, low_open=True)
     own = driver_options(options, driver_hours, driver_mem, driver_partition)
     argv = [sys.executable, "-m", "hpsearch", *search_args]

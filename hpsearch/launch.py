@@ -88,8 +88,13 @@ def _check_out_dir(out_dir: Path) -> None:
                          "resumed)")
 
 
-def run_search(source: SearchSource, options: SearchOptions, command: list[str]) -> int:
+def run_search(source: SearchSource, options: SearchOptions, command: list[str],
+               notes: list[str] | tuple[str, ...] = ()) -> int:
+    """Load, check and drive the search; ``notes`` (lines on the flags the search file set)
+    are shown with the spec's warnings once the search loaded."""
     spec = load_search(source, options.run_cwd)
+    for note in notes:
+        print(f"hpsearch: {note}", file=sys.stderr)
     for warning in spec.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     strategy = make_strategy(spec, options)

@@ -188,7 +188,8 @@ def suggested_options(data: dict[str, Any], backend: str, where: str
     if not isinstance(slurm, dict):
         raise UsageError(f"{where}: slurm must be a mapping with jobs and batch")
     flags: dict[str, Any] = {}
-    unused: list[str] = [f"slurm.{k}" for k in slurm if k not in ("jobs", "batch")]
+    unused: dict[str, list[str]] = {"": [f"slurm.{k}" for k in slurm
+                                         if k not in ("jobs", "batch")]}
     jobs = slurm.get("jobs")
     if jobs is not None:
         if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
@@ -202,9 +203,11 @@ def suggested_options(data: dict[str, Any], backend: str, where: str
         key = str(raw_key).lstrip("-")
         key = _SHORT.get(key, key).replace("_", "-")
         if key in ("job-name", "output", "error"):
-            unused.append(f"slurm.batch.{raw_key} (hpsearch names the jobs and their logs)")
+            unused.setdefault(" (hpsearch names the jobs and their logs)", []).append(
+                f"slurm.batch.{raw_key}")
         elif key in ("ntasks", "nodes"):
-            unused.append(f"slurm.batch.{raw_key} (each run is one task of a job array)")
+            unused.setdefault(" (each run is one task of a job array)", []).append(
+                f"slurm.batch.{raw_key}")
         elif key == "time":
             flags["num_hours"] = _hours(value, where)
         elif key in _FLAGS:
@@ -215,7 +218,8 @@ def suggested_options(data: dict[str, Any], backend: str, where: str
             extra.append(f"{key}={value}")
     if extra:
         flags["sbatch_option"] = tuple(extra)
-    notes = [f"{where}: not used here: {', '.join(unused)}"] if unused else []
+    groups = [", ".join(keys) + why for why, keys in unused.items() if keys]
+    notes = [f"{where}: not used here: {'; '.join(groups)}"] if groups else []
     return flags, notes
 
 
