@@ -129,7 +129,45 @@ def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> A
         grid_config=Path(params["grid_config"]) if params["grid_config"] else None,
         algorithm=params["algorithm"],
         num_trials=params["num_searches"] if params["num_searches"] != -1 else None,
-        seed=params["random_seed"] if explicit_seed else None)
+        seed=params["random_seed"] if explicit_seed else None,
+        script=params["script"] or None,
+        config_template=Path(params["config_template"]).resolve()
+        if params["config_template"] else None,
+        config_arg=params["config_arg"] or None,
+        allow_new_keys=True if params["allow_new_keys"] else None)
+
+
+def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
+                       ) -> tuple[dict[str, Any], list[str]]:
+    """``params`` with the backend settings the search file carries (hyper_opt's slurm:,
+    hpogrid's max_concurrent) where no flag was given, and the lines that say so (shown once
+    the search loaded). An ``--sbatch_option`` of the file is added unless the command line
+    gives one of the same name."""
+    if source.search_file is None:
+        return params, []
+    from hpsearch.migrate import suggested_options
+
+    backend = params["scheduler"] if params["run_cluster"] else "local"
+    suggested, notes = suggested_options(source.search_file, backend)
+    lines = [f"warning: {note}" for note in notes]
+    params, applied = dict(params), []
+    for name, value in suggested.items():
+        if name == "sbatch_option":
+            given = {_option_name(item) for item in params[name]}
+            added = [item for item in value if _option_name(item) not in given]
+            params[name] = (*added, *params[name])
+            applied += [f"--sbatch_option={item}" for item in added]
+        elif ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+            params[name] = value
+            applied.append(f"--{name}={value}")
+    if applied:
+        lines.append(f"from {source.search_file.name}: {' '.join(applied)}")
+    return params, lines
+
+
+def _option_name(item: str) -> str:
+    """``"--mem_per_cpu=2G"`` -> ``"mem-per-cpu"``: an sbatch option's name, as Slurm spells it."""
+    return item.partition("=")[0].strip().lstrip("-").replace("_", "-")
 
 
 # -- flags ----------------------------------------------------------------------------
@@ -142,6 +180,17 @@ def _search_flags(func: Any) -> Any:
         click.option("--search_file", default=None,
                      help="A search file (YAML or JSON): parameters with distributions, "
                      "algorithm, objective; instead of --grid_module."),
+        click.option("--script", default=None,
+                     help="The command (or FILE.py:FUNCTION) every run executes, over the "
+                     "search file's script (or _SCRIPT_NAME); hyper_opt files need it."),
+        click.option("--config_template", type=click.Path(dir_okay=False), default=None,
+                     help="A YAML/JSON model config each run gets a copy of, with the "
+                     "parameters named like optimizer:learning_rate set in it."),
+        click.option("--config_arg", default=None,
+                     help="The flag that passes the patched config (default: config, i.e. "
+                     "--config=<run_dir>/<template name>)."),
+        click.option("--allow_new_keys", is_flag=True,
+                     help="Let parameters add key paths the config template lacks."),
         click.option("--algorithm", default=None,
                      help="grid | random | qmc | tpe | cmaes | gp | nsga2; overrides the "
                      "grid module's _ALGORITHM or the search file's algorithm."),
@@ -261,7 +310,9 @@ def main_group(ctx: click.Context, **params: Any) -> None:
     source = search_source(params, ctx)
     from hpsearch.launch import run_search
 
-    ctx.exit(run_search(source, build_options(params), list((ctx.obj or {}).get("argv", []))))
+    params, notes = with_file_settings(params, ctx, source)
+    ctx.exit(run_search(source, build_options(params), list((ctx.obj or {}).get("argv", [])),
+                        notes))
 
 
 @main_group.command("collect")
@@ -346,11 +397,14 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
     with main_group.make_context("hpsearch", list(search_args), resilient_parsing=False) as sub:
         params = dict(sub.params)
         source = search_source(params, sub)
+        params, notes = with_file_settings(params, sub, source)
     options = build_options(params)
     if not options.run_cluster:
         raise UsageError("hpsearch wrap runs the driver as a batch job that submits the runs: "
                          "add --run_cluster --scheduler=slurm|lsf")
     load_search(source, options.run_cwd)
+    for note in notes:
+        print(f"hpsearch: {note}", file=sys.stderr)
     _check_range("driver_hours", driver_hours, 0, low_open=True)
     own = driver_options(options, driver_hours, driver_mem, driver_partition)
     argv = [sys.executable, "-m", "hpsearch", *search_args]

@@ -8,7 +8,8 @@ journaled before it takes effect: a proposal (``trial``) before it is queued, a 
 fsync'd for a cluster.
 
 The driver owns each run directory's lifecycle: before an attempt it moves the previous
-attempt's files to ``attempts/<n>/`` and writes ``run.json``; the backend's wrapper then
+attempt's files to ``attempts/<n>/`` and writes ``run.json`` (and the run's patched config
+file, when the search has a config template); the backend's wrapper then
 writes ``started_at`` and ``exit_code`` with the launch's key.
 
 Restart rules (the journal is replayed first, then the run directories are checked):
@@ -203,13 +204,17 @@ class Driver:
                                 counts_changed=False)
 
     def _prepare(self, run: Run) -> None:
-        """The run directory before an attempt: earlier files aside, a fresh record."""
+        """The run directory before an attempt: earlier files aside, a fresh record (and the
+        run's patched config file, from its journaled config)."""
         record = {"run_id": run.run_id, "trial": run.trial, "config": dict(run.config),
                   "argv": list(run.argv), "cwd": str(run.cwd), "attempt": run.attempt,
                   "launch": run.launch}
+        config_file = self.spec.command.config_file
         try:
             retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename])
             write_run_record(run.run_dir, record, run.argv, run.cwd, run.env)
+            if config_file is not None:
+                config_file.write(run.run_dir, run.config)
         except OSError as exc:
             raise SearchError(f"cannot write the run directory {run.run_dir}: {exc.strerror}; "
                               "nothing was lost: free space or fix its permissions, then run "

@@ -45,19 +45,31 @@ class SearchSource:
     algorithm: str | None = None
     num_trials: int | None = None
     seed: int | None = None  # an explicit --random_seed
+    script: str | None = None  # --script, over the search's own
+    config_template: Path | None = None  # --config_template (absolute)
+    config_arg: str | None = None
+    allow_new_keys: bool | None = None
+
+    def overrides(self) -> dict[str, object]:
+        """What the command line sets over the search's own settings (search-file names)."""
+        given = {"script": self.script, "config_template": self.config_template,
+                 "config_arg": self.config_arg, "allow_new_keys": self.allow_new_keys}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in given.items()
+                if v is not None}
 
 
 def load_search(source: SearchSource, run_cwd: Path, check_script: bool = True) -> SearchSpec:
     """The validated spec, with the command line's overrides applied."""
     if source.search_file is not None:
-        from hpsearch.searchfile import load_search_file
+        from hpsearch.migrate import load_search_file
 
-        spec = load_search_file(source.search_file, run_cwd, check_script)
+        spec = load_search_file(source.search_file, run_cwd, check_script, source.overrides())
     else:
         from hpsearch.spec import load_spec
 
         assert source.grid_module is not None
-        spec = load_spec(source.grid_module, run_cwd, source.grid_config, check_script)
+        spec = load_spec(source.grid_module, run_cwd, source.grid_config, check_script,
+                         source.overrides())
     return resolve_algorithm(spec, source.algorithm, source.num_trials, source.seed)
 
 
@@ -76,8 +88,13 @@ def _check_out_dir(out_dir: Path) -> None:
                          "resumed)")
 
 
-def run_search(source: SearchSource, options: SearchOptions, command: list[str]) -> int:
+def run_search(source: SearchSource, options: SearchOptions, command: list[str],
+               notes: list[str] | tuple[str, ...] = ()) -> int:
+    """Load, check and drive the search; ``notes`` (lines on the flags the search file set)
+    are shown with the spec's warnings once the search loaded."""
     spec = load_search(source, options.run_cwd)
+    for note in notes:
+        print(f"hpsearch: {note}", file=sys.stderr)
     for warning in spec.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     strategy = make_strategy(spec, options)

@@ -16,9 +16,11 @@
     stderr.log    the command's standard error
     exit_code     "<exit status> <launch key>\\n", written by the wrapper when the command ends
                   (its mtime: the end time); 128+N for a command killed by signal N
+    reason        optional: one line a failing command left to say why (the function
+                  objective's runner writes the exception's last line: ``ValueError: bad lr``)
     out/          the sim's own output directory (passed as --<_OUT_ARG>)
     attempts/<n>/ the files of the n-th earlier start: started_at, exit_code, stdout.log,
-                  stderr.log and the summary file, moved here before the next attempt
+                  stderr.log, reason and the summary file, moved here before the next attempt
 
 Every launch has a key (``k`` and 8 hex digits, unique in the search) that the wrapper
 writes into both files, so an exit file from an earlier attempt is never taken for the
@@ -45,10 +47,13 @@ STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 STARTED_FILE = "started_at"
 EXIT_FILE = "exit_code"
+REASON_FILE = "reason"
 SIM_OUT_DIR = "out"
 ATTEMPTS_DIR = "attempts"
 #: the files of one attempt, moved to attempts/<n>/ before the next one
-ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE)
+ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, REASON_FILE)
+#: the longest reason text taken from a REASON_FILE
+MAX_REASON_CHARS = 300
 
 #: what PyTorch/CUDA print when a run runs out of GPU memory
 OOM_MARKERS = (b"CUDA out of memory", b"CUDA error: out of memory")
@@ -183,6 +188,16 @@ def retire_attempt(run_dir: Path, also: Iterable[Path] = ()) -> Path | None:
     for path in present:
         os.replace(path, target / path.name)
     return target
+
+
+def read_reason(run_dir: Path) -> str | None:
+    """The first line of the attempt's ``reason`` file (at most MAX_REASON_CHARS), or None."""
+    try:
+        with open(run_dir / REASON_FILE, errors="replace") as f:
+            line = f.readline(MAX_REASON_CHARS).strip()
+    except OSError:
+        return None
+    return line or None
 
 
 def tail_lines(path: Path, count: int, max_bytes: int = 16384) -> list[str]:

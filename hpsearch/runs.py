@@ -2,7 +2,9 @@
 
 The argv is ``[python, *interpreter flags, script, *leading words, --<out_arg>=<sim out dir>,
 *arguments]`` (see :class:`hpsearch.spec.ScriptCommand` and :func:`hpsearch.values.render_args`);
-the sim's output directory is ``<search>/runs/<run_id>/out``.
+the sim's output directory is ``<search>/runs/<run_id>/out``. With a config template the
+parameters it holds leave the arguments and ``--<config_arg>=<run dir>/<template name>`` ends
+them (:meth:`hpsearch.configfile.ConfigFile.argv_words`).
 
 A grid search names a run by a hash of its configuration's canonical text, so equal
 configurations (``1 == 1.0``) share one run, in every process and after a changed grid
@@ -35,6 +37,8 @@ def make_run(run_id: str, trial: int, config: dict[str, Any], args: list[str] | 
     run_dir = out_dir / RUNS_DIR / run_id
     sim_out_dir = run_dir / SIM_OUT_DIR
     words = render_args(config) if args is None else list(args)
+    if command.config_file is not None:
+        words = command.config_file.argv_words(words, run_dir)
     argv = (*command.argv_prefix(python), f"--{out_arg}={sim_out_dir}", *words)
     return Run(run_id=run_id, trial=trial, config=config, argv=argv, cwd=run_cwd,
                run_dir=run_dir, sim_out_dir=sim_out_dir)

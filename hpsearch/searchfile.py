@@ -2,7 +2,8 @@
 
 ::
 
-    script: train.py                  # as _SCRIPT_NAME: flags, script, leading words
+    script: train.py                  # as _SCRIPT_NAME: flags, script, leading words;
+                                      # train.py:my_objective runs a function
     summary_file: performance_overview.txt   # the default
     metrics: [val_loss, val_acc]      # summary keywords; 'finished' is implied
     objective: val_loss               # default: the first metric; a list: several objectives
@@ -13,6 +14,9 @@
     num_trials: 100                   # trials of a sampler (not needed for grid)
     seed: 42
     out_arg: out_dir                  # the default
+    config_template: model.yml        # optional: a copy per run with the nested keys set,
+    config_arg: config                # passed as --config=<copy> (relative to this file;
+    allow_new_keys: false             # see hpsearch.configfile)
     parameters:
       lr:         {method: loguniform, low: 1.0e-5, high: 1.0e-1}
       width:      {method: qloguniform, low: 16, high: 1024, q: 16}
@@ -45,6 +49,7 @@ import yaml
 
 from hpsearch.distributions import parse_distribution
 from hpsearch.errors import UsageError
+from hpsearch.invocation import command_of
 from hpsearch.spec import (
     SearchSpec,
     check_algorithm,
@@ -52,14 +57,13 @@ from hpsearch.spec import (
     check_directions,
     check_names_and_values,
     check_value_lists,
-    parse_script_command,
 )
 
 SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
-            "algorithm_options", "num_trials", "seed", "out_arg", "parameters", "conditions")
+            "algorithm_options", "num_trials", "seed", "out_arg", "parameters", "conditions",
+            "config_template", "config_arg", "allow_new_keys")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
-#: algorithms that cannot take several objectives
 class _Loader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also reads ``1e-5`` (JSON, YAML 1.2) as a float."""
 
@@ -69,7 +73,7 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
-def _read(path: Path) -> Any:
+def read_search_file(path: Path) -> Any:
     """The file's data; a missing, unreadable or malformed file is a UsageError."""
     if not path.is_file():
         raise UsageError(f"search file {path} does not exist; pass the path of a .yaml or "
@@ -104,6 +108,13 @@ def _strings(where: str, value: Any) -> list[str]:
     return items
 
 
+def _optional_text(where: str, data: dict[str, Any], key: str, example: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not (isinstance(value, str) and value):
+        raise UsageError(f"{where}: {key} must be a name such as {example!r}, not {value!r}")
+    return value
+
+
 def _count(where: str, value: Any, minimum: int) -> int | None:
     if value is None:
         return None
@@ -127,8 +138,8 @@ def _parameter(name: Any, raw: Any) -> Any:
 
 def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
     """Read and validate a search file (module docstring)."""
-    return spec_from_mapping(_read(path), f"search file {path}", run_cwd, check_script,
-                             source_file=path)
+    return spec_from_mapping(read_search_file(path), f"search file {path}", run_cwd,
+                             check_script, source_file=path)
 
 
 def spec_from_mapping(data: Any, where: str, run_cwd: Path, check_script: bool = True,
@@ -188,10 +199,19 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         allow_distributions=True)
     conditions, dropped = check_conditions(data.get("conditions") or [], parameters)
     check_names_and_values(parameters, conditions, keywords, out_arg)
+    template = _optional_text(where, data, "config_template", "model.yml")
+    config_arg = _optional_text(where, data, "config_arg", "config") or "config"
+    allow_new_keys = data.get("allow_new_keys", False)
+    if not isinstance(allow_new_keys, bool):
+        raise UsageError(f"{where}: allow_new_keys must be true or false, not "
+                         f"{allow_new_keys!r}")
+    here = source_file.parent if source_file is not None else Path.cwd()
+    command = command_of(script, run_cwd, check_script, "script", summary_file, parameters,
+                         conditions, here / template if template else None, config_arg,
+                         allow_new_keys)
     return SearchSpec(
         parameters=parameters, conditions=conditions, script_name=script,
-        command=parse_script_command(script, run_cwd, check_script, what="script"),
-        summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
+        command=command, summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
         objectives=objectives, directions=directions, source_file=source_file,
         source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
         num_trials=num_trials, seed=seed, warnings=dropped)

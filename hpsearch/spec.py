@@ -16,6 +16,12 @@ A grid module (hypnettorch's ``hpsearch_config_template.py`` format, unchanged) 
     _ARGPARSE_HANDLE = None                         # accepted, unused
     _ALGORITHM = "grid"                             # ours, optional: see hpsearch.strategies
     _NUM_TRIALS = 100                               # ours, optional: trials of a sampler
+    _CONFIG_TEMPLATE = "model.yml"                  # ours, optional: each run gets a copy
+                                                    # with grid keys like "optimizer:lr" set
+                                                    # (relative to the module's folder; see
+                                                    # hpsearch.configfile)
+    _CONFIG_ARG = "config"                          # ours, optional: --config=<the copy>
+    _ALLOW_NEW_KEYS = False                         # ours, optional: key paths may be new
 
 A ``grid`` value may also be a distribution (``from hpsearch.space import loguniform``).
 A search file (YAML or JSON) says the same in other words; see :mod:`hpsearch.searchfile`.
@@ -24,7 +30,8 @@ A search file (YAML or JSON) says the same in other words; see :mod:`hpsearch.se
 value): ``'-W ignore train_hae.py soft_block_mlp'`` runs ``<python> -W ignore train_hae.py
 soft_block_mlp --out_dir=... --lr=...`` -- words before the script are interpreter flags,
 the first word naming a file in ``--run_cwd`` is the script, the words after it lead the
-arguments. ``-m package.module`` runs a module instead of a file.
+arguments. ``-m package.module`` runs a module instead of a file. ``'train.py:my_objective'``
+runs a Python function (see :mod:`hpsearch.invocation`).
 
 Every problem is a :class:`~hpsearch.errors.UsageError` naming the attribute and the fix.
 """
@@ -43,12 +50,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.columns import RESERVED_COLUMNS
 from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
 from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value
+
+if TYPE_CHECKING:
+    from hpsearch.configfile import ConfigFile
 
 Condition = tuple[dict[str, list[Any]], dict[str, list[Any]]]
 #: a parameter: the values a grid walks (or a sampler chooses among), or a distribution
@@ -66,12 +76,14 @@ class ScriptCommand:
 
     ``'-W ignore train.py sub'`` -> flags ``("-W", "ignore")``, script ``"train.py"``,
     leading ``("sub",)``; the run's argv is ``[python, *flags, script, *leading, ...]``.
+    ``config_file``: the patched config file each run gets (:mod:`hpsearch.configfile`).
     """
 
     flags: tuple[str, ...]
     script: str
     leading: tuple[str, ...]
     module: bool = False
+    config_file: ConfigFile | None = None
 
     def argv_prefix(self, python: str) -> list[str]:
         target = ["-m", self.script] if self.module else [self.script]
@@ -335,13 +347,23 @@ def _bool_attr(attrs: dict[str, Any], name: str, default: bool) -> bool:
     raise UsageError(f"{name} must be True or False, not {value!r}")
 
 
+#: the command line's overrides (search-file names) -> the grid module's attributes
+MODULE_OVERRIDES = {"script": "_SCRIPT_NAME", "config_template": "_CONFIG_TEMPLATE",
+                    "config_arg": "_CONFIG_ARG", "allow_new_keys": "_ALLOW_NEW_KEYS"}
+
+
 def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
-              check_script: bool = True) -> SearchSpec:
-    """Import and validate a grid module; ``grid_config`` overrides grid/conditions."""
+              check_script: bool = True, overrides: dict[str, Any] | None = None
+              ) -> SearchSpec:
+    """Import and validate a grid module; ``grid_config`` overrides grid/conditions, and
+    ``overrides`` (``{"script": ..., "config_template": <absolute path>, ...}``, see
+    :data:`MODULE_OVERRIDES`) the module's attributes."""
+    from hpsearch.invocation import command_of
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = _import_grid_module(grid_module, run_cwd)
-    attrs = vars(module)
+    attrs = {**vars(module), **{MODULE_OVERRIDES[k]: v for k, v in (overrides or {}).items()}}
     overrides = _load_grid_config(grid_config) if grid_config is not None else {}
 
     if "grid" not in attrs and "grid" not in overrides:
@@ -394,10 +416,19 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
             num_trials, bool) or num_trials < 1):
         raise UsageError(f"_NUM_TRIALS must be a whole number >= 1, not {num_trials!r}")
     module_file = getattr(module, "__file__", None)
+    template = attrs.get("_CONFIG_TEMPLATE")
+    if template is not None and not (isinstance(template, (str, Path)) and str(template)):
+        raise UsageError("_CONFIG_TEMPLATE must be a file name such as 'model.yml'")
+    config_arg = attrs.get("_CONFIG_ARG", "config")
+    if not isinstance(config_arg, str):
+        raise UsageError("_CONFIG_ARG must be a flag name such as 'config'")
+    here = Path(module_file).parent if module_file else Path.cwd()
+    command = command_of(script_name, run_cwd, check_script, "_SCRIPT_NAME", summary_filename,
+                         grid, conditions, here / template if template else None, config_arg,
+                         _bool_attr(attrs, "_ALLOW_NEW_KEYS", False))
     return SearchSpec(
         parameters=grid, conditions=conditions, script_name=script_name,
-        command=parse_script_command(script_name, run_cwd, check_script),
-        summary_filename=summary_filename, summary_keywords=list(keywords),
+        command=command, summary_filename=summary_filename, summary_keywords=list(keywords),
         out_arg=out_arg, objectives=[perf_key],
         directions=["minimize" if ascending else "maximize"], summary_parser=parser,
         source_file=Path(module_file) if module_file else None, source_kind="grid_module",

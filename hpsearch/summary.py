@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.runfiles import stderr_says_oom
+from hpsearch.runfiles import read_reason, stderr_says_oom
 
 _NUMBER = re.compile(
     r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?\b|nan\b)", re.IGNORECASE)
@@ -143,8 +143,10 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
 
     ``exit_code`` is what the wrapper recorded (None: nothing), ``reason`` what the backend
     knows (the scheduler's word, a timeout). The reason of a failure is, in this order: the
-    backend's reason (with the exit status when there is one), the exit status, what is
-    wrong with the summary; ``oom (...)`` wraps it when stderr says CUDA ran out of memory.
+    backend's reason (with the exit status when there is one), the exit status (followed by
+    the line the command left in the run's ``reason`` file: ``exit status 1: ValueError: bad
+    lr``), what is wrong with the summary; ``oom (...)`` wraps it when stderr says CUDA ran
+    out of memory.
     """
     metrics, problem = read_metrics(sim_out_dir, fmt, index)
     failure: str | None
@@ -153,7 +155,8 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
     elif exit_code is None:
         failure = "ended without an exit code"
     elif exit_code != 0:
-        failure = describe_exit(exit_code)
+        said = read_reason(run_dir)
+        failure = describe_exit(exit_code) + (f": {said}" if said else "")
     else:
         failure = problem
     if failure is not None and stderr_says_oom(run_dir):

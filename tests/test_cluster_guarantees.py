@@ -6,7 +6,6 @@ emulator of ``tests/lsf_emulator`` (LSF is proprietary; the emulator speaks IBM'
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -209,11 +208,13 @@ def test_wrap_takes_its_own_partition_and_no_gpu(tmp_path):
     assert "--slurm_gres=gpu:1" in done.stdout  # the runs keep theirs
 
 
-def test_journal_of_a_cluster_launch_names_its_key_in_the_job_name(tmp_path, lsf):  # noqa: F811
+def test_the_job_name_of_a_cluster_launch_carries_its_key(tmp_path, lsf):  # noqa: F811
     s = write_search(tmp_path, {"x": [1, 2]})
     done = run(s, cluster=("--run_cluster", "--scheduler=lsf"))
     assert done.returncode == 0, done.stderr
-    events = [json.loads(ln) for ln in (s.out_dir / "journal.jsonl").read_text().splitlines()]
-    (launch,) = [e for e in events if e["ev"] == "launch"]
-    script = next((s.out_dir / "lsf_logs" / "scripts").glob("*.sh")).read_text()
-    assert f'-{launch["key"]}[1-2]' in script
+    (script,) = (s.out_dir / "lsf_logs" / "scripts").glob("*.sh")
+    text = script.read_text()
+    key = text.split("run_launch=", 1)[1].split()[0].strip("'")
+    assert key.startswith("k") and f"-{key}[1-2]" in text
+    for row in s.results():  # and every run's files carry it
+        assert (Path(row["run_dir"]) / "exit_code").read_text().split() == ["0", key]

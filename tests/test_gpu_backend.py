@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from hpsearch.journal import replay
+
 FAKES = Path(__file__).resolve().parent / "fakes"
 ROOT = FAKES.parents[1]
 
@@ -58,9 +60,9 @@ class Search:
             return []
         return [e for e in map(json.loads, self.log.open()) if e["event"] == kind]
 
-    def journal(self, kind: str) -> list[dict]:
-        return [e for e in map(json.loads, (self.out / "journal.jsonl").open())
-                if e["ev"] == kind]
+    def states(self) -> list:
+        """Every run as the journal (compacted when the search ended) says it ended."""
+        return list(replay(self.out / "journal.jsonl").runs.values())
 
     def results(self) -> list[dict]:
         with open(self.out / "search_results.csv") as f:
@@ -120,7 +122,7 @@ def test_jobs_per_gpu_cap_holds(tmp_path):
                     "--max_num_jobs_per_gpu=2", "--sim_startup_time=0", "--allowed_load=1")
     assert search.done.returncode == 0, search.done.stderr
     assert search.most_at_once() == {0: 2, 1: 2}
-    runs = {e["run"]: e["extra"]["gpu"] for e in search.journal("end")}
+    runs = {s.run_id: s.extra["gpu"] for s in search.states()}
     assert sorted(runs.values()).count(0) + sorted(runs.values()).count(1) == 8
 
 
@@ -145,8 +147,10 @@ def test_out_of_memory_run_is_retried_with_a_larger_reservation(tmp_path):
                     "--allowed_memory=1", "--retries=1")
     assert search.done.returncode == 0, search.done.stderr
     assert len(search.events("oom")) == 1
-    failed = [e for e in search.journal("end") if e["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["reason"].startswith("oom")
+    (retried,) = [s for s in search.states() if s.attempts == 2]
+    first = search.out / "runs" / retried.run_id / "attempts" / "1"
+    assert "CUDA out of memory" in (first / "stderr.log").read_text()
+    assert "failed: oom (" in search.done.stderr
     assert "its retry reserves" in search.done.stderr
     rows = search.results()
     assert {row["status"] for row in rows} == {"finished"}
@@ -172,5 +176,5 @@ def test_no_gpu_says_so_and_uses_cpu_slots(tmp_path):
     search = Search(tmp_path, "0", {"i": [0]})
     assert "no GPU found" in search.done.stderr
     assert "nvidia-smi: nvidia-smi exited with 6: No devices were found" in search.done.stderr
-    assert search.journal("submit")  # the run was started, without a GPU
+    assert [s.attempts for s in search.states()] == [1]  # the run was started, without a GPU
     assert "No CUDA GPUs are available" in search.done.stderr or search.done.returncode == 1

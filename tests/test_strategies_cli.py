@@ -5,11 +5,12 @@ the uninterrupted one), multi-objective results, dry runs, one-line errors.
 
 from __future__ import annotations
 
-import json
 import signal
 
 import pytest
 from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
+
+from hpsearch.journal import replay
 
 SEARCH = """\
 script: sim.py
@@ -43,11 +44,9 @@ def args(s, path, out_dir, *extra):
 
 
 def sequence(out_dir):
-    """The configurations by trial, as the journal proposed them."""
-    events = [json.loads(ln) for ln in (out_dir / "journal.jsonl").read_text().splitlines()
-              if ln.endswith("}")]
-    trials = {e["trial"]: e["config"] for e in events if e["ev"] == "trial"}
-    return [trials[t] for t in sorted(trials)]
+    """The configurations by trial, as the journal holds them (compacted or not)."""
+    runs = replay(out_dir / "journal.jsonl").runs.values()
+    return [s.config for s in sorted(runs, key=lambda s: s.trial)]
 
 
 @pytest.mark.parametrize("algorithm, options", [("random", "{}"),
@@ -93,9 +92,8 @@ def test_parallel_tpe_resume_runs_nothing_twice_and_the_count_is_exact(tmp_path,
     driver.wait()
     rc, _, err = run_hpsearch(args(s, path, out, "--num_jobs=3"), tmp_path, timeout=120)
     assert rc == 0, err
-    rows = [json.loads(ln) for ln in (out / "journal.jsonl").read_text().splitlines()
-            if ln.endswith("}")]
-    assert len({e["trial"] for e in rows if e["ev"] == "trial"}) == 12
+    assert sorted(s.trial for s in replay(out / "journal.jsonl").runs.values()) == list(
+        range(12))
     assert set(s.starts().values()) == {1} and len(s.starts()) == 12
 
 

@@ -26,8 +26,11 @@ _H3_ALPHA = [1.0, 1.2, 3.0, 3.2]
 
 def hartmann3(x: list[float]) -> float:
     """Hartmann-3 on [0, 1]^3; minimum -3.86278."""
-    return -sum(alpha * math.exp(-sum(a * (xj - p) ** 2 for a, xj, p in zip(row, x, prow)))
-                for alpha, row, prow in zip(_H3_ALPHA, _H3_A, _H3_P))
+    total = 0.0
+    for alpha, row, prow in zip(_H3_ALPHA, _H3_A, _H3_P, strict=True):
+        total += alpha * math.exp(-sum(a * (xj - p) ** 2
+                                       for a, xj, p in zip(row, x, prow, strict=True)))
+    return -total
 
 
 FUNCTIONS = {"branin": (branin, {"x1": (-5.0, 10.0), "x2": (0.0, 15.0)}, 0.397887),
