@@ -51,6 +51,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
     _check_range("max_num_jobs_per_gpu", params["max_num_jobs_per_gpu"], 1)
     _check_range("num_hours", params["num_hours"], 0, low_open=True)
     _check_range("fail_fast", params["fail_fast"], 0)
+    _check_range("prune_grace", params["prune_grace"], 0)
     if params["num_searches"] != -1 and params["num_searches"] < 1:
         _fail(f"--num_searches={params['num_searches']} is out of range; give -1 (all) or "
               "a count >= 1")
@@ -74,6 +75,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         random_seed=params["random_seed"], num_jobs=params["num_jobs"],
         timeout=params["timeout"], retries=params["retries"],
         max_failures=params["max_failures"], fail_fast=params["fail_fast"],
+        prune_grace=params["prune_grace"],
         rerun_failed=params["rerun_failed"], force_out_dir=params["force_out_dir"],
         dry_run=params["dry_run"],
         visible_gpus=params["visible_gpus"], allowed_load=params["allowed_load"],
@@ -130,6 +132,7 @@ def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> A
         algorithm=params["algorithm"],
         num_trials=params["num_searches"] if params["num_searches"] != -1 else None,
         seed=params["random_seed"] if explicit_seed else None,
+        pruner=params["pruner"],
         script=params["script"] or None,
         config_template=Path(params["config_template"]).resolve()
         if params["config_template"] else None,
@@ -194,6 +197,12 @@ def _search_flags(func: Any) -> Any:
         click.option("--algorithm", default=None,
                      help="grid | random | qmc | tpe | cmaes | gp | nsga2; overrides the "
                      "grid module's _ALGORITHM or the search file's algorithm."),
+        click.option("--pruner", default=None,
+                     help="Early stopping: none | asha | hyperband | median; overrides the "
+                     "grid module's _PRUNER or the search file's pruner."),
+        click.option("--prune_grace", type=float, default=60, show_default=True,
+                     help="Seconds a pruned run has to stop after SIGTERM before it is "
+                     "killed."),
         click.option("--grid_config", type=click.Path(dir_okay=False), default=None,
                      help="Pickle file with 'grid' and/or 'conditions' overriding the "
                      "module's."),

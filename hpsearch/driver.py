@@ -32,12 +32,16 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections import deque
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.curves import DRIVER_CURVE_FILE, read_curve
 from hpsearch.errors import SearchError
+from hpsearch.intermediate import IntermediateReader
 from hpsearch.journal import (
     ENDED,
     JOURNAL_FILE,
@@ -50,7 +54,8 @@ from hpsearch.journal import (
 from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Counts, Progress
-from hpsearch.reporter import OUT_DIR_VARIABLE
+from hpsearch.pruners import make_pruner
+from hpsearch.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE
 from hpsearch.results import ResultsWriter, TableLayout
 from hpsearch.runfiles import (
     RUNS_DIR,
@@ -66,7 +71,7 @@ from hpsearch.runfiles import (
 from hpsearch.runs import make_run, run_id_of
 from hpsearch.spec import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
-from hpsearch.summary import SummaryFormat, judge, objective_values
+from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
 from hpsearch.values import render_args, storable_config
 
 #: exit statuses of the driver
@@ -75,6 +80,8 @@ EXIT_SOME_FAILED = 1
 EXIT_STOPPED_FOR_FAILURES = 3
 #: lines of a failed run's stderr shown the first time its reason appears
 STDERR_LINES = 5
+#: seconds between two reads of the running runs' intermediate reports
+REPORT_INTERVAL = 1.0
 
 
 def summary_format(spec: SearchSpec) -> SummaryFormat:
@@ -107,6 +114,10 @@ class Driver:
         self.reasons_seen: set[str] = set()
         self.failed_attempts: list[str] = []  # reasons, this session, for --fail_fast
         self.tally = {"finished": 0, "failed": 0, "pruned": 0}  # failed: for good
+        self.pruner = make_pruner(spec.pruner, spec.performance_sort_asc)
+        self.reader = IntermediateReader(self.fmt, spec.pruner.step_key) \
+            if spec.pruner.active else None
+        self._next_report_read = 0.0
 
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
@@ -195,6 +206,8 @@ class Driver:
                 self.ready.appendleft(run.run_id)
                 continue
             self.active[run.run_id] = run
+            if self.reader is not None:
+                self.reader.start(run.run_id, run.run_dir)
             env = self.backend.launch_env(run.run_id)
             if env and env != run.env:
                 with contextlib.suppress(OSError):  # informational only
@@ -211,7 +224,10 @@ class Driver:
                   "launch": run.launch}
         config_file = self.spec.command.config_file
         try:
-            retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename])
+            retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename,
+                                         run.sim_out_dir / REPORT_FILE,
+                                         run.sim_out_dir / STOP_FILE,
+                                         run.run_dir / DRIVER_CURVE_FILE])
             write_run_record(run.run_dir, record, run.argv, run.cwd, run.env)
             if config_file is not None:
                 config_file.write(run.run_dir, run.config)
@@ -229,16 +245,33 @@ class Driver:
             if self.stop_reason is None:
                 self.ready.append(run.run_id)
             return
+        state = self.states[run.run_id]
+        points: list[dict[str, Any]] = []
+        if self.reader is not None:
+            self.reader.update(run.run_id, run.run_dir, run.sim_out_dir)  # what it wrote last
+            points = self.reader.points(run.run_id)
+            self.reader.forget(run.run_id)
         verdict = judge(run.run_dir, run.sim_out_dir, self.fmt, ended.exit_code, ended.reason,
                         run.trial)
+        status, reason, metrics = verdict.status, verdict.reason, verdict.metrics
         extra = dict(ended.extra)
         job = extra.pop("job_id", None)
-        self._event("end", run=run.run_id, status=verdict.status, attempt=run.attempt,
-                    exit=ended.exit_code, reason=verdict.reason, metrics=verdict.metrics,
+        if points:
+            extra["steps"] = points[-1]["step"]
+        if state.prune is not None:  # the pruner stopped it: its last reports are its values
+            status, reason = "pruned", state.prune
+            metrics = {**metrics, **{k: v for k, v in points[-1].items()
+                                     if k not in ("step", "t")}} if points else metrics
+        self._event("end", run=run.run_id, status=status, attempt=run.attempt,
+                    exit=ended.exit_code, reason=reason, metrics=metrics,
                     wall=ended.wall_time, extra=extra, **({"job": job} if job else {}))
-        state = self.states[run.run_id]
-        perf = verdict.metrics.get(self.spec.performance_key)
-        if verdict.status == "finished":
+        perf = metrics.get(self.spec.performance_key)
+        if status == "pruned":
+            self.tally["pruned"] += 1
+            self._tell(state)
+            text = f"run {run.run_id} #{run.trial} {reason}"
+        elif status == "finished":
+            self.pruner.finished(run.run_id, self._objective_points(points))
             self.tally["finished"] += 1
             self.progress.offer_best(perf)
             self._tell(state)
@@ -257,7 +290,53 @@ class Driver:
         self.progress.event(text, ended=True)
 
     def _tell(self, state: RunState) -> None:
-        self.strategy.tell(outcome_of(state, self.spec.objectives))
+        self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate))
+
+    # -- early stopping -------------------------------------------------------------
+    def _objective_points(self, points: list[dict[str, Any]]) -> list[tuple[float, float]]:
+        """``(step, objective)`` of the points that report the objective as a number."""
+        key = self.spec.performance_key
+        return [(float(p["step"]), float(p[key])) for p in points if is_number(p.get(key))]
+
+    def _intermediate(self, state: RunState) -> dict[int, float]:
+        """The objective by step, from the run's curve (what a sampler is told of it)."""
+        points = read_curve(self.out_dir / RUNS_DIR / state.run_id)
+        return {int(step): value for step, value in self._objective_points(points)}
+
+    def _watch_reports(self) -> None:
+        """Read what running runs reported since; journal the pruner's decisions, then
+        stop the pruned runs (one backend call for all of them)."""
+        assert self.reader is not None
+        running = self.backend.running()
+        stops = []
+        for run_id, run in self.active.items():
+            state = self.states[run_id]
+            if state.prune is not None or (running is not None and run_id not in running):
+                continue
+            if not self.reader.update(run_id, run.run_dir, run.sim_out_dir):
+                continue
+            points = self._objective_points(self.reader.points(run_id))
+            if not points:
+                continue
+            decision = self.pruner.consider(run_id, run.trial, points)
+            if decision.rung is not None:
+                self._event("rung", run=run_id, rung=decision.rung, value=decision.value)
+            if decision.prune is not None:
+                self._event("prune", run=run_id, step=points[-1][0], reason=decision.prune)
+                stops.append(run)
+        if stops:
+            self.journal.flush(sync=self.backend.durable_intents)  # decided before done
+            self._stop_runs(stops)
+
+    def _stop_runs(self, runs: list[Run]) -> None:
+        """Tell pruned runs to stop: the flag ``should_stop()`` reads, then SIGTERM."""
+        for run in runs:
+            with contextlib.suppress(OSError):
+                run.sim_out_dir.mkdir(parents=True, exist_ok=True)
+                (run.sim_out_dir / STOP_FILE).write_text(self.states[run.run_id].prune or "")
+            self.progress.event(f"run {run.run_id} #{run.trial} {self.states[run.run_id].prune};"
+                                " stopping it", counts_changed=False)
+        self.backend.stop([run.run_id for run in runs], self.options.prune_grace)
 
     def _note_failure(self, run: Run, reason: str) -> None:
         """Show why a run failed the first time each reason appears; --fail_fast."""
@@ -292,6 +371,7 @@ class Driver:
         for key, pairs in list(self.history.unresolved.items()):
             self._resolve(key, pairs)
         self._restore_strategy()
+        self._restore_pruner()
         self._reattach()
         if self.options.rerun_failed:
             again = [s.run_id for s in self.states.values() if s.status == "failed"]
@@ -367,12 +447,31 @@ class Driver:
                 self.active[run.run_id] = run
         if in_flight:
             self.progress.message(f"reattaching to {len(in_flight)} run(s) of a previous driver")
+            for run_id, (run, _job) in in_flight.items():
+                if self.reader is not None:
+                    self.reader.start(run_id, run.run_dir)
             for ended in self.backend.reattach(in_flight):
                 self._record(ended)
+        pruned = [self.active[r] for r in in_flight if r in self.active
+                  and self.states[r].prune is not None]
+        if pruned:  # decided before the restart: stop them again
+            self._stop_runs(pruned)
+
+    def _restore_pruner(self) -> None:
+        """The pruner's rungs from the journal; for the median, the finished runs' curves."""
+        if not self.spec.pruner.active:
+            return
+        for state in self.states.values():
+            for rung, value in state.rungs or ():
+                self.pruner.restore_rung(state.run_id, state.trial, int(rung), value)
+            if state.status == "finished" and self.spec.pruner.name == "median":
+                self.pruner.finished(state.run_id, self._objective_points(
+                    read_curve(self.out_dir / RUNS_DIR / state.run_id)))
 
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
-                                              self.max_attempts, self.strategy.adaptive))
+                                              self.max_attempts, self.strategy.adaptive,
+                                              self._intermediate))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
             gone = [s.run_id for s in self.states.values()
@@ -446,6 +545,11 @@ class Driver:
                                     "stops (its runs are left to the other)")
             for end in ended:  # told before the next ask: a sampler proposes from every
                 self._record(end)  # result there is (and a resumed search the same way)
+            if self.spec.pruner.active and self.stop_reason is None and self.active:
+                now = time.monotonic()
+                if now >= self._next_report_read:
+                    self._next_report_read = now + REPORT_INTERVAL
+                    self._watch_reports()
             if self.stop_reason is None:
                 self._fill()
             if self.stop_reason is not None or (
@@ -481,23 +585,27 @@ class Driver:
         return EXIT_SOME_FAILED if failed else EXIT_ALL_FINISHED
 
 
-def outcome_of(state: RunState, objectives: list[str]) -> Outcome:
-    """What the strategy is told about an ended run."""
+def outcome_of(state: RunState, objectives: list[str],
+               intermediate: Callable[[RunState], dict[int, float]] | None = None) -> Outcome:
+    """What the strategy is told about an ended run (a pruned run with its curve)."""
     values = objective_values(state.metrics, objectives)
     if state.status == "finished" and values is None:
         return Outcome(state.trial, "failed")
-    return Outcome(state.trial, state.status, values)
+    curve = intermediate(state) if intermediate and state.status == "pruned" else {}
+    return Outcome(state.trial, state.status, values, curve)
 
 
 def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attempts: int,
-                   adaptive: bool) -> tuple[list[Proposal], list[Outcome]]:
+                   adaptive: bool,
+                   intermediate: Callable[[RunState], dict[int, float]] | None = None
+                   ) -> tuple[list[Proposal], list[Outcome]]:
     """What a strategy is rebuilt from: every journaled proposal in trial order, and (for an
     adaptive strategy: the others learn nothing from results) the outcomes of the runs that
     ended for good (a failed run with retries left is not told)."""
     ordered = sorted(states.values(), key=lambda s: s.trial)
     proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id)
                  for s in ordered]
-    outcomes = [outcome_of(s, objectives) for s in ordered if adaptive and (
+    outcomes = [outcome_of(s, objectives, intermediate) for s in ordered if adaptive and (
         s.status in ("finished", "pruned") or s.status == "failed"
         and s.attempts - s.budget_start >= max_attempts)]
     return proposals, outcomes

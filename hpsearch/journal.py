@@ -9,6 +9,8 @@ takes effect (a proposal before its submission, a launch before its command star
     {"ev": "submit", "t": ..., "key": "k3f9a1c2", "jobs": {"3f2a9c0d1b7e": "node1:4711"}}
     {"ev": "end", "t": ..., "run": "3f2a9c0d1b7e", "status": "finished", "exit": 0,
      "reason": null, "metrics": {"acc": 0.93, "finished": 1}, "wall": 12.5, "extra": {}}
+    {"ev": "rung", "t": ..., "run": "3f2a9c0d1b7e", "rung": 1, "value": 0.41}
+    {"ev": "prune", "t": ..., "run": "3f2a9c0d1b7e", "step": 3, "reason": "pruned at ..."}
     {"ev": "lost", "t": ..., "runs": ["3f2a9c0d1b7e"], "reason": "driver restarted"}
     {"ev": "cancel", "t": ..., "runs": ["3f2a9c0d1b7e"], "reason": "hpsearch cancel"}
     {"ev": "rerun", "t": ..., "runs": ["3f2a9c0d1b7e"]}
@@ -20,9 +22,11 @@ render them alike) and ``internal`` (what its strategy needs to rebuild itself).
 ``launch`` lists ``[run id, attempt]`` pairs in task order; its ``submit`` says which of
 them started, as which job (a run missing there was not started). A launch with no
 ``submit`` is *unresolved*: the next driver asks the backend whether it happened.
-``lost`` and ``cancel`` give an attempt back (the run runs again, not counted); ``rerun``
-gives a failed run a fresh ``--retries`` budget; ``withdraw`` forgets proposals that never
-ran (a changed grid no longer holds them). ``end`` also names the attempt it ends (so a
+``rung`` records a value the pruner judged at a rung (kept or not), ``prune`` its decision to
+stop the run's current attempt (journaled before the run is told to stop; the run ends
+``pruned``). ``lost`` and ``cancel`` give an attempt back (the run runs again, not counted);
+``rerun`` gives a failed run a fresh ``--retries`` budget; ``withdraw`` forgets proposals that
+never ran (a changed grid no longer holds them). ``end`` also names the attempt it ends (so a
 run directory adopted after the journal was lost keeps its count).
 
 One driver writes it (see :mod:`hpsearch.lock`); events are buffered and written at least
@@ -90,6 +94,8 @@ class RunState:
     extra: dict[str, Any] | None = None  # backend facts (e.g. {"gpu": 1}); None: none
     submitted_at: float | None = None
     ended_at: float | None = None
+    prune: str | None = None  # why the pruner stopped the current attempt (until it ends)
+    rungs: list[list[float]] | None = None  # [[rung, value], ...] the pruner recorded
 
 
 @dataclass
@@ -121,7 +127,7 @@ def _on_launch(h: History, e: dict[str, Any]) -> None:
     for run_id, attempt in pairs:
         state = h.runs[run_id]
         state.status, state.attempts, state.launch = "launching", attempt, str(e["key"])
-        state.reason = None
+        state.reason = state.prune = None
 
 
 def _on_submit(h: History, e: dict[str, Any]) -> None:
@@ -184,6 +190,15 @@ def _on_rerun(h: History, e: dict[str, Any]) -> None:
             state.status, state.budget_start = "pending", state.attempts
 
 
+def _on_rung(h: History, e: dict[str, Any]) -> None:
+    state = h.runs[e["run"]]
+    state.rungs = [*(state.rungs or []), [int(e["rung"]), float(e["value"])]]
+
+
+def _on_prune(h: History, e: dict[str, Any]) -> None:
+    h.runs[e["run"]].prune = str(e["reason"])
+
+
 def _on_withdraw(h: History, e: dict[str, Any]) -> None:
     for run_id in e["runs"]:
         if h.runs[run_id].status == "pending":
@@ -197,6 +212,7 @@ def _on_start(h: History, e: dict[str, Any]) -> None:
 _APPLY = {"trial": _on_trial, "launch": _on_launch, "submit": _on_submit, "end": _on_end,
           "lost": _give_back("pending"), "cancel": _give_back("cancelled"),
           "rerun": _on_rerun, "withdraw": _on_withdraw, "start": _on_start, "run": _on_run,
+          "rung": _on_rung, "prune": _on_prune,
           "stop": lambda h, e: None}
 
 

@@ -30,7 +30,7 @@ from hpsearch.searchdir import (
     read_description,
     write_description,
 )
-from hpsearch.spec import SearchSpec, resolve_algorithm
+from hpsearch.spec import SearchSpec, resolve_algorithm, with_pruner
 from hpsearch.strategies import make_strategy
 from hpsearch.strategies.base import Strategy
 
@@ -45,6 +45,7 @@ class SearchSource:
     algorithm: str | None = None
     num_trials: int | None = None
     seed: int | None = None  # an explicit --random_seed
+    pruner: str | None = None  # --pruner, over the search's own
     script: str | None = None  # --script, over the search's own
     config_template: Path | None = None  # --config_template (absolute)
     config_arg: str | None = None
@@ -70,6 +71,7 @@ def load_search(source: SearchSource, run_cwd: Path, check_script: bool = True) 
         assert source.grid_module is not None
         spec = load_spec(source.grid_module, run_cwd, source.grid_config, check_script,
                          source.overrides())
+    spec = with_pruner(spec, source.pruner)
     return resolve_algorithm(spec, source.algorithm, source.num_trials, source.seed)
 
 

@@ -28,6 +28,7 @@ class SearchOptions:
     retries: int = 0
     max_failures: int | None = None
     fail_fast: int = 5
+    prune_grace: float = 60.0
     rerun_failed: bool = False
     force_out_dir: bool = False
     dry_run: bool = False

@@ -12,6 +12,8 @@
     algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 (grid)
     algorithm_options: {}             # handed to the sampler (n_startup_trials, ...)
     num_trials: 100                   # trials of a sampler (not needed for grid)
+    pruner: asha                      # none | asha | hyperband | median (see hpsearch.pruners)
+    pruner_options: {step: epoch}     # step, min_resource, max_resource, reduction_factor, ...
     seed: 42
     out_arg: out_dir                  # the default
     config_template: model.yml        # optional: a copy per run with the nested keys set,
@@ -50,6 +52,7 @@ import yaml
 from hpsearch.distributions import parse_distribution
 from hpsearch.errors import UsageError
 from hpsearch.invocation import command_of
+from hpsearch.pruners import parse_pruner
 from hpsearch.spec import (
     SearchSpec,
     check_algorithm,
@@ -61,7 +64,7 @@ from hpsearch.spec import (
 
 SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
             "algorithm_options", "num_trials", "seed", "out_arg", "parameters", "conditions",
-            "config_template", "config_arg", "allow_new_keys")
+            "config_template", "config_arg", "allow_new_keys", "pruner", "pruner_options")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 class _Loader(yaml.SafeLoader):
@@ -214,4 +217,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         command=command, summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
         objectives=objectives, directions=directions, source_file=source_file,
         source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
-        num_trials=num_trials, seed=seed, warnings=dropped)
+        num_trials=num_trials, seed=seed, warnings=dropped,
+        pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where))

@@ -16,6 +16,8 @@ A grid module (hypnettorch's ``hpsearch_config_template.py`` format, unchanged) 
     _ARGPARSE_HANDLE = None                         # accepted, unused
     _ALGORITHM = "grid"                             # ours, optional: see hpsearch.strategies
     _NUM_TRIALS = 100                               # ours, optional: trials of a sampler
+    _PRUNER = "asha"                                # ours, optional: see hpsearch.pruners
+    _PRUNER_OPTIONS = {"step": "epoch"}             # ours, optional
     _CONFIG_TEMPLATE = "model.yml"                  # ours, optional: each run gets a copy
                                                     # with grid keys like "optimizer:lr" set
                                                     # (relative to the module's folder; see
@@ -55,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.columns import RESERVED_COLUMNS
 from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
+from hpsearch.pruners import PrunerSpec, parse_pruner
 from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value
 
 if TYPE_CHECKING:
@@ -145,6 +148,7 @@ class SearchSpec:
     algorithm_options: dict[str, Any] = field(default_factory=dict)
     num_trials: int | None = None
     seed: int | None = None
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -432,11 +436,22 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         out_arg=out_arg, objectives=[perf_key],
         directions=["minimize" if ascending else "maximize"], summary_parser=parser,
         source_file=Path(module_file) if module_file else None, source_kind="grid_module",
-        algorithm=algorithm, num_trials=num_trials, warnings=notes)
+        algorithm=algorithm, num_trials=num_trials, warnings=notes,
+        pruner=parse_pruner(attrs.get("_PRUNER"), attrs.get("_PRUNER_OPTIONS"), "_PRUNER"))
 
 
 #: algorithms that optimise one objective only
 SINGLE_OBJECTIVE = ("cmaes", "gp")
+
+
+def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
+    """``spec`` with the command line's ``--pruner`` (None: keep the file's)."""
+    if name is None:
+        return spec
+    options = dict(spec.pruner.options)
+    if name != spec.pruner.name and spec.pruner.name == "asha":
+        options["max_resource"] = None  # asha's default "none" is no value for hyperband
+    return replace(spec, pruner=parse_pruner(name, options, "--pruner"))
 
 
 def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
@@ -475,5 +490,9 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
     if options and algorithm in ("grid", "random", "qmc"):
         raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
                          "tpe, cmaes, gp, nsga2); remove them")
+    if spec.multi_objective and spec.pruner.active:
+        raise UsageError(f"pruner {spec.pruner.name} stops runs by one objective, but this "
+                         f"search has {len(spec.objectives)}; drop the pruner or keep one "
+                         "objective")
     return replace(spec, algorithm=algorithm, num_trials=trials, algorithm_options=options,
                    seed=seed if seed is not None else spec.seed, warnings=notes)

@@ -78,6 +78,9 @@ class FakeBackend(Backend):
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
         return [Ended(run_id, None, "gone", lost=True) for run_id in jobs]
 
+    def stop(self, run_ids: Sequence[str], grace: float) -> None:
+        raise AssertionError("these searches prune nothing")
+
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
         self.active.clear()
 

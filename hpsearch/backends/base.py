@@ -132,6 +132,12 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def stop(self, run_ids: Sequence[str], grace: float) -> None:
+        """Ask these runs to stop (SIGTERM, or the scheduler's way of sending it, in ONE
+        call), and end them for good once ``grace`` seconds passed; they stay watched and
+        ``poll`` reports them when they are over."""
+
+    @abstractmethod
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
         """Stop the given runs (all active ones when None) and forget them: the driver
         records them itself."""
@@ -144,6 +150,10 @@ class Backend(ABC):
     def queued(self) -> int:
         """How many of the active runs wait in a queue (not running yet)."""
         return 0
+
+    def running(self) -> set[str] | None:
+        """The active runs known to be running now; None: every active run."""
+        return None
 
     def close(self) -> None:  # noqa: B027
         """Release resources; called once when the driver exits."""

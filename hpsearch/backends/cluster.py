@@ -83,6 +83,8 @@ class _Watched:
     state: str = "SUBMITTED"  # the scheduler's last word; SUBMITTED = not asked yet
     gone_at: float | None = None  # when the scheduler first said it is over/unknown
     signal_exit: ExitRecord | None = None  # died of a signal: waiting for the reason
+    stop_grace: float | None = None  # asked to stop: SIGTERM not sent yet, grace to give
+    kill_at: float | None = None  # SIGTERM sent: cancelled for good at this moment
 
 
 @dataclass
@@ -133,6 +135,8 @@ class ClusterBackend(Backend):
         #: exit files looked at so far (one stat each)
         self.file_checks = 0
         self.submit_calls = 0
+        #: stopping calls (signals and cancels of pruned runs): at most one per poll
+        self.stop_calls = 0
         self.log_dir = Path(options.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
 
@@ -164,6 +168,10 @@ class ClusterBackend(Backend):
     @abstractmethod
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         """Cancel the given jobs in one command."""
+
+    @abstractmethod
+    def _signal_jobs(self, job_ids: Sequence[str], signal_name: str) -> None:
+        """Send ``signal_name`` (``TERM``) to every process of the given jobs, one command."""
 
     @abstractmethod
     def _read_limits(self) -> tuple[int, int]:
@@ -208,6 +216,11 @@ class ClusterBackend(Backend):
     def queued(self) -> int:
         return sum(1 for w in self._watched.values()
                    if w.state in self.queued_states or w.state == "SUBMITTED")
+
+    def running(self) -> set[str] | None:
+        """Runs the last query saw started (their reports are worth reading)."""
+        return {run_id for run_id, w in self._watched.items()
+                if w.state not in self.queued_states and w.state != "SUBMITTED"}
 
     # -- submit ----------------------------------------------------------------------------
     def job_name(self, key: str) -> str:
@@ -350,7 +363,35 @@ class ClusterBackend(Backend):
                 ended.append(self._gone(run_id, w))
         if not queried:  # at most one scheduler call per poll
             self._raise_throttle()
+        self._stop_or_kill(now)
         return ended
+
+    def stop(self, run_ids: Sequence[str], grace: float) -> None:
+        """Mark the runs; the next poll sends them SIGTERM in one call (see the poll)."""
+        for run_id in run_ids:
+            w = self._watched.get(run_id)
+            if w is not None and w.kill_at is None:
+                w.stop_grace = grace
+
+    def _stop_or_kill(self, now: float) -> None:
+        """At most one stopping call per poll: cancel the runs whose grace is over, else
+        send SIGTERM to the runs asked to stop."""
+        due = [w for w in self._watched.values()
+               if w.kill_at is not None and now >= w.kill_at and w.gone_at is None]
+        if due:
+            self.scheduler_calls += 1
+            self.stop_calls += 1
+            self._cancel_jobs([w.job_id for w in due])
+            for w in due:
+                w.kill_at = None
+            return
+        asked = [w for w in self._watched.values() if w.stop_grace is not None]
+        if asked:
+            self.scheduler_calls += 1
+            self.stop_calls += 1
+            self._signal_jobs([w.job_id for w in asked], "TERM")
+            for w in asked:
+                w.kill_at, w.stop_grace = now + w.stop_grace, None
 
     def _ask(self, asking: list[_Watched], now: float) -> bool:
         """One scheduler query about ``asking``; True when a state changed."""
@@ -415,6 +456,9 @@ class ClusterBackend(Backend):
                 w.gone_at is None for w in self._watched.values()) else []
             due += [w.gone_at + self.exit_grace for w in self._watched.values()
                     if w.gone_at is not None]
+            due += [w.kill_at for w in self._watched.values() if w.kill_at is not None]
+            if any(w.stop_grace is not None for w in self._watched.values()):
+                due.append(now)
             until = min([deadline, *due])
             if now >= until:
                 return

@@ -183,7 +183,8 @@ class LocalBackend(Backend):
             for moment in (active.deadline, active.kill_at):
                 if moment is not None:
                     timeout = min(timeout, max(0.0, moment - now))
-            if active.kill_at is not None or active.pidfd is None:
+            if active.pidfd is None or (active.popen is not None
+                                        and active.popen.returncode is not None):
                 timeout = min(timeout, 0.05)  # watching a group, not one pid
         self._selector.select(timeout)
 
@@ -203,9 +204,16 @@ class LocalBackend(Backend):
             ended.append(self._outcome(active))
         return ended
 
-    def _stop(self, active: _Active, now: float) -> None:
+    def _stop(self, active: _Active, now: float, grace: float | None = None) -> None:
         _signal_group(active.pid, signal.SIGTERM)
-        active.kill_at = now + self.grace
+        active.kill_at = now + (self.grace if grace is None else grace)
+
+    def stop(self, run_ids: Sequence[str], grace: float) -> None:
+        now = time.monotonic()
+        for run_id in run_ids:
+            active = self._active.get(run_id)
+            if active is not None and active.kill_at is None:
+                self._stop(active, now, grace)
 
     def _wrapper_done(self, active: _Active) -> bool:
         if active.popen is not None:

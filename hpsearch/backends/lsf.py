@@ -125,8 +125,9 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
                           timeout=_COMMAND_TIMEOUT, check=False)
 
 
-def bkill(job_ids: Sequence[str]) -> int:
-    """Kill ``job_ids`` (``"1234"``, ``"1234[3]"``) with one ``bkill``; the count it took.
+def bkill(job_ids: Sequence[str], signal_name: str | None = None) -> int:
+    """Kill ``job_ids`` (``"1234"``, ``"1234[3]"``) with one ``bkill`` -- or, given
+    ``signal_name``, send them that signal (``bkill -s TERM``); the count it reached.
 
     Ids LSF no longer knows or that already ended are not an error. Raises
     ``BackendError`` when bkill is missing or reports another failure.
@@ -134,7 +135,7 @@ def bkill(job_ids: Sequence[str]) -> int:
     if not job_ids:
         return 0
     try:
-        done = _run(["bkill", *job_ids])
+        done = _run(["bkill", *(["-s", signal_name] if signal_name else []), *job_ids])
     except FileNotFoundError as exc:
         raise BackendError("bkill not found: is this an LSF login node?") from exc
     except subprocess.TimeoutExpired as exc:
@@ -142,7 +143,7 @@ def bkill(job_ids: Sequence[str]) -> int:
     errors = lp.scheduler_errors(done.stderr)
     if done.returncode != 0 and errors:
         raise BackendError(f"bkill: {errors[0]}")
-    return done.stdout.count("is being terminated")
+    return done.stdout.count("is being terminated") + done.stdout.count("is being signaled")
 
 
 class LsfBackend(ClusterBackend):
@@ -255,6 +256,9 @@ class LsfBackend(ClusterBackend):
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         bkill(job_ids)
+
+    def _signal_jobs(self, job_ids: Sequence[str], signal_name: str) -> None:
+        bkill(job_ids, signal_name)
 
     def _read_limits(self) -> tuple[int, int]:
         try:

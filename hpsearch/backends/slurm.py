@@ -132,8 +132,9 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
-def scancel(job_ids: Sequence[str]) -> None:
-    """Cancel ``job_ids`` (``"1234_7"``, ``"1234"``) with one ``scancel`` call.
+def scancel(job_ids: Sequence[str], *options: str) -> None:
+    """Cancel ``job_ids`` (``"1234_7"``, ``"1234"``) with one ``scancel`` call (``options``
+    first, e.g. ``--signal=TERM --full`` to send a signal instead).
 
     Jobs already over or forgotten are no error: ``scancel 77 78 99999`` with 78
     completed and 99999 unknown exits 0 silently (Slurm 22.05).
@@ -141,7 +142,7 @@ def scancel(job_ids: Sequence[str]) -> None:
     if not job_ids:
         return
     try:
-        done = _run(["scancel", *job_ids])
+        done = _run(["scancel", *options, *job_ids])
     except FileNotFoundError as exc:
         raise BackendError("scancel not found: is this a Slurm login node?") from exc
     except subprocess.TimeoutExpired as exc:
@@ -249,6 +250,12 @@ class SlurmBackend(ClusterBackend):
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         scancel(job_ids)
+
+    def _signal_jobs(self, job_ids: Sequence[str], signal_name: str) -> None:
+        """``scancel --signal=TERM --full``: ``--full`` reaches the batch script's children
+        (the run), which plain ``--signal`` (job steps only) and ``--batch`` (the shell
+        only) do not."""
+        scancel(job_ids, f"--signal={signal_name}", "--full")
 
     def _read_limits(self) -> tuple[int, int]:
         try:

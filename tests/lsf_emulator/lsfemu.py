@@ -90,6 +90,11 @@ def kill_marker(root: Path, job_id: int | str, index: int) -> Path:
     return root / "jobs" / f"{job_id}.kill.{index}"
 
 
+def signal_marker(root: Path, job_id: int | str, index: int) -> Path:
+    """Where ``bkill -s SIGNAL`` leaves the signal for a running element's runner."""
+    return root / "jobs" / f"{job_id}.signal.{index}"
+
+
 def slot_limit_path(root: Path, job_id: int | str) -> Path:
     """Where ``bmod -J "%N"`` leaves an array's new job slot limit for its runner."""
     return root / "jobs" / f"{job_id}.slot_limit"
@@ -354,6 +359,11 @@ def run(root: Path, job_id: int) -> None:
                 finish(index, el, code if code >= 0 else 128 - code)
                 continue
             pgid = el.proc.pid
+            marker = signal_marker(root, job_id, index)
+            if marker.exists():  # bkill -s: that signal only, no kill sequence
+                with contextlib.suppress(OSError, ValueError):
+                    signal_group(pgid, signal.Signals[marker.read_text().strip()])
+                    marker.unlink()
             if el.reason is None:
                 if kill_marker(root, job_id, index).exists():
                     el.reason, el.kill_at = "TERM_OWNER", now + interval
@@ -501,9 +511,21 @@ def bjobs(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------- bkill
 def bkill(argv: list[str]) -> int:
+    """``bkill [-s SIGNAL] job_ID ...``: end the jobs, or (``-s``) send them one signal."""
     root = state_dir()
     log_call(root, "bkill", argv)
     rc = 0
+    sent = None
+    if argv[:1] == ["-s"]:
+        if len(argv) < 2:
+            sys.stderr.write("-s: option requires an argument\n")
+            return 255
+        name = argv[1].upper()
+        sent = name if name.startswith("SIG") else "SIG" + name
+        if sent not in signal.Signals.__members__:
+            sys.stderr.write(f"{argv[1]}: Illegal signal value\n")
+            return 255
+        argv = argv[2:]
     for arg in argv:
         try:
             job_id, index = parse_job_arg(arg)
@@ -527,8 +549,11 @@ def bkill(argv: list[str]) -> int:
             rc = 255
             continue
         for k in live:
-            kill_marker(root, job_id, int(k)).touch()
-        print(f"Job <{arg}> is being terminated")
+            if sent is None:
+                kill_marker(root, job_id, int(k)).touch()
+            else:
+                signal_marker(root, job_id, int(k)).write_text(sent)
+        print(f"Job <{arg}> is being {'terminated' if sent is None else 'signaled'}")
     return rc
 
 

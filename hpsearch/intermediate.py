@@ -1,0 +1,111 @@
+"""Read what active runs report while they run, a little at a time.
+
+Two ways a run reports (see :mod:`hpsearch.curves` for the files):
+
+* ``hpsearch.report(step=..., **metrics)`` lines in ``out/hpsearch_report.jsonl``: read from
+  where the last read stopped;
+* a summary file the sim rewrites during training (hypnettorch's habit: ``finished 0``
+  until the end): read again whenever its size or mtime changed; a version holding the
+  step keyword (``pruner_options: {step: epoch}``) is a point, which the driver appends to
+  ``<run_dir>/curve.jsonl`` so that ``collect`` and ``report`` see it too.
+
+:meth:`IntermediateReader.update` costs one ``stat`` per file when nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpsearch.curves import DRIVER_CURVE_FILE, read_curve
+from hpsearch.reporter import REPORT_FILE
+from hpsearch.summary import SummaryFormat, is_number, parse_summary_text
+
+
+@dataclass
+class _Seen:
+    offset: int = 0  # bytes of the report file read so far
+    summary: tuple[int, float] | None = None  # (size, mtime) of the summary last read
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+class IntermediateReader:
+    """Points of the runs it is asked about, kept while they run."""
+
+    def __init__(self, fmt: SummaryFormat, step_key: str) -> None:
+        self.fmt = fmt
+        self.step_key = step_key
+        self._seen: dict[str, _Seen] = {}
+
+    def start(self, run_id: str, run_dir: Path) -> None:
+        """Begin (or, after a restart, resume) watching a run: what its files hold counts."""
+        seen = self._seen[run_id] = _Seen(points=read_curve(run_dir))
+        report = run_dir / "out" / REPORT_FILE
+        try:
+            seen.offset = report.stat().st_size
+        except OSError:
+            seen.offset = 0
+
+    def forget(self, run_id: str) -> None:
+        self._seen.pop(run_id, None)
+
+    def points(self, run_id: str) -> list[dict[str, Any]]:
+        return self._seen[run_id].points if run_id in self._seen else []
+
+    def update(self, run_id: str, run_dir: Path, sim_out_dir: Path) -> bool:
+        """Read what the run wrote since; True when it brought new points."""
+        seen = self._seen.setdefault(run_id, _Seen())
+        new = self._read_report(seen, sim_out_dir / REPORT_FILE)
+        point = self._read_summary(seen, sim_out_dir / self.fmt.filename)
+        if point is not None:
+            new.append(point)
+            with open(run_dir / DRIVER_CURVE_FILE, "a") as f:
+                f.write(json.dumps(point) + "\n")
+        seen.points.extend(new)
+        if new:
+            seen.points.sort(key=lambda p: p["step"])
+        return bool(new)
+
+    def _read_report(self, seen: _Seen, path: Path) -> list[dict[str, Any]]:
+        try:
+            with open(path, "rb") as f:
+                f.seek(seen.offset)
+                data = f.read()
+        except OSError:
+            return []
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written waits
+        seen.offset += len(complete)
+        points = []
+        for line in complete.splitlines():
+            try:
+                point = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(point, dict) and is_number(point.get("step")):
+                points.append(point)
+        return points
+
+    def _read_summary(self, seen: _Seen, path: Path) -> dict[str, Any] | None:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        stamp = (stat.st_size, stat.st_mtime)
+        if stamp == seen.summary:
+            return None
+        seen.summary = stamp
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return None
+        metrics = parse_summary_text(text, [*self.fmt.keywords, self.step_key])
+        step = metrics.get(self.step_key)
+        if not is_number(step) or any(p["step"] == step and all(
+                p.get(k) == v for k, v in metrics.items()) for p in seen.points[-3:]):
+            return None
+        return {"step": step, "t": round(time.time(), 3), **{
+            k: v for k, v in metrics.items() if k != self.step_key}}

@@ -1,0 +1,252 @@
+"""Early stopping: decide from a run's intermediate results whether it goes on.
+
+A pruner sees each run's points ``(step, value)`` -- ``value`` is the search's objective
+as the run reported it at ``step`` -- and answers for the newest point: go on, or prune.
+It never touches files or backends; the driver journals every decision before it takes
+effect (``rung`` and ``prune`` events) and hands those back on a restart, so a resumed
+search does not decide again what it decided before.
+
+=========  =====================================================================================
+pruner     rule
+=========  =====================================================================================
+asha       Asynchronous successive halving. Rungs at ``min_resource * reduction_factor**k``
+           steps (up to ``max_resource``). The first time a run reports at or past a rung, it
+           goes on if its value is among the best ``1 / reduction_factor`` of the values every
+           run reported at that rung so far (itself included; with fewer than
+           ``reduction_factor`` of them, it must be the best), else it is pruned.
+hyperband  Several ASHA brackets, bracket ``b`` with its first rung at
+           ``min_resource * reduction_factor**b``; a run is in bracket ``trial % brackets``
+           (``brackets = floor(log_rf(max_resource / min_resource)) + 1``) and competes only
+           with the runs of its bracket.
+median     After ``warmup_steps`` and once ``min_trials`` runs have finished, a run is pruned
+           when its value at its newest step is worse than the median of the values the
+           finished runs reported at that step (their last value at or before it).
+none       Every run goes to its end.
+=========  =====================================================================================
+
+``pruner_options``: ``step`` (the keyword holding the step, default ``step``),
+``min_resource`` (1), ``max_resource`` (asha: none, no last rung; hyperband: 81),
+``reduction_factor`` (3), ``warmup_steps`` (median: 0), ``min_trials`` (median: 5). Every
+algorithm works with every pruner; a search with several objectives takes none.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpsearch.errors import UsageError
+
+PRUNERS = ("none", "asha", "hyperband", "median")
+#: every option and its default; None: "none" (asha's max_resource)
+DEFAULTS: dict[str, Any] = {"step": "step", "min_resource": 1, "max_resource": None,
+                            "reduction_factor": 3, "warmup_steps": 0, "min_trials": 5}
+_HYPERBAND_MAX_RESOURCE = 81
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """A pruner's name and its options, checked; ``options`` holds every option."""
+
+    name: str = "none"
+    options: Mapping[str, Any] = field(default_factory=lambda: dict(DEFAULTS))
+
+    @property
+    def step_key(self) -> str:
+        return str(self.options["step"])
+
+    @property
+    def active(self) -> bool:
+        return self.name != "none"
+
+
+def parse_pruner(name: Any, options: Any, where: str) -> PrunerSpec:
+    """A checked PrunerSpec; a bad name or option is a one-line UsageError."""
+    name = "none" if name is None else name
+    if name not in PRUNERS:
+        raise UsageError(f"{where}: pruner {name!r} does not exist; use one of "
+                         f"{', '.join(PRUNERS)}")
+    options = {} if options is None else options
+    if not isinstance(options, dict):
+        raise UsageError(f"{where}: pruner_options must be a mapping such as "
+                         "{min_resource: 1, reduction_factor: 3}")
+    unknown = [k for k in options if k not in DEFAULTS]
+    if unknown:
+        raise UsageError(f"{where}: pruner option {unknown[0]!r} does not exist; use "
+                         f"{', '.join(DEFAULTS)}")
+    merged = {**DEFAULTS, **options}
+    if name == "hyperband" and merged["max_resource"] is None:
+        merged["max_resource"] = _HYPERBAND_MAX_RESOURCE
+    if not (isinstance(merged["step"], str) and merged["step"]):
+        raise UsageError(f"{where}: pruner option step must name a keyword, such as epoch")
+    for key, low in (("min_resource", 0), ("reduction_factor", 1), ("warmup_steps", -1),
+                     ("min_trials", 0)):
+        value = merged[key]
+        if not _number(value) or value <= low:
+            raise UsageError(f"{where}: pruner option {key} must be a number > {low}, not "
+                             f"{value!r}")
+    top = merged["max_resource"]
+    if top is not None and (not _number(top) or top < merged["min_resource"]):
+        raise UsageError(f"{where}: pruner option max_resource must be a number >= "
+                         f"min_resource ({merged['min_resource']}), not {top!r}")
+    return PrunerSpec(name, merged)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a pruner decided for a run's newest point.
+
+    ``rung`` (ASHA, Hyperband) is set when the point crossed a rung: ``(rung, value)`` is
+    journaled whether the run goes on or not, so a restart knows the rung's values and does
+    not decide that crossing again. ``prune`` is the reason to stop the run, or None.
+    """
+
+    rung: int | None = None
+    value: float | None = None
+    prune: str | None = None
+
+
+class Pruner(ABC):
+    """See the module docstring. ``minimize`` is the objective's direction."""
+
+    def __init__(self, spec: PrunerSpec, minimize: bool) -> None:
+        self.spec = spec
+        self.minimize = minimize
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.minimize else a > b
+
+    def restore_rung(self, run_id: str, trial: int, rung: int, value: float) -> None:  # noqa: B027
+        """A rung crossing the journal holds (decided by an earlier driver); rungless
+        pruners ignore it."""
+
+    @abstractmethod
+    def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> Decision:
+        """The decision on the newest of a run's points (``points`` in step order)."""
+
+    def finished(self, run_id: str, points: list[tuple[float, float]]) -> None:  # noqa: B027
+        """A run finished with these points (the median pruner compares with them)."""
+
+
+class NoPruner(Pruner):
+    def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> Decision:
+        return Decision()
+
+
+class SuccessiveHalving(Pruner):
+    """ASHA; Hyperband is several of its brackets (see :class:`Hyperband`)."""
+
+    def __init__(self, spec: PrunerSpec, minimize: bool, first_rung: float | None = None
+                 ) -> None:
+        super().__init__(spec, minimize)
+        self.eta = float(spec.options["reduction_factor"])
+        self.first = float(first_rung if first_rung is not None
+                           else spec.options["min_resource"])
+        self.top = spec.options["max_resource"]
+        self.rung_values: dict[int, list[float]] = {}
+        self.crossed: dict[str, int] = {}  # run -> highest rung decided
+
+    def _rung_of(self, step: float) -> int | None:
+        """The highest rung at or below ``step`` (None below the first rung)."""
+        if step < self.first:
+            return None
+        rung = int(math.floor(math.log(step / self.first, self.eta) + 1e-9))
+        if self.top is not None:
+            last = int(math.floor(math.log(self.top / self.first, self.eta) + 1e-9))
+            rung = min(rung, last)
+        return rung
+
+    def restore_rung(self, run_id: str, trial: int, rung: int, value: float) -> None:
+        self.rung_values.setdefault(rung, []).append(value)
+        self.crossed[run_id] = max(self.crossed.get(run_id, -1), rung)
+
+    def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> Decision:
+        step, value = points[-1]
+        rung = self._rung_of(step)
+        if rung is None or rung <= self.crossed.get(run_id, -1):
+            return Decision()
+        self.crossed[run_id] = rung
+        values = self.rung_values.setdefault(rung, [])
+        values.append(value)
+        keep = max(1, int(len(values) // self.eta))
+        ranked = sorted(values, reverse=not self.minimize)
+        if math.isnan(value) or self._better(ranked[keep - 1], value):
+            reason = (f"pruned at step {step:g}: rung {rung} "
+                      f"({self.first * self.eta ** rung:g} steps), not among the best "
+                      f"{keep} of {len(values)}")
+            return Decision(rung, value, reason)
+        return Decision(rung, value)
+
+
+class Hyperband(Pruner):
+    def __init__(self, spec: PrunerSpec, minimize: bool) -> None:
+        super().__init__(spec, minimize)
+        eta = float(spec.options["reduction_factor"])
+        low, top = float(spec.options["min_resource"]), float(spec.options["max_resource"])
+        count = int(math.floor(math.log(top / low, eta) + 1e-9)) + 1
+        self.brackets = [SuccessiveHalving(spec, minimize, low * eta ** b) for b in range(count)]
+
+    def _bracket(self, trial: int) -> SuccessiveHalving:
+        return self.brackets[trial % len(self.brackets)]
+
+    def restore_rung(self, run_id: str, trial: int, rung: int, value: float) -> None:
+        self._bracket(trial).restore_rung(run_id, trial, rung, value)
+
+    def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> Decision:
+        return self._bracket(trial).consider(run_id, trial, points)
+
+
+class Median(Pruner):
+    def __init__(self, spec: PrunerSpec, minimize: bool) -> None:
+        super().__init__(spec, minimize)
+        self.warmup = float(spec.options["warmup_steps"])
+        self.min_trials = int(spec.options["min_trials"])
+        self.curves: dict[str, list[tuple[float, float]]] = {}
+
+    def finished(self, run_id: str, points: list[tuple[float, float]]) -> None:
+        if points:
+            self.curves[run_id] = points
+
+    def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> Decision:
+        step, value = points[-1]
+        if step < self.warmup or len(self.curves) < self.min_trials:
+            return Decision()
+        others = [v for curve in self.curves.values() if (v := _value_at(curve, step))
+                  is not None]
+        if len(others) < self.min_trials:
+            return Decision()
+        median = statistics.median(others)
+        if math.isnan(value) or self._better(median, value):
+            return Decision(prune=f"pruned at step {step:g}: {value:.6g} is worse than the "
+                                  f"median {median:.6g} of {len(others)} finished runs")
+        return Decision()
+
+
+def _value_at(curve: list[tuple[float, float]], step: float) -> float | None:
+    """The last value a curve reported at or before ``step``."""
+    found = None
+    for s, v in curve:
+        if s > step:
+            break
+        found = v
+    return found
+
+
+def make_pruner(spec: PrunerSpec, minimize: bool) -> Pruner:
+    classes = {"none": NoPruner, "asha": SuccessiveHalving, "hyperband": Hyperband,
+               "median": Median}
+    return classes[spec.name](spec, minimize)
