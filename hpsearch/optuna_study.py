@@ -38,6 +38,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import random
 import warnings
 from pathlib import Path
 from typing import Any
@@ -117,9 +118,10 @@ def _intermediate(run: RunView, objective: str) -> dict[int, float]:
     return points
 
 
-def frozen_trial(view: SearchView, run: RunView, dists: dict[str, BaseDistribution]
-                 ) -> FrozenTrial:
-    """The Optuna trial of one run (see the module docstring)."""
+def frozen_trial(view: SearchView, run: RunView, dists: dict[str, BaseDistribution],
+                 bare: bool = False) -> FrozenTrial:
+    """The Optuna trial of one run (see the module docstring); ``bare``: without its
+    intermediate values and user attributes."""
     state = run.state
     trial_state = _STATES[state.status]
     values = None
@@ -127,7 +129,7 @@ def frozen_trial(view: SearchView, run: RunView, dists: dict[str, BaseDistributi
         values = [run.value(k) for k in view.objectives]
         if any(v is None for v in values):
             trial_state, values = TrialState.FAIL, None
-    intermediate = _intermediate(run, view.objectives[0])
+    intermediate = {} if bare else _intermediate(run, view.objectives[0])
     if trial_state == TrialState.PRUNED and intermediate and len(view.objectives) == 1:
         values = [intermediate[max(intermediate)]]
     params, param_dists = {}, {}
@@ -140,9 +142,10 @@ def frozen_trial(view: SearchView, run: RunView, dists: dict[str, BaseDistributi
     start = min(starts, default=state.submitted_at or state.ended_at or view.now)
     end = max(ends, default=state.ended_at or start)
     metrics = {k: _clean(v) for k, v in state.metrics.items() if k not in view.objectives}
-    attrs = {"hpsearch_trial": state.trial, "run_id": state.run_id, "metrics": metrics,
-             "attempts": state.attempts, "wall_time": state.wall_time,
-             "job_id": state.job_id, "reason": state.reason}
+    attrs = {} if bare else {
+        "hpsearch_trial": state.trial, "run_id": state.run_id, "metrics": metrics,
+        "attempts": state.attempts, "wall_time": state.wall_time, "job_id": state.job_id,
+        "reason": state.reason}
     waiting = trial_state == TrialState.WAITING
     return FrozenTrial(
         number=-1, trial_id=-1, state=trial_state, value=None, values=values,
@@ -152,21 +155,30 @@ def frozen_trial(view: SearchView, run: RunView, dists: dict[str, BaseDistributi
         intermediate_values=intermediate)
 
 
-def trials(view: SearchView) -> list[FrozenTrial]:
-    """Every run as a trial, in trial order."""
+def trials(view: SearchView, scored_only: bool = False, sample: int | None = None
+           ) -> list[FrozenTrial]:
+    """Every run as a trial, in trial order; ``scored_only``: the finished runs only, bare
+    (their parameters and values: what importance reads, at a fraction of the cost), at
+    most ``sample`` of them (a seeded random choice)."""
     dists = {p.name: distribution(p) for p in view.parameters}
-    return [frozen_trial(view, run, dists) for run in view.runs]
+    runs = view.scored() if scored_only else view.runs
+    if sample is not None and len(runs) > sample:
+        picked = set(random.Random(0).sample(range(len(runs)), sample))
+        runs = [run for k, run in enumerate(runs) if k in picked]
+    return [frozen_trial(view, run, dists, bare=scored_only) for run in runs]
 
 
-def study_of(view: SearchView, storage: Any = None, name: str | None = None) -> optuna.Study:
-    """An Optuna study holding every run (in memory unless ``storage`` is given)."""
+def study_of(view: SearchView, storage: Any = None, name: str | None = None,
+             scored_only: bool = False, sample: int | None = None) -> optuna.Study:
+    """An Optuna study holding the runs (in memory unless ``storage`` is given; see
+    :func:`trials` for the others)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # set_metric_names is "experimental"
         study = optuna.create_study(storage=storage, study_name=name,
                                     directions=view.directions)
         study.set_metric_names(view.objectives)
-        study.add_trials(trials(view))
+        study.add_trials(trials(view, scored_only, sample))
     return study
 
 

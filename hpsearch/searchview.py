@@ -142,7 +142,7 @@ def _span(folder: Path, state: RunState, gpu_mode: bool, last: bool) -> Span | N
     start = read_start(folder)
     if start is None:
         return None
-    ended = read_exit(folder, start.launch)
+    ended = read_exit(folder, start.launch, start)
     running = last and state.status in ("running", "launching")
     end = None if ended is None and running else (
         ended.ended_at if ended is not None else start.started_at)

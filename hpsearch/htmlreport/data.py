@@ -84,6 +84,11 @@ def _column(parameter: Parameter, axis: dict[str, Any], runs: list[RunView]) -> 
             for r in runs]
 
 
+def _numbers(values: list[Any]) -> list[Any]:
+    """Finite numbers as they are, anything else as None (the hot loop of big searches)."""
+    return [v if type(v) in (int, float) and v - v == 0 else None for v in values]
+
+
 def _curves(view: SearchView) -> list[dict[str, Any]]:
     total = sum(len(r.curve) for r in view.runs)
     keep = 1.0 if total <= MAX_CURVE_POINTS else MAX_CURVE_POINTS / total
@@ -98,8 +103,7 @@ def _curves(view: SearchView) -> list[dict[str, Any]]:
             points = [points[k] for k in picks]
         names = [k for k in dict.fromkeys(k for p in points for k in p) if k not in ("step", "t")]
         curves.append({"run": i, "step": [p["step"] for p in points],
-                       "m": {k: [_finite(p.get(k)) if is_number(p.get(k)) else None
-                                 for p in points] for k in names}})
+                       "m": {k: _numbers([p.get(k) for p in points]) for k in names}})
     return curves
 
 
