@@ -420,6 +420,70 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
     click.echo(driver_script(own, argv, Path.cwd()), nl=False)
 
 
+# -- looking at a search: report, export, seeds ------------------------------------------
+_GRID_MODULE_HELP = "Grid module, for a directory without search.json (e.g. hypnettorch's)."
+
+
+@main_group.command("report")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="The HTML file to write (default: OUT_DIR/report.html).")
+@click.option("--terminal", is_flag=True, help="Print the best runs as a table that fits "
+              "100 columns instead of writing HTML.")
+@click.option("--top", type=int, default=10, show_default=True,
+              help="How many best runs --terminal lists.")
+@click.option("--grid_module", default=None, help=_GRID_MODULE_HELP)
+def report_command(out_dir: str, output: str | None, terminal: bool, top: int,
+                   grid_module: str | None) -> None:
+    """Write one self-contained HTML report of the search in OUT_DIR (opens offline).
+
+    Also for a running search, one whose driver died, and a hypnettorch directory.
+    """
+    from hpsearch.htmlreport import report_cli
+
+    report_cli(Path(out_dir).resolve(), output and Path(output), terminal, top, grid_module)
+
+
+@main_group.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "optuna"]), required=True,
+              help="json: every run with its curve; csv: the results table with commas; "
+              "optuna: an Optuna journal file (optuna-dashboard FILE opens it).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="The file to write (default: OUT_DIR/export.json, OUT_DIR/export.csv, "
+              "OUT_DIR/optuna_journal.log).")
+@click.option("--grid_module", default=None, help=_GRID_MODULE_HELP)
+def export_command(out_dir: str, fmt: str, output: str | None, grid_module: str | None) -> None:
+    """Export the runs of the search in OUT_DIR for other tools."""
+    from hpsearch.export import export
+
+    export(Path(out_dir).resolve(), fmt, output and Path(output), grid_module)
+
+
+@main_group.command("seeds", context_settings={"ignore_unknown_options": True,
+                                               "allow_extra_args": True})
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--top", type=int, default=1, show_default=True,
+              help="How many of the best configurations to rerun.")
+@click.option("--seeds", "num_seeds", type=int, default=10, show_default=True,
+              help="Seeds per configuration (0 .. N-1).")
+@click.option("--seed_arg", default="random_seed", show_default=True,
+              help="The sim's flag for its random seed.")
+@click.argument("extra_args", nargs=-1, type=click.UNPROCESSED)
+def seeds_command(out_dir: str, top: int, num_seeds: int, seed_arg: str,
+                  extra_args: tuple[str, ...]) -> None:
+    """Rerun the best configurations of OUT_DIR with several seeds, as the search
+    OUT_DIR/seeds/ (same command and backend flags; run it again to resume), then write
+    OUT_DIR/seeds/seed_summary.csv: mean and std of every metric per configuration.
+
+    EXTRA_ARGS are more search flags (e.g. --num_jobs=4); they override the recorded ones.
+    """
+    from hpsearch.seeds import run_seeds
+
+    raise click.exceptions.Exit(run_seeds(Path(out_dir).resolve(), top, num_seeds, seed_arg,
+                                          list(extra_args)))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click in non-standalone mode so every error is one line, exit 2."""
     args = list(sys.argv[1:] if argv is None else argv)

@@ -18,6 +18,8 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +160,48 @@ def _hypnettorch_runs(out_dir: Path, states: dict[str, RunState], fmt: SummaryFo
                 "failed", "summary says the run did not finish")
 
 
-def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
-    """Rebuild and write ``search_results.csv``; returns its path."""
+@dataclass
+class SearchRecord:
+    """A search directory as ``collect``, ``report`` and ``export`` read it: its description
+    (``search.json``, or the grid module for a directory without one) and every run's state,
+    judged where the journal had not judged it."""
+
+    out_dir: Path
+    meta: dict[str, Any] | None
+    spec: SearchSpec | None
+    layout: TableLayout
+    states: dict[str, RunState]
+    hypnettorch: bool
+
+    @property
+    def objectives(self) -> list[str]:
+        if self.meta is not None:
+            return list(self.meta.get("objectives") or [self.meta["performance_key"]])
+        assert self.spec is not None
+        return list(self.spec.objectives)
+
+    @property
+    def directions(self) -> list[str]:
+        if self.meta is not None and self.meta.get("directions"):
+            return list(self.meta["directions"])
+        if self.meta is not None:
+            return ["minimize" if self.meta["performance_sort_asc"] else "maximize"]
+        assert self.spec is not None
+        return list(self.spec.directions)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The results table's rows (unsorted)."""
+        return [{**row_of(s, self.out_dir), "run_dir": str(self.run_dir(s))}
+                for s in self.states.values()]
+
+    def run_dir(self, state: RunState) -> Path:
+        """Where the run's files are: ``runs/<id>/`` (ours) or ``sim_*/`` (hypnettorch's)."""
+        return self.out_dir / state.run_id if self.hypnettorch else \
+            self.out_dir / RUNS_DIR / state.run_id
+
+
+def read_search(out_dir: Path, grid_module: str | None) -> SearchRecord:
+    """Read (never write) a search directory; a directory that is none is a UsageError."""
     _require_dir(out_dir)
     meta = read_description(out_dir)
     needs_spec = meta is None or meta.get("custom_parser") or grid_module
@@ -181,13 +223,16 @@ def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
     if not states:
         raise UsageError(f"{out_dir} holds no runs (no runs/<id>/ nor sim_*/ folders); "
                          "pass the search directory")
-    rows = [row_of(s, out_dir) for s in states.values()]
-    if hypnettorch:
-        for row in rows:
-            row["run_dir"] = str(out_dir / row["run_id"])
-    table = build_table(rows, layout)
+    return SearchRecord(out_dir, meta, spec, layout, states, hypnettorch)
+
+
+def collect(out_dir: Path, grid_module: str | None, stream: Any = None) -> Path:
+    """Rebuild and write ``search_results.csv``; returns its path."""
+    record = read_search(out_dir, grid_module)
+    rows = record.rows()
+    table = build_table(rows, record.layout)
     path = out_dir / RESULTS_FILE
-    if path.exists() and meta is None:
+    if path.exists() and record.meta is None:
         backup = path.with_name(RESULTS_FILE + ".orig")
         if not backup.exists():
             os.replace(path, backup)
@@ -230,6 +275,35 @@ def status_counts(out_dir: Path, states: dict[str, RunState]) -> dict[str, int]:
     return counts
 
 
+def search_counts(out_dir: Path, meta: dict[str, Any] | None, states: dict[str, RunState]
+                  ) -> dict[str, int]:
+    """:func:`status_counts`, with the trials the search has not proposed yet as pending."""
+    counts = status_counts(out_dir, states)
+    counts["pending"] += max(0, int((meta or {}).get("total") or 0) - len(states))
+    return counts
+
+
+def status_line(out_dir: Path, meta: dict[str, Any] | None, states: dict[str, RunState]
+                ) -> str:
+    """``search out/q: 70 finished, 2 failed, 0 running, 0 pending (of 72); no driver
+    running``"""
+    counts = search_counts(out_dir, meta, states)
+    total = int((meta or {}).get("total") or 0)
+    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in (
+        "finished", "failed", "running", "pending"))
+    approx = "~" if (meta or {}).get("total_is_estimate") else ""
+    return (f"search {out_dir}: {shown} (of {approx}{max(total, len(states))}); "
+            f"{driver_state(out_dir)}")
+
+
+def best_finished(states: Iterable[RunState], key: str, ascending: bool) -> list[RunState]:
+    """Finished runs with a number (not NaN) for ``key``, best first."""
+    finished = [s for s in states if s.status == "finished"
+                and is_number(s.metrics.get(key)) and s.metrics[key] == s.metrics[key]]
+    finished.sort(key=lambda s: s.metrics[key], reverse=not ascending)
+    return finished
+
+
 def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     """Counts by state, the driver's state and the ``top`` best finished runs."""
     _require_dir(out_dir)
@@ -242,18 +316,9 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     for warning in history.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     states = history.runs
-    counts = status_counts(out_dir, states)
-    total = meta.get("total") or 0
-    counts["pending"] += max(0, int(total) - len(states))
-    shown = ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in (
-        "finished", "failed", "running", "pending"))
-    approx = "~" if meta.get("total_is_estimate") else ""
-    stream.write(f"search {out_dir}: {shown} (of {approx}{max(total, len(states))}); "
-                 f"{driver_state(out_dir)}\n")
+    stream.write(status_line(out_dir, meta, states) + "\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
-    finished = [s for s in states.values() if s.status == "finished"
-                and is_number(s.metrics.get(key)) and s.metrics[key] == s.metrics[key]]
-    finished.sort(key=lambda s: s.metrics[key], reverse=not ascending)
+    finished = best_finished(states.values(), key, ascending)
     if finished:
         best = finished[0]
         stream.write(f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run "

@@ -33,16 +33,19 @@ def read_points(path: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except OSError:
         return []
-    points = []
-    for line in data.split(b"\n")[:-1]:
-        try:
-            point = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(point, dict) and isinstance(point.get("step"), (int, float)) \
-                and not isinstance(point.get("step"), bool):
-            points.append(point)
-    return points
+    complete = data[:data.rfind(b"\n") + 1]
+    try:  # every line well-formed (the common case): one parse for the whole file
+        parsed = json.loads(b"[" + complete.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    except ValueError:
+        parsed = []
+        for line in complete.split(b"\n")[:-1]:
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                continue
+    return [point for point in parsed if isinstance(point, dict)
+            and isinstance(point.get("step"), (int, float))
+            and not isinstance(point.get("step"), bool)]
 
 
 def read_curve(run_dir: Path) -> list[dict[str, Any]]:

@@ -19,8 +19,9 @@ def _dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
 
 
-def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -> set[int]:
-    """Indices of the non-dominated ``points`` (one value per objective, NaN-free)."""
+def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
+    """Indices of the non-dominated ``points`` (one value per objective, NaN-free), in
+    input order; equal points are all on the front."""
     oriented = [_oriented(p, directions) for p in points]
     order = sorted(range(len(oriented)), key=lambda i: oriented[i])
     front: list[int] = []
@@ -30,8 +31,8 @@ def pareto_front(points: Sequence[Sequence[float]], directions: Sequence[str]) -
             if oriented[i][1] < best_second or (front and oriented[i] == oriented[front[-1]]):
                 front.append(i)
                 best_second = min(best_second, oriented[i][1])
-        return set(front)
+        return sorted(front)
     for i in order:
         if not any(_dominates(oriented[j], oriented[i]) for j in front):
             front.append(i)
-    return set(front)
+    return sorted(front)

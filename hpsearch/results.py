@@ -53,7 +53,7 @@ def mark_pareto(rows: list[dict[str, Any]], layout: TableLayout) -> None:
     finished = [(row, values) for row, values in finished if all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
         for v in values)]
-    front = pareto_front([values for _, values in finished], layout.directions)
+    front = set(pareto_front([values for _, values in finished], layout.directions))
     for i, (row, _) in enumerate(finished):
         row["pareto"] = 1 if i in front else 0
 

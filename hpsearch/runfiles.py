@@ -150,9 +150,11 @@ def read_start(run_dir: Path) -> StartRecord | None:
                        fields.get("cuda_visible_devices", ""), mtime)
 
 
-def read_exit(run_dir: Path, launch: str | None = None) -> ExitRecord | None:
+def read_exit(run_dir: Path, launch: str | None = None,
+              start: StartRecord | None = None) -> ExitRecord | None:
     """Parse ``exit_code`` (``"<status> <launch key>\\n"``); None when absent, partial,
-    unreadable, or (given ``launch``) written by another launch than ``launch``."""
+    unreadable, or (given ``launch``) written by another launch than ``launch``. ``start``:
+    the ``started_at`` already read (else it is read here)."""
     got = _read_complete(run_dir / EXIT_FILE)
     if got is None:
         return None
@@ -165,7 +167,7 @@ def read_exit(run_dir: Path, launch: str | None = None) -> ExitRecord | None:
     key = fields[1] if len(fields) > 1 else ""
     if launch is not None and key != launch:
         return None
-    start = read_start(run_dir)
+    start = start or read_start(run_dir)
     started = start.started_at if start is not None and start.launch == key else None
     return ExitRecord(exit_code, key, mtime, started)
 

@@ -13,7 +13,8 @@ pointing another search at it is refused::
      "total_is_estimate": false, "run_cwd": "/abs/sims/quadratic", "backend": "local",
      "command": ["--grid_module=...", "--run_cwd=...", ...], "cwd": "/abs/where/it/started"}
 
-A copy of the grid module (or search file) is kept next to it under its own file name.
+A copy of the grid module (or search file) is kept next to it under its own file name
+(``source_<name>`` when that name is one of the directory's own, e.g. ``search.json``).
 """
 
 from __future__ import annotations
@@ -94,11 +95,19 @@ def _show(value: Any) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
 
 
+def copy_name(source: Path) -> str:
+    """The name the copy of a grid module / search file gets in the search directory: its
+    own, unless that is a name of the directory's own files (``search.json``...)."""
+    ours = {SEARCH_FILE, JOURNAL_FILE, "search_results.csv", "report.html", "runs"}
+    return f"source_{source.name}" if source.name in ours or source.name.startswith(
+        LOCK_PREFIX) else source.name
+
+
 def write_description(out_dir: Path, meta: dict[str, Any], spec: SearchSpec) -> None:
     """Record the search and keep a copy of its grid module or search file."""
     write_atomic(out_dir / SEARCH_FILE, json.dumps(meta, indent=1) + "\n")
     if spec.source_file is not None and spec.source_file.is_file():
-        shutil.copyfile(spec.source_file, out_dir / spec.source_file.name)
+        shutil.copyfile(spec.source_file, out_dir / copy_name(spec.source_file))
 
 
 def read_description(out_dir: Path) -> dict[str, Any] | None:

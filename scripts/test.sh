@@ -4,14 +4,19 @@
 # checkout (not an editable install), a real single-node Slurm on localhost (installed from
 # Debian's packages and started by scripts/slurm/start.sh), then ruff and pytest. pytest runs
 # with -P, so `import hpsearch` finds the installed wheel, never the checkout
-# (tests/test_installed_wheel.py checks that). Slurm is stopped again on exit.
-# HPSEARCH_SKIP_SLURM=1 skips the cluster.
+# (tests/test_installed_wheel.py checks that). Slurm is stopped again on exit. The report's
+# browser tests need Debian's chromium and chromium-driver (scripts/browser/install.sh).
+# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_BROWSER=1 the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup_venv.sh '.[test]'
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 export PATH="$PWD/.venv/bin:$PATH"
+
+if [ "${HPSEARCH_SKIP_BROWSER:-0}" != 1 ]; then
+  bash scripts/browser/install.sh || echo "test.sh: no browser; the browser tests will fail" >&2
+fi
 
 if [ "${HPSEARCH_SKIP_SLURM:-0}" != 1 ]; then
   trap 'bash scripts/slurm/stop.sh || true' EXIT

@@ -1,0 +1,440 @@
+/* hpsearch report: draws every plot from the page's data (the JSON in #hpsearch-data, see
+   hpsearch/htmlreport/data.py) with plotly.js, which is inline in the page: nothing is
+   fetched.
+
+   What tests read: body[data-rendered] turns "ok" once every plot is drawn ("errors" when a
+   section failed; window.hpsearchReport.errors says why), and each plot's element carries
+   data-points, the number of runs (points, lines, bars) it was given. */
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("hpsearch-data").textContent);
+  var R = D.runs;
+  var OBJ = D.objectives[0];
+  var MINIMIZE = D.directions[0] === "minimize";
+  var CONFIG = {displaylogo: false, responsive: true};
+  /* above this many points a trace is drawn with WebGL (used for the few big plots only:
+     a browser keeps a handful of WebGL contexts per page) */
+  var GL_LIMIT = 2000;
+  var STATUS_COLORS = {finished: "#1f77b4", pruned: "#d62728", running: "#2ca02c",
+                       failed: "#7f7f7f", retried: "#fb8c00", cancelled: "#9e9e9e"};
+  var BAR_COLORS = {finished: "#43a047", pruned: "#fb8c00", failed: "#e53935",
+                    running: "#1e88e5", retried: "#ffb74d", cancelled: "#9e9e9e"};
+  var state = {errors: []};
+  var pending = [];
+  window.hpsearchReport = state;
+
+  function byId(id) { return document.getElementById(id); }
+
+  function esc(text) {
+    return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  function fmt(v) {
+    if (v === null || v === undefined) { return ""; }
+    if (typeof v !== "number") { return String(v); }
+    if (Number.isInteger(v)) { return String(v); }
+    return String(Number(v.toPrecision(4)));
+  }
+
+  function paramText(p, v) {
+    return p.axis === "category" ? p.categories[v] : fmt(v);
+  }
+
+  var hovers = [];
+  function hover(i) {
+    if (hovers[i] === undefined) {
+      var lines = ["<b>trial " + R.trial[i] + "</b>  run " + esc(R.id[i])];
+      if (R.status[i] !== "finished") { lines.push("status: " + esc(R.status[i])); }
+      D.params.forEach(function (p) {
+        var v = R.p[p.name][i];
+        if (v !== null) { lines.push(esc(p.name) + " = " + esc(paramText(p, v))); }
+      });
+      D.metrics.forEach(function (m) {
+        var v = R.m[m][i];
+        if (v !== null) { lines.push(esc(m) + " = " + esc(fmt(v))); }
+      });
+      hovers[i] = lines.join("<br>");
+    }
+    return hovers[i];
+  }
+
+  function note(el, text) {
+    var p = document.createElement("p");
+    p.className = "note";
+    p.textContent = text;
+    el.appendChild(p);
+    el.dataset.points = "0";
+  }
+
+  function markers(n) { return n > GL_LIMIT ? "scattergl" : "scatter"; }
+
+  function draw(el, traces, layout, points) {
+    el.dataset.points = String(points);
+    var base = {margin: {l: 64, r: 24, t: 24, b: 48}, hovermode: "closest",
+                paper_bgcolor: "#fff", plot_bgcolor: "#fff", font: {size: 12}};
+    pending.push(Plotly.newPlot(el, traces, Object.assign(base, layout), CONFIG));
+  }
+
+  function axisTitle(text) { return {title: {text: text}, automargin: true}; }
+
+  function date(seconds) { return new Date((D.t0 + seconds) * 1000); }
+
+  /* -- optimization history ------------------------------------------------------------ */
+  function historyTraces(order, xOf) {
+    var best = null;
+    var bestY = order.map(function (i) {
+      var v = R.m[OBJ][i];
+      if (best === null || (MINIMIZE ? v < best : v > best)) { best = v; }
+      return best;
+    });
+    var x = order.map(xOf);
+    return [
+      {type: markers(order.length), mode: "markers", name: OBJ, x: x,
+       y: order.map(function (i) { return R.m[OBJ][i]; }),
+       text: order.map(hover), hovertemplate: "%{text}<extra></extra>",
+       marker: {size: 6, color: STATUS_COLORS.finished}},
+      {type: "scatter", mode: "lines", name: "best so far", x: x, y: bestY,
+       line: {shape: "hv", color: "#d62728"}, hoverinfo: "skip"}
+    ];
+  }
+
+  function history() {
+    var byTrial = byId("plot-history-trial");
+    var byTime = byId("plot-history-time");
+    if (!D.scored.length) {
+      note(byTrial, "No run has finished yet.");
+      byTime.dataset.points = "0";
+      return;
+    }
+    var order = D.scored.slice().sort(function (a, b) { return R.trial[a] - R.trial[b]; });
+    draw(byTrial, historyTraces(order, function (i) { return R.trial[i]; }),
+         {height: 340, xaxis: axisTitle("trial"), yaxis: axisTitle(OBJ)}, order.length);
+    var timed = D.scored.filter(function (i) { return R.end[i] !== null; });
+    timed.sort(function (a, b) { return R.end[a] - R.end[b]; });
+    var xaxis = axisTitle("time the run ended");
+    xaxis.type = "date";
+    draw(byTime, historyTraces(timed, function (i) { return date(R.end[i]); }),
+         {height: 340, xaxis: xaxis, yaxis: axisTitle(OBJ)}, timed.length);
+  }
+
+  /* -- parallel coordinates ------------------------------------------------------------ */
+  function linearTicks(lo, hi) {
+    if (lo === hi) { return [lo]; }
+    var ticks = [];
+    for (var k = 0; k <= 4; k++) { ticks.push(lo + (hi - lo) * k / 4); }
+    return ticks;
+  }
+
+  function numericDimension(label, values, log) {
+    var shown = values.map(function (v) {
+      if (v === null || (log && !(v > 0))) { return null; }
+      return log ? Math.log10(v) : v;
+    });
+    var known = shown.filter(function (v) { return v !== null; });
+    var lo = known.length ? known.reduce(function (a, b) { return Math.min(a, b); }) : 0;
+    var hi = known.length ? known.reduce(function (a, b) { return Math.max(a, b); }) : 1;
+    var tickvals, ticktext;
+    if (log) {
+      tickvals = [];
+      for (var e = Math.floor(lo); e <= Math.ceil(hi); e++) { tickvals.push(e); }
+      ticktext = tickvals.map(function (e) { return fmt(Math.pow(10, e)); });
+    } else {
+      tickvals = linearTicks(lo, hi);
+      ticktext = tickvals.map(fmt);
+    }
+    if (known.length < shown.length) {  /* runs without the key sit below the others */
+      var none = lo - 0.1 * ((hi - lo) || 1);
+      shown = shown.map(function (v) { return v === null ? none : v; });
+      tickvals.unshift(none);
+      ticktext.unshift("(none)");
+      lo = none;
+    }
+    return {label: label, values: shown, tickvals: tickvals, ticktext: ticktext,
+            range: [Math.min(lo, tickvals[0]), Math.max(hi, tickvals[tickvals.length - 1])]};
+  }
+
+  function dimension(p, idx) {
+    var values = idx.map(function (i) { return R.p[p.name][i]; });
+    if (p.axis !== "category") { return numericDimension(p.name, values, p.axis === "log"); }
+    var labels = p.categories.slice();
+    if (values.some(function (v) { return v === null; })) {
+      labels.push("(none)");
+      values = values.map(function (v) { return v === null ? labels.length - 1 : v; });
+    }
+    return {label: p.name, values: values, tickvals: labels.map(function (_, k) { return k; }),
+            ticktext: labels, range: [0, Math.max(1, labels.length - 1)]};
+  }
+
+  function parcoords() {
+    var el = byId("plot-parcoords");
+    var idx = D.scored;
+    if (!idx.length) { note(el, "No run has finished yet."); return; }
+    var dims = D.params.map(function (p) { return dimension(p, idx); });
+    D.objectives.forEach(function (k) {
+      dims.push(numericDimension(k, idx.map(function (i) { return R.m[k][i]; }), false));
+    });
+    var color = idx.map(function (i) { return R.m[OBJ][i]; });
+    draw(el, [{type: "parcoords", dimensions: dims,
+               line: {color: color, colorscale: "Viridis", reversescale: MINIMIZE,
+                      showscale: true, colorbar: {title: {text: OBJ}}}}],
+         {height: 460, margin: {l: 80, r: 90, t: 70, b: 30}}, idx.length);
+  }
+
+  /* -- slices -------------------------------------------------------------------------- */
+  function slices() {
+    var box = byId("plot-slices");
+    if (!D.params.length) { note(box, "No parameter took more than one value."); return; }
+    if (!D.scored.length) { note(box, "No run has finished yet."); return; }
+    D.params.forEach(function (p) {
+      var el = document.createElement("div");
+      el.className = "slice";
+      el.dataset.param = p.name;
+      box.appendChild(el);
+      var idx = D.scored.filter(function (i) {
+        var v = R.p[p.name][i];
+        return v !== null && (p.axis !== "log" || v > 0);
+      });
+      var xaxis = axisTitle(p.name);
+      if (p.axis === "log") { xaxis.type = "log"; }
+      if (p.axis === "category") {
+        xaxis.type = "category";
+        xaxis.categoryorder = "array";
+        xaxis.categoryarray = p.categories;
+      }
+      draw(el, [{type: "scatter", mode: "markers",
+                 x: idx.map(function (i) { return paramText(p, R.p[p.name][i]); }),
+                 y: idx.map(function (i) { return R.m[OBJ][i]; }),
+                 text: idx.map(hover), hovertemplate: "%{text}<extra></extra>",
+                 marker: {size: 7, color: idx.map(function (i) { return R.trial[i]; }),
+                          colorscale: "Blues", line: {width: 0.5, color: "#455a64"}}}],
+           {height: 300, margin: {l: 60, r: 12, t: 12, b: 48}, xaxis: xaxis,
+            yaxis: axisTitle(OBJ)}, idx.length);
+    });
+  }
+
+  /* -- importance ---------------------------------------------------------------------- */
+  function importance() {
+    var el = byId("plot-importance");
+    var imp = D.importance;
+    byId("importance-method").textContent = "Method: " + imp.method + ".";
+    if (imp.note) { note(el, "Not computed: " + imp.note + "."); return; }
+    var rows = imp.values.slice().reverse();
+    draw(el, [{type: "bar", orientation: "h",
+               y: rows.map(function (r) { return r[0]; }),
+               x: rows.map(function (r) { return r[1]; }),
+               text: rows.map(function (r) { return fmt(r[1]); }), textposition: "auto",
+               hovertemplate: "%{y}: %{x:.3f}<extra></extra>",
+               marker: {color: STATUS_COLORS.finished}}],
+         {height: 90 + 30 * rows.length, xaxis: axisTitle("importance (sums to 1)"),
+          yaxis: {type: "category", automargin: true}}, rows.length);
+  }
+
+  /* -- learning curves ----------------------------------------------------------------- */
+  function curveTraces(metric) {
+    var groups = {};
+    var ends = {x: [], y: [], text: []};
+    var drawn = 0;
+    D.curves.forEach(function (c) {
+      var ys = c.m[metric];
+      if (!ys) { return; }
+      var status = R.status[c.run];
+      var g = groups[status] || (groups[status] = {x: [], y: [], text: [], n: 0});
+      if (g.n) { g.x.push(null); g.y.push(null); g.text.push(""); }
+      g.n += 1;
+      drawn += 1;
+      var text = hover(c.run);
+      var last = -1;
+      c.step.forEach(function (s, k) {
+        g.x.push(s);
+        g.y.push(ys[k]);
+        g.text.push(text);
+        if (ys[k] !== null) { last = k; }
+      });
+      if (status === "pruned" && last >= 0) {
+        ends.x.push(c.step[last]);
+        ends.y.push(ys[last]);
+        ends.text.push(text);
+      }
+    });
+    var traces = Object.keys(groups).map(function (status) {
+      var g = groups[status];
+      return {type: g.x.length > GL_LIMIT ? "scattergl" : "scatter", mode: "lines",
+              name: status + " (" + g.n + ")", x: g.x, y: g.y, text: g.text,
+              connectgaps: false,
+              hovertemplate: "%{text}<br>step %{x}: " + esc(metric) + " = %{y}<extra></extra>",
+              line: {width: 1.3, color: STATUS_COLORS[status] || "#7f7f7f",
+                     dash: status === "pruned" ? "dash" : "solid"}};
+    });
+    if (ends.x.length) {
+      traces.push({type: "scatter", mode: "markers", name: "pruned here (" + ends.x.length + ")",
+                   x: ends.x, y: ends.y, text: ends.text,
+                   hovertemplate: "%{text}<br>pruned at step %{x}<extra></extra>",
+                   marker: {symbol: "x", size: 9, color: STATUS_COLORS.pruned}});
+    }
+    return {traces: traces, drawn: drawn, pruned: ends.x.length};
+  }
+
+  function curves() {
+    var el = byId("plot-curves");
+    var select = byId("curve-metric");
+    if (!D.curves.length) {
+      select.parentNode.hidden = true;
+      note(el, "No run reported intermediate results (from hpsearch import report, or a " +
+           "summary file rewritten during training).");
+      return;
+    }
+    var names = [];
+    D.curves.forEach(function (c) {
+      Object.keys(c.m).forEach(function (k) { if (names.indexOf(k) < 0) { names.push(k); } });
+    });
+    names.sort(function (a, b) {
+      return (D.objectives.indexOf(b) >= 0) - (D.objectives.indexOf(a) >= 0) || (a < b ? -1 : 1);
+    });
+    names.forEach(function (k) {
+      var option = document.createElement("option");
+      option.value = k;
+      option.textContent = k;
+      select.appendChild(option);
+    });
+    select.value = names.indexOf(OBJ) >= 0 ? OBJ : names[0];
+    var layout = function (metric) {
+      return {height: 420, xaxis: axisTitle("step"), yaxis: axisTitle(metric),
+              legend: {orientation: "h", y: 1.08}};
+    };
+    var got = curveTraces(select.value);
+    el.dataset.pruned = String(got.pruned);
+    draw(el, got.traces, layout(select.value), got.drawn);
+    select.addEventListener("change", function () {
+      var again = curveTraces(select.value);
+      el.dataset.points = String(again.drawn);
+      el.dataset.pruned = String(again.pruned);
+      Plotly.react(el, again.traces, Object.assign(el.layout, layout(select.value)), CONFIG);
+    });
+  }
+
+  /* -- timeline ------------------------------------------------------------------------ */
+  function timeline() {
+    var el = byId("plot-timeline");
+    var B = D.bars;
+    if (!B.run.length) { note(el, "No run has started yet."); return; }
+    var kinds = {};
+    var queued = {base: [], x: [], y: [], text: []};
+    B.run.forEach(function (run, k) {
+      var kind = B.last[k] ? R.status[run] : "retried";
+      var g = kinds[kind] || (kinds[kind] = {base: [], x: [], y: [], text: []});
+      var lane = D.lanes[B.lane[k]];
+      var seconds = B.end[k] - B.start[k];
+      g.base.push(date(B.start[k]));
+      g.x.push(seconds * 1000);
+      g.y.push(lane);
+      g.text.push(hover(run) + "<br>" + esc(kind) + " on " + esc(lane) +
+                  (B.job[k] ? ", job " + esc(B.job[k]) : "") + ", " + fmt(seconds) + " s");
+      if (B.queued[k] !== null) {
+        queued.base.push(date(B.queued[k]));
+        queued.x.push((B.start[k] - B.queued[k]) * 1000);
+        queued.y.push(lane);
+        queued.text.push(hover(run) + "<br>queued " + fmt(B.start[k] - B.queued[k]) + " s");
+      }
+    });
+    var traces = [];
+    if (queued.x.length) { kinds = Object.assign({queued: queued}, kinds); }
+    Object.keys(kinds).forEach(function (kind) {
+      var g = kinds[kind];
+      traces.push({type: "bar", orientation: "h", name: kind + " (" + g.x.length + ")",
+                   base: g.base, x: g.x, y: g.y, text: g.text, textposition: "none",
+                   hovertemplate: "%{text}<extra></extra>",
+                   marker: {color: kind === "queued" ? "#cfd8dc" : BAR_COLORS[kind] || "#9e9e9e",
+                            line: {width: 0.5, color: "#fff"}}});
+    });
+    var xaxis = axisTitle("time");
+    xaxis.type = "date";
+    draw(el, traces, {height: Math.min(1600, 140 + 24 * D.lanes.length), barmode: "overlay",
+                      bargap: 0.15, xaxis: xaxis,
+                      yaxis: {type: "category", categoryorder: "array", automargin: true,
+                              categoryarray: D.lanes.slice().reverse()},
+                      legend: {orientation: "h", y: 1.1}}, B.run.length);
+  }
+
+  /* -- Pareto front -------------------------------------------------------------------- */
+  function pareto() {
+    if (D.pareto === null) { return; }
+    var box = byId("plot-pareto");
+    if (!D.scored.length) { note(box, "No run has finished yet."); return; }
+    var shown = D.objectives.slice(0, 3);
+    var pairs = shown.length === 2 ? [[0, 1]] : [[0, 1], [0, 2], [1, 2]];
+    var onFront = {};
+    D.pareto.forEach(function (i) { onFront[i] = true; });
+    var rest = D.scored.filter(function (i) { return !onFront[i]; });
+    pairs.forEach(function (pair) {
+      var a = shown[pair[0]], b = shown[pair[1]];
+      var el = document.createElement("div");
+      el.className = "pareto-plot";
+      box.appendChild(el);
+      var front = D.pareto.slice().sort(function (i, j) { return R.m[a][i] - R.m[a][j]; });
+      var mk = function (idx, name, color, mode) {
+        return {type: markers(idx.length), mode: mode, name: name,
+                x: idx.map(function (i) { return R.m[a][i]; }),
+                y: idx.map(function (i) { return R.m[b][i]; }),
+                text: idx.map(hover), hovertemplate: "%{text}<extra></extra>",
+                marker: {size: 7, color: color}, line: {color: color}};
+      };
+      el.dataset.front = String(front.length);
+      draw(el, [mk(rest, "dominated (" + rest.length + ")", "#90a4ae", "markers"),
+                mk(front, "Pareto front (" + front.length + ")", "#d62728",
+                   shown.length === 2 ? "lines+markers" : "markers")],
+           {height: 380, xaxis: axisTitle(a + " (" + D.directions[pair[0]] + ")"),
+            yaxis: axisTitle(b + " (" + D.directions[pair[1]] + ")"),
+            legend: {orientation: "h", y: 1.12}}, D.scored.length);
+    });
+  }
+
+  /* -- copy buttons, errors, start ----------------------------------------------------- */
+  function fail(section, error) {
+    var text = section + ": " + (error && error.message ? error.message : String(error));
+    state.errors.push(text);
+    var where = byId(section);
+    if (where) {
+      var p = document.createElement("p");
+      p.className = "error";
+      p.textContent = "This section could not be drawn: " + text;
+      where.appendChild(p);
+    }
+    if (window.console) { console.error("hpsearch report: " + text); }
+  }
+
+  window.addEventListener("error", function (event) { state.errors.push(String(event.message)); });
+
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-copy]"), function (btn) {
+    btn.addEventListener("click", function () {
+      var target = byId(btn.dataset.copy);
+      var range = document.createRange();
+      range.selectNodeContents(target);
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      var done = function () { btn.textContent = "copied"; };
+      if (navigator.clipboard && navigator.clipboard.writeText) {
+        navigator.clipboard.writeText(target.textContent).then(done, function () {
+          if (document.execCommand("copy")) { done(); }
+        });
+      } else if (document.execCommand("copy")) { done(); }
+    });
+  });
+
+  var SECTIONS = {history: history, parcoords: parcoords, slices: slices,
+                  importance: importance, curves: curves, timeline: timeline, pareto: pareto};
+  Object.keys(SECTIONS).forEach(function (name) {
+    var before = pending.length;
+    try {
+      SECTIONS[name]();
+    } catch (error) {
+      fail(name, error);
+    }
+    for (var k = before; k < pending.length; k++) {
+      pending[k] = pending[k].catch(function (error) { fail(name, error); });
+    }
+  });
+  Promise.all(pending).then(function () {
+    document.body.dataset.rendered = state.errors.length ? "errors" : "ok";
+  });
+}());

@@ -1,0 +1,220 @@
+"""``hpsearch report`` in a real headless browser (Debian's Chromium, network closed).
+
+Each report comes from a real search (real ``hpsearch`` processes and sims) or from a
+synthetic directory written with hpsearch's own writers (pruned runs, GPUs). The page must
+finish drawing with no JavaScript error, ask for nothing but its own file, and every
+section must hold the right number of points, lines and bars, counted in the page's DOM
+(plotly draws SVG: ``path.point`` per marker, ``.barlayer .point`` per bar, a
+``path.js-line`` per line segment, a ``.y-axis`` per parallel-coordinates axis) against
+counts taken from ``search_results.csv``. Screenshots go to the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import synthetic
+from browser import (
+    LOCAL_SCHEMES,
+    console_errors,
+    load_report,
+    open_browser,
+    requests_made,
+    require_browser,
+    screenshot,
+)
+from conftest import REPO, run_hpsearch
+
+#: what each plot on the page holds, read from its DOM
+PLOTS_JS = """
+return Array.from(document.querySelectorAll('[data-points]')).map(e => ({
+  id: e.id, section: e.closest('section').id, param: e.dataset.param || null,
+  given: Number(e.dataset.points),
+  points: e.querySelectorAll('.scatterlayer path.point').length,
+  bars: e.querySelectorAll('.barlayer .point').length,
+  lines: e.querySelectorAll('.scatterlayer path.js-line').length,
+  axes: e.querySelectorAll('.parcoords .y-axis').length,
+  front: e.dataset.front === undefined ? null : Number(e.dataset.front),
+  pruned: e.dataset.pruned === undefined ? null : Number(e.dataset.pruned)}));
+"""
+
+MO_SIM = '''
+import argparse, os, sys
+from hpsearch import report
+
+p = argparse.ArgumentParser()
+p.add_argument("--out_dir")
+p.add_argument("--x", type=float)
+p.add_argument("--opt")
+p.add_argument("--fail", action="store_true")
+a = p.parse_args()
+if a.fail:
+    print("step 1: loss 0.5", file=sys.stderr)
+    print("FloatingPointError: loss diverged at step 2", file=sys.stderr)
+    sys.exit(3)
+offset = 0.0 if a.opt == "sgd" else 0.25
+for step in range(1, 6):
+    report(step=step, loss=(a.x - 1) ** 2 + offset + 1.0 / step)
+os.makedirs(a.out_dir, exist_ok=True)
+with open(os.path.join(a.out_dir, "perf.txt"), "w") as f:
+    f.write(f"loss {(a.x - 1) ** 2 + offset}\\ncost {(a.x - 3) ** 2 + offset}\\nfinished 1\\n")
+'''
+#: 9 x values x 2 optimisers; x=4 fails; the front is sgd at x = 1, 1.5, 2, 2.5, 3
+MO_SEARCH = {"script": "sim.py", "summary_file": "perf.txt", "metrics": ["loss", "cost"],
+             "objective": ["loss", "cost"], "direction": ["minimize", "minimize"],
+             "algorithm": "grid",
+             "parameters": {"x": [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4], "opt": ["sgd", "adam"],
+                            "fail": [False]},
+             "conditions": [[{"x": [4]}, {"fail": [True]}]]}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    require_browser()
+    driver = open_browser(tmp_path_factory.mktemp("chromium-profile"))
+    yield driver
+    driver.quit()
+
+
+def results(out_dir: Path) -> list[dict[str, str]]:
+    with open(out_dir / "search_results.csv", newline="") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+
+
+def open_report(browser: Any, out_dir: Path, shot: Path) -> list[dict[str, Any]]:
+    """Write the report, load it, check it drew cleanly and offline; its plots."""
+    rc, out, err = run_hpsearch(["report", str(out_dir)], out_dir.parent)
+    assert rc == 0, err
+    browser.get("about:blank")
+    browser.get_log("performance")
+    browser.get_log("browser")
+    page = out_dir / "report.html"
+    assert load_report(browser, page) == "ok", browser.execute_script(
+        "return window.hpsearchReport.errors")
+    assert console_errors(browser) == []
+    assert browser.execute_script("return window.hpsearchReport.errors") == []
+    asked = requests_made(browser)
+    assert page.as_uri() in asked
+    assert [u for u in asked if not u.startswith((*LOCAL_SCHEMES, "chrome:"))] == []
+    assert [u for u in asked if u.startswith("file:") and u != page.as_uri()] == []
+    screenshot(browser, shot)
+    assert shot.stat().st_size > 10_000
+    return browser.execute_script(PLOTS_JS)
+
+
+def section(plots: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [p for p in plots if p["section"] == name]
+
+
+def test_logreg_grid_report_in_browser(tmp_path, browser):
+    out = tmp_path / "logreg"
+    rc, _, err = run_hpsearch(["--grid_module=sims.logreg.hpsearch_config",
+                               f"--run_cwd={REPO / 'sims' / 'logreg'}", f"--out_dir={out}",
+                               "--visible_gpus=-1", "--num_jobs=2"], REPO, timeout=300)
+    assert rc == 0, err
+    rows = results(out)
+    finished = [r for r in rows if r["status"] == "finished"]
+    assert len(rows) == len(finished) == 27
+    plots = open_report(browser, out, tmp_path / "logreg.png")
+
+    history = section(plots, "history")
+    assert [p["points"] for p in history] == [27, 27]
+    assert [p["lines"] for p in history] == [1, 1]  # best so far
+    (parcoords,) = section(plots, "parcoords")
+    assert parcoords["given"] == 27 and parcoords["axes"] == 4 + 1  # lr, l2, batch, epochs
+    slices = section(plots, "slices")
+    assert sorted(p["param"] for p in slices) == ["batch_size", "epochs", "l2", "lr"]
+    assert all(p["points"] == 27 for p in slices)
+    (importance,) = section(plots, "importance")
+    assert importance["bars"] == 4
+    (curves,) = section(plots, "curves")
+    assert curves["given"] == 0 and curves["lines"] == 0
+    (timeline,) = section(plots, "timeline")
+    assert timeline["bars"] == 27
+    lanes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#plot-timeline .yaxislayer-above text'))"
+        ".map(t => t.textContent)")
+    assert sorted(lanes) == ["slot 1", "slot 2"]
+    assert section(plots, "pareto") == []
+    assert browser.execute_script("return document.getElementById('pareto').hidden")
+    assert browser.execute_script(
+        "return document.querySelectorAll('#failures tr.failure').length") == 0
+    best = max(finished, key=lambda r: float(r["acc_test"]))
+    summary = browser.execute_script("return document.getElementById('summary').innerText")
+    assert f"run {best['run_id']}" in summary
+    assert browser.execute_script(
+        "return document.querySelector('.pill.finished').dataset.count") == "27"
+    rerun = browser.execute_script("return document.getElementById('rerun').textContent")
+    assert f"--lr={best['lr']}" in rerun and "logreg.py" in rerun
+
+
+def test_multi_objective_search_with_curves_and_failures_in_browser(tmp_path, browser):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "sim.py").write_text(MO_SIM)
+    (proj / "mo_search.json").write_text(json.dumps(MO_SEARCH))
+    out = tmp_path / "mo"
+    rc, _, err = run_hpsearch(["--search_file=proj/mo_search.json", "--run_cwd=proj",
+                               f"--out_dir={out}", "--visible_gpus=-1", "--num_jobs=2"],
+                              tmp_path, timeout=300)
+    assert rc == 1, err  # two runs failed
+    rows = results(out)
+    assert [r["status"] for r in rows].count("finished") == 16
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 2
+    plots = open_report(browser, out, tmp_path / "mo.png")
+
+    assert [p["points"] for p in section(plots, "history")] == [16, 16]
+    (parcoords,) = section(plots, "parcoords")
+    assert parcoords["axes"] == 3 + 2  # x, opt, fail; loss, cost
+    slices = {p["param"]: p["points"] for p in section(plots, "slices")}
+    assert slices == {"x": 16, "opt": 16, "fail": 16}
+    categories = browser.execute_script(
+        "return Array.from(document.querySelectorAll('[data-param=opt] .xtick text'))"
+        ".map(t => t.textContent)")
+    assert categories == ["sgd", "adam"]
+    (importance,) = section(plots, "importance")
+    assert importance["bars"] == 2  # x and opt vary among the finished runs
+    (curves,) = section(plots, "curves")
+    assert curves["given"] == curves["lines"] == 16 and curves["pruned"] == 0
+    (timeline,) = section(plots, "timeline")
+    assert timeline["bars"] == 18
+    (pareto,) = section(plots, "pareto")
+    assert pareto["points"] == 16 and pareto["front"] == 5
+    front = browser.execute_script(
+        "const gd = document.querySelector('#plot-pareto > div');"
+        "return gd.data[1].x.map((x, k) => [x, gd.data[1].y[k]]);")
+    assert sorted(front) == [[0.0, 4.0], [0.25, 2.25], [1.0, 1.0], [2.25, 0.25], [4.0, 0.0]]
+    failures = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#failures tr.failure'))"
+        ".map(tr => [tr.dataset.run, tr.innerText])")
+    assert sorted(run for run, _ in failures) == sorted(r["run_id"] for r in failed)
+    for _run, text in failures:
+        assert "exit status 3" in text and "loss diverged at step 2" in text
+
+
+def test_pruned_runs_and_gpu_lanes_in_browser(tmp_path, browser):
+    built = synthetic.build(tmp_path / "synthetic", 60, steps=9, gpus=3, running=2)
+    plots = open_report(browser, built.out_dir, tmp_path / "synthetic.png")
+    (curves,) = section(plots, "curves")
+    assert curves["lines"] == built.curves
+    assert curves["pruned"] == built.pruned_with_curve == built.statuses["pruned"]
+    marks = browser.execute_script(
+        "return document.querySelectorAll('#plot-curves .scatterlayer .trace:last-child "
+        "path.point').length")
+    assert marks == built.statuses["pruned"]
+    (timeline,) = section(plots, "timeline")
+    assert timeline["bars"] == 60
+    lanes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#plot-timeline .yaxislayer-above text'))"
+        ".map(t => t.textContent)")
+    assert sorted(lanes) == ["GPU 0", "GPU 1", "GPU 2"]
+    summary = browser.execute_script("return document.getElementById('summary').innerText")
+    assert "GPU-hours" in summary
+    assert browser.execute_script(
+        "return document.querySelector('.pill.pruned').dataset.count") == str(
+        built.statuses["pruned"])
