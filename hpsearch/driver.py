@@ -319,8 +319,8 @@ class Driver:
             if not points:
                 continue
             decision = self.pruner.consider(run_id, run.trial, points)
-            if decision.rung is not None:
-                self._event("rung", run=run_id, rung=decision.rung, value=decision.value)
+            for rung, value in decision.rungs:
+                self._event("rung", run=run_id, rung=rung, value=value)
             if decision.prune is not None:
                 self._event("prune", run=run_id, step=points[-1][0], reason=decision.prune)
                 stops.append(run)

@@ -103,15 +103,15 @@ def _number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Decision:
-    """What a pruner decided for a run's newest point.
+    """What a pruner decided once a run reported new points.
 
-    ``rung`` (ASHA, Hyperband) is set when the point crossed a rung: ``(rung, value)`` is
-    journaled whether the run goes on or not, so a restart knows the rung's values and does
-    not decide that crossing again. ``prune`` is the reason to stop the run, or None.
+    ``rungs`` (ASHA, Hyperband) are the rungs the points crossed, each with the run's value
+    there: ``(rung, value)`` is journaled whether the run goes on or not, so a restart knows
+    the rung's values and does not decide that crossing again. ``prune`` is the reason to
+    stop the run, or None.
     """
 
-    rung: int | None = None
-    value: float | None = None
+    rungs: tuple[tuple[int, float], ...] = ()
     prune: str | None = None
 
 
@@ -168,26 +168,35 @@ class SuccessiveHalving(Pruner):
         return rung
 
     def restore_rung(self, run_id: str, trial: int, rung: int, value: float) -> None:
-        self.rung_values.setdefault(rung, []).append(value)
+        if not math.isnan(value):
+            self.rung_values.setdefault(rung, []).append(value)
         self.crossed[run_id] = max(self.crossed.get(run_id, -1), rung)
 
     def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
                  ) -> Decision:
-        step, value = points[-1]
-        rung = self._rung_of(step)
-        if rung is None or rung <= self.crossed.get(run_id, -1):
+        """Decide each rung the points crossed since the last decision, in order, on the
+        run's value at the rung (its first point at or past the rung's step)."""
+        newest = self._rung_of(points[-1][0])
+        if newest is None:
             return Decision()
-        self.crossed[run_id] = rung
-        values = self.rung_values.setdefault(rung, [])
-        values.append(value)
-        keep = max(1, int(len(values) // self.eta))
-        ranked = sorted(values, reverse=not self.minimize)
-        if math.isnan(value) or self._better(ranked[keep - 1], value):
-            reason = (f"pruned at step {step:g}: rung {rung} "
-                      f"({self.first * self.eta ** rung:g} steps), not among the best "
-                      f"{keep} of {len(values)}")
-            return Decision(rung, value, reason)
-        return Decision(rung, value)
+        crossed: list[tuple[int, float]] = []
+        for rung in range(self.crossed.get(run_id, -1) + 1, newest + 1):
+            at = self.first * self.eta ** rung
+            step, value = next(p for p in points if p[0] >= at - 1e-9)
+            self.crossed[run_id] = rung
+            crossed.append((rung, value))
+            if math.isnan(value):
+                return Decision(tuple(crossed), f"pruned at step {step:g}: rung {rung} "
+                                f"({at:g} steps) reported NaN")
+            values = self.rung_values.setdefault(rung, [])
+            values.append(value)
+            keep = max(1, int(len(values) // self.eta))
+            ranked = sorted(values, reverse=not self.minimize)
+            if self._better(ranked[keep - 1], value):
+                return Decision(tuple(crossed), (
+                    f"pruned at step {step:g}: rung {rung} ({at:g} steps), not among the "
+                    f"best {keep} of {len(values)}"))
+        return Decision(tuple(crossed))
 
 
 class Hyperband(Pruner):

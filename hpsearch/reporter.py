@@ -16,15 +16,21 @@ run's output directory (``$HPSEARCH_OUT_DIR``, which hpsearch sets for every run
 
     {"step": 3, "t": 1732350000.25, "val_loss": 0.41, "val_acc": 0.88}
 
-``report.should_stop()`` is True once the driver has written ``hpsearch_stop`` there. Run
-outside hpsearch (no ``$HPSEARCH_OUT_DIR``), both do nothing and ``should_stop()`` is False.
+``report.should_stop()`` is True once the driver has written ``hpsearch_stop`` there, or
+once the run got SIGTERM: the first call of ``should_stop()`` turns SIGTERM into that flag
+(a sim that asks whether to stop is one that stops cleanly when told), so the driver's
+SIGTERM to a pruned run no longer kills it mid-epoch. A sim that never calls it keeps the
+default: SIGTERM ends it. Run outside hpsearch (no ``$HPSEARCH_OUT_DIR``), both do nothing
+and ``should_stop()`` is False.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import signal
 import time
 
 REPORT_FILE = "hpsearch_report.jsonl"
@@ -48,6 +54,13 @@ def _number(name: str, value: object) -> float | int:
 class _Report:
     """The callable ``report`` with its ``should_stop`` method (see the module docstring)."""
 
+    def __init__(self) -> None:
+        self._terminated = False
+        self._handling = False
+
+    def _on_term(self, _signum: int, _frame: object) -> None:
+        self._terminated = True
+
     def __call__(self, step: int | float, **metrics: object) -> None:
         out_dir = _out_dir()
         if out_dir is None:
@@ -60,7 +73,13 @@ class _Report:
 
     def should_stop(self) -> bool:
         out_dir = _out_dir()
-        return out_dir is not None and os.path.exists(os.path.join(out_dir, STOP_FILE))
+        if out_dir is None:
+            return False
+        if not self._handling:
+            self._handling = True
+            with contextlib.suppress(ValueError):  # not the main thread: keep the default
+                signal.signal(signal.SIGTERM, self._on_term)
+        return self._terminated or os.path.exists(os.path.join(out_dir, STOP_FILE))
 
 
 report = _Report()

@@ -1,0 +1,286 @@
+"""Early stopping through the real CLI: sims report (``hpsearch.report``, or a rewritten
+summary with no change to the sim), the driver prunes (ASHA), the run is told to stop
+(the stop flag and SIGTERM; SIGKILL after ``--prune_grace`` for a sim that ignores both),
+locally, on the real Slurm and on the LSF emulator; a driver killed mid-pruning resumes
+without losing or re-deciding a decision.
+
+The curves: ``loss(epoch) = x + 1 / epoch``; the grid walks x = 0.1, 0.9, 0.5 in order with
+one run at a time, so with ASHA (rungs at 1, 3, 9 epochs, reduction factor 3) the first run
+is the best at every rung and goes to its end, and the next two are the worst at the first
+rung (1 epoch) and are pruned there. Each epoch takes 0.3 s, so a pruned run is told to
+stop long before it would have ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import hpsearch_cmd, hpsearch_env, pid_alive, run_hpsearch, start_hpsearch, wait_for
+from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
+from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
+
+from hpsearch.backends.base import Run
+from hpsearch.backends.slurm import SlurmBackend
+from hpsearch.journal import replay
+from hpsearch.options import SearchOptions
+from hpsearch.runfiles import write_run_record
+
+SIM = '''
+import json, os, signal, sys, time
+from hpsearch import report
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+x, epochs, stubborn = float(args["x"]), int(args["epochs"]), args.get("stubborn") == "1"
+log = {log!r}
+def note(**kw):
+    with open(log, "a") as f:
+        f.write(json.dumps(dict(x=x, pid=os.getpid(), t=time.time(), **kw)) + "\\n")
+if stubborn:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+note(ev="start")
+out = args["out_dir"]
+os.makedirs(out, exist_ok=True)
+for epoch in range(1, epochs + 1):
+    time.sleep(0.3)
+    loss = x + 1 / epoch
+    if args.get("style") == "summary":  # hypnettorch's habit: no hpsearch import needed
+        with open(os.path.join(out, "perf.txt"), "w") as f:
+            f.write(f"val_loss {{loss}}\\nepoch {{epoch}}\\nfinished 0\\n")
+    else:
+        report(step=epoch, val_loss=loss)
+    if not stubborn and (report.should_stop() if args.get("style") != "summary"
+                         else os.path.exists(os.path.join(out, "hpsearch_stop"))):
+        note(ev="stopped", epoch=epoch)
+        sys.exit(0)
+with open(os.path.join(out, "perf.txt"), "w") as f:
+    f.write(f"val_loss {{loss}}\\nepoch {{epochs}}\\nfinished 1\\n")
+note(ev="end")
+'''
+
+MODULE = '''
+grid = {{"x": [0.1, 0.9, 0.5], "epochs": [{epochs}], "style": [{style!r}],
+        "stubborn": [{stubborn}]}}
+_SCRIPT_NAME = "sim.py"
+_SUMMARY_FILENAME = "perf.txt"
+_SUMMARY_KEYWORDS = ["val_loss", "epoch", "finished"]
+_PERFORMANCE_KEY = "val_loss"
+_PERFORMANCE_SORT_ASC = True
+_PRUNER = "asha"
+_PRUNER_OPTIONS = {{"step": {step!r}, "min_resource": 1, "reduction_factor": 3,
+                   "max_resource": 9}}
+'''
+
+
+class Curves:
+    def __init__(self, root: Path, epochs: int = 10, style: str = "report",
+                 stubborn: int = 0) -> None:
+        self.root = root
+        self.log = root / "sim_log.jsonl"
+        self.out_dir = root / "out"
+        proj = root / "proj"
+        proj.mkdir(parents=True, exist_ok=True)
+        (proj / "sim.py").write_text(SIM.format(log=str(self.log)))
+        step = "epoch" if style == "summary" else "step"
+        (proj / "hpconf.py").write_text(MODULE.format(epochs=epochs, style=style,
+                                                      stubborn=stubborn, step=step))
+
+    def args(self, *extra: str) -> list[str]:
+        return ["--grid_module=hpconf", "--run_cwd=proj", f"--out_dir={self.out_dir}",
+                "--visible_gpus=-1", "--deterministic_search", *extra]
+
+    def events(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(ln) for ln in self.log.read_text().splitlines()]
+
+    def states(self) -> dict[float, object]:
+        return {s.config["x"]: s for s in replay(self.out_dir / "journal.jsonl").runs.values()}
+
+    def rows(self) -> dict[str, dict[str, str]]:
+        import csv
+
+        with open(self.out_dir / "search_results.csv", newline="") as f:
+            return {r["x"]: r for r in csv.DictReader(f, delimiter=";")}
+
+
+def assert_pruned_at_the_first_rung(c: Curves) -> None:
+    rows = c.rows()
+    assert rows["0.1"]["status"] == "finished", rows
+    for x in ("0.9", "0.5"):
+        row = rows[x]
+        assert row["status"] == "pruned" and row["attempts"] == "1", row
+        assert row["failure_reason"].startswith("pruned at step"), row
+        assert "rung 0 (1 steps)" in row["failure_reason"]
+        assert 1 <= float(row["steps"]) < 10  # stopped early, its last values kept
+        assert abs(float(row["val_loss"]) - (float(x) + 1 / float(row["steps"]))) < 1e-9
+
+
+def test_asha_prunes_local_runs_that_stop_themselves(tmp_path):
+    c = Curves(tmp_path)
+    rc, _, err = run_hpsearch(c.args(), tmp_path, timeout=120)
+    assert rc == 0, err  # a pruned run is not a failure
+    assert_pruned_at_the_first_rung(c)
+    stopped = {e["x"] for e in c.events() if e["ev"] == "stopped"}
+    assert stopped == {0.9, 0.5}  # both read should_stop() and exited cleanly
+    for x in (0.9, 0.5):
+        run_dir = c.out_dir / "runs" / c.states()[x].run_id
+        assert (run_dir / "exit_code").read_text().startswith("0 ")
+        assert (run_dir / "out" / "hpsearch_stop").exists()
+    rc, out, _ = run_hpsearch(["status", str(c.out_dir)], tmp_path)
+    assert "2 pruned" in out and "1 finished" in out, out
+    rc, _, err = run_hpsearch(c.args(), tmp_path)  # a pruned run is never retried
+    assert rc == 0 and sum(e["ev"] == "start" for e in c.events()) == 3, err
+
+
+def test_a_sim_that_ignores_the_stop_is_killed_after_the_grace(tmp_path):
+    c = Curves(tmp_path, epochs=60, stubborn=1)
+    started = time.monotonic()
+    rc, _, err = run_hpsearch(c.args("--prune_grace=1"), tmp_path, timeout=120)
+    assert rc == 0, err
+    rows = c.rows()
+    assert [rows[x]["status"] for x in ("0.1", "0.9", "0.5")] == ["finished", "pruned",
+                                                                   "pruned"]
+    pids = [e["pid"] for e in c.events() if e["ev"] == "start"]
+    assert not any(pid_alive(p) for p in pids)
+    assert not any(e["ev"] == "stopped" for e in c.events())
+    # 60 epochs of 0.3 s would be 18 s a run: the pruned ones ended a grace after the stop
+    assert time.monotonic() - started < 18 + 2 * 10
+
+
+def test_a_sim_that_rewrites_its_summary_is_pruned_with_no_change(tmp_path):
+    c = Curves(tmp_path, style="summary")
+    rc, _, err = run_hpsearch(c.args(), tmp_path, timeout=120)
+    assert rc == 0, err
+    assert_pruned_at_the_first_rung(c)
+    for x in (0.9, 0.5):  # the driver kept what it read (about once a second) as the curve
+        curve = c.out_dir / "runs" / c.states()[x].run_id / "curve.jsonl"
+        points = [json.loads(ln) for ln in curve.read_text().splitlines()]
+        assert points and all("val_loss" in p for p in points)
+        assert [p["step"] for p in points] == sorted({p["step"] for p in points})
+
+
+def test_kill_9_after_a_prune_decision_keeps_it_and_stops_the_run(tmp_path, procs):
+    c = Curves(tmp_path, epochs=60, stubborn=1)
+    journal = c.out_dir / "journal.jsonl"
+    driver = start_hpsearch(c.args("--prune_grace=30"), tmp_path)
+    procs.append(driver)
+    wait_for(lambda: journal.exists() and '"ev":"prune"' in journal.read_text(), timeout=60,
+             what="the first prune decision")
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    victim = next(e["pid"] for e in c.events() if e["ev"] == "start" and e["x"] == 0.9)
+    assert pid_alive(victim)  # it ignores SIGTERM and the grace was 30 s
+    rc, _, err = run_hpsearch(c.args("--prune_grace=1"), tmp_path, timeout=120)
+    assert rc == 0, err
+    assert not pid_alive(victim)
+    rows = c.rows()
+    assert rows["0.9"]["status"] == "pruned" and rows["0.5"]["status"] == "pruned"
+    assert sum(e["ev"] == "start" and e["x"] == 0.9 for e in c.events()) == 1  # not rerun
+
+
+def test_reports_written_while_no_driver_ran_are_read_on_restart(tmp_path, procs):
+    c = Curves(tmp_path, epochs=60, stubborn=1)
+    driver = start_hpsearch(c.args("--prune_grace=1"), tmp_path)
+    procs.append(driver)
+    wait_for(lambda: any(e["ev"] == "start" and e["x"] == 0.9 for e in c.events()),
+             timeout=60, what="the second run started")
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    report = c.out_dir / "runs" / next(s.run_id for x, s in c.states().items() if x == 0.9) \
+        / "out" / "hpsearch_report.jsonl"
+    wait_for(lambda: report.exists() and report.read_text().count("\n") >= 2, timeout=30,
+             what="the orphaned run to report its first steps")
+    rc, _, err = run_hpsearch(c.args("--prune_grace=1"), tmp_path, timeout=120)
+    assert rc == 0, err
+    assert_pruned_at_the_first_rung(c)
+
+
+# -- clusters -------------------------------------------------------------------------------
+def counting(tmp_path: Path, tools: tuple[str, ...]) -> tuple[dict[str, str], Path]:
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for tool in tools:
+        real = shutil.which(tool)
+        assert real, tool
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec {real} "$@"\n')
+        (bin_dir / tool).chmod(0o755)
+    env = hpsearch_env()
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    return env, log
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_asha_prunes_slurm_jobs_with_scancel_signal(tmp_path):
+    c = Curves(tmp_path)
+    env, log = counting(tmp_path, ("scancel",))
+    done = subprocess.run(hpsearch_cmd(c.args("--run_cluster", "--scheduler=slurm",
+                                              "--slurm_gres=", "--slurm_mem=50M",
+                                              "--num_jobs=1")),
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert_pruned_at_the_first_rung(c)
+    assert {e["x"] for e in c.events() if e["ev"] == "stopped"} == {0.9, 0.5}
+    calls = log.read_text().splitlines()
+    assert calls and all(call.startswith("scancel --signal=TERM --full ") for call in calls)
+    assert len(calls) == 2  # one per poll in which a run was pruned: each alone here
+
+
+def test_asha_prunes_lsf_jobs_with_bkill_signal(tmp_path, lsf):  # noqa: F811
+    c = Curves(tmp_path, epochs=60, stubborn=1)
+    rc, _, err = run_hpsearch(c.args("--run_cluster", "--scheduler=lsf", "--num_jobs=1",
+                                     "--prune_grace=1"), tmp_path, timeout=180)
+    assert rc == 0, err
+    rows = c.rows()
+    assert [rows[x]["status"] for x in ("0.1", "0.9", "0.5")] == ["finished", "pruned",
+                                                                   "pruned"]
+    kills = [json.loads(ln.split(" ", 2)[2]) for ln in (lsf / "calls.log").read_text()
+             .splitlines() if ln.startswith("bkill ")]
+    signals = [k for k in kills if k[:2] == ["-s", "TERM"]]
+    assert len(signals) == 2, kills  # the stop, for each pruned run (each alone here)
+    assert len(kills) == 4, kills  # and, a grace later, the kill: the sims ignore SIGTERM
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_stops_of_one_poll_are_one_scancel(tmp_path):
+    env, log = counting(tmp_path, ("scancel",))
+    os.environ["PATH"], saved = env["PATH"], os.environ["PATH"]
+    try:
+        options = SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python="python3",
+                                run_cluster=True, scheduler="slurm", slurm_gres="",
+                                slurm_mem="50M", num_jobs=8)
+        backend = SlurmBackend(options)
+        runs = []
+        for i in range(4):
+            run_dir = tmp_path / "runs" / f"s{i}"
+            argv = ("python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                    "signal.SIG_IGN); time.sleep(120)")
+            write_run_record(run_dir, {"run_id": f"s{i}"}, argv, tmp_path, {})
+            runs.append(Run(f"s{i}", i, {}, argv, tmp_path, run_dir, run_dir / "out",
+                            launch="kstop0001"))
+        backend.submit(runs, "kstop0001")
+        wait_for(lambda: all((r.run_dir / "started_at").exists() for r in runs), timeout=60)
+        backend.stop([r.run_id for r in runs], grace=1.0)
+        ended = {}
+        deadline = time.monotonic() + 60
+        while len(ended) < 4:
+            assert time.monotonic() < deadline
+            before = backend.stop_calls
+            ended.update((e.run_id, e) for e in backend.poll())
+            assert backend.stop_calls - before <= 1
+            backend.wait(0.5)
+        calls = log.read_text().splitlines()
+        assert len(calls) == 2, calls  # one SIGTERM for all four, one kill for all four
+        assert calls[0].startswith("scancel --signal=TERM --full ") and \
+            len(calls[0].split()) == 3 + 4
+        # killed: Slurm says CANCELLED, or FAILED when the killed batch shell's status
+        # reached it first; either way no exit status was recorded
+        assert {e.exit_code for e in ended.values()} == {None}
+        assert {e.reason for e in ended.values()} <= {"CANCELLED", "FAILED"}
+    finally:
+        os.environ["PATH"] = saved
