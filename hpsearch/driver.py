@@ -31,6 +31,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from collections import deque
 from types import FrameType
 from typing import Any
@@ -367,6 +368,12 @@ class Driver:
 
     # -- signals --------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.interrupt(signum)
+
+    def interrupt(self, signum: int) -> None:
+        """Stop as SIGINT/SIGTERM would: from a signal handler, or from another thread (a
+        driver that runs outside the main thread, e.g. in ``hpsearch serve``, installs no
+        handlers: its owner calls this)."""
         if self.stop_reason is None:
             self.stop_reason = "interrupted"
             self.signal_number = signum
@@ -392,8 +399,9 @@ class Driver:
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> int:
+        main = threading.current_thread() is threading.main_thread()
         previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+                    for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
             return self._loop()
         finally:

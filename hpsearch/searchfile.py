@@ -8,8 +8,11 @@
     objective: val_loss               # default: the first metric; a list: several objectives
     direction: minimize               # or maximize; a list: one per objective (default
                                       # minimize; one word applies to every objective)
-    algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 (grid)
+    algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 |
+                                      # external (grid; external when generator is set)
     algorithm_options: {}             # handed to the sampler (n_startup_trials, ...)
+    generator: python gen.py %IN %OUT # algorithm external: a command proposing points
+    generator_timeout: 600            # seconds one generator call may take (600)
     num_trials: 100                   # trials of a sampler (not needed for grid)
     seed: 42
     out_arg: out_dir                  # the default
@@ -54,9 +57,11 @@ from hpsearch.spec import (
     check_value_lists,
     parse_script_command,
 )
+from hpsearch.strategies.external import split_generator
 
 SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
-            "algorithm_options", "num_trials", "seed", "out_arg", "parameters", "conditions")
+            "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
+            "out_arg", "parameters", "conditions")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 #: algorithms that cannot take several objectives
@@ -69,7 +74,7 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
-def _read(path: Path) -> Any:
+def read_search_data(path: Path) -> Any:
     """The file's data; a missing, unreadable or malformed file is a UsageError."""
     if not path.is_file():
         raise UsageError(f"search file {path} does not exist; pass the path of a .yaml or "
@@ -112,6 +117,19 @@ def _count(where: str, value: Any, minimum: int) -> int | None:
     return value
 
 
+def _generator(where: str, data: dict[str, Any]) -> tuple[tuple[str, ...] | None, float]:
+    """``generator`` (a command line, or a list of words) and ``generator_timeout``."""
+    timeout = data.get("generator_timeout", 600.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not (
+            0 < timeout < float("inf")):
+        raise UsageError(f"{where}: generator_timeout must be a number of seconds > 0, not "
+                         f"{timeout!r}")
+    raw = data.get("generator")
+    if raw is None:
+        return None, float(timeout)
+    return split_generator(raw, f"{where}: generator"), float(timeout)
+
+
 def _parameter(name: Any, raw: Any) -> Any:
     """One entry of ``parameters``: a list, a distribution, or one value."""
     if isinstance(raw, dict):
@@ -125,9 +143,14 @@ def _parameter(name: Any, raw: Any) -> Any:
     return [raw]
 
 
-def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
-    """Read and validate a search file (module docstring)."""
-    return spec_from_mapping(_read(path), f"search file {path}", run_cwd, check_script,
+def load_search_file(path: Path, run_cwd: Path, check_script: bool = True,
+                     defaults: dict[str, Any] | None = None) -> SearchSpec:
+    """Read and validate a search file (module docstring); ``defaults`` fill settings the
+    file leaves out (a served search's ``script`` and ``metrics``)."""
+    data = read_search_data(path)
+    if defaults and isinstance(data, dict):
+        data = {**defaults, **data}
+    return spec_from_mapping(data, f"search file {path}", run_cwd, check_script,
                              source_file=path)
 
 
@@ -171,7 +194,9 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     for key, value in (("summary_file", summary_file), ("out_arg", out_arg)):
         if not isinstance(value, str) or not value:
             raise UsageError(f"{where}: {key} must be non-empty text, not {value!r}")
-    algorithm = check_algorithm(data.get("algorithm", "grid"), where)
+    generator, generator_timeout = _generator(where, data)
+    algorithm = check_algorithm(data.get("algorithm", "grid" if generator is None
+                                         else "external"), where)
     options = data.get("algorithm_options") or {}
     if not isinstance(options, dict):
         raise UsageError(f"{where}: algorithm_options must be a mapping such as "
@@ -194,4 +219,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
         objectives=objectives, directions=directions, source_file=source_file,
         source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
-        num_trials=num_trials, seed=seed, warnings=dropped)
+        num_trials=num_trials, seed=seed, generator=generator,
+        generator_timeout=generator_timeout, warnings=dropped)

@@ -48,13 +48,13 @@ from typing import Any
 from hpsearch.columns import RESERVED_COLUMNS
 from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
-from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value
+from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
 
 Condition = tuple[dict[str, list[Any]], dict[str, list[Any]]]
 #: a parameter: the values a grid walks (or a sampler chooses among), or a distribution
 ParameterValues = list[Any] | Distribution
 
-ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2")
+ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external")
 DIRECTIONS = ("minimize", "maximize")
 #: interpreter flags that take the next word as their value
 _FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
@@ -133,6 +133,10 @@ class SearchSpec:
     algorithm_options: dict[str, Any] = field(default_factory=dict)
     num_trials: int | None = None
     seed: int | None = None
+    #: ``algorithm: external``: the generator's command line, split into words, with
+    #: iDDS's placeholders (see :mod:`hpsearch.strategies.external`), and its time limit
+    generator: tuple[str, ...] | None = None
+    generator_timeout: float = 600.0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -151,6 +155,12 @@ class SearchSpec:
     def grid(self) -> dict[str, ParameterValues]:
         """The parameters, under hypnettorch's name for them."""
         return self.parameters
+
+    def parameters_json(self) -> dict[str, Any]:
+        """The parameters as JSON: a list of values, or a distribution's search-file
+        mapping (``{"method": "loguniform", "low": 1e-05, "high": 0.1}``)."""
+        return {name: values.to_json() if isinstance(values, Distribution)
+                else [storable(v) for v in values] for name, values in self.parameters.items()}
 
     def config_keys(self) -> list[str]:
         """Parameter names, then names only conditions set, each once."""
@@ -435,8 +445,13 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
         raise UsageError(f"algorithm {algorithm} optimises one objective, not "
                          f"{len(spec.objectives)}; use one of {', '.join(several)} for "
                          "several")
-    if spec.algorithm_options and algorithm in ("grid", "random", "qmc"):
+    if spec.algorithm_options and algorithm in ("grid", "random", "qmc", "external"):
         raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
                          "tpe, cmaes, gp, nsga2); remove them")
+    if (algorithm == "external") != (spec.generator is not None):
+        raise UsageError("algorithm external needs a generator command (generator: in the "
+                         "search file)" if algorithm == "external" else
+                         f"generator is for algorithm external, not {algorithm}; remove "
+                         "generator or set algorithm: external")
     return replace(spec, algorithm=algorithm, num_trials=trials,
                    seed=seed if seed is not None else spec.seed)
