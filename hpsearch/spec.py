@@ -414,8 +414,8 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         algorithm=algorithm, num_trials=num_trials, warnings=notes)
 
 
-#: algorithms that optimise one objective only
-SINGLE_OBJECTIVE = ("cmaes", "gp")
+#: algorithms that optimise one objective only (a generator sees the first one: iDDS's loss)
+SINGLE_OBJECTIVE = ("cmaes", "gp", "external")
 
 
 def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
