@@ -27,9 +27,12 @@ missing or wrong token, 404 an unknown request or point, 409 a point reported al
 503 a search that stopped on an error. With a token, every request (the OpenAPI page too)
 must carry ``Authorization: Bearer <token>``.
 
-Handlers are plain functions: FastAPI runs them in its thread pool, so a slow disk or a
-busy lock never stalls the event loop; samplers and generators compute in threads of
-their own and the driver in its own, so the API answers while they work.
+The point and status handlers run on the event loop: they take the point book's lock
+for microseconds (the driver holds it no longer) and write at most two small files, less
+than a hop to a thread pool costs; ``POST /requests`` (a search to load, a strategy to
+build) runs in FastAPI's thread pool. Samplers and generators compute in threads of their
+own and each driver in its own, so the API answers while they work. Answers are written
+as they are (``JSONResponse``); the response models are for the OpenAPI page.
 """
 
 from __future__ import annotations
@@ -179,35 +182,36 @@ def make_app(registry: Registry, token: str | None) -> Any:
         return {"request_id": registry.create(body.model_dump())}
 
     @app.get("/requests", response_model=list[RequestStatus])
-    def list_requests() -> list[dict[str, Any]]:
-        return [registry.requests[rid].status() for rid in sorted(registry.requests)]
+    async def list_requests() -> JSONResponse:
+        return JSONResponse([registry.requests[rid].status()
+                             for rid in sorted(registry.requests)])
 
     @app.get("/requests/{rid}", response_model=RequestStatus)
-    def request_status(rid: int) -> dict[str, Any]:
+    async def request_status(rid: int) -> JSONResponse:
         """Counts by status, the best point, whether max_points is reached."""
-        return registry.get(rid).status()
+        return JSONResponse(registry.get(rid).status())
 
     @app.get("/requests/{rid}/points", response_model=list[PointOut])
-    def get_points(rid: int, request: Request,
+    async def get_points(rid: int, request: Request,
                    status: PointStatus | None = None,
                    limit: Annotated[int | None, Query(ge=1)] = None,
                    x_hpsearch_worker: Annotated[str | None, Header()] = None
-                   ) -> list[dict[str, Any]]:
+                   ) -> JSONResponse:
         """Points by status (all without ``status``); ``status=new`` hands them out: they
         are leased to the caller and come back ``running``."""
         served = registry.get(rid)
         if status == "new":
             peer = request.client.host if request.client else "?"
-            return served.lease(limit, x_hpsearch_worker or peer)
-        return served.book.list(status, limit)
+            return JSONResponse(served.lease(limit, x_hpsearch_worker or peer))
+        return JSONResponse(served.book.list(status, limit))
 
     @app.put("/requests/{rid}/points/{point_id}", response_model=PointOut)
-    def update_point(rid: int, point_id: int, request: Request, body: PointReport,
+    async def update_point(rid: int, point_id: int, request: Request, body: PointReport,
                      x_hpsearch_worker: Annotated[str | None, Header()] = None
-                     ) -> dict[str, Any]:
+                     ) -> JSONResponse:
         """Report a point: its loss, its metrics, or its failure (once)."""
         peer = request.client.host if request.client else "?"
-        return registry.get(rid).report(point_id, body.model_dump(),
-                                        x_hpsearch_worker or peer)
+        return JSONResponse(registry.get(rid).report(point_id, body.model_dump(),
+                                                     x_hpsearch_worker or peer))
 
     return app if token is None else TokenCheck(app, token)

@@ -31,6 +31,8 @@ from hpsearch.summary import SummaryFormat
 EXTERNAL_JOB = "external"
 #: how ``started_at`` names the worker that holds a point's lease
 LEASE_PREFIX = "lease:"
+#: the longest a report waits for the driver while points are out
+BATCH_S = 0.02
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:@/+-]")
 
 
@@ -89,10 +91,15 @@ class ExternalBackend(Backend):
         return ended
 
     def wait(self, timeout: float) -> None:
+        """Until a lease left the pool half empty, or ``timeout``; while points are out (or
+        reports wait) at most :data:`BATCH_S`: reports are recorded in batches, not one
+        thread switch each (their files are written before they are answered)."""
         with self.book.changed:
             if self._woken:
                 self._woken = False
                 return
+            if self._ended or self._leased:
+                timeout = min(timeout, BATCH_S)
             if self._leased:
                 first = min(self._deadline(t) for t in self._leased)
                 timeout = min(timeout, max(0.0, first - time.monotonic()))
@@ -179,8 +186,8 @@ class ExternalBackend(Backend):
                 point.worker, point.deadline = worker, deadline
                 self._leased.add(trial)
                 out.append(point.view())
-            if out:
-                self._wake()
+            if out and len(self._pool) < max(1, self.ahead // 2):
+                self._wake()  # the strategy is asked for more now, in one batch
         return out
 
     def report(self, trial: int, report: Report) -> dict[str, Any]:
@@ -218,7 +225,6 @@ class ExternalBackend(Backend):
         point.place, point.held, point.deadline = "reported", None, None
         self._show(point, report)
         self._ended.append(done)
-        self._wake()
 
     def _deadline(self, trial: int) -> float:
         deadline = self.book.points[trial].deadline

@@ -66,7 +66,9 @@ def read_token(host: str, token_file: Path | None) -> str | None:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio then sets TCP_NODELAY on every connection it accepts (a
+    # kept-alive client would otherwise wait for delayed ACKs)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -121,7 +123,8 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
         registry.add(first)
         registry.restore()
         server = uvicorn.Server(uvicorn.Config(make_app(registry, token), log_level="warning",
-                                               access_log=False, lifespan="off"))
+                                               access_log=False, lifespan="off",
+                                               proxy_headers=False))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                   name="uvicorn", daemon=True)
         thread.start()

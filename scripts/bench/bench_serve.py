@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import select
 import statistics
 import subprocess
@@ -58,6 +60,18 @@ def work(url: str, out: str) -> None:
     Path(out).write_text(json.dumps({"get": gets, "put": puts, "empty": empty}))
 
 
+def service_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu() -> float:
+    """CPU seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def quantiles(values: list[float]) -> str:
     values = sorted(values)
     p50 = statistics.median(values)
@@ -81,12 +95,13 @@ def bench(algorithm: str, points: int, workers: int, ahead: int) -> None:
             url = service.stdout.readline().strip() if ready else ""
             assert url.startswith("http://"), "the service printed no URL"
             time.sleep(1.0)  # let the first generation fill the pool
-            start = time.perf_counter()
+            start, before = time.perf_counter(), workers_cpu()
             procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
                                        str(folder / f"w{i}.json")]) for i in range(workers)]
             for proc in procs:
                 proc.wait()
             wall = time.perf_counter() - start
+            cpu, spent = service_cpu(service.pid), workers_cpu() - before
             data = [json.loads((folder / f"w{i}.json").read_text()) for i in range(workers)]
         finally:
             service.terminate()
@@ -95,7 +110,8 @@ def bench(algorithm: str, points: int, workers: int, ahead: int) -> None:
     puts = [v for d in data for v in d["put"]]
     print(f"{algorithm:6} {points} points, {workers} workers: {len(puts) / wall:7.1f} "
           f"points/s ({wall:.2f} s); GET {quantiles(gets)}; PUT {quantiles(puts)}; "
-          f"empty answers {sum(d['empty'] for d in data)}")
+          f"empty answers {sum(d['empty'] for d in data)}; service CPU {cpu:.1f} s, "
+          f"workers' CPU {spent:.1f} s")
 
 
 def main() -> None:
