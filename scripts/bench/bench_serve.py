@@ -42,17 +42,19 @@ def work(url: str, out: str) -> None:
     from hpsearch.client import Client
 
     client = Client(url)
-    gets, puts, empty = [], [], 0
+    gets, puts, empty, idle = [], [], 0, 0.001
     while True:
         t0 = time.perf_counter()
         points = client.get_points(1, status="new", limit=1)
         t1 = time.perf_counter()
-        if not points:
+        if not points:  # the strategy has not caught up: back off as sims/served/worker.py
             empty += 1
             if client.status(1)["done"]:
                 break
-            time.sleep(0.002)
+            time.sleep(idle)
+            idle = min(0.05, idle * 2)
             continue
+        idle = 0.001
         gets.append(t1 - t0)
         p = points[0]["params"]
         client.update_point(1, points[0]["id"], (p["x"] - 0.3) ** 2 + p["layers"] * p["lr"])
