@@ -143,8 +143,8 @@ def _search_flags(func: Any) -> Any:
                      help="A search file (YAML or JSON): parameters with distributions, "
                      "algorithm, objective; instead of --grid_module."),
         click.option("--algorithm", default=None,
-                     help="grid | random | qmc | tpe | cmaes | gp | nsga2; overrides the "
-                     "grid module's _ALGORITHM or the search file's algorithm."),
+                     help="grid | random | qmc | tpe | cmaes | gp | nsga2 | external; overrides "
+                     "the grid module's _ALGORITHM or the search file's algorithm."),
         click.option("--grid_config", type=click.Path(dir_okay=False), default=None,
                      help="Pickle file with 'grid' and/or 'conditions' overriding the "
                      "module's."),

@@ -10,6 +10,7 @@ gives the locks back; the exit status is 128 + the signal's number, as for a sea
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import ipaddress
 import signal
@@ -107,6 +108,8 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
         raise UsageError("hpsearch serve writes reported results as a summary file; a grid "
                          "module's _SUMMARY_PARSER_HANDLE would not read them: remove it")
     spec, options = apply_budget(spec, options, budget, "--max_points")
+    if not own_backend:  # the workers' failures are theirs: a service does not give up
+        options = dataclasses.replace(options, fail_fast=0)
     first = Request(1, spec, options, budget, lease_s, source_name(source, spec), command,
                     make_backend(options, say) if own_backend else None)
     sock = bind(host, port)
