@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import REPO, hpsearch_env, pid_alive, wait_for
 
 from hpsearch.client import Client
@@ -66,6 +67,17 @@ class Service:
         self.proc.kill()
         self.proc.wait(10)
         wait_for(lambda: not pid_alive(self.proc.pid), 10, "the killed service to go")
+
+
+@pytest.fixture
+def services():
+    """Services a test started; killed at teardown if still running."""
+    started: list[Service] = []
+    yield started
+    for service in started:
+        if service.proc is not None and service.proc.poll() is None:
+            service.proc.kill()
+            service.proc.wait()
 
 
 def worker(url: str, *args: str, cwd: Path) -> subprocess.Popen[str]:

