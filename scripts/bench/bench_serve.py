@@ -4,8 +4,9 @@
 
 For each algorithm a fresh service (``--port=0``, a temporary search directory) serves a
 search of ``--points`` points over three parameters; ``--workers`` processes each loop
-``GET /requests/1/points?status=new&limit=1`` then ``PUT /requests/1/points/<id>`` with
-the stdlib client (a new connection per call, as ``urllib`` does) and no training time,
+``GET /requests/1/points?status=new&limit=1`` (``--limit``) then ``PUT
+/requests/1/points/<id>`` for each point, with the stdlib client (one kept-alive
+connection per worker) and no training time,
 until the request is done. Printed per algorithm: points per second (points over the wall
 time from the first call to the last report), the latency of the two calls (p50, p99,
 max), and how often a worker found no new point (the strategy had not caught up). Targets
@@ -37,7 +38,7 @@ parameters:
 """
 
 
-def work(url: str, out: str) -> None:
+def work(url: str, out: str, limit: int) -> None:
     """One worker: lease, report, until done; latencies (seconds) to ``out`` as JSON."""
     from hpsearch.client import Client
 
@@ -45,7 +46,7 @@ def work(url: str, out: str) -> None:
     gets, puts, empty, idle = [], [], 0, 0.001
     while True:
         t0 = time.perf_counter()
-        points = client.get_points(1, status="new", limit=1)
+        points = client.get_points(1, status="new", limit=limit)
         t1 = time.perf_counter()
         if not points:  # the strategy has not caught up: back off as sims/served/worker.py
             empty += 1
@@ -56,9 +57,10 @@ def work(url: str, out: str) -> None:
             continue
         idle = 0.001
         gets.append(t1 - t0)
-        p = points[0]["params"]
-        client.update_point(1, points[0]["id"], (p["x"] - 0.3) ** 2 + p["layers"] * p["lr"])
-        puts.append(time.perf_counter() - t1)
+        for point in points:
+            t1, p = time.perf_counter(), point["params"]
+            client.update_point(1, point["id"], (p["x"] - 0.3) ** 2 + p["layers"] * p["lr"])
+            puts.append(time.perf_counter() - t1)
     Path(out).write_text(json.dumps({"get": gets, "put": puts, "empty": empty}))
 
 
@@ -81,7 +83,7 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {values[-1] * 1e3:.1f} ms"
 
 
-def bench(algorithm: str, points: int, workers: int, ahead: int) -> None:
+def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         search = folder / "search.yaml"
@@ -99,7 +101,8 @@ def bench(algorithm: str, points: int, workers: int, ahead: int) -> None:
             time.sleep(1.0)  # let the first generation fill the pool
             start, before = time.perf_counter(), workers_cpu()
             procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
-                                       str(folder / f"w{i}.json")]) for i in range(workers)]
+                                       str(folder / f"w{i}.json"), str(limit)])
+                     for i in range(workers)]
             for proc in procs:
                 proc.wait()
             wall = time.perf_counter() - start
@@ -110,25 +113,28 @@ def bench(algorithm: str, points: int, workers: int, ahead: int) -> None:
             service.wait(60)
     gets = [v for d in data for v in d["get"]]
     puts = [v for d in data for v in d["put"]]
-    print(f"{algorithm:6} {points} points, {workers} workers: {len(puts) / wall:7.1f} "
-          f"points/s ({wall:.2f} s); GET {quantiles(gets)}; PUT {quantiles(puts)}; "
+    print(f"{algorithm:6} {points} points, {workers} workers, limit {limit}: "
+          f"{len(puts) / wall:7.1f} points/s ({wall:.2f} s); GET {quantiles(gets)}; "
+          f"PUT {quantiles(puts)}; "
           f"empty answers {sum(d['empty'] for d in data)}; service CPU {cpu:.1f} s, "
           f"workers' CPU {spent:.1f} s")
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--work":
-        work(sys.argv[2], sys.argv[3])
+    if len(sys.argv) == 5 and sys.argv[1] == "--work":
+        work(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--ahead", type=int, default=16,
                         help="--num_points_per_generation of the service")
+    parser.add_argument("--limit", type=int, default=1,
+                        help="points a worker asks for at once (it reports each)")
     parser.add_argument("--algorithms", default="random,tpe")
     args = parser.parse_args()
     for algorithm in args.algorithms.split(","):
-        bench(algorithm, args.points, args.workers, args.ahead)
+        bench(algorithm, args.points, args.workers, args.ahead, args.limit)
 
 
 if __name__ == "__main__":
