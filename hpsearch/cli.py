@@ -195,8 +195,8 @@ def _search_flags(func: Any) -> Any:
         click.option("--allow_new_keys", is_flag=True,
                      help="Let parameters add key paths the config template lacks."),
         click.option("--algorithm", default=None,
-                     help="grid | random | qmc | tpe | cmaes | gp | nsga2; overrides the "
-                     "grid module's _ALGORITHM or the search file's algorithm."),
+                     help="grid | random | qmc | tpe | cmaes | gp | nsga2 | external; "
+                     "overrides the grid module's _ALGORITHM or the search file's algorithm."),
         click.option("--pruner", default=None,
                      help="Early stopping: none | asha | hyperband | median; overrides the "
                      "grid module's _PRUNER or the search file's pruner."),
@@ -313,6 +313,7 @@ def main_group(ctx: click.Context, **params: Any) -> None:
     hpsearch collect out/q     # rebuild search_results.csv from the run directories
     hpsearch retry out/q       # run the failed runs again (after fixing the sim)
     hpsearch cancel out/q      # stop the driver and cancel every run of the search
+    hpsearch serve --search_file=search.yaml --out_dir=out/svc   # points over HTTP
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -482,6 +483,66 @@ def seeds_command(out_dir: str, top: int, num_seeds: int, seed_arg: str,
 
     raise click.exceptions.Exit(run_seeds(Path(out_dir).resolve(), top, num_seeds, seed_arg,
                                           list(extra_args)))
+
+
+#: flags that give a served search a backend of its own (it then also runs points itself)
+SERVE_BACKEND_FLAGS = ("run_cluster", "num_jobs", "visible_gpus")
+
+
+@main_group.command("serve")
+@_search_flags
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token-file.")
+@click.option("--port", type=int, default=8787, show_default=True,
+              help="Port to listen on (0: any free one; the URL is the first line printed).")
+@click.option("--token-file", "--token_file", "token_file", type=click.Path(dir_okay=False),
+              default=None, help="File holding a secret every request must send as "
+              "'Authorization: Bearer <token>'.")
+@click.option("--lease", type=float, default=3600, show_default=True,
+              help="Seconds a worker has to report a point it was handed; then the point "
+              "is new again.")
+@click.option("--max_points", type=int, default=None,
+              help="Request 1's trial budget (default: the search's num_trials; a grid: all "
+              "of it).")
+@click.option("--num_points_per_generation", type=int, default=None,
+              help="How many new points are kept ready for workers (default 10).")
+@click.pass_context
+def serve_command(ctx: click.Context, **params: Any) -> None:
+    """Serve a search over HTTP: workers get points and report losses (iDDS's HPO API).
+
+    \b
+    hpsearch serve --search_file=search.yaml --out_dir=out/svc --port=8787
+    curl 'http://127.0.0.1:8787/requests/1/points?status=new&limit=1'
+    curl -X PUT -H 'Content-Type: application/json' -d '{"loss": 0.25}' \\
+        http://127.0.0.1:8787/requests/1/points/0
+
+    The service owns OUT_DIR as a search does (its lock, its journal): stopped or killed,
+    the same command serves it again with every point and loss. Without backend flags
+    (--run_cluster, --num_jobs, --visible_gpus) it runs nothing itself. OpenAPI: /docs.
+    """
+    from hpsearch.service.requests import DEFAULT_POINTS_AHEAD, Budget
+    from hpsearch.service.server import serve
+
+    if params["dry_run"]:
+        raise UsageError("hpsearch serve has no --dry_run; run hpsearch --dry_run with the "
+                         "same search to see its first points")
+    _check_range("lease", params["lease"], 0, low_open=True)
+    _check_range("max_points", params["max_points"], 1)
+    _check_range("num_points_per_generation", params["num_points_per_generation"], 1)
+    _check_range("port", params["port"], 0, 65535)
+    if params["max_points"] is not None and params["num_searches"] not in (
+            -1, params["max_points"]):
+        raise UsageError("--max_points and --num_searches say the same; give one of them")
+    own = any(ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+              for name in SERVE_BACKEND_FLAGS)
+    source = search_source(params, ctx)
+    budget = Budget(params["max_points"] or source.num_trials,
+                    params["num_points_per_generation"] or DEFAULT_POINTS_AHEAD)
+    options = build_options(params)
+    token = Path(params["token_file"]) if params["token_file"] else None
+    argv = list((ctx.obj or {}).get("argv", []))
+    ctx.exit(serve(source, options, budget, params["lease"], params["host"], params["port"],
+                   token, own, argv))
 
 
 def main(argv: list[str] | None = None) -> int:

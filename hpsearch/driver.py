@@ -32,6 +32,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -262,6 +263,10 @@ class Driver:
             status, reason = "pruned", state.prune
             metrics = {**metrics, **{k: v for k, v in points[-1].items()
                                      if k not in ("step", "t")}} if points else metrics
+        if status == "finished":  # rungs it crossed between two reads count, as in ASHA
+            for rung, value in self.pruner.finished(run.run_id, run.trial,
+                                                    self._objective_points(points)):
+                self._event("rung", run=run.run_id, rung=rung, value=value)
         self._event("end", run=run.run_id, status=status, attempt=run.attempt,
                     exit=ended.exit_code, reason=reason, metrics=metrics,
                     wall=ended.wall_time, extra=extra, **({"job": job} if job else {}))
@@ -271,7 +276,6 @@ class Driver:
             self._tell(state)
             text = f"run {run.run_id} #{run.trial} {reason}"
         elif status == "finished":
-            self.pruner.finished(run.run_id, self._objective_points(points))
             self.tally["finished"] += 1
             self.progress.offer_best(perf)
             self._tell(state)
@@ -465,7 +469,7 @@ class Driver:
             for rung, value in state.rungs or ():
                 self.pruner.restore_rung(state.run_id, state.trial, int(rung), value)
             if state.status == "finished" and self.spec.pruner.name == "median":
-                self.pruner.finished(state.run_id, self._objective_points(
+                self.pruner.finished(state.run_id, state.trial, self._objective_points(
                     read_curve(self.out_dir / RUNS_DIR / state.run_id)))
 
     def _restore_strategy(self) -> None:
@@ -483,6 +487,12 @@ class Driver:
 
     # -- signals --------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.interrupt(signum)
+
+    def interrupt(self, signum: int) -> None:
+        """Stop as SIGINT/SIGTERM would: from a signal handler, or from another thread (a
+        driver that runs outside the main thread, e.g. in ``hpsearch serve``, installs no
+        handlers: its owner calls this)."""
         if self.stop_reason is None:
             self.stop_reason = "interrupted"
             self.signal_number = signum
@@ -508,8 +518,9 @@ class Driver:
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> int:
+        main = threading.current_thread() is threading.main_thread()
         previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM)}
+                    for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
             return self._loop()
         finally:

@@ -11,6 +11,7 @@ import dataclasses
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from hpsearch.backends import make_backend
 from hpsearch.backends.base import Backend
@@ -59,12 +60,15 @@ class SearchSource:
                 if v is not None}
 
 
-def load_search(source: SearchSource, run_cwd: Path, check_script: bool = True) -> SearchSpec:
-    """The validated spec, with the command line's overrides applied."""
+def load_search(source: SearchSource, run_cwd: Path, check_script: bool = True,
+                defaults: dict[str, Any] | None = None) -> SearchSpec:
+    """The validated spec, with the command line's overrides applied; ``defaults`` fill
+    settings a search file leaves out."""
     if source.search_file is not None:
         from hpsearch.migrate import load_search_file
 
-        spec = load_search_file(source.search_file, run_cwd, check_script, source.overrides())
+        spec = load_search_file(source.search_file, run_cwd, check_script, source.overrides(),
+                                defaults)
     else:
         from hpsearch.spec import load_spec
 
@@ -81,7 +85,8 @@ def source_name(source: SearchSource, spec: SearchSpec) -> str:
     return source.grid_module or str(source.search_file)
 
 
-def _check_out_dir(out_dir: Path) -> None:
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse (one line) an ``--out_dir`` that is a file or holds something else."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out_dir={out_dir} is a file; pass a directory path")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not is_search_dir(out_dir):
@@ -100,7 +105,7 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     for warning in spec.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     strategy = make_strategy(spec, options)
-    _check_out_dir(options.out_dir)
+    check_out_dir(options.out_dir)
     meta = describe(spec, source_name(source, spec), options.run_cwd, options.backend_name,
                     command, Path.cwd(), strategy.total, strategy.total_is_estimate)
     if not options.force_out_dir:
@@ -111,13 +116,7 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         dry_run(spec, options, strategy, backend)
         return 0
 
-    lock = DriverLock(options.out_dir)
-    try:
-        options.out_dir.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except OSError as exc:
-        raise UsageError(f"cannot use --out_dir={options.out_dir}: {exc.strerror}; pass a "
-                         "directory you can write to") from None
+    lock = take_search_dir(options.out_dir)
     try:
         history = replay(options.out_dir / JOURNAL_FILE)
         write_description(options.out_dir, meta, spec)
@@ -126,14 +125,32 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         driver = Driver(spec, options, strategy, backend, layout_of_spec(spec), progress, lock,
                         history)
         status = driver.run()
-        if strategy.total != meta["total"] or strategy.total_is_estimate != meta[
-                "total_is_estimate"]:
-            meta.update(total=strategy.total, total_is_estimate=strategy.total_is_estimate)
-            write_description(options.out_dir, meta, spec)
+        record_total(options.out_dir, meta, spec, strategy)
         progress.message(f"results: {options.out_dir / 'search_results.csv'}")
         return status
     finally:
         lock.release()
+
+
+def take_search_dir(out_dir: Path) -> DriverLock:
+    """Create ``out_dir`` and take its lock (a one-line UsageError when either fails)."""
+    lock = DriverLock(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as exc:
+        raise UsageError(f"cannot use --out_dir={out_dir}: {exc.strerror}; pass a "
+                         "directory you can write to") from None
+    return lock
+
+
+def record_total(out_dir: Path, meta: dict[str, Any], spec: SearchSpec,
+                 strategy: Strategy) -> None:
+    """Update ``search.json`` when the strategy's total changed while it ran."""
+    if strategy.total != meta["total"] or strategy.total_is_estimate != meta[
+            "total_is_estimate"]:
+        meta.update(total=strategy.total, total_is_estimate=strategy.total_is_estimate)
+        write_description(out_dir, meta, spec)
 
 
 def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,

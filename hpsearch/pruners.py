@@ -134,8 +134,12 @@ class Pruner(ABC):
                  ) -> Decision:
         """The decision on the newest of a run's points (``points`` in step order)."""
 
-    def finished(self, run_id: str, points: list[tuple[float, float]]) -> None:  # noqa: B027
-        """A run finished with these points (the median pruner compares with them)."""
+    def finished(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> tuple[tuple[int, float], ...]:
+        """A run finished with these points: the median pruner compares later runs with
+        them; ASHA and Hyperband enter the rungs they crossed that were not decided while
+        the run ran (it ended between two reads) and return those, to be journaled."""
+        return ()
 
 
 class NoPruner(Pruner):
@@ -198,6 +202,19 @@ class SuccessiveHalving(Pruner):
                     f"best {keep} of {len(values)}"))
         return Decision(tuple(crossed))
 
+    def finished(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> tuple[tuple[int, float], ...]:
+        newest = self._rung_of(points[-1][0]) if points else None
+        if newest is None:
+            return ()
+        crossed = []
+        for rung in range(self.crossed.get(run_id, -1) + 1, newest + 1):
+            at = self.first * self.eta ** rung
+            value = next(v for step, v in points if step >= at - 1e-9)
+            self.restore_rung(run_id, trial, rung, value)
+            crossed.append((rung, value))
+        return tuple(crossed)
+
 
 class Hyperband(Pruner):
     def __init__(self, spec: PrunerSpec, minimize: bool) -> None:
@@ -217,6 +234,10 @@ class Hyperband(Pruner):
                  ) -> Decision:
         return self._bracket(trial).consider(run_id, trial, points)
 
+    def finished(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> tuple[tuple[int, float], ...]:
+        return self._bracket(trial).finished(run_id, trial, points)
+
 
 class Median(Pruner):
     def __init__(self, spec: PrunerSpec, minimize: bool) -> None:
@@ -225,9 +246,11 @@ class Median(Pruner):
         self.min_trials = int(spec.options["min_trials"])
         self.curves: dict[str, list[tuple[float, float]]] = {}
 
-    def finished(self, run_id: str, points: list[tuple[float, float]]) -> None:
+    def finished(self, run_id: str, trial: int, points: list[tuple[float, float]]
+                 ) -> tuple[tuple[int, float], ...]:
         if points:
             self.curves[run_id] = points
+        return ()
 
     def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
                  ) -> Decision:

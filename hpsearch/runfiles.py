@@ -172,6 +172,18 @@ def read_exit(run_dir: Path, launch: str | None = None,
     return ExitRecord(exit_code, key, mtime, started)
 
 
+def write_start(run_dir: Path, launch: str, job: str, host: str) -> None:
+    """``started_at`` as the wrapper writes it, for a run that is not a process (a point
+    handed out over HTTP by ``hpsearch serve``); the file's mtime is the start."""
+    write_atomic(run_dir / STARTED_FILE,
+                 f"launch={launch}\njob={job}\nhost={host}\ncuda_visible_devices=\n")
+
+
+def write_exit(run_dir: Path, exit_code: int, launch: str) -> None:
+    """``exit_code`` as the wrapper writes it (see :func:`write_start`)."""
+    write_atomic(run_dir / EXIT_FILE, f"{exit_code} {launch}\n")
+
+
 def retire_attempt(run_dir: Path, also: Iterable[Path] = ()) -> Path | None:
     """Move the files of the run's last start (and ``also``) to ``attempts/<n>/``.
 

@@ -25,14 +25,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
 from hpsearch.journal import JOURNAL_FILE
 from hpsearch.lock import LOCK_PREFIX
 from hpsearch.results import TableLayout
 from hpsearch.runfiles import write_atomic
 from hpsearch.spec import SearchSpec
-from hpsearch.values import storable
 
 SEARCH_FILE = "search.json"
 #: what may not change between the runs of one search directory (with the words for it)
@@ -56,11 +54,6 @@ def layout_of_spec(spec: SearchSpec) -> TableLayout:
                        spec.performance_sort_asc, spec.objectives, spec.directions)
 
 
-def _parameters(spec: SearchSpec) -> dict[str, Any]:
-    return {name: values.to_json() if isinstance(values, Distribution)
-            else [storable(v) for v in values] for name, values in spec.parameters.items()}
-
-
 def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
              command: list[str], cwd: Path, total: int | None, estimate: bool) -> dict[str, Any]:
     return {"version": 2, "source_kind": spec.source_kind, "source": source,
@@ -70,7 +63,7 @@ def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
             "directions": spec.directions, "performance_key": spec.performance_key,
             "performance_sort_asc": spec.performance_sort_asc, "out_arg": spec.out_arg,
             "config_keys": spec.config_keys(), "custom_parser": spec.summary_parser is not None,
-            "algorithm": spec.algorithm, "parameters": _parameters(spec), "total": total,
+            "algorithm": spec.algorithm, "parameters": spec.parameters_json(), "total": total,
             "total_is_estimate": estimate, "run_cwd": str(run_cwd), "backend": backend,
             "command": command, "cwd": str(cwd)}
 

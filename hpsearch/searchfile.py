@@ -9,8 +9,11 @@
     objective: val_loss               # default: the first metric; a list: several objectives
     direction: minimize               # or maximize; a list: one per objective (default
                                       # minimize; one word applies to every objective)
-    algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 (grid)
+    algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 |
+                                      # external (grid; external when generator is set)
     algorithm_options: {}             # handed to the sampler (n_startup_trials, ...)
+    generator: python gen.py %IN %OUT # algorithm external: a command proposing points
+    generator_timeout: 600            # seconds one generator call may take (600)
     num_trials: 100                   # trials of a sampler (not needed for grid)
     pruner: asha                      # none | asha | hyperband | median (see hpsearch.pruners)
     pruner_options: {step: epoch}     # step, min_resource, max_resource, reduction_factor, ...
@@ -61,10 +64,12 @@ from hpsearch.spec import (
     check_names_and_values,
     check_value_lists,
 )
+from hpsearch.strategies.external import split_generator
 
 SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
-            "algorithm_options", "num_trials", "seed", "out_arg", "parameters", "conditions",
-            "config_template", "config_arg", "allow_new_keys", "pruner", "pruner_options")
+            "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
+            "out_arg", "parameters", "conditions", "config_template", "config_arg",
+            "allow_new_keys", "pruner", "pruner_options")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 class _Loader(yaml.SafeLoader):
@@ -126,6 +131,19 @@ def _count(where: str, value: Any, minimum: int) -> int | None:
     return value
 
 
+def _generator(where: str, data: dict[str, Any]) -> tuple[tuple[str, ...] | None, float]:
+    """``generator`` (a command line, or a list of words) and ``generator_timeout``."""
+    timeout = data.get("generator_timeout", 600.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not (
+            0 < timeout < float("inf")):
+        raise UsageError(f"{where}: generator_timeout must be a number of seconds > 0, not "
+                         f"{timeout!r}")
+    raw = data.get("generator")
+    if raw is None:
+        return None, float(timeout)
+    return split_generator(raw, f"{where}: generator"), float(timeout)
+
+
 def _parameter(name: Any, raw: Any) -> Any:
     """One entry of ``parameters``: a list, a distribution, or one value."""
     if isinstance(raw, dict):
@@ -185,7 +203,9 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     for key, value in (("summary_file", summary_file), ("out_arg", out_arg)):
         if not isinstance(value, str) or not value:
             raise UsageError(f"{where}: {key} must be non-empty text, not {value!r}")
-    algorithm = check_algorithm(data.get("algorithm", "grid"), where)
+    generator, generator_timeout = _generator(where, data)
+    algorithm = check_algorithm(data.get("algorithm", "grid" if generator is None
+                                         else "external"), where)
     options = data.get("algorithm_options") or {}
     if not isinstance(options, dict):
         raise UsageError(f"{where}: algorithm_options must be a mapping such as "
@@ -217,5 +237,6 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         command=command, summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
         objectives=objectives, directions=directions, source_file=source_file,
         source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
-        num_trials=num_trials, seed=seed, warnings=dropped,
+        num_trials=num_trials, seed=seed, generator=generator,
+        generator_timeout=generator_timeout, warnings=dropped,
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where))

@@ -58,7 +58,7 @@ from hpsearch.columns import RESERVED_COLUMNS
 from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
 from hpsearch.pruners import PrunerSpec, parse_pruner
-from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value
+from hpsearch.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
 
 if TYPE_CHECKING:
     from hpsearch.configfile import ConfigFile
@@ -67,7 +67,7 @@ Condition = tuple[dict[str, list[Any]], dict[str, list[Any]]]
 #: a parameter: the values a grid walks (or a sampler chooses among), or a distribution
 ParameterValues = list[Any] | Distribution
 
-ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2")
+ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external")
 DIRECTIONS = ("minimize", "maximize")
 #: interpreter flags that take the next word as their value
 _FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
@@ -149,6 +149,10 @@ class SearchSpec:
     num_trials: int | None = None
     seed: int | None = None
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    #: ``algorithm: external``: the generator's command line, split into words, with
+    #: iDDS's placeholders (see :mod:`hpsearch.strategies.external`), and its time limit
+    generator: tuple[str, ...] | None = None
+    generator_timeout: float = 600.0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -167,6 +171,12 @@ class SearchSpec:
     def grid(self) -> dict[str, ParameterValues]:
         """The parameters, under hypnettorch's name for them."""
         return self.parameters
+
+    def parameters_json(self) -> dict[str, Any]:
+        """The parameters as JSON: a list of values, or a distribution's search-file
+        mapping (``{"method": "loguniform", "low": 1e-05, "high": 0.1}``)."""
+        return {name: values.to_json() if isinstance(values, Distribution)
+                else [storable(v) for v in values] for name, values in self.parameters.items()}
 
     def config_keys(self) -> list[str]:
         """Parameter names, then names only conditions set, each once."""
@@ -440,8 +450,8 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         pruner=parse_pruner(attrs.get("_PRUNER"), attrs.get("_PRUNER_OPTIONS"), "_PRUNER"))
 
 
-#: algorithms that optimise one objective only
-SINGLE_OBJECTIVE = ("cmaes", "gp")
+#: algorithms that optimise one objective only (a generator sees the first one: iDDS's loss)
+SINGLE_OBJECTIVE = ("cmaes", "gp", "external")
 
 
 def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
@@ -487,9 +497,14 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
         raise UsageError(f"algorithm {algorithm} optimises one objective, not "
                          f"{len(spec.objectives)}; use one of {', '.join(several)} for "
                          "several")
-    if options and algorithm in ("grid", "random", "qmc"):
+    if options and algorithm in ("grid", "random", "qmc", "external"):
         raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
                          "tpe, cmaes, gp, nsga2); remove them")
+    if (algorithm == "external") != (spec.generator is not None):
+        raise UsageError("algorithm external needs a generator command (generator: in the "
+                         "search file)" if algorithm == "external" else
+                         f"generator is for algorithm external, not {algorithm}; remove "
+                         "generator or set algorithm: external")
     if spec.multi_objective and spec.pruner.active:
         raise UsageError(f"pruner {spec.pruner.name} stops runs by one objective, but this "
                          f"search has {len(spec.objectives)}; drop the pruner or keep one "

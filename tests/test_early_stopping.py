@@ -259,12 +259,14 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
         for i in range(4):
             run_dir = tmp_path / "runs" / f"s{i}"
             argv = ("python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-                    "signal.SIG_IGN); time.sleep(120)")
+                    f"signal.SIG_IGN); open({str(run_dir / 'ignoring')!r}, 'w'); "
+                    "time.sleep(120)")
             write_run_record(run_dir, {"run_id": f"s{i}"}, argv, tmp_path, {})
             runs.append(Run(f"s{i}", i, {}, argv, tmp_path, run_dir, run_dir / "out",
                             launch="kstop0001"))
         backend.submit(runs, "kstop0001")
-        wait_for(lambda: all((r.run_dir / "started_at").exists() for r in runs), timeout=60)
+        # stopped only once each sim ignores SIGTERM (started_at comes before that)
+        wait_for(lambda: all((r.run_dir / "ignoring").exists() for r in runs), timeout=60)
         backend.stop([r.run_id for r in runs], grace=1.0)
         ended = {}
         deadline = time.monotonic() + 60

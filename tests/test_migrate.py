@@ -459,7 +459,8 @@ def test_hpogrid_simple_objective_project(tmp_path: Path) -> None:
     assert spec.objectives == ["loss"] and spec.directions == ["minimize"]
     text = "\n".join(spec.warnings)
     assert "algorithm hyperopt runs as tpe" in text
-    assert "asynchyperband (early stopping) is not mapped yet" in text
+    assert "scheduler asynchyperband runs as pruner: asha on the reporter's steps" in text
+    assert spec.pruner.name == "asha" and spec.pruner.options["min_resource"] == 1
     assert "grid_config (PanDA sites, containers, datasets) is not supported" in text
     assert "scripts_path (pass --run_cwd=<its folder>)" in text
     assert suggested_options(path, "local") == ({"num_jobs": 3}, [])
@@ -503,7 +504,10 @@ def test_hpogrid_json_project_with_its_json_search_space(tmp_path: Path) -> None
     spec = load_search_file(path, tmp_path)
     assert spec.parameters["batchsize"] == [32, 64, 128, 256, 512, 1024]
     assert (spec.parameters["lr"].low, spec.parameters["lr"].base) == (1e-5, 10)
-    assert spec.algorithm == "random" and not spec.warnings
+    assert spec.algorithm == "random" and spec.warnings == [
+        "hpo_config scheduler asynchyperband (hpogrid's default) runs as pruner: asha on the "
+        "reporter's steps"]
+    assert spec.pruner.name == "asha"
 
 
 @pytest.mark.parametrize(("change", "expected"), [

@@ -181,11 +181,68 @@ def test_hpogrid_example_project_runs_here(tmp_path: Path) -> None:
     assert "algorithm hyperopt runs as tpe" in err
     with open(out / "search_results.csv", newline="") as f:
         table = list(csv.DictReader(f, delimiter=";"))
-    assert len(table) == 4 and {r["status"] for r in table} == {"finished"}
-    for row in table:
+    assert "scheduler asynchyperband runs as pruner: asha" in err
+    assert len(table) == 4 and {r["status"] for r in table} <= {"finished", "pruned"}
+    # every run ranks at every rung as it ranks at its end: the best one is never pruned
+    finished = [r for r in table if r["status"] == "finished"]
+    assert finished
+    for row in finished:
         height, width = float(row["height"]), float(row["width"])
         assert float(row["loss"]) == pytest.approx((height - 14) ** 2 - abs(width - 3))
         assert row["epochs"] == "5"
+
+
+HPOGRID_PRUNED = """\
+model_config:
+  script: obj.py
+  model: my_objective
+search_space:
+  x: {method: uniform, dimension: {low: 0, high: 1}}
+hpo_config:
+  metric: loss
+  mode: min
+  num_trials: 2
+  max_concurrent: 1
+  scheduler: asynchyperband
+  scheduler_param: {grace_period: 1, reduction_factor: 2, max_t: 8, brackets: 1}
+"""
+
+PRUNED_OBJECTIVE = """\
+import os, time
+
+def my_objective(config, reporter):
+    try:  # the first run: good at every step; every later one: worse, until it is stopped
+        os.close(os.open("first-run", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        loss = 0.0
+    except FileExistsError:
+        loss = 10.0
+    for epoch in range(1, 8 if loss == 0 else 100000):
+        reporter(loss=loss, epoch=epoch)
+        if reporter.should_stop():
+            with open(os.path.join(os.environ["HPSEARCH_OUT_DIR"], "saw-stop"), "w"):
+                pass
+            return
+        if loss:
+            time.sleep(0.05)
+"""
+
+
+def test_hpogrid_asynchyperband_prunes_a_hopeless_run(tmp_path: Path) -> None:
+    sim = tmp_path / "proj"
+    sim.mkdir()
+    (sim / "obj.py").write_text(PRUNED_OBJECTIVE)
+    (sim / "project.yaml").write_text(HPOGRID_PRUNED)
+    rc, _, err = run_hpsearch(["--search_file=proj/project.yaml", "--run_cwd=proj",
+                               f"--out_dir={tmp_path / 'out'}", "--visible_gpus=-1"],
+                              tmp_path, timeout=120)
+    assert rc == 0, err
+    assert ("asynchyperband runs as pruner: asha on the reporter's steps (min_resource: 1, "
+            "max_resource: 8, reduction_factor: 2)") in err
+    assert "scheduler_param not used here: brackets" in err
+    first, second = sorted(rows(tmp_path), key=lambda r: int(r["run_id"].split("-")[0]))
+    assert first["status"] == "finished" and float(first["loss"]) == 0
+    assert second["status"] == "pruned" and float(second["loss"]) == 10
+    assert (Path(second["run_dir"]) / "out" / "saw-stop").exists()  # stopped cooperatively
 
 
 def test_dry_run_prints_the_runner_command(tmp_path: Path) -> None:

@@ -41,6 +41,17 @@ def test_asha_judges_the_value_at_the_rung_not_the_newest():
     assert decision.rungs[0] == (0, 2.0) and decision.prune is not None
 
 
+def test_a_run_that_ended_between_two_reads_still_enters_its_rungs():
+    asha = make_pruner(parse_pruner("asha", {"reduction_factor": 2}, "t"), minimize=True)
+    asha.consider("a", 0, curve(0.0, 1))  # rung 0 decided while it ran
+    # it finished before rungs 1 and 2 (2 and 4 steps) were read: they count all the same
+    assert asha.finished("a", 0, curve(0.0, 5)) == ((1, 0.5), (2, 0.25))
+    assert asha.finished("a", 0, curve(0.0, 5)) == ()  # entered once
+    assert "rung 1 (2 steps)" in asha.consider("b", 1, [(1.0, 0.9), (2.0, 0.6)]).prune
+    hb = make_pruner(parse_pruner("hyperband", {"max_resource": 9}, "t"), minimize=True)
+    assert hb.finished("x", 1, curve(0.0, 9)) == ((0, 1 / 3), (1, 1 / 9))  # bracket 1
+
+
 def test_max_resource_is_the_last_rung_and_maximising_works():
     asha = make_pruner(parse_pruner("asha", {"max_resource": 3}, "t"), minimize=False)
     asha.consider("a", 0, [(1.0, 0.5), (3.0, 0.9)])
@@ -65,7 +76,7 @@ def test_median_prunes_below_the_median_of_finished_runs_after_warmup():
     assert isinstance(median, Median)
     for i, final in enumerate((0.1, 0.2, 0.3)):
         assert median.consider(f"f{i}", i, curve(final, 5)).prune is None  # too few finished
-        median.finished(f"f{i}", curve(final, 5))
+        assert median.finished(f"f{i}", i, curve(final, 5)) == ()
     assert median.consider("x", 9, curve(0.9, 1)).prune is None  # still warming up
     assert median.consider("x", 9, curve(0.9, 3)).prune is not None
     assert median.consider("y", 10, curve(0.15, 3)).prune is None

@@ -41,10 +41,15 @@ _WORDS = {"hyper_opt": "hyper_opt file", "hpogrid": "hpogrid project file",
 
 
 def load_search_file(path: Path, run_cwd: Path, check_script: bool = True,
-                     overrides: dict[str, Any] | None = None) -> SearchSpec:
-    """Read a search file of any format with the command line's ``overrides`` applied."""
+                     overrides: dict[str, Any] | None = None,
+                     defaults: dict[str, Any] | None = None) -> SearchSpec:
+    """Read a search file of any format with the command line's ``overrides`` applied;
+    ``defaults`` fill settings the file leaves out (a served search's ``script`` and
+    ``metrics``)."""
     overrides = dict(overrides or {})
     data = read_search_file(path)
+    if defaults and isinstance(data, dict):
+        data = {**defaults, **data}
     kind = format_of(data)
     where = f"{_WORDS[kind]} {path}"
     notes: list[str] = []

@@ -27,8 +27,10 @@ parameters; ``hpo_config`` the metric, its direction (``mode``), ``num_trials`` 
 algorithm: random -> random, hyperopt / tune / bayesian / bohb -> tpe, skopt / ax -> gp,
 nevergrad -> cmaes (random when every parameter is a list of values), each named in a
 warning. hpogrid's defaults apply to what the file leaves out (random, metric accuracy,
-mode max, 100 trials). ``max_concurrent`` gives ``--num_jobs`` (:func:`suggested_options`).
-``scheduler: asynchyperband`` (early stopping), ``grid_config`` (PanDA sites, containers,
+mode max, 100 trials, scheduler asynchyperband). ``max_concurrent`` gives ``--num_jobs``
+(:func:`suggested_options`). ``scheduler: asynchyperband`` runs as ``pruner: asha`` on the
+steps the function's ``reporter`` counts (``scheduler_param``: ``grace_period``, ``max_t``,
+``reduction_factor``); the other schedulers, ``grid_config`` (PanDA sites, containers,
 datasets) and ``scripts_path`` (use ``--run_cwd``) are reported as not used.
 """
 
@@ -48,6 +50,9 @@ ALGORITHMS = {"random": ("random", ""), "hyperopt": ("tpe", "hyperopt's TPE"),
 _HPO_KEYS = ("algorithm", "metric", "mode", "scheduler", "num_trials", "max_concurrent",
              "log_dir", "verbose", "stop", "scheduler_param", "algorithm_param")
 _MODES = {"min": "minimize", "max": "maximize"}
+#: Ray Tune's ASHAScheduler parameters -> our pruner_options
+_ASHA_PARAMS = {"grace_period": "min_resource", "max_t": "max_resource",
+                "reduction_factor": "reduction_factor"}
 
 
 def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -90,8 +95,9 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None
                "direction": _MODES[mode], "num_trials": hpo.get("num_trials", 100),
                "parameters": parameters,
                "algorithm": _algorithm(hpo.get("algorithm", "random"), space, where, notes)}
-    unused = [f"hpo_config.{k}" for k in ("log_dir", "verbose", "stop", "scheduler_param",
-                                          "algorithm_param") if k in hpo]
+    _scheduler(hpo, mapping, where, notes)
+    unused = [f"hpo_config.{k}" for k in ("log_dir", "verbose", "stop", "algorithm_param")
+              if k in hpo]
     unused += [f"hpo_config.{k}" for k in hpo if k not in _HPO_KEYS]
     unused += [k for k in data if k not in (*SECTIONS, "grid_config", "project_name",
                                             "scripts_path")]
@@ -100,17 +106,35 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None
         unused.append("scripts_path (pass --run_cwd=<its folder>)")
     if unused:
         notes.append(f"hpogrid settings not used here: {', '.join(unused)}")
-    scheduler = hpo.get("scheduler")
-    if scheduler == "asynchyperband":
-        notes.append("hpo_config scheduler asynchyperband (early stopping) is not mapped yet: "
-                     "every run goes to its end")
-    elif scheduler is not None:
-        notes.append(f"hpo_config scheduler {scheduler} is not supported: every run goes to "
-                     "its end")
     if "grid_config" in data:
         notes.append("grid_config (PanDA sites, containers, datasets) is not supported: runs "
                      "go to this machine, or to Slurm/LSF with --run_cluster")
     return mapping, notes
+
+
+def _scheduler(hpo: dict[str, Any], mapping: dict[str, Any], where: str,
+               notes: list[str]) -> None:
+    """``scheduler: asynchyperband`` (hpogrid's default) -> ``pruner: asha`` on the steps the
+    reporter counts, with Ray's ``scheduler_param`` names: ``grace_period`` ->
+    ``min_resource``, ``max_t`` -> ``max_resource``, ``reduction_factor`` as it is."""
+    scheduler = hpo.get("scheduler", "asynchyperband")
+    params = hpo.get("scheduler_param") or {}
+    if not isinstance(params, dict):
+        raise UsageError(f"{where}: hpo_config scheduler_param must be a mapping such as "
+                         "{grace_period: 1, max_t: 100, reduction_factor: 4}")
+    if scheduler != "asynchyperband":
+        notes.append(f"hpo_config scheduler {scheduler} is not supported: every run goes to "
+                     "its end (only asynchyperband is, as pruner: asha)")
+        return
+    options = {ours: params[ray] for ray, ours in _ASHA_PARAMS.items() if ray in params}
+    mapping["pruner"], mapping["pruner_options"] = "asha", options
+    default = "" if "scheduler" in hpo else " (hpogrid's default)"
+    notes.append(f"hpo_config scheduler asynchyperband{default} runs as pruner: asha on the "
+                 "reporter's steps" + (f" ({', '.join(f'{k}: {v}' for k, v in options.items())})"
+                            if options else ""))
+    ignored = [k for k in params if k not in _ASHA_PARAMS]
+    if ignored:
+        notes.append(f"hpo_config scheduler_param not used here: {', '.join(ignored)}")
 
 
 def _algorithm(name: Any, space: dict[str, Any], where: str, notes: list[str]) -> str:

@@ -1,5 +1,6 @@
 """Strategies propose configurations: the grid (:mod:`.grid`), random and quasi-random
-sampling (:mod:`.sampled`), Optuna's model-based samplers (:mod:`.optuna_samplers`).
+sampling (:mod:`.sampled`), Optuna's model-based samplers (:mod:`.optuna_samplers`), an
+external generator command (:mod:`.external`).
 
 :func:`make_strategy` picks one from the search's algorithm; the seam they share is
 :mod:`hpsearch.strategies.base`.
@@ -19,17 +20,26 @@ def parallelism(options: SearchOptions) -> int:
     return 8 if options.run_cluster else 1
 
 
-def make_strategy(spec: SearchSpec, options: SearchOptions) -> Strategy:
+def make_strategy(spec: SearchSpec, options: SearchOptions, ahead: int | None = None
+                  ) -> Strategy:
     """The strategy of ``spec.algorithm``; ``--random_seed`` seeds it unless the search
-    file set a seed (an explicit ``--random_seed`` already replaced that)."""
+    file set a seed (an explicit ``--random_seed`` already replaced that). ``ahead`` is how
+    many proposals are kept in flight when it is not :func:`parallelism` (a served search's
+    ``num_points_per_generation``): what a sampler plans for, a generator's ``%NUM_POINTS``."""
     seed = options.random_seed if spec.seed is None else spec.seed
+    parallel = parallelism(options) if ahead is None else ahead
     if spec.algorithm == "grid":
         from hpsearch.strategies.grid import GridStrategy
 
         return GridStrategy(spec, seed=seed, deterministic=options.deterministic_search,
                             num_searches=options.num_searches,
                             random_picks=options.dont_generate_full_grid)
+    assert spec.num_trials is not None
+    if spec.algorithm == "external":
+        from hpsearch.strategies.external import ExternalGenerator
+
+        return ExternalGenerator(spec, spec.num_trials, parallel, options.out_dir,
+                                 options.run_cwd)
     from hpsearch.strategies.factory_sampled import make_sampled_strategy
 
-    assert spec.num_trials is not None
-    return make_sampled_strategy(spec, seed, spec.num_trials, parallelism(options))
+    return make_sampled_strategy(spec, seed, spec.num_trials, parallel)

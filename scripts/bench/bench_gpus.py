@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hpsearch.journal import replay
+
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
 
@@ -76,13 +78,13 @@ def bench(name: str, flags: list[str], args: argparse.Namespace, work: Path) -> 
     wall = time.monotonic() - begin
     if done.returncode != 0:
         sys.exit(f"{name}: hpsearch exited {done.returncode}:\n{done.stderr}")
-    journal = [json.loads(line) for line in (folder / "search" / "journal.jsonl").open()]
-    submits = [e["t"] for e in journal if e["ev"] == "submit"]
-    ends = [e for e in journal if e["ev"] == "end"]
+    runs = list(replay(folder / "search" / "journal.jsonl").runs.values())  # compacted
+    submits = [r.submitted_at for r in runs if r.submitted_at is not None]
+    ends = [r.ended_at for r in runs if r.ended_at is not None]
     events = [json.loads(line) for line in log.open()]
     return {"setting": name, "flags": " ".join(flags) or "(defaults)", "wall_s": round(wall, 2),
-            "makespan_s": round(max(e["t"] for e in ends) - min(submits), 2),
-            "finished": sum(e["status"] == "finished" for e in ends),
+            "makespan_s": round(max(ends) - min(submits), 2),
+            "finished": sum(r.status == "finished" for r in runs),
             "most_at_once_per_gpu": most_at_once(events),
             "ooms": sum(e["event"] == "oom" for e in events)}
 

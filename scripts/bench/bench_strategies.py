@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -58,12 +57,13 @@ def hpsearch(*args: str) -> float:
 
 
 def best_of(out_dir: Path) -> float:
-    best = float("inf")
-    for line in (out_dir / "journal.jsonl").read_text().splitlines():
-        event = json.loads(line)
-        if event["ev"] == "end" and event["status"] == "finished":
-            best = min(best, event["metrics"]["value"])
-    return best
+    """The best value of the finished runs, as every tool reads a search (a finished
+    search's journal is compacted to one event per run)."""
+    from hpsearch.journal import replay
+
+    runs = replay(out_dir / "journal.jsonl").runs.values()
+    return min((r.metrics["value"] for r in runs if r.status == "finished"),
+               default=float("inf"))
 
 
 def plain_optuna(function: str, trials: int, seed: int) -> float:

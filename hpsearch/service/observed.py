@@ -1,0 +1,75 @@
+"""A strategy that tells a :class:`~hpsearch.service.points.PointBook` what the driver
+asks and tells it: every proposal (restored or new) becomes a point, every outcome the
+point's verdict. The driver's own calls are the only source, so the points a service shows
+are the journal's trials and the driver's verdicts -- nothing is judged twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hpsearch.runs import run_id_of
+from hpsearch.service.points import PointBook
+from hpsearch.strategies.base import Outcome, Proposal, Strategy
+
+
+class ObservedStrategy(Strategy):
+    """``inner`` as it is, with its proposals and outcomes copied into ``book``."""
+
+    def __init__(self, inner: Strategy, book: PointBook) -> None:
+        self.inner = inner
+        self.book = book
+
+    @property  # type: ignore[override]
+    def adaptive(self) -> bool:
+        return self.inner.adaptive
+
+    def _note(self, proposals: Sequence[Proposal]) -> None:
+        for p in proposals:
+            self.book.propose(p.trial, p.run_id or run_id_of(p.config, p.trial), p.config)
+
+    def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
+        self.inner.restore(proposals, outcomes)
+        self._note(proposals)
+        for outcome in outcomes:
+            self._end(outcome)
+
+    def ask(self, n: int) -> list[Proposal]:
+        proposals = self.inner.ask(n)
+        self._note(proposals)
+        return proposals
+
+    def tell(self, outcome: Outcome) -> None:
+        self.inner.tell(outcome)
+        self._end(outcome)
+
+    def _end(self, outcome: Outcome) -> None:
+        loss = outcome.values[0] if outcome.values else None
+        self.book.end(outcome.trial, outcome.status, loss)
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    @property
+    def total(self) -> int | None:
+        return self.inner.total
+
+    @property
+    def total_is_estimate(self) -> bool:
+        return self.inner.total_is_estimate
+
+    def withdrawn(self) -> set[int]:
+        trials = self.inner.withdrawn()
+        self.book.forget(trials)
+        return trials
+
+    @property
+    def busy(self) -> bool:
+        return self.inner.busy
+
+    def preview(self, n: int) -> tuple[list[Proposal], str | None]:
+        return self.inner.preview(n)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -1,0 +1,97 @@
+"""A worker's report on a point, checked against the search and written as a run's files.
+
+A report is one of (the body of ``PUT /requests/<id>/points/<point id>``)::
+
+    {"loss": 0.231}                                  # the objective's value
+    {"metrics": {"val_loss": 0.231, "val_acc": 0.93, "acc_per_task": [0.9, 0.95]}}
+    {"failure": "CUDA out of memory on node 7"}      # the point failed
+
+``loss`` fits a search whose only metric is its objective; a search with more metrics (or
+objectives) takes them all in ``metrics``. Numbers must be finite. What is accepted is
+written the way a sim and the job wrapper would have written it (:mod:`hpsearch.runfiles`):
+the summary file (``<metric> <value>`` lines and ``finished 1``) and ``exit_code`` 0, or
+the message as ``stderr.log`` and ``exit_code`` 1 -- so the driver judges it with the one
+verdict (:func:`hpsearch.summary.judge`), and a restarted service finds it in the run
+directory even if the driver never saw it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpsearch.backends.base import Ended, Run
+from hpsearch.runfiles import (
+    STDERR_FILE,
+    read_exit,
+    read_start,
+    tail_lines,
+    write_atomic,
+    write_exit,
+)
+from hpsearch.service.api_error import ApiError
+from hpsearch.service.points import Report
+from hpsearch.summary import SummaryFormat
+
+#: the reason of a failure a worker reported, before its message
+REPORTED = "reported: "
+
+
+def check_report(body: dict[str, Any], fmt: SummaryFormat, worker: str) -> Report:
+    """The report in ``body`` (already of the right shape: exactly one of ``loss``,
+    ``metrics``, ``failure``), checked against the search's metrics (ApiError 400)."""
+    names = [k for k in fmt.keywords if k != "finished"]
+    if body.get("failure") is not None:
+        return Report(None, str(body["failure"]), worker, None)
+    if body.get("loss") is not None:
+        if names != fmt.objectives[:1] or len(fmt.objectives) > 1:
+            raise ApiError(400, f"this search's metrics are {', '.join(names)}: report them "
+                           'all as {"metrics": {...}}, not one loss')
+        metrics = {names[0]: body["loss"]}
+    else:
+        metrics = dict(body["metrics"])
+        unknown = [k for k in metrics if k not in names]
+        if unknown:
+            raise ApiError(400, f"unknown metric {', '.join(map(repr, unknown))}; this "
+                           f"search's metrics are {', '.join(names)}")
+        missing = [k for k in names if k not in metrics]
+        if missing:
+            raise ApiError(400, f"the report lacks metric {', '.join(map(repr, missing))}; "
+                           f"this search's metrics are {', '.join(names)}")
+        for objective in fmt.objectives:
+            if isinstance(metrics[objective], list):
+                raise ApiError(400, f"objective {objective!r} must be one number, not a list")
+    return Report(metrics, None, worker, float(metrics[fmt.objectives[0]]))
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(repr, value)) + "]"
+    return repr(value)
+
+
+def write_report(run: Run, report: Report, fmt: SummaryFormat) -> None:
+    """The run's summary (or ``stderr.log``) and ``exit_code`` for ``report``."""
+    if report.metrics is not None:
+        run.sim_out_dir.mkdir(parents=True, exist_ok=True)
+        lines = "".join(f"{k} {_text(v)}\n" for k, v in report.metrics.items())
+        write_atomic(run.sim_out_dir / fmt.filename, lines + "finished 1\n")
+        write_exit(run.run_dir, 0, run.launch)
+    else:
+        message = " ".join((report.failure or "").split()) or "failed"
+        write_atomic(run.run_dir / STDERR_FILE, message + "\n")
+        write_exit(run.run_dir, 1, run.launch)
+
+
+def ended_of(run: Run) -> Ended | None:
+    """The run's end as its files tell (None before a report was written): the same
+    whether the report came just now or before a restart."""
+    record = read_exit(run.run_dir, run.launch)
+    if record is None:
+        return None
+    start = read_start(run.run_dir)
+    extra = {"job_id": start.job} if start is not None and start.job else {}
+    if record.exit_code == 0:
+        return Ended.recorded(run.run_id, record, extra)
+    said = tail_lines(run.run_dir / STDERR_FILE, 1)
+    return Ended(run.run_id, None, REPORTED + (said[0] if said else "failed"), extra=extra,
+                 wall_time=record.wall_time)

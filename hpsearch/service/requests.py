@@ -1,0 +1,275 @@
+"""The searches a service runs ("requests", iDDS's word), each one a search directory.
+
+Request 1 is the search the service was started with, in ``--out_dir``. Each request made
+over HTTP is a search directory of its own, ``<out_dir>/requests/<id>/`` (ids 2, 3, ...),
+with its journal, lock and driver thread, and the request as it came::
+
+    <out_dir>/requests/2/request.json
+        {"search": {"parameters": {...}, "algorithm": "tpe"}, "max_points": 50,
+         "num_points_per_generation": 10}
+
+so a restarted service serves every request again where it stopped. A served search may
+leave out ``script`` and ``metrics`` (:data:`SERVED_DEFAULTS`: the points are computed
+elsewhere, and report one ``loss``). ``max_points`` is the trial budget (``num_trials``; a
+grid's ``--num_searches``), default the search's own; ``num_points_per_generation``
+(default :data:`DEFAULT_POINTS_AHEAD`, iDDS's) is how many ``new`` points are kept ready.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from hpsearch.backends.base import Backend
+from hpsearch.driver import Driver, summary_format
+from hpsearch.errors import UsageError
+from hpsearch.journal import JOURNAL_FILE, replay
+from hpsearch.launch import check_out_dir, record_total, take_search_dir
+from hpsearch.lock import DriverLock
+from hpsearch.options import SearchOptions
+from hpsearch.progress import Progress
+from hpsearch.runfiles import write_atomic
+from hpsearch.searchdir import (
+    check_same_search,
+    describe,
+    layout_of_spec,
+    read_description,
+    write_description,
+)
+from hpsearch.service.api_error import ApiError
+from hpsearch.service.backend import ExternalBackend, worker_name
+from hpsearch.service.observed import ObservedStrategy
+from hpsearch.service.points import PointBook
+from hpsearch.service.reports import check_report
+from hpsearch.service.split import SplitBackend
+from hpsearch.spec import SearchSpec, resolve_algorithm
+from hpsearch.strategies import make_strategy
+from hpsearch.strategies.external import ExternalGenerator
+
+REQUESTS_DIR = "requests"
+REQUEST_FILE = "request.json"
+#: each driver's own lines (runs handed out and ended, warnings) go here, in its directory
+LOG_FILE = "service.log"
+#: iDDS's default number of points per generation
+DEFAULT_POINTS_AHEAD = 10
+#: what a served search may leave out
+SERVED_DEFAULTS: dict[str, Any] = {"script": "external-worker", "metrics": ["loss"]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """A request's ``max_points`` (None: the search's own) and points kept ahead."""
+
+    max_points: int | None = None
+    ahead: int = DEFAULT_POINTS_AHEAD
+
+
+def apply_budget(spec: SearchSpec, options: SearchOptions, budget: Budget, where: str
+                 ) -> tuple[SearchSpec, SearchOptions]:
+    """``max_points`` as the trial budget of ``spec`` (one-line UsageError)."""
+    if spec.algorithm == "grid":
+        if budget.max_points is not None:
+            options = dataclasses.replace(options, num_searches=budget.max_points)
+        return spec, options
+    if budget.max_points is None and spec.num_trials is None:
+        raise UsageError(f"{where}: algorithm {spec.algorithm} needs max_points (or "
+                         "num_trials in the search)")
+    return resolve_algorithm(spec, None, budget.max_points, None), options
+
+
+class Request:
+    """One served search: its points, its external backend, its driver thread.
+
+    Built in two steps so that nothing is written before the search is known to be good:
+    the constructor checks everything, :meth:`start` takes the directory and drives.
+    """
+
+    def __init__(self, rid: int, spec: SearchSpec, options: SearchOptions, budget: Budget,
+                 lease_s: float, source: str, command: list[str],
+                 own: Backend | None = None) -> None:
+        self.id = rid
+        self.spec = spec
+        self.options = options
+        self.budget = budget
+        self.out_dir = options.out_dir
+        self.book = PointBook(spec.performance_sort_asc)
+        self.inner = make_strategy(spec, options, ahead=budget.ahead)
+        self.strategy = ObservedStrategy(self.inner, self.book)
+        self.external = ExternalBackend(self.book, summary_format(spec), budget.ahead, lease_s)
+        self.backend: Backend = self.external if own is None else SplitBackend(own,
+                                                                              self.external)
+        check_out_dir(self.out_dir)
+        self.meta = describe(spec, source, options.run_cwd, self.backend.name, command,
+                             Path.cwd(), self.inner.total, self.inner.total_is_estimate)
+        if not options.force_out_dir:
+            check_same_search(read_description(self.out_dir), self.meta, self.out_dir)
+        self.lock: DriverLock | None = None
+        self.driver: Driver | None = None
+        self.thread: threading.Thread | None = None
+        self.exit_status: int | None = None
+        self.error: str | None = None
+        self._log: IO[str] | None = None
+
+    # -- life -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.lock = take_search_dir(self.out_dir)
+        try:
+            history = replay(self.out_dir / JOURNAL_FILE)
+            write_description(self.out_dir, self.meta, self.spec)
+            self._log = open(self.out_dir / LOG_FILE, "a")  # noqa: SIM115 -- closed by close()
+        except BaseException:
+            self.lock.release()
+            raise
+        progress = Progress(self.spec.performance_key, self.spec.performance_sort_asc,
+                            stream=self._log, live=False)
+        self.driver = Driver(self.spec, self.options, self.strategy, self.backend,
+                             layout_of_spec(self.spec), progress, self.lock, history)
+        self.thread = threading.Thread(target=self._drive, name=f"request {self.id} driver",
+                                       daemon=True)
+        self.thread.start()
+
+    def _drive(self) -> None:
+        assert self.driver is not None
+        try:
+            self.exit_status = self.driver.run()
+            record_total(self.out_dir, self.meta, self.spec, self.inner)
+        except Exception as exc:  # the search stopped; the service goes on serving it
+            self.error = " ".join(str(exc).split()) or type(exc).__name__
+
+    def stop(self, signum: int) -> None:
+        if self.driver is not None:
+            self.driver.interrupt(signum)
+            self.external.wake()
+
+    def close(self, wait: float) -> None:
+        """After :meth:`stop`: wait for the driver, give the directory back."""
+        if self.thread is not None:
+            self.thread.join(wait)
+        if self.lock is not None:
+            self.lock.release()
+        if self._log is not None:
+            self._log.close()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    # -- what the API does ----------------------------------------------------------
+    def lease(self, limit: int | None, worker: str) -> list[dict[str, Any]]:
+        if self.error is not None:
+            raise ApiError(503, f"request {self.id}'s search stopped: {self.error}")
+        return self.external.lease(limit, worker)
+
+    def report(self, point_id: int, body: dict[str, Any], worker: str) -> dict[str, Any]:
+        """``body`` is a report of the right shape (:class:`~hpsearch.service.app.PointReport`)."""
+        return self.external.report(point_id, check_report(body, self.external.fmt,
+                                                           worker_name(worker)))
+
+    def status(self) -> dict[str, Any]:
+        """``GET /requests/<id>`` (see :mod:`hpsearch.service.app` for the fields)."""
+        counts = self.book.counts()
+        total = self.inner.total
+        generator = self.inner.status() if isinstance(self.inner, ExternalGenerator) else None
+        return {
+            "request_id": self.id, "out_dir": str(self.out_dir),
+            "algorithm": self.spec.algorithm, "objective": self.spec.performance_key,
+            "direction": self.spec.directions[0], "max_points": total,
+            "num_points_per_generation": self.budget.ahead,
+            "lease_seconds": self.external.lease_s, "points": counts,
+            "best": self.book.best(),
+            "max_points_reached": total is not None and sum(counts.values()) >= total,
+            "done": not self.running, "exit_status": self.exit_status, "error": self.error,
+            "generator": generator,
+        }
+
+
+class Registry:
+    """Every request of one service, by id; request 1 first, then those in ``requests/``."""
+
+    def __init__(self, out_dir: Path, options: SearchOptions, lease_s: float,
+                 say: Any) -> None:
+        self.out_dir = out_dir
+        self.options = options
+        self.lease_s = lease_s
+        self.say = say
+        self.requests: dict[int, Request] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def get(self, rid: int) -> Request:
+        request = self.requests.get(rid)
+        if request is None:
+            raise ApiError(404, f"there is no request {rid}; requests: "
+                           f"{', '.join(map(str, sorted(self.requests)))}")
+        return request
+
+    def add(self, request: Request) -> None:
+        request.start()
+        self.requests[request.id] = request
+
+    def _options_of(self, rid: int) -> SearchOptions:
+        return dataclasses.replace(self.options, out_dir=self.out_dir / REQUESTS_DIR / str(rid),
+                                   num_searches=-1, fail_fast=0, force_out_dir=False)
+
+    def _request_of(self, rid: int, body: dict[str, Any]) -> Request:
+        """A request from its stored or posted body (one-line UsageError)."""
+        from hpsearch.searchfile import spec_from_mapping
+
+        search = body.get("search")
+        if not isinstance(search, dict):
+            raise UsageError("search must be an object of search-file settings")
+        budget = Budget(body.get("max_points"),
+                        body.get("num_points_per_generation") or DEFAULT_POINTS_AHEAD)
+        options = self._options_of(rid)
+        spec = spec_from_mapping({**SERVED_DEFAULTS, **search}, "the search", options.run_cwd,
+                                 check_script=False)
+        spec, options = apply_budget(spec, options, budget, "the search")
+        return Request(rid, spec, options, budget, self.lease_s, f"request {rid}", [])
+
+    def create(self, body: dict[str, Any]) -> int:
+        """``POST /requests``: a new search directory and its driver; returns its id."""
+        with self._lock:
+            if self._stopping:
+                raise ApiError(503, "the service is stopping")
+            rid = max(self.requests, default=1) + 1
+            try:
+                request = self._request_of(rid, body)
+            except UsageError as exc:
+                raise ApiError(400, str(exc)) from None
+            folder = request.out_dir
+            try:
+                folder.mkdir(parents=True)
+                write_atomic(folder / REQUEST_FILE, json.dumps(body) + "\n")
+            except OSError as exc:
+                raise ApiError(500, f"cannot create {folder}: {exc.strerror}") from None
+            self.add(request)
+            self.say(f"request {rid}: {request.spec.algorithm} search in {folder}")
+            return rid
+
+    def restore(self) -> None:
+        """Serve again the requests a previous service created (a broken one is skipped
+        with a warning)."""
+        folder = self.out_dir / REQUESTS_DIR
+        with contextlib.suppress(FileNotFoundError):
+            ids = sorted(int(e.name) for e in os.scandir(folder) if e.name.isdigit())
+            for rid in ids:
+                try:
+                    with open(folder / str(rid) / REQUEST_FILE) as f:
+                        body = json.load(f)
+                    self.add(self._request_of(rid, body))
+                except (OSError, ValueError, UsageError) as exc:
+                    self.say(f"warning: request {rid} ({folder / str(rid)}) is not served: "
+                             f"{exc}")
+
+    def stop_all(self, signum: int, wait: float) -> None:
+        with self._lock:
+            self._stopping = True
+        for request in self.requests.values():
+            request.stop(signum)
+        for request in self.requests.values():
+            request.close(wait)

@@ -1,0 +1,141 @@
+"""Benchmark ``hpsearch serve``: points handed out and losses taken per second, 8 workers.
+
+    python scripts/bench/bench_serve.py [--points 1000] [--workers 8] [--algorithms random,tpe]
+
+For each algorithm a fresh service (``--port=0``, a temporary search directory) serves a
+search of ``--points`` points over three parameters; ``--workers`` processes each loop
+``GET /requests/1/points?status=new&limit=1`` (``--limit``) then ``PUT
+/requests/1/points/<id>`` for each point, with the stdlib client (one kept-alive
+connection per worker) and no training time,
+until the request is done. Printed per algorithm: points per second (points over the wall
+time from the first call to the last report), the latency of the two calls (p50, p99,
+max), and how often a worker found no new point (the strategy had not caught up). Targets
+(issue 13): >= 500 points/s for random, >= 50/s for tpe at 1000 points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEARCH = """
+algorithm: {algorithm}
+num_trials: {points}
+seed: 1
+parameters:
+  x: {{method: uniform, low: -2.0, high: 2.0}}
+  lr: {{method: loguniform, low: 1.0e-5, high: 0.1}}
+  layers: [1, 2, 3, 4]
+"""
+
+
+def work(url: str, out: str, limit: int) -> None:
+    """One worker: lease, report, until done; latencies (seconds) to ``out`` as JSON."""
+    from hpsearch.client import Client
+
+    client = Client(url)
+    gets, puts, empty, idle = [], [], 0, 0.001
+    while True:
+        t0 = time.perf_counter()
+        points = client.get_points(1, status="new", limit=limit)
+        t1 = time.perf_counter()
+        if not points:  # the strategy has not caught up: back off as sims/served/worker.py
+            empty += 1
+            if client.status(1)["done"]:
+                break
+            time.sleep(idle)
+            idle = min(0.05, idle * 2)
+            continue
+        idle = 0.001
+        gets.append(t1 - t0)
+        for point in points:
+            t1, p = time.perf_counter(), point["params"]
+            client.update_point(1, point["id"], (p["x"] - 0.3) ** 2 + p["layers"] * p["lr"])
+            puts.append(time.perf_counter() - t1)
+    Path(out).write_text(json.dumps({"get": gets, "put": puts, "empty": empty}))
+
+
+def service_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def workers_cpu() -> float:
+    """CPU seconds of the children waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def quantiles(values: list[float]) -> str:
+    values = sorted(values)
+    p50 = statistics.median(values)
+    p99 = values[min(len(values) - 1, int(0.99 * len(values)))]
+    return f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {values[-1] * 1e3:.1f} ms"
+
+
+def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        search = folder / "search.yaml"
+        search.write_text(SEARCH.format(algorithm=algorithm, points=points))
+        service = subprocess.Popen(
+            [sys.executable, "-m", "hpsearch", "serve", f"--search_file={search}",
+             f"--out_dir={folder / 'out'}", "--port=0",
+             f"--num_points_per_generation={ahead}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            assert service.stdout is not None
+            ready, _, _ = select.select([service.stdout], [], [], 60)
+            url = service.stdout.readline().strip() if ready else ""
+            assert url.startswith("http://"), "the service printed no URL"
+            time.sleep(1.0)  # let the first generation fill the pool
+            start, before = time.perf_counter(), workers_cpu()
+            procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
+                                       str(folder / f"w{i}.json"), str(limit)])
+                     for i in range(workers)]
+            for proc in procs:
+                proc.wait()
+            wall = time.perf_counter() - start
+            cpu, spent = service_cpu(service.pid), workers_cpu() - before
+            data = [json.loads((folder / f"w{i}.json").read_text()) for i in range(workers)]
+        finally:
+            service.terminate()
+            service.wait(60)
+    gets = [v for d in data for v in d["get"]]
+    puts = [v for d in data for v in d["put"]]
+    print(f"{algorithm:6} {points} points, {workers} workers, limit {limit}: "
+          f"{len(puts) / wall:7.1f} points/s ({wall:.2f} s); GET {quantiles(gets)}; "
+          f"PUT {quantiles(puts)}; "
+          f"empty answers {sum(d['empty'] for d in data)}; service CPU {cpu:.1f} s, "
+          f"workers' CPU {spent:.1f} s")
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--work":
+        work(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--ahead", type=int, default=16,
+                        help="--num_points_per_generation of the service")
+    parser.add_argument("--limit", type=int, default=1,
+                        help="points a worker asks for at once (it reports each)")
+    parser.add_argument("--algorithms", default="random,tpe")
+    args = parser.parse_args()
+    for algorithm in args.algorithms.split(","):
+        bench(algorithm, args.points, args.workers, args.ahead, args.limit)
+
+
+if __name__ == "__main__":
+    main()
