@@ -72,7 +72,13 @@ from hpsearch.runfiles import (
 from hpsearch.runs import make_run, run_id_of
 from hpsearch.spec import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
-from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
+from hpsearch.summary import (
+    SummaryFormat,
+    failure_kind,
+    is_number,
+    judge,
+    objective_values,
+)
 from hpsearch.values import render_args, storable_config
 
 #: exit statuses of the driver
@@ -81,8 +87,10 @@ EXIT_SOME_FAILED = 1
 EXIT_STOPPED_FOR_FAILURES = 3
 #: lines of a failed run's stderr shown the first time its reason appears
 STDERR_LINES = 5
-#: seconds between two reads of the running runs' intermediate reports
-REPORT_INTERVAL = 1.0
+#: seconds between two reads of the running runs' intermediate reports: 0.25, or 2 ms per
+#: active run when more run (a read costs a stat or two per run; on NFS they add up)
+REPORT_INTERVAL = 0.25
+REPORT_INTERVAL_PER_RUN = 0.002
 
 
 def summary_format(spec: SearchSpec) -> SummaryFormat:
@@ -343,10 +351,12 @@ class Driver:
         self.backend.stop([run.run_id for run in runs], self.options.prune_grace)
 
     def _note_failure(self, run: Run, reason: str) -> None:
-        """Show why a run failed the first time each reason appears; --fail_fast."""
-        self.failed_attempts.append(reason)
-        if reason not in self.reasons_seen:
-            self.reasons_seen.add(reason)
+        """Show why a run failed the first time each kind of reason appears (its numbers
+        aside); --fail_fast stops when the first runs failed alike."""
+        kind = failure_kind(reason)
+        self.failed_attempts.append(kind)
+        if kind not in self.reasons_seen:
+            self.reasons_seen.add(kind)
             log = run.run_dir / STDERR_FILE
             self.progress.message(f"run {run.run_id} #{run.trial} failed: {reason}; its "
                                   f"stderr: {log}")
@@ -556,10 +566,12 @@ class Driver:
                                     "stops (its runs are left to the other)")
             for end in ended:  # told before the next ask: a sampler proposes from every
                 self._record(end)  # result there is (and a resumed search the same way)
-            if self.spec.pruner.active and self.stop_reason is None and self.active:
+            pruning = self.spec.pruner.active and self.stop_reason is None and bool(self.active)
+            if pruning:
                 now = time.monotonic()
                 if now >= self._next_report_read:
-                    self._next_report_read = now + REPORT_INTERVAL
+                    self._next_report_read = now + max(
+                        REPORT_INTERVAL, REPORT_INTERVAL_PER_RUN * len(self.active))
                     self._watch_reports()
             if self.stop_reason is None:
                 self._fill()
@@ -569,7 +581,10 @@ class Driver:
             self.journal.flush()
             self.results.maybe_write(self.states)
             self.progress.draw()
-            self.backend.wait(0.05 if self.strategy.busy else 1.0)
+            timeout = 0.05 if self.strategy.busy else 1.0
+            if pruning:  # awake for the next read of the reports
+                timeout = min(timeout, max(0.0, self._next_report_read - time.monotonic()))
+            self.backend.wait(timeout)
             ended = self.backend.poll()
         if self.stop_reason not in (None, "lock_lost"):
             self._stop_active()

@@ -49,6 +49,11 @@ def command_of(script: str, run_cwd: Path, check: bool, what: str, summary_filen
             check_function(run_cwd, target["file"], target["name"], what)
         command = ScriptCommand(command.flags, RUNNER_MODULE,
                                 (command.script, summary_filename), module=True)
+    if template is None and (config_arg != DEFAULT_ARG or allow_new_keys):
+        given = "allow_new_keys" if allow_new_keys else f"config_arg {config_arg!r}"
+        raise UsageError(f"{given} is set but there is no config_template: add "
+                         "--config_template=model.yml (config_template: / _CONFIG_TEMPLATE) "
+                         "or drop it")
     if template is None or not check:
         return command
     if target is not None:

@@ -307,3 +307,20 @@ def test_bad_key_path_in_a_search_exits_2_and_writes_nothing(tmp_path: Path, goo
                                f"--out_dir={out}", "--visible_gpus=-1", "--allow_new_keys",
                                "--dry_run"], tmp_path)
     assert rc == 0, err
+
+
+@pytest.mark.parametrize("flag, words", [
+    ("--allow_new_keys", "allow_new_keys is set but there is no config_template"),
+    ("--config_arg=model_config", "config_arg 'model_config' is set but there is no "
+                                  "config_template"),
+])
+def test_template_flags_without_a_template_are_one_line(tmp_path: Path, flag: str,
+                                                        words: str) -> None:
+    (tmp_path / "train.py").write_text("")
+    (tmp_path / "search.yaml").write_text("script: train.py\nmetrics: [loss]\n"
+                                          "parameters: {lr: [0.1, 0.2]}\n")
+    out = tmp_path / "out"
+    rc, _, err = run_hpsearch(["--search_file=search.yaml", f"--out_dir={out}",
+                               "--visible_gpus=-1", flag], tmp_path)
+    assert rc == 2 and words in err and err.count("\n") == 1, err
+    assert not out.exists()

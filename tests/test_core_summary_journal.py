@@ -1,4 +1,5 @@
-"""Summary parsing and the one verdict; journal replay with a torn tail and garbage."""
+"""Summary parsing and the one verdict; journal replay with a torn tail and garbage, and
+compaction."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import math
 
 import pytest
 
-from hpsearch.journal import Journal, replay
-from hpsearch.summary import SummaryFormat, parse_summary_text
+from hpsearch.journal import Journal, compact, replay, state_event
+from hpsearch.summary import SummaryFormat, failure_kind, parse_summary_text
 from hpsearch.summary import judge as summary_judge
 
 KEYS = ["acc", "loss", "finished"]
@@ -125,3 +126,54 @@ def test_garbage_in_the_middle_is_reported_with_its_line_number(tmp_path, garbag
     assert history.runs["r2"].status == "running"
 
 
+
+
+def test_a_compacted_journal_replays_to_the_same_runs(tmp_path):
+    """Every event kind a driver writes, then compaction (one ``run`` event per run, as at
+    the end of a search): replay gives the same runs, field by field, NaN included."""
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    journal.append("start", host="h", pid=1, backend="local")
+    for trial, run in enumerate(("done", "retried", "pruned", "cancelled", "withdrawn")):
+        journal.append("trial", trial=trial, run=run, config={"a": trial, "b": [1, "x"]},
+                       args=[f"--a={trial}"], internal={"lr": 0.1 * trial})
+    journal.append("launch", key="k1", runs=[["done", 1], ["retried", 1], ["pruned", 1],
+                                              ["cancelled", 1]])
+    journal.append("submit", key="k1", jobs={"done": "h:1", "retried": "h:2", "pruned": "h:3",
+                                             "cancelled": "h:4"})
+    journal.append("end", run="done", status="finished", attempt=1, exit=0, reason=None,
+                   metrics={"loss": float("nan"), "acc": 0.5, "finished": 1}, wall=1.5,
+                   extra={"gpu": 1})
+    journal.append("end", run="retried", status="failed", attempt=1, exit=3,
+                   reason="exit status 3", metrics={}, wall=0.2, extra={})
+    journal.append("rung", run="pruned", rung=0, value=0.9)
+    journal.append("prune", run="pruned", step=1, reason="pruned at step 1")
+    journal.append("end", run="pruned", status="pruned", attempt=1, exit=0,
+                   reason="pruned at step 1", metrics={"loss": 0.9}, wall=0.4,
+                   extra={"steps": 1})
+    journal.append("cancel", runs=["cancelled"], reason="cancelled by hpsearch cancel")
+    journal.append("rerun", runs=["retried"])
+    journal.append("launch", key="k2", runs=[["retried", 2]])
+    journal.append("submit", key="k2", jobs={"retried": "h:5"})
+    journal.append("end", run="retried", status="finished", attempt=2, exit=0, reason=None,
+                   metrics={"loss": 0.1}, wall=0.3, extra={}, job="h:5")
+    journal.append("withdraw", runs=["withdrawn"])
+    journal.append("stop", reason="done")
+    journal.close()
+    before = replay(path)
+    assert set(before.runs) == {"done", "retried", "pruned", "cancelled"}
+    assert before.runs["retried"].budget_start == 1 and before.runs["pruned"].rungs
+    compact(path, before)
+    after = replay(path)
+    assert after.warnings == [] and after.run_events == len(after.runs) == 4
+    assert [json.dumps(state_event(s)) for s in after.runs.values()] == \
+        [json.dumps(state_event(s)) for s in before.runs.values()]
+    assert [e["ev"] for e in after.starts] == ["start"]
+
+
+def test_failure_kind_puts_aside_the_numbers_the_command_said():
+    assert failure_kind("exit status 1: ValueError: lr 0.003 < 1e-2") == \
+        "exit status 1: ValueError: lr # < #"
+    assert failure_kind("exit status 1: bad x 2") == failure_kind("exit status 1: bad x 3")
+    assert failure_kind("exit status 1: bad") != failure_kind("exit status 2: bad")
+    assert failure_kind("timeout after 60s") == "timeout after 60s"

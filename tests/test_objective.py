@@ -270,3 +270,16 @@ def test_runner_called_by_hand_wrongly(tmp_path: Path) -> None:
     done = subprocess.run([*runner, "obj.py:silent", "perf.txt", f"--out_dir={tmp_path / 'o'}"],
                           capture_output=True, text=True, env=hpsearch_env(), cwd=tmp_path)
     assert done.returncode == 2 and "cannot read the configuration" in done.stderr
+
+
+def test_fail_fast_sees_runs_that_fail_alike_with_different_numbers(tmp_path: Path) -> None:
+    project(tmp_path, modes="[raise]")
+    (tmp_path / "proj" / "search.yaml").write_text(SEARCH.format(
+        script="obj.py:my_objective", modes="[raise]").replace("x: [1, 2.5]",
+                                                              "x: [1, 2, 3, 4, 5, 6]"))
+    rc, _, err = run_hpsearch(args(tmp_path, "--visible_gpus=-1", "--fail_fast=3",
+                                   "--deterministic_search"), tmp_path, timeout=120)
+    assert rc == 3, err  # stopped: "bad x 1", "bad x 2", "bad x 3" are one kind of failure
+    assert "the first 3 runs all failed (exit status 1: ValueError: bad x 3)" in err
+    assert err.count("; its stderr: ") == 1  # the failure is shown once, not once a number
+    assert len(rows(tmp_path)) <= 6 and sum(r["status"] == "failed" for r in rows(tmp_path)) == 3
