@@ -22,6 +22,7 @@ from typing import Any
 
 from hpsearch.reporter import REPORT_FILE
 from hpsearch.runfiles import SIM_OUT_DIR
+from hpsearch.summary import is_number
 
 #: the file the driver keeps the points it read from rewritten summaries in
 DRIVER_CURVE_FILE = "curve.jsonl"
@@ -33,6 +34,11 @@ def read_points(path: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except OSError:
         return []
+    return parse_points(data)
+
+
+def parse_points(data: bytes) -> list[dict[str, Any]]:
+    """The points of ``data``'s complete lines (a torn last line is left for later)."""
     complete = data[:data.rfind(b"\n") + 1]
     try:  # every line well-formed (the common case): one parse for the whole file
         parsed = json.loads(b"[" + complete.rstrip(b"\n").replace(b"\n", b",") + b"]")
@@ -44,8 +50,7 @@ def read_points(path: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return [point for point in parsed if isinstance(point, dict)
-            and isinstance(point.get("step"), (int, float))
-            and not isinstance(point.get("step"), bool)]
+            and is_number(point.get("step"))]
 
 
 def read_curve(run_dir: Path) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.curves import DRIVER_CURVE_FILE, read_curve
+from hpsearch.curves import DRIVER_CURVE_FILE, parse_points, read_curve
 from hpsearch.reporter import REPORT_FILE
 from hpsearch.summary import SummaryFormat, is_number, parse_summary_text
 
@@ -77,17 +77,8 @@ class IntermediateReader:
                 data = f.read()
         except OSError:
             return []
-        complete = data[:data.rfind(b"\n") + 1]  # a line being written waits
-        seen.offset += len(complete)
-        points = []
-        for line in complete.splitlines():
-            try:
-                point = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(point, dict) and is_number(point.get("step")):
-                points.append(point)
-        return points
+        seen.offset += data.rfind(b"\n") + 1  # a line being written waits
+        return parse_points(data)
 
     def _read_summary(self, seen: _Seen, path: Path) -> dict[str, Any] | None:
         try:

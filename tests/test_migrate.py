@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_hpsearch
+from test_searchfile import HPOGRID_YAML  # hpogrid's MNIST_CNN example search space
 
 from hpsearch.backends.slurm import slurm_directives
 from hpsearch.cli import build_options, main_group, search_source, with_file_settings
@@ -131,35 +132,7 @@ model_config:
   script: mnist_cnn.py
   model: MNIST_CNN
 search_space:
-  hidden:
-    method: categorical
-    dimension:
-      categories:
-      - 32
-      - 64
-      - 128
-      grid_search: 0
-  beta_1:
-    method: uniform
-    dimension:
-      low: 0.5
-      high: 1
-  batchsize:
-    method: categorical
-    dimension:
-      categories:
-      - 32
-      - 64
-      - 128
-      - 256
-      - 512
-      grid_search: 0
-  lr:
-    method: loguniform
-    dimension:
-      low: 1.0e-05
-      high: 0.1
-hpo_config:
+{HPOGRID_YAML}hpo_config:
   algorithm: nevergrad
   metric: loss
   mode: min
