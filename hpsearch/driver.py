@@ -106,6 +106,7 @@ class Driver:
         self.options = options
         self.strategy = strategy
         self.backend = backend
+        strategy.call_when_ready(backend.wake)  # a proposal computed ends the wait for it
         self.progress = progress
         self.lock = lock
         self.out_dir = options.out_dir

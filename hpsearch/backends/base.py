@@ -114,7 +114,14 @@ class Backend(ABC):
 
     @abstractmethod
     def wait(self, timeout: float) -> None:
-        """Block until a run may have ended, or ``timeout`` seconds passed."""
+        """Block until a run may have ended, :meth:`wake` was called, or ``timeout``
+        seconds passed."""
+
+    def wake(self) -> None:  # noqa: B027  (a backend whose waits are short may keep it)
+        """Make the ``wait`` in progress, or the next one, return now. Thread-safe: a
+        strategy's worker calls it when a proposal is ready. By default nothing happens and
+        the wait ends at its timeout (the driver waits at most 0.05 s while proposals are
+        being computed)."""
 
     @abstractmethod
     def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:

@@ -132,6 +132,10 @@ class LocalBackend(Backend):
         self.host = socket.gethostname()
         self._active: dict[str, _Active] = {}
         self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()  # wake(): a byte; wait() drains it
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
 
     # -- starting -------------------------------------------------------------------
     def room(self) -> int:
@@ -174,9 +178,13 @@ class LocalBackend(Backend):
             os.close(active.pidfd)
 
     # -- watching -------------------------------------------------------------------
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
+            os.write(self._wake_write, b"w")
+
     def wait(self, timeout: float) -> None:
         if not self._active:
-            time.sleep(min(timeout, 0.05))
+            self._select(min(timeout, 0.05))
             return
         now = time.monotonic()
         for active in self._active.values():
@@ -186,7 +194,15 @@ class LocalBackend(Backend):
             if active.pidfd is None or (active.popen is not None
                                         and active.popen.returncode is not None):
                 timeout = min(timeout, 0.05)  # watching a group, not one pid
-        self._selector.select(timeout)
+        self._select(timeout)
+
+    def _select(self, timeout: float) -> None:
+        """Until a watched run's pidfd or the wake-up pipe is readable, or ``timeout``."""
+        for key, _events in self._selector.select(timeout):
+            if key.fd == self._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_read, 512):
+                        pass
 
     def poll(self) -> list[Ended]:
         ended = []
@@ -295,3 +311,5 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         self._selector.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)

@@ -6,7 +6,7 @@ are the journal's trials and the driver's verdicts -- nothing is judged twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hpsearch.runs import run_id_of
 from hpsearch.service.points import PointBook
@@ -67,6 +67,9 @@ class ObservedStrategy(Strategy):
     @property
     def busy(self) -> bool:
         return self.inner.busy
+
+    def call_when_ready(self, wake: Callable[[], None]) -> None:
+        self.inner.call_when_ready(wake)
 
     def preview(self, n: int) -> tuple[list[Proposal], str | None]:
         return self.inner.preview(n)

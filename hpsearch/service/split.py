@@ -74,6 +74,10 @@ class SplitBackend(Backend):
     def queued(self) -> int:
         return self.own.queued() + self.external.queued()
 
+    def wake(self) -> None:
+        self.external.wake()
+        self.own.wake()
+
     def close(self) -> None:
         self.own.close()
         self.external.close()

@@ -21,7 +21,7 @@ seeded by (seed, trial number)).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,11 @@ class Strategy(ABC):
     def busy(self) -> bool:
         """Proposals asked for are still being computed (the driver polls sooner)."""
         return False
+
+    def call_when_ready(self, wake: Callable[[], None]) -> None:  # noqa: B027
+        """``wake`` is to be called, from any thread, each time a proposal that was being
+        computed is ready (the driver then stops waiting). A strategy that proposes in
+        the caller's thread has nothing to call."""
 
     def preview(self, n: int) -> tuple[list[Proposal], str | None]:
         """For ``--dry_run``: the first proposals that need no results, and a note on the

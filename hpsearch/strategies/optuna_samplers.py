@@ -49,7 +49,7 @@ import math
 import threading
 import warnings
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -130,6 +130,12 @@ def check_gp_dependencies() -> None:
         raise UsageError("algorithm gp needs torch and scipy: pip install 'hpsearch[gp]'")
 
 
+#: where Optuna's samplers cache the study's search space (IntersectionSearchSpace and the
+#: like; private names: a sampler without them simply keeps its own)
+_SPACE_CACHES = ("_search_space", "_intersection_search_space",
+                 "_group_decomposed_search_space")
+
+
 def _json_copy(value: Any) -> Any:
     """``value`` as the journal gives it back."""
     return json.loads(json.dumps(value, allow_nan=False))
@@ -152,13 +158,25 @@ class OptunaSearch:
         optuna.create_study(storage=self._storage, study_name=_STUDY,
                             directions=spec.directions)
         self._study_id = self._storage.get_study_id_from_name(_STUDY)
+        self._caches: dict[str, Any] = {}
+        self._teller = self._study(0)  # tells need no seed: after_trial draws nothing
 
     def _study(self, trial: int) -> optuna.Study:
         """The study as seen through a fresh sampler seeded for trial ``trial``."""
         cls = getattr(optuna.samplers, SAMPLERS[self.algorithm])
         sampler = cls(seed=derive_seed(self._seed, trial), **self._options)
+        self._share_caches(sampler)
         return optuna.load_study(study_name=_STUDY, storage=self._storage, sampler=sampler,
                                  pruner=optuna.pruners.NopPruner())
+
+    def _share_caches(self, sampler: optuna.samplers.BaseSampler) -> None:
+        """Give ``sampler`` the search-space caches of the first one: each is a function
+        of the study alone, kept up to date trial by trial, so a fresh sampler per trial
+        would otherwise rebuild it from every trial (quadratic in the trial count)."""
+        for name in _SPACE_CACHES:
+            mine = getattr(sampler, name, None)
+            if mine is not None and not isinstance(mine, dict):
+                setattr(sampler, name, self._caches.setdefault(name, mine))
 
     def _trial_id(self, trial: int) -> int:
         return self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial)
@@ -187,7 +205,7 @@ class OptunaSearch:
 
     def record(self, outcome: Outcome) -> None:
         """Tell Optuna how a trial ended (see the module docstring)."""
-        study = self._study(outcome.trial)
+        study = self._teller
         values = outcome.values
         if outcome.status == "finished" and values is not None and len(
                 values) == self._objectives and not any(math.isnan(v) for v in values):
@@ -248,6 +266,7 @@ class OptunaStrategy(Strategy):
         self._computing = 0  # proposals ordered from the worker, not ready yet
         self._handed = 0  # proposals returned by ask (or restored)
         self._worker = OrderedWorker(f"sampler {spec.algorithm}")
+        self._wake: Callable[[], None] | None = None
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         """Call before the first ``ask`` or ``tell``."""
@@ -275,6 +294,11 @@ class OptunaStrategy(Strategy):
             with self._lock:
                 self._ready.append(proposal)
                 self._computing -= 1
+            if self._wake is not None:
+                self._wake()
+
+    def call_when_ready(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
 
     def tell(self, outcome: Outcome) -> None:
         self._worker.submit(functools.partial(self._search.record, outcome))
