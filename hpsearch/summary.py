@@ -164,9 +164,6 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
     return Verdict("failed" if failure else "finished", metrics, failure)
 
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-
-
 def failure_kind(reason: str) -> str:
     """The reason with the numbers of what the command said replaced by ``#``: runs that
     failed alike (``exit status 1: ValueError: lr 0.003 < 0.01``, ``... lr 0.002 < 0.01``)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -255,6 +256,7 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
                                 run_cluster=True, scheduler="slurm", slurm_gres="",
                                 slurm_mem="50M", num_jobs=8)
         backend = SlurmBackend(options)
+        key = f"k{secrets.token_hex(4)}"  # random, as the driver's: the cluster may be shared
         runs = []
         for i in range(4):
             run_dir = tmp_path / "runs" / f"s{i}"
@@ -263,8 +265,8 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
                     "time.sleep(120)")
             write_run_record(run_dir, {"run_id": f"s{i}"}, argv, tmp_path, {})
             runs.append(Run(f"s{i}", i, {}, argv, tmp_path, run_dir, run_dir / "out",
-                            launch="kstop0001"))
-        backend.submit(runs, "kstop0001")
+                            launch=key))
+        backend.submit(runs, key)
         # stopped only once each sim ignores SIGTERM (started_at comes before that)
         wait_for(lambda: all((r.run_dir / "ignoring").exists() for r in runs), timeout=60)
         backend.stop([r.run_id for r in runs], grace=1.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -26,7 +27,9 @@ from hpsearch.options import SearchOptions
 from hpsearch.runfiles import read_exit, write_run_record
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
-KEY = "ktest0001"
+#: a launch key as the driver makes them (random): the cluster may be shared with other test
+#: runs, whose search directories can have the same name as this one's
+KEY = f"k{secrets.token_hex(4)}"
 
 
 def make_options(out_dir: Path, **kw) -> SearchOptions:
