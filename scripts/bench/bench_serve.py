@@ -1,16 +1,28 @@
 """Benchmark ``hpsearch serve``: points handed out and losses taken per second, 8 workers.
 
     python scripts/bench/bench_serve.py [--points 1000] [--workers 8] [--algorithms random,tpe]
+                                        [--runs 3]
 
 For each algorithm a fresh service (``--port=0``, a temporary search directory) serves a
 search of ``--points`` points over three parameters; ``--workers`` processes each loop
 ``GET /requests/1/points?status=new&limit=1`` (``--limit``) then ``PUT
 /requests/1/points/<id>`` for each point, with the stdlib client (one kept-alive
-connection per worker) and no training time,
-until the request is done. Printed per algorithm: points per second (points over the wall
-time from the first call to the last report), the latency of the two calls (p50, p99,
-max), and how often a worker found no new point (the strategy had not caught up). Targets
-(issue 13): >= 500 points/s for random, >= 50/s for tpe at 1000 points.
+connection per worker) and no training time, until the request is done. A worker that
+finds no new point asks ``GET /requests/1`` whether the request is done, then backs off
+(1 ms, doubling up to 50 ms), as ``sims/served/worker.py`` does. Printed per run::
+
+    random 1000 points, 8 workers, limit 1: 412.3 points/s (2.43 s); GET p50 ..., p99 ...;
+      PUT p50 ..., p99 ...; requests 2010 (empty answers 5); service CPU 1.21 s = 1.21 ms
+      a point (user 0.98, sys 0.23) -> service-bound 826 points/s; workers' CPU 2.10 s
+
+points per second (points over the wall time from the first call to the last report), the
+latency of the two calls (p50, p99, max), every request the workers made and how many
+found no new point, the CPU the service used while the workers ran (its start-up and
+first generation not counted) and per point, and the *service-bound* rate: points over
+that CPU, what the service sustains where the workers do not share its cores (on a small
+machine the workers' CPU comes out of the same cores). With ``--runs N`` each algorithm
+runs N times, then a line gives the min and median of both rates. Targets (issue 13):
+>= 500 points/s for random, >= 50/s for tpe at 1000 points.
 """
 
 from __future__ import annotations
@@ -64,10 +76,11 @@ def work(url: str, out: str, limit: int) -> None:
     Path(out).write_text(json.dumps({"get": gets, "put": puts, "empty": empty}))
 
 
-def service_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the process has used so far."""
+def service_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def workers_cpu() -> float:
@@ -83,7 +96,9 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {values[-1] * 1e3:.1f} ms"
 
 
-def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int) -> None:
+def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int
+          ) -> tuple[float, float]:
+    """One run; prints its line, returns (points/s, service-bound points/s)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         search = folder / "search.yaml"
@@ -99,25 +114,33 @@ def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int) -> 
             url = service.stdout.readline().strip() if ready else ""
             assert url.startswith("http://"), "the service printed no URL"
             time.sleep(1.0)  # let the first generation fill the pool
-            start, before = time.perf_counter(), workers_cpu()
+            start, before, (user0, sys0) = time.perf_counter(), workers_cpu(), \
+                service_cpu(service.pid)
             procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
                                        str(folder / f"w{i}.json"), str(limit)])
                      for i in range(workers)]
             for proc in procs:
                 proc.wait()
             wall = time.perf_counter() - start
-            cpu, spent = service_cpu(service.pid), workers_cpu() - before
+            user1, sys1 = service_cpu(service.pid)
+            spent = workers_cpu() - before
             data = [json.loads((folder / f"w{i}.json").read_text()) for i in range(workers)]
         finally:
             service.terminate()
             service.wait(60)
     gets = [v for d in data for v in d["get"]]
     puts = [v for d in data for v in d["put"]]
+    empty = sum(d["empty"] for d in data)
+    user, system = user1 - user0, sys1 - sys0
+    cpu = user + system
+    rate, bound = len(puts) / wall, len(puts) / cpu
     print(f"{algorithm:6} {points} points, {workers} workers, limit {limit}: "
-          f"{len(puts) / wall:7.1f} points/s ({wall:.2f} s); GET {quantiles(gets)}; "
-          f"PUT {quantiles(puts)}; "
-          f"empty answers {sum(d['empty'] for d in data)}; service CPU {cpu:.1f} s, "
-          f"workers' CPU {spent:.1f} s")
+          f"{rate:7.1f} points/s ({wall:.2f} s); GET {quantiles(gets)}; "
+          f"PUT {quantiles(puts)}; requests {len(gets) + len(puts) + 2 * empty} "
+          f"(empty answers {empty}); service CPU {cpu:.2f} s = {cpu / len(puts) * 1e3:.2f} "
+          f"ms a point (user {user:.2f}, sys {system:.2f}) -> service-bound {bound:.0f} "
+          f"points/s; workers' CPU {spent:.2f} s", flush=True)
+    return rate, bound
 
 
 def main() -> None:
@@ -132,9 +155,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1,
                         help="points a worker asks for at once (it reports each)")
     parser.add_argument("--algorithms", default="random,tpe")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each algorithm")
     args = parser.parse_args()
     for algorithm in args.algorithms.split(","):
-        bench(algorithm, args.points, args.workers, args.ahead, args.limit)
+        rates = [bench(algorithm, args.points, args.workers, args.ahead, args.limit)
+                 for _ in range(args.runs)]
+        if args.runs > 1:
+            points_s, bound = ([r[i] for r in rates] for i in (0, 1))
+            print(f"{algorithm:6} {args.runs} runs: points/s min {min(points_s):.1f}, median "
+                  f"{statistics.median(points_s):.1f}; service-bound min {min(bound):.0f}, "
+                  f"median {statistics.median(bound):.0f}", flush=True)
 
 
 if __name__ == "__main__":
