@@ -31,21 +31,30 @@ The point and status handlers run on the event loop: they take the point book's 
 for microseconds (the driver holds it no longer) and write at most two small files, less
 than a hop to a thread pool costs; ``POST /requests`` (a search to load, a strategy to
 build) runs in FastAPI's thread pool. Samplers and generators compute in threads of their
-own and each driver in its own, so the API answers while they work. Answers are written
-as they are (``JSONResponse``); the response models are for the OpenAPI page.
+own and each driver in its own, so the API answers while they work.
+
+The three calls a worker makes for every point (``GET .../points``, ``PUT .../points/<id>``,
+``GET /requests/<id>``) are :class:`Direct` routes: each reads its path, query and body
+with the pydantic models that also write its OpenAPI entry (:func:`parameters`,
+``openapi_extra``), and answers with orjson: FastAPI's own parameter solving and response
+handling cost 0.15 ms of CPU a call (the ASGI app alone: 0.24 ms a report against 0.09).
+The response models are for the OpenAPI page.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Literal
 
-from fastapi import FastAPI, Header, Query, Request
+import orjson
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.points import PointStatus
@@ -123,12 +132,72 @@ class ErrorOut(BaseModel):
     error: str
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+class RequestPath(BaseModel):
+    rid: int
 
 
-def _one_line(exc: RequestValidationError) -> str:
-    err = exc.errors()[0]
+class PointPath(RequestPath):
+    point_id: int
+
+
+class PointsQuery(BaseModel):
+    status: PointStatus | None = Field(None, description="new: hand the points out")
+    limit: int | None = Field(None, ge=1, description="at most this many points")
+
+
+#: the header a worker names itself in
+WORKER_HEADER = "X-Hpsearch-Worker"
+_WORKER_PARAMETER = {"name": WORKER_HEADER, "in": "header", "required": False,
+                     "schema": {"type": "string"}, "description": "the worker's name"}
+
+
+def parameters(path: type[BaseModel], query: type[BaseModel] | None = None,
+               worker: bool = False) -> list[dict[str, Any]]:
+    """The OpenAPI parameters of a :class:`Direct` route: the fields of its path (and
+    query) model, and the worker's header when it takes one."""
+    out = []
+    for model, where in ((path, "path"), (query, "query")):
+        schema = model.model_json_schema() if model else {"properties": {}}
+        out += [{"name": name, "in": where, "required": name in schema.get("required", ()),
+                 "schema": field} for name, field in schema["properties"].items()]
+    return [*out, _WORKER_PARAMETER] if worker else out
+
+
+class Direct(APIRoute):
+    """A route whose endpoint takes the Request and returns the Response itself (FastAPI's
+    hook for custom handling, :meth:`APIRoute.get_route_handler`): it validates with
+    :func:`valid` and the models of its ``openapi_extra``."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return self.endpoint
+
+
+def valid(model: type[BaseModel], data: Any) -> Any:
+    """``data`` as ``model`` (ApiError 400 with FastAPI's one line when it is not)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, _one_line(exc.errors(include_url=False))) from None
+
+
+async def json_body(request: Request) -> Any:
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON ({getattr(exc, 'msg', exc)})") \
+            from None
+
+
+def answer(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return answer({"error": message}, status)
+
+
+def _one_line(errors: Sequence[Any]) -> str:
+    err = errors[0]
     where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
     message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
     if err.get("type") == "json_invalid":
@@ -165,16 +234,20 @@ def make_app(registry: Registry, token: str | None) -> Any:
                              409: {"model": ErrorOut}})
 
     @app.exception_handler(ApiError)
-    def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    def _api_error(_request: Request, exc: ApiError) -> Response:
         return _error(exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, _one_line(exc))
+    def _invalid(_request: Request, exc: RequestValidationError) -> Response:
+        return _error(400, _one_line(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail))
+
+    def worker(request: Request) -> str:
+        return request.headers.get(WORKER_HEADER) or (
+            request.client.host if request.client else "?")
 
     @app.post("/requests", status_code=201, response_model=Created)
     def create_request(body: CreateRequest) -> dict[str, int]:
@@ -182,36 +255,40 @@ def make_app(registry: Registry, token: str | None) -> Any:
         return {"request_id": registry.create(body.model_dump())}
 
     @app.get("/requests", response_model=list[RequestStatus])
-    async def list_requests() -> JSONResponse:
-        return JSONResponse([registry.requests[rid].status()
-                             for rid in sorted(registry.requests)])
+    async def list_requests() -> Response:
+        return answer([registry.requests[rid].status() for rid in sorted(registry.requests)])
 
-    @app.get("/requests/{rid}", response_model=RequestStatus)
-    async def request_status(rid: int) -> JSONResponse:
+    hot = APIRouter(route_class=Direct)
+
+    @hot.get("/requests/{rid}", response_model=RequestStatus,
+             openapi_extra={"parameters": parameters(RequestPath)})
+    async def request_status(request: Request) -> Response:
         """Counts by status, the best point, whether max_points is reached."""
-        return JSONResponse(registry.get(rid).status())
+        path = valid(RequestPath, request.path_params)
+        return answer(registry.get(path.rid).status())
 
-    @app.get("/requests/{rid}/points", response_model=list[PointOut])
-    async def get_points(rid: int, request: Request,
-                   status: PointStatus | None = None,
-                   limit: Annotated[int | None, Query(ge=1)] = None,
-                   x_hpsearch_worker: Annotated[str | None, Header()] = None
-                   ) -> JSONResponse:
+    @hot.get("/requests/{rid}/points", response_model=list[PointOut],
+             openapi_extra={"parameters": parameters(RequestPath, PointsQuery, worker=True)})
+    async def get_points(request: Request) -> Response:
         """Points by status (all without ``status``); ``status=new`` hands them out: they
         are leased to the caller and come back ``running``."""
-        served = registry.get(rid)
-        if status == "new":
-            peer = request.client.host if request.client else "?"
-            return JSONResponse(served.lease(limit, x_hpsearch_worker or peer))
-        return JSONResponse(served.book.list(status, limit))
+        path = valid(RequestPath, request.path_params)
+        query = valid(PointsQuery, dict(request.query_params))
+        served = registry.get(path.rid)
+        if query.status == "new":
+            return answer(served.lease(query.limit, worker(request)))
+        return answer(served.book.list(query.status, query.limit))
 
-    @app.put("/requests/{rid}/points/{point_id}", response_model=PointOut)
-    async def update_point(rid: int, point_id: int, request: Request, body: PointReport,
-                     x_hpsearch_worker: Annotated[str | None, Header()] = None
-                     ) -> JSONResponse:
+    @hot.put("/requests/{rid}/points/{point_id}", response_model=PointOut,
+             openapi_extra={"parameters": parameters(PointPath, worker=True), "requestBody": {
+                 "required": True, "content": {"application/json": {
+                     "schema": PointReport.model_json_schema()}}}})
+    async def update_point(request: Request) -> Response:
         """Report a point: its loss, its metrics, or its failure (once)."""
-        peer = request.client.host if request.client else "?"
-        return JSONResponse(registry.get(rid).report(point_id, body.model_dump(),
-                                                     x_hpsearch_worker or peer))
+        path = valid(PointPath, request.path_params)
+        body = valid(PointReport, await json_body(request))
+        return answer(registry.get(path.rid).report(path.point_id, body.model_dump(),
+                                                    worker(request)))
 
+    app.include_router(hot)
     return app if token is None else TokenCheck(app, token)
