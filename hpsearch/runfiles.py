@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,14 +88,22 @@ class ExitRecord:
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
+    write_small(tmp, text)
     os.replace(tmp, path)
 
 
-def _write(path: Path, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
+def write_small(path: Path | str, text: str) -> None:
+    """``text`` (UTF-8) as the whole file, in one open, write and close, as the job wrapper
+    writes ``started_at`` and ``exit_code``: their readers take a file only once it ends
+    with a newline, so these need no temporary file and rename (a served search writes
+    them by the thousand, from threads that share the interpreter with its server)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
 
 
 def command_text(argv: Iterable[str], cwd: Path, env: Mapping[str, str]) -> str:
@@ -107,13 +116,13 @@ def write_run_record(run_dir: Path, record: dict[str, Any], argv: Iterable[str],
                      env: Mapping[str, str]) -> None:
     """Create the record directory with ``run.json`` and ``command.sh`` (before a launch)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write(run_dir / RUN_FILE, json.dumps(record) + "\n")
+    write_small(run_dir / RUN_FILE, json.dumps(record) + "\n")
     write_command(run_dir, argv, cwd, env)
 
 
 def write_command(run_dir: Path, argv: Iterable[str], cwd: Path, env: Mapping[str, str]) -> None:
     """``command.sh``, e.g. again once the backend chose the run's GPU."""
-    _write(run_dir / COMMAND_FILE, command_text(argv, cwd, env))
+    write_small(run_dir / COMMAND_FILE, command_text(argv, cwd, env))
 
 
 def read_run_record(run_dir: Path) -> dict[str, Any] | None:
@@ -126,14 +135,20 @@ def read_run_record(run_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _read_complete(path: Path) -> tuple[str, float] | None:
-    """The text of a file the wrapper finished writing, with its mtime; else None."""
+def _read_complete(path: Path, limit: int = 1 << 16) -> tuple[str, float] | None:
+    """The text of a file the wrapper finished writing (its first ``limit`` bytes: these
+    files are a line or a few), with its mtime; else None."""
     try:
-        with open(path) as f:
-            text = f.read()
-            mtime = os.fstat(f.fileno()).st_mtime
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        mtime = os.fstat(fd).st_mtime
+        text = os.read(fd, limit).decode()
     except (OSError, UnicodeDecodeError):
         return None
+    finally:
+        os.close(fd)
     return (text, mtime) if text.endswith("\n") else None
 
 
@@ -172,16 +187,18 @@ def read_exit(run_dir: Path, launch: str | None = None,
     return ExitRecord(exit_code, key, mtime, started)
 
 
-def write_start(run_dir: Path, launch: str, job: str, host: str) -> None:
+def write_start(run_dir: Path, launch: str, job: str, host: str) -> StartRecord:
     """``started_at`` as the wrapper writes it, for a run that is not a process (a point
-    handed out over HTTP by ``hpsearch serve``); the file's mtime is the start."""
-    write_atomic(run_dir / STARTED_FILE,
-                 f"launch={launch}\njob={job}\nhost={host}\ncuda_visible_devices=\n")
+    handed out over HTTP by ``hpsearch serve``); the file's mtime is the start. Returns
+    what :func:`read_start` would read (the clock's time for the mtime)."""
+    write_small(run_dir / STARTED_FILE,
+                f"launch={launch}\njob={job}\nhost={host}\ncuda_visible_devices=\n")
+    return StartRecord(launch, job, host, "", time.time())
 
 
 def write_exit(run_dir: Path, exit_code: int, launch: str) -> None:
     """``exit_code`` as the wrapper writes it (see :func:`write_start`)."""
-    write_atomic(run_dir / EXIT_FILE, f"{exit_code} {launch}\n")
+    write_small(run_dir / EXIT_FILE, f"{exit_code} {launch}\n")
 
 
 def retire_attempt(run_dir: Path, also: Iterable[Path] = ()) -> Path | None:
@@ -190,7 +207,12 @@ def retire_attempt(run_dir: Path, also: Iterable[Path] = ()) -> Path | None:
     ``n`` counts the starts moved so far (1, 2, ...). Returns the folder, or None when
     there was nothing to move. Safe to repeat after a crash halfway.
     """
-    present = [run_dir / name for name in ATTEMPT_FILES if (run_dir / name).exists()]
+    try:
+        with os.scandir(run_dir) as entries:  # one call, not a stat for each file
+            names = {entry.name for entry in entries}
+    except FileNotFoundError:
+        return None
+    present = [run_dir / name for name in ATTEMPT_FILES if name in names]
     if not present:
         return None
     present += [path for path in also if path.exists()]

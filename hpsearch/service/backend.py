@@ -72,7 +72,7 @@ class ExternalBackend(Backend):
                 if point.held is not None:
                     self._complete(point, point.held)
                 else:
-                    point.place, point.status = "pool", "new"
+                    self.book.move(point, "pool", "new")
                     self._pool[run.trial] = None
         return {run.run_id: EXTERNAL_JOB for run in runs}
 
@@ -86,7 +86,8 @@ class ExternalBackend(Backend):
                 self._leased.discard(trial)
                 ended.append(Ended(point.run.run_id, None, lost=True, reason=(
                     f"lease expired: {point.worker} sent no report within {self.lease_s:g}s")))
-                point.place, point.status, point.deadline = "returning", "new", None
+                self.book.move(point, "returning", "new")
+                point.deadline = None
                 self._returning.add(trial)
         return ended
 
@@ -130,12 +131,12 @@ class ExternalBackend(Backend):
                     ended.append(done)
                 elif start is not None and start.launch == run.launch:
                     left = self.lease_s - max(0.0, now_wall - start.started_at)
-                    point.place, point.status = "lease", "running"
+                    self.book.move(point, "lease", "running")
                     point.worker = start.job.removeprefix(LEASE_PREFIX)
-                    point.deadline = now + max(0.0, left)
+                    point.start, point.deadline = start, now + max(0.0, left)
                     self._leased.add(run.trial)
                 else:
-                    point.place, point.status = "pool", "new"
+                    self.book.move(point, "pool", "new")
                     self._pool[run.trial] = None
         return ended
 
@@ -148,7 +149,8 @@ class ExternalBackend(Backend):
             for point in self.book.points.values():
                 if point.place in ("pool", "lease") and (
                         run_ids is None or point.run_id in run_ids):
-                    point.place, point.status, point.run = "proposed", "new", None
+                    self.book.move(point, "proposed", "new")
+                    point.run = None
                     self._pool.pop(point.trial, None)
                     self._leased.discard(point.trial)
 
@@ -157,7 +159,7 @@ class ExternalBackend(Backend):
         with self.book.lock:
             for run in runs:
                 point = self.book.points[run.trial]
-                point.place, point.status = "elsewhere", "running"
+                self.book.move(point, "elsewhere", "running")
 
     def take_wake(self) -> bool:
         """Whether something happened since the last ``wait`` (and forget it)."""
@@ -184,9 +186,10 @@ class ExternalBackend(Backend):
             for trial in list(self._pool)[:limit]:
                 point = self.book.points[trial]
                 assert point.run is not None
-                write_start(point.run.run_dir, point.run.launch, LEASE_PREFIX + worker, worker)
+                point.start = write_start(point.run.run_dir, point.run.launch,
+                                          LEASE_PREFIX + worker, worker)
                 del self._pool[trial]
-                point.place, point.status = "lease", "running"
+                self.book.move(point, "lease", "running")
                 point.worker, point.deadline = worker, deadline
                 self._leased.add(trial)
                 out.append(point.view())
@@ -209,7 +212,7 @@ class ExternalBackend(Backend):
                                "result comes from there")
             if point.place in ("proposed", "returning"):
                 point.held = report  # written when the driver submits it again
-                self._show(point, report)
+                self._show(point, point.place, report)
             else:
                 self._complete(point, report)
             return point.view()
@@ -219,15 +222,14 @@ class ExternalBackend(Backend):
         """Under the lock: write the report into the point's run and queue its end."""
         run = point.run
         assert run is not None
-        if point.place != "lease":
-            write_start(run.run_dir, run.launch, LEASE_PREFIX + report.worker, report.worker)
-        write_report(run, report, self.fmt)
-        done = ended_of(run)
-        assert done is not None
+        start = point.start if point.place == "lease" else write_start(
+            run.run_dir, run.launch, LEASE_PREFIX + report.worker, report.worker)
+        assert start is not None
+        done = write_report(run, report, self.fmt, start)
         self._pool.pop(point.trial, None)
         self._leased.discard(point.trial)
-        point.place, point.held, point.deadline = "reported", None, None
-        self._show(point, report)
+        point.held, point.deadline = None, None
+        self._show(point, "reported", report)
         self._ended.append(done)
 
     def _deadline(self, trial: int) -> float:
@@ -235,9 +237,9 @@ class ExternalBackend(Backend):
         assert deadline is not None
         return deadline
 
-    def _show(self, point: Point, report: Report) -> None:
-        point.status = "failed" if report.failure is not None else "finished"
-        point.loss = report.loss
+    def _show(self, point: Point, place: str, report: Report) -> None:
+        status = "failed" if report.failure is not None else "finished"
+        self.book.move(point, place, status, report.loss)
 
     def _wake(self) -> None:
         """Under the lock: the driver's ``wait`` returns."""

@@ -25,6 +25,9 @@ ended       the driver told the strategy how it ended              finished/fail
 The driver's thread changes places through the strategy (:mod:`.observed`) and the
 backend's ``submit``/``poll``; the HTTP threads through the backend's ``lease``/``report``.
 Everything goes through :attr:`PointBook.lock`; :attr:`PointBook.changed` wakes the driver.
+A point's ``status`` and ``loss`` change only through :meth:`PointBook.move`, which keeps
+the counts by status and the best point up to date: a status call costs the same at 10
+points and at 100 000.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from hpsearch.backends.base import Run
+from hpsearch.runfiles import StartRecord
 
 #: the statuses a client sees and can ask for
 PointStatus = Literal["new", "running", "finished", "failed"]
@@ -61,6 +65,7 @@ class Point:
     loss: float | None = None
     run: Run | None = None
     worker: str = ""
+    start: StartRecord | None = None  # the started_at of its lease
     deadline: float | None = None
     held: Report | None = None  # a report that came while the point was not submitted
 
@@ -78,6 +83,29 @@ class PointBook:
         self.points: dict[int, Point] = {}
         self.by_run: dict[str, int] = {}
         self.minimize = minimize
+        self._counts = dict.fromkeys(POINT_STATUSES, 0)
+        self._best: Point | None = None
+        self._best_known = True  # False: _best may be out of date, found again when asked
+
+    def move(self, point: Point, place: str, status: str, loss: float | None = None) -> None:
+        """Under the lock: ``point`` goes to ``place`` and shows ``status`` (and ``loss``)."""
+        before = self._rank(point)
+        self._counts[point.status] -= 1
+        self._counts[status] += 1
+        point.place, point.status, point.loss = place, status, loss
+        after = self._rank(point)
+        if point is self._best:
+            if after is None or before is None or after > before:  # worse, or out of it
+                self._best_known = False
+        elif after is not None and self._best_known and (
+                self._best is None or after < self._rank(self._best)):
+            self._best = point
+
+    def _rank(self, point: Point) -> tuple[float, int] | None:
+        """What orders the best point (ties: the earliest trial); None: not a candidate."""
+        if point.status != "finished" or point.loss is None or math.isnan(point.loss):
+            return None
+        return (point.loss if self.minimize else -point.loss, point.trial)
 
     # -- from the strategy (the driver's thread) -----------------------------------
     def propose(self, trial: int, run_id: str, params: dict[str, Any]) -> None:
@@ -85,6 +113,7 @@ class PointBook:
             if trial not in self.points:
                 self.points[trial] = Point(trial, run_id, dict(params))
                 self.by_run[run_id] = trial
+                self._counts["new"] += 1
 
     def forget(self, trials: set[int]) -> None:
         """Withdrawn proposals (a changed grid dropped them before they ran)."""
@@ -92,6 +121,8 @@ class PointBook:
             for trial in trials:
                 point = self.points.get(trial)
                 if point is not None and point.place == "proposed":
+                    self.move(point, "proposed", "new")  # out of the best (a held report)
+                    self._counts["new"] -= 1
                     del self.points[trial], self.by_run[point.run_id]
 
     def end(self, trial: int, status: str, loss: float | None) -> None:
@@ -100,9 +131,9 @@ class PointBook:
             point = self.points.get(trial)
             if point is None:
                 return
-            point.place = "ended"
-            point.status = "finished" if status == "finished" else "failed"
-            point.loss = loss if point.status == "finished" else None
+            finished = status == "finished"
+            self.move(point, "ended", "finished" if finished else "failed",
+                      loss if finished else None)
             point.run = point.held = None
             point.deadline = None
 
@@ -114,18 +145,13 @@ class PointBook:
         return chosen if limit is None else chosen[:limit]
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(POINT_STATUSES, 0)
         with self.lock:
-            for point in self.points.values():
-                counts[point.status] += 1
-        return counts
+            return dict(self._counts)
 
     def best(self) -> dict[str, Any] | None:
         with self.lock:
-            done = [p for p in self.points.values() if p.status == "finished"
-                    and p.loss is not None and not math.isnan(p.loss)]
-            if not done:
-                return None
-            if self.minimize:  # ties: the earliest trial
-                return min(done, key=lambda p: (p.loss, p.trial)).view()
-            return max(done, key=lambda p: (p.loss, -p.trial)).view()
+            if not self._best_known:
+                ranked = [p for p in self.points.values() if self._rank(p) is not None]
+                self._best = min(ranked, key=self._rank, default=None)  # type: ignore[arg-type]
+                self._best_known = True
+            return None if self._best is None else self._best.view()

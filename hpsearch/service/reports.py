@@ -17,16 +17,19 @@ directory even if the driver never saw it.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from hpsearch.backends.base import Ended, Run
 from hpsearch.runfiles import (
     STDERR_FILE,
+    ExitRecord,
+    StartRecord,
     read_exit,
     read_start,
     tail_lines,
-    write_atomic,
     write_exit,
+    write_small,
 )
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.points import Report
@@ -69,29 +72,38 @@ def _text(value: Any) -> str:
     return repr(value)
 
 
-def write_report(run: Run, report: Report, fmt: SummaryFormat) -> None:
-    """The run's summary (or ``stderr.log``) and ``exit_code`` for ``report``."""
+def write_report(run: Run, report: Report, fmt: SummaryFormat, start: StartRecord) -> Ended:
+    """Write ``report`` as the run's files: the summary (or ``stderr.log``), then
+    ``exit_code``. Returns the run's end as :func:`ended_of` reads it back (``start``: the
+    run's ``started_at`` as it was written)."""
+    said = None
     if report.metrics is not None:
         run.sim_out_dir.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"{k} {_text(v)}\n" for k, v in report.metrics.items())
-        write_atomic(run.sim_out_dir / fmt.filename, lines + "finished 1\n")
-        write_exit(run.run_dir, 0, run.launch)
+        write_small(run.sim_out_dir / fmt.filename, lines + "finished 1\n")
     else:
-        message = " ".join((report.failure or "").split()) or "failed"
-        write_atomic(run.run_dir / STDERR_FILE, message + "\n")
-        write_exit(run.run_dir, 1, run.launch)
+        said = " ".join((report.failure or "").split()) or "failed"
+        write_small(run.run_dir / STDERR_FILE, said + "\n")
+    code = 0 if said is None else 1
+    write_exit(run.run_dir, code, run.launch)
+    return _end(run.run_id, ExitRecord(code, run.launch, time.time(), start.started_at),
+                start, said)
 
 
 def ended_of(run: Run) -> Ended | None:
-    """The run's end as its files tell (None before a report was written): the same
-    whether the report came just now or before a restart."""
-    record = read_exit(run.run_dir, run.launch)
+    """The run's end as its files tell (None before a report was written)."""
+    start = read_start(run.run_dir)
+    record = read_exit(run.run_dir, run.launch, start)
     if record is None:
         return None
-    start = read_start(run.run_dir)
+    said = tail_lines(run.run_dir / STDERR_FILE, 1) if record.exit_code else []
+    return _end(run.run_id, record, start, said[0] if said else None)
+
+
+def _end(run_id: str, record: ExitRecord, start: StartRecord | None, said: str | None
+         ) -> Ended:
     extra = {"job_id": start.job} if start is not None and start.job else {}
     if record.exit_code == 0:
-        return Ended.recorded(run.run_id, record, extra)
-    said = tail_lines(run.run_dir / STDERR_FILE, 1)
-    return Ended(run.run_id, None, REPORTED + (said[0] if said else "failed"), extra=extra,
+        return Ended.recorded(run_id, record, extra)
+    return Ended(run_id, None, REPORTED + (said or "failed"), extra=extra,
                  wall_time=record.wall_time)
