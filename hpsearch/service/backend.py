@@ -92,9 +92,9 @@ class ExternalBackend(Backend):
         return ended
 
     def wait(self, timeout: float) -> None:
-        """Until a lease left the pool half empty, or ``timeout``; while points are out (or
-        reports wait) at most :data:`BATCH_S`: reports are recorded in batches, not one
-        thread switch each (their files are written before they are answered)."""
+        """Until a lease took a point from the pool, or ``timeout``; while points are out
+        (or reports wait) at most :data:`BATCH_S`: reports are recorded in batches, not
+        one thread switch each (their files are written before they are answered)."""
         with self.book.changed:
             if self._woken:
                 self._woken = False
@@ -193,8 +193,8 @@ class ExternalBackend(Backend):
                 point.worker, point.deadline = worker, deadline
                 self._leased.add(trial)
                 out.append(point.view())
-            if out and len(self._pool) < max(1, self.ahead // 2):
-                self._wake()  # the strategy is asked for more now, in one batch
+            if out:  # the strategy is asked for what is missing now (waiting for half
+                self._wake()  # the pool to go, 8 workers emptied 16 points before it came)
         return out
 
     def report(self, trial: int, report: Report) -> dict[str, Any]:
