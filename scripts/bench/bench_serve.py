@@ -1,7 +1,7 @@
 """Benchmark ``hpsearch serve``: points handed out and losses taken per second, 8 workers.
 
     python scripts/bench/bench_serve.py [--points 1000] [--workers 8] [--algorithms random,tpe]
-                                        [--runs 3]
+                                        [--runs 3] [--pin] [--dir /dev/shm]
 
 For each algorithm a fresh service (``--port=0``, a temporary search directory) serves a
 search of ``--points`` points over three parameters; ``--workers`` processes each loop
@@ -21,8 +21,11 @@ found no new point, the CPU the service used while the workers ran (its start-up
 first generation not counted) and per point, and the *service-bound* rate: points over
 that CPU, what the service sustains where the workers do not share its cores (on a small
 machine the workers' CPU comes out of the same cores). With ``--runs N`` each algorithm
-runs N times, then a line gives the min and median of both rates. Targets (issue 13):
->= 500 points/s for random, >= 50/s for tpe at 1000 points.
+runs N times, then a line gives the min and median of both rates. ``--pin`` runs the
+service on the last CPU and the workers on the others (a core of its own, as where the
+targets hold); ``--dir`` puts the search directory there instead of the system's temporary
+folder (``/dev/shm``: the service without the disk's cost of creating a point's files).
+Targets (issue 13): >= 500 points/s for random, >= 50/s for tpe at 1000 points.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 SEARCH = """
 algorithm: {algorithm}
@@ -96,10 +100,19 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {values[-1] * 1e3:.1f} ms"
 
 
-def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int
-          ) -> tuple[float, float]:
+def pinned(cpus: set[int] | None) -> dict[str, Any]:
+    """Popen's arguments that start a process on ``cpus`` (None: anywhere)."""
+    return {} if cpus is None else {"preexec_fn": lambda: os.sched_setaffinity(0, cpus)}
+
+
+def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int,
+          pin: bool, where: str | None) -> tuple[float, float]:
     """One run; prints its line, returns (points/s, service-bound points/s)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    cpus = sorted(os.sched_getaffinity(0))
+    if pin and len(cpus) < 2:
+        sys.exit("--pin needs two CPUs or more")
+    service_cpus, worker_cpus = ({cpus[-1]}, set(cpus[:-1])) if pin else (None, None)
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
         folder = Path(tmp)
         search = folder / "search.yaml"
         search.write_text(SEARCH.format(algorithm=algorithm, points=points))
@@ -107,7 +120,7 @@ def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int
             [sys.executable, "-m", "hpsearch", "serve", f"--search_file={search}",
              f"--out_dir={folder / 'out'}", "--port=0",
              f"--num_points_per_generation={ahead}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **pinned(service_cpus))
         try:
             assert service.stdout is not None
             ready, _, _ = select.select([service.stdout], [], [], 60)
@@ -117,7 +130,8 @@ def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int
             start, before, (user0, sys0) = time.perf_counter(), workers_cpu(), \
                 service_cpu(service.pid)
             procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
-                                       str(folder / f"w{i}.json"), str(limit)])
+                                       str(folder / f"w{i}.json"), str(limit)],
+                                      **pinned(worker_cpus))
                      for i in range(workers)]
             for proc in procs:
                 proc.wait()
@@ -156,10 +170,14 @@ def main() -> None:
                         help="points a worker asks for at once (it reports each)")
     parser.add_argument("--algorithms", default="random,tpe")
     parser.add_argument("--runs", type=int, default=1, help="runs of each algorithm")
+    parser.add_argument("--pin", action="store_true",
+                        help="the service on the last CPU, the workers on the others")
+    parser.add_argument("--dir", default=None,
+                        help="where the search directory goes (default: the temporary folder)")
     args = parser.parse_args()
     for algorithm in args.algorithms.split(","):
-        rates = [bench(algorithm, args.points, args.workers, args.ahead, args.limit)
-                 for _ in range(args.runs)]
+        rates = [bench(algorithm, args.points, args.workers, args.ahead, args.limit,
+                       args.pin, args.dir) for _ in range(args.runs)]
         if args.runs > 1:
             points_s, bound = ([r[i] for r in rates] for i in (0, 1))
             print(f"{algorithm:6} {args.runs} runs: points/s min {min(points_s):.1f}, median "
