@@ -49,7 +49,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -245,7 +245,7 @@ def make_app(registry: Registry, token: str | None) -> Any:
     def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         return _error(exc.status_code, str(exc.detail))
 
-    def worker(request: Request) -> str:
+    def worker_of(request: Request) -> str:
         return request.headers.get(WORKER_HEADER) or (
             request.client.host if request.client else "?")
 
@@ -258,17 +258,11 @@ def make_app(registry: Registry, token: str | None) -> Any:
     async def list_requests() -> Response:
         return answer([registry.requests[rid].status() for rid in sorted(registry.requests)])
 
-    hot = APIRouter(route_class=Direct)
-
-    @hot.get("/requests/{rid}", response_model=RequestStatus,
-             openapi_extra={"parameters": parameters(RequestPath)})
     async def request_status(request: Request) -> Response:
         """Counts by status, the best point, whether max_points is reached."""
         path = valid(RequestPath, request.path_params)
         return answer(registry.get(path.rid).status())
 
-    @hot.get("/requests/{rid}/points", response_model=list[PointOut],
-             openapi_extra={"parameters": parameters(RequestPath, PointsQuery, worker=True)})
     async def get_points(request: Request) -> Response:
         """Points by status (all without ``status``); ``status=new`` hands them out: they
         are leased to the caller and come back ``running``."""
@@ -276,19 +270,27 @@ def make_app(registry: Registry, token: str | None) -> Any:
         query = valid(PointsQuery, dict(request.query_params))
         served = registry.get(path.rid)
         if query.status == "new":
-            return answer(served.lease(query.limit, worker(request)))
+            return answer(served.lease(query.limit, worker_of(request)))
         return answer(served.book.list(query.status, query.limit))
 
-    @hot.put("/requests/{rid}/points/{point_id}", response_model=PointOut,
-             openapi_extra={"parameters": parameters(PointPath, worker=True), "requestBody": {
-                 "required": True, "content": {"application/json": {
-                     "schema": PointReport.model_json_schema()}}}})
     async def update_point(request: Request) -> Response:
         """Report a point: its loss, its metrics, or its failure (once)."""
         path = valid(PointPath, request.path_params)
         body = valid(PointReport, await json_body(request))
         return answer(registry.get(path.rid).report(path.point_id, body.model_dump(),
-                                                    worker(request)))
+                                                    worker_of(request)))
 
-    app.include_router(hot)
+    report_body = {"required": True, "content": {"application/json": {
+        "schema": PointReport.model_json_schema()}}}
+    for path, method, endpoint, model, extra in (
+            ("/requests/{rid}", "GET", request_status, RequestStatus,
+             {"parameters": parameters(RequestPath)}),
+            ("/requests/{rid}/points", "GET", get_points, list[PointOut],
+             {"parameters": parameters(RequestPath, PointsQuery, worker=True)}),
+            ("/requests/{rid}/points/{point_id}", "PUT", update_point, PointOut,
+             {"parameters": parameters(PointPath, worker=True), "requestBody": report_body})):
+        # on the app's own router: an included router matched each call through a layer
+        # that rebuilt the route's context every time
+        app.router.add_api_route(path, endpoint, methods=[method], response_model=model,
+                                 openapi_extra=extra, route_class_override=Direct)
     return app if token is None else TokenCheck(app, token)
