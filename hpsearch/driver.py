@@ -238,7 +238,8 @@ class Driver:
                                          run.sim_out_dir / REPORT_FILE,
                                          run.sim_out_dir / STOP_FILE,
                                          run.run_dir / DRIVER_CURVE_FILE])
-            write_run_record(run.run_dir, record, run.argv, run.cwd, run.env)
+            write_run_record(run.run_dir, record, run.argv, run.cwd, run.env,
+                             command=self.backend.runs_commands)
             if config_file is not None:
                 config_file.write(run.run_dir, run.config)
         except OSError as exc:

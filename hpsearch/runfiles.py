@@ -5,6 +5,7 @@
     run.json      {"run_id": ..., "trial": 7, "config": {...}, "argv": [...], "cwd": ...,
                    "attempt": 2, "launch": "k3f9a1c2"}     rewritten before each attempt
     command.sh    the exact command (environment included), shell-quoted, to re-run it by hand
+                  (not for a point handed out by ``hpsearch serve``: no command runs here)
     started_at    written by the wrapper when the command starts (its mtime: the start time)::
 
                       launch=k3f9a1c2
@@ -113,11 +114,13 @@ def command_text(argv: Iterable[str], cwd: Path, env: Mapping[str, str]) -> str:
 
 
 def write_run_record(run_dir: Path, record: dict[str, Any], argv: Iterable[str], cwd: Path,
-                     env: Mapping[str, str]) -> None:
-    """Create the record directory with ``run.json`` and ``command.sh`` (before a launch)."""
+                     env: Mapping[str, str], command: bool = True) -> None:
+    """Create the record directory with ``run.json`` and (``command``) ``command.sh``
+    (before a launch)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_small(run_dir / RUN_FILE, json.dumps(record) + "\n")
-    write_command(run_dir, argv, cwd, env)
+    if command:
+        write_command(run_dir, argv, cwd, env)
 
 
 def write_command(run_dir: Path, argv: Iterable[str], cwd: Path, env: Mapping[str, str]) -> None:

@@ -74,6 +74,9 @@ def test_three_workers_do_the_whole_search_and_every_tool_reads_it(tmp_path, ser
     assert {r["failure_reason"] for r in rows if r["status"] == "failed"} == {
         "reported: diverged (test)"}
     assert all(r["job_id"].startswith("lease:") for r in rows)
+    for row in rows:  # the files a job wrapper writes; no command.sh: none ran here
+        names = {p.name for p in (out / "runs" / row["run_id"]).iterdir()}
+        assert {"run.json", "started_at", "exit_code"} <= names and "command.sh" not in names
     by_id = {g["id"]: g["loss"] for g in got}
     for row in rows:
         if row["status"] == "finished":
@@ -210,6 +213,7 @@ def test_with_backend_flags_the_service_runs_points_itself_and_takes_reports_too
     assert local and by_worker == 10 - len(local)
     for row in local:
         assert float(row["loss"]) == pytest.approx(float(row["x"]) ** 2)
+        assert (tmp_path / "out" / "runs" / row["run_id"] / "command.sh").is_file()
 
 
 def test_stopping_and_refusals_are_one_line(tmp_path, services):

@@ -93,6 +93,8 @@ class Backend(ABC):
     #: fsync the journal before each submission (a machine crash must not forget a job
     #: that runs elsewhere); local runs die with the machine anyway
     durable_intents: bool = False
+    #: its runs execute their argv (the driver writes ``command.sh`` to run one by hand)
+    runs_commands: bool = True
 
     @abstractmethod
     def room(self) -> int:

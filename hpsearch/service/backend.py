@@ -45,6 +45,7 @@ class ExternalBackend(Backend):
     """Points of one search for HTTP workers; ``book`` is shared with the strategy."""
 
     name = "external"
+    runs_commands = False  # a worker elsewhere computes the point
 
     def __init__(self, book: PointBook, fmt: SummaryFormat, ahead: int,
                  lease_s: float) -> None:

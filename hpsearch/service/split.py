@@ -29,6 +29,7 @@ class SplitBackend(Backend):
         self.external = external
         self.name = own.name
         self.durable_intents = own.durable_intents
+        self.runs_commands = own.runs_commands  # a run may go to either: it may need one
 
     def room(self) -> int:
         return self.own.room() + self.external.room()
