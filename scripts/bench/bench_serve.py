@@ -23,8 +23,10 @@ that CPU, what the service sustains where the workers do not share its cores (on
 machine the workers' CPU comes out of the same cores). With ``--runs N`` each algorithm
 runs N times, then a line gives the min and median of both rates. ``--pin`` runs the
 service on the last CPU and the workers on the others (a core of its own, as where the
-targets hold); ``--dir`` puts the search directory there instead of the system's temporary
-folder (``/dev/shm``: the service without the disk's cost of creating a point's files).
+targets hold); ``--dir`` puts the search directories there instead of the system's
+temporary folder (``/dev/shm``: the service without the disk's cost of creating a point's
+files). The directories are deleted when every run is done (a deletion slows the next
+run's file creation on some filesystems: keep a pause between two invocations).
 Targets (issue 13): >= 500 points/s for random, >= 50/s for tpe at 1000 points.
 """
 
@@ -106,42 +108,39 @@ def pinned(cpus: set[int] | None) -> dict[str, Any]:
 
 
 def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int,
-          pin: bool, where: str | None) -> tuple[float, float]:
-    """One run; prints its line, returns (points/s, service-bound points/s)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if pin and len(cpus) < 2:
-        sys.exit("--pin needs two CPUs or more")
-    service_cpus, worker_cpus = ({cpus[-1]}, set(cpus[:-1])) if pin else (None, None)
-    with tempfile.TemporaryDirectory(dir=where) as tmp:
-        folder = Path(tmp)
-        search = folder / "search.yaml"
-        search.write_text(SEARCH.format(algorithm=algorithm, points=points))
-        service = subprocess.Popen(
-            [sys.executable, "-m", "hpsearch", "serve", f"--search_file={search}",
-             f"--out_dir={folder / 'out'}", "--port=0",
-             f"--num_points_per_generation={ahead}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **pinned(service_cpus))
-        try:
-            assert service.stdout is not None
-            ready, _, _ = select.select([service.stdout], [], [], 60)
-            url = service.stdout.readline().strip() if ready else ""
-            assert url.startswith("http://"), "the service printed no URL"
-            time.sleep(1.0)  # let the first generation fill the pool
-            start, before, (user0, sys0) = time.perf_counter(), workers_cpu(), \
-                service_cpu(service.pid)
-            procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
-                                       str(folder / f"w{i}.json"), str(limit)],
-                                      **pinned(worker_cpus))
-                     for i in range(workers)]
-            for proc in procs:
-                proc.wait()
-            wall = time.perf_counter() - start
-            user1, sys1 = service_cpu(service.pid)
-            spent = workers_cpu() - before
-            data = [json.loads((folder / f"w{i}.json").read_text()) for i in range(workers)]
-        finally:
-            service.terminate()
-            service.wait(60)
+          pin: tuple[set[int], set[int]] | None, folder: Path) -> tuple[float, float]:
+    """One run in ``folder`` (made here), the service and the workers on the CPUs of
+    ``pin``; prints its line, returns (points/s, service-bound points/s)."""
+    service_cpus, worker_cpus = pin or (None, None)
+    folder.mkdir()
+    search = folder / "search.yaml"
+    search.write_text(SEARCH.format(algorithm=algorithm, points=points))
+    service = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "serve", f"--search_file={search}",
+         f"--out_dir={folder / 'out'}", "--port=0",
+         f"--num_points_per_generation={ahead}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **pinned(service_cpus))
+    try:
+        assert service.stdout is not None
+        ready, _, _ = select.select([service.stdout], [], [], 60)
+        url = service.stdout.readline().strip() if ready else ""
+        assert url.startswith("http://"), "the service printed no URL"
+        time.sleep(1.0)  # let the first generation fill the pool
+        start, before, (user0, sys0) = time.perf_counter(), workers_cpu(), \
+            service_cpu(service.pid)
+        procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
+                                   str(folder / f"w{i}.json"), str(limit)],
+                                  **pinned(worker_cpus))
+                 for i in range(workers)]
+        for proc in procs:
+            proc.wait()
+        wall = time.perf_counter() - start
+        user1, sys1 = service_cpu(service.pid)
+        spent = workers_cpu() - before
+        data = [json.loads((folder / f"w{i}.json").read_text()) for i in range(workers)]
+    finally:
+        service.terminate()
+        service.wait(60)
     gets = [v for d in data for v in d["get"]]
     puts = [v for d in data for v in d["put"]]
     empty = sum(d["empty"] for d in data)
@@ -175,14 +174,23 @@ def main() -> None:
     parser.add_argument("--dir", default=None,
                         help="where the search directory goes (default: the temporary folder)")
     args = parser.parse_args()
-    for algorithm in args.algorithms.split(","):
-        rates = [bench(algorithm, args.points, args.workers, args.ahead, args.limit,
-                       args.pin, args.dir) for _ in range(args.runs)]
-        if args.runs > 1:
-            points_s, bound = ([r[i] for r in rates] for i in (0, 1))
-            print(f"{algorithm:6} {args.runs} runs: points/s min {min(points_s):.1f}, median "
-                  f"{statistics.median(points_s):.1f}; service-bound min {min(bound):.0f}, "
-                  f"median {statistics.median(bound):.0f}", flush=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin and len(cpus) < 2:
+        sys.exit("--pin needs two CPUs or more")
+    pin = ({cpus[-1]}, set(cpus[:-1])) if args.pin else None
+    # every run's search directory is deleted at the end, not before the next run: ext4
+    # without a journal (this machine's disk) skips the inodes freed in the last seconds
+    # when it allocates one, and a run right after the deletion of 7 000 files spent up to
+    # 6 times the kernel time of one after a pause
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        for algorithm in args.algorithms.split(","):
+            rates = [bench(algorithm, args.points, args.workers, args.ahead, args.limit,
+                           pin, Path(tmp) / f"{algorithm}{run}") for run in range(args.runs)]
+            if args.runs > 1:
+                points_s, bound = ([r[i] for r in rates] for i in (0, 1))
+                print(f"{algorithm:6} {args.runs} runs: points/s min {min(points_s):.1f}, "
+                      f"median {statistics.median(points_s):.1f}; service-bound min "
+                      f"{min(bound):.0f}, median {statistics.median(bound):.0f}", flush=True)
 
 
 if __name__ == "__main__":
