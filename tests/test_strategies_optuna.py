@@ -28,6 +28,7 @@ from hpsearch.backends.base import BackendError
 from hpsearch.distributions import normal, qloguniform, quniform, uniformint
 from hpsearch.errors import UsageError
 from hpsearch.searchfile import spec_from_mapping
+from hpsearch.strategies import optuna_samplers
 from hpsearch.strategies.base import Outcome, Proposal
 from hpsearch.strategies.factory_sampled import make_sampled_strategy
 from hpsearch.strategies.optuna_samplers import OptunaStrategy, sampler_options
@@ -231,6 +232,23 @@ def test_tpe_constant_liar_with_parallel_runs() -> None:
     assert sampler_options("tpe", {}, 2) == {"constant_liar": True}
     assert sampler_options("tpe", {"constant_liar": False}, 2) == {"constant_liar": False}
     assert sampler_options("tpe", {"n_startup_trials": 3}, 1) == {"n_startup_trials": 3}
+
+
+@pytest.mark.parametrize("algorithm,options", [
+    ("tpe", {}), ("tpe", {"multivariate": False}), ("tpe", {"group": True}), ("cmaes", {})])
+def test_shared_search_space_caches_propose_what_a_fresh_sampler_would(
+        monkeypatch: pytest.MonkeyPatch, algorithm: str, options: dict) -> None:
+    """The per-trial samplers share their search-space caches; with each sampler building
+    its own from every trial, the search is the same (4 runs in flight, failures and
+    pruned trials among them)."""
+    def run() -> list[Proposal]:
+        base = ALGORITHMS[algorithm]["options"]
+        return search(algorithm, in_flight=4, trials=40, options={**base, **options})
+
+    shared = run()
+    monkeypatch.setattr(optuna_samplers, "_SPACE_CACHES", ())
+    fresh = run()
+    assert [comparable(p) for p in shared] == [comparable(p) for p in fresh]
 
 
 # -- dry runs ----------------------------------------------------------------------------------
