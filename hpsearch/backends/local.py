@@ -120,15 +120,18 @@ def kill_local_jobs(job_ids: Iterable[str]) -> int:
 
 
 class LocalBackend(Backend):
-    """``slots`` runs at once on this machine; ``timeout`` seconds per run (None: no limit)."""
+    """``slots`` runs at once on this machine; ``timeout`` seconds per run (None: no limit).
+    ``job_label``: what each run's ``started_at`` names as its job (default: ``<host>:<pid>``
+    of its wrapper; the packed worker gives its cluster job's id)."""
 
     name = "local"
 
     def __init__(self, slots: int, timeout: float | None = None,
-                 grace: float = KILL_GRACE) -> None:
+                 grace: float = KILL_GRACE, job_label: str = "") -> None:
         self.slots = slots
         self.timeout = timeout
         self.grace = grace
+        self.job_label = job_label
         self.host = socket.gethostname()
         self._active: dict[str, _Active] = {}
         self._selector = selectors.DefaultSelector()
@@ -141,7 +144,8 @@ class LocalBackend(Backend):
         return {run.run_id: self._launch(run, run.env) for run in runs}
 
     def _launch(self, run: Run, env: Mapping[str, str]) -> str:
-        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv))
+        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv),
+                          self.job_label)
         popen = subprocess.Popen(argv, cwd=run.cwd, stdin=subprocess.DEVNULL,
                                  start_new_session=True,
                                  env={**os.environ, **env} if env else None)

@@ -1,0 +1,184 @@
+"""Packing runs into cluster jobs (``--runs_per_job``), through the real CLI.
+
+Slurm is the real local cluster (two fake GPUs: ``gres gpu:2``, see scripts/slurm/start.sh);
+LSF is the emulator of ``tests/lsf_emulator`` (LSF is proprietary and cannot be installed
+here; the emulator speaks the formats IBM documents). The sims are the generic sim of
+``conftest.py`` with one more line: each logs its cluster job, its ``CUDA_VISIBLE_DEVICES``
+and its ``HPSEARCH_*`` variables, so a test knows which job ran which run, when, and on
+which GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
+from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
+from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
+
+SLURM = ("--run_cluster", "--scheduler=slurm", "--slurm_mem=50M")
+
+#: appended to the generic sim: one "env" line per start, after its "end" line
+ENV_LINE = '''
+log("env", job=os.environ.get("SLURM_ARRAY_JOB_ID", os.environ.get("LSB_JOBID", "")) + ":"
+    + os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("LSB_JOBINDEX", "")),
+    cvd=os.environ.get("CUDA_VISIBLE_DEVICES"), attempt=os.environ.get("HPSEARCH_ATTEMPT"),
+    resumed=os.environ.get("HPSEARCH_RESUMED"), run=os.environ.get("HPSEARCH_RUN_ID"))
+'''
+
+
+def cluster_args(search, *extra: str, cluster: tuple[str, ...] = SLURM) -> list[str]:
+    return ["--grid_module=hpconf", "--run_cwd=proj", f"--out_dir={search.out_dir}", *cluster,
+            *extra]
+
+
+def packed_search(root: Path, grid: dict) -> object:
+    search = write_search(root, grid)
+    with open(search.sim_dir / "sim.py", "a") as f:
+        f.write(ENV_LINE)
+    return search
+
+
+def starts(search) -> list[dict]:
+    """One record per start of a sim: its key, job, GPU, start and end time (by pid)."""
+    by_pid: dict[int, dict] = {}
+    for event in search.events():
+        record = by_pid.setdefault(event["pid"], {"key": event["key"]})
+        if event["ev"] == "start":
+            record["t0"] = event["t"]
+        elif event["ev"] == "end":
+            record["t1"] = event["t"]
+        elif event["ev"] == "env":
+            record.update(job=event["job"], cvd=event["cvd"], run=event["run"],
+                          attempt=event["attempt"], resumed=event["resumed"])
+    return list(by_pid.values())
+
+
+def most_at_once(records: list[dict]) -> int:
+    edges = sorted([(r["t0"], 1) for r in records] + [(r["t1"], -1) for r in records])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def check_packed(search, records: list[dict], jobs_at_most: int, per_job: int) -> None:
+    """Every run started once, in one of at most ``jobs_at_most`` jobs, never more than
+    ``per_job`` at once in a job; the results agree."""
+    rows = search.results()
+    assert {r["status"] for r in rows} == {"finished"} and len(rows) == len(records)
+    assert sorted(r["key"] for r in records) == sorted({r["key"] for r in records})
+    jobs: dict[str, list[dict]] = {}
+    for record in records:
+        jobs.setdefault(record["job"], []).append(record)
+    assert len(jobs) <= jobs_at_most, sorted(jobs)
+    assert max(most_at_once(runs) for runs in jobs.values()) <= per_job
+    assert max(most_at_once(runs) for runs in jobs.values()) > 1  # really packed
+    by_run = {r["run"]: r for r in records}
+    for row in rows:  # the row's job is the job that ran it, as started_at says
+        job = row["job_id"].replace("[", "_").rstrip("]")
+        assert by_run[row["run_id"]]["job"].replace(":", "_") == job
+        started = (Path(row["run_dir"]) / "started_at").read_text()
+        assert f"job={row['job_id']}\n" in started
+        assert (Path(row["run_dir"]) / "exit_code").read_text().split() == [
+            "0", started.split("\n")[0].partition("=")[2]]
+
+
+def test_slurm_twelve_runs_in_at_most_four_jobs_one_gpu_each(tmp_path, slurm_cluster):  # noqa: F811
+    s = packed_search(tmp_path, {"x": [float(i) for i in range(12)], "sleep": [1.5]})
+    code, _, err = run_hpsearch(cluster_args(s, "--slurm_gres=gpu:1", "--runs_per_job=3"),
+                                tmp_path, timeout=180)
+    assert code == 0, err
+    records = starts(s)
+    check_packed(s, records, jobs_at_most=4, per_job=3)
+    # each run saw exactly one GPU, one of the two the node has, the one its job was given
+    assert all(r["cvd"] in ("0", "1") for r in records), records
+    by_job: dict[str, set] = {}
+    for record in records:
+        by_job.setdefault(record["job"], set()).add(record["cvd"])
+    assert all(len(gpus) == 1 for gpus in by_job.values()), by_job
+    (pack,) = (s.out_dir / "packs").iterdir()  # one launch of all twelve runs
+    queue = json.loads((pack / "queue.json").read_text())
+    assert queue["workers"] == 4 and len(queue["runs"]) == 12
+    assert sorted(p.name for p in (pack / "claims").iterdir()) == sorted(
+        r["run_id"] for r in s.results())
+
+
+def test_status_shows_which_job_holds_which_run_and_a_killed_worker_reruns(
+        tmp_path, slurm_cluster, procs):  # noqa: F811
+    s = packed_search(tmp_path, {"x": [float(i) for i in range(6)], "hold": [True]})
+    s.hold.write_text("")
+    driver = start_hpsearch(cluster_args(s, "--slurm_gres=gpu:1", "--runs_per_job=3",
+                                         "--num_jobs=2"), tmp_path)
+    procs.append(driver)
+    wait_for(lambda: len(s.starts()) == 6, 60, "six held runs started in two jobs")
+    claims = {}
+    for path in (s.out_dir / "packs").glob("*/claims/*"):
+        claims[path.name] = json.loads(path.read_text())["job"]
+    assert len(claims) == 6 and len(set(claims.values())) == 2
+    code, out, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
+    assert code == 0, err
+    for job in set(claims.values()):
+        line = next(ln for ln in out.splitlines() if f"job {job} " in ln)
+        held = [r for r, j in claims.items() if j == job]
+        assert line.endswith(f"holds 3 run(s): {' '.join(sorted(held))}")
+    victim = sorted(set(claims.values()))[0]
+    subprocess.run(["scancel", victim], check=True)
+    victims = {r for r, j in claims.items() if j == victim}
+    # its three runs run again (a new launch, new job), the other three go on in theirs
+    wait_for(lambda: len(s.starts()) == 6 and sum(s.starts().values()) == 9, 60,
+             "the cancelled job's runs to start again")
+    s.hold.unlink()
+    assert driver.wait(timeout=60) == 0, driver.stderr.read()
+    assert sorted(s.starts().values()) == [1, 1, 1, 2, 2, 2]
+    rows = {r["run_id"]: r for r in s.results()}
+    assert {r["status"] for r in rows.values()} == {"finished"}
+    assert {r["attempts"] for r in rows.values()} == {"1"}  # a killed job is not the run's fault
+    for run_id, row in rows.items():  # the cut start's files wait aside (killed by SIGTERM)
+        earlier = Path(row["run_dir"]) / "attempts" / "1" / "exit_code"
+        assert earlier.exists() == (run_id in victims)
+        if run_id in victims:
+            assert earlier.read_text().split()[0] == "143"
+            assert row["job_id"] != victim
+    assert {rows[r]["job_id"] for r in rows if r not in victims} == set(claims.values()) - {victim}
+
+
+def test_lsf_emulator_packs_twelve_runs_in_at_most_four_jobs(tmp_path, lsf):  # noqa: F811
+    s = packed_search(tmp_path, {"x": [float(i) for i in range(12)], "sleep": [1.0]})
+    code, out, err = run_hpsearch(cluster_args(s, "--runs_per_job=3", cluster=(
+        "--run_cluster", "--scheduler=lsf")), tmp_path, timeout=120)
+    assert code == 0, err
+    check_packed(s, starts(s), jobs_at_most=4, per_job=3)
+    calls = (lsf / "calls.log").read_text().splitlines()
+    assert sum(line.startswith("bsub ") for line in calls) == 1
+
+
+@pytest.mark.parametrize("flags, words", [
+    (("--runs_per_job=0", "--run_cluster"), "--runs_per_job=0 is out of range"),
+    (("--runs_per_job=3",), "--runs_per_job is for cluster jobs: add --run_cluster"),
+    (("--continue_on_timeout=-1", "--run_cluster"), "--continue_on_timeout=-1 is out of range"),
+    (("--continue_on_timeout=2",), "--continue_on_timeout is for cluster jobs"),
+    (("--walltime_warning=-5", "--run_cluster"), "--walltime_warning=-5.0 is out of range"),
+])
+def test_bad_packing_flags_are_one_line_errors(tmp_path, flags, words):
+    s = write_search(tmp_path, {"x": [1.0]})
+    code, out, err = run_hpsearch([a for a in s.args(*flags) if a != "--visible_gpus=-1"]
+                                  + ["--scheduler=slurm", "--dry_run"], tmp_path)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and not s.out_dir.exists()
+
+
+def test_dry_run_shows_the_worker_script(tmp_path):
+    s = write_search(tmp_path, {"x": [float(i) for i in range(7)]})
+    code, out, err = run_hpsearch(cluster_args(s, "--runs_per_job=3", "--num_hours=2",
+                                               "--dry_run"), tmp_path)
+    assert code == 0, err
+    assert "#SBATCH --array=0-2%8\n" in out  # 7 runs, 3 at once in a job: 3 workers
+    assert "#SBATCH --signal=B:URG@300\n" in out and "#SBATCH --time=120\n" in out
+    assert f" -m hpsearch.worker {s.out_dir}/packs/KEY \"$hps_job\" \"$hps_host\"\n" in out
+    assert "hpsearch_run()" not in out and not s.out_dir.exists()
+    assert subprocess.run(["bash", "-n", "-c", out]).returncode == 0
