@@ -15,7 +15,7 @@ launch itself is journaled before that, as every launch)::
 ``queue.json`` holds the launch's runs in order and how a worker runs them::
 
     {"key": "k3f9a1c2", "runs_per_job": 3, "workers": 4, "timeout": null,
-     "walltime_warning": 300,
+     "walltime_warning": 300, "scheduler_signals_runs": true,
      "gpu": {"allowed_load": 0.5, "allowed_memory": 0.5, "max_num_jobs_per_gpu": 3,
              "sim_startup_time": 60.0, "gpu_memory_per_run": null},
      "runs": [{"run_id": "3f2a9c0d1b7e", "trial": 0, "run_dir": "/abs/runs/3f2a9c0d1b7e",
@@ -62,6 +62,8 @@ class Queue:
     workers: int
     timeout: float | None  # --timeout of each run
     walltime_warning: float  # seconds between the job's time-limit warning and its end
+    #: the scheduler signals every process of a job (Slurm), not only the worker's group
+    scheduler_signals_runs: bool
     gpu: Mapping[str, Any]  # the admission flags, by their names
     runs: tuple[Run, ...]
 
@@ -79,6 +81,7 @@ def write_queue(folder: Path, queue: Queue) -> None:
     text = json.dumps({
         "key": queue.key, "runs_per_job": queue.runs_per_job, "workers": queue.workers,
         "timeout": queue.timeout, "walltime_warning": queue.walltime_warning,
+        "scheduler_signals_runs": queue.scheduler_signals_runs,
         "gpu": dict(queue.gpu),
         "runs": [{"run_id": r.run_id, "trial": r.trial, "run_dir": str(r.run_dir),
                   "cwd": str(r.cwd), "argv": list(r.argv), "env": dict(r.env),
@@ -97,7 +100,8 @@ def read_queue(folder: Path) -> Queue:
                      attempt=int(r["attempt"]), launch=data["key"], env=dict(r["env"]))
                  for r in data["runs"])
     return Queue(data["key"], int(data["runs_per_job"]), int(data["workers"]),
-                 data["timeout"], float(data["walltime_warning"]), data["gpu"], runs)
+                 data["timeout"], float(data["walltime_warning"]),
+                 bool(data["scheduler_signals_runs"]), data["gpu"], runs)
 
 
 def claim(folder: Path, run_id: str, job: str, host: str | None = None) -> bool:

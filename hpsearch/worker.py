@@ -22,8 +22,10 @@ without GPUs runs N at once on its CPUs.
 **Stopping.** ``stops/<run_id>`` from the driver (a pruned run): SIGTERM to that run's
 process group, SIGKILL after the grace it names. ``--timeout``: the worker writes the run's
 ``reason`` (``timeout after 30s``), then stops it. SIGTERM, SIGINT or SIGHUP to the worker
-(scancel, requeue, preemption, bkill): every run is stopped, nothing new is taken, the
-worker exits when they are over. SIGURG (the job's time-limit warning, ``--signal=B:URG@S``
+(scancel, requeue, preemption, bkill): nothing new is taken, the worker exits once its runs
+are over; it passes the signal on to them as SIGTERM (SIGKILL after 5 s) unless the
+scheduler signals every process of a job itself (Slurm: a second SIGTERM could end a sim
+still saving its work). SIGURG (the job's time-limit warning, ``--signal=B:URG@S``
 / ``-wa URG``): each running run gets ``walltime_warning`` and SIGTERM, to save its work;
 nothing new is taken.
 
@@ -244,8 +246,9 @@ class Worker:
             self._stop(list(self.active), self.queue.walltime_warning)
         if self.stopping and not self._stops_sent:
             self._stops_sent = True
-            say(f"{self.stopping}: stopping {len(self.active)} run(s)")
-            self._stop(list(self.active), KILL_GRACE)
+            say(f"{self.stopping}: {len(self.active)} run(s) stop")
+            if not self.queue.scheduler_signals_runs:
+                self._stop(list(self.active), KILL_GRACE)
 
     def run(self) -> int:
         """Take and run runs until none is left for this job (or it must stop)."""

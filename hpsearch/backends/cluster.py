@@ -171,6 +171,9 @@ class ClusterBackend(Backend):
     #: final states of a worker job that leave its unfinished runs blameless: they are given
     #: back and run again (cancelled, node failure, the worker stopped taking runs)
     lost_states: frozenset[str] = frozenset()
+    #: whether the scheduler's signals to a job (cancel, requeue) reach every process of it,
+    #: those in sessions of their own too (a packed run's); else the worker passes them on
+    signals_every_process = False
 
     def __init__(self, options: SearchOptions, *, min_interval: float = 1.0,
                  max_interval: float = 30.0, exit_grace: float = 3.0,
@@ -352,6 +355,7 @@ class ClusterBackend(Backend):
         folder = claims.pack_dir(Path(options.out_dir).resolve(), key)
         claims.write_queue(folder, claims.Queue(
             key, self.per_job, self._workers(len(runs)), options.timeout, self.warning,
+            self.signals_every_process,
             {"allowed_load": options.allowed_load, "allowed_memory": options.allowed_memory,
              "max_num_jobs_per_gpu": options.max_num_jobs_per_gpu,
              "sim_startup_time": options.sim_startup_time,

@@ -161,6 +161,9 @@ class SlurmBackend(ClusterBackend):
     timeout_states = sp.TIMEOUT_STATES
     preempted_states = sp.PREEMPTED_STATES
     lost_states = sp.LOST_STATES
+    #: slurmstepd signals every process of the job (those of other sessions too), so a
+    #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
+    signals_every_process = True
 
     def __init__(self, options: SearchOptions, **kwargs) -> None:
         self.directives = slurm_directives(options)
