@@ -4,9 +4,17 @@
 ours, or hypnettorch's ``sim_*`` folders with their ``hpsearch_command.sh``), judging every
 run the journal has not judged with the driver's own verdict; it needs no driver. ``status``
 reads the journal and, for the runs it lists as active, their ``started_at`` (queued or
-running); it says whether the search's driver is alive. ``cancel`` checks that the
-scheduler's commands are there, stops the driver, takes its lock, cancels every run the
-journal lists as active and journals them as cancelled (they run again on the next start).
+running) and, for packed runs, their claims (which job holds them); it says whether the
+search's driver is alive, and the GPU- and CPU-hours the ended attempts took
+(:mod:`hpsearch.usage`)::
+
+    search out/q: 70 finished, 2 failed, 4 running, 0 pending (of 76); driver pid 4242 on login1
+      job 4711_0 (node3) holds 3 run(s): 0c6a51f3ffeb 1dcd86438d06 54c1c375d5d1
+    GPU-hours 12.4 (failed 0.5, pruned 1.25, preempted 0.3); CPU-hours 49.61 (failed 2)
+
+``cancel`` checks that the scheduler's commands are there, stops the driver, takes its lock,
+cancels every run the journal lists as active and journals them as cancelled (they run again
+on the next start).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from hpsearch.runfiles import (
 from hpsearch.searchdir import layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
 from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
+from hpsearch.usage import describe, search_totals
 from hpsearch.values import render_value
 
 HYPNETTORCH_COMMAND = "hpsearch_command.sh"
@@ -341,6 +350,9 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     stream.write(status_line(out_dir, meta, states) + "\n")
     for job, run_ids in sorted(holders(out_dir, states.values()).items()):
         stream.write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
+    totals = search_totals(s.usage for s in states.values())
+    if totals:
+        stream.write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
     finished = best_finished(states.values(), key, ascending)
     if finished:

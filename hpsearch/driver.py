@@ -328,7 +328,8 @@ class Driver:
         job = ended.extra.get("job_id")
         self._event("end", run=run.run_id, status="preempted", attempt=run.attempt,
                     exit=ended.exit_code, reason=ended.reason, metrics={},
-                    wall=ended.wall_time, extra={}, cut="preempted",
+                    wall=ended.wall_time, cut="preempted",
+                    extra={k: v for k, v in ended.extra.items() if k != "job_id"},
                     **({"job": job} if job else {}))
         again = dataclasses.replace(run, launch=ended.restarted, attempt=run.attempt + 1)
         self._event("launch", key=again.launch, runs=[[run.run_id, again.attempt]])

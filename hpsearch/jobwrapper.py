@@ -9,7 +9,8 @@ parameters, so no grid value is ever read by a shell. It writes the two files of
 :mod:`hpsearch.runfiles`:
 
 * ``started_at`` before the command (``launch=``, ``job=`` -- ``<host>:<pid>`` when the job
-  argument is empty --, ``host=``, ``cuda_visible_devices=``), and
+  argument is empty --, ``host=``, ``cuda_visible_devices=``, ``cpus=`` -- the job's CPUs, as
+  the cluster job scripts export them in ``HPSEARCH_CPUS``), and
 * ``exit_code`` (``"<status> <launch>"``, and `` <signal>`` when the wrapper got SIGTERM,
   SIGINT or SIGHUP while the command ran) after it,
 
@@ -66,8 +67,8 @@ RUN_FUNCTION = r"""hpsearch_run() {
             export HPSEARCH_ATTEMPT HPSEARCH_RESUMED
         fi
     fi
-    printf 'launch=%s\njob=%s\nhost=%s\ncuda_visible_devices=%s\n' "$hps_launch" \
-        "$hps_job" "$hps_host" "${CUDA_VISIBLE_DEVICES-}" > "$hps_d/@STARTED@"
+    printf 'launch=%s\njob=%s\nhost=%s\ncuda_visible_devices=%s\ncpus=%s\n' "$hps_launch" \
+        "$hps_job" "$hps_host" "${CUDA_VISIBLE_DEVICES-}" "${HPSEARCH_CPUS-}" > "$hps_d/@STARTED@"
     hps_sig=
     trap 'hps_sig=${hps_sig:-TERM}' TERM
     trap 'hps_sig=${hps_sig:-INT}' INT

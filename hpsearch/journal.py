@@ -33,7 +33,9 @@ run directory adopted after the journal was lost keeps its count), and ``cut`` w
 scheduler cut that attempt short (``"preempted"``, ``"timeout"``). An end with status
 ``preempted`` (preemption, a requeue, or a time limit within ``--continue_on_timeout``) is
 not charged to ``--retries``: the run waits to run again, and its next attempts get
-``HPSEARCH_RESUMED=1``. When the scheduler itself started the job again (a requeue), its
+``HPSEARCH_RESUMED=1``. An end's ``extra`` holds the attempt's ``gpu_hours`` and ``cpu_hours``
+(:mod:`hpsearch.usage`); a run's state adds them up by how its attempts ended.
+When the scheduler itself started the job again (a requeue), its
 ``launch`` (key ``<key>.<r>``) and ``submit`` follow the preempted end at once: they record
 what the scheduler did.
 
@@ -69,6 +71,7 @@ from typing import Any
 import orjson
 
 from hpsearch.errors import SearchError
+from hpsearch.usage import add as add_usage
 
 JOURNAL_FILE = "journal.jsonl"
 #: run statuses a journal can hold
@@ -110,6 +113,7 @@ class RunState:
     rungs: list[list[float]] | None = None  # [[rung, value], ...] the pruner recorded
     cut: int = 0  # attempts the scheduler cut short (preempted, requeued, time limit)
     continued: int = 0  # of those, time limits run again (--continue_on_timeout)
+    usage: dict[str, list[float]] | None = None  # {end status: [gpu_hours, cpu_hours]}
 
 
 @dataclass
@@ -171,6 +175,7 @@ def _on_end(h: History, e: dict[str, Any]) -> None:
     state.metrics = e.get("metrics") or {}
     state.wall_time = e.get("wall")
     state.extra = e.get("extra") or None
+    state.usage = add_usage(state.usage, status, state.extra)
     state.ended_at = e.get("t")
     state.launch = None  # a later attempt gets a launch of its own
     if e.get("job"):

@@ -11,6 +11,7 @@
                       job=node1:4242
                       host=node1
                       cuda_visible_devices=0
+                      cpus=4                (a cluster job's CPUs; empty for a local run)
 
     stdout.log    the command's standard output
     stderr.log    the command's standard error
@@ -82,6 +83,7 @@ class StartRecord:
     host: str
     cuda_visible_devices: str
     started_at: float
+    cpus: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def read_start(run_dir: Path) -> StartRecord | None:
     if "launch" not in fields:
         return None
     return StartRecord(fields["launch"], fields.get("job", ""), fields.get("host", ""),
-                       fields.get("cuda_visible_devices", ""), mtime)
+                       fields.get("cuda_visible_devices", ""), mtime, fields.get("cpus", ""))
 
 
 def split_launch(key: str) -> tuple[str, int]:

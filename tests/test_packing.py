@@ -88,6 +88,34 @@ def check_packed(search, records: list[dict], jobs_at_most: int, per_job: int) -
             "0", started.split("\n")[0].partition("=")[2]]
 
 
+def busy_seconds(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of ``spans`` was going (the union's length)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total
+
+
+def check_gpu_hours(search) -> None:
+    """No accounting storage here: each row's GPU-hours are its measured share, so those of a
+    job's runs (one GPU, one CPU each job) add up to the time the job's GPU was busy, as the
+    runs' own files time it; status shows the search's total."""
+    jobs: dict[str, list[dict]] = {}
+    for row in search.results():
+        jobs.setdefault(row["job_id"], []).append(row)
+    for rows in jobs.values():
+        spans = [((Path(r["run_dir"]) / "started_at").stat().st_mtime,
+                  (Path(r["run_dir"]) / "exit_code").stat().st_mtime) for r in rows]
+        busy = busy_seconds(spans) / 3600
+        assert sum(float(r["gpu_hours"]) for r in rows) == pytest.approx(busy, abs=1e-5)
+        assert sum(float(r["cpu_hours"]) for r in rows) == pytest.approx(busy, abs=1e-5)
+        assert all(float(r["gpu_hours"]) < float(r["wall_time"]) / 3600 for r in rows)
+    code, out, err = run_hpsearch(["status", str(search.out_dir)], search.root)
+    total = sum(float(r["gpu_hours"]) for r in search.results())
+    assert f"GPU-hours {total:.4g}; CPU-hours {total:.4g}\n" in out, out
+
+
 def test_slurm_twelve_runs_in_at_most_four_jobs_one_gpu_each(tmp_path, slurm_cluster):  # noqa: F811
     s = packed_search(tmp_path, {"x": [float(i) for i in range(12)], "sleep": [1.5]})
     code, _, err = run_hpsearch(cluster_args(s, "--slurm_gres=gpu:1", "--runs_per_job=3"),
@@ -101,6 +129,7 @@ def test_slurm_twelve_runs_in_at_most_four_jobs_one_gpu_each(tmp_path, slurm_clu
     for record in records:
         by_job.setdefault(record["job"], set()).add(record["cvd"])
     assert all(len(gpus) == 1 for gpus in by_job.values()), by_job
+    check_gpu_hours(s)
     (pack,) = (s.out_dir / "packs").iterdir()  # one launch of all twelve runs
     queue = json.loads((pack / "queue.json").read_text())
     assert queue["workers"] == 4 and len(queue["runs"]) == 12

@@ -90,6 +90,9 @@ def check_resumed(search, runs: int) -> None:
     for state in replay(search.out_dir / "journal.jsonl").runs.values():
         assert (state.status, state.cut, state.attempts - state.budget_start) == (
             "finished", 1, 1)
+        assert state.usage["preempted"][1] > 0 and state.usage["finished"][1] > 0
+    code, out, err = run_hpsearch(["status", str(search.out_dir)], search.root)
+    assert "preempted" in out.split("CPU-hours")[1], out  # the CPU-hours the cut starts took
     for row in rows:  # the cut start's files wait in attempts/1; the sim kept its checkpoint
         run_dir = Path(row["run_dir"])
         first, last = (run_dir / "attempts" / "1" / "exit_code").read_text().split(), \

@@ -76,6 +76,7 @@ from hpsearch.backends.base import Backend, BackendError, Ended, Run
 from hpsearch.jobwrapper import RUN_FUNCTION, TASK_FUNCTION
 from hpsearch.options import SearchOptions
 from hpsearch.runfiles import (
+    ATTEMPTS_DIR,
     REASON_FILE,
     ExitRecord,
     read_exit,
@@ -83,6 +84,7 @@ from hpsearch.runfiles import (
     split_launch,
     was_warned,
 )
+from hpsearch.usage import Ledger, hold_of, hours, measured
 
 DEFAULT_NUM_JOBS = 8
 LOG_DIR = "slurm_logs"
@@ -215,6 +217,9 @@ class ClusterBackend(Backend):
         self.stop_calls = 0
         self.log_dir = Path(options.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
+        self._ledger = Ledger(share_cpus=True)  # what the runs of a packed job shared
+        self._accounting = True  # the scheduler's accounting answered (or was not asked)
+        self._one_run_jobs: set[str] = set()  # ended runs of one-run jobs, to account
 
     # -- scheduler hooks -----------------------------------------------------------------
     @abstractmethod
@@ -274,6 +279,11 @@ class ClusterBackend(Backend):
         """Seconds a job may run (``--num_hours``, unless an option of the scheduler's own
         sets it); None: no limit."""
         return self.options.num_hours * 3600 if self.options.num_hours else None
+
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``{job_id: {"gpu_hours", "cpu_hours"}}`` as the scheduler's accounting has them
+        (ONE call); ``{}`` when it keeps none. By default: none."""
+        return {}
 
     @abstractmethod
     def task_job_id(self, array_id: str, task: int) -> str:
@@ -503,8 +513,37 @@ class ClusterBackend(Backend):
             return ended
         self._unwatch(run_id)
         warned = was_warned(w.run.run_dir, w.run.launch)
-        return [*ended, Ended.recorded(run_id, record, {"job_id": w.job_id},
+        return [*ended, Ended.recorded(run_id, record, {"job_id": w.job_id,
+                                                        **self._usage(w, w.run.run_dir, record)},
                                        cut="timeout" if warned else None)]
+
+    def _usage(self, w: _Watched, folder: Path, record: ExitRecord) -> dict[str, float]:
+        """``gpu_hours`` and ``cpu_hours`` of the start whose files are in ``folder``
+        (:mod:`hpsearch.usage`): a job's own, or for a packed run, split with the runs of
+        its job that held its GPU and CPUs at the same time."""
+        start = read_start(folder)
+        if start is None or start.launch != record.launch:
+            return {}
+        hold = hold_of(start, record)
+        if w.pack is None:
+            self._one_run_jobs.add(w.run.run_id)  # the scheduler may account its job
+            return hours(*measured(hold, [], share_cpus=False))
+        others = [hold_of(s, None) for r, job in w.pack.claims.items()
+                  if job == w.job_id and r != w.run.run_id and r in self._watched
+                  and (s := read_start(self._watched[r].run.run_dir)) is not None
+                  and s.job == w.job_id]
+        return self._ledger.charge(w.job_id, hold, others)
+
+    def _cut_usage(self, w: _Watched) -> dict[str, float]:
+        """The usage of the start a requeue cut short: its files are in the run's latest
+        ``attempts/<n>/`` (the wrapper moved them there)."""
+        folder = w.run.run_dir / ATTEMPTS_DIR
+        try:
+            latest = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0)
+        except OSError:
+            return {}
+        record = read_exit(folder / str(latest), w.run.launch) if latest else None
+        return {} if record is None else self._usage(w, folder / str(latest), record)
 
     def _worker_stopped(self, w: _Watched) -> bool:
         """Whether the packed worker itself stopped the run: for its ``--timeout`` (its
@@ -525,7 +564,8 @@ class ClusterBackend(Backend):
             now += 1
             cut = w.signal_exit
             ended.append(Ended(w.run.run_id, cut.exit_code if cut else None,
-                               "requeued by the scheduler", extra={"job_id": w.job_id},
+                               "requeued by the scheduler",
+                               extra={"job_id": w.job_id, **self._cut_usage(w)},
                                wall_time=cut.wall_time if cut else None,
                                restarted=f"{base}.{now}"))
             w.run = dataclasses.replace(w.run, launch=f"{base}.{now}", attempt=w.run.attempt + 1)
@@ -559,7 +599,21 @@ class ClusterBackend(Backend):
         if not queried:  # at most one scheduler call per poll
             self._raise_throttle()
         self._stop_or_kill(now)
-        return ended
+        return self._accounted(ended)
+
+    def _accounted(self, ended: list[Ended]) -> list[Ended]:
+        """The ended one-run jobs' usage as the scheduler accounted it, where it does (one
+        call for all of them; once it answered that it keeps no accounts, never again)."""
+        jobs = [e.extra["job_id"] for e in ended if e.run_id in self._one_run_jobs]
+        self._one_run_jobs.difference_update(e.run_id for e in ended)
+        if not jobs or not self._accounting:
+            return ended
+        self.scheduler_calls += 1
+        accounts = self._account(jobs)
+        self._accounting = bool(accounts)
+        return [dataclasses.replace(e, extra={**e.extra, **accounts[e.extra["job_id"]]})
+                if e.restarted is None and e.extra.get("job_id") in accounts else e
+                for e in ended]
 
     def stop(self, run_ids: Sequence[str], grace: float) -> None:
         """Mark the runs; the next poll sends them SIGTERM in one call (see the poll). A
@@ -650,6 +704,7 @@ class ClusterBackend(Backend):
             return Ended(run_id, None, why, lost=True, extra=extra)
         if record is not None:
             reason = None if state in _PLAIN_ENDS or not record.signalled else state
+            extra.update(self._usage(w, w.run.run_dir, record))
             return Ended.recorded(run_id, record, extra, reason, cut=cut)
         reason = "gone from the queue" if state == "GONE" else state
         return Ended(run_id, None, reason, extra=extra, cut=cut)

@@ -159,6 +159,7 @@ class GpuBackend(LocalBackend):
     """Runs go to the GPUs ``limits`` admit; ``num_jobs`` (if given) caps the total."""
 
     name = "local"
+    measures_gpus = True
 
     def __init__(self, source: GpuSource, limits: GpuLimits, num_jobs: int | None = None,
                  timeout: float | None = None, say: Callable[[str], None] = print,

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from hpsearch.backends.base import Backend, Ended, Run
 from hpsearch.jobwrapper import local_argv, wrapper_run_dir
-from hpsearch.runfiles import read_exit, read_start
+from hpsearch.runfiles import ExitRecord, read_exit, read_start
+from hpsearch.usage import Ledger, hold_of, hours, measured
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
@@ -125,6 +126,8 @@ class LocalBackend(Backend):
     of its wrapper; the packed worker gives its cluster job's id)."""
 
     name = "local"
+    #: whether a run's CUDA_VISIBLE_DEVICES are GPUs it got (a CPU slot inherits the user's)
+    measures_gpus = False
 
     def __init__(self, slots: int, timeout: float | None = None,
                  grace: float = KILL_GRACE, job_label: str = "") -> None:
@@ -135,6 +138,7 @@ class LocalBackend(Backend):
         self.host = socket.gethostname()
         self._active: dict[str, _Active] = {}
         self._selector = selectors.DefaultSelector()
+        self._ledger = Ledger(share_cpus=False)
 
     # -- starting -------------------------------------------------------------------
     def room(self) -> int:
@@ -239,11 +243,25 @@ class LocalBackend(Backend):
         if active.reason is not None:
             return Ended(run_id, None, active.reason, extra=active.extra)
         if record is not None:
-            return Ended.recorded(run_id, record, active.extra)
+            return Ended.recorded(run_id, record, {**active.extra,
+                                                   **self._usage(active.run, record)})
         code = active.popen.returncode if active.popen is not None else None
         if code is not None and code < 0:
             return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
         return Ended(run_id, None, "ended without an exit code", extra=active.extra)
+
+    def _usage(self, run: Run, record: ExitRecord) -> dict[str, float]:
+        """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.usage`): one CPU, and
+        its GPU's time split with the runs that were on it at once."""
+        start = read_start(run.run_dir)
+        if start is None or start.launch != record.launch:
+            return {}
+        hold = hold_of(start, record, self.measures_gpus)
+        if not hold.gpus:
+            return hours(*measured(hold, [], share_cpus=False))
+        others = [hold_of(s, None) for a in self._active.values() if a.run.run_id != run.run_id
+                  and (s := read_start(a.run.run_dir)) is not None]
+        return self._ledger.charge(self.host, hold, others)
 
     # -- restart and stop -----------------------------------------------------------
     def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:

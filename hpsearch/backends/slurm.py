@@ -29,6 +29,7 @@ from hpsearch.backends.cluster import (
     Task,
 )
 from hpsearch.options import SearchOptions
+from hpsearch.usage import SACCT_FORMAT, parse_sacct
 
 ARRAY_TEMPLATE = "slurm_array.sbatch.j2"
 DRIVER_TEMPLATE = "slurm_driver.sbatch.j2"
@@ -271,6 +272,17 @@ class SlurmBackend(ClusterBackend):
         states = sp.parse_squeue(done.stdout)
         return {job_id: state.state for job_id in job_ids
                 if (state := sp.task_state(states, job_id)) is not None}
+
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j <ids>``
+        (:func:`hpsearch.usage.parse_sacct`); without accounting storage it answers
+        ``Slurm accounting storage is disabled`` and exits 1: ``{}``."""
+        try:
+            done = _run(["sacct", "--parsable2", "--noheader", f"--format={SACCT_FORMAT}",
+                         "-j", ",".join(job_ids)])
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        return parse_sacct(done.stdout) if done.returncode == 0 else {}
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         scancel(job_ids)
