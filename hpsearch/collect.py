@@ -5,8 +5,8 @@ ours, or hypnettorch's ``sim_*`` folders with their ``hpsearch_command.sh``), ju
 run the journal has not judged with the driver's own verdict; it needs no driver. ``status``
 reads the journal and, for the runs it lists as active, their ``started_at`` (queued or
 running) and, for packed runs, their claims (which job holds them); it says whether the
-search's driver is alive, and the GPU- and CPU-hours the ended attempts took
-(:mod:`hpsearch.usage`)::
+search's driver is alive, and (for a cluster search, or one that used GPUs) the GPU- and
+CPU-hours the ended attempts took (:mod:`hpsearch.usage`)::
 
     search out/q: 70 finished, 2 failed, 4 running, 0 pending (of 76); driver pid 4242 on login1
       job 4711_0 (node3) holds 3 run(s): 0c6a51f3ffeb 1dcd86438d06 54c1c375d5d1
@@ -351,7 +351,7 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     for job, run_ids in sorted(holders(out_dir, states.values()).items()):
         stream.write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
     totals = search_totals(s.usage for s in states.values())
-    if totals:
+    if meta.get("backend", "local") != "local" or any(v[0] for v in totals.values()):
         stream.write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
     finished = best_finished(states.values(), key, ascending)

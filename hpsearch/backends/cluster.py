@@ -218,8 +218,11 @@ class ClusterBackend(Backend):
         self.log_dir = Path(options.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
         self._ledger = Ledger(share_cpus=True)  # what the runs of a packed job shared
-        self._accounting = True  # the scheduler's accounting answered (or was not asked)
+        self._accounting = self.accounts_jobs  # until it said it keeps no accounts
         self._one_run_jobs: set[str] = set()  # ended runs of one-run jobs, to account
+        #: accounting calls so far (sacct asks slurmdbd, not the controller: not counted
+        #: as scheduler calls)
+        self.accounting_calls = 0
 
     # -- scheduler hooks -----------------------------------------------------------------
     @abstractmethod
@@ -280,9 +283,12 @@ class ClusterBackend(Backend):
         sets it); None: no limit."""
         return self.options.num_hours * 3600 if self.options.num_hours else None
 
+    #: whether :meth:`_account` asks the scheduler's accounting (Slurm's sacct)
+    accounts_jobs = False
+
     def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """``{job_id: {"gpu_hours", "cpu_hours"}}`` as the scheduler's accounting has them
-        (ONE call); ``{}`` when it keeps none. By default: none."""
+        (ONE call); ``{}`` when it keeps none."""
         return {}
 
     @abstractmethod
@@ -602,13 +608,15 @@ class ClusterBackend(Backend):
         return self._accounted(ended)
 
     def _accounted(self, ended: list[Ended]) -> list[Ended]:
-        """The ended one-run jobs' usage as the scheduler accounted it, where it does (one
-        call for all of them; once it answered that it keeps no accounts, never again)."""
-        jobs = [e.extra["job_id"] for e in ended if e.run_id in self._one_run_jobs]
+        """The ends of one-run jobs with their usage as the scheduler accounted it, where it
+        keeps accounts: one call for all of them (to the accounting daemon, not the
+        controller); once it answered that it keeps none, never asked again."""
+        jobs = [e.extra["job_id"] for e in ended if e.run_id in self._one_run_jobs
+                and e.restarted is None]
         self._one_run_jobs.difference_update(e.run_id for e in ended)
         if not jobs or not self._accounting:
             return ended
-        self.scheduler_calls += 1
+        self.accounting_calls += 1
         accounts = self._account(jobs)
         self._accounting = bool(accounts)
         return [dataclasses.replace(e, extra={**e.extra, **accounts[e.extra["job_id"]]})

@@ -162,6 +162,7 @@ class SlurmBackend(ClusterBackend):
     timeout_states = sp.TIMEOUT_STATES
     preempted_states = sp.PREEMPTED_STATES
     lost_states = sp.LOST_STATES
+    accounts_jobs = True
     #: slurmstepd signals every process of the job (those of other sessions too), so a
     #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
     signals_every_process = True
