@@ -11,13 +11,19 @@ which GPU.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
+from conftest import hpsearch_env, run_hpsearch, start_hpsearch, wait_for, write_search
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
+
+from hpsearch import claims
+from hpsearch.backends.base import Run
+from hpsearch.runfiles import write_run_record
 
 SLURM = ("--run_cluster", "--scheduler=slurm", "--slurm_mem=50M")
 
@@ -211,3 +217,44 @@ def test_dry_run_shows_the_worker_script(tmp_path):
     assert f" -m hpsearch.worker {s.out_dir}/packs/KEY \"$hps_job\" \"$hps_host\"\n" in out
     assert "hpsearch_run()" not in out and not s.out_dir.exists()
     assert subprocess.run(["bash", "-n", "-c", out]).returncode == 0
+
+
+def test_worker_places_runs_by_measured_memory_on_the_jobs_gpu(tmp_path):
+    """The worker alone, as a job would start it: the job was given GPU 1 of two
+    (``CUDA_VISIBLE_DEVICES=1``); the node's GPUs are read through the fake nvidia-smi of
+    tests/fakes (no GPU here), whose sims hold 6000 MiB of a 16384 MiB GPU. With
+    --allowed_memory=0.5 one run fits at a time, --runs_per_job=3 notwithstanding: the
+    admission learned the need from the first run's memory."""
+    fakes = Path(__file__).resolve().parent / "fakes"
+    key, out = "kw0rker1", tmp_path / "out"
+    runs = []
+    for i in range(3):
+        run_dir = out / "runs" / f"r{i}"
+        argv = (sys.executable, str(fakes / "fake_gpu_sim.py"), "--mib", "6000", "--seconds",
+                "1", f"--out_dir={run_dir / 'out'}")
+        write_run_record(run_dir, {"run_id": f"r{i}", "launch": key}, argv, tmp_path, {})
+        runs.append(Run(f"r{i}", i, {}, argv, tmp_path, run_dir, run_dir / "out",
+                        launch=key, env={"HPSEARCH_RUN_ID": f"r{i}"}))
+    pack = claims.pack_dir(out, key)
+    claims.write_queue(pack, claims.Queue(
+        key, 3, 1, None, 0, True, {"allowed_load": 1.0, "allowed_memory": 0.5,
+                                   "max_num_jobs_per_gpu": 3, "sim_startup_time": 60,
+                                   "gpu_memory_per_run": None}, tuple(runs)))
+    log = tmp_path / "gpu.log"
+    (tmp_path / "state").mkdir()
+    env = {**hpsearch_env(), "PATH": f"{fakes}{os.pathsep}{os.environ['PATH']}",
+           "HPSEARCH_NO_NVML": "1", "FAKE_GPUS": "2x16384", "CUDA_VISIBLE_DEVICES": "1",
+           "FAKE_GPU_STATE": str(tmp_path / "state"), "FAKE_GPU_LOG": str(log)}
+    done = subprocess.run([sys.executable, "-m", "hpsearch.worker", str(pack), "77_0", "node9"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "GPUs 1 via nvidia-smi" in done.stderr
+    events = [json.loads(ln) for ln in log.read_text().splitlines()]
+    allocs = [e for e in events if e["event"] == "alloc"]
+    assert len(allocs) == 3 and {e["gpu"] for e in allocs} == {1}
+    assert max(e["used"] for e in allocs) == 6000  # never two runs on the GPU at once
+    for run in runs:
+        started = (run.run_dir / "started_at").read_text()
+        assert "job=77_0\n" in started and "cuda_visible_devices=1\n" in started
+        assert (run.run_dir / "exit_code").read_text() == f"0 {key}\n"
+        assert claims.read_claim(pack, run.run_id)["job"] == "77_0"
