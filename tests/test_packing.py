@@ -182,6 +182,26 @@ def test_status_shows_which_job_holds_which_run_and_a_killed_worker_reruns(
     assert {rows[r]["job_id"] for r in rows if r not in victims} == set(claims.values()) - {victim}
 
 
+def test_kill_9_of_the_driver_then_the_same_command_reattaches_to_the_workers(
+        tmp_path, slurm_cluster, procs):  # noqa: F811
+    s = packed_search(tmp_path, {"x": [float(i) for i in range(6)], "hold": [True]})
+    s.hold.write_text("")
+    args = cluster_args(s, "--slurm_gres=gpu:1", "--runs_per_job=3", "--num_jobs=2")
+    first = start_hpsearch(args, tmp_path)
+    procs.append(first)
+    wait_for(lambda: len(s.starts()) == 6, 60, "six held runs started")
+    first.kill()
+    first.wait()
+    s.hold.unlink()  # the runs end while no driver watches
+    code, _, err = run_hpsearch(args, tmp_path, timeout=120)
+    assert code == 0, err
+    assert "reattaching to 6 run(s)" in err
+    assert sorted(s.starts().values()) == [1] * 6  # each ran once, in the first workers
+    assert len(list((s.out_dir / "packs").iterdir())) == 1  # nothing submitted again
+    rows = s.results()
+    assert {r["status"] for r in rows} == {"finished"} and len({r["job_id"] for r in rows}) == 2
+
+
 def test_lsf_emulator_packs_twelve_runs_in_at_most_four_jobs(tmp_path, lsf):  # noqa: F811
     s = packed_search(tmp_path, {"x": [float(i) for i in range(12)], "sleep": [1.0]})
     code, out, err = run_hpsearch(cluster_args(s, "--runs_per_job=3", cluster=(

@@ -177,10 +177,13 @@ def lsf_warned(tmp_path: Path, *extra: str):
     return s
 
 
-def test_lsf_time_limit_warning_reaches_the_sim_and_the_run_continues(tmp_path, lsf):  # noqa: F811
-    s = lsf_warned(tmp_path, "--continue_on_timeout=1")
-    script = next((s.out_dir / "lsf_logs" / "scripts").iterdir()).read_text()
+@pytest.mark.parametrize("packed", [(), ("--runs_per_job=2",)], ids=["one_run", "packed"])
+def test_lsf_time_limit_warning_reaches_the_sim_and_the_run_continues(tmp_path, lsf,  # noqa: F811
+                                                                      packed):
+    s = lsf_warned(tmp_path, "--continue_on_timeout=1", *packed)
+    script = sorted((s.out_dir / "lsf_logs" / "scripts").iterdir())[0].read_text()
     assert "#BSUB -W 0:03\n#BSUB -wa URG\n#BSUB -wt 1\n" in script
+    assert ("hpsearch.worker" in script) == bool(packed)
     check_continued(s)
 
 
