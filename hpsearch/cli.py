@@ -299,7 +299,8 @@ def _search_flags(func: Any) -> Any:
                      help="Cluster: Ctrl-C/SIGTERM on the driver also cancels the queued "
                      "and running jobs (default: leave them; a restart reattaches)."),
         click.option("--timeout", type=float, default=None,
-                     help="Seconds a local run may take before it is stopped and failed."),
+                     help="Seconds a local (or packed) run may take before it is stopped and "
+                     "failed."),
         click.option("--retries", type=int, default=0, show_default=True,
                      help="Run a failed run again up to N more times."),
         click.option("--max_failures", type=int, default=None,

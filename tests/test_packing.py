@@ -278,3 +278,25 @@ def test_worker_places_runs_by_measured_memory_on_the_jobs_gpu(tmp_path):
         assert "job=77_0\n" in started and "cuda_visible_devices=1\n" in started
         assert (run.run_dir / "exit_code").read_text() == f"0 {key}\n"
         assert claims.read_claim(pack, run.run_id)["job"] == "77_0"
+
+
+def test_worker_stops_a_run_at_its_timeout_and_says_why(tmp_path):
+    """--timeout holds for each packed run: the worker writes the run's reason, then stops
+    it alone (SIGTERM to its process group); the run next to it finishes."""
+    key, out = "kt1me0ut", tmp_path / "out"
+    runs = []
+    for i, seconds in enumerate((30, 0.2)):
+        run_dir = out / "runs" / f"t{i}"
+        argv = (sys.executable, "-c", f"import time; time.sleep({seconds})")
+        write_run_record(run_dir, {"run_id": f"t{i}", "launch": key}, argv, tmp_path, {})
+        runs.append(Run(f"t{i}", i, {}, argv, tmp_path, run_dir, run_dir / "out", launch=key))
+    pack = claims.pack_dir(out, key)
+    claims.write_queue(pack, claims.Queue(key, 2, 1, 1.5, 0, False, {}, tuple(runs)))
+    env = {k: v for k, v in hpsearch_env().items() if k != "CUDA_VISIBLE_DEVICES"}
+    done = subprocess.run([sys.executable, "-m", "hpsearch.worker", str(pack), "5_0"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    slow, quick = (r.run_dir for r in runs)
+    assert (slow / "exit_code").read_text() == f"143 {key} TERM\n"
+    assert (slow / "reason").read_text() == "timeout after 1.5s\n"
+    assert (quick / "exit_code").read_text() == f"0 {key}\n" and not (quick / "reason").exists()
