@@ -49,6 +49,13 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
     _check_range("allowed_memory", params["allowed_memory"], 0, 1, low_open=True)
     _check_range("sim_startup_time", params["sim_startup_time"], 0)
     _check_range("max_num_jobs_per_gpu", params["max_num_jobs_per_gpu"], 1)
+    _check_range("runs_per_job", params["runs_per_job"], 1)
+    _check_range("continue_on_timeout", params["continue_on_timeout"], 0)
+    _check_range("walltime_warning", params["walltime_warning"], 0)
+    for name in ("runs_per_job", "continue_on_timeout"):
+        if params[name] and not params["run_cluster"]:
+            _fail(f"--{name} is for cluster jobs: add --run_cluster --scheduler=slurm|lsf, "
+                  "or leave it out (local runs share GPUs through --max_num_jobs_per_gpu)")
     _check_range("num_hours", params["num_hours"], 0, low_open=True)
     _check_range("fail_fast", params["fail_fast"], 0)
     _check_range("prune_grace", params["prune_grace"], 0)
@@ -81,7 +88,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         visible_gpus=params["visible_gpus"], allowed_load=params["allowed_load"],
         allowed_memory=params["allowed_memory"],
         sim_startup_time=params["sim_startup_time"],
-        max_num_jobs_per_gpu=params["max_num_jobs_per_gpu"],
+        max_num_jobs_per_gpu=params["max_num_jobs_per_gpu"] or params["runs_per_job"] or 1,
         gpu_memory_per_run=params["gpu_memory_per_run"],
         run_cluster=params["run_cluster"], scheduler=params["scheduler"],
         num_hours=params["num_hours"],
@@ -93,7 +100,9 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         slurm_constraint=params["slurm_constraint"],
         sbatch_options=tuple(params["sbatch_option"]), resources=params["resources"],
         lsf_queue=params["lsf_queue"], lsf_gpu=params["lsf_gpu"],
-        bsub_options=tuple(params["bsub_option"]))
+        bsub_options=tuple(params["bsub_option"]), runs_per_job=params["runs_per_job"],
+        continue_on_timeout=params["continue_on_timeout"],
+        walltime_warning=params["walltime_warning"])
 
 
 def job_setup_lines(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -237,8 +246,9 @@ def _search_flags(func: Any) -> Any:
         click.option("--sim_startup_time", type=float, default=60, show_default=True,
                      help="Seconds a GPU waits after a launch before taking another run "
                      "(lifted early once the run's memory is visible)."),
-        click.option("--max_num_jobs_per_gpu", type=int, default=1, show_default=True,
-                     help="Most runs of this search per GPU at once."),
+        click.option("--max_num_jobs_per_gpu", type=int, default=None,
+                     help="Most runs of this search per GPU at once (default 1; in a packed "
+                     "job, --runs_per_job)."),
         click.option("--gpu_memory_per_run", default=None,
                      help="GPU memory one run needs, e.g. 4GiB or 4096MiB (default: "
                      "learned from earlier runs)."),
@@ -274,11 +284,23 @@ def _search_flags(func: Any) -> Any:
         click.option("--job_setup", multiple=True, metavar="LINE",
                      help="Cluster: a line the job script runs before the command, e.g. "
                      "'module load cuda' (repeatable; @FILE: the file's lines)."),
+        click.option("--runs_per_job", type=int, default=None,
+                     help="Cluster: pack up to N runs into each job; a worker in the job "
+                     "runs them N at once on the job's GPUs (the GPU admission flags apply) "
+                     "and takes the next run as one ends. --num_jobs then counts jobs."),
+        click.option("--continue_on_timeout", type=int, default=0, show_default=True,
+                     help="Cluster: run a run that hit its job's time limit again, up to K "
+                     "times, with HPSEARCH_RESUMED=1 (not counted as --retries)."),
+        click.option("--walltime_warning", type=float, default=300, show_default=True,
+                     help="Cluster: seconds before a job's time limit at which its runs get "
+                     "SIGTERM to save their work (0: none; none when --num_hours is not "
+                     "longer than twice this)."),
         click.option("--cancel_on_interrupt", is_flag=True,
                      help="Cluster: Ctrl-C/SIGTERM on the driver also cancels the queued "
                      "and running jobs (default: leave them; a restart reattaches)."),
         click.option("--timeout", type=float, default=None,
-                     help="Seconds a local run may take before it is stopped and failed."),
+                     help="Seconds a local (or packed) run may take before it is stopped and "
+                     "failed."),
         click.option("--retries", type=int, default=0, show_default=True,
                      help="Run a failed run again up to N more times."),
         click.option("--max_failures", type=int, default=None,

@@ -4,9 +4,17 @@
 ours, or hypnettorch's ``sim_*`` folders with their ``hpsearch_command.sh``), judging every
 run the journal has not judged with the driver's own verdict; it needs no driver. ``status``
 reads the journal and, for the runs it lists as active, their ``started_at`` (queued or
-running); it says whether the search's driver is alive. ``cancel`` checks that the
-scheduler's commands are there, stops the driver, takes its lock, cancels every run the
-journal lists as active and journals them as cancelled (they run again on the next start).
+running) and, for packed runs, their claims (which job holds them); it says whether the
+search's driver is alive, and (for a cluster search, or one that used GPUs) the GPU- and
+CPU-hours the ended attempts took (:mod:`hpsearch.usage`)::
+
+    search out/q: 70 finished, 2 failed, 4 running, 0 pending (of 76); driver pid 4242 on login1
+      job 4711_0 (node3) holds 3 run(s): 0c6a51f3ffeb 1dcd86438d06 54c1c375d5d1
+    GPU-hours 12.4 (failed 0.5, pruned 1.25, preempted 0.3); CPU-hours 49.61 (failed 2)
+
+``cancel`` checks that the scheduler's commands are there, stops the driver, takes its lock,
+cancels every run the journal lists as active and journals them as cancelled (they run again
+on the next start).
 """
 
 from __future__ import annotations
@@ -23,15 +31,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch.claims import pack_dir, read_claim
 from hpsearch.errors import UsageError
 from hpsearch.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.lock import LOCK_FILE, DriverLock, liveness, read_holder
 from hpsearch.pareto import pareto_front
 from hpsearch.results import RESULTS_FILE, TableLayout, build_table, row_of, write_table
-from hpsearch.runfiles import RUNS_DIR, SIM_OUT_DIR, read_exit, read_run_record, read_start
+from hpsearch.runfiles import (
+    RUNS_DIR,
+    SIM_OUT_DIR,
+    read_exit,
+    read_run_record,
+    read_start,
+    split_launch,
+)
 from hpsearch.searchdir import layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
 from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
+from hpsearch.usage import describe, search_totals
 from hpsearch.values import render_value
 
 HYPNETTORCH_COMMAND = "hpsearch_command.sh"
@@ -264,7 +281,7 @@ def driver_state(out_dir: Path) -> str:
 def status_counts(out_dir: Path, states: dict[str, RunState]) -> dict[str, int]:
     """Runs by status; an active run is ``queued`` until its wrapper wrote ``started_at``."""
     counts = {"finished": 0, "failed": 0, "pruned": 0, "running": 0, "queued": 0,
-              "pending": 0, "cancelled": 0}
+              "pending": 0, "cancelled": 0, "preempted": 0}
     for state in states.values():
         status = state.status
         if status in ("running", "launching"):
@@ -296,6 +313,20 @@ def status_line(out_dir: Path, meta: dict[str, Any] | None, states: dict[str, Ru
             f"{driver_state(out_dir)}")
 
 
+def holders(out_dir: Path, states: Iterable[RunState]) -> dict[str, list[str]]:
+    """``{job_id: [run_id, ...]}``: which packed job holds which active run (its claim in
+    ``packs/<launch>/claims/``, see :mod:`hpsearch.claims`)."""
+    held: dict[str, list[str]] = {}
+    for state in states:
+        if state.status not in ("running", "launching") or not state.launch:
+            continue
+        record = read_claim(pack_dir(out_dir, split_launch(state.launch)[0]), state.run_id)
+        if record is not None:
+            held.setdefault(f"{record['job']} ({record.get('host', '?')})", []).append(
+                state.run_id)
+    return held
+
+
 def best_finished(states: Iterable[RunState], key: str, ascending: bool) -> list[RunState]:
     """Finished runs with a number (not NaN) for ``key``, best first."""
     finished = [s for s in states if s.status == "finished"
@@ -317,6 +348,11 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     states = history.runs
     stream.write(status_line(out_dir, meta, states) + "\n")
+    for job, run_ids in sorted(holders(out_dir, states.values()).items()):
+        stream.write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
+    totals = search_totals(s.usage for s in states.values())
+    if meta.get("backend", "local") != "local" or any(v[0] for v in totals.values()):
+        stream.write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
     finished = best_finished(states.values(), key, ascending)
     if finished:

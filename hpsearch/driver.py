@@ -21,7 +21,15 @@ Restart rules (the journal is replayed first, then the run directories are check
 * runs submitted by a previous driver are handed to the backend's ``reattach``;
 * finished runs are never run again; failed runs are run again while their attempts are
   within ``--retries`` (``--rerun_failed`` / ``hpsearch retry`` give them a new budget);
+  preempted runs are run again (not charged);
 * the strategy is rebuilt from the journal's proposals and outcomes.
+
+**Cut short by the scheduler** (:attr:`Ended.cut`): an attempt that did not finish is
+recorded ``preempted`` -- not charged to ``--retries`` -- and run again, when preemption
+ended it, or its job's time limit while ``--continue_on_timeout`` has continuations left
+(then it is ``failed``, as any other). A job the scheduler requeued runs again by itself
+(:attr:`Ended.restarted`): the driver journals the preempted end and that restart as a
+launch of its own. Every attempt after a cut one gets ``HPSEARCH_RESUMED=1``.
 """
 
 from __future__ import annotations
@@ -124,6 +132,7 @@ class Driver:
         self.reasons_seen: set[str] = set()
         self.failed_attempts: list[str] = []  # reasons, this session, for --fail_fast
         self.tally = {"finished": 0, "failed": 0, "pruned": 0}  # failed: for good
+        self.continue_on_timeout = options.continue_on_timeout
         self.pruner = make_pruner(spec.pruner, spec.performance_sort_asc)
         self.reader = IntermediateReader(self.fmt, spec.pruner.step_key) \
             if spec.pruner.active else None
@@ -187,7 +196,7 @@ class Driver:
         batch = []
         while self.ready and len(batch) < room:
             run_id = self.ready.popleft()
-            if self.states[run_id].status in ("pending", "failed", "cancelled"):
+            if self.states[run_id].status in ("pending", "failed", "cancelled", "preempted"):
                 batch.append(run_id)
         if batch:
             self._launch(batch)
@@ -204,7 +213,8 @@ class Driver:
             runs.append(dataclasses.replace(run, env={
                 "HPSEARCH_RUN_ID": run.run_id, "HPSEARCH_TRIAL": str(run.trial),
                 "HPSEARCH_ATTEMPT": str(run.attempt),
-                OUT_DIR_VARIABLE: str(run.sim_out_dir)}))
+                OUT_DIR_VARIABLE: str(run.sim_out_dir),
+                **({"HPSEARCH_RESUMED": "1"} if state.cut else {})}))
         self._event("launch", key=key, runs=[[r.run_id, r.attempt] for r in runs])
         self.journal.flush(sync=self.backend.durable_intents)  # the intent, before the action
         for run in runs:
@@ -251,10 +261,8 @@ class Driver:
         run = self.active.pop(ended.run_id, None)
         if run is None:
             return
-        if ended.lost:
-            self._event("lost", runs=[run.run_id], reason=ended.reason)
-            if self.stop_reason is None:
-                self.ready.append(run.run_id)
+        if ended.restarted is not None:
+            self._restarted(run, ended)
             return
         state = self.states[run.run_id]
         points: list[dict[str, Any]] = []
@@ -264,6 +272,11 @@ class Driver:
             self.reader.forget(run.run_id)
         verdict = judge(run.run_dir, run.sim_out_dir, self.fmt, ended.exit_code, ended.reason,
                         run.trial)
+        if ended.lost and verdict.status != "finished" and state.prune is None:
+            self._event("lost", runs=[run.run_id], reason=ended.reason)
+            if self.stop_reason is None:
+                self.ready.append(run.run_id)
+            return
         status, reason, metrics = verdict.status, verdict.reason, verdict.metrics
         extra = dict(ended.extra)
         job = extra.pop("job_id", None)
@@ -273,15 +286,25 @@ class Driver:
             status, reason = "pruned", state.prune
             metrics = {**metrics, **{k: v for k, v in points[-1].items()
                                      if k not in ("step", "t")}} if points else metrics
+        elif status == "failed" and self._continues(state, ended.cut):
+            status = "preempted"
+            if ended.cut == "timeout":
+                reason = (f"{reason}; continued ({state.continued + 1} of "
+                          f"--continue_on_timeout={self.continue_on_timeout})")
         if status == "finished":  # rungs it crossed between two reads count, as in ASHA
             for rung, value in self.pruner.finished(run.run_id, run.trial,
                                                     self._objective_points(points)):
                 self._event("rung", run=run.run_id, rung=rung, value=value)
         self._event("end", run=run.run_id, status=status, attempt=run.attempt,
                     exit=ended.exit_code, reason=reason, metrics=metrics,
-                    wall=ended.wall_time, extra=extra, **({"job": job} if job else {}))
+                    wall=ended.wall_time, extra=extra, **({"job": job} if job else {}),
+                    **({"cut": ended.cut} if ended.cut and status != "finished" else {}))
         perf = metrics.get(self.spec.performance_key)
-        if status == "pruned":
+        if status == "preempted":
+            if self.stop_reason is None:
+                self.ready.append(run.run_id)
+            text = f"run {run.run_id} #{run.trial} {reason}; it runs again"
+        elif status == "pruned":
             self.tally["pruned"] += 1
             self._tell(state)
             text = f"run {run.run_id} #{run.trial} {reason}"
@@ -302,6 +325,30 @@ class Driver:
                 self._check_max_failures()
         self._counts()
         self.progress.event(text, ended=True)
+
+    def _continues(self, state: RunState, cut: str | None) -> bool:
+        """Whether an attempt the scheduler cut short runs again, not charged."""
+        return cut == "preempted" or (cut == "timeout"
+                                      and state.continued < self.continue_on_timeout)
+
+    def _restarted(self, run: Run, ended: Ended) -> None:
+        """The scheduler started the run's job again: journal the cut attempt as preempted,
+        and the restart as the launch it is (the backend watches it already)."""
+        assert ended.restarted is not None
+        job = ended.extra.get("job_id")
+        self._event("end", run=run.run_id, status="preempted", attempt=run.attempt,
+                    exit=ended.exit_code, reason=ended.reason, metrics={},
+                    wall=ended.wall_time, cut="preempted",
+                    extra={k: v for k, v in ended.extra.items() if k != "job_id"},
+                    **({"job": job} if job else {}))
+        again = dataclasses.replace(run, launch=ended.restarted, attempt=run.attempt + 1)
+        self._event("launch", key=again.launch, runs=[[run.run_id, again.attempt]])
+        self._event("submit", key=again.launch, jobs={run.run_id: job or "?"})
+        self.active[run.run_id] = again
+        if self.reader is not None:
+            self.reader.start(run.run_id, run.run_dir)
+        self.progress.event(f"run {run.run_id} #{run.trial} {ended.reason}: its job {job} "
+                            f"started again (attempt {again.attempt})", counts_changed=False)
 
     def _tell(self, state: RunState) -> None:
         self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate))
@@ -399,7 +446,7 @@ class Driver:
         for state in sorted(self.states.values(), key=lambda s: s.trial):
             if state.run_id in self.active:
                 continue
-            if state.status in ("pending", "cancelled") or (
+            if state.status in ("pending", "cancelled", "preempted") or (
                     state.status == "failed" and self._budget_left(state)):
                 self.ready.append(state.run_id)
             elif state.status == "finished":

@@ -9,6 +9,8 @@ takes effect (a proposal before its submission, a launch before its command star
     {"ev": "submit", "t": ..., "key": "k3f9a1c2", "jobs": {"3f2a9c0d1b7e": "node1:4711"}}
     {"ev": "end", "t": ..., "run": "3f2a9c0d1b7e", "status": "finished", "exit": 0,
      "reason": null, "metrics": {"acc": 0.93, "finished": 1}, "wall": 12.5, "extra": {}}
+    {"ev": "end", "t": ..., "run": "3f2a9c0d1b7e", "status": "preempted", "attempt": 1,
+     "exit": 143, "reason": "requeued by the scheduler", "cut": "preempted", ...}
     {"ev": "rung", "t": ..., "run": "3f2a9c0d1b7e", "rung": 1, "value": 0.41}
     {"ev": "prune", "t": ..., "run": "3f2a9c0d1b7e", "step": 3, "reason": "pruned at ..."}
     {"ev": "lost", "t": ..., "runs": ["3f2a9c0d1b7e"], "reason": "driver restarted"}
@@ -27,7 +29,15 @@ stop the run's current attempt (journaled before the run is told to stop; the ru
 ``pruned``). ``lost`` and ``cancel`` give an attempt back (the run runs again, not counted);
 ``rerun`` gives a failed run a fresh ``--retries`` budget; ``withdraw`` forgets proposals that
 never ran (a changed grid no longer holds them). ``end`` also names the attempt it ends (so a
-run directory adopted after the journal was lost keeps its count).
+run directory adopted after the journal was lost keeps its count), and ``cut`` when the
+scheduler cut that attempt short (``"preempted"``, ``"timeout"``). An end with status
+``preempted`` (preemption, a requeue, or a time limit within ``--continue_on_timeout``) is
+not charged to ``--retries``: the run waits to run again, and its next attempts get
+``HPSEARCH_RESUMED=1``. An end's ``extra`` holds the attempt's ``gpu_hours`` and ``cpu_hours``
+(:mod:`hpsearch.usage`); a run's state adds them up by how its attempts ended.
+When the scheduler itself started the job again (a requeue), its
+``launch`` (key ``<key>.<r>``) and ``submit`` follow the preempted end at once: they record
+what the scheduler did.
 
 One driver writes it (see :mod:`hpsearch.lock`); events are buffered and written at least
 once per driver loop iteration and always before an action (so ``kill -9`` loses nothing
@@ -61,12 +71,16 @@ from typing import Any
 import orjson
 
 from hpsearch.errors import SearchError
+from hpsearch.usage import add as add_usage
 
 JOURNAL_FILE = "journal.jsonl"
 #: run statuses a journal can hold
-STATUSES = ("pending", "launching", "running", "finished", "failed", "pruned", "cancelled")
+STATUSES = ("pending", "launching", "running", "finished", "failed", "pruned", "cancelled",
+            "preempted")
 #: statuses after which a run only runs again by a user's choice
 ENDED = frozenset({"finished", "failed", "pruned"})
+#: statuses an ``end`` event may give (a preempted run runs again by itself)
+END_STATUSES = ENDED | {"preempted"}
 
 
 class JournalError(SearchError):
@@ -84,7 +98,8 @@ class RunState:
     internal: dict[str, Any] | None = None
     status: str = "pending"
     attempts: int = 0
-    budget_start: int = 0  # attempts before the last rerun; --retries counts from here
+    #: attempts --retries does not count: those before the last rerun, and preempted ones
+    budget_start: int = 0
     job_id: str | None = None
     launch: str | None = None
     exit_code: int | None = None
@@ -96,6 +111,9 @@ class RunState:
     ended_at: float | None = None
     prune: str | None = None  # why the pruner stopped the current attempt (until it ends)
     rungs: list[list[float]] | None = None  # [[rung, value], ...] the pruner recorded
+    cut: int = 0  # attempts the scheduler cut short (preempted, requeued, time limit)
+    continued: int = 0  # of those, time limits run again (--continue_on_timeout)
+    usage: dict[str, list[float]] | None = None  # {end status: [gpu_hours, cpu_hours]}
 
 
 @dataclass
@@ -143,15 +161,21 @@ def _on_submit(h: History, e: dict[str, Any]) -> None:
 def _on_end(h: History, e: dict[str, Any]) -> None:
     state = h.runs[e["run"]]
     status = e["status"]
-    if status not in ENDED:
+    if status not in END_STATUSES:
         raise ValueError(f"end event with status {status!r}")
     state.status = status
     state.attempts = int(e.get("attempt", state.attempts))
+    if e.get("cut"):
+        state.cut += 1
+    if status == "preempted":
+        state.budget_start += 1
+        state.continued += e.get("cut") == "timeout"
     state.exit_code = e.get("exit")
     state.reason = e.get("reason")
     state.metrics = e.get("metrics") or {}
     state.wall_time = e.get("wall")
     state.extra = e.get("extra") or None
+    state.usage = add_usage(state.usage, status, state.extra)
     state.ended_at = e.get("t")
     state.launch = None  # a later attempt gets a launch of its own
     if e.get("job"):

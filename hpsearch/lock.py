@@ -97,6 +97,29 @@ def read_holder(path: Path) -> Holder | None:
     return Holder(record, stat.st_ino, filesystem_now(path.parent) - stat.st_mtime)
 
 
+def link_whole(path: Path, text: str, draft: Path) -> int | None:
+    """Create ``path`` holding ``text`` unless it exists: written whole to ``draft`` (a name
+    of the caller's own, fsync'd), then ``link``\\ ed to ``path``. Returns the new file's
+    inode, or None when ``path`` exists (someone else won). Atomic on local filesystems and
+    on NFS, where a link whose reply got lost is recognised by the draft's link count of 2.
+    The draft is removed either way. Raises OSError for any other failure."""
+    with open(draft, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return None
+        except OSError:  # NFS: the link may have been made although the reply got lost
+            if os.stat(draft).st_nlink != 2:
+                raise
+        return os.stat(draft).st_ino
+    finally:
+        os.unlink(draft)
+
+
 def _is_hpsearch_process(pid: int) -> bool | None:
     """True/False for a live pid on this host; None when it does not exist."""
     try:
@@ -143,23 +166,12 @@ class DriverLock:
                            "t": round(time.time(), 3)}) + "\n"
 
     def _try_link(self) -> bool:
-        mine = self.path.with_name(f"{LOCK_FILE}.{self.token}")
-        with open(mine, "w") as f:
-            f.write(self._record())
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            try:
-                os.link(mine, self.path)
-            except FileExistsError:
-                return False
-            except OSError:  # NFS: the link may have been made although the reply got lost
-                if os.stat(mine).st_nlink != 2:
-                    raise
-            self._inode = os.stat(mine).st_ino
-            return True
-        finally:
-            os.unlink(mine)
+        inode = link_whole(self.path, self._record(),
+                           self.path.with_name(f"{LOCK_FILE}.{self.token}"))
+        if inode is None:
+            return False
+        self._inode = inode
+        return True
 
     def acquire(self) -> None:
         """Take the lock or raise a one-line UsageError naming its holder."""

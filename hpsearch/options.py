@@ -56,6 +56,10 @@ class SearchOptions:
     lsf_queue: str = ""
     lsf_gpu: str = ""
     bsub_options: tuple[str, ...] = field(default_factory=tuple)
+    # using cluster jobs well
+    runs_per_job: int | None = None  # pack runs into jobs (None: one job per run)
+    continue_on_timeout: int = 0
+    walltime_warning: float = 300.0
 
     @property
     def backend_name(self) -> str:

@@ -5,7 +5,8 @@ configuration's keys, every summary keyword, then ``status`` (finished / failed 
 running / launching / pending / cancelled), ``attempts``, ``failure_reason``, ``wall_time``
 (seconds), ``run_id``, ``run_dir``, ``job_id``, ``trial`` (proposal order), and backend
 columns such as ``gpu``. Finished and running runs come first, by the performance key in
-the declared direction (no value last); pruned runs follow, failed runs come last. With
+the declared direction (no value last); pruned runs follow, failed runs come last.
+``gpu_hours`` and ``cpu_hours`` add up every attempt of the run (:mod:`hpsearch.usage`). With
 several objectives the rows are sorted by the first, and ``pareto`` (1/0) marks the finished
 runs of the Pareto front.
 """
@@ -25,6 +26,7 @@ from hpsearch.columns import STATUS_COLUMNS
 from hpsearch.journal import RunState
 from hpsearch.pareto import pareto_front
 from hpsearch.runfiles import RUNS_DIR
+from hpsearch.usage import run_total
 from hpsearch.values import render_value
 
 RESULTS_FILE = "search_results.csv"
@@ -68,6 +70,7 @@ def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
                job_id=state.job_id, trial=state.trial)
     if state.extra:
         row.update({k: v for k, v in state.extra.items() if k != "job_id"})
+    row.update(run_total(state.usage))  # every attempt's, not only the last one's
     return row
 
 

@@ -12,11 +12,21 @@
                       job=node1:4242
                       host=node1
                       cuda_visible_devices=0
+                      cpus=4                (a cluster job's CPUs; empty for a local run)
 
     stdout.log    the command's standard output
     stderr.log    the command's standard error
     exit_code     "<exit status> <launch key>\\n", written by the wrapper when the command ends
-                  (its mtime: the end time); 128+N for a command killed by signal N
+                  (its mtime: the end time); 128+N for a command killed by signal N. When the
+                  wrapper itself got SIGTERM, SIGINT or SIGHUP while the command ran (a
+                  scheduler's cancel, requeue or preemption signals every process of the job;
+                  the local backend signals the run's process group), a third word names the
+                  first: "143 k3f9a1c2 TERM\\n", "0 k3f9a1c2 TERM\\n" (a sim that saved its work
+                  and exited 0). A scheduler signals the processes one by one: a command that
+                  died of its signal before the wrapper got its own leaves no word; its
+                  status, 128+N, says it
+    walltime_warning  "<launch key>\\n": the job's time-limit warning reached this attempt
+                  (the cluster job script, or the packed worker, then sent it SIGTERM)
     reason        optional: one line a failing command left to say why (the function
                   objective's runner writes the exception's last line: ``ValueError: bad lr``)
     out/          the sim's own output directory (passed as --<_OUT_ARG>)
@@ -27,8 +37,12 @@ Every launch has a key (``k`` and 8 hex digits, unique in the search) that the w
 writes into both files, so an exit file from an earlier attempt is never taken for the
 current one. The driver moves an earlier attempt's files aside before the next attempt
 starts (:func:`retire_attempt`); every backend runs the same wrapper
-(:mod:`hpsearch.jobwrapper`). A reader takes a file only once it ends with a newline (each
-is one short write). A run directory with ``run.json`` but no ``started_at`` never started.
+(:mod:`hpsearch.jobwrapper`). A scheduler that requeues a job starts its script again with
+the same launch: the wrapper then finds ``started_at`` of that launch, moves that start's
+files to ``attempts/<n>/`` itself and runs the command as launch ``<key>.<r>`` (its r-th
+restart: ``k3f9a1c2.1``, see :func:`split_launch`). A reader takes a file only once it
+ends with a newline (each is one short write). A run directory with ``run.json`` but no
+``started_at`` never started.
 """
 
 from __future__ import annotations
@@ -49,11 +63,12 @@ STDOUT_FILE = "stdout.log"
 STDERR_FILE = "stderr.log"
 STARTED_FILE = "started_at"
 EXIT_FILE = "exit_code"
+WARNING_FILE = "walltime_warning"
 REASON_FILE = "reason"
 SIM_OUT_DIR = "out"
 ATTEMPTS_DIR = "attempts"
 #: the files of one attempt, moved to attempts/<n>/ before the next one
-ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, REASON_FILE)
+ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, REASON_FILE, WARNING_FILE)
 #: the longest reason text taken from a REASON_FILE
 MAX_REASON_CHARS = 300
 
@@ -70,16 +85,25 @@ class StartRecord:
     host: str
     cuda_visible_devices: str
     started_at: float
+    cpus: str = ""
 
 
 @dataclass(frozen=True)
 class ExitRecord:
-    """What ``exit_code`` (and ``started_at``) say about an ended command."""
+    """What ``exit_code`` (and ``started_at``) say about an ended command; ``signal``: the
+    signal the wrapper got while the command ran (``TERM``, ``INT``, ``HUP``), else None."""
 
     exit_code: int
     launch: str
     ended_at: float
     started_at: float | None
+    signal: str | None = None
+
+    @property
+    def signalled(self) -> bool:
+        """Died of a signal, or ended after the wrapper was signalled: the scheduler may
+        have a word on why."""
+        return self.exit_code > 128 or self.signal is not None
 
     @property
     def wall_time(self) -> float | None:
@@ -165,14 +189,21 @@ def read_start(run_dir: Path) -> StartRecord | None:
     if "launch" not in fields:
         return None
     return StartRecord(fields["launch"], fields.get("job", ""), fields.get("host", ""),
-                       fields.get("cuda_visible_devices", ""), mtime)
+                       fields.get("cuda_visible_devices", ""), mtime, fields.get("cpus", ""))
+
+
+def split_launch(key: str) -> tuple[str, int]:
+    """``"k3f9a1c2"`` -> ``("k3f9a1c2", 0)``; ``"k3f9a1c2.2"`` (the launch's job started a
+    third time by its scheduler) -> ``("k3f9a1c2", 2)``."""
+    base, dot, restart = key.rpartition(".")
+    return (base, int(restart)) if dot and restart.isdigit() else (key, 0)
 
 
 def read_exit(run_dir: Path, launch: str | None = None,
               start: StartRecord | None = None) -> ExitRecord | None:
-    """Parse ``exit_code`` (``"<status> <launch key>\\n"``); None when absent, partial,
-    unreadable, or (given ``launch``) written by another launch than ``launch``. ``start``:
-    the ``started_at`` already read (else it is read here)."""
+    """Parse ``exit_code`` (``"<status> <launch key>[ <signal>]\\n"``); None when absent,
+    partial, unreadable, or (given ``launch``) written by another launch than ``launch``.
+    ``start``: the ``started_at`` already read (else it is read here)."""
     got = _read_complete(run_dir / EXIT_FILE)
     if got is None:
         return None
@@ -187,7 +218,7 @@ def read_exit(run_dir: Path, launch: str | None = None,
         return None
     start = start or read_start(run_dir)
     started = start.started_at if start is not None and start.launch == key else None
-    return ExitRecord(exit_code, key, mtime, started)
+    return ExitRecord(exit_code, key, mtime, started, fields[2] if len(fields) > 2 else None)
 
 
 def write_start(run_dir: Path, launch: str, job: str, host: str) -> StartRecord:
@@ -262,3 +293,16 @@ def stderr_says_oom(run_dir: Path) -> bool:
     except OSError:
         return False
     return any(marker in tail for marker in OOM_MARKERS)
+
+
+def note_warning(run_dir: Path, launch: str) -> None:
+    """``walltime_warning`` for the attempt of ``launch`` (the packed worker's note; the job
+    scripts write the same line with ``printf``)."""
+    write_small(run_dir / WARNING_FILE, f"{launch}\n")
+
+
+def was_warned(run_dir: Path, launch: str) -> bool:
+    """Whether the time-limit warning reached the attempt of ``launch`` (or of a restart of
+    its job: ``walltime_warning`` names the launch as the job script knew it)."""
+    got = _read_complete(run_dir / WARNING_FILE)
+    return got is not None and split_launch(got[0].strip())[0] == split_launch(launch)[0]

@@ -21,7 +21,7 @@ from hpsearch.backends.lsf_parse import (
     parse_bsub_job_id,
     parse_max_job_array_size,
 )
-from hpsearch.jobwrapper import RUN_FUNCTION
+from hpsearch.jobwrapper import RUN_FUNCTION, TASK_FUNCTION
 from hpsearch.runfiles import read_exit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,7 +174,8 @@ def test_array_template_runs_every_run_with_quoted_arguments(lsf, tmp_path):
                     log_dir=str(tmp_path / "lsf_logs"), num_hours=0.5,
                     resources='"rusage[mem=8000, ngpus_excl_p=1]"', lsf_queue="", lsf_gpu="",
                     bsub_options=["P=proj"], job_setup=["export HPS_SETUP=1"],
-                    run_function=RUN_FUNCTION, runs=runs)
+                    run_function=RUN_FUNCTION, task_function=TASK_FUNCTION, runs=runs,
+                    warning_minutes=0, worker=None)
     assert '#BSUB -R "rusage[mem=8000, ngpus_excl_p=1]"\n' in script
     assert "#BSUB -W 0:30\n" in script and "#BSUB -q" not in script and "-gpu" not in script
     for shell in ("bash", "sh"):

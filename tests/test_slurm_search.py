@@ -101,7 +101,9 @@ def slurm_states(ids: list[str]) -> dict[str, str]:
 
 
 def alive(ids: list[str]) -> set[str]:
-    return {s for s in slurm_states(ids).values() if s in ("PENDING", "RUNNING", "CONFIGURING")}
+    """States of jobs not over yet (a COMPLETING job's processes are still being ended)."""
+    return {s for s in slurm_states(ids).values()
+            if s in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING")}
 
 
 def test_full_search_through_one_array_with_a_failing_run(tmp_path, counted):

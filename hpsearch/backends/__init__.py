@@ -122,13 +122,15 @@ _GPU_BSUB = {"gpu"}
 def driver_options(options: SearchOptions, hours: float, mem: str,
                    partition: str | None) -> SearchOptions:
     """The runs' options turned into those of the driver's own job (``hpsearch wrap``):
-    its time, memory and partition/queue, and no GPU request of any spelling."""
+    its time, memory and partition/queue, no GPU request of any spelling, and no time-limit
+    warning (the driver saves its state all the time; it is no packed worker)."""
     def key(item: str) -> str:
         return item.partition("=")[0].strip().lstrip("-").replace("_", "-")
 
     lsf_mem = mem + "B" if mem[-1:].upper() in "KMGT" and mem[:-1].isdigit() else mem
     return dataclasses.replace(
-        options, num_hours=hours, slurm_mem=mem, slurm_gres="", lsf_gpu="",
+        options, num_hours=hours, slurm_mem=mem, slurm_gres="", lsf_gpu="", walltime_warning=0,
+        runs_per_job=None,
         resources=f"rusage[mem={lsf_mem}]",  # LSF spells units KB, MB, GB, TB
         slurm_partition=options.slurm_partition if partition is None else partition,
         lsf_queue=options.lsf_queue if partition is None else partition,

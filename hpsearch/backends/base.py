@@ -56,10 +56,17 @@ class Ended:
     node failure, ...). ``reason`` then says why, in the scheduler's words (``TIMEOUT``,
     ``CANCELLED``, ``OUT_OF_MEMORY``, ``TERM_RUNLIMIT``, ...); with an exit code it explains
     it (a signal the scheduler sent). ``lost`` marks a run that never got to run to an end
-    through no fault of its own (a driver restart found it orphaned, a submission vanished):
-    the driver runs it again without counting an attempt. ``extra`` holds backend facts that
-    become result columns (e.g. ``{"gpu": 1}``). ``wall_time`` is the command's duration
-    when the run directory recorded it.
+    through no fault of its own (a driver restart found it orphaned, a submission vanished,
+    the packed job that held it was cancelled): the driver runs it again without counting an
+    attempt. ``extra`` holds backend facts that become result columns (e.g. ``{"gpu": 1}``).
+    ``wall_time`` is the command's duration when the run directory recorded it.
+
+    ``cut`` says the scheduler cut the attempt short: ``"timeout"`` (the job's time limit,
+    or its warning, reached it) or ``"preempted"``; unless it finished anyway, the driver
+    records it ``preempted`` and runs it again, not charged (a timeout only within
+    ``--continue_on_timeout``). ``restarted`` is set when the scheduler started the run's
+    job again by itself (a requeue): the attempt is over, cut short, and the next one runs
+    already, as this launch key (``k3f9a1c2.1``); the backend goes on watching it.
     """
 
     run_id: str
@@ -68,13 +75,15 @@ class Ended:
     lost: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
     wall_time: float | None = None
+    cut: str | None = None
+    restarted: str | None = None
 
     @classmethod
     def recorded(cls, run_id: str, record: ExitRecord, extra: Mapping[str, Any] | None = None,
-                 reason: str | None = None) -> Ended:
+                 reason: str | None = None, cut: str | None = None) -> Ended:
         """A run whose wrapper wrote ``exit_code``: its status and duration from there."""
         return cls(run_id, record.exit_code, reason, extra=extra or {},
-                   wall_time=record.wall_time)
+                   wall_time=record.wall_time, cut=cut)
 
 
 class BackendError(SearchError):

@@ -31,27 +31,77 @@ NFS, so they are read sparingly: every run's file just before each scheduler que
 "sweep", at most as often as the queries), and between queries, at most once per
 ``file_interval`` (1 s), only the files of runs the last query did not report as queued.
 
+**Packed launches** (``--runs_per_job N``): the launch's runs go into a queue on the shared
+filesystem (:mod:`hpsearch.claims`) and the array holds ``ceil(runs / N)`` workers
+(:mod:`hpsearch.worker`), each running up to N of them at once; ``--num_jobs`` counts jobs,
+so up to ``num_jobs x N`` runs run at once. A run's job is its array until a worker's claim
+names the job that took it. Its exit file is read like any run's. A worker that ended (the
+scheduler says so) leaves its claimed runs without an exit code, and the runs no worker
+took, to be run again: they are reported ``lost`` (not charged), unless the job's end was
+the time limit or preemption (see below) or a failure of the job itself (``FAILED``,
+``OUT_OF_MEMORY``: charged, with that reason). Stopping a packed run is a file the worker
+reads (``stops/<run_id>``), not a scheduler call.
+
+**Cut short by the scheduler.** An exit file whose command died of a signal, or was written
+after the wrapper itself got SIGTERM/SIGINT/SIGHUP (cancel, requeue, preemption and the time
+limit signal every process of a job), waits for the scheduler's word, as above -- unless the
+packed worker itself stopped the run (its ``reason``, the ``walltime_warning``, or a stop the
+driver asked for). A job the time limit ended (``timeout_states``) or whose run got the
+time-limit warning is reported with ``cut="timeout"``, one preemption ended
+(``preempted_states``) with ``cut="preempted"``. A job the scheduler requeued starts its
+script again with the same launch: the wrapper then runs as ``<key>.<r>``. Seeing that key
+in ``started_at`` or ``exit_code`` (``started_at`` is read for runs whose exit waits for the
+scheduler's word and for runs the scheduler put back in its queue), the backend reports
+``Ended(restarted=<key>.<r>)`` for each restart and goes on watching the run under that key.
+
 Subclasses supply the scheduler commands: :meth:`_submit_array`, :meth:`_query`,
 :meth:`_find_array`, :meth:`_set_throttle`, :meth:`_cancel_jobs`, :meth:`_read_limits`,
-:meth:`render_array`, :meth:`task_job_id`.
+:meth:`render_array`, :meth:`render_workers`, :meth:`task_job_id`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import sys
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from hpsearch import claims
 from hpsearch.backends.base import Backend, BackendError, Ended, Run
+from hpsearch.jobwrapper import RUN_FUNCTION, TASK_FUNCTION
 from hpsearch.options import SearchOptions
-from hpsearch.runfiles import ExitRecord, read_exit, read_start
+from hpsearch.runfiles import (
+    ATTEMPTS_DIR,
+    REASON_FILE,
+    ExitRecord,
+    read_exit,
+    read_start,
+    split_launch,
+    was_warned,
+)
+from hpsearch.usage import Ledger, hold_of, hours, measured
 
 DEFAULT_NUM_JOBS = 8
 LOG_DIR = "slurm_logs"
 #: scheduler states in which a job ended normally (a signal death is not explained by them)
 _PLAIN_ENDS = frozenset({"COMPLETED", "DONE", "GONE"})
+#: states of a packed run this backend gives itself: no worker holds it yet; one does
+_UNCLAIMED, _CLAIMED = "UNCLAIMED", "CLAIMED"
+#: the time-limit warning when the job's limit is long enough (see :func:`walltime_warning`)
+DEFAULT_WALLTIME_WARNING = 300
+
+
+def walltime_warning(options: SearchOptions, limit: float | None) -> int:
+    """Seconds before a job's time limit at which its runs get SIGTERM to save their work
+    (``--walltime_warning``); 0, no warning, when the flag is 0, the job has no limit, or
+    its limit (``limit`` seconds) is not longer than twice that."""
+    seconds = int(options.walltime_warning)
+    return seconds if seconds > 0 and limit and limit > 2 * seconds else 0
 
 
 class SubmitRefused(BackendError):
@@ -76,20 +126,33 @@ class Task:
 
 
 @dataclass
+class _Pack:
+    """A packed launch: its queue's folder and the array of workers that claim its runs."""
+
+    key: str
+    folder: Path
+    tasks: list[str]  # the workers' job ids
+    claims: dict[str, str] = field(default_factory=dict)  # run id -> the worker that took it
+
+
+@dataclass
 class _Watched:
     run: Run
     job_id: str
     array_id: str
     state: str = "SUBMITTED"  # the scheduler's last word; SUBMITTED = not asked yet
     gone_at: float | None = None  # when the scheduler first said it is over/unknown
-    signal_exit: ExitRecord | None = None  # died of a signal: waiting for the reason
+    signal_exit: ExitRecord | None = None  # signalled: waiting for the scheduler's word
     stop_grace: float | None = None  # asked to stop: SIGTERM not sent yet, grace to give
     kill_at: float | None = None  # SIGTERM sent: cancelled for good at this moment
+    pack: _Pack | None = None  # the packed launch the run belongs to
+    requeued: bool = False  # its job ran, then the scheduler put it back in its queue
 
 
 @dataclass
 class _Array:
     throttle: int
+    per: int = 1  # runs one job of the array runs at once (--runs_per_job)
     run_ids: set[str] = field(default_factory=set)
 
 
@@ -103,6 +166,17 @@ class ClusterBackend(Backend):
     #: where the scheduler's own --output/--error files go, under out_dir
     log_dir_name = LOG_DIR
 
+    #: scheduler states of a job the time limit ended
+    timeout_states: frozenset[str] = frozenset()
+    #: scheduler states of a job preemption ended (it will not start again by itself)
+    preempted_states: frozenset[str] = frozenset()
+    #: final states of a worker job that leave its unfinished runs blameless: they are given
+    #: back and run again (cancelled, node failure, the worker stopped taking runs)
+    lost_states: frozenset[str] = frozenset()
+    #: whether the scheduler's signals to a job (cancel, requeue) reach every process of it,
+    #: those in sessions of their own too (a packed run's); else the worker passes them on
+    signals_every_process = False
+
     def __init__(self, options: SearchOptions, *, min_interval: float = 1.0,
                  max_interval: float = 30.0, exit_grace: float = 3.0,
                  file_interval: float = 1.0,
@@ -112,6 +186,10 @@ class ClusterBackend(Backend):
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.options = options
         self.num_jobs = options.num_jobs or DEFAULT_NUM_JOBS
+        #: runs one job runs at once: --runs_per_job (packed), else 1
+        self.per_job = options.runs_per_job or 1
+        self.packed = options.runs_per_job is not None
+        self.warning = walltime_warning(options, self.time_limit())
         self.min_interval = max(1.0, min_interval)
         self.max_interval = max(self.min_interval, max_interval)
         self.exit_grace = exit_grace
@@ -139,11 +217,34 @@ class ClusterBackend(Backend):
         self.stop_calls = 0
         self.log_dir = Path(options.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
+        self._ledger = Ledger(share_cpus=True)  # what the runs of a packed job shared
+        self._accounting = self.accounts_jobs  # until it said it keeps no accounts
+        self._one_run_jobs: set[str] = set()  # ended runs of one-run jobs, to account
+        #: accounting calls so far (sacct asks slurmdbd, not the controller: not counted
+        #: as scheduler calls)
+        self.accounting_calls = 0
 
     # -- scheduler hooks -----------------------------------------------------------------
     @abstractmethod
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
         """The job script running ``tasks`` as one array, at most ``throttle`` at once."""
+
+    @staticmethod
+    def run_context(tasks: Sequence[Task], index_name: str, first: int) -> dict[str, Any]:
+        """The template variables of an array of runs: the job wrapper's functions and each
+        run (its array index, counted from ``first``, under ``index_name``)."""
+        return {"run_function": RUN_FUNCTION, "task_function": TASK_FUNCTION,
+                "runs": [{index_name: t.task + first, "run_id": t.run.run_id,
+                          "launch": t.run.launch, "run_dir": str(Path(t.run.run_dir).resolve()),
+                          "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
+                          "env": dict(t.run.env)} for t in tasks]}
+
+    @abstractmethod
+    def render_workers(self, count: int, job_name: str, throttle: int,
+                       worker: Mapping[str, Any]) -> str:
+        """The job script of an array of ``count`` packed workers, at most ``throttle`` at
+        once; ``worker``: ``{"argv": [python, "-m", "hpsearch.worker", pack folder], "runs":
+        how many runs the pack holds, "runs_per_job": N}``."""
 
     @abstractmethod
     def _submit_array(self, script: Path) -> str:
@@ -177,6 +278,19 @@ class ClusterBackend(Backend):
     def _read_limits(self) -> tuple[int, int]:
         """(largest number of tasks in one array, largest number of queued jobs)."""
 
+    def time_limit(self) -> float | None:
+        """Seconds a job may run (``--num_hours``, unless an option of the scheduler's own
+        sets it); None: no limit."""
+        return self.options.num_hours * 3600 if self.options.num_hours else None
+
+    #: whether :meth:`_account` asks the scheduler's accounting (Slurm's sacct)
+    accounts_jobs = False
+
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``{job_id: {"gpu_hours", "cpu_hours"}}`` as the scheduler's accounting has them
+        (ONE call); ``{}`` when it keeps none."""
+        return {}
+
     @abstractmethod
     def task_job_id(self, array_id: str, task: int) -> str:
         """The id of one array task, e.g. ``1234_7`` on Slurm."""
@@ -193,11 +307,11 @@ class ClusterBackend(Backend):
         return self._limits_cache
 
     def _in_use(self) -> int:
-        """The most runs that may be running now: ``sum(min(unended, throttle))``."""
-        return sum(min(len(a.run_ids), a.throttle) for a in self._arrays.values())
+        """The most runs that may be running now: ``sum(min(unended, throttle x per job))``."""
+        return sum(min(len(a.run_ids), a.throttle * a.per) for a in self._arrays.values())
 
     def free_slots(self) -> int:
-        return max(0, self.num_jobs - self._in_use())
+        return max(0, self.num_jobs * self.per_job - self._in_use())
 
     def room(self) -> int:
         """How many runs the next array may hold: none while ``num_jobs`` runs may be
@@ -207,20 +321,23 @@ class ClusterBackend(Backend):
             return 0
         per_array, max_jobs = self.limits()
         cap = max_jobs if self._queue_cap is None else min(max_jobs, self._queue_cap)
-        return max(0, min(per_array, cap - len(self._watched)))
+        return max(0, min(per_array * self.per_job, cap * self.per_job - len(self._watched)))
 
     def job_ids(self) -> dict[str, str]:
         """``{run_id: job_id}`` of the runs being watched."""
         return {run_id: w.job_id for run_id, w in self._watched.items()}
 
+    def _waiting(self, w: _Watched) -> bool:
+        """Not started as far as we know: queued, not asked about yet, or no worker's."""
+        return w.state in self.queued_states or w.state in ("SUBMITTED", _UNCLAIMED)
+
     def queued(self) -> int:
-        return sum(1 for w in self._watched.values()
-                   if w.state in self.queued_states or w.state == "SUBMITTED")
+        return sum(1 for w in self._watched.values() if self._waiting(w))
 
     def running(self) -> set[str] | None:
         """Runs the last query saw started (their reports are worth reading)."""
-        return {run_id for run_id, w in self._watched.items()
-                if w.state not in self.queued_states and w.state != "SUBMITTED"}
+        return {run_id for run_id, w in self._watched.items() if not self._waiting(w)}
+
 
     # -- submit ----------------------------------------------------------------------------
     def job_name(self, key: str) -> str:
@@ -232,11 +349,40 @@ class ClusterBackend(Backend):
     def dry_run_scripts(self, runs: Sequence[Run]) -> list[str]:
         """The job scripts ``submit`` would write for ``runs`` (``--dry_run``)."""
         per_array, _ = self.limits()
-        return [self.render_array(self._tasks(runs[i:i + per_array]), self.job_name("KEY"),
-                                  self.num_jobs) for i in range(0, len(runs), per_array)]
+        chunk = per_array * self.per_job
+        return [self._script(runs[i:i + chunk], "KEY", self.num_jobs)
+                for i in range(0, len(runs), chunk)]
+
+    def _script(self, runs: Sequence[Run], key: str, throttle: int) -> str:
+        """The job script of one launch: an array of its runs, or of packed workers."""
+        if not self.packed:
+            return self.render_array(self._tasks(runs), self.job_name(key), throttle)
+        folder = claims.pack_dir(Path(self.options.out_dir).resolve(), key)
+        return self.render_workers(self._workers(len(runs)), self.job_name(key), throttle, {
+            "argv": [sys.executable, "-m", "hpsearch.worker", str(folder)],
+            "runs": len(runs), "runs_per_job": self.per_job})
+
+    def _workers(self, runs: int) -> int:
+        return math.ceil(runs / self.per_job)
+
+    def _write_queue(self, runs: Sequence[Run], key: str) -> Path:
+        """The packed launch's ``queue.json`` (before its array is submitted)."""
+        options = self.options
+        folder = claims.pack_dir(Path(options.out_dir).resolve(), key)
+        claims.write_queue(folder, claims.Queue(
+            key, self.per_job, self._workers(len(runs)), options.timeout, self.warning,
+            self.signals_every_process,
+            {"allowed_load": options.allowed_load, "allowed_memory": options.allowed_memory,
+             "max_num_jobs_per_gpu": options.max_num_jobs_per_gpu,
+             "sim_startup_time": options.sim_startup_time,
+             "gpu_memory_per_run": options.gpu_memory_per_run},
+            tuple(dataclasses.replace(r, run_dir=Path(r.run_dir).resolve(),
+                                      cwd=Path(r.cwd).resolve()) for r in runs)))
+        return folder
 
     def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
-        """Submit ``runs`` (at most ``room()``) as one array; return ``{run_id: job_id}``.
+        """Submit ``runs`` (at most ``room()``) as one array; return ``{run_id: job_id}``
+        (a packed launch's runs: the array's id, until a worker claims them).
 
         A refusal for a submit limit or a time-out is retried with back-off; while other
         runs are queued, the refused runs are handed back instead (not started, not failed)
@@ -245,18 +391,24 @@ class ClusterBackend(Backend):
         runs = list(runs)[: self.room()]
         if not runs:
             return {}
-        throttle = min(self.num_jobs, self.free_slots())
-        tasks = self._tasks(runs)
+        throttle = min(self.num_jobs, math.ceil(self.free_slots() / self.per_job))
         name = self.job_name(key)
+        folder = self._write_queue(runs, key) if self.packed else None
         self.script_dir.mkdir(parents=True, exist_ok=True)
         script = self.script_dir / f"{name}.sh"
-        script.write_text(self.render_array(tasks, name, throttle))
+        script.write_text(self._script(runs, key, throttle))
         array_id = self._submit_with_retry(script, name)
         if array_id is None:
             return {}
-        self._arrays[array_id] = _Array(throttle)
+        self._arrays[array_id] = _Array(throttle, self.per_job)
         submitted = {}
-        for t in tasks:
+        if folder is not None:
+            pack = _Pack(key, folder, [self.task_job_id(array_id, i)
+                                       for i in range(self._workers(len(runs)))])
+            for run in runs:
+                self._watch(run, array_id, array_id, pack)
+                submitted[run.run_id] = array_id
+        for t in self._tasks(runs) if folder is None else ():
             job_id = self.task_job_id(array_id, t.task)
             self._watch(t.run, job_id, array_id)
             submitted[t.run.run_id] = job_id
@@ -266,9 +418,10 @@ class ClusterBackend(Backend):
         self._next_file_check = max(self._next_file_check, self._next_query)
         return submitted
 
-    def _watch(self, run: Run, job_id: str, array_id: str) -> None:
-        self._watched[run.run_id] = _Watched(run, job_id, array_id)
-        self._arrays.setdefault(array_id, _Array(self.num_jobs)).run_ids.add(run.run_id)
+    def _watch(self, run: Run, job_id: str, array_id: str, pack: _Pack | None = None) -> None:
+        self._watched[run.run_id] = _Watched(run, job_id, array_id, pack=pack)
+        per = 1 if pack is None else self.per_job
+        self._arrays.setdefault(array_id, _Array(self.num_jobs, per)).run_ids.add(run.run_id)
 
     def _unwatch(self, run_id: str) -> _Watched:
         w = self._watched.pop(run_id)
@@ -320,21 +473,109 @@ class ClusterBackend(Backend):
         return state in self.final_states
 
     def _read_files(self, full: bool) -> list[Ended]:
-        """Runs whose exit file exists: all watched (``full``) or those that may have run."""
+        """What the run directories say: exit files of all watched runs (``full``) or of
+        those that may have run; restarts of requeued jobs; the packs' new claims."""
+        for pack in {id(w.pack): w.pack for w in self._watched.values()
+                     if w.pack is not None and w.run.run_id not in w.pack.claims}.values():
+            self._read_claims(pack)
         ended = []
         for run_id, w in list(self._watched.items()):
-            if w.signal_exit is not None or (not full and w.state in self.queued_states):
+            if w.signal_exit is not None or w.requeued:
+                self.file_checks += 1
+                ended += self._restarts(w, read_start(w.run.run_dir))
+            unclaimed = w.pack is not None and run_id not in w.pack.claims
+            if w.signal_exit is not None or unclaimed or (
+                    not full and w.state in self.queued_states and not w.requeued):
                 continue
             self.file_checks += 1
-            record = read_exit(w.run.run_dir, w.run.launch)
+            ended += self._look(run_id, w)
+        self._next_file_check = self._clock() + self.file_interval
+        return ended
+
+    def _read_claims(self, pack: _Pack) -> None:
+        """Which of the pack's runs a worker took since the last look (one listing)."""
+        for run_id in claims.claimed(pack.folder) - set(pack.claims):
+            record = claims.read_claim(pack.folder, run_id)
             if record is None:
                 continue
-            if record.exit_code > 128:
-                w.signal_exit = record  # reported once the scheduler said why
-                continue
-            self._unwatch(run_id)
-            ended.append(Ended.recorded(run_id, record, {"job_id": w.job_id}))
-        self._next_file_check = self._clock() + self.file_interval
+            pack.claims[run_id] = record["job"]
+            w = self._watched.get(run_id)
+            if w is not None and w.pack is pack:
+                w.job_id = record["job"]
+                if w.state in (_UNCLAIMED, "SUBMITTED"):
+                    w.state = _CLAIMED
+
+    def _look(self, run_id: str, w: _Watched) -> list[Ended]:
+        """The run's exit file, if it is this launch's (or a restart's): reported now, or
+        kept until the scheduler says why the job ended."""
+        record = read_exit(w.run.run_dir)
+        if record is None or split_launch(record.launch)[0] != split_launch(w.run.launch)[0]:
+            return []
+        ended = self._restarts(w, record)
+        if record.launch != w.run.launch:
+            return ended  # an older start's file, retired by now
+        if record.signalled and not (w.pack is not None and self._worker_stopped(w)):
+            w.signal_exit = record  # reported once the scheduler said why
+            return ended
+        self._unwatch(run_id)
+        warned = was_warned(w.run.run_dir, w.run.launch)
+        return [*ended, Ended.recorded(run_id, record, {"job_id": w.job_id,
+                                                        **self._usage(w, w.run.run_dir, record)},
+                                       cut="timeout" if warned else None)]
+
+    def _usage(self, w: _Watched, folder: Path, record: ExitRecord) -> dict[str, float]:
+        """``gpu_hours`` and ``cpu_hours`` of the start whose files are in ``folder``
+        (:mod:`hpsearch.usage`): a job's own, or for a packed run, split with the runs of
+        its job that held its GPU and CPUs at the same time."""
+        start = read_start(folder)
+        if start is None or start.launch != record.launch:
+            return {}
+        hold = hold_of(start, record)
+        if w.pack is None:
+            self._one_run_jobs.add(w.run.run_id)  # the scheduler may account its job
+            return hours(*measured(hold, [], share_cpus=False))
+        others = [hold_of(s, None) for r, job in w.pack.claims.items()
+                  if job == w.job_id and r != w.run.run_id and r in self._watched
+                  and (s := read_start(self._watched[r].run.run_dir)) is not None
+                  and s.job == w.job_id]
+        return self._ledger.charge(w.job_id, hold, others)
+
+    def _cut_usage(self, w: _Watched) -> dict[str, float]:
+        """The usage of the start a requeue cut short: its files are in the run's latest
+        ``attempts/<n>/`` (the wrapper moved them there)."""
+        folder = w.run.run_dir / ATTEMPTS_DIR
+        try:
+            latest = max((int(p.name) for p in folder.iterdir() if p.name.isdigit()), default=0)
+        except OSError:
+            return {}
+        record = read_exit(folder / str(latest), w.run.launch) if latest else None
+        return {} if record is None else self._usage(w, folder / str(latest), record)
+
+    def _worker_stopped(self, w: _Watched) -> bool:
+        """Whether the packed worker itself stopped the run: for its ``--timeout`` (its
+        ``reason``), the job's time-limit warning, or a stop the driver asked for."""
+        return ((w.run.run_dir / REASON_FILE).exists()
+                or was_warned(w.run.run_dir, w.run.launch)
+                or (w.pack is not None and w.run.run_id in claims.stop_requests(w.pack.folder)))
+
+    def _restarts(self, w: _Watched, record: Any) -> list[Ended]:
+        """``Ended(restarted=...)`` for each start of the run's job that the scheduler made
+        again since the launch we watch (``record``: its ``started_at`` or ``exit_code``)."""
+        if record is None:
+            return []
+        base, now = split_launch(w.run.launch)
+        seen_base, seen = split_launch(record.launch)
+        ended = []
+        while seen_base == base and seen > now:
+            now += 1
+            cut = w.signal_exit
+            ended.append(Ended(w.run.run_id, cut.exit_code if cut else None,
+                               "requeued by the scheduler",
+                               extra={"job_id": w.job_id, **self._cut_usage(w)},
+                               wall_time=cut.wall_time if cut else None,
+                               restarted=f"{base}.{now}"))
+            w.run = dataclasses.replace(w.run, launch=f"{base}.{now}", attempt=w.run.attempt + 1)
+            w.signal_exit, w.requeued, w.gone_at = None, False, None
         return ended
 
     def _query_due(self, now: float) -> bool:
@@ -364,13 +605,32 @@ class ClusterBackend(Backend):
         if not queried:  # at most one scheduler call per poll
             self._raise_throttle()
         self._stop_or_kill(now)
-        return ended
+        return self._accounted(ended)
+
+    def _accounted(self, ended: list[Ended]) -> list[Ended]:
+        """The ends of one-run jobs with their usage as the scheduler accounted it, where it
+        keeps accounts: one call for all of them (to the accounting daemon, not the
+        controller); once it answered that it keeps none, never asked again."""
+        jobs = [e.extra["job_id"] for e in ended if e.run_id in self._one_run_jobs
+                and e.restarted is None]
+        self._one_run_jobs.difference_update(e.run_id for e in ended)
+        if not jobs or not self._accounting:
+            return ended
+        self.accounting_calls += 1
+        accounts = self._account(jobs)
+        self._accounting = bool(accounts)
+        return [dataclasses.replace(e, extra={**e.extra, **accounts[e.extra["job_id"]]})
+                if e.restarted is None and e.extra.get("job_id") in accounts else e
+                for e in ended]
 
     def stop(self, run_ids: Sequence[str], grace: float) -> None:
-        """Mark the runs; the next poll sends them SIGTERM in one call (see the poll)."""
+        """Mark the runs; the next poll sends them SIGTERM in one call (see the poll). A
+        packed run's worker is asked through the pack's ``stops/`` instead."""
         for run_id in run_ids:
             w = self._watched.get(run_id)
-            if w is not None and w.kill_at is None:
+            if w is not None and w.pack is not None:
+                claims.request_stop(w.pack.folder, [run_id], grace)
+            elif w is not None and w.kill_at is None:
                 w.stop_grace = grace
 
     def _stop_or_kill(self, now: float) -> None:
@@ -396,7 +656,7 @@ class ClusterBackend(Backend):
     def _ask(self, asking: list[_Watched], now: float) -> bool:
         """One scheduler query about ``asking``; True when a state changed."""
         try:
-            states = self._query([w.job_id for w in asking])
+            states = self._query(sorted({j for w in asking for j in self._ids_of(w)}))
             self._query_failures = 0
         except QueryFailed as exc:
             self._query_failures += 1
@@ -408,24 +668,54 @@ class ClusterBackend(Backend):
             self.scheduler_calls += 1
         changed = False
         for w in asking:
-            state = states.get(w.job_id, "GONE")
+            state = self._state_of(w, states)
             if state != w.state:
                 changed = True
+                if state in self.queued_states and not self._waiting(w):
+                    w.requeued = True  # it ran; now it waits to start again
                 w.state = state
             if state == "GONE" or self.is_final(state):
                 w.gone_at = now
         return changed
+
+    def _ids_of(self, w: _Watched) -> list[str]:
+        """The jobs to ask about for ``w``: its own, or every worker of its pack while no
+        worker claimed it."""
+        if w.pack is None or w.run.run_id in w.pack.claims:
+            return [w.job_id]
+        return w.pack.tasks
+
+    def _state_of(self, w: _Watched, states: Mapping[str, str]) -> str:
+        """The scheduler's word on ``w``: its job's state; for a run no worker claimed,
+        ``GONE`` once every worker is over, else ``UNCLAIMED``."""
+        ids = self._ids_of(w)
+        if ids == [w.job_id]:
+            return states.get(w.job_id, "GONE")
+        over = [states.get(t, "GONE") for t in ids]
+        if all(s == "GONE" or self.is_final(s) for s in over):  # a failure of theirs, if any
+            return next((s for s in over if s not in self.lost_states), "GONE")
+        return _UNCLAIMED
 
     def _gone(self, run_id: str, w: _Watched) -> Ended:
         """The end of a run the scheduler says is over."""
         self._unwatch(run_id)
         extra = {"job_id": w.job_id}
         record = w.signal_exit or read_exit(w.run.run_dir, w.run.launch)  # a late file
+        state = w.state
+        cut = ("timeout" if state in self.timeout_states
+               or was_warned(w.run.run_dir, w.run.launch)
+               else "preempted" if state in self.preempted_states else None)
+        if w.pack is not None and cut is None and state in self.lost_states | {"GONE"} and (
+                record is None or record.signalled):
+            why = (f"its job {w.job_id} ended ({state}) before the run did"
+                   if run_id in w.pack.claims else f"no job of launch {w.pack.key} took it")
+            return Ended(run_id, None, why, lost=True, extra=extra)
         if record is not None:
-            reason = None if w.state in _PLAIN_ENDS or not record.exit_code > 128 else w.state
-            return Ended.recorded(run_id, record, extra, reason)
-        reason = "gone from the queue" if w.state == "GONE" else w.state
-        return Ended(run_id, None, reason, extra=extra)
+            reason = None if state in _PLAIN_ENDS or not record.signalled else state
+            extra.update(self._usage(w, w.run.run_dir, record))
+            return Ended.recorded(run_id, record, extra, reason, cut=cut)
+        reason = "gone from the queue" if state == "GONE" else state
+        return Ended(run_id, None, reason, extra=extra, cut=cut)
 
     def _raise_throttle(self) -> None:
         """Give slots older arrays no longer need to the oldest array that waits for them."""
@@ -477,13 +767,23 @@ class ClusterBackend(Backend):
             raise BackendError(f"cannot tell whether launch {key} was submitted: {exc}; "
                                "run the same command again once the scheduler answers") \
                 from exc
+        folder = claims.pack_dir(Path(self.options.out_dir).resolve(), key)
+        packed = (folder / claims.QUEUE_FILE).exists()
         if array_id is not None:
-            return {t.run.run_id: self.task_job_id(array_id, t.task) for t in self._tasks(runs)}
+            return {t.run.run_id: array_id if packed else self.task_job_id(array_id, t.task)
+                    for t in self._tasks(runs)}
         started = {}
         for run in runs:
             start = read_start(run.run_dir)
-            if start is not None and start.launch == key and start.job:
+            if start is not None and split_launch(start.launch)[0] == key and start.job:
                 started[run.run_id] = start.job
+        for run_id in claims.claimed(folder) if packed else ():
+            record = claims.read_claim(folder, run_id)
+            if record is not None:
+                started[run_id] = record["job"]
+        if packed and started:  # a worker ran: the array was submitted, with every run
+            array = self.array_of(next(iter(started.values())))
+            return {run.run_id: array for run in runs}
         return started
 
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
@@ -492,22 +792,47 @@ class ClusterBackend(Backend):
         Their arrays' throttles are taken to be ``num_jobs`` (the most a previous driver
         set), so the cap holds whatever the previous driver did.
         """
-        ended = []
+        packs: dict[str, _Pack | None] = {}
         for run_id, (run, job_id) in jobs.items():
-            record = read_exit(run.run_dir, run.launch)
-            if record is not None and record.exit_code <= 128:
-                ended.append(Ended.recorded(run_id, record, {"job_id": job_id}))
-            else:
-                self._watch(run, job_id, self.array_of(job_id))
-                self._watched[run_id].signal_exit = record
+            key = split_launch(run.launch)[0]
+            if key not in packs:
+                packs[key] = self._reattach_pack(key, self.array_of(job_id))
+            self._watch(run, job_id, self.array_of(job_id), packs[key])
+            if packs[key] is not None:
+                self._watched[run_id].state = _UNCLAIMED
+        for pack in filter(None, packs.values()):
+            self._read_claims(pack)
+        ended = []
+        for run_id, w in list(self._watched.items()):
+            if run_id in jobs and (w.pack is None or run_id in w.pack.claims):
+                ended += self._look(run_id, w)
         self._next_query = 0.0
         return ended
 
+    def _reattach_pack(self, key: str, array_id: str) -> _Pack | None:
+        """The pack of launch ``key`` from its ``queue.json``; None for a launch of runs."""
+        folder = claims.pack_dir(Path(self.options.out_dir).resolve(), key)
+        try:
+            queue = claims.read_queue(folder)
+        except (OSError, ValueError, KeyError):
+            return None
+        self.per_job = max(self.per_job, queue.runs_per_job)
+        return _Pack(key, folder, [self.task_job_id(array_id, i) for i in range(queue.workers)])
+
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
-        """Cancel the jobs of ``run_ids`` (all watched when None) with one command."""
+        """Cancel the jobs of ``run_ids`` (all watched when None) with one command. A packed
+        run is stopped through its pack (no worker starts it then); a worker array goes
+        when all its runs do."""
         ids = list(self._watched) if run_ids is None else [
             r for r in run_ids if r in self._watched]
-        job_ids = [self._watched[r].job_id for r in ids]
+        job_ids = [self._watched[r].job_id for r in ids if self._watched[r].pack is None]
+        for run_id in ids:
+            w = self._watched[run_id]
+            if w.pack is not None:
+                claims.request_stop(w.pack.folder, [run_id], 0)
+        job_ids += sorted({self._watched[r].array_id for r in ids
+                           if self._watched[r].pack is not None
+                           and self._arrays[self._watched[r].array_id].run_ids <= set(ids)})
         if job_ids:
             self.scheduler_calls += 1
             self._cancel_jobs(job_ids)

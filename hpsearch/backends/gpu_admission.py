@@ -283,11 +283,15 @@ class GpuAdmission:
         return gpus
 
     def _used_mib(self, gpu: int) -> int:
-        """Used memory of the latest sample, less what our runs ended since then held."""
+        """Used memory of the latest sample, less what our runs ended since then held.
+
+        Never less than what the sample's processes hold: nvidia-smi reads the GPUs and the
+        processes in two calls, so a run that allocated between them shows in the process
+        list only, and taking the GPU's older total would admit a second run on memory
+        the first one holds already."""
         sample = self._latest[gpu]
-        used = sample.memory_used_mib
-        if used is None:
-            used = sum(mib or 0 for mib in sample.processes.values())
+        held = sum(mib or 0 for mib in sample.processes.values())
+        used = held if sample.memory_used_mib is None else max(sample.memory_used_mib, held)
         return max(0, used - self._freed.get(gpu, 0))
 
     def _free_mib(self, gpu: int) -> float:

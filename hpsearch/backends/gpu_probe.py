@@ -251,6 +251,21 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class FixedGpus:
+    """GPUs known by index only: a cluster job's ``CUDA_VISIBLE_DEVICES`` on a node with
+    neither NVML nor ``nvidia-smi``. They report nothing (``None`` memory and load, no
+    processes), so the admission places runs by its per-GPU cap alone."""
+
+    description = "the job's CUDA_VISIBLE_DEVICES (no NVML or nvidia-smi to read them)"
+
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
+
+    def sample(self, indices: Sequence[int] | None = None) -> list[GpuSample]:
+        return [GpuSample(i, f"GPU {i}", None, None, None) for i in self.indices
+                if indices is None or i in indices]
+
+
 # ---------------------------------------------------------------- choosing a source
 
 

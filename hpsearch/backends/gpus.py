@@ -159,10 +159,13 @@ class GpuBackend(LocalBackend):
     """Runs go to the GPUs ``limits`` admit; ``num_jobs`` (if given) caps the total."""
 
     name = "local"
+    measures_gpus = True
 
     def __init__(self, source: GpuSource, limits: GpuLimits, num_jobs: int | None = None,
-                 timeout: float | None = None, say: Callable[[str], None] = print) -> None:
-        super().__init__(num_jobs if num_jobs is not None else 1 << 30, timeout)
+                 timeout: float | None = None, say: Callable[[str], None] = print,
+                 job_label: str = "") -> None:
+        super().__init__(num_jobs if num_jobs is not None else 1 << 30, timeout,
+                         job_label=job_label)
         self.source = source
         self.limits = limits
         self.policy = GpuAdmission(limits)

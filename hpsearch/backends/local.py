@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from hpsearch.backends.base import Backend, Ended, Run
 from hpsearch.jobwrapper import local_argv, wrapper_run_dir
-from hpsearch.runfiles import read_exit, read_start
+from hpsearch.runfiles import ExitRecord, read_exit, read_start
+from hpsearch.usage import Ledger, hold_of, hours, measured
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
@@ -120,15 +121,20 @@ def kill_local_jobs(job_ids: Iterable[str]) -> int:
 
 
 class LocalBackend(Backend):
-    """``slots`` runs at once on this machine; ``timeout`` seconds per run (None: no limit)."""
+    """``slots`` runs at once on this machine; ``timeout`` seconds per run (None: no limit).
+    ``job_label``: what each run's ``started_at`` names as its job (default: ``<host>:<pid>``
+    of its wrapper; the packed worker gives its cluster job's id)."""
 
     name = "local"
+    #: whether a run's CUDA_VISIBLE_DEVICES are GPUs it got (a CPU slot inherits the user's)
+    measures_gpus = False
 
     def __init__(self, slots: int, timeout: float | None = None,
-                 grace: float = KILL_GRACE) -> None:
+                 grace: float = KILL_GRACE, job_label: str = "") -> None:
         self.slots = slots
         self.timeout = timeout
         self.grace = grace
+        self.job_label = job_label
         self.host = socket.gethostname()
         self._active: dict[str, _Active] = {}
         self._selector = selectors.DefaultSelector()
@@ -136,6 +142,7 @@ class LocalBackend(Backend):
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._ledger = Ledger(share_cpus=False)
 
     # -- starting -------------------------------------------------------------------
     def room(self) -> int:
@@ -145,7 +152,8 @@ class LocalBackend(Backend):
         return {run.run_id: self._launch(run, run.env) for run in runs}
 
     def _launch(self, run: Run, env: Mapping[str, str]) -> str:
-        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv))
+        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv),
+                          self.job_label)
         popen = subprocess.Popen(argv, cwd=run.cwd, stdin=subprocess.DEVNULL,
                                  start_new_session=True,
                                  env={**os.environ, **env} if env else None)
@@ -251,11 +259,25 @@ class LocalBackend(Backend):
         if active.reason is not None:
             return Ended(run_id, None, active.reason, extra=active.extra)
         if record is not None:
-            return Ended.recorded(run_id, record, active.extra)
+            return Ended.recorded(run_id, record, {**active.extra,
+                                                   **self._usage(active.run, record)})
         code = active.popen.returncode if active.popen is not None else None
         if code is not None and code < 0:
             return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
         return Ended(run_id, None, "ended without an exit code", extra=active.extra)
+
+    def _usage(self, run: Run, record: ExitRecord) -> dict[str, float]:
+        """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.usage`): one CPU, and
+        its GPU's time split with the runs that were on it at once."""
+        start = read_start(run.run_dir)
+        if start is None or start.launch != record.launch:
+            return {}
+        hold = hold_of(start, record, self.measures_gpus)
+        if not hold.gpus:
+            return hours(*measured(hold, [], share_cpus=False))
+        others = [hold_of(s, None) for a in self._active.values() if a.run.run_id != run.run_id
+                  and (s := read_start(a.run.run_dir)) is not None]
+        return self._ledger.charge(self.host, hold, others)
 
     # -- restart and stop -----------------------------------------------------------
     def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:

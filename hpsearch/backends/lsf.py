@@ -10,10 +10,12 @@ call. Texts read from LSF's commands are parsed in :mod:`hpsearch.backends.lsf_p
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from hpsearch import templating
 from hpsearch.backends import lsf_parse as lp
@@ -25,7 +27,6 @@ from hpsearch.backends.cluster import (
     SubmitUnclear,
     Task,
 )
-from hpsearch.jobwrapper import RUN_FUNCTION
 from hpsearch.options import SearchOptions
 from hpsearch.values import strip_wrapping_quotes
 
@@ -154,11 +155,25 @@ class LsfBackend(ClusterBackend):
     log_dir_name = LOG_DIR
     final_states = lp.FINISHED_STATES
     queued_states = lp.PENDING_STATES
+    timeout_states = lp.TIMEOUT_STATES
+    preempted_states = lp.PREEMPTED_STATES
+    lost_states = lp.LOST_STATES
 
     def __init__(self, options: SearchOptions, **kwargs) -> None:
-        super().__init__(options, **kwargs)
         self.bsub_options = bsub_options(options)
         self.resources = lsf_resources(options)
+        super().__init__(options, **kwargs)
+
+    def time_limit(self) -> float | None:
+        """``-W`` in seconds: ``--num_hours``, or a ``--bsub_option=W=[hour:]minute``."""
+        given = [o.partition("=")[2] for o in self.bsub_options if o.partition("=")[0] == "W"]
+        if not given:
+            return super().time_limit()
+        hours, _, minutes = given[-1].split("/")[0].rpartition(":")
+        try:
+            return (int(hours or 0) * 60 + int(minutes)) * 60.0
+        except ValueError:
+            return None
 
     def is_final(self, state: str) -> bool:
         """DONE, or an EXIT element by the reason ``_query`` gave it (``TERM_RUNLIMIT``...)."""
@@ -166,24 +181,32 @@ class LsfBackend(ClusterBackend):
                 or state.startswith(("TERM_", "exit status")))
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
-        indices = [t.task + 1 for t in tasks]
+        return self._render([t.task + 1 for t in tasks], job_name, throttle,
+                            self.run_context(tasks, "index", 1))
+
+    def render_workers(self, count: int, job_name: str, throttle: int,
+                       worker: Mapping[str, Any]) -> str:
+        return self._render(list(range(1, count + 1)), job_name, throttle,
+                            {"runs": [], "worker": dict(worker)})
+
+    def _render(self, indices: list[int], job_name: str, throttle: int,
+                body: dict[str, Any]) -> str:
+        """The array script; the time-limit warning is ``-wa URG -wt <minutes>`` (LSF
+        counts it in whole minutes: rounded up), sent to every process of the job."""
         return templating.render(ARRAY_TEMPLATE, {
             "name": safe_job_name(job_name),
             "indices": _index_list(indices),
             "num_jobs": throttle,
             "log_dir": str(self.log_dir.resolve()),
             "num_hours": self.options.num_hours,
+            "warning_minutes": math.ceil(self.warning / 60),
             "resources": self.resources,
             "lsf_queue": self.options.lsf_queue.strip(),
             "lsf_gpu": self.options.lsf_gpu.strip(),
             "bsub_options": self.bsub_options,
             "job_setup": list(self.options.job_setup),
-            "run_function": RUN_FUNCTION,
-            "runs": [{"index": t.task + 1, "run_id": t.run.run_id, "launch": t.run.launch,
-                      "run_dir": str(Path(t.run.run_dir).resolve()),
-                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
-                      "env": dict(t.run.env)}
-                     for t in tasks],
+            "worker": None,
+            **body,
         }, self.options.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:

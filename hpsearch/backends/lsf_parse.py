@@ -18,6 +18,15 @@ BJOBS_FORMAT = " ".join(BJOBS_FIELDS) + f" delimiter='{BJOBS_DELIMITER}'"
 PENDING_STATES = frozenset({"PEND", "PSUSP"})
 FINISHED_STATES = frozenset({"DONE", "EXIT"})
 
+#: how :func:`classify_exit` names an element the run limit (``-W``) ended
+TIMEOUT_STATES = frozenset({"TERM_RUNLIMIT"})
+#: ... and one preemption ended ("TERM_PREEMPT: Job killed after preemption")
+PREEMPTED_STATES = frozenset({"TERM_PREEMPT"})
+#: ends of a packed worker element that leave its unfinished runs blameless: killed by its
+#: owner or an administrator (bkill), "TERM_ZOMBIE: Job exited while LSF is not available"
+#: (its host crashed), or it ended by itself (``DONE``) with runs it claimed but never started
+LOST_STATES = frozenset({"killed", "TERM_ZOMBIE", "DONE"})
+
 DEFAULT_MAX_JOB_ARRAY_SIZE = 1000
 
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted to (?:default )?queue")

@@ -12,10 +12,11 @@ import difflib
 import math
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from hpsearch import templating
 from hpsearch.backends import slurm_parse as sp
@@ -27,8 +28,8 @@ from hpsearch.backends.cluster import (
     SubmitUnclear,
     Task,
 )
-from hpsearch.jobwrapper import RUN_FUNCTION
 from hpsearch.options import SearchOptions
+from hpsearch.usage import SACCT_FORMAT, parse_sacct
 
 ARRAY_TEMPLATE = "slurm_array.sbatch.j2"
 DRIVER_TEMPLATE = "slurm_driver.sbatch.j2"
@@ -158,24 +159,49 @@ class SlurmBackend(ClusterBackend):
     commands = ("sbatch", "squeue", "scancel")
     final_states = sp.FINAL_STATES
     queued_states = sp.QUEUED_STATES
+    timeout_states = sp.TIMEOUT_STATES
+    preempted_states = sp.PREEMPTED_STATES
+    lost_states = sp.LOST_STATES
+    accounts_jobs = True
+    #: slurmstepd signals every process of the job (those of other sessions too), so a
+    #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
+    signals_every_process = True
 
     def __init__(self, options: SearchOptions, **kwargs) -> None:
-        super().__init__(options, **kwargs)
         self.directives = slurm_directives(options)
+        super().__init__(options, **kwargs)
+
+    def time_limit(self) -> float | None:
+        """The ``--time`` directive's seconds (``--num_hours``, or ``--sbatch_option=time=``)."""
+        times = [d.partition("=")[2] for d in self.directives if d.startswith("--time=")]
+        return sp.parse_time_limit(times[-1]) if times else None
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
+        return self._render([t.task for t in tasks], job_name, throttle,
+                            self.run_context(tasks, "task", 0))
+
+    def render_workers(self, count: int, job_name: str, throttle: int,
+                       worker: Mapping[str, Any]) -> str:
+        return self._render(list(range(count)), job_name, throttle,
+                            {"runs": [], "worker": dict(worker)})
+
+    def _render(self, tasks: list[int], job_name: str, throttle: int,
+                body: dict[str, Any]) -> str:
+        """The array script. The time-limit warning
+        (:func:`~hpsearch.backends.cluster.walltime_warning`) is ``--signal=B:URG@<s>``
+        (before the flags' directives: an ``--sbatch_option=signal=...`` wins): SIGURG to
+        the batch shell only, which every shell and program ignores unless it asks for it,
+        whereas scancel and requeue send SIGTERM -- so the job script tells the warning from
+        the rest, and passes it on to the run as SIGTERM."""
         return templating.render(ARRAY_TEMPLATE, {
+            "warning": self.warning,
             "job_name": job_name,
-            "array": f"{sp.array_ranges([t.task for t in tasks])}%{throttle}",
+            "array": f"{sp.array_ranges(tasks)}%{throttle}",
             "log_dir": str(self.log_dir.resolve()),
             "directives": self.directives,
             "job_setup": list(self.options.job_setup),
-            "run_function": RUN_FUNCTION,
-            "runs": [{"task": t.task, "run_id": t.run.run_id, "launch": t.run.launch,
-                      "run_dir": str(Path(t.run.run_dir).resolve()),
-                      "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
-                      "env": dict(t.run.env)}
-                     for t in tasks],
+            "worker": None,
+            **body,
         }, self.options.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:
@@ -247,6 +273,17 @@ class SlurmBackend(ClusterBackend):
         states = sp.parse_squeue(done.stdout)
         return {job_id: state.state for job_id in job_ids
                 if (state := sp.task_state(states, job_id)) is not None}
+
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j <ids>``
+        (:func:`hpsearch.usage.parse_sacct`); without accounting storage it answers
+        ``Slurm accounting storage is disabled`` and exits 1: ``{}``."""
+        try:
+            done = _run(["sacct", "--parsable2", "--noheader", f"--format={SACCT_FORMAT}",
+                         "-j", ",".join(job_ids)])
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        return parse_sacct(done.stdout) if done.returncode == 0 else {}
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         scancel(job_ids)

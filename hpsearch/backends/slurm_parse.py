@@ -20,7 +20,18 @@ FINAL_STATES = frozenset({
 })
 
 #: job states of a job waiting to start (it cannot have written an exit file yet)
-QUEUED_STATES = frozenset({"PENDING", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"})
+QUEUED_STATES = frozenset({"PENDING", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD",
+                           "REQUEUED"})
+
+#: final states of a job its time limit (or deadline) ended
+TIMEOUT_STATES = frozenset({"TIMEOUT", "DEADLINE"})
+#: the final state of a job preemption ended (``PreemptMode=CANCEL``; with ``REQUEUE`` the
+#: job is ``PENDING`` again and starts over by itself)
+PREEMPTED_STATES = frozenset({"PREEMPTED"})
+#: final states of a packed worker job that leave its unfinished runs blameless: cancelled
+#: (scancel), its node failed or never booted, or it ended by itself, e.g. after the
+#: time-limit warning, with runs it had claimed but not started
+LOST_STATES = frozenset({"CANCELLED", "NODE_FAIL", "BOOT_FAIL", "COMPLETED"})
 
 #: sbatch refusals that mean "not now": nothing was queued, submit again later
 _REFUSED = (
@@ -192,6 +203,34 @@ def sbatch_error_line(stderr: str) -> str:
     failed = [ln for ln in lines if "submission failed" in ln]
     line = failed[-1] if failed else lines[0]
     return re.sub(r"^sbatch:\s*(error:\s*)?", "", line)
+
+
+def parse_time_limit(text: str) -> int | None:
+    """Seconds of an sbatch ``--time`` value; None for none (``0``, ``UNLIMITED``) or a value
+    that is no time. sbatch's man page: "Acceptable time formats include "minutes",
+    "minutes:seconds", "hours:minutes:seconds", "days-hours", "days-hours:minutes" and
+    "days-hours:minutes:seconds"."::
+
+        90 -> 5400    1:30 -> 90    2:00:00 -> 7200    1-12 -> 129600    1-0:30:00 -> 88200
+    """
+    text = text.strip().strip("'\"")
+    days, dash, rest = text.partition("-")
+    if not dash:
+        days, rest = "0", text
+    parts = rest.split(":")
+    if not days.isdigit() or not all(p.isdigit() for p in parts) or len(parts) > 3:
+        return None
+    numbers = [int(p) for p in parts]
+    if dash:  # days-hours[:minutes[:seconds]]
+        numbers += [0] * (3 - len(numbers))
+        seconds = int(days) * 86400 + numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
+    elif len(numbers) == 1:
+        seconds = numbers[0] * 60
+    elif len(numbers) == 2:
+        seconds = numbers[0] * 60 + numbers[1]
+    else:
+        seconds = numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
+    return seconds or None
 
 
 def array_ranges(indices: list[int]) -> str:

@@ -3,7 +3,8 @@
 (The plots are drawn in the browser from the page's data, :mod:`hpsearch.htmlreport.data`.)
 Every value is escaped. The summary holds the counts by status, the best run (its metrics,
 configuration and the command that reruns it), compute time (the spans of every start,
-earlier attempts included), GPU-hours where runs had GPUs, the search's wall time (first
+earlier attempts included), GPU- and CPU-hours with what went to failed, pruned and
+preempted attempts (:mod:`hpsearch.usage`), the search's wall time (first
 start to last end, or to now while runs are active), fixed parameters, and the best runs.
 The failures section lists every reason with its count, then each failed run with its
 reason and the last lines of its ``stderr.log``.
@@ -19,6 +20,7 @@ from hpsearch.collect import best_finished, driver_state, search_counts
 from hpsearch.runfiles import STDERR_FILE, tail_lines
 from hpsearch.searchview import SearchView, display, rerun_command
 from hpsearch.toptable import best_rows, duration, number
+from hpsearch.usage import describe, search_totals
 
 #: failed runs whose stderr is shown (the others are listed with their reason only)
 MAX_STDERR_SHOWN = 200
@@ -49,12 +51,15 @@ def _times(view: SearchView) -> list[tuple[str, str]]:
     if not spans:
         return [("compute time", "no start recorded")]
     compute = sum(s.seconds(view.now) for s in spans)
-    gpu = sum(s.seconds(view.now) * s.gpus for s in spans)
+    usage = search_totals(r.state.usage for r in view.runs)
+    gpu = sum(s.seconds(view.now) * s.gpus for s in spans) if not usage else 0.0
     first = min(s.start for s in spans)
     active = any(s.end is None for s in spans)
     last = view.now if active else max(s.end for s in spans if s.end is not None)
     items = [("compute time", f"{duration(compute)} ({len(spans)} starts)")]
-    if gpu:
+    if usage:  # what the driver recorded of each ended attempt (hpsearch/usage.py)
+        items += [("GPU-hours", describe(usage, 0)), ("CPU-hours", describe(usage, 1))]
+    elif gpu:  # a search directory older than those records: its spans' GPUs
         items.append(("GPU-hours", f"{gpu / 3600:.2f}"))
     items.append(("wall time", f"{duration(last - first)} ({_when(first)} to "
                   f"{'now' if active else _when(last)})"))

@@ -1,4 +1,5 @@
-"""A small emulator of IBM Spectrum LSF's bsub, bjobs, bkill, bmod and bparams, for tests only.
+"""A small emulator of IBM Spectrum LSF's bsub, bjobs, bkill, bmod, bparams and brequeue, for
+tests only.
 
 LSF is proprietary and cannot be installed here, so the LSF backend's tests run against this
 emulator. It really executes jobs: ``bsub`` records the job in a state directory (env
@@ -13,8 +14,10 @@ default 60), ``LSF_EMULATOR_TERMINATE_INTERVAL`` (seconds between the kill signa
 10), ``LSF_EMULATOR_MAX_ARRAY`` (MAX_JOB_ARRAY_SIZE, default 1000),
 ``LSF_EMULATOR_DEFAULT_QUEUE`` (default ``normal``), ``LSF_EMULATOR_DISPATCH_DELAY`` (seconds
 a job stays PEND before its first element may start, as on a busy cluster; default 0).
-Besides those four commands, ``bmod -J "%N" job_ID`` changes an array's job slot limit and
-``bjobs -J name`` selects jobs by name. Every invocation appends one line
+Besides those four commands, ``bmod -J "%N" job_ID`` changes an array's job slot limit,
+``bjobs -J name`` selects jobs by name, ``brequeue`` kills running elements and puts them
+back in the queue (they start over, same job ID and index), and ``-wa SIGNAL -wt MINUTES``
+sends the warning signal that long before the ``-W`` run limit. Every invocation appends one line
 ``<tool> <epoch> <argv as JSON>`` to ``<state>/calls.log``.
 See README.md in this folder for the IBM documentation each behaviour follows.
 """
@@ -38,7 +41,8 @@ from typing import Any
 
 FLAGS = {"-x", "-N", "-B", "-r", "-rn", "-H", "-K", "-I", "-Ip", "-Is"}
 VALUED = {"-J", "-o", "-oo", "-e", "-eo", "-W", "-We", "-q", "-n", "-R", "-gpu", "-M", "-P",
-          "-cwd", "-u", "-app", "-G", "-g", "-w", "-sp", "-m", "-E", "-Ep", "-L", "-i"}
+          "-cwd", "-u", "-app", "-G", "-g", "-w", "-sp", "-m", "-E", "-Ep", "-L", "-i",
+          "-wa", "-wt"}
 UNFINISHED = {"PEND", "PSUSP", "RUN", "USUSP", "SSUSP"}
 POLL = 0.05
 
@@ -93,6 +97,11 @@ def kill_marker(root: Path, job_id: int | str, index: int) -> Path:
 def signal_marker(root: Path, job_id: int | str, index: int) -> Path:
     """Where ``bkill -s SIGNAL`` leaves the signal for a running element's runner."""
     return root / "jobs" / f"{job_id}.signal.{index}"
+
+
+def requeue_marker(root: Path, job_id: int | str, index: int) -> Path:
+    """Where ``brequeue`` asks a running element's runner to kill and requeue it."""
+    return root / "jobs" / f"{job_id}.requeue.{index}"
 
 
 def slot_limit_path(root: Path, job_id: int | str) -> Path:
@@ -192,6 +201,15 @@ def bsub(argv: list[str]) -> int:
                 return 255
         runlimit = parse_runlimit(opts["-W"]) if "-W" in opts else None
         memlimit = int(opts["-M"]) if "-M" in opts else None
+        # "A job action warning time must be specified with a job warning action in order for
+        # job warning to take effect."
+        warning = None
+        if "-wa" in opts and "-wt" in opts:
+            action = opts["-wa"].strip("'\"").upper()
+            warning = {"signal": action if action.startswith("SIG") else "SIG" + action,
+                       "seconds": parse_runlimit(opts["-wt"].strip("'\""))}
+            if warning["signal"] not in signal.Signals.__members__:
+                raise ValueError(f"{opts['-wa']}: Illegal signal value")
     except ValueError as exc:
         sys.stderr.write(f"{exc}. Job not submitted.\n")
         return 255
@@ -201,7 +219,7 @@ def bsub(argv: list[str]) -> int:
     script_file.write_text(script)
     job = {"id": job_id, "name": name, "array": array, "indices": indices,
            "slot_limit": slot_limit, "queue": queue, "options": opts,
-           "runlimit": runlimit, "memlimit_kb": memlimit,
+           "runlimit": runlimit, "memlimit_kb": memlimit, "warning": warning,
            "cwd": opts.get("-cwd", os.getcwd()), "env": dict(os.environ),
            "script": str(script_file), "submit_time": time.time(), "user": getpass.getuser()}
     write_json(job_path(root, job_id), job)
@@ -239,6 +257,7 @@ REPORT_TEXT = {
     "TERM_RUNLIMIT": "TERM_RUNLIMIT: job killed after reaching LSF run time limit.",
     "TERM_MEMLIMIT": "TERM_MEMLIMIT: job killed after reaching LSF memory usage limit.",
     "TERM_OWNER": "TERM_OWNER: job killed by owner.",
+    "TERM_REQUEUE_OWNER": "TERM_REQUEUE_OWNER: job killed and requeued by owner.",
 }
 
 
@@ -287,6 +306,7 @@ class Element:
         self.out = out
         self.reason: str | None = None
         self.kill_at = 0.0
+        self.warned = False
 
 
 def run(root: Path, job_id: int) -> None:
@@ -333,6 +353,14 @@ def run(root: Path, job_id: int) -> None:
 
     def finish(index: int, el: Element, code: int) -> None:
         signal_group(el.proc.pid, signal.SIGKILL)  # LSF cleans up the job's leftover processes
+        if el.reason == "TERM_REQUEUE_OWNER":  # "it is assigned the PEND status"
+            elems[str(index)].update(stat="PEND", exit_code=None, exit_reason=None, start=None,
+                                     pid=None)
+            requeue_marker(root, job_id, index).unlink(missing_ok=True)
+            del running[index]
+            pending.append(index)
+            save()
+            return
         stat = "DONE" if code == 0 and el.reason is None else "EXIT"
         elems[str(index)].update(stat=stat, exit_code=None if stat == "DONE" else code,
                                  exit_reason=el.reason, end=time.time())
@@ -364,9 +392,17 @@ def run(root: Path, job_id: int) -> None:
                 with contextlib.suppress(OSError, ValueError):
                     signal_group(pgid, signal.Signals[marker.read_text().strip()])
                     marker.unlink()
+            warning = job.get("warning")
+            if (warning and not el.warned and job["runlimit"] is not None
+                    and now - el.started >= job["runlimit"] - warning["seconds"]):
+                el.warned = True  # "LSF sends the warning action to the job"
+                signal_group(pgid, signal.Signals[warning["signal"]])
             if el.reason is None:
                 if kill_marker(root, job_id, index).exists():
                     el.reason, el.kill_at = "TERM_OWNER", now + interval
+                    signal_group(pgid, signal.SIGINT, signal.SIGTERM)
+                elif requeue_marker(root, job_id, index).exists():  # killed as bkill does
+                    el.reason, el.kill_at = "TERM_REQUEUE_OWNER", now + interval
                     signal_group(pgid, signal.SIGINT, signal.SIGTERM)
                 elif job["runlimit"] is not None and now - el.started > job["runlimit"]:
                     el.reason, el.kill_at = "TERM_RUNLIMIT", now + interval
@@ -510,6 +546,30 @@ def bjobs(argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------- bkill
+def live_elements(root: Path, arg: str, states: set[str],
+                  not_live: str) -> tuple[int, list[str]] | None:
+    """The job and element indices ``arg`` (``1234``, ``1234[3]``) names that are in
+    ``states``; None, with the error written to stderr, when there are none."""
+    try:
+        job_id, index = parse_job_arg(arg)
+    except ValueError:
+        sys.stderr.write(f"{arg}: Illegal job ID.\n")
+        return None
+    if not state_path(root, job_id).exists():
+        sys.stderr.write(f"Job <{arg}>: No matching job found\n")
+        return None
+    elems = read_json(state_path(root, job_id))["elements"]
+    keys = [k for k in elems if index is None or int(k) == index]
+    if not keys:
+        sys.stderr.write(f"Job <{arg}>: No matching job found\n")
+        return None
+    live = [k for k in keys if elems[k]["stat"] in states]
+    if not live:
+        sys.stderr.write(f"Job <{arg}>: {not_live}\n")
+        return None
+    return job_id, live
+
+
 def bkill(argv: list[str]) -> int:
     """``bkill [-s SIGNAL] job_ID ...``: end the jobs, or (``-s``) send them one signal."""
     root = state_dir()
@@ -527,33 +587,36 @@ def bkill(argv: list[str]) -> int:
             return 255
         argv = argv[2:]
     for arg in argv:
-        try:
-            job_id, index = parse_job_arg(arg)
-        except ValueError:
-            sys.stderr.write(f"{arg}: Illegal job ID.\n")
+        found = live_elements(root, arg, UNFINISHED, "Job has already finished")
+        if found is None:
             rc = 255
             continue
-        if not state_path(root, job_id).exists():
-            sys.stderr.write(f"Job <{arg}>: No matching job found\n")
-            rc = 255
-            continue
-        elems = read_json(state_path(root, job_id))["elements"]
-        keys = [k for k in elems if index is None or int(k) == index]
-        if not keys:
-            sys.stderr.write(f"Job <{arg}>: No matching job found\n")
-            rc = 255
-            continue
-        live = [k for k in keys if elems[k]["stat"] in UNFINISHED]
-        if not live:
-            sys.stderr.write(f"Job <{arg}>: Job has already finished\n")
-            rc = 255
-            continue
+        job_id, live = found
         for k in live:
             if sent is None:
                 kill_marker(root, job_id, int(k)).touch()
             else:
                 signal_marker(root, job_id, int(k)).write_text(sent)
         print(f"Job <{arg}> is being {'terminated' if sent is None else 'signaled'}")
+    return rc
+
+
+# ---------------------------------------------------------------- brequeue
+def brequeue(argv: list[str]) -> int:
+    """``brequeue job_ID | "job_ID[index]" ...``: kill running elements and requeue them."""
+    root = state_dir()
+    log_call(root, "brequeue", argv)
+    rc = 0
+    for arg in argv:
+        # "Kills a running (RUN), user-suspended (USUSP), or system-suspended (SSUSP) job"
+        found = live_elements(root, arg, {"RUN", "USUSP", "SSUSP"}, "Job is not running")
+        if found is None:
+            rc = 255
+            continue
+        job_id, live = found
+        for k in live:
+            requeue_marker(root, job_id, int(k)).touch()
+        print(f"Job <{arg}> is being requeued")
     return rc
 
 
@@ -604,7 +667,7 @@ def main(tool: str, argv: list[str]) -> int:
         run(Path(argv[0]), int(argv[1]))
         return 0
     return {"bsub": bsub, "bjobs": bjobs, "bkill": bkill, "bmod": bmod,
-            "bparams": bparams}[tool](argv)
+            "bparams": bparams, "brequeue": brequeue}[tool](argv)
 
 
 if __name__ == "__main__":
