@@ -52,10 +52,12 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
     _check_range("runs_per_job", params["runs_per_job"], 1)
     _check_range("continue_on_timeout", params["continue_on_timeout"], 0)
     _check_range("walltime_warning", params["walltime_warning"], 0)
-    for name in ("runs_per_job", "continue_on_timeout"):
+    local_way = {"runs_per_job": " (local runs share GPUs through --max_num_jobs_per_gpu)",
+                 "continue_on_timeout": " (local runs have no scheduler time limit)"}
+    for name, instead in local_way.items():
         if params[name] and not params["run_cluster"]:
             _fail(f"--{name} is for cluster jobs: add --run_cluster --scheduler=slurm|lsf, "
-                  "or leave it out (local runs share GPUs through --max_num_jobs_per_gpu)")
+                  f"or leave it out{instead}")
     _check_range("num_hours", params["num_hours"], 0, low_open=True)
     _check_range("fail_fast", params["fail_fast"], 0)
     _check_range("prune_grace", params["prune_grace"], 0)
