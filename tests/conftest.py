@@ -177,6 +177,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "",
         time.sleep(poll)
 
 
+def children_running(parent: int, word: bytes) -> list[int]:
+    """Pids of ``parent``'s children whose command line holds ``word``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"\nPPid:\t{parent}\n" in status and word in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

@@ -8,7 +8,14 @@ from __future__ import annotations
 import signal
 
 import pytest
-from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
+from conftest import (
+    children_running,
+    pid_alive,
+    run_hpsearch,
+    start_hpsearch,
+    wait_for,
+    write_search,
+)
 
 from hpsearch.journal import replay
 
@@ -88,8 +95,10 @@ def test_parallel_tpe_resume_runs_nothing_twice_and_the_count_is_exact(tmp_path,
     procs.append(driver)
     wait_for(lambda: (out / "journal.jsonl").exists()
              and (out / "journal.jsonl").read_text().count('"ev":"end"') >= 4, timeout=60)
+    (sampler,) = children_running(driver.pid, b"hpsearch.strategies.sampler_process")
     driver.send_signal(signal.SIGKILL)
     driver.wait()
+    wait_for(lambda: not pid_alive(sampler), timeout=60, what="the sampler process ended")
     rc, _, err = run_hpsearch(args(s, path, out, "--num_jobs=3"), tmp_path, timeout=120)
     assert rc == 0, err
     assert sorted(s.trial for s in replay(out / "journal.jsonl").runs.values()) == list(

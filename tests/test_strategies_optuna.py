@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 
 import optuna
 import pytest
+from conftest import children_running
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from hpsearch.backends.base import BackendError
@@ -69,10 +71,11 @@ def spec(algorithm: str, options: dict | None = None, objectives: int = 1,
         "test", Path("."), check_script=False)
 
 
-def strategy_for(algorithm: str, parallel: int = 1, **changes: Any) -> OptunaStrategy:
+def strategy_for(algorithm: str, parallel: int = 1, own_process: bool = False,
+                 **changes: Any) -> OptunaStrategy:
     settings = {**ALGORITHMS[algorithm], **changes}
     return OptunaStrategy(spec(algorithm, settings["options"], settings["objectives"]), 7,
-                          settings["trials"], parallel)
+                          settings["trials"], parallel, own_process=own_process)
 
 
 def collect(strategy: OptunaStrategy, n: int) -> list[Proposal]:
@@ -110,11 +113,11 @@ def journal_copy(proposals: list[Proposal], outcomes: list[Outcome]
 
 
 def search(algorithm: str, restart_every: int | None = None, in_flight: int = 1,
-           **changes: Any) -> list[Proposal]:
+           own_process: bool = False, **changes: Any) -> list[Proposal]:
     settings = {**ALGORITHMS[algorithm], **changes}
     proposals: list[Proposal] = []
     outcomes: list[Outcome] = []
-    strategy = strategy_for(algorithm, in_flight, **changes)
+    strategy = strategy_for(algorithm, in_flight, own_process, **changes)
     strategy.restore([], [])
     try:
         while not strategy.done:
@@ -127,7 +130,7 @@ def search(algorithm: str, restart_every: int | None = None, in_flight: int = 1,
                 strategy.tell(outcomes[-1])
             if restart_every and len(proposals) % restart_every == 0 and not strategy.done:
                 strategy.close()
-                strategy = strategy_for(algorithm, in_flight, **changes)
+                strategy = strategy_for(algorithm, in_flight, own_process, **changes)
                 strategy.restore(*journal_copy(proposals, outcomes))
     finally:
         strategy.close()
@@ -311,6 +314,79 @@ def test_sampler_error_surfaces_in_the_driver(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(BackendError):
         strategy.tell(Outcome(0, "failed"))
     strategy.close()
+
+
+# -- the sampler process ----------------------------------------------------------------------
+def sampler_children() -> set[int]:
+    """Pids of this process's children that are sampler processes."""
+    return set(children_running(os.getpid(), b"hpsearch.strategies.sampler_process"))
+
+
+@pytest.mark.parametrize(("algorithm", "restart_every"), [
+    ("tpe", None), ("tpe", 5), ("cmaes", None), ("nsga2", 5)])
+def test_the_sampler_process_proposes_what_this_process_does(algorithm: str,
+                                                              restart_every: int | None):
+    """The same calls in the same order: the same proposals, restarts included."""
+    before = sampler_children()
+    got = search(algorithm, restart_every=restart_every, own_process=True)
+    assert [(p.trial, p.config) for p in got] == [
+        (p.trial, p.config) for p in uninterrupted(algorithm)]
+    assert sampler_children() == before  # closed with its strategy
+
+
+def test_a_resume_that_does_not_fit_is_the_same_one_line_from_the_sampler_process() -> None:
+    first = search("tpe")[:3]
+    narrower = {**SPACE, "x": {"method": "uniform", "low": 5, "high": 6}}
+    messages = []
+    for own_process in (False, True):
+        strategy = OptunaStrategy(spec("tpe", parameters=narrower), 7, 14, 1,
+                                  own_process=own_process)
+        with pytest.raises(UsageError) as info:
+            strategy.restore(*journal_copy(first, []))
+        strategy.close()
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and messages[0].startswith("cannot resume: trial ")
+
+
+def test_a_sampler_process_that_dies_is_one_line_in_the_driver() -> None:
+    before = sampler_children()
+    strategy = OptunaStrategy(spec("tpe", parameters=ONE, conditions=[]), 1, 30, 1,
+                              own_process=True)
+    collect(strategy, 1)
+    (child,) = sampler_children() - before
+    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + WAIT_S
+    with pytest.raises(BackendError) as info:
+        while time.monotonic() < deadline:
+            strategy.ask(1)
+            time.sleep(0.002)
+    assert str(info.value) == ("sampler tpe failed: BackendError: the tpe sampler's process "
+                               "ended (exit status -9); run the same command again to resume")
+    strategy.close()
+
+
+class Activation:
+    """A grid value of a class the sampler process cannot import (it lives in this test)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Activation) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+def test_values_the_sampler_process_cannot_take_are_sampled_here() -> None:
+    before = sampler_children()
+    choices = [Activation("relu"), Activation("tanh")]
+    strategy = OptunaStrategy(spec("tpe", parameters={"act": choices, **ONE}, conditions=[]),
+                              1, 3, 1, own_process=True)
+    proposals = collect(strategy, 3)
+    assert sampler_children() == before  # the child refused the search and is gone
+    strategy.close()
+    assert all(p.config["act"] in choices for p in proposals)
 
 
 def test_close_stops_the_thread() -> None:

@@ -16,5 +16,5 @@ def make_sampled_strategy(spec: SearchSpec, seed: int, num_trials: int, parallel
     if spec.algorithm == "qmc":
         return QmcStrategy(spec, seed, num_trials)
     if spec.algorithm in SAMPLERS:
-        return OptunaStrategy(spec, seed, num_trials, parallel)
+        return OptunaStrategy(spec, seed, num_trials, parallel, own_process=True)
     raise ValueError(f"make_sampled_strategy: no sampled strategy for {spec.algorithm!r}")

@@ -36,11 +36,15 @@ anything else, and a finished trial without usable values (missing, NaN), is FAI
 the samplers ignore.
 
 Sampling runs in one worker thread (:mod:`hpsearch.strategies.worker`): ``ask`` returns the
-proposals that are ready and orders more, ``busy`` says some are being computed.
+proposals that are ready and orders more, ``busy`` says some are being computed. The
+driver's strategy computes in a child process (:mod:`hpsearch.strategies.sampler_process`:
+the same calls in the same order, so the same proposals), and with runs in parallel it
+keeps one proposal computed ahead of the asks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import inspect
@@ -59,6 +63,7 @@ from hpsearch.errors import UsageError
 from hpsearch.spec import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.optuna_space import OptunaSpace
+from hpsearch.strategies.sampler_process import SamplerProcess, SamplerUnavailable
 from hpsearch.strategies.seeding import derive_seed
 from hpsearch.strategies.worker import OrderedWorker
 
@@ -250,7 +255,14 @@ class OptunaStrategy(Strategy):
 
     adaptive = True
 
-    def __init__(self, spec: SearchSpec, seed: int, num_trials: int, parallel: int) -> None:
+    def __init__(self, spec: SearchSpec, seed: int, num_trials: int, parallel: int,
+                 own_process: bool = False) -> None:
+        """``own_process``: compute in a child process
+        (:mod:`hpsearch.strategies.sampler_process`) where the spec allows, not in this
+        interpreter (where the driver's work waits for the sampler's and the other way
+        round). The child starts at once and imports Optuna while the driver starts; the
+        first ``restore``, ``ask`` or ``tell`` waits for it (or, where it refused the
+        search, makes the search in this process)."""
         if spec.algorithm not in SAMPLERS:
             raise ValueError(f"OptunaStrategy runs {', '.join(SAMPLERS)}, not "
                              f"{spec.algorithm!r}")
@@ -260,18 +272,26 @@ class OptunaStrategy(Strategy):
         self._spec = spec
         self._seed = seed
         self._num_trials = num_trials
-        self._search = OptunaSearch(spec, seed, self._options)
+        self._search: OptunaSearch | SamplerProcess | None = None
+        if own_process:
+            with contextlib.suppress(SamplerUnavailable):
+                self._search = SamplerProcess(spec, seed, self._options)
         self._lock = threading.Lock()
         self._ready: deque[Proposal] = deque()
         self._computing = 0  # proposals ordered from the worker, not ready yet
         self._handed = 0  # proposals returned by ask (or restored)
+        #: with runs in parallel (where no sequence is promised), one proposal is computed
+        #: ahead of the asks, so the sampler works while the driver launches and records
+        #: (more would propose from fewer results: with the constant liar, as if the search
+        #: had more slots)
+        self._ahead = 1 if parallel > 1 else 0
         self._worker = OrderedWorker(f"sampler {spec.algorithm}")
         self._wake: Callable[[], None] | None = None
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         """Call before the first ``ask`` or ``tell``."""
         assert self._handed == 0 and self._computing == 0 and not self._ready
-        self._search.restore(proposals, outcomes)
+        self._searching().restore(proposals, outcomes)
         self._handed = len(proposals)
 
     def ask(self, n: int) -> list[Proposal]:
@@ -280,17 +300,28 @@ class OptunaStrategy(Strategy):
             out = [self._ready.popleft() for _ in range(min(n, len(self._ready)))]
             self._handed += len(out)
             room = self._num_trials - self._handed - len(self._ready) - self._computing
-            more = min(n - len(out) - self._computing, room)
+            more = min(n - len(out) + self._ahead - len(self._ready) - self._computing, room)
             if more > 0:
                 self._computing += more
         if more > 0:
-            self._worker.submit(functools.partial(self._compute, more))
+            self._worker.submit(functools.partial(self._compute, self._searching(), more))
         return out
 
-    def _compute(self, count: int) -> None:
+    def _searching(self) -> OptunaSearch | SamplerProcess:
+        """The search, ready (in the driver's thread: the worker only uses it after)."""
+        if isinstance(self._search, SamplerProcess):
+            try:
+                self._search.wait_started()
+            except SamplerUnavailable:
+                self._search = None
+        if self._search is None:
+            self._search = OptunaSearch(self._spec, self._seed, self._options)
+        return self._search
+
+    def _compute(self, search: OptunaSearch | SamplerProcess, count: int) -> None:
         """In the worker: ``count`` proposals, one after the other."""
         for _ in range(count):
-            proposal = self._search.propose()
+            proposal = search.propose()
             with self._lock:
                 self._ready.append(proposal)
                 self._computing -= 1
@@ -301,7 +332,7 @@ class OptunaStrategy(Strategy):
         self._wake = wake
 
     def tell(self, outcome: Outcome) -> None:
-        self._worker.submit(functools.partial(self._search.record, outcome))
+        self._worker.submit(functools.partial(self._searching().record, outcome))
 
     @property
     def done(self) -> bool:
@@ -332,3 +363,5 @@ class OptunaStrategy(Strategy):
 
     def close(self) -> None:
         self._worker.close()
+        if isinstance(self._search, SamplerProcess):
+            self._search.close()
