@@ -90,8 +90,9 @@ class SamplerProcess:
 
     def _send(self, *message: Any) -> None:
         assert self._child.stdin is not None
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)  # whole, or nothing sent
         try:
-            pickle.dump(message, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.write(data)
             self._child.stdin.flush()
         except OSError:
             self._ended()
