@@ -153,3 +153,16 @@ def test_bad_search_files_are_one_line_and_write_nothing(tmp_path, text, words):
     rc, _, err = run_hpsearch(args(s, path, s.out_dir), tmp_path)
     assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
     assert not s.out_dir.exists()
+
+
+def test_a_sampler_search_refused_before_it_ran_says_one_line_and_nothing_after(tmp_path):
+    """The sampler process starts with the strategy, before the search directory is
+    checked: when the driver then refuses the directory and exits, the sampler (which
+    inherited its stderr, so the call returns only once that ended too) ends quietly."""
+    s, path = search_file(tmp_path, "tpe")
+    rc, _, err = run_hpsearch(s.args("--visible_gpus=-1"), tmp_path)
+    assert rc == 0, err
+    rc, _, err = run_hpsearch(args(s, path, s.out_dir), tmp_path)
+    assert rc == 2 and "holds a search whose grid module / search file is" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+

@@ -153,6 +153,20 @@ def _answer(search: Any, message: tuple[Any, ...]) -> Any:
     raise ValueError(f"sampler process: unknown call {kind!r}")
 
 
+def _reply(answers: BinaryIO, reply: tuple[str, Any]) -> None:
+    """Write one answer. A driver that is gone (it ended, at a bad input say, before its
+    sampler had started) ends the child at once and quietly: nobody is left to tell."""
+    try:
+        data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an exception (or result) that cannot be pickled
+        data = pickle.dumps(("error", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+    try:
+        answers.write(data)
+        answers.flush()
+    except OSError:
+        os._exit(0)  # not sys.exit: the unflushed answer would be flushed again, and fail
+
+
 def serve(calls: BinaryIO, answers: BinaryIO) -> None:
     """The child's loop: answer each call until ``calls`` ends."""
     from hpsearch.strategies.optuna_samplers import OptunaSearch, silence_optuna
@@ -165,9 +179,8 @@ def serve(calls: BinaryIO, answers: BinaryIO) -> None:
         except EOFError:
             return
         except Exception as exc:  # noqa: BLE001 - a call it cannot read ends it, answered
-            answers.write(pickle.dumps(("error", RuntimeError(
-                f"cannot read the call: {type(exc).__name__}: {exc}"))))
-            answers.flush()
+            _reply(answers, ("error", RuntimeError(
+                f"cannot read the call: {type(exc).__name__}: {exc}")))
             return
         try:
             if message[0] == "start":
@@ -177,13 +190,7 @@ def serve(calls: BinaryIO, answers: BinaryIO) -> None:
                 reply = ("ok", _answer(search, message))
         except Exception as exc:  # noqa: BLE001 - every error goes back to the driver
             reply = ("error", exc)
-        try:
-            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:  # noqa: BLE001 - an exception (or result) that cannot be pickled
-            failed = reply[1]
-            data = pickle.dumps(("error", RuntimeError(f"{type(failed).__name__}: {failed}")))
-        answers.write(data)
-        answers.flush()
+        _reply(answers, reply)
 
 
 def main() -> None:
