@@ -6,11 +6,14 @@
 # with -P, so `import hpsearch` finds the installed wheel, never the checkout
 # (tests/test_installed_wheel.py checks that). Slurm is stopped again on exit. The report's
 # browser tests need Debian's chromium and chromium-driver (scripts/browser/install.sh).
+# The gp tests need torch (Optuna's GPSampler): torch==2.13.0 is pinned here so that pip takes
+# the CPU build where one lies in its find-links (this machine kind's /opt/wheels) and the
+# gp extra's unpinned torch then installs nothing more; elsewhere pip fetches that release.
 # HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_BROWSER=1 the browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup_venv.sh '.[test]'
+bash scripts/setup_venv.sh 'torch==2.13.0' '.[test,gp]'
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 export PATH="$PWD/.venv/bin:$PATH"
 

@@ -5,6 +5,7 @@ the uninterrupted one), multi-objective results, dry runs, one-line errors.
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 
 import pytest
@@ -56,8 +57,13 @@ def sequence(out_dir):
     return [s.config for s in sorted(runs, key=lambda s: s.trial)]
 
 
-@pytest.mark.parametrize("algorithm, options", [("random", "{}"),
-                                                ("tpe", "{n_startup_trials: 3}")])
+HAVE_GP = all(importlib.util.find_spec(m) for m in ("torch", "scipy"))
+
+
+@pytest.mark.parametrize("algorithm, options", [
+    ("random", "{}"), ("tpe", "{n_startup_trials: 3}"),
+    pytest.param("gp", "{n_startup_trials: 3}", marks=pytest.mark.skipif(
+        not HAVE_GP, reason="gp needs torch and scipy (pip install 'hpsearch[gp]')"))])
 def test_kill_9_at_several_moments_resumes_the_same_sequence(tmp_path, procs, algorithm,
                                                              options):
     s, path = search_file(tmp_path, algorithm, trials=10, options=options)

@@ -36,6 +36,7 @@ from hpsearch.strategies.factory_sampled import make_sampled_strategy
 from hpsearch.strategies.optuna_samplers import OptunaStrategy, sampler_options
 from hpsearch.strategies.optuna_space import from_optuna, to_optuna
 from hpsearch.strategies.parameters import Parameter
+from hpsearch.strategies.sampler_process import SamplerProcess
 
 HAVE_GP = all(importlib.util.find_spec(m) for m in ("torch", "scipy"))
 needs_gp = pytest.mark.skipif(not HAVE_GP, reason="gp needs torch and scipy "
@@ -71,11 +72,16 @@ def spec(algorithm: str, options: dict | None = None, objectives: int = 1,
         "test", Path("."), check_script=False)
 
 
+def child_if(own_process: bool) -> SamplerProcess | None:
+    """A spawned sampler process for a strategy that computes in its own process."""
+    return SamplerProcess() if own_process else None
+
+
 def strategy_for(algorithm: str, parallel: int = 1, own_process: bool = False,
                  **changes: Any) -> OptunaStrategy:
     settings = {**ALGORITHMS[algorithm], **changes}
     return OptunaStrategy(spec(algorithm, settings["options"], settings["objectives"]), 7,
-                          settings["trials"], parallel, own_process=own_process)
+                          settings["trials"], parallel, process=child_if(own_process))
 
 
 def collect(strategy: OptunaStrategy, n: int) -> list[Proposal]:
@@ -157,6 +163,31 @@ def comparable(proposal: Proposal) -> dict:
     pickle holds whatever memory was there."""
     attrs = {k: v for k, v in proposal.internal["system_attrs"].items() if ":optimizer:" not in k}
     return {**proposal.internal, "system_attrs": attrs}
+
+
+def test_tpe_s_one_sampler_seeded_anew_proposes_what_new_samplers_do(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """TPE asks every trial through one sampler whose random states are seeded anew: the
+    same proposals as a new sampler per trial (were another Optuna to keep more state in
+    its sampler, this fails)."""
+    sampler = optuna.samplers.TPESampler(seed=1)
+    assert len(optuna_samplers._random_states(sampler)) == 2  # the states are still there
+    for in_flight in (1, 3):
+        reseeded = search("tpe", in_flight=in_flight, trials=24)
+        with monkeypatch.context() as patch:
+            patch.setattr(optuna_samplers, "_RANDOM_STATES", {})
+            new_ones = search("tpe", in_flight=in_flight, trials=24)
+        assert [comparable(p) for p in reseeded] == [comparable(p) for p in new_ones]
+        assert [p.config for p in reseeded] == [p.config for p in new_ones]
+
+
+def test_nsga2_s_parent_population_is_journaled_with_the_proposal_that_chose_it() -> None:
+    """The study attributes an ask set (NSGA-II caches each generation's parents there)
+    go into the journal, so a restored study holds them too."""
+    chosen = [p.internal["study_attrs"] for p in uninterrupted("nsga2") if
+              p.internal["study_attrs"]]
+    assert chosen and all(key.startswith("NSGAIISampler:parent") for attrs in chosen
+                          for key in attrs), chosen
 
 
 def test_resume_in_another_process() -> None:
@@ -323,7 +354,8 @@ def sampler_children() -> set[int]:
 
 
 @pytest.mark.parametrize(("algorithm", "restart_every"), [
-    ("tpe", None), ("tpe", 5), ("cmaes", None), ("nsga2", 5)])
+    ("tpe", None), ("tpe", 5), ("cmaes", None), ("nsga2", 5),
+    pytest.param("gp", 5, marks=needs_gp)])
 def test_the_sampler_process_proposes_what_this_process_does(algorithm: str,
                                                               restart_every: int | None):
     """The same calls in the same order: the same proposals, restarts included."""
@@ -340,7 +372,7 @@ def test_a_resume_that_does_not_fit_is_the_same_one_line_from_the_sampler_proces
     messages = []
     for own_process in (False, True):
         strategy = OptunaStrategy(spec("tpe", parameters=narrower), 7, 14, 1,
-                                  own_process=own_process)
+                                  process=child_if(own_process))
         with pytest.raises(UsageError) as info:
             strategy.restore(*journal_copy(first, []))
         strategy.close()
@@ -351,7 +383,7 @@ def test_a_resume_that_does_not_fit_is_the_same_one_line_from_the_sampler_proces
 def test_a_sampler_process_that_dies_is_one_line_in_the_driver() -> None:
     before = sampler_children()
     strategy = OptunaStrategy(spec("tpe", parameters=ONE, conditions=[]), 1, 30, 1,
-                              own_process=True)
+                              process=SamplerProcess())
     collect(strategy, 1)
     (child,) = sampler_children() - before
     os.kill(child, signal.SIGKILL)
@@ -363,6 +395,33 @@ def test_a_sampler_process_that_dies_is_one_line_in_the_driver() -> None:
     assert str(info.value) == ("sampler tpe failed: BackendError: the tpe sampler's process "
                                "ended (exit status -9); run the same command again to resume")
     strategy.close()
+
+
+def test_a_tell_the_sampler_cannot_take_is_the_next_ask_s_error_in_both_processes() -> None:
+    """A record is not answered by the sampler process: its error is raised by the next
+    call, the same one line as in this process."""
+    messages = []
+    for own_process in (False, True):
+        strategy = OptunaStrategy(spec("tpe", parameters=ONE, conditions=[]), 1, 30, 1,
+                                  process=child_if(own_process))
+        collect(strategy, 1)
+        strategy.tell(Outcome(7, "finished", [0.5]))  # trial 7 was never proposed
+        deadline = time.monotonic() + WAIT_S
+        with pytest.raises(BackendError) as info:
+            while time.monotonic() < deadline:
+                strategy.ask(1)
+                time.sleep(0.002)
+        strategy.close()
+        messages.append(str(info.value))
+    assert messages[0] == messages[1], messages
+    assert messages[0].startswith("sampler tpe failed: ") and "\n" not in messages[0]
+
+
+def test_options_refused_close_the_sampler_process_spawned_for_them() -> None:
+    before = sampler_children()
+    with pytest.raises(UsageError, match="tpe has no option 'n_startup'"):
+        make_sampled_strategy(spec("tpe", {"n_startup": 3}), 1, 5, 2)
+    assert sampler_children() == before
 
 
 class Activation:
@@ -382,7 +441,7 @@ def test_values_the_sampler_process_cannot_take_are_sampled_here() -> None:
     before = sampler_children()
     choices = [Activation("relu"), Activation("tanh")]
     strategy = OptunaStrategy(spec("tpe", parameters={"act": choices, **ONE}, conditions=[]),
-                              1, 3, 1, own_process=True)
+                              1, 3, 1, process=SamplerProcess())
     proposals = collect(strategy, 3)
     assert sampler_children() == before  # the child refused the search and is gone
     strategy.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from hpsearch.spec import SearchSpec
 from hpsearch.strategies.base import Strategy
-from hpsearch.strategies.optuna_samplers import SAMPLERS, OptunaStrategy
 from hpsearch.strategies.sampled import QmcStrategy, RandomStrategy
 
 
@@ -15,6 +14,14 @@ def make_sampled_strategy(spec: SearchSpec, seed: int, num_trials: int, parallel
         return RandomStrategy(spec, seed, num_trials)
     if spec.algorithm == "qmc":
         return QmcStrategy(spec, seed, num_trials)
-    if spec.algorithm in SAMPLERS:
-        return OptunaStrategy(spec, seed, num_trials, parallel, own_process=True)
-    raise ValueError(f"make_sampled_strategy: no sampled strategy for {spec.algorithm!r}")
+    # Optuna's samplers compute in a process of their own, spawned before this process
+    # imports Optuna, so that the two imports overlap
+    from hpsearch.strategies.sampler_process import SamplerProcess, SamplerUnavailable
+
+    try:
+        process: SamplerProcess | None = SamplerProcess()
+    except SamplerUnavailable:
+        process = None
+    from hpsearch.strategies.optuna_samplers import OptunaStrategy
+
+    return OptunaStrategy(spec, seed, num_trials, parallel, process=process)

@@ -14,9 +14,10 @@ nsga2      ``NSGAIISampler``    running trials are ignored; each slot breeds its
 ``algorithm_options`` are handed to the sampler's constructor (``seed`` is ours).
 
 How the search is kept, and why a resumed one proposes the same sequence: the study lives
-in an ``InMemoryStorage`` only, nothing on disk. Each trial ``k`` is asked by a fresh
-sampler seeded ``derive_seed(seed, k)``, so what trial ``k`` gets depends on the seed and
-on what the storage holds, never on the life of a sampler object. What the storage holds
+in an ``InMemoryStorage`` only, nothing on disk. Each trial ``k`` is asked by a sampler
+seeded ``derive_seed(seed, k)`` -- a new one, or TPE's one sampler with its random states
+seeded anew, which is the same -- so what trial ``k`` gets depends on the seed and on what
+the storage holds, never on the life of a sampler object. What the storage holds
 goes into the journal with each proposal (:attr:`Proposal.internal`)::
 
     {"params": {"lr": 0.0031, "act": 1},          # Optuna's values (indices for lists)
@@ -50,12 +51,14 @@ import importlib.util
 import inspect
 import json
 import math
+import operator
 import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -141,6 +144,27 @@ _SPACE_CACHES = ("_search_space", "_intersection_search_space",
                  "_group_decomposed_search_space")
 
 
+#: where a sampler keeps its random states (private names, checked on use): each trial's
+#: sampler may then be one object seeded anew rather than a new one. A sampler not named
+#: here, or whose attributes are not what they were (another Optuna), is made anew.
+_RANDOM_STATES = {"TPESampler": ("_rng", "_random_sampler._rng")}
+
+
+def _random_states(sampler: optuna.samplers.BaseSampler) -> list[np.random.RandomState]:
+    """The random states of ``sampler`` that make all its draws, if :data:`_RANDOM_STATES`
+    knows them (and they still are random states); [] otherwise."""
+    states = []
+    for path in _RANDOM_STATES.get(type(sampler).__name__, ()):
+        try:
+            state = operator.attrgetter(f"{path}.rng")(sampler)
+        except AttributeError:
+            return []
+        if not isinstance(state, np.random.RandomState):
+            return []
+        states.append(state)
+    return states
+
+
 def _json_copy(value: Any) -> Any:
     """``value`` as the journal gives it back."""
     return json.loads(json.dumps(value, allow_nan=False))
@@ -164,15 +188,37 @@ class OptunaSearch:
                             directions=spec.directions)
         self._study_id = self._storage.get_study_id_from_name(_STUDY)
         self._caches: dict[str, Any] = {}
-        self._teller = self._study(0)  # tells need no seed: after_trial draws nothing
+        # tells need no seed (after_trial draws nothing); the teller's sampler is its own
+        self._teller = self._load(self._new_sampler(derive_seed(seed, 0)))
+        self._reseeded: optuna.samplers.BaseSampler | None = None  # see _sampler
 
-    def _study(self, trial: int) -> optuna.Study:
-        """The study as seen through a fresh sampler seeded for trial ``trial``."""
-        cls = getattr(optuna.samplers, SAMPLERS[self.algorithm])
-        sampler = cls(seed=derive_seed(self._seed, trial), **self._options)
-        self._share_caches(sampler)
+    def _load(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
         return optuna.load_study(study_name=_STUDY, storage=self._storage, sampler=sampler,
                                  pruner=optuna.pruners.NopPruner())
+
+    def _study(self, trial: int) -> optuna.Study:
+        """The study as seen through a sampler seeded for trial ``trial``."""
+        return self._load(self._sampler(trial))
+
+    def _sampler(self, trial: int) -> optuna.samplers.BaseSampler:
+        """A sampler seeded for trial ``trial``: a new one, or where the sampler's random
+        states are known (:data:`_RANDOM_STATES`), the one kept for every trial, seeded
+        anew -- the same as a new one, a hundredth of its construction."""
+        seed = derive_seed(self._seed, trial)
+        if self._reseeded is not None:
+            for state in _random_states(self._reseeded):
+                state.seed(seed)
+            return self._reseeded
+        sampler = self._new_sampler(seed)
+        if _random_states(sampler):
+            self._reseeded = sampler
+        return sampler
+
+    def _new_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        cls = getattr(optuna.samplers, SAMPLERS[self.algorithm])
+        sampler = cls(seed=seed, **self._options)
+        self._share_caches(sampler)
+        return sampler
 
     def _share_caches(self, sampler: optuna.samplers.BaseSampler) -> None:
         """Give ``sampler`` the search-space caches of the first one: each is a function
@@ -256,26 +302,33 @@ class OptunaStrategy(Strategy):
     adaptive = True
 
     def __init__(self, spec: SearchSpec, seed: int, num_trials: int, parallel: int,
-                 own_process: bool = False) -> None:
-        """``own_process``: compute in a child process
-        (:mod:`hpsearch.strategies.sampler_process`) where the spec allows, not in this
-        interpreter (where the driver's work waits for the sampler's and the other way
-        round). The child starts at once and imports Optuna while the driver starts; the
-        first ``restore``, ``ask`` or ``tell`` waits for it (or, where it refused the
-        search, makes the search in this process)."""
-        if spec.algorithm not in SAMPLERS:
-            raise ValueError(f"OptunaStrategy runs {', '.join(SAMPLERS)}, not "
-                             f"{spec.algorithm!r}")
-        if spec.algorithm == "gp":
-            check_gp_dependencies()
-        self._options = sampler_options(spec.algorithm, dict(spec.algorithm_options), parallel)
+                 process: SamplerProcess | None = None) -> None:
+        """``process``: a spawned :class:`SamplerProcess` to compute in (the strategy starts
+        it with the search and closes it), not this interpreter, where the driver's work
+        waits for the sampler's and the other way round. Spawn it before this module is
+        imported: the child imports Optuna while the driver does. The first ``restore``,
+        ``ask`` or ``tell`` waits for it (or, where it refused the search, makes the search
+        in this process). None: compute in this process."""
+        try:
+            if spec.algorithm not in SAMPLERS:
+                raise ValueError(f"OptunaStrategy runs {', '.join(SAMPLERS)}, not "
+                                 f"{spec.algorithm!r}")
+            if spec.algorithm == "gp":
+                check_gp_dependencies()
+            self._options = sampler_options(spec.algorithm, dict(spec.algorithm_options),
+                                            parallel)
+        except BaseException:
+            if process is not None:
+                process.close()
+            raise
         self._spec = spec
         self._seed = seed
         self._num_trials = num_trials
         self._search: OptunaSearch | SamplerProcess | None = None
-        if own_process:
+        if process is not None:
             with contextlib.suppress(SamplerUnavailable):
-                self._search = SamplerProcess(spec, seed, self._options)
+                process.start(spec, seed, self._options)
+                self._search = process
         self._lock = threading.Lock()
         self._ready: deque[Proposal] = deque()
         self._computing = 0  # proposals ordered from the worker, not ready yet

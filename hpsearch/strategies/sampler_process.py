@@ -8,21 +8,25 @@ interpreter lock, so each slows the other. :class:`SamplerProcess` runs the very
 ``restore``, ``propose``, ``record`` -- over the child's stdin and stdout, so the same calls
 in the same order give the same proposals as in-process, and the two run on two CPUs.
 
-The protocol: pickled tuples, one per call, each answered in order::
+The protocol: pickled tuples, one per call, answered in order -- all but ``record``::
 
     parent -> child   ("start", spec, seed, options)      first, once
                       ("restore", proposals, outcomes) | ("propose",) | ("record", outcome)
     child -> parent   ("ok", result)  or  ("error", exception)
+
+A ``record`` is not answered (the driver goes on at once, the child goes on to the next
+call): an exception it raised is the answer to the next call, which then is not made.
 
 The child owns nothing on disk (the journal stays the driver's). It ends when its stdin
 closes -- the driver closed it, or died: a ``kill -9`` of the driver leaves no sampler
 behind once the ask in progress is done. It runs in a session of its own, so the Ctrl-C of a
 terminal reaches only the driver, which then closes it.
 
-The child is started by the constructor, which does not wait for it: it imports Optuna
-while the driver goes on with its own start, and :meth:`SamplerProcess.wait_started`, before
-the first call, takes its answer. A search the child cannot take -- a grid value of a class
-only the grid module defines, which does not pickle or does not unpickle there -- raises
+The child is spawned first, before the driver imports Optuna (:func:`SamplerProcess`
+takes no arguments), so that the two imports overlap; :meth:`SamplerProcess.start` then
+hands it the search, and :meth:`SamplerProcess.wait_started`, before the first call, takes
+its answer. A search the child cannot take -- a grid value of a class only the grid module
+defines, which does not pickle or does not unpickle there -- raises
 :class:`SamplerUnavailable` from either, and the strategy samples in its own process.
 """
 
@@ -53,10 +57,13 @@ class SamplerUnavailable(Exception):
 
 
 class SamplerProcess:
-    """``OptunaSearch(spec, seed, options)`` in a child process, with the same methods."""
+    """``OptunaSearch(spec, seed, options)`` in a child process, with the same methods:
+    spawn it, :meth:`start` it with the search, :meth:`close` it."""
 
-    def __init__(self, spec: SearchSpec, seed: int, options: dict[str, Any]) -> None:
-        self._algorithm = spec.algorithm
+    def __init__(self) -> None:
+        """Spawn the child; it imports Optuna while the caller goes on."""
+        self._algorithm = "Optuna"  # the sampler's name, once started
+        self._started = False
         package_root = Path(hpsearch.__file__).resolve().parents[1]  # this very hpsearch
         try:
             self._child = subprocess.Popen(
@@ -65,11 +72,14 @@ class SamplerProcess:
                 start_new_session=True)
         except OSError as exc:
             raise SamplerUnavailable(str(exc)) from exc
+
+    def start(self, spec: SearchSpec, seed: int, options: dict[str, Any]) -> None:
+        """Hand the child the search (its answer is taken by :meth:`wait_started`)."""
+        self._algorithm = spec.algorithm
         # what the child needs of the spec: the space, objectives and directions, not the
         # command or a grid module's summary parser
         needed = dataclasses.replace(spec, command=None, summary_parser=None,
                                      source_file=None, warnings=[])
-        self._started = False
         try:
             self._send("start", needed, seed, options)
         except Exception as exc:  # noqa: BLE001 - a value that does not pickle here
@@ -128,7 +138,9 @@ class SamplerProcess:
         return self._call("propose")
 
     def record(self, outcome: Outcome) -> None:
-        self._call("record", outcome)
+        """Not answered: an error of it is raised by the next call."""
+        assert self._started, "wait_started() first"
+        self._send("record", outcome)
 
     def close(self) -> None:
         """Close the child's stdin (it ends after the call in progress) and reap it."""
@@ -140,17 +152,6 @@ class SamplerProcess:
         except subprocess.TimeoutExpired:
             self._child.kill()
             self._child.wait()
-
-
-def _answer(search: Any, message: tuple[Any, ...]) -> Any:
-    kind, *args = message
-    if kind == "restore":
-        return search.restore(*args)
-    if kind == "propose":
-        return search.propose()
-    if kind == "record":
-        return search.record(*args)
-    raise ValueError(f"sampler process: unknown call {kind!r}")
 
 
 def _reply(answers: BinaryIO, reply: tuple[str, Any]) -> None:
@@ -168,11 +169,12 @@ def _reply(answers: BinaryIO, reply: tuple[str, Any]) -> None:
 
 
 def serve(calls: BinaryIO, answers: BinaryIO) -> None:
-    """The child's loop: answer each call until ``calls`` ends."""
+    """The child's loop: answer each call until ``calls`` ends (module docstring)."""
     from hpsearch.strategies.optuna_samplers import OptunaSearch, silence_optuna
 
     silence_optuna()
-    search = None
+    search: OptunaSearch | None = None
+    unanswered: Exception | None = None  # raised by a record, which has no answer
     while True:
         try:
             message = pickle.load(calls)
@@ -182,15 +184,30 @@ def serve(calls: BinaryIO, answers: BinaryIO) -> None:
             _reply(answers, ("error", RuntimeError(
                 f"cannot read the call: {type(exc).__name__}: {exc}")))
             return
+        kind, *args = message
+        if unanswered is not None:
+            if kind != "record":
+                _reply(answers, ("error", unanswered))
+                unanswered = None
+            continue
         try:
-            if message[0] == "start":
-                search = OptunaSearch(*message[1:])
-                reply: tuple[str, Any] = ("ok", None)
+            if kind == "start":
+                search = OptunaSearch(*args)
+                result = None
+            elif search is None:
+                raise RuntimeError(f"sampler process: {kind!r} before 'start'")
+            elif kind in ("restore", "propose", "record"):
+                result = getattr(search, kind)(*args)
             else:
-                reply = ("ok", _answer(search, message))
+                raise ValueError(f"sampler process: unknown call {kind!r}")
         except Exception as exc:  # noqa: BLE001 - every error goes back to the driver
-            reply = ("error", exc)
-        _reply(answers, reply)
+            if kind == "record":
+                unanswered = exc
+            else:
+                _reply(answers, ("error", exc))
+            continue
+        if kind != "record":
+            _reply(answers, ("ok", result))
 
 
 def main() -> None:
@@ -200,6 +217,11 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
     serve(sys.stdin.buffer, answers)
+    # nothing of the child's is left to save (every answer is flushed, nothing is on
+    # disk): end now, not after tearing down Optuna's and numpy's modules, which the
+    # driver's close would wait for
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
