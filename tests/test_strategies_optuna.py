@@ -30,7 +30,7 @@ from hpsearch.backends.base import BackendError
 from hpsearch.distributions import normal, qloguniform, quniform, uniformint
 from hpsearch.errors import UsageError
 from hpsearch.searchfile import spec_from_mapping
-from hpsearch.strategies import optuna_samplers
+from hpsearch.strategies import optuna_search
 from hpsearch.strategies.base import Outcome, Proposal
 from hpsearch.strategies.factory_sampled import make_sampled_strategy
 from hpsearch.strategies.optuna_samplers import OptunaStrategy, sampler_options
@@ -171,11 +171,11 @@ def test_tpe_s_one_sampler_seeded_anew_proposes_what_new_samplers_do(
     same proposals as a new sampler per trial (were another Optuna to keep more state in
     its sampler, this fails)."""
     sampler = optuna.samplers.TPESampler(seed=1)
-    assert len(optuna_samplers._random_states(sampler)) == 2  # the states are still there
+    assert len(optuna_search._random_states(sampler)) == 2  # the states are still there
     for in_flight in (1, 3):
         reseeded = search("tpe", in_flight=in_flight, trials=24)
         with monkeypatch.context() as patch:
-            patch.setattr(optuna_samplers, "_RANDOM_STATES", {})
+            patch.setattr(optuna_search, "_RANDOM_STATES", {})
             new_ones = search("tpe", in_flight=in_flight, trials=24)
         assert [comparable(p) for p in reseeded] == [comparable(p) for p in new_ones]
         assert [p.config for p in reseeded] == [p.config for p in new_ones]
@@ -280,7 +280,7 @@ def test_shared_search_space_caches_propose_what_a_fresh_sampler_would(
         return search(algorithm, in_flight=4, trials=40, options={**base, **options})
 
     shared = run()
-    monkeypatch.setattr(optuna_samplers, "_SPACE_CACHES", ())
+    monkeypatch.setattr(optuna_search, "_SPACE_CACHES", ())
     fresh = run()
     assert [comparable(p) for p in shared] == [comparable(p) for p in fresh]
 
@@ -415,6 +415,31 @@ def test_a_tell_the_sampler_cannot_take_is_the_next_ask_s_error_in_both_processe
         messages.append(str(info.value))
     assert messages[0] == messages[1], messages
     assert messages[0].startswith("sampler tpe failed: ") and "\n" not in messages[0]
+
+
+def test_a_driver_whose_sampler_computes_in_its_own_process_does_not_import_optuna() -> None:
+    """Its start is then the child's import, not that and its own one after the other;
+    algorithm_options to check bring Optuna in."""
+    code = """if True:
+        import sys
+        from pathlib import Path
+        from hpsearch.searchfile import spec_from_mapping
+        from hpsearch.strategies.factory_sampled import make_sampled_strategy
+        def strategy(options):
+            spec = spec_from_mapping({"script": "t.py", "metrics": ["loss"], "objective": "loss",
+                                      "algorithm": "tpe", "algorithm_options": options,
+                                      "parameters": {"x": {"method": "uniform", "low": 0,
+                                                           "high": 1}}},
+                                     "test", Path("."), check_script=False)
+            s = make_sampled_strategy(spec, 1, 5, 2)
+            s.restore([], [])
+            s.close()
+            return "optuna" in sys.modules
+        print(strategy({}), strategy({"n_startup_trials": 3}))
+    """
+    child = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                           check=True, timeout=WAIT_S)
+    assert child.stdout.split() == ["False", "True"], child.stderr
 
 
 def test_options_refused_close_the_sampler_process_spawned_for_them() -> None:

@@ -8,9 +8,13 @@ external generator command (:mod:`.external`).
 
 from __future__ import annotations
 
-from hpsearch.options import SearchOptions
+from typing import TYPE_CHECKING
+
 from hpsearch.spec import SearchSpec
 from hpsearch.strategies.base import Strategy
+
+if TYPE_CHECKING:  # not imported at run time: the sampler process does without it
+    from hpsearch.options import SearchOptions
 
 
 def parallelism(options: SearchOptions) -> int:

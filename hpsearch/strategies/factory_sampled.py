@@ -14,8 +14,8 @@ def make_sampled_strategy(spec: SearchSpec, seed: int, num_trials: int, parallel
         return RandomStrategy(spec, seed, num_trials)
     if spec.algorithm == "qmc":
         return QmcStrategy(spec, seed, num_trials)
-    # Optuna's samplers compute in a process of their own, spawned before this process
-    # imports Optuna, so that the two imports overlap
+    # Optuna's samplers compute in a process of their own, spawned first: it imports Optuna
+    # while this process goes on (which imports it only to check algorithm_options)
     from hpsearch.strategies.sampler_process import SamplerProcess, SamplerUnavailable
 
     try:

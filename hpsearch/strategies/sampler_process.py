@@ -3,7 +3,7 @@
 In one interpreter the sampler (TPE's ``ask`` takes milliseconds a trial) and the driver's
 bookkeeping (launches, the journal, the run files, the verdicts) take turns under one
 interpreter lock, so each slows the other. :class:`SamplerProcess` runs the very same
-:class:`~hpsearch.strategies.optuna_samplers.OptunaSearch` in a child
+:class:`~hpsearch.strategies.optuna_search.OptunaSearch` in a child
 (``python -m hpsearch.strategies.sampler_process``) and answers its three calls --
 ``restore``, ``propose``, ``record`` -- over the child's stdin and stdout, so the same calls
 in the same order give the same proposals as in-process, and the two run on two CPUs.
@@ -22,8 +22,9 @@ closes -- the driver closed it, or died: a ``kill -9`` of the driver leaves no s
 behind once the ask in progress is done. It runs in a session of its own, so the Ctrl-C of a
 terminal reaches only the driver, which then closes it.
 
-The child is spawned first, before the driver imports Optuna (:func:`SamplerProcess`
-takes no arguments), so that the two imports overlap; :meth:`SamplerProcess.start` then
+The child is spawned first (:func:`SamplerProcess` takes no arguments), so that it imports
+Optuna while the driver starts -- the driver imports it only to check ``algorithm_options``
+or to sample in its own process; :meth:`SamplerProcess.start` then
 hands it the search, and :meth:`SamplerProcess.wait_started`, before the first call, takes
 its answer. A search the child cannot take -- a grid value of a class only the grid module
 defines, which does not pickle or does not unpickle there -- raises
@@ -43,7 +44,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 import hpsearch
-from hpsearch.backends.base import BackendError
 from hpsearch.spec import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal
 
@@ -118,6 +118,9 @@ class SamplerProcess:
         return value
 
     def _ended(self) -> NoReturn:
+        # (the driver's error, imported here: the child does without the backends)
+        from hpsearch.backends.base import BackendError
+
         try:  # its pipes closed: it is ending, if not gone already
             code: int | None = self._child.wait(CLOSE_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -170,9 +173,8 @@ def _reply(answers: BinaryIO, reply: tuple[str, Any]) -> None:
 
 def serve(calls: BinaryIO, answers: BinaryIO) -> None:
     """The child's loop: answer each call until ``calls`` ends (module docstring)."""
-    from hpsearch.strategies.optuna_samplers import OptunaSearch, silence_optuna
+    from hpsearch.strategies.optuna_search import OptunaSearch
 
-    silence_optuna()
     search: OptunaSearch | None = None
     unanswered: Exception | None = None  # raised by a record, which has no answer
     while True:
