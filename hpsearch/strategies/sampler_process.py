@@ -22,13 +22,13 @@ closes -- the driver closed it, or died: a ``kill -9`` of the driver leaves no s
 behind once the ask in progress is done. It runs in a session of its own, so the Ctrl-C of a
 terminal reaches only the driver, which then closes it.
 
-The child is spawned first (:func:`SamplerProcess` takes no arguments), so that it imports
+The child is spawned first (:class:`SamplerProcess` takes no arguments), so that it imports
 Optuna while the driver starts -- the driver imports it only to check ``algorithm_options``
-or to sample in its own process; :meth:`SamplerProcess.start` then
-hands it the search, and :meth:`SamplerProcess.wait_started`, before the first call, takes
-its answer. A search the child cannot take -- a grid value of a class only the grid module
-defines, which does not pickle or does not unpickle there -- raises
-:class:`SamplerUnavailable` from either, and the strategy samples in its own process.
+or to sample in its own process; :meth:`SamplerProcess.start` then hands it the search, and
+:meth:`SamplerProcess.wait_started`, before the first call, takes its answer. A search the
+child cannot take -- a grid value of a class only the grid module defines, which does not
+pickle or does not unpickle there -- raises :class:`SamplerUnavailable` from either, and
+the strategy samples in its own process.
 """
 
 from __future__ import annotations
