@@ -1,6 +1,7 @@
 """An Optuna study in memory, for :mod:`hpsearch.strategies.optuna_samplers`: what proposes,
 in the sampler process (:mod:`hpsearch.strategies.sampler_process`) or, where that cannot
-take the search, in the driver. The driver imports this module (and so Optuna) only then.
+take the search, in the driver. The driver imports this module (and so Optuna) only then,
+to check ``algorithm_options``, or for a dry run's preview.
 
 How the search is kept, and why a resumed one proposes the same sequence: the study lives
 in an ``InMemoryStorage`` only, nothing on disk. Each trial ``k`` is asked by a sampler
@@ -57,8 +58,9 @@ def optuna_sampler_class(algorithm: str) -> type[optuna.samplers.BaseSampler]:
 
 def silence_optuna() -> None:
     """Optuna's info and warning logs, its experimental and deprecation warnings: off.
-    Errors are still logged, and exceptions raised. Called by every strategy, so filters
-    someone reset come back (an identical filter replaces itself, the list does not grow)."""
+    Errors are still logged, and exceptions raised. Called by every search and every look
+    at a sampler class, so filters someone reset come back (an identical filter replaces
+    itself, the list does not grow)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # before Python 3.12 Optuna's warnings name its own modules, from 3.12 on the caller's

@@ -1,5 +1,6 @@
 """Benchmarks of the search strategies (issue 9). Run by hand from the checkout:
-``python scripts/bench/bench_strategies.py [--only a|b|c] [--seeds 5] [--trials 60]``.
+``python scripts/bench/bench_strategies.py [--only a|b|c] [--seeds 5] [--trials 60]
+[--pairs 10]``.
 
 (a) quality: Branin and Hartmann-3, 60 trials, 2 slots, 5 seeds: the median best value of
     ``hpsearch --algorithm=tpe`` (real searches through the CLI, the sim
@@ -9,7 +10,9 @@
     better than random.
 (b) overhead: 1 000 trials of a no-op sim (``sims/sleep_sim.sh`` with ``--seconds=0`` under
     ``/bin/sh``), 2 slots, tpe: hpsearch's wall time against an Optuna script whose objective
-    runs the same sim as a subprocess, ``study.optimize(n_jobs=2)``. Target <= 1.0x.
+    runs the same sim as a subprocess, ``study.optimize(n_jobs=2)``; after a warm-up of
+    each, ``--pairs`` runs of the two in turn, the median of the pairs' ratios.
+    Target <= 1.0x.
 (c) scale: resuming a finished 100 000-run grid search (journal replay, nothing left to
     run): wall time and peak RSS of the whole ``hpsearch`` process. The search directory is
     written directly (a journal in the driver's own event format, with the events a driver
@@ -100,14 +103,12 @@ def bench_quality(tmp: Path, seeds: int, trials: int) -> None:
         print(f"    {function} (optimum {optimum}): {row}")
 
 
-def bench_overhead(tmp: Path, trials: int) -> None:
+def bench_overhead(tmp: Path, trials: int, pairs: int) -> None:
     path = tmp / "noop.yaml"
     path.write_text("script: sleep_sim.sh\nsummary_file: summary.txt\nmetrics: [loss]\n"
                     f"algorithm: tpe\nnum_trials: {trials}\nseed: 1\nparameters:\n"
                     "  seconds: 0\n  x1: {method: uniform, low: 0, high: 1}\n"
                     "  x2: {method: uniform, low: 0, high: 1}\n")
-    ours = hpsearch(f"--search_file={path}", f"--run_cwd={SIMS}", f"--out_dir={tmp / 'noop'}",
-                    "--python=/bin/sh", "--visible_gpus=-1", "--num_jobs=2")
     code = f"""
 import os, subprocess, tempfile, optuna
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -121,12 +122,28 @@ def objective(trial):
 study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
 study.optimize(objective, n_trials={trials}, n_jobs=2)
 """
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    theirs = time.perf_counter() - start
-    print(f"(b) {trials} trials of a no-op sim, 2 slots, tpe: hpsearch {ours:.1f} s, an Optuna "
-          f"script (study.optimize(n_jobs=2), the sim as a subprocess) {theirs:.1f} s: ratio "
-          f"{ours / theirs:.2f} (target <= 1.0)")
+
+    def ours(pair: int) -> float:
+        return hpsearch(f"--search_file={path}", f"--run_cwd={SIMS}",
+                        f"--out_dir={tmp / f'noop{pair}'}", "--python=/bin/sh",
+                        "--visible_gpus=-1", "--num_jobs=2")
+
+    def theirs() -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - start
+
+    # a warm-up of each, then pairs in turn: the ratio taken pair by pair keeps its meaning
+    # while the machine's speed drifts
+    ours(-1), theirs()
+    walls = [(ours(pair), theirs()) for pair in range(pairs)]
+    ratios = [a / b for a, b in walls]
+    print(f"(b) {trials} trials of a no-op sim, 2 slots, tpe, {pairs} pairs: hpsearch median "
+          f"{statistics.median(a for a, _ in walls):.1f} s, an Optuna script "
+          "(study.optimize(n_jobs=2), the sim as a subprocess) median "
+          f"{statistics.median(b for _, b in walls):.1f} s: ratio median "
+          f"{statistics.median(ratios):.2f} [{min(ratios):.2f}, {max(ratios):.2f}] "
+          "(target <= 1.0)")
 
 
 def write_finished_grid(out_dir: Path, side_a: int, side_b: int) -> Path:
@@ -192,6 +209,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--overhead_trials", type=int, default=1000)
+    parser.add_argument("--pairs", type=int, default=10, help="(b): runs of each, in turn")
     args = parser.parse_args()
     only = set(args.only or "abc")
     sys.path.insert(0, str(HERE.parents[1]))
@@ -200,7 +218,7 @@ def main() -> None:
         if "a" in only:
             bench_quality(tmp, args.seeds, args.trials)
         if "b" in only:
-            bench_overhead(tmp, args.overhead_trials)
+            bench_overhead(tmp, args.overhead_trials, args.pairs)
         if "c" in only:
             bench_resume(tmp)
 
