@@ -22,13 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import HPSEARCH
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SIMS = HERE / "sims"
 
 
 def hpsearch_argv(grid: str, out_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "hpsearch", f"--grid_module={SIMS / grid}",
+    return [*HPSEARCH, f"--grid_module={SIMS / grid}",
             f"--run_cwd={SIMS}", f"--out_dir={out_dir}", "--python=/bin/sh",
             "--visible_gpus=-1", "--deterministic_search", *extra]
 
@@ -123,14 +125,14 @@ def bench_first_launch(tmp: Path) -> None:
     proc.wait()
     print(f"(c) 10**6-point grid with a condition: first launch after {first:.3f} s "
           f"(target <= 1 s); driver peak RSS after 3 s {hwm / 1024:.0f} MB")
-    code = ("import resource, sys; sys.path.insert(0, sys.argv[1]);"
+    code = ("import resource, sys;"
             "from hpsearch.spec import load_spec; from hpsearch.space import SearchSpace;"
             "from pathlib import Path;"
-            "s = load_spec(sys.argv[2], Path(sys.argv[3]));"
+            "s = load_spec(sys.argv[1], Path(sys.argv[2]));"
             "n = sum(1 for _ in SearchSpace(s.grid, s.conditions));"
             "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(SIMS / "grid_million.py"),
+    out = subprocess.run([sys.executable, "-P", "-c", code, str(SIMS / "grid_million.py"),
                           str(SIMS)], capture_output=True, text=True, check=True).stdout
     count, maxrss_kb = (int(x) for x in out.split())
     print(f"    walking all {count} configurations (shuffled, deduplicated): "
@@ -140,7 +142,7 @@ def bench_first_launch(tmp: Path) -> None:
 
 def bench_collect(out_dir: Path) -> None:
     count = sum(1 for _ in (out_dir / "runs").iterdir())
-    argv = [sys.executable, "-m", "hpsearch", "collect", str(out_dir)]
+    argv = [*HPSEARCH, "collect", str(out_dir)]
     with_journal = run_driver(argv, {})
     os.replace(out_dir / "journal.jsonl", out_dir / "journal.bak")
     without = run_driver(argv, {})
@@ -153,7 +155,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 000 runs for (b) and (d)")
     parser.add_argument("--only", choices=["a", "b", "c", "d"], action="append")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     only = set(args.only or "abcd")
     tmp = Path(tempfile.mkdtemp(prefix="hpsearch-bench-"))
     try:

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import HPSEARCH
+
 from hpsearch.journal import replay
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +72,7 @@ def bench(name: str, flags: list[str], args: argparse.Namespace, work: Path) -> 
     env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
            "HPSEARCH_NO_NVML": "1", "FAKE_GPUS": f"{args.gpus}x{args.gpu_mib}",
            "FAKE_GPU_STATE": str(folder / "state"), "FAKE_GPU_LOG": str(log)}
-    command = [sys.executable, "-m", "hpsearch", f"--grid_module={grid}",
+    command = [*HPSEARCH, f"--grid_module={grid}",
                f"--run_cwd={FAKES}", f"--out_dir={folder / 'search'}", *flags]
     begin = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import HPSEARCH
+
 SIM = '''\
 import argparse, os, time
 p = argparse.ArgumentParser()
@@ -75,7 +77,7 @@ def search(tmp: Path, name: str, runs: int, extra: list[str]) -> tuple[float, in
     env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     env.pop("PYTHONPATH", None)
     out = work / "out"
-    argv = [sys.executable, "-m", "hpsearch", "--grid_module=bench_grid", "--run_cwd=sim",
+    argv = [*HPSEARCH, "--grid_module=bench_grid", "--run_cwd=sim",
             f"--out_dir={out}", "--run_cluster", "--scheduler=slurm", "--slurm_gres=gpu:1",
             "--slurm_mem=50M", "--num_hours=1", *extra]
     started = time.monotonic()

@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import HPSEARCH
+
 from hpsearch.curves import read_curve
 from hpsearch.journal import RunState, replay
 
@@ -68,7 +70,7 @@ def search(folder: Path, name: str, pruner: str, args: argparse.Namespace
                                   epoch_seconds=args.epoch_seconds))
     out = folder / name
     begin = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "hpsearch", f"--search_file={path}",
+    done = subprocess.run([*HPSEARCH, f"--search_file={path}",
                            f"--run_cwd={SIM}", f"--out_dir={out}", "--visible_gpus=-1",
                            "--num_jobs=2"], capture_output=True, text=True, check=False)
     wall = time.monotonic() - begin

@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from installed import HPSEARCH
+
 SEARCH = """
 algorithm: {algorithm}
 num_trials: {points}
@@ -116,7 +118,7 @@ def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int,
     search = folder / "search.yaml"
     search.write_text(SEARCH.format(algorithm=algorithm, points=points))
     service = subprocess.Popen(
-        [sys.executable, "-m", "hpsearch", "serve", f"--search_file={search}",
+        [*HPSEARCH, "serve", f"--search_file={search}",
          f"--out_dir={folder / 'out'}", "--port=0",
          f"--num_points_per_generation={ahead}"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **pinned(service_cpus))

@@ -37,8 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+import installed  # noqa: F401  (the installed hpsearch, not the checkout)
 
 TOOLS = ("sbatch", "squeue", "sacct", "scontrol")
 

@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 SIMS = HERE / "sims"
 sys.path.insert(0, str(SIMS))
 
+from installed import HPSEARCH  # noqa: E402
 from testfunc import FUNCTIONS  # noqa: E402
 
 
@@ -54,7 +55,7 @@ def search_file(folder: Path, function: str, trials: int, seed: int) -> Path:
 
 def hpsearch(*args: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "hpsearch", *args], check=True,
+    subprocess.run([*HPSEARCH, *args], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -183,7 +184,7 @@ def write_finished_grid(out_dir: Path, side_a: int, side_b: int) -> Path:
 def bench_resume(tmp: Path) -> None:
     out_dir = tmp / "grid100k"
     module = write_finished_grid(out_dir, 1000, 100)
-    argv = [sys.executable, "-m", "hpsearch", f"--grid_module={module}", f"--run_cwd={SIMS}",
+    argv = [*HPSEARCH, f"--grid_module={module}", f"--run_cwd={SIMS}",
             f"--out_dir={out_dir}", "--python=/bin/sh", "--visible_gpus=-1", "--num_jobs=2"]
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -212,7 +213,6 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10, help="(b): runs of each, in turn")
     args = parser.parse_args()
     only = set(args.only or "abc")
-    sys.path.insert(0, str(HERE.parents[1]))
     with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
         tmp = Path(name)
         if "a" in only:
