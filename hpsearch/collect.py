@@ -36,6 +36,7 @@ from hpsearch.errors import UsageError
 from hpsearch.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.lock import LOCK_FILE, DriverLock, liveness, read_holder
 from hpsearch.pareto import pareto_front
+from hpsearch.progress import printable
 from hpsearch.results import RESULTS_FILE, TableLayout, build_table, row_of, write_table
 from hpsearch.runfiles import (
     RUNS_DIR,
@@ -336,39 +337,44 @@ def best_finished(states: Iterable[RunState], key: str, ascending: bool) -> list
 
 
 def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
-    """Counts by state, the driver's state and the ``top`` best finished runs."""
+    """Counts by state, the driver's state and the ``top`` best finished runs (control
+    characters shown as escapes: :func:`~hpsearch.progress.printable`)."""
     _require_dir(out_dir)
     meta = read_description(out_dir)
     if meta is None:
         raise UsageError(f"{out_dir} is not an hpsearch search directory (no search.json); "
                          "pass the --out_dir of a search")
-    stream = stream or sys.stdout
+    out = stream or sys.stdout
+
+    def write(text: str) -> None:
+        out.write(printable(text))
+
     history = replay(out_dir / JOURNAL_FILE)
     for warning in history.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     states = history.runs
-    stream.write(status_line(out_dir, meta, states) + "\n")
+    write(status_line(out_dir, meta, states) + "\n")
     for job, run_ids in sorted(holders(out_dir, states.values()).items()):
-        stream.write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
+        write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
     totals = search_totals(s.usage for s in states.values())
     if meta.get("backend", "local") != "local" or any(v[0] for v in totals.values()):
-        stream.write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
+        write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
     finished = best_finished(states.values(), key, ascending)
     if finished:
         best = finished[0]
-        stream.write(f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run "
-                     f"{best.run_id}); {min(top, len(finished))} best by {key} "
-                     f"({'ascending' if ascending else 'descending'}):\n")
+        write(f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run "
+              f"{best.run_id}); {min(top, len(finished))} best by {key} "
+              f"({'ascending' if ascending else 'descending'}):\n")
     for state in finished[:top]:
         config = " ".join(f"{k}={render_value(v)}" for k, v in state.config.items())
-        stream.write(f"  {key}={state.metrics[key]:.6g}  {state.run_id}  {config}\n")
+        write(f"  {key}={state.metrics[key]:.6g}  {state.run_id}  {config}\n")
     objectives = list(meta.get("objectives") or [key])
     if len(objectives) > 1:
         points = [values for s in states.values() if s.status == "finished"
                   and (values := objective_values(s.metrics, objectives)) is not None]
         front = pareto_front(points, list(meta["directions"]))
-        stream.write(f"Pareto front over {', '.join(objectives)}: {len(front)} run(s)\n")
+        write(f"Pareto front over {', '.join(objectives)}: {len(front)} run(s)\n")
 
 
 # -- cancel ---------------------------------------------------------------------------------

@@ -10,16 +10,28 @@ Elsewhere (a log file, a batch job's output): one plain line per state change::
     2026-11-23 09:12:01 run 3f2a9c0d1b7e #12 finished acc=0.93 [done 12, running 2, failed 1]
 
 Lines that must stay (start, warnings, a failure's reason with the end of its stderr) are
-printed above the live line with :meth:`Progress.message`.
+printed above the live line with :meth:`Progress.message`. What a run wrote reaches the
+terminal through :func:`printable`: its control characters are shown, not obeyed.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
 from typing import TextIO
+
+#: control characters a terminal would act on: all but newline and tab
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but newline and tab written as an escape
+    (ESC -> ``\\x1b``): what a run said reaches the terminal as text, never as a command
+    (a colour, a cleared screen, a moved cursor, a changed window title)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def format_duration(seconds: float) -> str:
@@ -104,14 +116,14 @@ class Progress:
         c = self.counts
         counts = (f" [done {c.finished}, running {c.running}, failed {c.failed}]"
                   if counts_changed else "")
-        self.stream.write(f"{stamp} {text}{counts}\n")
+        self.stream.write(printable(f"{stamp} {text}{counts}") + "\n")
         self.stream.flush()
 
     def message(self, text: str) -> None:
         """A line that must stay visible (start, stop, warnings)."""
         if self.live and not self._finished:
             self.stream.write("\r\x1b[2K")
-        self.stream.write(f"hpsearch: {text}\n")
+        self.stream.write(f"hpsearch: {printable(text)}\n")
         self.stream.flush()
         if self.live and not self._finished:
             self.draw(force=True)
@@ -122,7 +134,7 @@ class Progress:
             return
         if self.live and not self._finished:
             self.stream.write("\r\x1b[2K")
-        self.stream.write("".join(f"    | {line}\n" for line in lines))
+        self.stream.write("".join(f"    | {printable(line)}\n" for line in lines))
         self.stream.flush()
         if self.live and not self._finished:
             self.draw(force=True)

@@ -54,3 +54,29 @@ def test_live_line_on_a_terminal(tmp_path):
     assert redraws >= 4, text
     assert "done 4/4" in text and "best acc=4" in text
     assert not re.search(r"\d\d:\d\d:\d\d run [0-9a-f]{12}", text)  # no plain log lines
+
+
+ESC_SIM = r'''
+import os, sys
+cfg = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+if cfg["x"] == "bad":
+    sys.stderr.write("\x1b[2J\x1b]0;pwned\x07\x1b[31mboom\x1b[0m\n")
+    sys.exit(1)
+os.makedirs(cfg["out_dir"], exist_ok=True)
+with open(os.path.join(cfg["out_dir"], "perf.txt"), "w") as f:
+    f.write("acc 1\nloss 0\nfinished 1\n")
+'''
+
+
+def test_control_characters_a_run_wrote_are_shown_escaped(tmp_path):
+    """A failed run's stderr echoed by the driver, and a value shown by ``hpsearch status``,
+    reach the terminal with ESC and BEL as visible escapes, never as terminal commands."""
+    s = write_search(tmp_path, {"x": ["bad", "\x1b[31mred"]})
+    (s.sim_dir / "sim.py").write_text(ESC_SIM)
+    rc, _, err = run_hpsearch(s.args("--fail_fast=0"), tmp_path)
+    assert rc == 1, err  # one run failed
+    assert "\\x1b[2J\\x1b]0;pwned\\x07\\x1b[31mboom\\x1b[0m" in err, err
+    assert "\x1b" not in err and "\x07" not in err, err
+    rc, out, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
+    assert rc == 0, err
+    assert "x=\\x1b[31mred" in out and "\x1b" not in out, out
