@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch.datafile import check_nesting, load_json, too_deep
 from hpsearch.errors import UsageError
 from hpsearch.runfiles import (
     ATTEMPT_FILES,
@@ -171,22 +172,25 @@ def _float_text(value: float) -> str:
 
 
 def _load(text: str, is_json: bool, where: Path) -> Any:
+    """The template's data; a key given twice, nesting too deep or bad syntax is a UsageError
+    (:mod:`hpsearch.datafile`, whose checks search files get too)."""
+    what = f"config template {where}"
     if is_json:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"config template {where} is not valid JSON: {exc.msg} at line "
-                             f"{exc.lineno} column {exc.colno}; fix it there") from None
+        return load_json(text, what)
     from ruamel.yaml import YAMLError
 
     try:
-        return _yaml().load(text)
+        data = _yaml().load(text)  # refuses a key given twice on its own
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise UsageError(f"config template {where} is not valid YAML: "
-                         f"{' '.join(str(problem).split())}{at}; fix it there") from None
+        raise UsageError(f"{what} is not valid YAML: {' '.join(str(problem).split())}{at}; "
+                         "fix it there") from None
+    except RecursionError:
+        raise too_deep(what) from None
+    check_nesting(data, what)
+    return data
 
 
 def _dump_yaml(data: Any, template_text: str) -> str:

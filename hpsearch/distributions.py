@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from statistics import NormalDist
@@ -62,6 +63,11 @@ _OPTIONAL = {"loguniform": ("base",), "qloguniform": ("base",), "lognormal": ("b
 _STANDARD_NORMAL = NormalDist()
 #: how close to 0 and 1 the unit number of a normal-family draw may come
 _UNIT_EPS = 1e-12
+#: the largest |z| of a normal-family draw (the quantile at 1 - _UNIT_EPS)
+_Z_MAX = _STANDARD_NORMAL.inv_cdf(1.0 - _UNIT_EPS)
+#: logarithms of the largest and of the smallest normal positive float
+_LOG_LARGEST = math.log(sys.float_info.max)
+_LOG_TINIEST = math.log(sys.float_info.min)
 
 
 def _is_number(value: Any) -> bool:
@@ -245,12 +251,45 @@ def _checked(name: str, dist: Distribution) -> Distribution:
         assert dist.low is not None and dist.high is not None
         if not (float(dist.low).is_integer() and float(dist.high).is_integer()):
             raise UsageError(f"{where}: low and high must be integers")
+    _check_reach(where, dist)
     if dist.q is not None and dist.is_bounded:
         first, last = dist._multiples()
         if first > last:
             raise UsageError(f"{where}: no multiple of q ({dist.q:g}) lies in "
                              f"[{dist.low:g}, {dist.high:g}]; lower q or widen the range")
     return dist
+
+
+def _check_reach(where: str, dist: Distribution) -> None:
+    """Refuse numbers whose draws a float cannot hold: a range wider than the largest float
+    (``uniform(-1e308, 1e308)`` would draw 1e308 every time), a normal family reaching
+    infinity (``lognormal`` with ``mu=1000`` would pass ``inf``) or 0 (a lognormal), a ``q``
+    so small that a value counted in multiples of it is infinite."""
+    if dist.is_bounded:
+        assert dist.low is not None and dist.high is not None
+        if not math.isfinite(dist.high - dist.low):
+            raise UsageError(f"{where}: the range [{dist.low:g}, {dist.high:g}] is wider than "
+                             "a float can hold; narrow it")
+        reach = max(abs(dist.low), abs(dist.high))
+    else:
+        assert dist.mu is not None and dist.sigma is not None
+        ends = (dist.mu - _Z_MAX * dist.sigma, dist.mu + _Z_MAX * dist.sigma)
+        if not all(math.isfinite(end) for end in ends):
+            raise UsageError(f"{where}: mu ({dist.mu:g}) and sigma ({dist.sigma:g}) give "
+                             "draws beyond the largest float; bring mu closer to 0 or lower "
+                             "sigma")
+        reach = max(abs(end) for end in ends)
+        if dist.method in ("lognormal", "qlognormal"):
+            powers = sorted(end * math.log(dist.base) for end in ends)
+            if powers[0] < _LOG_TINIEST or powers[1] > _LOG_LARGEST:
+                raise UsageError(f"{where}: {dist.base:g} ** normal({dist.mu:g}, "
+                                 f"{dist.sigma:g}) draws values that are 0 or infinite as "
+                                 "floats; bring mu closer to 0 or lower sigma (the "
+                                 "exponent's mean and spread)")
+            reach = math.exp(powers[1])
+    if dist.q is not None and not math.isfinite(reach / dist.q):
+        raise UsageError(f"{where}: q ({dist.q:g}) is too small for values up to {reach:g} "
+                         "(their count of multiples of q is infinite); raise q")
 
 
 def _num(name: str, **values: Any) -> dict[str, float]:

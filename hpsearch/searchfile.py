@@ -45,13 +45,10 @@ command line had its say: :func:`hpsearch.spec.resolve_algorithm`.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from hpsearch.datafile import load_json, load_yaml
 from hpsearch.distributions import parse_distribution
 from hpsearch.errors import UsageError
 from hpsearch.invocation import command_of
@@ -62,6 +59,7 @@ from hpsearch.spec import (
     check_conditions,
     check_directions,
     check_names_and_values,
+    check_summary_filename,
     check_value_lists,
 )
 from hpsearch.strategies.external import split_generator
@@ -72,17 +70,11 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "allow_new_keys", "pruner", "pruner_options")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-5`` (JSON, YAML 1.2) as a float."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def read_search_file(path: Path) -> Any:
-    """The file's data; a missing, unreadable or malformed file is a UsageError."""
+    """The file's data; a missing, unreadable or malformed file is a UsageError (a key
+    given twice and nesting too deep included: :mod:`hpsearch.datafile`)."""
     if not path.is_file():
         raise UsageError(f"search file {path} does not exist; pass the path of a .yaml or "
                          ".json file")
@@ -92,19 +84,8 @@ def read_search_file(path: Path) -> Any:
         raise UsageError(f"cannot read search file {path} ({exc}); check its permissions "
                          "and that it is UTF-8 text") from None
     if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"search file {path} is not valid JSON: {exc.msg} at line "
-                             f"{exc.lineno} column {exc.colno}; fix it there") from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise UsageError(f"search file {path} is not valid YAML: {' '.join(problem.split())}"
-                         f"{where}; fix it there") from None
+        return load_json(text, f"search file {path}")
+    return load_yaml(text, f"search file {path}")
 
 
 def _strings(where: str, value: Any) -> list[str]:
@@ -203,6 +184,7 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     for key, value in (("summary_file", summary_file), ("out_arg", out_arg)):
         if not isinstance(value, str) or not value:
             raise UsageError(f"{where}: {key} must be non-empty text, not {value!r}")
+    check_summary_filename(summary_file, f"{where}: summary_file")
     generator, generator_timeout = _generator(where, data)
     algorithm = check_algorithm(data.get("algorithm", "grid" if generator is None
                                          else "external"), where)

@@ -44,15 +44,17 @@ import contextlib
 import importlib
 import importlib.util
 import io
+import os
 import pickle
+import re
 import shlex
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hpsearch.columns import RESERVED_COLUMNS
 from hpsearch.distributions import Distribution
@@ -227,20 +229,63 @@ def check_conditions(raw: Any, parameters: dict[str, ParameterValues]
     return kept, dropped
 
 
+#: a parameter name: words of letters, digits, ``_`` and ``-`` (not leading), joined by ``.``
+#: or ``:`` in a config key path (``lr``, ``optimizer.lr``, ``model:layers:0:units``)
+_PARAMETER_NAME = re.compile(r"\w[\w-]*(?:[.:]\w[\w-]*)*")
+
+
+def check_column_name(kind: str, name: str) -> None:
+    """Refuse a parameter or metric named like a results column: its values would be lost."""
+    if name in RESERVED_COLUMNS:
+        raise UsageError(f"{kind} {name!r} has the name of a results column "
+                         f"({', '.join(sorted(RESERVED_COLUMNS))}); rename it in the search "
+                         "and in the sim")
+
+
+def check_parameter_name(name: str) -> None:
+    """Refuse a name that is no flag name or key path: ``out_dir=/x y`` would become the
+    words ``--out_dir=/x y=<value>`` and set another flag."""
+    check_argv_text(f"parameter name {name!r}", name)
+    if not _PARAMETER_NAME.fullmatch(name):
+        raise UsageError(f"parameter name {name!r} is not a flag name or key path: use "
+                         "letters, digits, '_' and '-', with '.' or ':' between the keys of a "
+                         "config key path (lr, optimizer.lr, model:layers:0); rename it in "
+                         "the search and in the sim")
+    check_column_name("parameter", name)
+
+
+def check_metric_name(name: str) -> None:
+    """Refuse a metric (summary keyword) that no summary line can carry as its first word,
+    that names a path, or that is a results column."""
+    if any(c.isspace() or not c.isprintable() or c in "/\\" for c in name) or not name:
+        raise UsageError(f"metric {name!r} must be one word of printable characters without "
+                         "'/' or '\\' (the first word of a summary line); rename it in the "
+                         "search and in the sim")
+    check_column_name("metric", name)
+
+
+def check_summary_filename(name: str, what: str) -> None:
+    """Refuse a summary file outside the run's own out dir: every run would read one file."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or not path.parts or not name.isprintable():
+        raise UsageError(f"{what} {name!r} must name a file inside the run's out dir (a "
+                         "relative path without '..', e.g. 'performance_overview.txt'); "
+                         "otherwise every run reads the same file")
+
+
 def check_names_and_values(parameters: dict[str, ParameterValues], conditions: list[Condition],
                            keywords: list[str], out_arg: str) -> None:
-    """Refuse parameter names that would overwrite a column or ``--<out_arg>``, and values
-    that no command line can carry (NUL, lone surrogates, too long)."""
+    """Refuse parameter and metric names that no command line or summary line can carry or
+    that would overwrite a column or ``--<out_arg>``, and values that no command line can
+    carry (NUL, lone surrogates, too long)."""
+    for keyword in keywords:
+        check_metric_name(keyword)
     names = list(parameters) + [k for _m, replaced in conditions for k in replaced]
     for name in names:
-        check_argv_text(f"parameter name {name!r}", name)
         if name == out_arg:
             raise UsageError(f"grid must not contain {out_arg!r}: hpsearch sets --{out_arg} "
                              "for every run")
-        if name in RESERVED_COLUMNS:
-            raise UsageError(f"parameter {name!r} has the name of a results column "
-                             f"({', '.join(sorted(RESERVED_COLUMNS))}); rename it in the "
-                             "grid and in the sim")
+        check_parameter_name(name)
         if name in keywords:
             raise UsageError(f"parameter {name!r} is also a summary keyword, so both would "
                              "fill one results column; rename one of them")
@@ -286,16 +331,22 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
     """Import by file path (``x/y.py``) or by dotted name from the cwd or ``run_cwd``.
 
     Whatever the module raises while importing -- an exception, ``SystemExit`` (a module
-    that calls ``parse_args()`` or ``sys.exit``), any other ``BaseException`` but Ctrl-C --
+    that calls ``parse_args()`` or ``sys.exit``), a call of ``os._exit``, any other
+    ``BaseException`` but Ctrl-C --
     is a UsageError that quotes the last line the module printed. What a module that imports
     fine prints is passed on.
     """
     printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), \
+                _os_exit_refused():
             module = _import_module(name, run_cwd)
     except UsageError:
         raise
+    except _ExitCalled as exc:
+        raise UsageError(f"grid module {name!r} called os._exit({exc.code!r}) while "
+                         f"importing{_said(printed)}; guard that code with if __name__ == "
+                         "'__main__'") from None
     except ModuleNotFoundError as exc:
         raise UsageError(f"cannot import grid module {name!r} ({exc}); pass a dotted name "
                          "importable from the current directory or --run_cwd, or a path "
@@ -312,6 +363,34 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
             from None
     sys.stderr.write(printed.getvalue())
     return module
+
+
+class _ExitCalled(BaseException):
+    """``os._exit`` called while a grid module imports (see :func:`_os_exit_refused`)."""
+
+    def __init__(self, code: Any) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextlib.contextmanager
+def _os_exit_refused() -> Iterator[None]:
+    """While a grid module imports, ``os._exit`` raises instead of ending hpsearch silently.
+
+    The module runs in this process (an import in a child would cost its whole import time
+    again), and ``os._exit`` skips every handler, so the function itself is swapped for the
+    import's duration; ``from os import _exit`` inside the module gets the swapped one too.
+    """
+    original = os._exit
+
+    def refuse(code: Any) -> NoReturn:
+        raise _ExitCalled(code)
+
+    os._exit = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = original
 
 
 def _said(printed: io.StringIO) -> str:
@@ -401,6 +480,7 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
 
     script_name = required_str("_SCRIPT_NAME")
     summary_filename = required_str("_SUMMARY_FILENAME")
+    check_summary_filename(summary_filename, "_SUMMARY_FILENAME")
     keywords = attrs.get("_SUMMARY_KEYWORDS")
     if not (isinstance(keywords, (list, tuple)) and all(isinstance(k, str) for k in keywords)):
         raise UsageError("_SUMMARY_KEYWORDS must be a list of strings, e.g. "

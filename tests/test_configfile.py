@@ -176,10 +176,15 @@ def test_dot_name_that_is_a_key_and_a_path_is_ambiguous(tmp_path: Path) -> None:
     ('{"a": 1,}', "model.json", "is not valid JSON"),
     ("- 1\n- 2\n", "model.yml", "must hold a mapping of keys at the top"),
     ("a: 1\n", "run.json", "one of hpsearch's own files"),
+    ('{"a": 1, "b": 2, "a": 3}', "model.json", "gives the key 'a' twice in one mapping"),
+    ("a: " + "[" * 100000 + "]" * 100000 + "\n", "model.yml", "more than 100 levels deep"),
+    ('{"a": ' + "[" * 100000 + "]" * 100000 + "}", "model.json", "more than 100 levels deep"),
+    ("a: " + "[" * 150 + "]" * 150 + "\n", "model.yml", "more than 100 levels deep"),
 ])
 def test_bad_templates(tmp_path: Path, text: str, name: str, expected: str) -> None:
-    with pytest.raises(UsageError, match=expected):
+    with pytest.raises(UsageError, match=expected) as info:
         load(tmp_path, {"a": [1]}, text=text, name=name)
+    assert "\n" not in str(info.value)
 
 
 def test_missing_template_and_bad_config_arg(tmp_path: Path) -> None:

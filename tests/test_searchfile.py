@@ -206,6 +206,22 @@ BAD = {
     "not a mapping": ("- script: train.py\n", "must hold a mapping of settings"),
     "yaml syntax": (HEAD + "parameters:\n  lr: {method: uniform, low: 0, high: 1\n  x: [1]\n",
                     "is not valid YAML: "),
+    "key twice": (HEAD + "parameters: {x: [1], y: [2], x: [3]}",
+                  "key 'x' appears twice in one mapping (keep one of them) at line 3"),
+    "anchor inside itself": (HEAD + "parameters: {x: &a [1, *a]}",
+                             "holds a list or mapping that contains itself"),
+    "150 levels": (HEAD + "parameters: {x: [" + "[" * 150 + "]" * 150 + "]}",
+                   "nests lists or mappings more than 100 levels deep; flatten it"),
+    "normal beyond floats": (HEAD + "parameters: {x: {method: normal, mu: 1.0e308, "
+                             "sigma: 1.0e308}}", "give draws beyond the largest float"),
+    "q too small": (HEAD + "parameters: {x: {method: quniform, low: 0, high: 1.0e300, "
+                    "q: 1.0e-20}}", "q (1e-20) is too small for values up to 1e+300"),
+    "summary file leaves its folder": (HEAD + "summary_file: logs/../../x.txt\n"
+                                       "parameters: {x: [1]}", "inside the run's out dir"),
+    "metric with a space": ("script: train.py\nmetrics: ['val loss']\nparameters: {x: [1]}",
+                            "must be one word"),
+    "parameter with a space": (HEAD + "parameters: {'l r': [1]}", "not a flag name"),
+    "parameter with a leading dash": (HEAD + "parameters: {-lr: [1]}", "not a flag name"),
 }
 
 
@@ -216,6 +232,27 @@ def test_bad_input(tmp_path: Path, case: str) -> None:
         load(tmp_path, text)
     message = str(info.value)
     assert expected in message and "\n" not in message, message
+
+
+def test_names_paths_and_merge_keys_that_stay_accepted(tmp_path: Path) -> None:
+    """Key paths (``.``, ``:``, list indices), ``-`` inside a name, a summary file in a
+    subfolder, and a YAML merge key whose value a key of the mapping overrides."""
+    spec = load(tmp_path, """\
+        script: train.py
+        summary_file: logs/./perf.txt
+        metrics: [val_loss, acc@1, top-5]
+        parameters:
+          optimizer.lr: [0.1]
+          model:layers:0:units: [8]
+          num-layers: [2]
+          y: &base {method: uniform, low: 0, high: 1}
+          x: {<<: *base, high: 2}
+        """)
+    assert list(spec.parameters) == ["optimizer.lr", "model:layers:0:units", "num-layers", "y",
+                                     "x"]
+    assert (spec.parameters["x"].low, spec.parameters["x"].high) == (0, 2)
+    assert spec.summary_filename == "logs/./perf.txt"
+    assert spec.summary_keywords == ["val_loss", "acc@1", "top-5", "finished"]
 
 
 def test_yaml_error_names_the_line(tmp_path: Path) -> None:
