@@ -66,6 +66,7 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
               "a count >= 1")
     if params["dont_generate_full_grid"] and params["num_searches"] == -1:
         _fail("--dont_generate_full_grid needs --num_searches=N (how many random picks)")
+    _check_gpu_flags(params)
     run_cwd = Path(params["run_cwd"]).resolve()
     if not run_cwd.is_dir():
         _fail(f"--run_cwd={params['run_cwd']} is not a directory; pass the sim's folder")
@@ -105,6 +106,18 @@ def build_options(params: dict[str, Any]) -> SearchOptions:
         bsub_options=tuple(params["bsub_option"]), runs_per_job=params["runs_per_job"],
         continue_on_timeout=params["continue_on_timeout"],
         walltime_warning=params["walltime_warning"])
+
+
+def _check_gpu_flags(params: dict[str, Any]) -> None:
+    """``--gpu_memory_per_run`` and ``--visible_gpus`` are checked also when no GPU backend
+    runs (``--visible_gpus=-1``, ``--run_cluster``): a bad value is refused, never ignored."""
+    from hpsearch.backends.gpu_admission import parse_mib, parse_visible_gpus
+
+    try:
+        parse_mib(params["gpu_memory_per_run"])
+        parse_visible_gpus(params["visible_gpus"])
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 def job_setup_lines(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -46,7 +46,7 @@ from hpsearch.runfiles import (
     read_start,
     split_launch,
 )
-from hpsearch.searchdir import layout_of, layout_of_spec, read_description
+from hpsearch.searchdir import is_search_dir, layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
 from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
 from hpsearch.usage import describe, search_totals
@@ -402,6 +402,9 @@ def cancel_search(out_dir: Path, stream: Any = None) -> None:
     from hpsearch.backends import cancel_jobs, check_cancel_commands
 
     _require_dir(out_dir)
+    if not is_search_dir(out_dir):
+        raise UsageError(f"{out_dir} is not an hpsearch search directory (no search.json or "
+                         "journal.jsonl, no driver starting); pass the --out_dir of a search")
     stream = stream or sys.stdout
     meta = read_description(out_dir) or {}
     backend = meta.get("backend", "local")

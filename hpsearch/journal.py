@@ -66,11 +66,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from hpsearch.errors import SearchError
+from hpsearch.errors import SearchError, UsageError
 from hpsearch.usage import add as add_usage
 
 JOURNAL_FILE = "journal.jsonl"
@@ -294,26 +294,35 @@ def apply_event(history: History, event: Any, where: str = "an event",
 
 
 def replay(path: Path) -> History:
-    """Everything the journal at ``path`` knows (an empty History when there is none)."""
+    """Everything the journal at ``path`` knows (an empty History when there is none); a
+    journal that cannot be read is a one-line UsageError."""
     history = History()
     try:
-        f = open(path, "rb")  # noqa: SIM115
+        with open(path, "rb") as f:
+            _replay_lines(history, f, path.name)
     except FileNotFoundError:
-        return history
-    name = path.name
-    with f:
-        for number, line in enumerate(f, 1):  # streamed: memory does not grow with the file
-            if not line.endswith(b"\n"):
-                break  # a torn last line: ignored
-            try:
-                event = decode_line(line)
-            except ValueError:
-                if line.strip():
-                    history.warnings.append(f"{name} line {number} is not valid JSON "
-                                            f"(skipped): {line[:80].decode(errors='replace')!r}")
-                continue
-            apply_event(history, event, name, number)
+        pass
+    except OSError as exc:  # a symlink loop, a folder, no permission, an I/O error
+        raise UsageError(f"cannot read the journal {path} ({exc.strerror}); make it the "
+                         "readable file the search wrote (it holds the search's record)") \
+            from None
     return history
+
+
+def _replay_lines(history: History, f: BinaryIO, name: str) -> None:
+    """Apply every whole line of ``f`` to ``history``; a torn last line is ignored, any other
+    line that is no JSON is skipped with a warning naming it."""
+    for number, line in enumerate(f, 1):  # streamed: memory does not grow with the file
+        if not line.endswith(b"\n"):
+            break  # a torn last line: ignored
+        try:
+            event = decode_line(line)
+        except ValueError:
+            if line.strip():
+                history.warnings.append(f"{name} line {number} is not valid JSON "
+                                        f"(skipped): {line[:80].decode(errors='replace')!r}")
+            continue
+        apply_event(history, event, name, number)
 
 
 def decode_line(line: bytes) -> Any:

@@ -80,16 +80,16 @@ def filesystem_now(folder: Path) -> float:
 def read_holder(path: Path) -> Holder | None:
     """The lock at ``path``, or None when there is none."""
     try:
-        with open(path) as f:
+        with open(path, "rb") as f:
             stat = os.fstat(f.fileno())
-            text = f.read()
+            data = f.read()
     except FileNotFoundError:
         return None
     except OSError:
         return Holder(None, -1, 0.0)
     try:
-        record = json.loads(text)
-    except ValueError:
+        record = json.loads(data)
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError): unreadable
         record = None
     if not (isinstance(record, dict) and isinstance(record.get("host"), str)
             and isinstance(record.get("pid"), int)):

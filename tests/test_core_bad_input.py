@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 from conftest import GRID_MODULE, run_hpsearch, write_search
 
@@ -32,6 +35,43 @@ MODULES = {
     "parse_args_on_import": "import argparse\nargparse.ArgumentParser().parse_args(['--x'])\n"
                             + module(),
     "base_exception": "raise GeneratorExit('odd')\n" + module(),
+    "os_exit_on_import": "import os\nos._exit(0)\n" + module(),
+    "metric_named_status": module(keywords=["acc", "status", "finished"]),
+    "metric_with_slash": module(keywords=["acc", "val/loss", "finished"]),
+    "metric_with_escape": module(keywords=["acc", "lo\x1bss", "finished"]),
+    "parameter_with_equals": module(grid={"out_dir=/x y": [1]}),
+    "parameter_with_slash": module(grid={"a/b": [1]}),
+    "summary_file_absolute": module().replace('"perf.txt"', '"/tmp/perf.txt"'),
+    "summary_file_escaping": module().replace('"perf.txt"', '"../perf.txt"'),
+}
+
+SEARCH_HEAD = "script: sim.py\nsummary_file: perf.txt\nmetrics: [acc, loss]\n"
+#: search files (name -> text), each with one thing that cannot be honoured
+SEARCH_FILES = {
+    "sf_metric_named_status.yaml": "script: sim.py\nmetrics: [acc, status]\n"
+                                   "parameters: {x: [1]}\n",
+    "sf_metric_with_slash.yaml": "script: sim.py\nmetrics: [acc, val/loss]\n"
+                                 "parameters: {x: [1]}\n",
+    "sf_metric_with_escape.json": json.dumps({"script": "sim.py", "metrics": ["a\x1bcc"],
+                                              "parameters": {"x": [1]}}),
+    "sf_parameter_with_equals.yaml": SEARCH_HEAD + "parameters: {'out_dir=/x y': [1]}\n",
+    "sf_parameter_with_slash.yaml": SEARCH_HEAD + "parameters: {a/b: [1]}\n",
+    "sf_summary_file_absolute.yaml": "script: sim.py\nsummary_file: /tmp/x.txt\n"
+                                     "metrics: [acc]\nparameters: {x: [1]}\n",
+    "sf_summary_file_escaping.yaml": "script: sim.py\nsummary_file: ../x.txt\n"
+                                     "metrics: [acc]\nparameters: {x: [1]}\n",
+    "sf_uniform_overflows.yaml": SEARCH_HEAD + "algorithm: random\nnum_trials: 2\n"
+                                 "parameters: {x: {method: uniform, low: -1.0e308, "
+                                 "high: 1.0e308}}\n",
+    "sf_lognormal_overflows.yaml": SEARCH_HEAD + "algorithm: random\nnum_trials: 2\n"
+                                   "parameters: {x: {method: lognormal, mu: 1000, sigma: 1}}\n",
+    "sf_deep_yaml.yaml": SEARCH_HEAD + "parameters: {x: [" + "[" * 100000 + "]" * 100000
+                         + "]}\n",
+    "sf_deep_json.json": '{"script": "sim.py", "metrics": ["acc"], "parameters": {"x": ['
+                         + "[" * 100000 + "]" * 100000 + "]}}",
+    "sf_duplicate_key_yaml.yaml": SEARCH_HEAD + "parameters:\n  x: [1, 2]\n  x: [3]\n",
+    "sf_duplicate_key_json.json": '{"script": "sim.py", "metrics": ["acc"], '
+                                  '"parameters": {"x": [1, 2], "x": [3]}}',
 }
 
 FLAGS = {
@@ -46,6 +86,7 @@ FLAGS = {
     "allowed_memory_nan": ["--allowed_memory=nan"],
     "both_sources": ["--search_file=x.yaml"],
     "missing_template": ["--job_template=nosuch.j2"],
+    "gpu_memory_not_a_size": ["--gpu_memory_per_run=abc"],  # with --visible_gpus=-1
 }
 
 EXPECTED_WORDS = {
@@ -63,6 +104,25 @@ EXPECTED_WORDS = {
     "num_hours_inf": "finite", "timeout_nan": "finite", "allowed_memory_nan": "finite",
     "both_sources": "either --grid_module", "missing_template": "nosuch.j2",
     "broken_pickle": "grid_config",
+    "os_exit_on_import": "os._exit(0)", "metric_named_status": "results column",
+    "metric_with_slash": "'val/loss' must be one word", "metric_with_escape": "metric",
+    "parameter_with_equals": "not a flag name", "parameter_with_slash": "not a flag name",
+    "summary_file_absolute": "inside the run's out dir",
+    "summary_file_escaping": "inside the run's out dir",
+    "sf_metric_named_status.yaml": "results column",
+    "sf_metric_with_slash.yaml": "'val/loss' must be one word",
+    "sf_metric_with_escape.json": "must be one word of printable characters",
+    "sf_parameter_with_equals.yaml": "not a flag name",
+    "sf_parameter_with_slash.yaml": "not a flag name",
+    "sf_summary_file_absolute.yaml": "inside the run's out dir",
+    "sf_summary_file_escaping.yaml": "inside the run's out dir",
+    "sf_uniform_overflows.yaml": "wider than a float can hold",
+    "sf_lognormal_overflows.yaml": "0 or infinite",
+    "sf_deep_yaml.yaml": "more than 100 levels deep", "sf_deep_json.json": "levels deep",
+    "sf_duplicate_key_yaml.yaml": "'x' appears twice",
+    "sf_duplicate_key_json.json": "'x' twice",
+    "gpu_memory_not_a_size": "--gpu_memory_per_run='abc' is not a size",
+    "cancel_not_a_search": "not an hpsearch search directory",
 }
 
 
@@ -83,6 +143,12 @@ def bad_args(s, case):
     if case in MODULES:
         (s.sim_dir / f"bad_{case}.py").write_text(MODULES[case])
         return s.args() + [f"--grid_module=bad_{case}"]
+    if case in SEARCH_FILES:
+        (s.root / case).write_text(SEARCH_FILES[case])
+        return [f"--search_file={case}", *s.args()[1:]]
+    if case == "cancel_not_a_search":
+        (s.root / "not-a-search").mkdir()
+        return ["cancel", str(s.root / "not-a-search")]
     return s.args(*FLAGS[case])
 
 
@@ -97,15 +163,24 @@ def assert_one_line_error(rc, err, case):
 @pytest.mark.parametrize("case", sorted(EXPECTED_WORDS))
 def test_bad_input_writes_nothing(tmp_path, case):
     s = write_search(tmp_path, GOOD["grid"])
-    rc, out, err = run_hpsearch(bad_args(s, case), tmp_path)
+    args = bad_args(s, case)
+    before = snapshot(s.root)
+    rc, out, err = run_hpsearch(args, tmp_path)
     assert_one_line_error(rc, err, case)
     assert not s.out_dir.exists()
     assert not s.log.exists()
+    assert snapshot(s.root) == before
 
 
 def snapshot(folder):
-    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    """Every file and symlink under ``folder``: its bytes (a link: its target), its mtime."""
+    found = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink():
+            found[p] = (os.readlink(p), p.lstat().st_mtime_ns)
+        elif p.is_file():
+            found[p] = (p.read_bytes(), p.stat().st_mtime_ns)
+    return found
 
 
 def test_bad_input_leaves_existing_search_untouched(tmp_path):
@@ -117,4 +192,37 @@ def test_bad_input_leaves_existing_search_untouched(tmp_path):
     for case in ("num_jobs_0", "value_not_a_list", "missing_module", "missing_script"):
         rc, _, err = run_hpsearch(bad_args(s, case), tmp_path)
         assert_one_line_error(rc, err, case)
+    assert snapshot(s.out_dir) == before
+
+
+def garbage_lock(out_dir):
+    (out_dir / ".hpsearch.lock").write_bytes(b"\xff\xfe\x00 not a driver record \x80")
+
+
+def journal_symlink_loop(out_dir):
+    journal = out_dir / "journal.jsonl"
+    journal.unlink()
+    journal.symlink_to(journal.name)
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    (garbage_lock, "holds no readable driver record"),
+    (journal_symlink_loop, "cannot read the journal"),
+])
+def test_a_damaged_search_dir_is_one_line_and_stays_as_it_is(tmp_path, damage, expected):
+    """A lock of non-UTF-8 bytes, a journal that is a symlink loop: the search, its status
+    and collect each say so in one line (exit 2) and leave the directory as it was."""
+    s = write_search(tmp_path, GOOD["grid"])
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 0, err
+    damage(s.out_dir)
+    before = snapshot(s.out_dir)
+    commands = [s.args()]
+    if damage is journal_symlink_loop:
+        commands += [["status", str(s.out_dir)], ["collect", str(s.out_dir)]]
+    for args in commands:
+        rc, _, err = run_hpsearch(args, tmp_path)
+        assert rc == 2, err
+        assert err.startswith("hpsearch: error: ") and expected in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert snapshot(s.out_dir) == before

@@ -63,6 +63,10 @@ def test_an_emptied_or_junk_lock_is_held_not_stale(tmp_path, procs):
         lock.write_text("}{ junk")
         rc, _, err = run_hpsearch(s.args(), tmp_path)
         assert rc == 2 and "delete that file" in err, err
+        lock.write_bytes(b"\xff\xfe\x00 not UTF-8 \x80")
+        rc, _, err = run_hpsearch(s.args(), tmp_path)
+        assert rc == 2 and "holds no readable driver record" in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     finally:
         s.hold.unlink()
     assert driver.wait(timeout=30) == 0
