@@ -343,3 +343,25 @@ def test_a_grid_modules_categorical_is_the_list_it_chooses_from(tmp_path: Path) 
     assert (spec.algorithm, spec.num_trials) == ("random", 3)
     with pytest.raises(UsageError, match="algorithm grid cannot walk parameter 'lr'"):
         resolve_algorithm(spec, "grid", None, None)
+
+
+EXAMPLES = {"grid module": ["logreg", "quadratic", "gpu_torch"],
+            "search file": ["logreg/search.yaml", "curves/search.yaml", "hpogrid/project.yaml"]}
+
+
+@pytest.mark.parametrize(("kind", "name"), [(k, n) for k, names in EXAMPLES.items()
+                                            for n in names])
+def test_every_example_sim_passes_the_checks(kind: str, name: str) -> None:
+    """The searches under sims/ are what the README tells users to run: each one loads (the
+    PyTorch example's parameter 'steps' was a results column: renamed 'train_steps')."""
+    from conftest import REPO
+
+    from hpsearch.launch import SearchSource, load_search
+
+    if kind == "grid module":
+        source = SearchSource(grid_module=str(REPO / "sims" / name / "hpsearch_config.py"))
+        run_cwd = REPO / "sims" / name
+    else:
+        source = SearchSource(search_file=REPO / "sims" / name)
+        run_cwd = (REPO / "sims" / name).parent
+    assert load_search(source, run_cwd).parameters

@@ -13,7 +13,7 @@ grid = {
     "lr": [0.01, 0.05],
     "hidden": [256, 1024],
     "gpu_mib": [512, 2048],
-    "steps": [300],
+    "train_steps": [300],
 }
 conditions = []
 

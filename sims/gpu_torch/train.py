@@ -1,6 +1,6 @@
 """A small PyTorch training run on one GPU that holds a chosen amount of GPU memory.
 
-Fits a two-layer MLP to a fixed random regression task for ``--steps`` steps, after
+Fits a two-layer MLP to a fixed random regression task for ``--train_steps`` steps, after
 allocating ``--gpu_mib`` MiB of extra tensors (a stand-in for a bigger model), and writes
 ``performance_overview.txt`` (``loss``, ``peak_mib``, ``finished``) into ``--out_dir``.
 Without torch, or without a CUDA GPU, it prints one line saying so and exits 2.
@@ -17,7 +17,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--gpu_mib", type=int, default=512, help="extra GPU memory to hold")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--train_steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     try:
@@ -38,7 +38,7 @@ def main() -> int:
                                 torch.nn.Linear(args.hidden, 1)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     loss = torch.tensor(0.0)
-    for _ in range(args.steps):
+    for _ in range(args.train_steps):
         optimizer.zero_grad()
         loss = torch.nn.functional.mse_loss(model(x), y)
         loss.backward()
