@@ -366,7 +366,8 @@ def _import_grid_module(name: str, run_cwd: Path) -> ModuleType:
 
 
 class _ExitCalled(BaseException):
-    """``os._exit`` called while a grid module imports (see :func:`_os_exit_refused`)."""
+    """``os._exit`` called while a grid module imports or a ``--grid_config`` unpickles
+    (see :func:`_os_exit_refused`)."""
 
     def __init__(self, code: Any) -> None:
         super().__init__(code)
@@ -375,22 +376,27 @@ class _ExitCalled(BaseException):
 
 @contextlib.contextmanager
 def _os_exit_refused() -> Iterator[None]:
-    """While a grid module imports, ``os._exit`` raises instead of ending hpsearch silently.
+    """While user code runs in this process at start (a grid module's import, unpickling a
+    ``--grid_config``), ``os._exit`` raises instead of ending hpsearch silently.
 
-    The module runs in this process (an import in a child would cost its whole import time
-    again), and ``os._exit`` skips every handler, so the function itself is swapped for the
-    import's duration; ``from os import _exit`` inside the module gets the swapped one too.
+    That code runs in this process (importing in a child first would cost the module's whole
+    import time again), and ``os._exit`` skips every handler, so the function itself is
+    swapped for the duration, in ``os`` and in ``posix`` where it comes from (a pickle names
+    ``posix._exit``); ``from os import _exit`` in the module gets the swapped one too.
     """
     original = os._exit
+    homes = [os, sys.modules[original.__module__]]
 
     def refuse(code: Any) -> NoReturn:
         raise _ExitCalled(code)
 
-    os._exit = refuse  # type: ignore[assignment]
+    for home in homes:
+        home._exit = refuse  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        os._exit = original
+        for home in homes:
+            home._exit = original  # type: ignore[attr-defined]
 
 
 def _said(printed: io.StringIO) -> str:
@@ -419,10 +425,14 @@ def _import_module(name: str, run_cwd: Path) -> ModuleType:
 def _load_grid_config(path: Path) -> dict[str, Any]:
     """hypnettorch's ``--grid_config``: a pickle holding ``grid`` and/or ``conditions``."""
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, _os_exit_refused():
             data = pickle.load(f)
     except KeyboardInterrupt:
         raise
+    except _ExitCalled as exc:
+        raise UsageError(f"--grid_config {path} called os._exit({exc.code!r}) while it was "
+                         "unpickled; pass a pickle file holding a dict with 'grid' and/or "
+                         "'conditions'") from None
     except BaseException as exc:  # unpickling runs arbitrary code: anything can fail
         raise UsageError(f"cannot read --grid_config {path}: {type(exc).__name__}: {exc}; "
                          "pass a pickle file holding a dict with 'grid' and/or "

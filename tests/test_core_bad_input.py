@@ -104,7 +104,8 @@ EXPECTED_WORDS = {
     "num_hours_inf": "finite", "timeout_nan": "finite", "allowed_memory_nan": "finite",
     "both_sources": "either --grid_module", "missing_template": "nosuch.j2",
     "broken_pickle": "grid_config",
-    "os_exit_on_import": "os._exit(0)", "metric_named_status": "results column",
+    "os_exit_on_import": "os._exit(0)", "grid_config_os_exit": "os._exit(0) while it was "
+    "unpickled", "metric_named_status": "results column",
     "metric_with_slash": "'val/loss' must be one word", "metric_with_escape": "metric",
     "parameter_with_equals": "not a flag name", "parameter_with_slash": "not a flag name",
     "summary_file_absolute": "inside the run's out dir",
@@ -130,6 +131,13 @@ class Unloadable:
     """Pickled here, not importable where hpsearch unpickles it."""
 
 
+class ExitsWhenUnpickled:
+    """Unpickled, it calls ``os._exit(0)``."""
+
+    def __reduce__(self):
+        return os._exit, (0,)
+
+
 def bad_args(s, case):
     if case == "missing_module":
         return s.args("--num_jobs=2") + ["--grid_module=nosuchmodule"]
@@ -139,6 +147,12 @@ def bad_args(s, case):
         path = s.root / "grid.pkl"
         data = pickle.dumps({"grid": {"x": [Unloadable()]}})
         path.write_bytes(data.replace(b"test_core_bad_input", b"nosuch_module_xyz"))
+        return s.args(f"--grid_config={path}")
+    if case == "grid_config_os_exit":
+        import pickle
+
+        path = s.root / "grid.pkl"
+        path.write_bytes(pickle.dumps({"grid": {"x": [1]}, "y": ExitsWhenUnpickled()}))
         return s.args(f"--grid_config={path}")
     if case in MODULES:
         (s.sim_dir / f"bad_{case}.py").write_text(MODULES[case])
