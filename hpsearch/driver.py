@@ -313,6 +313,8 @@ class Driver:
             self.progress.offer_best(perf)
             self._tell(state)
             text = f"run {run.run_id} #{run.trial} finished {self.spec.performance_key}={perf}"
+            if verdict.stopped:
+                text += f" ({verdict.stopped} after its summary said finished)"
         else:
             self._note_failure(run, verdict.reason or "failed")
             if self._budget_left(state) and self.stop_reason is None:
@@ -572,8 +574,11 @@ class Driver:
             return
         ids = list(self.active)
         self.backend.cancel(ids)
-        for run_id in ids:
-            self._record(Ended(run_id, None, f"driver {self.stop_reason}", lost=True))
+        for run_id in ids:  # lost, unless its summary says it finished (it was tearing down)
+            run = self.active[run_id]
+            record = read_exit(run.run_dir, run.launch)
+            self._record(Ended(run_id, None, f"driver {self.stop_reason}", lost=True,
+                               wall_time=record.wall_time if record is not None else None))
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> int:

@@ -256,8 +256,9 @@ class LocalBackend(Backend):
     def _outcome(self, active: _Active) -> Ended:
         run_id = active.run.run_id
         record = read_exit(active.run.run_dir, active.run.launch)
-        if active.reason is not None:
-            return Ended(run_id, None, active.reason, extra=active.extra)
+        if active.reason is not None:  # stopped by its timeout
+            return Ended(run_id, None, active.reason, extra=active.extra,
+                         wall_time=record.wall_time if record is not None else None)
         if record is not None:
             return Ended.recorded(run_id, record, {**active.extra,
                                                    **self._usage(active.run, record)})
