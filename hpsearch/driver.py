@@ -67,6 +67,7 @@ from hpsearch.pruners import make_pruner
 from hpsearch.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE
 from hpsearch.results import ResultsWriter, TableLayout
 from hpsearch.runfiles import (
+    EXIT_FILE,
     RUNS_DIR,
     STDERR_FILE,
     read_exit,
@@ -274,6 +275,12 @@ class Driver:
                         run.trial)
         if ended.lost and verdict.status != "finished" and state.prune is None:
             self._event("lost", runs=[run.run_id], reason=ended.reason)
+            if ended.unrecorded:
+                raise SearchError(
+                    f"the exit status of run {run.run_id} could not be written to "
+                    f"{run.run_dir / EXIT_FILE} (is the disk full?); nothing was lost: free "
+                    "space or fix its permissions, then run the same command again to resume "
+                    "(that run runs again)")
             if self.stop_reason is None:
                 self.ready.append(run.run_id)
             return
