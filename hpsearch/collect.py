@@ -3,10 +3,12 @@
 ``collect`` rebuilds the table from the journal and the run directories (``runs/<id>/`` of
 ours, or hypnettorch's ``sim_*`` folders with their ``hpsearch_command.sh``), judging every
 run the journal has not judged with the driver's own verdict; it needs no driver. ``status``
-reads the journal and, for the runs it lists as active, their ``started_at`` (queued or
-running) and, for packed runs, their claims (which job holds them); it says whether the
-search's driver is alive, and (for a cluster search, or one that used GPUs) the GPU- and
-CPU-hours the ended attempts took (:mod:`hpsearch.usage`)::
+sees the runs as ``collect`` does (:func:`judged_runs`: a run the journal lists as active
+whose ``exit_code`` is there is judged, also after ``kill -9`` of the driver), reads the
+``started_at`` of the runs still active (queued or running) and, for packed runs, their
+claims (which job holds them); it says whether the search's driver is alive, and (for a
+cluster search, or one that used GPUs) the GPU- and CPU-hours the ended attempts took
+(:mod:`hpsearch.usage`)::
 
     search out/q: 70 finished, 2 failed, 4 running, 0 pending (of 76); driver pid 4242 on login1
       job 4711_0 (node3) holds 3 run(s): 0c6a51f3ffeb 1dcd86438d06 54c1c375d5d1
@@ -218,6 +220,17 @@ class SearchRecord:
             self.out_dir / RUNS_DIR / state.run_id
 
 
+def judged_runs(out_dir: Path, fmt: SummaryFormat) -> dict[str, RunState]:
+    """Every run of the journal (its warnings printed) and of ``runs/``, each one the
+    journal has not judged judged by its files: how ``collect`` and ``status`` both see a
+    search, also one whose driver died while its runs went on."""
+    history = replay(out_dir / JOURNAL_FILE)
+    for warning in history.warnings:
+        print(f"hpsearch: warning: {warning}", file=sys.stderr)
+    _our_runs(out_dir, history.runs, fmt)
+    return history.runs
+
+
 def read_search(out_dir: Path, grid_module: str | None) -> SearchRecord:
     """Read (never write) a search directory; a directory that is none is a UsageError."""
     _require_dir(out_dir)
@@ -229,11 +242,7 @@ def read_search(out_dir: Path, grid_module: str | None) -> SearchRecord:
                          "--grid_module=<the search's grid module>")
     layout: TableLayout = layout_of(meta) if meta is not None else layout_of_spec(spec)  # type: ignore[arg-type]
     fmt = _format(meta, spec)
-    history = replay(out_dir / JOURNAL_FILE)
-    for warning in history.warnings:
-        print(f"hpsearch: warning: {warning}", file=sys.stderr)
-    states = history.runs
-    _our_runs(out_dir, states, fmt)
+    states = judged_runs(out_dir, fmt)
     hypnettorch = meta is None and any(out_dir.glob("sim_*"))
     if hypnettorch:
         out_arg = spec.out_arg if spec else "out_dir"
@@ -349,10 +358,8 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     def write(text: str) -> None:
         out.write(printable(text))
 
-    history = replay(out_dir / JOURNAL_FILE)
-    for warning in history.warnings:
-        print(f"hpsearch: warning: {warning}", file=sys.stderr)
-    states = history.runs
+    spec = _spec_for(out_dir, None) if meta.get("custom_parser") else None
+    states = judged_runs(out_dir, _format(meta, spec))
     write(status_line(out_dir, meta, states) + "\n")
     for job, run_ids in sorted(holders(out_dir, states.values()).items()):
         write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")

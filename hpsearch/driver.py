@@ -67,6 +67,7 @@ from hpsearch.pruners import make_pruner
 from hpsearch.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE
 from hpsearch.results import ResultsWriter, TableLayout
 from hpsearch.runfiles import (
+    EXIT_FILE,
     RUNS_DIR,
     STDERR_FILE,
     read_exit,
@@ -274,6 +275,12 @@ class Driver:
                         run.trial)
         if ended.lost and verdict.status != "finished" and state.prune is None:
             self._event("lost", runs=[run.run_id], reason=ended.reason)
+            if ended.unrecorded:
+                raise SearchError(
+                    f"the exit status of run {run.run_id} could not be written to "
+                    f"{run.run_dir / EXIT_FILE} (is the disk full?); nothing was lost: free "
+                    "space or fix its permissions, then run the same command again to resume "
+                    "(that run runs again)")
             if self.stop_reason is None:
                 self.ready.append(run.run_id)
             return
@@ -313,6 +320,8 @@ class Driver:
             self.progress.offer_best(perf)
             self._tell(state)
             text = f"run {run.run_id} #{run.trial} finished {self.spec.performance_key}={perf}"
+            if verdict.stopped:
+                text += f" ({verdict.stopped} after its summary said finished)"
         else:
             self._note_failure(run, verdict.reason or "failed")
             if self._budget_left(state) and self.stop_reason is None:
@@ -572,8 +581,11 @@ class Driver:
             return
         ids = list(self.active)
         self.backend.cancel(ids)
-        for run_id in ids:
-            self._record(Ended(run_id, None, f"driver {self.stop_reason}", lost=True))
+        for run_id in ids:  # lost, unless its summary says it finished (it was tearing down)
+            run = self.active[run_id]
+            record = read_exit(run.run_dir, run.launch)
+            self._record(Ended(run_id, None, f"driver {self.stop_reason}", lost=True,
+                               wall_time=record.wall_time if record is not None else None))
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> int:

@@ -14,7 +14,11 @@ parameters, so no grid value is ever read by a shell. It writes the two files of
 * ``exit_code`` (``"<status> <launch>"``, and `` <signal>`` when the wrapper got SIGTERM,
   SIGINT or SIGHUP while the command ran) after it,
 
-both with one ``printf`` each (a builtin: the wrapper forks nothing but the command). While
+both with one ``printf`` each (a builtin: the wrapper forks nothing but the command). A
+write that fails (a full disk) says nothing on the wrapper's stderr (the user's terminal,
+for a local run); a failed ``exit_code`` is noted at the end of ``stderr.log`` when that
+can be written, and the wrapper ends with the command's status all the same: the backend
+knows a wrapper that ended on its own without an exit file could not write it. While
 the command runs, SIGTERM, SIGINT and SIGHUP to the wrapper are held until the command ends,
 so that a command stopped by a signal to its process group (the local backend signals the
 whole group) still gets its exit status recorded; a command that ignores them is ended
@@ -68,7 +72,8 @@ RUN_FUNCTION = r"""hpsearch_run() {
         fi
     fi
     printf 'launch=%s\njob=%s\nhost=%s\ncuda_visible_devices=%s\ncpus=%s\n' "$hps_launch" \
-        "$hps_job" "$hps_host" "${CUDA_VISIBLE_DEVICES-}" "${HPSEARCH_CPUS-}" > "$hps_d/@STARTED@"
+        "$hps_job" "$hps_host" "${CUDA_VISIBLE_DEVICES-}" "${HPSEARCH_CPUS-}" \
+        2>/dev/null > "$hps_d/@STARTED@"
     hps_sig=
     trap 'hps_sig=${hps_sig:-TERM}' TERM
     trap 'hps_sig=${hps_sig:-INT}' INT
@@ -79,7 +84,9 @@ RUN_FUNCTION = r"""hpsearch_run() {
     else
         hps_status=126
     fi
-    printf '%s %s%s\n' "$hps_status" "$hps_launch" "${hps_sig:+ $hps_sig}" > "$hps_d/@EXIT@"
+    printf '%s %s%s\n' "$hps_status" "$hps_launch" "${hps_sig:+ $hps_sig}" \
+        2>/dev/null > "$hps_d/@EXIT@" || printf 'hpsearch-run: cannot write %s\n' \
+        "$hps_d/@EXIT@" 2>/dev/null >> "$hps_d/stderr.log"
     return "$hps_status"
 }
 """.replace("@STARTED@", STARTED_FILE).replace("@EXIT@", EXIT_FILE).replace(

@@ -24,7 +24,8 @@
                   first: "143 k3f9a1c2 TERM\\n", "0 k3f9a1c2 TERM\\n" (a sim that saved its work
                   and exited 0). A scheduler signals the processes one by one: a command that
                   died of its signal before the wrapper got its own leaves no word; its
-                  status, 128+N, says it
+                  status, 128+N, says it. A wrapper that cannot write it (a full disk)
+                  ends without it: that run's end is unknown, not failed
     walltime_warning  "<launch key>\\n": the job's time-limit warning reached this attempt
                   (the cluster job script, or the packed worker, then sent it SIGTERM)
     reason        optional: one line a failing command left to say why (the function

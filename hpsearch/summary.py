@@ -11,11 +11,15 @@ followed by a number or a list of numbers, in any order::
 
 A whole number becomes an int (``12``, ``1``), any other number a float (``-1e-3``,
 ``nan``, ``inf`` included; the minus sign U+2212 reads as ``-``); several numbers become the
-text ``"0.91,0.95"``. Lines with other words are ignored. A run is finished only when its
-command exited 0 and ``finished`` reads 1.
+text ``"0.91,0.95"``. Lines with other words are ignored. A run is finished when its
+summary is complete (``finished`` reads 1, every objective a number) and its command exited
+0 -- or did not end on its own: a run stopped (by the driver's Ctrl-C or SIGTERM, a
+``--timeout``, its scheduler) or killed by a signal after it wrote that summary is finished
+too, its work done (it was tearing down: CUDA, data loaders).
 
-:func:`judge` is the verdict the driver and ``hpsearch collect`` both use: the exit status,
-the scheduler's word, the summary and an out-of-memory message in ``stderr.log`` together.
+:func:`judge` is the verdict the driver, ``hpsearch collect`` and ``hpsearch status`` all
+use: the exit status, the backend's word, the summary and an out-of-memory message in
+``stderr.log`` together.
 """
 
 from __future__ import annotations
@@ -49,11 +53,13 @@ class SummaryFormat:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``status`` is ``finished`` or ``failed``; ``reason`` says why a run failed."""
+    """``status`` is ``finished`` or ``failed``; ``reason`` says why a run failed;
+    ``stopped``, for a finished run, what stopped it after its summary said finished."""
 
     status: str
     metrics: dict[str, Any]
     reason: str | None
+    stopped: str | None = None
 
 
 def _number(text: str) -> int | float:
@@ -142,14 +148,16 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
     """The verdict on an ended run. Never raises.
 
     ``exit_code`` is what the wrapper recorded (None: nothing), ``reason`` what the backend
-    knows (the scheduler's word, a timeout). The reason of a failure is, in this order: the
-    backend's reason (with the exit status when there is one), the exit status (followed by
-    the line the command left in the run's ``reason`` file: ``exit status 1: ValueError: bad
-    lr``), what is wrong with the summary; ``oom (...)`` wraps it when stderr says CUDA ran
-    out of memory.
+    knows (the scheduler's word, a timeout, the driver's stop). A complete summary makes
+    the run finished when it exited 0 or did not end on its own (a ``reason``, no exit
+    status, or death by a signal: 128+N). The reason of a failure is, in this order: the
+    backend's reason (with the exit status when there is one), the exit status (followed
+    by the line the command left in the run's ``reason`` file: ``exit status 1: ValueError:
+    bad lr``), what is wrong with the summary; ``oom (...)`` wraps it when stderr says CUDA
+    ran out of memory.
     """
     metrics, problem = read_metrics(sim_out_dir, fmt, index)
-    failure: str | None
+    failure: str | None  # None only when the run exited 0 with a complete summary
     if reason is not None:
         failure = reason if exit_code is None else f"{reason} ({describe_exit(exit_code)})"
     elif exit_code is None:
@@ -159,9 +167,17 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
         failure = describe_exit(exit_code) + (f": {said}" if said else "")
     else:
         failure = problem
-    if failure is not None and stderr_says_oom(run_dir):
+    if problem is None and (exit_code == 0 or stopped(exit_code, reason)):
+        return Verdict("finished", metrics, None, failure)  # failure: the stop, if any
+    if stderr_says_oom(run_dir):
         failure = f"oom ({failure})"
-    return Verdict("failed" if failure else "finished", metrics, failure)
+    return Verdict("failed", metrics, failure)
+
+
+def stopped(exit_code: int | None, reason: str | None) -> bool:
+    """Whether a command did not end on its own: the backend says why it ended (a stop, a
+    timeout, the scheduler's word), no exit status was recorded, or a signal killed it."""
+    return reason is not None or exit_code is None or exit_code > 128
 
 
 def failure_kind(reason: str) -> str:

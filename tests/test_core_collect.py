@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -50,6 +51,36 @@ def test_collect_and_status_of_killed_driver(tmp_path, procs):
     rows = s.results()
     assert len(rows) == 2 and all(r["status"] == "finished" for r in rows)
     assert [r["x"] for r in rows] == sorted((r["x"] for r in rows), reverse=True)
+
+
+def counts_said(line: str) -> dict[str, int]:
+    """``3 finished, 1 failed, 0 running`` -> {"finished": 3, "failed": 1, "running": 0}."""
+    return {word: int(n) for n, word in re.findall(r"(\d+) (finished|failed|running)", line)}
+
+
+def test_status_counts_equal_collects_after_kill_9_while_runs_end(tmp_path, procs):
+    s = write_search(tmp_path, {"x": [1, 2, 3, 4], "mode": ["ok"], "hold": [True]},
+                     conditions=[({"x": [2]}, {"mode": ["exit"]})])
+    s.hold.write_text("")
+    try:
+        driver = start_hpsearch(s.args("--num_jobs=4"), tmp_path)
+        procs.append(driver)
+        wait_for(lambda: "4 running" in run_hpsearch(["status", str(s.out_dir)], tmp_path)[1],
+                 timeout=60, what="the journal says three runs run")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    finally:
+        s.hold.unlink()
+    wait_for(lambda: len(list(s.out_dir.glob("runs/*/exit_code"))) == 4, timeout=60,
+             what="the orphaned runs ended")
+    rc, status, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
+    assert rc == 0, err
+    rc, collected, err = run_hpsearch(["collect", str(s.out_dir)], tmp_path)
+    assert rc == 0, err
+    said, rows = counts_said(status.splitlines()[0]), s.results()
+    for word in ("finished", "failed", "running"):
+        assert said.get(word, 0) == sum(r["status"] == word for r in rows), (status, collected)
+    assert said == {"finished": 3, "failed": 1, "running": 0}, status
 
 
 def test_status_best_runs(tmp_path):

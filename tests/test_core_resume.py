@@ -6,7 +6,14 @@ import signal
 import time
 
 import pytest
-from conftest import pid_alive, run_hpsearch, start_hpsearch, wait_for, write_search
+from conftest import (
+    GRID_MODULE,
+    pid_alive,
+    run_hpsearch,
+    start_hpsearch,
+    wait_for,
+    write_search,
+)
 
 
 def count(search, ev):
@@ -99,3 +106,48 @@ def test_resume_reruns_failed_runs_within_retries(tmp_path):
     rows = s.results()
     assert len(rows) == 4 and all(r["status"] == "finished" for r in rows)
     assert sorted(r["attempts"] for r in rows) == ["1", "1", "2", "2"]
+
+
+#: A sim that writes its summary (finished 1), then tears down for minutes (CUDA, data
+#: loaders) -- on its first start only; it logs each start to the file named in its argv.
+TEARDOWN = '''
+import os, sys, time
+log = sys.argv[1]
+cfg = dict(a[2:].partition("=")[::2] for a in sys.argv[2:])
+first = not os.path.exists(log) or cfg["x"] not in open(log).read().split()
+with open(log, "a") as f:
+    f.write(cfg["x"] + "\\n")
+os.makedirs(cfg["out_dir"], exist_ok=True)
+with open(os.path.join(cfg["out_dir"], "perf.txt"), "w") as f:
+    f.write(f"acc {cfg['x']}\\nfinished 1\\n")
+if first:
+    time.sleep(600)
+'''
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "timeout"])
+def test_a_run_stopped_in_its_teardown_after_its_summary_said_finished_is_finished(
+        tmp_path, procs, stop):
+    log = tmp_path / "starts.txt"
+    s = write_search(tmp_path, {}, module_text=GRID_MODULE.format(
+        grid={"x": [1, 2, 3]}, conditions=[], keywords=["acc", "finished"], perf_key="acc",
+        ascending=False).replace('"sim.py"', f'"teardown.py {log}"'))
+    (s.sim_dir / "teardown.py").write_text(TEARDOWN)
+    args = s.args("--num_jobs=3", *(["--timeout=10"] if stop == "timeout" else []))
+    driver = start_hpsearch(args, tmp_path)
+    procs.append(driver)
+    summaries = s.out_dir / "runs"
+    wait_for(lambda: len(list(summaries.glob("*/out/perf.txt"))) == 3, timeout=60,
+             what="three summaries written")
+    if stop != "timeout":
+        driver.send_signal(getattr(signal, stop))
+    rc = driver.wait(timeout=60)
+    _, err = driver.communicate()
+    assert rc == (0 if stop == "timeout" else 128 + getattr(signal, stop)), err
+    rows = s.results()
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"finished"}, rows
+    if stop == "timeout":
+        assert "timeout after 10s" in err and "summary" in err, err
+    rc, _, err = run_hpsearch(args, tmp_path)  # the same command: nothing to run again
+    assert rc == 0, err
+    assert sorted(log.read_text().split()) == ["1", "2", "3"]

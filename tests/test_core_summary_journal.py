@@ -46,12 +46,25 @@ def test_verdicts(tmp_path):
 
 
 def test_verdict_keeps_the_scheduler_reason_and_oom(tmp_path):
-    good = "acc 0.5\nloss 1\nfinished 1\n"
-    assert judge(tmp_path, good, None, reason="TIMEOUT").reason == "TIMEOUT"
-    assert judge(tmp_path, good, 143, reason="TIMEOUT").reason == \
+    unfinished = "acc 0.5\nloss 1\nfinished 0\n"
+    assert judge(tmp_path, unfinished, None, reason="TIMEOUT").reason == "TIMEOUT"
+    assert judge(tmp_path, unfinished, 143, reason="TIMEOUT").reason == \
         "TIMEOUT (exit status 143 (SIGTERM))"
     (tmp_path / "stderr.log").write_text("RuntimeError: CUDA out of memory. Tried to ...\n")
-    assert judge(tmp_path, good, 1).reason == "oom (exit status 1)"
+    assert judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", 1).reason == "oom (exit status 1)"
+
+
+@pytest.mark.parametrize("exit_code, reason", [
+    (None, "TIMEOUT"), (143, "TIMEOUT"), (None, "driver interrupted"), (143, None),
+    (139, None), (None, None), (0, "CANCELLED")])
+def test_a_run_stopped_after_its_summary_said_finished_is_finished(tmp_path, exit_code,
+                                                                   reason):
+    verdict = judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", exit_code, reason=reason)
+    assert verdict.status == "finished" and verdict.reason is None, verdict
+    assert verdict.stopped and verdict.stopped.startswith(reason or "e"), verdict  # exit, ended
+    assert judge(tmp_path, "acc 0.5\nloss 1\nfinished 0\n", exit_code, reason=reason
+                 ).status == "failed"
+    assert judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", 1).status == "failed"  # its word
 
 
 def test_integers_stay_integers_and_unicode_minus_is_a_minus():

@@ -7,6 +7,7 @@ stubborn sims are killed, values come back as they went out.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -96,6 +97,50 @@ def test_a_full_disk_stops_the_search_in_one_line_and_loses_nothing(tmp_path):
     rc, _, err = run_hpsearch(args, tmp_path)
     assert rc == 0, err
     assert_each_ran_once(s, 30)
+
+
+#: A sim that, while the file named in its argv exists, fills the disk as it ends: its run
+#: directory's ``exit_code`` becomes /dev/full (every write to it fails: ENOSPC), and it
+#: cannot write its summary either (exit 1). Each start is logged to ``<that file>.log``.
+FILLS_DISK = '''
+import os, sys
+full = sys.argv[1]
+cfg = dict(a[2:].partition("=")[::2] for a in sys.argv[2:])
+with open(full + ".log", "a") as f:
+    f.write(cfg["x"] + "\\n")
+os.makedirs(cfg["out_dir"], exist_ok=True)
+if os.path.exists(full):
+    os.symlink("/dev/full", os.path.join(os.path.dirname(cfg["out_dir"]), "exit_code"))
+    sys.exit("OSError: [Errno 28] No space left on device")
+with open(os.path.join(cfg["out_dir"], "perf.txt"), "w") as f:
+    f.write(f"acc {cfg['x']}\\nfinished 1\\n")
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_run_whose_exit_status_cannot_be_written_is_not_failed_and_runs_again(tmp_path):
+    full = tmp_path / "FULL"
+    s = write_search(tmp_path, {}, module_text=GRID_MODULE.format(
+        grid={"x": [1, 2, 3]}, conditions=[], keywords=["acc", "finished"], perf_key="acc",
+        ascending=False).replace('"sim.py"', f'"fills_disk.py {full}"'))
+    (s.sim_dir / "fills_disk.py").write_text(FILLS_DISK)
+    full.write_text("")
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 1, err
+    assert err.count("hpsearch: error:") == 1 and "exit_code" in err and "resume" in err, err
+    assert "printf" not in err and "I/O error" not in err and "Traceback" not in err, err
+    rc, out, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
+    assert rc == 0 and "0 failed" in out and "0 finished" in out, out + err
+    full.unlink()  # space freed: what the full disk left is an empty exit_code
+    for link in s.out_dir.glob("runs/*/exit_code"):
+        link.unlink()
+        link.write_text("")
+    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    assert rc == 0, err
+    rows = s.results()
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"finished"}, rows
+    starts = (tmp_path / "FULL.log").read_text().split()
+    assert len(starts) == 4 and len(set(starts)) == 3  # the one that hit the full disk: again
 
 
 def test_an_unwritable_run_directory_stops_the_search_resumably(tmp_path):

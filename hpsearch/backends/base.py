@@ -67,6 +67,11 @@ class Ended:
     ``--continue_on_timeout``). ``restarted`` is set when the scheduler started the run's
     job again by itself (a requeue): the attempt is over, cut short, and the next one runs
     already, as this launch key (``k3f9a1c2.1``); the backend goes on watching it.
+
+    ``unrecorded`` marks a run whose wrapper ended on its own but could not write
+    ``exit_code`` (a full disk, an unwritable run directory): how it ended is unknown, so
+    it is not failed -- unless its summary says it finished, the driver runs it again, not
+    charged, and stops the search, whose disk needs the user first.
     """
 
     run_id: str
@@ -77,6 +82,7 @@ class Ended:
     wall_time: float | None = None
     cut: str | None = None
     restarted: str | None = None
+    unrecorded: bool = False
 
     @classmethod
     def recorded(cls, run_id: str, record: ExitRecord, extra: Mapping[str, Any] | None = None,

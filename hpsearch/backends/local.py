@@ -34,6 +34,9 @@ from hpsearch.usage import Ledger, hold_of, hours, measured
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
+#: the reason of a run whose wrapper ended on its own without an exit file: it could not
+#: write it (a killed wrapper has a signal for its status)
+UNRECORDED = "its exit status could not be written to exit_code"
 
 
 @dataclass
@@ -256,15 +259,19 @@ class LocalBackend(Backend):
     def _outcome(self, active: _Active) -> Ended:
         run_id = active.run.run_id
         record = read_exit(active.run.run_dir, active.run.launch)
-        if active.reason is not None:
-            return Ended(run_id, None, active.reason, extra=active.extra)
+        if active.reason is not None:  # stopped by its timeout
+            return Ended(run_id, None, active.reason, extra=active.extra,
+                         wall_time=record.wall_time if record is not None else None)
         if record is not None:
             return Ended.recorded(run_id, record, {**active.extra,
                                                    **self._usage(active.run, record)})
-        code = active.popen.returncode if active.popen is not None else None
+        if active.popen is None:  # adopted after a restart: how its wrapper ended is unknown
+            return Ended(run_id, None, "ended without an exit code", lost=True,
+                         extra=active.extra)
+        code = active.popen.returncode
         if code is not None and code < 0:
             return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
-        return Ended(run_id, None, "ended without an exit code", extra=active.extra)
+        return Ended(run_id, None, UNRECORDED, lost=True, unrecorded=True, extra=active.extra)
 
     def _usage(self, run: Run, record: ExitRecord) -> dict[str, float]:
         """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.usage`): one CPU, and
