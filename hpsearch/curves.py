@@ -11,7 +11,10 @@ Two sources, merged by step (a later point of the same step wins):
   during training (``finished 0``), in the same format, the step taken from the keyword the
   pruner's ``step`` option names.
 
-A torn last line (the sim was writing) and lines that are not such objects are skipped.
+A torn last line (the sim was writing) waits for its end. A point holds numbers only: a line
+that is not a JSON object, or whose step is not a finite whole number
+(:func:`hpsearch.reporter.step_problem`), is left out, and so is any value that is not a
+number (text, lists), whatever its size; :func:`split_points` says what was left out.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hpsearch.reporter import REPORT_FILE
+from hpsearch.reporter import REPORT_FILE, step_problem
 from hpsearch.runfiles import SIM_OUT_DIR
 from hpsearch.summary import is_number
 
@@ -39,7 +42,14 @@ def read_points(path: Path) -> list[dict[str, Any]]:
 
 def parse_points(data: bytes) -> list[dict[str, Any]]:
     """The points of ``data``'s complete lines (a torn last line is left for later)."""
+    return split_points(data)[0]
+
+
+def split_points(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """The points of ``data``'s complete lines, and why the first line left out was (None:
+    every line is a point)."""
     complete = data[:data.rfind(b"\n") + 1]
+    problem = None
     try:  # every line well-formed (the common case): one parse for the whole file
         parsed = json.loads(b"[" + complete.rstrip(b"\n").replace(b"\n", b",") + b"]")
     except ValueError:
@@ -48,9 +58,26 @@ def parse_points(data: bytes) -> list[dict[str, Any]]:
             try:
                 parsed.append(json.loads(line))
             except ValueError:
-                continue
-    return [point for point in parsed if isinstance(point, dict)
-            and is_number(point.get("step"))]
+                if line.strip():
+                    problem = problem or "a line is not JSON"
+    points = []
+    for line in parsed:
+        wrong = _line_problem(line)
+        if wrong is not None:
+            problem = problem or wrong
+            continue
+        points.append({k: v for k, v in line.items() if is_number(v)})
+    return points, problem
+
+
+def _line_problem(line: Any) -> str | None:
+    """Why a parsed report line is no point (None: it is one)."""
+    if not isinstance(line, dict):
+        return "a line is not a JSON object"
+    if "step" not in line:
+        return "a line has no step"
+    problem = step_problem(line["step"])
+    return None if problem is None else f"step {problem}"
 
 
 def read_curve(run_dir: Path) -> list[dict[str, Any]]:

@@ -64,7 +64,7 @@ from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Counts, Progress
 from hpsearch.pruners import make_pruner
-from hpsearch.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE
+from hpsearch.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE, STOP_SEEN_FILE
 from hpsearch.results import ResultsWriter, TableLayout
 from hpsearch.runfiles import (
     EXIT_FILE,
@@ -248,6 +248,7 @@ class Driver:
             retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename,
                                          run.sim_out_dir / REPORT_FILE,
                                          run.sim_out_dir / STOP_FILE,
+                                         run.sim_out_dir / STOP_SEEN_FILE,
                                          run.run_dir / DRIVER_CURVE_FILE])
             write_run_record(run.run_dir, record, run.argv, run.cwd, run.env,
                              command=self.backend.runs_commands)
@@ -269,6 +270,7 @@ class Driver:
         points: list[dict[str, Any]] = []
         if self.reader is not None:
             self.reader.update(run.run_id, run.run_dir, run.sim_out_dir)  # what it wrote last
+            self._warn_of_reports(run)
             points = self.reader.points(run.run_id)
             self.reader.forget(run.run_id)
         verdict = judge(run.run_dir, run.sim_out_dir, self.fmt, ended.exit_code, ended.reason,
@@ -289,10 +291,9 @@ class Driver:
         job = extra.pop("job_id", None)
         if points:
             extra["steps"] = points[-1]["step"]
-        if state.prune is not None:  # the pruner stopped it: its last reports are its values
-            status, reason = "pruned", state.prune
-            metrics = {**metrics, **{k: v for k, v in points[-1].items()
-                                     if k not in ("step", "t")}} if points else metrics
+        if state.prune is not None and self._stopped_by_prune(run, status):
+            status, reason = "pruned", state.prune  # its last reports are its values
+            metrics = {**metrics, **self._reported_metrics(points[-1])} if points else metrics
         elif status == "failed" and self._continues(state, ended.cut):
             status = "preempted"
             if ended.cut == "timeout":
@@ -322,6 +323,8 @@ class Driver:
             text = f"run {run.run_id} #{run.trial} finished {self.spec.performance_key}={perf}"
             if verdict.stopped:
                 text += f" ({verdict.stopped} after its summary said finished)"
+            elif state.prune is not None:
+                text += " (it ended before its prune took effect)"
         else:
             self._note_failure(run, verdict.reason or "failed")
             if self._budget_left(state) and self.stop_reason is None:
@@ -334,6 +337,17 @@ class Driver:
                 self._check_max_failures()
         self._counts()
         self.progress.event(text, ended=True)
+
+    def _stopped_by_prune(self, run: Run, status: str) -> bool:
+        """Whether a run the pruner decided to stop ended by that stop: it did not finish,
+        or it saw the stop (``should_stop()`` said True) before it wrote ``finished 1``. A
+        run that finished without seeing it ended before its prune took effect: finished."""
+        return status != "finished" or (run.sim_out_dir / STOP_SEEN_FILE).exists()
+
+    def _reported_metrics(self, point: dict[str, Any]) -> dict[str, Any]:
+        """A report's values that are results columns: the summary keywords' numbers."""
+        return {k: v for k, v in point.items() if k in self.fmt.keywords and k not in (
+            "step", "t") and is_number(v)}
 
     def _continues(self, state: RunState, cut: str | None) -> bool:
         """Whether an attempt the scheduler cut short runs again, not charged."""
@@ -383,7 +397,9 @@ class Driver:
             state = self.states[run_id]
             if state.prune is not None or (running is not None and run_id not in running):
                 continue
-            if not self.reader.update(run_id, run.run_dir, run.sim_out_dir):
+            new = self.reader.update(run_id, run.run_dir, run.sim_out_dir)
+            self._warn_of_reports(run)
+            if not new:
                 continue
             points = self._objective_points(self.reader.points(run_id))
             if not points:
@@ -397,6 +413,15 @@ class Driver:
         if stops:
             self.journal.flush(sync=self.backend.durable_intents)  # decided before done
             self._stop_runs(stops)
+
+    def _warn_of_reports(self, run: Run) -> None:
+        """Say once per run that some of its reports were left out (bad data costs that
+        report, never the search)."""
+        assert self.reader is not None
+        problem = self.reader.problem(run.run_id)
+        if problem is not None:
+            self.progress.message(f"warning: run {run.run_id} #{run.trial}: a report was left "
+                                  f"out ({problem}); said once a run")
 
     def _stop_runs(self, runs: list[Run]) -> None:
         """Tell pruned runs to stop: the flag ``should_stop()`` reads, then SIGTERM."""
@@ -643,7 +668,8 @@ class Driver:
             self.results.maybe_write(self.states)
             self.progress.draw()
             timeout = 0.05 if self.strategy.busy else 1.0
-            if pruning:  # awake for the next read of the reports
+            if self.spec.pruner.active and self.active:  # awake for the next read of the
+                # reports (runs launched just now included: their first step is worth reading)
                 timeout = min(timeout, max(0.0, self._next_report_read - time.monotonic()))
             self.backend.wait(timeout)
             ended = self.backend.poll()

@@ -9,7 +9,10 @@ Two ways a run reports (see :mod:`hpsearch.curves` for the files):
   step keyword (``pruner_options: {step: epoch}``) is a point, which the driver appends to
   ``<run_dir>/curve.jsonl`` so that ``collect`` and ``report`` see it too.
 
-:meth:`IntermediateReader.update` costs one ``stat`` per file when nothing changed.
+A line or a summary whose step is not a finite whole number is left out (see
+:mod:`hpsearch.curves`); :meth:`IntermediateReader.problem` says so once per run, for the
+driver's one warning. :meth:`IntermediateReader.update` costs one ``stat`` per file when
+nothing changed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.curves import DRIVER_CURVE_FILE, parse_points, read_curve
-from hpsearch.reporter import REPORT_FILE
+from hpsearch.curves import DRIVER_CURVE_FILE, read_curve, split_points
+from hpsearch.reporter import REPORT_FILE, step_problem
 from hpsearch.summary import SummaryFormat, is_number, parse_summary_text
 
 
@@ -31,6 +34,8 @@ class _Seen:
     offset: int = 0  # bytes of the report file read so far
     summary: tuple[int, float] | None = None  # (size, mtime) of the summary last read
     points: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None  # what was left out, until the driver warned of it
+    warned: bool = False
 
 
 class IntermediateReader:
@@ -56,6 +61,14 @@ class IntermediateReader:
     def points(self, run_id: str) -> list[dict[str, Any]]:
         return self._seen[run_id].points if run_id in self._seen else []
 
+    def problem(self, run_id: str) -> str | None:
+        """What of the run's reports was left out, the first time only (None after that)."""
+        seen = self._seen.get(run_id)
+        if seen is None or seen.warned or seen.problem is None:
+            return None
+        seen.warned = True
+        return seen.problem
+
     def update(self, run_id: str, run_dir: Path, sim_out_dir: Path) -> bool:
         """Read what the run wrote since; True when it brought new points."""
         seen = self._seen.setdefault(run_id, _Seen())
@@ -78,7 +91,10 @@ class IntermediateReader:
         except OSError:
             return []
         seen.offset += data.rfind(b"\n") + 1  # a line being written waits
-        return parse_points(data)
+        points, problem = split_points(data)
+        if problem is not None:
+            seen.problem = seen.problem or f"{path.name}: {problem}"
+        return points
 
     def _read_summary(self, seen: _Seen, path: Path) -> dict[str, Any] | None:
         try:
@@ -94,9 +110,15 @@ class IntermediateReader:
         except OSError:
             return None
         metrics = parse_summary_text(text, [*self.fmt.keywords, self.step_key])
-        step = metrics.get(self.step_key)
-        if not is_number(step) or any(p["step"] == step and all(
-                p.get(k) == v for k, v in metrics.items()) for p in seen.points[-3:]):
+        step = metrics.pop(self.step_key, None)
+        if step is None:
             return None
-        return {"step": step, "t": round(time.time(), 3), **{
-            k: v for k, v in metrics.items() if k != self.step_key}}
+        problem = step_problem(step)
+        if problem is not None:
+            seen.problem = seen.problem or f"{path.name}: {self.step_key} {problem}"
+            return None
+        values = {k: v for k, v in metrics.items() if is_number(v)}
+        if any(p["step"] == step and all(p.get(k) == v for k, v in values.items())
+               for p in seen.points[-3:]):
+            return None
+        return {"step": step, "t": round(time.time(), 3), **values}

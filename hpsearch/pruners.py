@@ -11,9 +11,12 @@ pruner     rule
 =========  =====================================================================================
 asha       Asynchronous successive halving. Rungs at ``min_resource * reduction_factor**k``
            steps (up to ``max_resource``). The first time a run reports at or past a rung, it
-           goes on if its value is among the best ``1 / reduction_factor`` of the values every
-           run reported at that rung so far (itself included; with fewer than
-           ``reduction_factor`` of them, it must be the best), else it is pruned.
+           goes on if its value at the rung is among the best ``1 / reduction_factor`` of the
+           values every run had at that rung so far (itself included; with fewer than
+           ``reduction_factor`` of them, it must be the best), else it is pruned. A run's
+           value at a rung is its last point at or before the rung's step: a run first read
+           past a rung (a sim that rewrites its summary, read now and then) has none there,
+           and enters that rung unscored (neither pruned there nor a competitor there).
 hyperband  Several ASHA brackets, bracket ``b`` with its first rung at
            ``min_resource * reduction_factor**b``; a run is in bracket ``trial % brackets``
            (``brackets = floor(log_rf(max_resource / min_resource)) + 1``) and competes only
@@ -176,18 +179,32 @@ class SuccessiveHalving(Pruner):
             self.rung_values.setdefault(rung, []).append(value)
         self.crossed[run_id] = max(self.crossed.get(run_id, -1), rung)
 
+    def _at(self, rung: int) -> float:
+        return self.first * self.eta ** rung
+
+    def _at_rung(self, rung: int, points: list[tuple[float, float]]
+                 ) -> tuple[float, float] | None:
+        """The run's ``(step, value)`` at a rung: its last point at or before the rung's step
+        (None: it was first read past the rung)."""
+        at = self._at(rung)
+        before = [p for p in points if p[0] <= at + 1e-9]
+        return before[-1] if before else None
+
     def consider(self, run_id: str, trial: int, points: list[tuple[float, float]]
                  ) -> Decision:
         """Decide each rung the points crossed since the last decision, in order, on the
-        run's value at the rung (its first point at or past the rung's step)."""
+        run's value at the rung (see :meth:`_at_rung`; a rung with none is not entered)."""
         newest = self._rung_of(points[-1][0])
         if newest is None:
             return Decision()
+        step = points[-1][0]
         crossed: list[tuple[int, float]] = []
         for rung in range(self.crossed.get(run_id, -1) + 1, newest + 1):
-            at = self.first * self.eta ** rung
-            step, value = next(p for p in points if p[0] >= at - 1e-9)
             self.crossed[run_id] = rung
+            point = self._at_rung(rung, points)
+            if point is None:
+                continue
+            value, at = point[1], self._at(rung)
             crossed.append((rung, value))
             if math.isnan(value):
                 return Decision(tuple(crossed), f"pruned at step {step:g}: rung {rung} "
@@ -209,10 +226,11 @@ class SuccessiveHalving(Pruner):
             return ()
         crossed = []
         for rung in range(self.crossed.get(run_id, -1) + 1, newest + 1):
-            at = self.first * self.eta ** rung
-            value = next(v for step, v in points if step >= at - 1e-9)
-            self.restore_rung(run_id, trial, rung, value)
-            crossed.append((rung, value))
+            self.crossed[run_id] = rung
+            point = self._at_rung(rung, points)
+            if point is not None:
+                self.restore_rung(run_id, trial, rung, point[1])
+                crossed.append((rung, point[1]))
         return tuple(crossed)
 
 

@@ -26,6 +26,7 @@ from hpsearch.columns import STATUS_COLUMNS
 from hpsearch.journal import RunState
 from hpsearch.pareto import pareto_front
 from hpsearch.runfiles import RUNS_DIR
+from hpsearch.summary import MAX_TEXT
 from hpsearch.usage import run_total
 from hpsearch.values import render_value
 
@@ -63,7 +64,8 @@ def mark_pareto(rows: list[dict[str, Any]], layout: TableLayout) -> None:
 def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
     row: dict[str, Any] = {k: render_value(v) if isinstance(v, str) else v
                            for k, v in state.config.items()}
-    row.update(state.metrics)
+    row.update((k, v) for k, v in state.metrics.items()  # a journal of an older version
+               if not (isinstance(v, str) and len(v) > MAX_TEXT))  # may hold a huge text
     row.update(status=state.status, attempts=state.attempts, failure_reason=state.reason,
                wall_time=None if state.wall_time is None else round(state.wall_time, 3),
                run_id=state.run_id, run_dir=str(out_dir / RUNS_DIR / state.run_id),

@@ -11,11 +11,14 @@ followed by a number or a list of numbers, in any order::
 
 A whole number becomes an int (``12``, ``1``), any other number a float (``-1e-3``,
 ``nan``, ``inf`` included; the minus sign U+2212 reads as ``-``); several numbers become the
-text ``"0.91,0.95"``. Lines with other words are ignored. A run is finished when its
-summary is complete (``finished`` reads 1, every objective a number) and its command exited
-0 -- or did not end on its own: a run stopped (by the driver's Ctrl-C or SIGTERM, a
-``--timeout``, its scheduler) or killed by a signal after it wrote that summary is finished
-too, its work done (it was tearing down: CUDA, data loaders).
+text ``"0.91,0.95"``. Lines with other words are ignored, and so are the keys of a custom
+parser's dict that are no keywords: only keywords become results columns. A text longer than
+:data:`MAX_TEXT` characters is left out and fails the run (a CSV field that size would break
+the readers of the results). A run is finished when its summary is complete (``finished``
+reads 1, every objective a number) and its command exited 0 -- or did not end on its own: a
+run stopped (by the driver's Ctrl-C or SIGTERM, a ``--timeout``, its scheduler) or killed by
+a signal after it wrote that summary is finished too, its work done (it was tearing down:
+CUDA, data loaders).
 
 :func:`judge` is the verdict the driver, ``hpsearch collect`` and ``hpsearch status`` all
 use: the exit status, the backend's word, the summary and an out-of-memory message in
@@ -39,6 +42,8 @@ _NUMBER = re.compile(
 _INTEGER = re.compile(r"[-+]?\d+")
 #: U+2212 MINUS SIGN (what typesetting code writes for a minus) reads as an ASCII minus
 _MINUSES = str.maketrans({"\u2212": "-"})
+#: the longest text a metric may hold (a list of numbers), far below Python's csv field limit
+MAX_TEXT = 10_000
 
 
 @dataclass(frozen=True)
@@ -90,11 +95,14 @@ def parse_summary_text(text: str, keywords: list[str]) -> dict[str, int | float 
 
 
 def _from_custom_parser(handle: Callable[..., dict[str, Any]], sim_out_dir: Path,
-                        index: int) -> dict[str, int | float | str]:
-    """hypnettorch's ``_SUMMARY_PARSER_HANDLE(out_dir, run_index)`` -> {key: [value]}."""
+                        index: int, keywords: list[str]) -> dict[str, int | float | str]:
+    """hypnettorch's ``_SUMMARY_PARSER_HANDLE(out_dir, run_index)`` -> {key: [value]}, the
+    keywords' values only."""
     raw = handle(str(sim_out_dir), index)
     metrics: dict[str, int | float | str] = {}
     for key, value in dict(raw).items():
+        if key not in keywords:
+            continue
         if isinstance(value, (list, tuple)) and len(value) == 1:
             value = value[0]
         parsed = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
@@ -113,7 +121,7 @@ def read_metrics(sim_out_dir: Path, fmt: SummaryFormat, index: int = 0
     """The summary's metrics and what is wrong with them (None when the run finished)."""
     try:
         if fmt.parser is not None:
-            metrics = _from_custom_parser(fmt.parser, sim_out_dir, index)
+            metrics = _from_custom_parser(fmt.parser, sim_out_dir, index, fmt.keywords)
         else:
             with open(sim_out_dir / fmt.filename, errors="replace") as f:
                 metrics = parse_summary_text(f.read(), fmt.keywords)
@@ -121,6 +129,11 @@ def read_metrics(sim_out_dir: Path, fmt: SummaryFormat, index: int = 0
         return {}, f"summary file {fmt.filename} missing"
     except Exception as exc:  # a custom parser's or the file system's error
         return {}, f"summary unreadable: {type(exc).__name__}: {exc}"
+    long = {k: len(v) for k, v in metrics.items() if isinstance(v, str) and len(v) > MAX_TEXT}
+    if long:
+        key = next(iter(long))
+        return {k: v for k, v in metrics.items() if k not in long}, (
+            f"summary value of {key} is {long[key]} characters long (at most {MAX_TEXT})")
     missing = [k for k in fmt.keywords if k not in metrics]
     if missing:
         return metrics, f"summary lacks {', '.join(missing)}"

@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from hpsearch.journal import Journal, compact, replay, state_event
+from hpsearch.journal import Journal, RunState, compact, replay, state_event
+from hpsearch.results import row_of
 from hpsearch.summary import SummaryFormat, failure_kind, parse_summary_text
 from hpsearch.summary import judge as summary_judge
 
@@ -190,3 +191,23 @@ def test_failure_kind_puts_aside_the_numbers_the_command_said():
     assert failure_kind("exit status 1: bad x 2") == failure_kind("exit status 1: bad x 3")
     assert failure_kind("exit status 1: bad") != failure_kind("exit status 2: bad")
     assert failure_kind("timeout after 60s") == "timeout after 60s"
+
+
+def test_only_keywords_become_metrics_and_a_huge_text_fails_the_run(tmp_path):
+    def parser(out_dir, run_index):
+        return {"acc": [0.75], "loss": [1], "finished": [1], "note": ["text"], "junk": [7]}
+
+    assert judge(tmp_path, None, parser=parser).metrics == {"acc": 0.75, "loss": 1,
+                                                            "finished": 1}
+    huge = "[" + ", ".join(["0.5"] * 5000) + "]"  # 5000 numbers: 19 999 characters of text
+    verdict = judge(tmp_path, f"acc 0.5\nloss {huge}\nfinished 1\n")
+    assert verdict.status == "failed" and "loss" not in verdict.metrics
+    assert verdict.reason == "summary value of loss is 19999 characters long (at most 10000)"
+    assert judge(tmp_path, f"acc 0.5\nloss {huge[:2000]}]\nfinished 1\n").status == "finished"
+
+
+def test_a_huge_text_an_older_journal_holds_never_reaches_the_table(tmp_path):
+    state = RunState("r1", 0, {"a": 1}, status="finished",
+                     metrics={"acc": 0.5, "loss": "0.5," * 50_000, "per_task": "0.1,0.2"})
+    row = row_of(state, tmp_path)
+    assert row["acc"] == 0.5 and row["per_task"] == "0.1,0.2" and "loss" not in row

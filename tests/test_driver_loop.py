@@ -6,8 +6,11 @@ scheduler): no subprocess, no scheduler. The fake speaks the real run-file contr
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from hpsearch.journal import JOURNAL_FILE, replay
 from hpsearch.lock import DriverLock
 from hpsearch.options import SearchOptions
 from hpsearch.progress import Progress
+from hpsearch.pruners import parse_pruner
+from hpsearch.reporter import REPORT_FILE, STOP_SEEN_FILE
 from hpsearch.searchdir import layout_of_spec
 from hpsearch.spec import ScriptCommand, SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
@@ -93,8 +98,8 @@ def spec_of(values: list) -> SearchSpec:
 
 
 def drive(tmp_path: Path, backend: Backend, values: list, strategy: Strategy | None = None,
-          **options) -> tuple[int, str]:
-    spec = spec_of(values)
+          spec: SearchSpec | None = None, **options) -> tuple[int, str]:
+    spec = spec or spec_of(values)
     opts = SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python=sys.executable,
                          **options)
     strategy = strategy or GridStrategy(spec, seed=1, deterministic=True)
@@ -210,3 +215,70 @@ def test_max_failures_and_the_cap_of_the_backend(tmp_path):
     assert rc == 3, err
     assert "stopped after 3 failed runs (--max_failures)" in err
     assert backend.peak <= 2
+
+
+class ReportingBackend(FakeBackend):
+    """Each run reports ``acc = x`` at step 1 on its first poll. A run with x >= 0.5 ends on
+    its next poll; the others go on until the driver stops them, and end on the poll after
+    that with exit 0 and ``finished 1``, as a run that ended on its own while its stop was on
+    the way -- except x = 0.2, which saw its stop (``should_stop()`` said True) first."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda run, attempt: 0, slots=1)
+        self.polls: dict[str, int] = {}
+        self.stopped: set[str] = set()
+
+    def poll(self) -> list[Ended]:
+        ended = []
+        for run_id, run in list(self.active.items()):
+            polls = self.polls[run_id] = self.polls.get(run_id, 0) + 1
+            if polls == 1:
+                run.sim_out_dir.mkdir(parents=True, exist_ok=True)
+                with open(run.sim_out_dir / REPORT_FILE, "a") as f:
+                    f.write(json.dumps({"step": 1, "acc": run.config["x"]}) + "\n")
+            elif run.config["x"] >= 0.5 or run_id in self.stopped:
+                ended += self.poll_one(run_id)
+        return ended
+
+    def poll_one(self, run_id: str) -> list[Ended]:
+        run = self.active.pop(run_id)
+        (run.run_dir / "started_at").write_text(f"launch={run.launch}\njob=x\n")
+        (run.sim_out_dir / "perf.txt").write_text(f"acc {run.config['x']}\nfinished 1\n")
+        (run.run_dir / "exit_code").write_text(f"0 {run.launch}\n")
+        return [Ended(run_id, 0)]
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(min(timeout, 0.02))  # the driver reads the reports every 0.25 s
+
+    def stop(self, run_ids, grace: float) -> None:
+        for run_id in run_ids:
+            self.stopped.add(run_id)
+            run = self.active[run_id]
+            if run.config["x"] == 0.2:
+                (run.sim_out_dir / STOP_SEEN_FILE).write_text("")
+
+
+def test_a_run_that_finished_before_its_prune_took_effect_is_finished(tmp_path):
+    told = []
+
+    class Spy(GridStrategy):
+        def tell(self, outcome):
+            told.append(outcome)
+            super().tell(outcome)
+
+    spec = dataclasses.replace(spec_of([0.9, 0.1, 0.2]),
+                               pruner=parse_pruner("asha", {}, "test"))
+    backend = ReportingBackend()
+    rc, err = drive(tmp_path, backend, [], Spy(spec, seed=1, deterministic=True), spec)
+    assert rc == 0, err
+    states = {s.config["x"]: s for s in replay(tmp_path / JOURNAL_FILE).runs.values()}
+    assert set(backend.stopped) == {states[0.1].run_id, states[0.2].run_id}  # both pruned
+    # both decisions are journaled (before the stop), and kept
+    assert states[0.1].prune and states[0.2].prune
+    # x = 0.1 ended finished 1 without seeing its stop: finished, its value told as COMPLETE
+    assert (states[0.1].status, states[0.1].reason) == ("finished", None)
+    assert states[0.1].metrics["acc"] == 0.1
+    # x = 0.2 saw the stop, then wrote finished 1: pruned
+    assert states[0.2].status == "pruned" and "rung 0 (1 steps)" in states[0.2].reason
+    assert sorted((o.trial, o.status, o.values) for o in told) == [
+        (0, "finished", [0.9]), (1, "finished", [0.1]), (2, "pruned", [0.2])]

@@ -8,12 +8,18 @@ The curves: ``loss(epoch) = x + 1 / epoch``; the grid walks x = 0.1, 0.9, 0.5 in
 one run at a time, so with ASHA (rungs at 1, 3, 9 epochs, reduction factor 3) the first run
 is the best at every rung and goes to its end, and the next two are the worst at the first
 rung (1 epoch) and are pruned there. Each epoch takes 0.3 s, so a pruned run is told to
-stop long before it would have ended.
+stop long before it would have ended. (A sim that rewrites its summary is read now and then:
+a run first read past the first rung enters it unscored and is pruned at the next one.)
+
+``garbage="inf"`` (or ``"nan"``, ``"text"``) makes the sims write report lines of their own:
+the others than the first write lines with text and undeclared keys; the first adds lines of
+step 1.5, 2.5, ... and of step inf (nan; none for ``"text"``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -27,8 +33,10 @@ from conftest import hpsearch_cmd, hpsearch_env, pid_alive, run_hpsearch, start_
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
+from hpsearch import report
 from hpsearch.backends.base import Run
 from hpsearch.backends.slurm import SlurmBackend
+from hpsearch.curves import read_curve, split_points
 from hpsearch.journal import replay
 from hpsearch.options import SearchOptions
 from hpsearch.runfiles import write_run_record
@@ -47,14 +55,22 @@ if stubborn:
 note(ev="start")
 out = args["out_dir"]
 os.makedirs(out, exist_ok=True)
+def raw(**line):  # a report line written without report(), which would refuse these
+    with open(os.path.join(out, "hpsearch_report.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\\n")
 for epoch in range(1, epochs + 1):
     time.sleep(0.3)
     loss = x + 1 / epoch
     if args.get("style") == "summary":  # hypnettorch's habit: no hpsearch import needed
         with open(os.path.join(out, "perf.txt"), "w") as f:
             f.write(f"val_loss {{loss}}\\nepoch {{epoch}}\\nfinished 0\\n")
+    elif args["garbage"] != "no" and x != 0.1:
+        raw(step=epoch, val_loss=loss, epoch="one", junk=7, note="n" * 200_000)
     else:
         report(step=epoch, val_loss=loss)
+        if args["garbage"] in ("inf", "nan"):
+            for step in (epoch + 0.5, float(args["garbage"])):
+                raw(step=step, val_loss=-1.0)
     if not stubborn and (report.should_stop() if args.get("style") != "summary"
                          else os.path.exists(os.path.join(out, "hpsearch_stop"))):
         note(ev="stopped", epoch=epoch)
@@ -66,13 +82,13 @@ note(ev="end")
 
 MODULE = '''
 grid = {{"x": [0.1, 0.9, 0.5], "epochs": [{epochs}], "style": [{style!r}],
-        "stubborn": [{stubborn}]}}
+        "stubborn": [{stubborn}], "garbage": [{garbage!r}]}}
 _SCRIPT_NAME = "sim.py"
 _SUMMARY_FILENAME = "perf.txt"
 _SUMMARY_KEYWORDS = ["val_loss", "epoch", "finished"]
 _PERFORMANCE_KEY = "val_loss"
 _PERFORMANCE_SORT_ASC = True
-_PRUNER = "asha"
+_PRUNER = {pruner!r}
 _PRUNER_OPTIONS = {{"step": {step!r}, "min_resource": 1, "reduction_factor": 3,
                    "max_resource": 9}}
 '''
@@ -80,7 +96,7 @@ _PRUNER_OPTIONS = {{"step": {step!r}, "min_resource": 1, "reduction_factor": 3,
 
 class Curves:
     def __init__(self, root: Path, epochs: int = 10, style: str = "report",
-                 stubborn: int = 0) -> None:
+                 stubborn: int = 0, pruner: str = "asha", garbage: str = "no") -> None:
         self.root = root
         self.epochs = epochs
         self.log = root / "sim_log.jsonl"
@@ -90,7 +106,8 @@ class Curves:
         (proj / "sim.py").write_text(SIM.format(log=str(self.log)))
         step = "epoch" if style == "summary" else "step"
         (proj / "hpconf.py").write_text(MODULE.format(epochs=epochs, style=style,
-                                                      stubborn=stubborn, step=step))
+                                                      stubborn=stubborn, step=step,
+                                                      pruner=pruner, garbage=garbage))
 
     def args(self, *extra: str) -> list[str]:
         return ["--grid_module=hpconf", "--run_cwd=proj", f"--out_dir={self.out_dir}",
@@ -111,14 +128,17 @@ class Curves:
             return {r["x"]: r for r in csv.DictReader(f, delimiter=";")}
 
 
-def assert_pruned_at_the_first_rung(c: Curves) -> None:
+def assert_pruned_at_the_first_rung(c: Curves, rungs: tuple[str, ...] = ("rung 0 (1 steps)",)
+                                    ) -> None:
+    """The best run finished; the two others were pruned at one of ``rungs`` (the first
+    where they had a value)."""
     rows = c.rows()
     assert rows["0.1"]["status"] == "finished", rows
     for x in ("0.9", "0.5"):
         row = rows[x]
         assert row["status"] == "pruned" and row["attempts"] == "1", row
         assert row["failure_reason"].startswith("pruned at step"), row
-        assert "rung 0 (1 steps)" in row["failure_reason"]
+        assert any(rung in row["failure_reason"] for rung in rungs), row
         assert 1 <= float(row["steps"]) < c.epochs  # stopped early, its last values kept
         assert abs(float(row["val_loss"]) - (float(x) + 1 / float(row["steps"]))) < 1e-9
 
@@ -159,7 +179,8 @@ def test_a_sim_that_rewrites_its_summary_is_pruned_with_no_change(tmp_path):
     c = Curves(tmp_path, style="summary")
     rc, _, err = run_hpsearch(c.args(), tmp_path, timeout=120)
     assert rc == 0, err
-    assert_pruned_at_the_first_rung(c)
+    # read now and then: a run first read past 1 epoch is scored at 3 epochs only
+    assert_pruned_at_the_first_rung(c, ("rung 0 (1 steps)", "rung 1 (3 steps)"))
     for x in (0.9, 0.5):  # the driver kept what it read (about once a second) as the curve
         curve = c.out_dir / "runs" / c.states()[x].run_id / "curve.jsonl"
         points = [json.loads(ln) for ln in curve.read_text().splitlines()]
@@ -291,3 +312,108 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
         assert {e.reason for e in ended.values()} <= {"CANCELLED", "FAILED"}
     finally:
         os.environ["PATH"] = saved
+
+
+# -- bad reports cost a report, never the search ---------------------------------------------
+@pytest.mark.parametrize("step", [math.inf, -math.inf, math.nan, 1.5, "3", True])
+def test_report_refuses_a_step_that_is_not_a_finite_whole_number(tmp_path, monkeypatch, step):
+    monkeypatch.setenv("HPSEARCH_OUT_DIR", str(tmp_path))
+    with pytest.raises(ValueError) as info:
+        report(step=step, loss=0.5)
+    assert str(info.value) == (f"report(step={step!r}): the step must be a finite whole "
+                               "number, such as the epoch (3 or 3.0)")
+    assert not (tmp_path / "hpsearch_report.jsonl").exists()  # nothing written
+    report(step=3.0, loss=math.nan)  # a whole float is a step; a diverged loss is a value
+    report(step=4, loss=0.25)
+    lines = (tmp_path / "hpsearch_report.jsonl").read_text().splitlines()
+    assert [json.loads(ln)["step"] for ln in lines] == [3, 4]
+    assert lines[0].startswith('{"step": 3, ')  # written as the whole number it is
+
+
+@pytest.mark.parametrize("pruner, garbage", [("asha", "inf"), ("hyperband", "nan")])
+def test_report_lines_with_bad_steps_or_text_cost_those_lines_only(tmp_path, pruner, garbage):
+    c = Curves(tmp_path, pruner=pruner, garbage=garbage)
+    rc, _, err = run_hpsearch(c.args(), tmp_path, timeout=120)
+    assert rc == 0, err
+    assert "Traceback" not in err
+    best = c.states()[0.1].run_id  # its lines of step 1.5, Infinity (or NaN) are left out
+    warnings = [ln for ln in err.splitlines() if f"run {best} #0: a report was left out" in ln]
+    assert len(warnings) == 1, err  # once, though every epoch brought more
+    assert "(hpsearch_report.jsonl: step " in warnings[0]
+    assert " is not a finite whole number); said once a run" in warnings[0]
+    assert err.count("a report was left out") == 1  # the others' lines have good steps
+    if pruner == "asha":
+        assert_pruned_at_the_first_rung(c)
+    else:  # three brackets for three runs: each competes alone and goes to its end
+        assert {row["status"] for row in c.rows().values()} == {"finished"}
+    assert float(c.rows()["0.1"]["val_loss"]) == pytest.approx(0.2)  # not the -1 of the garbage
+    rc, _, err = run_hpsearch(c.args(), tmp_path, timeout=120)  # a resume reads them again
+    assert rc == 0 and "Traceback" not in err, err
+    assert sum(e["ev"] == "start" for e in c.events()) == 3  # nothing ran again
+
+
+def test_a_curve_on_disk_with_bad_lines_reads_as_its_good_points(tmp_path):
+    """What a restart reads (a run left by an older version, or a sim writing its own
+    lines): the good points, whatever else the files hold."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "hpsearch_report.jsonl").write_text(
+        '{"step": 1, "loss": 0.5, "note": "text", "bad": true}\n{"step": Infinity}\n'
+        '{"step": NaN, "loss": 1}\n{"step": 2.5}\n{"step": "3"}\n{"loss": 1}\n[1]\nnot json\n'
+        '\n{"step": 4.0, "loss": -Infinity}\n{"step": 5, "lo')  # torn: waits for its end
+    (tmp_path / "curve.jsonl").write_text('{"step": 1e999, "loss": 0}\n{"step": 2, "loss": 0.4}\n')
+    assert read_curve(tmp_path) == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4},
+                                    {"step": 4.0, "loss": -math.inf}]
+    points, problem = split_points((tmp_path / "out" / "hpsearch_report.jsonl").read_bytes())
+    assert len(points) == 2 and problem == "a line is not JSON"  # one of the problems
+
+
+def test_report_lines_with_text_or_undeclared_keys_add_no_column(tmp_path):
+    c = Curves(tmp_path, garbage="text")  # the pruned runs' last reports make their values
+    rc, _, err = run_hpsearch(c.args(), tmp_path, timeout=120)
+    assert rc == 0, err
+    with open(c.out_dir / "search_results.csv", newline="") as f:
+        header = f.readline().rstrip("\n").split(";")
+    assert "junk" not in header and "note" not in header, header  # undeclared: no column
+    assert_pruned_at_the_first_rung(c)  # (reads the CSV: no field of 200 000 characters)
+    assert all(c.rows()[x]["epoch"] == "" for x in ("0.9", "0.5"))  # "one" is no number
+
+
+FIRST_READ_LATE = '''
+import os, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+x, out = float(args["x"]), args["out_dir"]
+os.makedirs(out, exist_ok=True)
+# the late one rewrites its summary first at epoch 3: whenever the driver reads it, it is
+# first seen past the first rung (1 epoch), with a value better than the other's there
+for epoch in range(1 if x < 0.5 else 3, 11):
+    time.sleep(0.3)
+    with open(os.path.join(out, "perf.txt"), "w") as f:
+        f.write(f"loss {{x + 1 / epoch ** 2}}\\nepoch {{epoch}}\\nfinished 0\\n")
+    if os.path.exists(os.path.join(out, "hpsearch_stop")):
+        sys.exit(0)
+with open(os.path.join(out, "perf.txt"), "w") as f:
+    f.write(f"loss {{x + 0.01}}\\nepoch 10\\nfinished 1\\n")
+'''
+
+
+def test_asha_does_not_score_a_rung_with_a_value_read_after_it(tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "sim.py").write_text(FIRST_READ_LATE.format())
+    (proj / "hpconf.py").write_text(
+        'grid = {"x": [0.9, 0.1]}\n_SCRIPT_NAME = "sim.py"\n_SUMMARY_FILENAME = "perf.txt"\n'
+        '_SUMMARY_KEYWORDS = ["loss", "epoch", "finished"]\n_PERFORMANCE_KEY = "loss"\n'
+        '_PERFORMANCE_SORT_ASC = True\n_PRUNER = "asha"\n'
+        '_PRUNER_OPTIONS = {"step": "epoch", "max_resource": 9}\n')
+    out = tmp_path / "out"
+    rc, _, err = run_hpsearch(["--grid_module=hpconf", "--run_cwd=proj", f"--out_dir={out}",
+                               "--visible_gpus=-1", "--deterministic_search"], tmp_path,
+                              timeout=120)
+    assert rc == 0, err
+    states = {s.config["x"]: s for s in replay(out / "journal.jsonl").runs.values()}
+    late, best = states[0.9], states[0.1]
+    # the late run's 0.9 + 1/9 at epoch 3 is better than the best's 1.1 at epoch 1, but it
+    # is no value at epoch 1: the late run enters rung 0 unscored (alone at the others)
+    assert late.status == "finished" and late.rungs, late
+    assert 0 not in [rung for rung, _ in late.rungs], late.rungs
+    assert best.status == "finished", (best.reason, err)  # best at every step: never pruned

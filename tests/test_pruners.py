@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from hpsearch.errors import UsageError
-from hpsearch.pruners import Hyperband, Median, SuccessiveHalving, make_pruner, parse_pruner
+from hpsearch.pruners import (
+    Decision,
+    Hyperband,
+    Median,
+    SuccessiveHalving,
+    make_pruner,
+    parse_pruner,
+)
 
 
 def curve(final: float, steps: int) -> list[tuple[float, float]]:
@@ -109,3 +116,19 @@ def test_bad_pruner_options_are_one_line(name, options, words):
     with pytest.raises(UsageError) as info:
         parse_pruner(name, options, "search.yaml")
     assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_run_first_read_past_a_rung_enters_it_unscored():
+    # a sim that rewrites its summary, read now and then: "late" was first read at step 2,
+    # where its value (0.6) is better than the others' at step 1 -- but it is no value at 1
+    for name in ("asha", "hyperband"):
+        pruner = make_pruner(parse_pruner(name, {"max_resource": 9}, "t"), minimize=True)
+        late = pruner.consider("late", 0, [(2.0, 0.6)])
+        assert late == Decision(), name  # neither pruned at rung 0 nor a competitor there
+        best = pruner.consider("best", 3, [(1.0, 0.9)])  # trial 3: bracket 0 too
+        assert best.rungs == ((0, 0.9),) and best.prune is None, name  # alone at rung 0
+    # a rung is scored with the last value read at or before its step, not a later one
+    asha = make_pruner(parse_pruner("asha", {}, "t"), minimize=True)
+    assert asha.consider("late", 0, [(2.0, 0.6), (4.0, 0.4)]).rungs == ((1, 0.6),)
+    assert asha.finished("ended", 1, [(5.0, 0.1)]) == ()  # read once, past rungs 0 and 1
+    assert asha.finished("ended", 1, [(5.0, 0.1), (9.0, 0.05)]) == ((2, 0.05),)
