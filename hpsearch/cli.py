@@ -519,7 +519,8 @@ SERVE_BACKEND_FLAGS = ("run_cluster", "num_jobs", "visible_gpus")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (every request needs the token, on loopback too).")
 @click.option("--port", type=int, default=8787, show_default=True,
-              help="Port to listen on (0: any free one; the URL is the first line printed).")
+              help="Port to listen on (0: any free one; the URL is the first line printed, "
+              "'token: <token>' the second).")
 @click.option("--token-file", "--token_file", "token_file", type=click.Path(dir_okay=False),
               default=None, help="File holding the token every request must send as "
               "'Authorization: Bearer <token>' (default: one generated into "
