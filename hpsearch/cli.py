@@ -18,6 +18,7 @@ import click
 
 from hpsearch.errors import SearchError, UsageError
 from hpsearch.options import SearchOptions
+from hpsearch.service.limits import DEFAULT_MAX_REQUESTS
 
 DEFAULT_OUT_DIR = "./out/hyperparam_search"
 
@@ -529,12 +530,23 @@ SERVE_BACKEND_FLAGS = ("run_cluster", "num_jobs", "visible_gpus")
 @main_group.command("serve")
 @_search_flags
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but loopback needs --token-file.")
+              help="Address to listen on (every request needs the token, on loopback too).")
 @click.option("--port", type=int, default=8787, show_default=True,
-              help="Port to listen on (0: any free one; the URL is the first line printed).")
+              help="Port to listen on (0: any free one; the URL is the first line printed, "
+              "'token: <token>' the second).")
 @click.option("--token-file", "--token_file", "token_file", type=click.Path(dir_okay=False),
-              default=None, help="File holding a secret every request must send as "
-              "'Authorization: Bearer <token>'.")
+              default=None, help="File holding the token every request must send as "
+              "'Authorization: Bearer <token>' (default: one generated into "
+              "OUT_DIR/service.token, mode 0600, kept across restarts; printed at start).")
+@click.option("--no_token", is_flag=True, default=False,
+              help="Serve without a token, on loopback only: ANY user of this machine can "
+              "then use the service as you.")
+@click.option("--allow_commands", is_flag=True, default=False,
+              help="Let requests made over HTTP carry commands and files to read (generator, "
+              "script, config_template); without it such a request is refused (403).")
+@click.option("--max_requests", type=int, default=DEFAULT_MAX_REQUESTS, show_default=True,
+              help="Requests (searches) served at once, request 1 included; one more made "
+              "over HTTP is refused (429) until one is done.")
 @click.option("--lease", type=float, default=3600, show_default=True,
               help="Seconds a worker has to report a point it was handed; then the point "
               "is new again.")
@@ -549,16 +561,20 @@ def serve_command(ctx: click.Context, **params: Any) -> None:
 
     \b
     hpsearch serve --search_file=search.yaml --out_dir=out/svc --port=8787
-    curl 'http://127.0.0.1:8787/requests/1/points?status=new&limit=1'
-    curl -X PUT -H 'Content-Type: application/json' -d '{"loss": 0.25}' \\
+    auth="Authorization: Bearer $(cat out/svc/service.token)"
+    curl -H "$auth" 'http://127.0.0.1:8787/requests/1/points?status=new&limit=1'
+    curl -X PUT -H "$auth" -H 'Content-Type: application/json' -d '{"loss": 0.25}' \\
         http://127.0.0.1:8787/requests/1/points/0
 
     The service owns OUT_DIR as a search does (its lock, its journal): stopped or killed,
     the same command serves it again with every point and loss. Without backend flags
     (--run_cluster, --num_jobs, --visible_gpus) it runs nothing itself. OpenAPI: /docs.
+    Every request needs the token (printed after the URL, kept in OUT_DIR/service.token);
+    a request made over HTTP runs no command (--allow_commands) and writes nothing outside
+    the search directory.
     """
     from hpsearch.service.requests import DEFAULT_POINTS_AHEAD, Budget
-    from hpsearch.service.server import serve
+    from hpsearch.service.server import Access, serve
 
     if params["dry_run"]:
         raise UsageError("hpsearch serve has no --dry_run; run hpsearch --dry_run with the "
@@ -567,6 +583,7 @@ def serve_command(ctx: click.Context, **params: Any) -> None:
     _check_range("max_points", params["max_points"], 1)
     _check_range("num_points_per_generation", params["num_points_per_generation"], 1)
     _check_range("port", params["port"], 0, 65535)
+    _check_range("max_requests", params["max_requests"], 1)
     if params["max_points"] is not None and params["num_searches"] not in (
             -1, params["max_points"]):
         raise UsageError("--max_points and --num_searches say the same; give one of them")
@@ -576,10 +593,11 @@ def serve_command(ctx: click.Context, **params: Any) -> None:
     budget = Budget(params["max_points"] or source.num_trials,
                     params["num_points_per_generation"] or DEFAULT_POINTS_AHEAD)
     options = build_options(params)
-    token = Path(params["token_file"]) if params["token_file"] else None
+    access = Access(params["host"], params["port"],
+                    Path(params["token_file"]) if params["token_file"] else None,
+                    params["no_token"], params["allow_commands"], params["max_requests"])
     argv = list((ctx.obj or {}).get("argv", []))
-    ctx.exit(serve(source, options, budget, params["lease"], params["host"], params["port"],
-                   token, own, argv))
+    ctx.exit(serve(source, options, budget, params["lease"], access, own, argv))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ one kept-alive connection per client, opened again when the service closed it).
 
     from hpsearch.client import Client, ClientError
 
-    c = Client("http://127.0.0.1:8787", token=None)
+    c = Client("http://127.0.0.1:8787", token_file="out/svc/service.token")
     rid = c.create_request({"parameters": {"lr": {"method": "loguniform", "low": 1e-5,
                                                   "high": 0.1}}, "algorithm": "tpe"},
                            max_points=50, num_points_per_generation=8)
@@ -13,7 +13,9 @@ one kept-alive connection per client, opened again when the service closed it).
         c.update_point(rid, point["id"], train(**point["params"]))
     c.status(rid)["best"]
 
-The search the service was started with is request 1. Each point is a dict with ``id``,
+The token (every request sends it) is ``token``, else the first line of ``token_file``,
+else the environment variable ``HPSEARCH_TOKEN``; a service started with ``--no_token`` needs
+none. The search the service was started with is request 1. Each point is a dict with ``id``,
 ``params``, ``status`` (``new``, ``running``, ``finished``, ``failed``), ``loss`` and
 ``run_id``. Every error the service answers (and a service that cannot be reached) raises
 :class:`ClientError` carrying the service's one-line message and the HTTP status.
@@ -40,11 +42,29 @@ class ClientError(Exception):
         self.status = status
 
 
+#: the environment variable a token is read from when none is given
+TOKEN_VARIABLE = "HPSEARCH_TOKEN"
+
+
+def token_of(token: str | None, token_file: str | os.PathLike[str] | None) -> str | None:
+    """``token``, else the one in ``token_file``, else ``$HPSEARCH_TOKEN`` (None: none)."""
+    if token is None and token_file is not None:
+        try:
+            with open(token_file) as f:
+                token = f.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ClientError("Client", f"cannot read the token file {token_file} ({exc})"
+                              ) from None
+    return token if token is not None else os.environ.get(TOKEN_VARIABLE) or None
+
+
 class Client:
-    """Talks to one service; ``token`` is sent as ``Authorization: Bearer <token>``."""
+    """Talks to one service; the token (:func:`token_of`) is sent as ``Authorization:
+    Bearer <token>``."""
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None,
+                 token_file: str | os.PathLike[str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         parts = urllib.parse.urlsplit(self.url)
@@ -56,6 +76,7 @@ class Client:
         self._lock = threading.Lock()  # one call at a time on the kept connection
         self._headers = {"Accept": "application/json",
                          "X-Hpsearch-Worker": worker or f"{socket.gethostname()}:{os.getpid()}"}
+        token = token_of(token, token_file)
         if token is not None:
             self._headers["Authorization"] = f"Bearer {token}"
 

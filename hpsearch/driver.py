@@ -138,6 +138,10 @@ class Driver:
         self.reader = IntermediateReader(self.fmt, spec.pruner.step_key) \
             if spec.pruner.active else None
         self._next_report_read = 0.0
+        #: set once the journal's runs are restored and reattached (or the driver ended
+        #: before): what a previous driver left is known from then on (a service answers
+        #: only after it)
+        self.restored = threading.Event()
 
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
@@ -620,6 +624,7 @@ class Driver:
         try:
             return self._loop()
         finally:
+            self.restored.set()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.strategy.close()
@@ -643,6 +648,7 @@ class Driver:
         self._event("start", host=socket.gethostname(), pid=os.getpid(),
                     backend=self.backend.name)
         self._restore()
+        self.restored.set()
         self._counts()
         ended: list[Ended] = []
         while True:

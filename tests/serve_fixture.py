@@ -1,9 +1,10 @@
 """A real ``hpsearch serve`` on a free localhost port, as a subprocess of the installed
-package, and the real HTTP client talking to it."""
+package, and the real HTTP client talking to it (with the token the service printed)."""
 
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -28,14 +29,32 @@ def write_yaml(path: Path, text: str) -> Path:
     return path
 
 
+def first_output(proc: subprocess.Popen[bytes], timeout: float) -> list[str]:
+    """The lines of what ``proc`` printed first (one write: the URL and the token line come
+    together, or the URL alone), waiting at most ``timeout`` for it."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    data = b""
+    give_up = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, give_up - time.monotonic()))
+        chunk = os.read(fd, 65536) if ready else b""
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().splitlines()
+
+
 @dataclass
 class Service:
-    """One service process; ``url`` is the first line it printed."""
+    """One service process; ``url`` is the first line it printed, ``token`` the second
+    (``token: <token>``, printed with it; None with ``--no_token``)."""
 
     args: list[str]
     cwd: Path
-    proc: subprocess.Popen[str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
     url: str = ""
+    token: str | None = None
     err: Path = field(default_factory=Path)
 
     def start(self, timeout: float = 30) -> Service:
@@ -44,19 +63,24 @@ class Service:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hpsearch", "serve", "--port=0", *self.args],
                 cwd=self.cwd, env=hpsearch_env(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=err, text=True)
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        line = self.proc.stdout.readline().strip() if ready else ""
-        assert line.startswith("http://"), f"no URL printed: {line!r}; {self.stderr()}"
-        self.url = line
+                stdout=subprocess.PIPE, stderr=err)
+        lines = first_output(self.proc, timeout)
+        assert lines and lines[0].startswith("http://"), f"no URL printed: {lines}; " \
+            f"{self.stderr()}"
+        self.url = lines[0]
+        self.token = next((line.removeprefix("token: ") for line in lines[1:]
+                           if line.startswith("token: ")), None)
         return self
 
     def stderr(self) -> str:
         return self.err.read_text() if self.err.exists() else ""
 
     def client(self, **kwargs: Any) -> Client:
-        return Client(self.url, **kwargs)
+        return Client(self.url, **{"token": self.token, **kwargs})
+
+    def headers(self) -> dict[str, str]:
+        """The token's header (none with ``--no_token``)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.proc is not None
@@ -81,9 +105,11 @@ def services():
             service.proc.wait()
 
 
-def worker(url: str, *args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(WORKER), url, *args], cwd=cwd,
-                            env=hpsearch_env(), stdin=subprocess.DEVNULL,
+def worker(service: Service, *args: str, cwd: Path) -> subprocess.Popen[str]:
+    """``sims/served/worker.py`` on ``service``, its token in ``HPSEARCH_TOKEN``."""
+    env = {**hpsearch_env(), "HPSEARCH_TOKEN": service.token or ""}
+    return subprocess.Popen([sys.executable, str(WORKER), service.url, *args], cwd=cwd,
+                            env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -89,7 +89,7 @@ def test_every_bad_request_is_a_4xx_with_one_line_and_records_nothing(tmp_path, 
          "parameters must be a non-empty mapping"),
     ]
     for method, url, data, code, words in bad:
-        status, body = raw(url, method, data)
+        status, body = raw(url, method, data, service.headers())
         assert status == code and list(body) == ["error"], (method, url, data, body)
         assert words in body["error"] and "\n" not in body["error"], (data, body)
     assert journal(tmp_path / "out") == before
@@ -144,7 +144,7 @@ def test_the_example_generator_feeds_a_search_with_the_losses_so_far(tmp_path, s
     service = start(tmp_path, services, generator_search(
         f"{sys.executable} {GENERATOR} --in %IN --out=%OUT --num %NUM_POINTS --max "
         "%MAX_POINTS"), "--num_points_per_generation=3")
-    w = worker(service.url, cwd=tmp_path)
+    w = worker(service, cwd=tmp_path)
     out, err = w.communicate(timeout=120)
     assert w.returncode == 0, err
     status = service.client().status(1)
@@ -195,7 +195,7 @@ def test_a_failing_generator_is_logged_shown_and_retried_never_fatal(tmp_path, s
     assert first["status"] == status and words in first["detail"] and first["retry_in"] == 1
     shown = c.status(1)["generator"]  # the service answers while it retries
     assert shown["calls"] >= 1 and shown["last"]["status"] in (status, "ok")
-    w = worker(service.url, cwd=tmp_path)
+    w = worker(service, cwd=tmp_path)
     out, err = w.communicate(timeout=120)
     assert w.returncode == 0, err
     final = c.status(1)

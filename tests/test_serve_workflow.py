@@ -52,7 +52,7 @@ def results(out_dir):
 def test_three_workers_do_the_whole_search_and_every_tool_reads_it(tmp_path, services):
     service = serve(tmp_path, services, "--num_points_per_generation=4", n=30)
     log = tmp_path / "got.jsonl"
-    workers = [worker(service.url, "--log", str(log), "--fail-every", "7", "--sleep", "0.05",
+    workers = [worker(service, "--log", str(log), "--fail-every", "7", "--sleep", "0.05",
                       cwd=tmp_path) for _ in range(3)]
     for w in workers:
         out, err = w.communicate(timeout=120)
@@ -94,7 +94,7 @@ def test_three_workers_do_the_whole_search_and_every_tool_reads_it(tmp_path, ser
 
 def test_a_worker_that_dies_holding_a_lease_loses_nothing(tmp_path, services):
     service = serve(tmp_path, services, "--lease=1", "--num_points_per_generation=2", n=4)
-    dead = worker(service.url, "--die-holding", cwd=tmp_path)
+    dead = worker(service, "--die-holding", cwd=tmp_path)
     said, _ = dead.communicate(timeout=60)
     lost = int(said.split("dying with point ")[1])
     c = service.client(worker="slow")
@@ -110,7 +110,7 @@ def test_a_worker_that_dies_holding_a_lease_loses_nothing(tmp_path, services):
         return [e for e in journal(tmp_path / "out") if e["ev"] == "lost"]
     wait_for(lambda: len(lost_events()) >= 1, 30, "the expired lease to be journaled")
     assert all("lease expired" in e["reason"] for e in lost_events())
-    good = worker(service.url, cwd=tmp_path)
+    good = worker(service, cwd=tmp_path)
     out, err = good.communicate(timeout=60)
     assert good.returncode == 0, err
     assert c.status(1)["points"]["finished"] == 4
@@ -137,7 +137,7 @@ def test_kill_9_mid_workflow_and_restart_loses_nothing_and_hands_out_nothing_twi
     with pytest.raises(ClientError) as twice:
         c.update_point(1, leased[0]["id"], 3.0)
     assert twice.value.status == 409
-    done = worker(again.url, "--log", str(tmp_path / "rest.jsonl"), cwd=tmp_path)
+    done = worker(again, "--log", str(tmp_path / "rest.jsonl"), cwd=tmp_path)
     out, err = done.communicate(timeout=60)
     assert done.returncode == 0, err
     rest = [json.loads(line)["id"] for line in (tmp_path / "rest.jsonl").read_text().splitlines()]
@@ -168,7 +168,7 @@ def test_requests_made_over_http_are_searches_of_their_own_and_survive_a_restart
     wait_for(lambda: c.status(rid)["points"]["finished"] == 1, 30, "request 2 to come back")
     assert [p["id"] for p in c.get_points(rid, status="running")] == [1]
     assert c.status(rid)["max_points"] == 6 and c.status(rid)["algorithm"] == "tpe"
-    assert [r["request_id"] for r in json.loads(_get(again.url + "/requests"))] == [1, 2]
+    assert [r["request_id"] for r in json.loads(_get(again, "/requests"))] == [1, 2]
     with pytest.raises(ClientError) as bad:
         c.create_request({"parameters": {"lr": [1]}, "colour": "red"})
     assert bad.value.status == 400 and "unknown setting 'colour'" in bad.value.message
@@ -179,10 +179,11 @@ def test_requests_made_over_http_are_searches_of_their_own_and_survive_a_restart
     assert not (tmp_path / "out" / "requests" / "3").exists()
 
 
-def _get(url: str) -> str:
+def _get(service: Service, path: str) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=30) as answer:
+    request = urllib.request.Request(service.url + path, headers=service.headers())
+    with urllib.request.urlopen(request, timeout=30) as answer:
         return answer.read().decode()
 
 
@@ -202,7 +203,7 @@ def test_with_backend_flags_the_service_runs_points_itself_and_takes_reports_too
                "parameters:\n  x: {method: uniform, low: -1, high: 1}\n")
     service = serve(tmp_path, services, f"--run_cwd={sim}", "--num_jobs=1",
                     "--visible_gpus=-1", "--num_points_per_generation=2")
-    helper = worker(service.url, "--log", str(tmp_path / "w.jsonl"), "--sleep", "0.05",
+    helper = worker(service, "--log", str(tmp_path / "w.jsonl"), "--sleep", "0.05",
                     cwd=tmp_path)
     out, err = helper.communicate(timeout=120)
     assert helper.returncode == 0, err
@@ -219,8 +220,9 @@ def test_with_backend_flags_the_service_runs_points_itself_and_takes_reports_too
 def test_stopping_and_refusals_are_one_line(tmp_path, services):
     write_yaml(tmp_path / "search.yaml", RANDOM.format(n=5))
     rc, out, err = run_hpsearch(["serve", f"--search_file={tmp_path / 'search.yaml'}",
-                                 f"--out_dir={tmp_path / 'o'}", "--host=0.0.0.0"], tmp_path)
-    assert rc == 2 and err.count("\n") == 1 and "--token-file" in err, err
+                                 f"--out_dir={tmp_path / 'o'}", "--host=0.0.0.0",
+                                 "--no_token"], tmp_path)
+    assert rc == 2 and err.count("\n") == 1 and "--no_token" in err, err
     assert not (tmp_path / "o").exists()
     service = serve(tmp_path, services, n=5)
     rc, out, err = run_hpsearch(["serve", f"--search_file={tmp_path / 'search.yaml'}",

@@ -22,10 +22,13 @@ Bodies::
 
 A worker names itself in the ``X-Hpsearch-Worker`` header (the client sends
 ``<host>:<pid>``; the results' ``job_id`` shows it as ``lease:<name>``). Every error is
-``{"error": "<one line>"}`` with a 4xx status: 400 a malformed body or parameter, 401 a
-missing or wrong token, 404 an unknown request or point, 409 a point reported already,
-503 a search that stopped on an error. With a token, every request (the OpenAPI page too)
-must carry ``Authorization: Bearer <token>``.
+``{"error": "<one line>"}`` with a 4xx status: 400 a malformed body or parameter (or one
+nested too deep), 401 a missing or wrong token, 403 a request that carries a command
+(without ``--allow_commands``), 404 an unknown request or point, 409 a point reported
+already, 413 a body too large, 429 a request beyond ``--max_requests``, 503 a search that
+stopped on an error. With a token (the default), every request (the OpenAPI page too) must
+carry ``Authorization: Bearer <token>``; :mod:`.guards` checks it and the body's limits
+(:mod:`.limits`) before a route sees the request.
 
 The point and status handlers run on the event loop: they take the point book's lock
 for microseconds (the driver holds it no longer) and write at most two small files, less
@@ -43,7 +46,6 @@ The response models are for the OpenAPI page.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal
@@ -57,6 +59,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from hpsearch.service.api_error import ApiError
+from hpsearch.service.guards import BodyLimits, TokenCheck, error_response
 from hpsearch.service.points import PointStatus
 from hpsearch.service.requests import Registry
 
@@ -192,10 +195,6 @@ def answer(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status, media_type="application/json")
 
 
-def _error(status: int, message: str) -> Response:
-    return answer({"error": message}, status)
-
-
 def _one_line(errors: Sequence[Any]) -> str:
     err = errors[0]
     where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
@@ -208,50 +207,35 @@ def _one_line(errors: Sequence[Any]) -> str:
     return f"{where + ': ' if where else ''}{message}{shown}"
 
 
-class TokenCheck:
-    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                reply = _error(401, "this service needs a token: send the header "
-                               "'Authorization: Bearer <token>' (Client(url, token=...))")
-                await reply(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
 def make_app(registry: Registry, token: str | None) -> Any:
-    """The ASGI application over ``registry`` (behind the token check when ``token``)."""
+    """The ASGI application over ``registry``, behind the body's limits and (``token``)
+    the token check."""
     app = FastAPI(title="hpsearch", summary="Hyperparameter points over HTTP: iDDS's HPO "
                   "workflow on an hpsearch journal", version="1",
-                  responses={400: {"model": ErrorOut}, 404: {"model": ErrorOut},
-                             409: {"model": ErrorOut}})
+                  responses={status: {"model": ErrorOut}
+                             for status in (400, 401, 404, 409, 413)})
 
     @app.exception_handler(ApiError)
     def _api_error(_request: Request, exc: ApiError) -> Response:
-        return _error(exc.status, exc.message)
+        return error_response(exc.status, exc.message)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_request: Request, exc: RequestValidationError) -> Response:
-        return _error(400, _one_line(exc.errors()))
+        return error_response(400, _one_line(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     def _http(_request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, str(exc.detail))
 
     def worker_of(request: Request) -> str:
         return request.headers.get(WORKER_HEADER) or (
             request.client.host if request.client else "?")
 
-    @app.post("/requests", status_code=201, response_model=Created)
+    @app.post("/requests", status_code=201, response_model=Created,
+              responses={status: {"model": ErrorOut} for status in (403, 429)})
     def create_request(body: CreateRequest) -> dict[str, int]:
-        """Start a new search in ``<out_dir>/requests/<id>/``."""
+        """Start a new search in ``<out_dir>/requests/<id>/`` (403: it carries a command or
+        a file the service was not started to allow, 429: ``--max_requests`` are live)."""
         return {"request_id": registry.create(body.model_dump())}
 
     @app.get("/requests", response_model=list[RequestStatus])
@@ -293,4 +277,5 @@ def make_app(registry: Registry, token: str | None) -> Any:
         # that rebuilt the route's context every time
         app.router.add_api_route(path, endpoint, methods=[method], response_model=model,
                                  openapi_extra=extra, route_class_override=Direct)
-    return app if token is None else TokenCheck(app, token)
+    guarded = BodyLimits(app)
+    return guarded if token is None else TokenCheck(guarded, token)

@@ -7,17 +7,20 @@ A report is one of (the body of ``PUT /requests/<id>/points/<point id>``)::
     {"failure": "CUDA out of memory on node 7"}      # the point failed
 
 ``loss`` fits a search whose only metric is its objective; a search with more metrics (or
-objectives) takes them all in ``metrics``. Numbers must be finite. What is accepted is
+objectives) takes them all in ``metrics``. Numbers must be finite; a failure message longer
+than :data:`~hpsearch.service.limits.MAX_FAILURE_CHARS` is cut. What is accepted is
 written the way a sim and the job wrapper would have written it (:mod:`hpsearch.runfiles`):
 the summary file (``<metric> <value>`` lines and ``finished 1``) and ``exit_code`` 0, or
 the message as ``stderr.log`` and ``exit_code`` 1 -- so the driver judges it with the one
 verdict (:func:`hpsearch.summary.judge`), and a restarted service finds it in the run
-directory even if the driver never saw it.
+directory even if the driver never saw it. The summary file is always inside the run's
+directory: a service takes no search whose ``summary_file`` leads out (:func:`stays_inside`).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import PurePosixPath
 from typing import Any
 
 from hpsearch.backends.base import Ended, Run
@@ -32,6 +35,7 @@ from hpsearch.runfiles import (
     write_small,
 )
 from hpsearch.service.api_error import ApiError
+from hpsearch.service.limits import cut_failure
 from hpsearch.service.points import Report
 from hpsearch.summary import SummaryFormat
 
@@ -44,7 +48,7 @@ def check_report(body: dict[str, Any], fmt: SummaryFormat, worker: str) -> Repor
     ``metrics``, ``failure``), checked against the search's metrics (ApiError 400)."""
     names = [k for k in fmt.keywords if k != "finished"]
     if body.get("failure") is not None:
-        return Report(None, str(body["failure"]), worker, None)
+        return Report(None, cut_failure(str(body["failure"])), worker, None)
     if body.get("loss") is not None:
         if names != fmt.objectives[:1] or len(fmt.objectives) > 1:
             raise ApiError(400, f"this search's metrics are {', '.join(names)}: report them "
@@ -66,6 +70,14 @@ def check_report(body: dict[str, Any], fmt: SummaryFormat, worker: str) -> Repor
     return Report(metrics, None, worker, float(metrics[fmt.objectives[0]]))
 
 
+def stays_inside(name: str) -> bool:
+    """Whether ``name``, joined to a directory, names a file below it: relative, no ``..``,
+    no backslash, printable (a search's ``summary_file``, which a report writes)."""
+    path = PurePosixPath(name)
+    return (bool(path.parts) and not path.is_absolute() and ".." not in path.parts
+            and "\\" not in name and name.isprintable())
+
+
 def _text(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(repr, value)) + "]"
@@ -78,9 +90,10 @@ def write_report(run: Run, report: Report, fmt: SummaryFormat, start: StartRecor
     run's ``started_at`` as it was written)."""
     said = None
     if report.metrics is not None:
-        run.sim_out_dir.mkdir(parents=True, exist_ok=True)
+        summary = run.sim_out_dir / fmt.filename  # inside: stays_inside(fmt.filename)
+        summary.parent.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"{k} {_text(v)}\n" for k, v in report.metrics.items())
-        write_small(run.sim_out_dir / fmt.filename, lines + "finished 1\n")
+        write_small(summary, lines + "finished 1\n")
     else:
         said = " ".join((report.failure or "").split()) or "failed"
         write_small(run.run_dir / STDERR_FILE, said + "\n")

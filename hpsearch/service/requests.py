@@ -13,6 +13,12 @@ leave out ``script`` and ``metrics`` (:data:`SERVED_DEFAULTS`: the points are co
 elsewhere, and report one ``loss``). ``max_points`` is the trial budget (``num_trials``; a
 grid's ``--num_searches``), default the search's own; ``num_points_per_generation``
 (default :data:`DEFAULT_POINTS_AHEAD`, iDDS's) is how many ``new`` points are kept ready.
+
+What anyone who can reach the service may ask is bounded: a request made over HTTP names no
+command and no file (:data:`COMMAND_SETTINGS`; 403) unless the service was started with
+``--allow_commands``, at most ``--max_requests`` requests are live at once (429), and no
+search, request 1 included, writes its reports outside its run directories
+(:func:`~hpsearch.service.reports.stays_inside`).
 """
 
 from __future__ import annotations
@@ -43,9 +49,10 @@ from hpsearch.searchdir import (
 )
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.backend import ExternalBackend, worker_name
+from hpsearch.service.limits import DEFAULT_MAX_REQUESTS
 from hpsearch.service.observed import ObservedStrategy
 from hpsearch.service.points import PointBook
-from hpsearch.service.reports import check_report
+from hpsearch.service.reports import check_report, stays_inside
 from hpsearch.service.split import SplitBackend
 from hpsearch.spec import SearchSpec, resolve_algorithm
 from hpsearch.strategies import make_strategy
@@ -59,6 +66,9 @@ LOG_FILE = "service.log"
 DEFAULT_POINTS_AHEAD = 10
 #: what a served search may leave out
 SERVED_DEFAULTS: dict[str, Any] = {"script": "external-worker", "metrics": ["loss"]}
+#: the settings of a search that name a command to run or a file to read: a request made
+#: over HTTP carries none of them unless the service allows it (--allow_commands)
+COMMAND_SETTINGS = ("generator", "script", "config_template")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +107,10 @@ class Request:
         self.options = options
         self.budget = budget
         self.out_dir = options.out_dir
+        if not stays_inside(spec.summary_filename):
+            raise UsageError(f"summary_file {spec.summary_filename!r} leads out of a run's "
+                             "directory, where a served search writes each report: give a "
+                             "file name such as perf.txt")
         self.book = PointBook(spec.performance_sort_asc)
         self.inner = make_strategy(spec, options, ahead=budget.ahead)
         self.strategy = ObservedStrategy(self.inner, self.book)
@@ -132,6 +146,8 @@ class Request:
         self.thread = threading.Thread(target=self._drive, name=f"request {self.id} driver",
                                        daemon=True)
         self.thread.start()
+        self.driver.restored.wait()  # until then, a report for a point leased before the
+        # restart would find no point (404) and a status would show nothing
 
     def _drive(self) -> None:
         assert self.driver is not None
@@ -191,12 +207,14 @@ class Request:
 class Registry:
     """Every request of one service, by id; request 1 first, then those in ``requests/``."""
 
-    def __init__(self, out_dir: Path, options: SearchOptions, lease_s: float,
-                 say: Any) -> None:
+    def __init__(self, out_dir: Path, options: SearchOptions, lease_s: float, say: Any,
+                 max_live: int = DEFAULT_MAX_REQUESTS, allow_commands: bool = False) -> None:
         self.out_dir = out_dir
         self.options = options
         self.lease_s = lease_s
         self.say = say
+        self.max_live = max_live
+        self.allow_commands = allow_commands
         self.requests: dict[int, Request] = {}
         self._lock = threading.Lock()
         self._stopping = False
@@ -217,12 +235,18 @@ class Registry:
                                    num_searches=-1, fail_fast=0, force_out_dir=False)
 
     def _request_of(self, rid: int, body: dict[str, Any]) -> Request:
-        """A request from its stored or posted body (one-line UsageError)."""
+        """A request from its stored or posted body (one-line UsageError; ApiError 403 for
+        a command it may not carry)."""
         from hpsearch.searchfile import spec_from_mapping
 
         search = body.get("search")
         if not isinstance(search, dict):
             raise UsageError("search must be an object of search-file settings")
+        carried = [key for key in COMMAND_SETTINGS if key in search]
+        if carried and not self.allow_commands:
+            raise ApiError(403, f"the search sets {', '.join(carried)}: this service runs no "
+                           "command and reads no file that a request names; its owner can "
+                           "allow them by starting it with --allow_commands")
         budget = Budget(body.get("max_points"),
                         body.get("num_points_per_generation") or DEFAULT_POINTS_AHEAD)
         options = self._options_of(rid)
@@ -236,6 +260,11 @@ class Registry:
         with self._lock:
             if self._stopping:
                 raise ApiError(503, "the service is stopping")
+            live = sum(request.running for request in self.requests.values())
+            if live >= self.max_live:
+                raise ApiError(429, f"{live} requests are live, the most this service serves "
+                               f"at once (--max_requests={self.max_live}): retry once one is "
+                               "done")
             rid = max(self.requests, default=1) + 1
             try:
                 request = self._request_of(rid, body)
@@ -262,7 +291,7 @@ class Registry:
                     with open(folder / str(rid) / REQUEST_FILE) as f:
                         body = json.load(f)
                     self.add(self._request_of(rid, body))
-                except (OSError, ValueError, UsageError) as exc:
+                except (OSError, ValueError, UsageError, ApiError) as exc:
                     self.say(f"warning: request {rid} ({folder / str(rid)}) is not served: "
                              f"{exc}")
 

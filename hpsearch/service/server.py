@@ -2,17 +2,19 @@
 
 The main thread validates everything (nothing is written before), binds the port, takes the
 search directories (request 1's lock, then those of the requests it created before), starts
-one driver thread per request and uvicorn in a thread of its own, prints the URL as its
-first line of output, and then only waits for SIGINT/SIGTERM. On a signal it stops
-uvicorn, interrupts every driver (as a signal would stop ``hpsearch``), waits for them and
-gives the locks back; the exit status is 128 + the signal's number, as for a search.
+one driver thread per request and waits until each has restored what its journal holds,
+takes the token (:mod:`.tokens`), starts uvicorn in a thread of its own, prints the URL as
+its first line of output (then ``token: <token>``), and then only waits for SIGINT/SIGTERM.
+A request that reaches the port before the URL is printed waits in the listen backlog: none
+is answered before every search is restored. On a signal it stops uvicorn, interrupts every
+driver (as a signal would stop ``hpsearch``), waits for them and gives the locks back; the
+exit status is 128 + the signal's number, as for a search.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import ipaddress
 import signal
 import socket
 import sys
@@ -20,13 +22,28 @@ import threading
 from pathlib import Path
 
 from hpsearch.backends import make_backend
+from hpsearch.client import TOKEN_VARIABLE
 from hpsearch.errors import UsageError
 from hpsearch.launch import SearchSource, load_search, source_name
 from hpsearch.options import SearchOptions
 from hpsearch.service.requests import SERVED_DEFAULTS, Budget, Registry, Request, apply_budget
+from hpsearch.service.tokens import TOKEN_FILE, given_token, service_token
 
 #: seconds a stopping service waits for each driver to record its runs
 STOP_WAIT_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Access:
+    """Who may use a service and what a request may ask of it: ``--host``, ``--port``,
+    ``--token-file``, ``--no_token``, ``--allow_commands``, ``--max_requests``."""
+
+    host: str
+    port: int
+    token_file: Path | None
+    no_token: bool
+    allow_commands: bool
+    max_requests: int
 
 
 def check_serve_dependencies() -> None:
@@ -34,35 +51,6 @@ def check_serve_dependencies() -> None:
     if missing:
         raise UsageError(f"hpsearch serve needs {' and '.join(missing)}: "
                          "pip install 'hpsearch[serve]'")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def read_token(host: str, token_file: Path | None) -> str | None:
-    """The token every request must send; a bind beyond loopback must have one."""
-    if token_file is None:
-        if not is_loopback(host):
-            raise UsageError(f"--host={host} serves beyond this machine: give --token-file="
-                             "FILE (a secret that every request must send as "
-                             "'Authorization: Bearer <token>')")
-        return None
-    try:
-        token = token_file.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read --token-file={token_file} ({exc}); pass a readable "
-                         "file holding the token") from None
-    if not token or any(c.isspace() for c in token) or not token.isprintable():
-        raise UsageError(f"--token-file={token_file} must hold one word of printable "
-                         "characters (e.g. from: python -c 'import secrets; "
-                         "print(secrets.token_urlsafe())')")
-    return token
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -90,16 +78,33 @@ def say(text: str) -> None:
     print(f"hpsearch: {text}", file=sys.stderr, flush=True)
 
 
+def take_token(given: str | None, no_token: bool, out_dir: Path) -> str | None:
+    """The token in force (None: ``--no_token``), said on stderr with how workers pass it;
+    ``out_dir`` is request 1's directory, its lock held."""
+    if given is not None:
+        return given
+    if no_token:
+        say(f"WARNING: --no_token: ANY user of this machine can use this service as you (get "
+            f"points, report losses, create searches in {out_dir}); serve without "
+            "--no_token unless the machine is yours alone")
+        return None
+    token, new = service_token(out_dir)
+    path = out_dir / TOKEN_FILE
+    say(f"{'a new' if new else 'the'} token is in {path} (mode 0600, kept across restarts): "
+        f"workers send 'Authorization: Bearer <token>' (sims/served/worker.py "
+        f"--token-file={path}, Client(url, token_file=...) or {TOKEN_VARIABLE}=<token>)")
+    return token
+
+
 def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s: float,
-          host: str, port: int, token_file: Path | None, own_backend: bool,
-          command: list[str]) -> int:
+          access: Access, own_backend: bool, command: list[str]) -> int:
     """Run the service until SIGINT/SIGTERM; returns the exit status."""
     check_serve_dependencies()
     import uvicorn
 
     from hpsearch.service.app import make_app
 
-    token = read_token(host, token_file)
+    given = given_token(access.host, access.token_file, access.no_token)
     spec = load_search(source, options.run_cwd, check_script=own_backend,
                        defaults=None if own_backend else SERVED_DEFAULTS)
     for warning in spec.warnings:
@@ -112,8 +117,9 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
         options = dataclasses.replace(options, fail_fast=0)
     first = Request(1, spec, options, budget, lease_s, source_name(source, spec), command,
                     make_backend(options, say) if own_backend else None)
-    sock = bind(host, port)
-    registry = Registry(options.out_dir, options, lease_s, say)
+    sock = bind(access.host, access.port)
+    registry = Registry(options.out_dir, options, lease_s, say, access.max_requests,
+                        access.allow_commands)
     caught: list[int] = []
     stop = threading.Event()
 
@@ -125,13 +131,15 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
     try:
         registry.add(first)
         registry.restore()
+        token = take_token(given, access.no_token, options.out_dir)
         server = uvicorn.Server(uvicorn.Config(make_app(registry, token), log_level="warning",
                                                access_log=False, lifespan="off",
                                                proxy_headers=False))
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                   name="uvicorn", daemon=True)
         thread.start()
-        print(url_of(sock), flush=True)
+        # one write: whoever reads the URL finds the token line with it
+        print(url_of(sock) + ("" if token is None else f"\ntoken: {token}"), flush=True)
         say(f"serving {len(registry.requests)} request(s); request 1: {spec.algorithm} search "
             f"in {options.out_dir} ({first.backend.name} backend); docs: {url_of(sock)}/docs")
         while not stop.wait(0.5) and thread.is_alive():

@@ -4,7 +4,8 @@
                                         [--runs 3] [--pin] [--dir /dev/shm]
 
 For each algorithm a fresh service (``--port=0``, a temporary search directory) serves a
-search of ``--points`` points over three parameters; ``--workers`` processes each loop
+search of ``--points`` points over three parameters (the workers send the token it printed,
+as ``HPSEARCH_TOKEN``); ``--workers`` processes each loop
 ``GET /requests/1/points?status=new&limit=1`` (``--limit``) then ``PUT
 /requests/1/points/<id>`` for each point, with the stdlib client (one kept-alive
 connection per worker) and no training time, until the request is done. A worker that
@@ -59,7 +60,8 @@ parameters:
 
 
 def work(url: str, out: str, limit: int) -> None:
-    """One worker: lease, report, until done; latencies (seconds) to ``out`` as JSON."""
+    """One worker: lease, report, until done; latencies (seconds) to ``out`` as JSON (the
+    token from ``HPSEARCH_TOKEN``)."""
     from hpsearch.client import Client
 
     client = Client(url)
@@ -104,6 +106,17 @@ def quantiles(values: list[float]) -> str:
     return f"p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {values[-1] * 1e3:.1f} ms"
 
 
+def first_output(service: subprocess.Popen[bytes], timeout: float) -> tuple[str, str]:
+    """The URL and the token the service prints first (together, in one write)."""
+    assert service.stdout is not None
+    ready, _, _ = select.select([service.stdout], [], [], timeout)
+    lines = os.read(service.stdout.fileno(), 65536).decode().splitlines() if ready else []
+    assert lines and lines[0].startswith("http://"), "the service printed no URL"
+    tokens = [line.removeprefix("token: ") for line in lines if line.startswith("token: ")]
+    assert tokens, "the service printed no token"
+    return lines[0], tokens[0]
+
+
 def pinned(cpus: set[int] | None) -> dict[str, Any]:
     """Popen's arguments that start a process on ``cpus`` (None: anywhere)."""
     return {} if cpus is None else {"preexec_fn": lambda: os.sched_setaffinity(0, cpus)}
@@ -121,18 +134,16 @@ def bench(algorithm: str, points: int, workers: int, ahead: int, limit: int,
         [*HPSEARCH, "serve", f"--search_file={search}",
          f"--out_dir={folder / 'out'}", "--port=0",
          f"--num_points_per_generation={ahead}"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **pinned(service_cpus))
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, **pinned(service_cpus))
     try:
-        assert service.stdout is not None
-        ready, _, _ = select.select([service.stdout], [], [], 60)
-        url = service.stdout.readline().strip() if ready else ""
-        assert url.startswith("http://"), "the service printed no URL"
+        url, token = first_output(service, 60)
         time.sleep(1.0)  # let the first generation fill the pool
         start, before, (user0, sys0) = time.perf_counter(), workers_cpu(), \
             service_cpu(service.pid)
+        env = {**os.environ, "HPSEARCH_TOKEN": token}
         procs = [subprocess.Popen([sys.executable, __file__, "--work", url,
                                    str(folder / f"w{i}.json"), str(limit)],
-                                  **pinned(worker_cpus))
+                                  env=env, **pinned(worker_cpus))
                  for i in range(workers)]
         for proc in procs:
             proc.wait()

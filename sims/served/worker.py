@@ -1,6 +1,9 @@
 """An external worker: pull points from ``hpsearch serve``, "train", report the loss.
 
-    python sims/served/worker.py http://127.0.0.1:8787 [--request 1] [--token-file F]
+    python sims/served/worker.py http://127.0.0.1:8787 --token-file out/svc/service.token
+
+The token comes from ``--token-file`` (the service writes ``<out_dir>/service.token``) or
+the environment variable ``HPSEARCH_TOKEN``; ``--request N`` works on request N (default 1).
 
 It asks for one new point at a time, computes Rosenbrock's function at (x, y) (plus 0.1
 for ``optimizer=sgd``) as the "training", and reports it; it stops when the request says
@@ -17,7 +20,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from hpsearch.client import Client
 
@@ -38,8 +40,7 @@ def main() -> int:
     parser.add_argument("--die-holding", action="store_true")
     parser.add_argument("--log", default=None)
     args = parser.parse_args()
-    token = Path(args.token_file).read_text().strip() if args.token_file else None
-    client = Client(args.url, token=token)
+    client = Client(args.url, token_file=args.token_file)
     done = 0
     idle = 0.01
     while True:
