@@ -11,12 +11,14 @@ Two sources, merged by step (a later point of the same step wins):
   during training (``finished 0``), in the same format, the step taken from the keyword the
   pruner's ``step`` option names.
 
-A torn last line (the sim was writing) and lines that are not such objects are skipped.
+A torn last line (the sim was writing) and lines that are not such objects, or whose step is
+not a finite number (``report(step=float("nan"))``), are skipped.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +52,7 @@ def parse_points(data: bytes) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return [point for point in parsed if isinstance(point, dict)
-            and is_number(point.get("step"))]
+            and is_number(point.get("step")) and math.isfinite(point["step"])]
 
 
 def read_curve(run_dir: Path) -> list[dict[str, Any]]:

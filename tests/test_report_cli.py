@@ -205,3 +205,16 @@ def test_status_ranks_finished_runs_first_then_pruned_ones_with_their_step(asha,
         if row["status"] == "pruned":
             value += f" @ step {float(row['steps']):g} (pruned)"
         assert line.startswith(f"  {value}  {row['run_id']}  lr="), (line, row)
+
+
+def test_a_curve_point_without_a_finite_step_costs_only_that_point(tmp_path):
+    built = synthetic.build(tmp_path / "s", 12, steps=6, gpus=1)
+    run_dir = sorted((built.out_dir / "runs").iterdir())[0]
+    curve = run_dir / "out" / "hpsearch_report.jsonl"
+    kept = curve.read_text()
+    curve.write_text(kept + '{"step": NaN, "loss": 1.0}\n{"step": Infinity, "loss": 2.0}\n')
+    rc, _, err = run_hpsearch(["report", str(built.out_dir)], tmp_path)
+    assert rc == 0, err
+    data = report_data(built.out_dir / "report.html")
+    (got,) = [c for c in data["curves"] if data["runs"]["id"][c["run"]] == run_dir.name]
+    assert got["step"] == [json.loads(line)["step"] for line in kept.splitlines()]
