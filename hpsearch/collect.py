@@ -13,6 +13,14 @@ cluster search, or one that used GPUs) the GPU- and CPU-hours the ended attempts
     search out/q: 70 finished, 2 failed, 4 running, 0 pending (of 76); driver pid 4242 on login1
       job 4711_0 (node3) holds 3 run(s): 0c6a51f3ffeb 1dcd86438d06 54c1c375d5d1
     GPU-hours 12.4 (failed 0.5, pruned 1.25, preempted 0.3); CPU-hours 49.61 (failed 2)
+    best val_loss=0.129 (trial 3, run 7f3a...); 5 best by val_loss (ascending), finished runs
+    first, then pruned runs by their last report:
+      val_loss=0.129  7f3a0c6a51f3  lr=0.03 ...
+      val_loss=0.1149 @ step 3 (pruned)  0c6a51f3ffeb  lr=0.01 ...
+
+The best runs are ranked as the results table is (:func:`hpsearch.results.sort_key`):
+finished runs first, then pruned runs by their last report, shown with its step (the line
+above them is one line, wrapped here).
 
 ``cancel`` checks that the scheduler's commands are there, stops the driver, takes its lock,
 cancels every run the journal lists as active and journals them as cancelled (they run again
@@ -28,7 +36,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,14 @@ from hpsearch.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.lock import LOCK_FILE, DriverLock, liveness, read_holder
 from hpsearch.pareto import pareto_front
 from hpsearch.progress import printable
-from hpsearch.results import RESULTS_FILE, TableLayout, build_table, row_of, write_table
+from hpsearch.results import (
+    RESULTS_FILE,
+    TableLayout,
+    build_table,
+    row_of,
+    sort_key,
+    write_table,
+)
 from hpsearch.runfiles import (
     RUNS_DIR,
     SIM_OUT_DIR,
@@ -345,6 +360,42 @@ def best_finished(states: Iterable[RunState], key: str, ascending: bool) -> list
     return finished
 
 
+def _ranked(states: Iterable[RunState], key: str, ascending: bool) -> list[RunState]:
+    """Finished and pruned runs with a number for ``key``, in the results table's order."""
+    shown = [s for s in states if s.status in ("finished", "pruned")
+             and is_number(s.metrics.get(key)) and s.metrics[key] == s.metrics[key]]
+    return sorted(shown, key=lambda s: sort_key(s.status, s.metrics[key], ascending))
+
+
+def _best_row(state: RunState, key: str) -> str:
+    """``  val_loss=0.129  <run>  <config>``; a pruned run's value with its step:
+    ``  val_loss=0.1149 @ step 3 (pruned)  <run>  <config>``."""
+    value = f"{key}={state.metrics[key]:.6g}"
+    if state.status == "pruned":
+        step = (state.extra or {}).get("steps")
+        value += f" @ step {step:g} (pruned)" if is_number(step) else " (pruned)"
+    config = " ".join(f"{k}={render_value(v)}" for k, v in state.config.items())
+    return f"  {value}  {state.run_id}  {config}\n"
+
+
+def _print_best(write: Callable[[str], Any], states: Iterable[RunState], key: str,
+                ascending: bool, top: int) -> None:
+    """The best so far and the ``top`` best runs in the results table's order: finished runs
+    first, then pruned runs by their last report (said when the search has any)."""
+    ranked = _ranked(states, key, ascending)
+    if not ranked:
+        return
+    best = ranked[0]
+    head = (f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run {best.run_id})"
+            if best.status == "finished" else "no run finished yet")
+    rule = f"{min(top, len(ranked))} best by {key} ({'ascending' if ascending else 'descending'})"
+    if any(s.status == "pruned" for s in ranked):
+        rule += ", finished runs first, then pruned runs by their last report"
+    write(f"{head}; {rule}:\n")
+    for state in ranked[:top]:
+        write(_best_row(state, key))
+
+
 def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     """Counts by state, the driver's state and the ``top`` best finished runs (control
     characters shown as escapes: :func:`~hpsearch.progress.printable`)."""
@@ -367,15 +418,7 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     if meta.get("backend", "local") != "local" or any(v[0] for v in totals.values()):
         write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
-    finished = best_finished(states.values(), key, ascending)
-    if finished:
-        best = finished[0]
-        write(f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run "
-              f"{best.run_id}); {min(top, len(finished))} best by {key} "
-              f"({'ascending' if ascending else 'descending'}):\n")
-    for state in finished[:top]:
-        config = " ".join(f"{k}={render_value(v)}" for k, v in state.config.items())
-        write(f"  {key}={state.metrics[key]:.6g}  {state.run_id}  {config}\n")
+    _print_best(write, states.values(), key, ascending, top)
     objectives = list(meta.get("objectives") or [key])
     if len(objectives) > 1:
         points = [values for s in states.values() if s.status == "finished"

@@ -38,7 +38,6 @@ from __future__ import annotations
 import datetime
 import math
 import os
-import random
 import warnings
 from pathlib import Path
 from typing import Any
@@ -155,30 +154,33 @@ def frozen_trial(view: SearchView, run: RunView, dists: dict[str, BaseDistributi
         intermediate_values=intermediate)
 
 
-def trials(view: SearchView, scored_only: bool = False, sample: int | None = None
-           ) -> list[FrozenTrial]:
-    """Every run as a trial, in trial order; ``scored_only``: the finished runs only, bare
-    (their parameters and values: what importance reads, at a fraction of the cost), at
-    most ``sample`` of them (a seeded random choice)."""
+def trials(view: SearchView) -> list[FrozenTrial]:
+    """Every run as a trial, in trial order."""
     dists = {p.name: distribution(p) for p in view.parameters}
-    runs = view.scored() if scored_only else view.runs
-    if sample is not None and len(runs) > sample:
-        picked = set(random.Random(0).sample(range(len(runs)), sample))
-        runs = [run for k, run in enumerate(runs) if k in picked]
-    return [frozen_trial(view, run, dists, bare=scored_only) for run in runs]
+    return [frozen_trial(view, run, dists) for run in view.runs]
 
 
-def study_of(view: SearchView, storage: Any = None, name: str | None = None,
-             scored_only: bool = False, sample: int | None = None) -> optuna.Study:
-    """An Optuna study holding the runs (in memory unless ``storage`` is given; see
-    :func:`trials` for the others)."""
+def study_of(view: SearchView, storage: Any = None, name: str | None = None) -> optuna.Study:
+    """An Optuna study holding the runs (in memory unless ``storage`` is given)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # set_metric_names is "experimental"
         study = optuna.create_study(storage=storage, study_name=name,
                                     directions=view.directions)
         study.set_metric_names(view.objectives)
-        study.add_trials(trials(view, scored_only, sample))
+        study.add_trials(trials(view))
+    return study
+
+
+def value_study(view: SearchView, values: list[tuple[RunView, float]]) -> optuna.Study:
+    """A one-objective study (minimised, in memory) of the given runs with the given values,
+    each a complete trial with its parameters only: what parameter importance reads."""
+    dists = {p.name: distribution(p) for p in view.parameters}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    bare = [(frozen_trial(view, run, dists, bare=True), value) for run, value in values]
+    study.add_trials([optuna.trial.create_trial(params=t.params, distributions=t.distributions,
+                                                value=value) for t, value in bare])
     return study
 
 

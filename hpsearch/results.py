@@ -5,7 +5,8 @@ configuration's keys, every summary keyword, then ``status`` (finished / failed 
 running / launching / pending / cancelled), ``attempts``, ``failure_reason``, ``wall_time``
 (seconds), ``run_id``, ``run_dir``, ``job_id``, ``trial`` (proposal order), and backend
 columns such as ``gpu``. Finished and running runs come first, by the performance key in
-the declared direction (no value last); pruned runs follow, failed runs come last.
+the declared direction (no value last); pruned runs follow, by their last report (its step
+in ``steps``); failed runs come last (:func:`sort_key`; ``hpsearch status`` ranks alike).
 ``gpu_hours`` and ``cpu_hours`` add up every attempt of the run (:mod:`hpsearch.usage`). With
 several objectives the rows are sorted by the first, and ``pareto`` (1/0) marks the finished
 runs of the Pareto front.
@@ -76,15 +77,20 @@ def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
     return row
 
 
-def _sort_key(row: dict[str, Any], layout: TableLayout) -> tuple[int, int, float]:
-    """Pruned, then failed last; within each group, rows with a number first, by it."""
-    value = row.get(layout.performance_key)
+def sort_key(status: str, value: Any, ascending: bool) -> tuple[int, int, float]:
+    """Where a run sorts: finished, running and pending runs first, then pruned runs (by
+    their last report: a value from an earlier step is not a final value), failed runs
+    last; within each group, runs with a number first, by it in the direction."""
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and not math.isnan(value) else None
-    group = _GROUP.get(row.get("status", ""), 0)
+    group = _GROUP.get(status, 0)
     if number is None:
         return group, 1, 0.0
-    return group, 0, number if layout.ascending else -number
+    return group, 0, number if ascending else -number
+
+
+def _sort_key(row: dict[str, Any], layout: TableLayout) -> tuple[int, int, float]:
+    return sort_key(row.get("status", ""), row.get(layout.performance_key), layout.ascending)
 
 
 def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout

@@ -21,6 +21,7 @@ set as lists of what the runs got.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import time
@@ -74,6 +75,23 @@ class RunView:
         """Finished, with a number for every objective."""
         return self.state.status == "finished" and all(
             self.value(k) is not None for k in objectives)
+
+    def last_step(self) -> float | None:
+        """The last step the run reported: the driver's record (the ``steps`` column), else
+        its curve's last point (None when it reported none)."""
+        steps = (self.state.extra or {}).get("steps")
+        if is_number(steps):
+            return float(steps)
+        return float(self.curve[-1]["step"]) if self.curve else None
+
+    def value_at(self, key: str, step: float) -> float | None:
+        """The run's ``key`` at ``step`` as ASHA reads a rung: its first point at or past
+        ``step`` with a finite number for ``key`` (None when its curve never got there)."""
+        for point in self.curve:
+            value = point.get(key)
+            if point["step"] >= step and is_number(value) and math.isfinite(value):
+                return float(value)
+        return None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ historical times) and each run's directory (``run.json``/``command.sh`` by
 wrapper's format with its mtimes; the summary file; a learning curve in
 ``hpsearch.report``'s format; ``stderr.log`` of failures). Runs are spread over GPUs as the
 GPU backend would place them. Statuses cycle deterministically: of every 20 runs, 1 fails,
-2 are pruned (their curve stops early), the rest finish; ``running`` runs at the end have
+2 are pruned (their curve stops early; their metrics are its last point's, with its step in
+``steps``, as the driver records them), the rest finish; ``running`` runs at the end have
 started and not ended.
 """
 
@@ -129,6 +130,11 @@ def build(out_dir: Path, n: int, *, steps: int = 10, gpus: int = 4, running: int
         if status == "running":
             continue
         metrics = {"loss": loss, "acc": 1 - loss / 2, "finished": 1}
+        extra: dict[str, Any] = {"gpu": gpu}
+        if status == "pruned" and taken:  # as the driver records it: the last report's values
+            metrics = {"loss": round(loss + 1.0 / taken, 6),
+                       "acc": round(1 - loss / 2 - 0.3 / taken, 6), "finished": 1}
+            extra["steps"] = taken
         exit_code, reason = 0, None
         if status == "failed":
             exit_code, reason = 1, "exit status 1"
@@ -141,7 +147,7 @@ def build(out_dir: Path, n: int, *, steps: int = 10, gpus: int = 4, running: int
                 "".join(f"{name} {value!r}\n" for name, value in metrics.items()))
         _touch(run_dir / EXIT_FILE, f"{exit_code} {key}\n", end)
         journal.append("end", t=end + 0.1, run=run_id, status=status, exit=exit_code,
-                       reason=reason, metrics=metrics, wall=wall, extra={"gpu": gpu},
+                       reason=reason, metrics=metrics, wall=wall, extra=extra,
                        attempt=1)
         if k % 500 == 0:
             journal.flush()

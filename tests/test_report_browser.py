@@ -11,8 +11,8 @@ counts taken from ``search_results.csv``. Screenshots go to the test's tmp dir.
 
 from __future__ import annotations
 
-import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ from browser import (
     require_browser,
     screenshot,
 )
-from conftest import REPO, run_hpsearch
+from conftest import REPO, run_hpsearch, wait_for
+from test_report_cli import BASIS, asha_search, results
 
 #: what each plot on the page holds, read from its DOM
 PLOTS_JS = """
@@ -78,11 +79,6 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Any:
     driver = open_browser(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
-
-
-def results(out_dir: Path) -> list[dict[str, str]]:
-    with open(out_dir / "search_results.csv", newline="") as f:
-        return list(csv.DictReader(f, delimiter=";"))
 
 
 def open_report(browser: Any, out_dir: Path, shot: Path) -> list[dict[str, Any]]:
@@ -218,3 +214,65 @@ def test_pruned_runs_and_gpu_lanes_in_browser(tmp_path, browser):
     assert browser.execute_script(
         "return document.querySelector('.pill.pruned').dataset.count") == str(
         built.statuses["pruned"])
+
+
+#: the hover texts of the history's pruned markers (its second trace)
+PRUNED_HOVERS_JS = "return document.getElementById('plot-history-trial').data[1].text;"
+
+
+def choose_history_step(browser: Any, value: str) -> dict[str, Any]:
+    """Pick an option of the history's step control; the by-trial plot once redrawn."""
+    browser.execute_script(
+        "const s = document.getElementById('history-step'); s.value = arguments[0];"
+        "s.dispatchEvent(new Event('change'));", value)
+    wait_for(lambda: browser.execute_script(
+        "const e = document.getElementById('plot-history-trial');"
+        "return e.querySelectorAll('.scatterlayer path.point').length"
+        " === Number(e.dataset.points)"), what="the history redrawn")
+    (plot,) = [p for p in browser.execute_script(PLOTS_JS) if p["id"] == "plot-history-trial"]
+    return plot
+
+
+def test_asha_search_report_shows_pruned_runs_in_browser(tmp_path, browser):
+    out = tmp_path / "curves"
+    rows = asha_search(out)
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    finished = len(rows) - len(pruned)
+    plots = open_report(browser, out, tmp_path / "asha.png")
+
+    history = section(plots, "history")  # every run: finished ones and pruned ones apart
+    assert [p["points"] for p in history] == [30, 30]
+    assert [p["pruned"] for p in history] == [len(pruned)] * 2
+    assert [p["lines"] for p in history] == [1, 1]  # best so far, of the finished runs
+    hovers = browser.execute_script(PRUNED_HOVERS_JS)
+    assert len(hovers) == len(pruned)
+    assert all(re.search(r"pruned at step \d+ ", text) for text in hovers), hovers
+    (parcoords,) = section(plots, "parcoords")
+    assert parcoords["given"] == 30 and parcoords["pruned"] == len(pruned)
+    assert parcoords["axes"] == 3 + 1 + 1  # lr, width, dropout; val_loss; last step
+    slices = section(plots, "slices")
+    assert sorted(p["param"] for p in slices) == ["dropout", "lr", "width"]
+    assert all(p["points"] == 30 and p["pruned"] == len(pruned) for p in slices), slices
+    (importance,) = section(plots, "importance")
+    assert importance["bars"] == 3
+    method = browser.execute_script(
+        "return document.getElementById('importance-method').textContent")
+    assert BASIS.search(method) and f"; {finished} finished)" in method, method
+    (curves,) = section(plots, "curves")
+    assert curves["lines"] == 30 and curves["pruned"] == len(pruned)
+
+    steps = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#history-step option'))"
+        ".map(o => o.textContent)")
+    assert steps == ["final value"] + [f"value at step {s}" for s in range(1, 28)]
+    at_first = choose_history_step(browser, "1")  # every run reported epoch 1
+    assert at_first["points"] == 30 and at_first["pruned"] == len(pruned)
+    at_last = choose_history_step(browser, "27")  # only the finished runs got to 27
+    assert at_last["points"] == finished and at_last["pruned"] == 0
+    deepest = max(float(r["steps"]) for r in pruned)
+    beyond = choose_history_step(browser, f"{deepest:g}")
+    assert beyond["points"] == sum(float(r["steps"]) >= deepest for r in rows)
+    final = choose_history_step(browser, "")
+    assert final["points"] == 30 and final["pruned"] == len(pruned)
+    assert browser.execute_script("return window.hpsearchReport.errors") == []
+    assert console_errors(browser) == []

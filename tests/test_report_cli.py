@@ -4,16 +4,50 @@ written file (the JSON the page draws from)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import signal
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
+import pytest
+import synthetic
+from conftest import REPO, run_hpsearch, start_hpsearch, wait_for, write_search
 from test_core_collect import HYPNETTORCH_MODULE
 
 DATA = re.compile(r'<script type="application/json" id="hpsearch-data">(.*?)</script>', re.S)
+#: sims/curves' random search with ASHA (rungs at 1, 3, 9, 27 epochs): of its 30 runs most
+#: are pruned, a few finish
+ASHA_SEARCH = ["--search_file=sims/curves/search.yaml", "--run_cwd=sims/curves",
+               "--visible_gpus=-1", "--num_jobs=2"]
+#: importance.MIN_RUNS: fewer finished runs, and importance reads the values at a step
+MIN_RUNS = 11
+BASIS = re.compile(r"the values at step (\d+) \((\d+) runs reached it; (\d+) finished\)")
+
+
+def results(out_dir: Path) -> list[dict[str, str]]:
+    with open(out_dir / "search_results.csv", newline="") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+
+
+def asha_search(out_dir: Path) -> list[dict[str, str]]:
+    """Run :data:`ASHA_SEARCH` into ``out_dir``; its results, most runs pruned and fewer than
+    :data:`MIN_RUNS` finished."""
+    rc, _, err = run_hpsearch([*ASHA_SEARCH, f"--out_dir={out_dir}"], REPO, timeout=300)
+    assert rc == 0, err
+    rows = results(out_dir)
+    statuses = Counter(r["status"] for r in rows)
+    assert statuses["finished"] + statuses["pruned"] == len(rows) == 30, statuses
+    assert statuses["pruned"] >= 15 and 1 <= statuses["finished"] < MIN_RUNS, statuses
+    return rows
+
+
+@pytest.fixture(scope="module")
+def asha(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, str]]]:
+    out = tmp_path_factory.mktemp("asha") / "curves"
+    return out, asha_search(out)
 
 
 def report_data(page: Path) -> dict[str, Any]:
@@ -118,3 +152,69 @@ def test_report_errors_are_one_line(tmp_path):
     for command in ("report", "export", "seeds"):
         rc, out, _ = run_hpsearch([command, "--help"], tmp_path)
         assert rc == 0 and "Usage: hpsearch " + command in out
+
+
+def test_report_shows_pruned_runs_and_importance_at_the_deepest_common_step(asha, tmp_path):
+    out, rows = asha
+    rc, _, err = run_hpsearch(["report", str(out), "-o", str(tmp_path / "r.html")], tmp_path)
+    assert rc == 0, err
+    data = report_data(tmp_path / "r.html")
+    runs = data["runs"]
+    by_id = {r["run_id"]: r for r in rows}
+    pruned = [r for r in rows if r["status"] == "pruned"]
+    assert len(data["pruned"]) == len(pruned)
+    for i in data["pruned"]:  # each at its last report, with its step
+        row = by_id[runs["id"][i]]
+        assert row["status"] == "pruned"
+        assert runs["m"]["val_loss"][i] == float(row["val_loss"])
+        assert runs["step"][i] == float(row["steps"])
+    finished = len(rows) - len(pruned)
+    imp = data["importance"]
+    assert imp["note"] is None, imp
+    step, reached, told = BASIS.fullmatch(imp["basis"]).groups()
+    steps = sorted((float(r["steps"]) for r in rows), reverse=True)
+    assert float(step) == steps[MIN_RUNS - 1]  # the deepest step 11 runs reached
+    assert int(reached) == sum(s >= float(step) for s in steps) >= MIN_RUNS
+    assert int(told) == finished
+    assert {name for name, _ in imp["values"]} == {"lr", "width", "dropout"}
+    assert abs(sum(v for _, v in imp["values"]) - 1) < 0.01
+    assert data["steps"] == list(range(1, 28))  # the history can show each epoch
+
+
+def test_importance_of_enough_finished_runs_reads_their_final_values(tmp_path):
+    built = synthetic.build(tmp_path / "s", 30, steps=9, gpus=2)
+    rc, _, err = run_hpsearch(["report", str(built.out_dir)], tmp_path)
+    assert rc == 0, err
+    imp = report_data(built.out_dir / "report.html")["importance"]
+    assert built.statuses["finished"] >= MIN_RUNS
+    assert imp["basis"] == f"the final values of {built.statuses['finished']} finished runs"
+    assert {name for name, _ in imp["values"]} == {"lr", "width", "dropout", "opt"}
+
+
+def test_status_ranks_finished_runs_first_then_pruned_ones_with_their_step(asha, tmp_path):
+    out, rows = asha
+    rc, text, err = run_hpsearch(["status", str(out), "--top", "30"], tmp_path)
+    assert rc == 0, err
+    lines = text.splitlines()
+    head = next(k for k, line in enumerate(lines) if " best by " in line)
+    assert lines[head].endswith("30 best by val_loss (ascending), finished runs first, then "
+                                "pruned runs by their last report:"), text
+    listed = lines[head + 1:]
+    for line, row in zip(listed, rows, strict=True):  # the CSV's order
+        value = f"val_loss={float(row['val_loss']):.6g}"
+        if row["status"] == "pruned":
+            value += f" @ step {float(row['steps']):g} (pruned)"
+        assert line.startswith(f"  {value}  {row['run_id']}  lr="), (line, row)
+
+
+def test_a_curve_point_without_a_finite_step_costs_only_that_point(tmp_path):
+    built = synthetic.build(tmp_path / "s", 12, steps=6, gpus=1)
+    run_dir = sorted((built.out_dir / "runs").iterdir())[0]
+    curve = run_dir / "out" / "hpsearch_report.jsonl"
+    kept = curve.read_text()
+    curve.write_text(kept + '{"step": NaN, "loss": 1.0}\n{"step": Infinity, "loss": 2.0}\n')
+    rc, _, err = run_hpsearch(["report", str(built.out_dir)], tmp_path)
+    assert rc == 0, err
+    data = report_data(built.out_dir / "report.html")
+    (got,) = [c for c in data["curves"] if data["runs"]["id"][c["run"]] == run_dir.name]
+    assert got["step"] == [json.loads(line)["step"] for line in kept.splitlines()]

@@ -11,14 +11,18 @@ every plot refers to them by index::
               "p": {"lr": [0.01, null], "opt": [1, 0], ...},   # a category: its index;
                                                                 # null: the run lacks the key
               "m": {"loss": [0.41, null], ...},
+              "step": [27, 3, null],                   # the last step the run reported
               "end": [12.5, null]},                    # end of the last start (seconds)
      "scored": [0, 3, ...],               # finished, a number for every objective
+     "pruned": [1, ...],                  # pruned, a number (its last) for the first one
+     "steps": [1, 2, 3, ...],             # the steps the history can show values at
      "pareto": [3, ...] | null,           # the Pareto front (several objectives only)
      "curves": [{"run": 0, "step": [1, 2], "m": {"loss": [0.9, 0.5]}}],
      "bars": {"run": [...], "lane": [...], "start": [...], "end": [...], "last": [...],
               "queued": [...], "job": [...]},   # queued: submission time, or null
      "lanes": ["slot 1", "slot 2"],
-     "importance": {"method": "...", "values": [["lr", 0.7], ...], "note": null}}
+     "importance": {"method": "...", "values": [["lr", 0.7], ...], "note": null,
+                    "basis": "the final values of 30 finished runs"}}
 
 Only parameters that vary are plotted. Axis of a parameter: a distribution's scale
 (``log`` for the log-scaled methods, else ``linear``); a list is a ``category`` axis (its
@@ -26,7 +30,11 @@ numbers ascending, other values in declared order), unless it holds more than
 :data:`MAX_CATEGORIES` distinct numbers (then ``linear``, or ``log`` when all are positive
 and span 3 decades). Non-finite numbers are null. A search with more than
 :data:`MAX_CURVE_POINTS` curve points in all keeps every curve's first and last point and
-an even share of the rest.
+an even share of the rest. ``steps`` are the distinct steps of the curves, at most
+:data:`MAX_STEP_CHOICES` of them (evenly picked, the first and last kept).
+
+A pruned run's values are its last reports (what the driver recorded when it stopped it),
+at its last step: the plots show them apart from the finished runs' final values.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from hpsearch.summary import is_number
 
 MAX_CATEGORIES = 12
 MAX_CURVE_POINTS = 400_000
+MAX_STEP_CHOICES = 100
 
 
 def _finite(value: Any) -> Any:
@@ -114,6 +123,8 @@ def build(view: SearchView) -> dict[str, Any]:
     t0 = min(starts, default=view.now)
     plotted = [p for p in view.parameters if p.varies]
     scored = [i for i, r in enumerate(runs) if r.scored(view.objectives)]
+    pruned = [i for i, r in enumerate(runs)
+              if r.state.status == "pruned" and r.value(view.objectives[0]) is not None]
     pareto = None
     if len(view.objectives) > 1:
         points = [[runs[i].value(k) for k in view.objectives] for i in scored]
@@ -130,19 +141,33 @@ def build(view: SearchView) -> dict[str, Any]:
             "status": [r.state.status for r in runs],
             "p": {p.name: _column(p, axes[p.name], runs) for p in plotted},
             "m": {k: [_finite(r.state.metrics.get(k)) for r in runs] for k in view.metrics},
+            "step": [_finite(r.last_step()) for r in runs],
             "end": [_rel(max((s.end for s in r.spans if s.end is not None), default=None), t0)
                     for r in runs],
         },
-        "scored": scored, "pareto": pareto, "curves": _curves(view),
+        "scored": scored, "pruned": pruned, "pareto": pareto, "curves": _curves(view),
+        "steps": _step_choices(view),
         "bars": {"run": [b.run for b in bars], "lane": [b.lane for b in bars],
                  "start": [_rel(b.start, t0) for b in bars],
-                 "end": [_rel(b.end, t0) for b in bars], "last": [b.last for b in bars],
+                 "step": [_finite(r.last_step()) for r in runs],
+            "end": [_rel(b.end, t0) for b in bars], "last": [b.last for b in bars],
                  "queued": [_rel(b.queued_from, t0) for b in bars],
                  "job": [b.job for b in bars]},
         "lanes": lanes,
         "importance": {"method": METHOD, "values": [[k, round(v, 4)] for k, v in found.values],
-                       "note": found.note},
+                       "note": found.note, "basis": found.basis},
     }
+
+
+def _step_choices(view: SearchView) -> list[float]:
+    """The distinct steps of the runs' curves, at most :data:`MAX_STEP_CHOICES` (evenly
+    picked, the first and the last kept)."""
+    steps = sorted({p["step"] for r in view.runs for p in r.curve})
+    if len(steps) <= MAX_STEP_CHOICES:
+        return steps
+    last = len(steps) - 1
+    return [steps[k] for k in sorted({round(j * last / (MAX_STEP_CHOICES - 1))
+                                      for j in range(MAX_STEP_CHOICES)})]
 
 
 def _rel(epoch: float | None, t0: float) -> float | None:

@@ -4,7 +4,14 @@
 
    What tests read: body[data-rendered] turns "ok" once every plot is drawn ("errors" when a
    section failed; window.hpsearchReport.errors says why), and each plot's element carries
-   data-points, the number of runs (points, lines, bars) it was given. */
+   data-points, the number of runs (points, lines, bars) it was given; plots that show
+   pruned runs also carry data-pruned, how many of those were pruned.
+
+   A pruned run is shown at its last report (the value the driver recorded when it stopped
+   the run, at R.step), as a hollow grey marker whose hover says where it stopped; "best so
+   far" lines follow the finished runs only, their final values being the ones to compare.
+   The history by trial can show every run's value at one step instead (each run's first
+   report at or past it, as ASHA reads a rung; hpsearch/importance.py reads them alike). */
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("hpsearch-data").textContent);
@@ -17,6 +24,9 @@
   var GL_LIMIT = 2000;
   var STATUS_COLORS = {finished: "#1f77b4", pruned: "#d62728", running: "#2ca02c",
                        failed: "#7f7f7f", retried: "#fb8c00", cancelled: "#9e9e9e"};
+  /* a pruned run's last report, wherever it sits among final values */
+  var PRUNED_MARKER = {symbol: "circle-open", size: 7, color: "#757575",
+                       line: {width: 1.5, color: "#757575"}};
   var BAR_COLORS = {finished: "#43a047", pruned: "#fb8c00", failed: "#e53935",
                     running: "#1e88e5", retried: "#ffb74d", cancelled: "#9e9e9e"};
   var state = {errors: []};
@@ -44,7 +54,11 @@
   function hover(i) {
     if (hovers[i] === undefined) {
       var lines = ["<b>trial " + R.trial[i] + "</b>  run " + esc(R.id[i])];
-      if (R.status[i] !== "finished") { lines.push("status: " + esc(R.status[i])); }
+      if (R.status[i] === "pruned" && R.step[i] !== null) {
+        lines.push("pruned at step " + esc(fmt(R.step[i])) + " (values: its last report)");
+      } else if (R.status[i] !== "finished") {
+        lines.push("status: " + esc(R.status[i]));
+      }
       D.params.forEach(function (p) {
         var v = R.p[p.name][i];
         if (v !== null) { lines.push(esc(p.name) + " = " + esc(paramText(p, v))); }
@@ -80,41 +94,128 @@
   function date(seconds) { return new Date((D.t0 + seconds) * 1000); }
 
   /* -- optimization history ------------------------------------------------------------ */
-  function historyTraces(order, xOf) {
-    var best = null;
-    var bestY = order.map(function (i) {
-      var v = R.m[OBJ][i];
-      if (best === null || (MINIMIZE ? v < best : v > best)) { best = v; }
-      return best;
+  function byTrialOrder(a, b) { return R.trial[a] - R.trial[b]; }
+
+  /* finished runs (filled), pruned runs (hollow) and the best so far over ``best`` (a list of
+     runs sorted by x); y of a run: yOf(i); yText: a hover line for y, "" when the run's own
+     lines say it */
+  function historyTraces(finished, pruned, best, xOf, yOf, bestName, yText) {
+    var bestValue = null;
+    var bestY = best.map(function (i) {
+      var v = yOf(i);
+      if (bestValue === null || (MINIMIZE ? v < bestValue : v > bestValue)) { bestValue = v; }
+      return bestValue;
     });
-    var x = order.map(xOf);
-    return [
-      {type: markers(order.length), mode: "markers", name: OBJ, x: x,
-       y: order.map(function (i) { return R.m[OBJ][i]; }),
-       text: order.map(hover), hovertemplate: "%{text}<extra></extra>",
-       marker: {size: 6, color: STATUS_COLORS.finished}},
-      {type: "scatter", mode: "lines", name: "best so far", x: x, y: bestY,
-       line: {shape: "hv", color: "#d62728"}, hoverinfo: "skip"}
-    ];
+    var mk = function (idx, name, marker) {
+      return {type: markers(idx.length), mode: "markers", name: name, x: idx.map(xOf),
+              y: idx.map(yOf), text: idx.map(hover),
+              hovertemplate: "%{text}" + yText + "<extra></extra>", marker: marker};
+    };
+    var traces = [mk(finished, "finished (" + finished.length + ")",
+                     {size: 6, color: STATUS_COLORS.finished})];
+    if (pruned.length) {
+      traces.push(mk(pruned, "pruned (" + pruned.length + ")", PRUNED_MARKER));
+    }
+    traces.push({type: "scatter", mode: "lines", name: bestName, x: best.map(xOf), y: bestY,
+                 line: {shape: "hv", color: "#d62728"}, hoverinfo: "skip"});
+    return traces;
+  }
+
+  function historyLayout(xaxis, ytitle) {
+    return {height: 340, xaxis: xaxis, yaxis: axisTitle(ytitle),
+            legend: {orientation: "h", y: 1.15}};
+  }
+
+  var CURVE_OF = {};
+  D.curves.forEach(function (c) { CURVE_OF[c.run] = c; });
+
+  /* run i's first report of the objective at or past step s (null: it never got there) */
+  function valueAt(i, s) {
+    var c = CURVE_OF[i];
+    var ys = c ? c.m[OBJ] : null;
+    if (!ys) { return null; }
+    for (var k = 0; k < c.step.length; k++) {
+      if (c.step[k] >= s && ys[k] !== null) { return ys[k]; }
+    }
+    return null;
+  }
+
+  /* the history by trial: final values (step null), or every run's value at step s */
+  function historyByTrial(el, s) {
+    var trial = function (i) { return R.trial[i]; };
+    var finished, pruned, best, yOf, bestName, ytitle, yText = "";
+    if (s === null) {
+      finished = D.scored.slice().sort(byTrialOrder);
+      pruned = D.pruned.slice().sort(byTrialOrder);
+      best = finished;
+      yOf = function (i) { return R.m[OBJ][i]; };
+      bestName = "best so far (finished runs)";
+      ytitle = OBJ;
+    } else {
+      var at = {};
+      R.trial.forEach(function (_, i) {
+        if (R.status[i] === "finished" || R.status[i] === "pruned") {
+          var v = valueAt(i, s);
+          if (v !== null) { at[i] = v; }
+        }
+      });
+      best = Object.keys(at).map(Number).sort(byTrialOrder);
+      finished = best.filter(function (i) { return R.status[i] === "finished"; });
+      pruned = best.filter(function (i) { return R.status[i] === "pruned"; });
+      yOf = function (i) { return at[i]; };
+      bestName = "best so far at step " + fmt(s);
+      ytitle = OBJ + " at step " + fmt(s);
+      yText = "<br><b>" + esc(ytitle) + " = %{y}</b>";
+    }
+    el.dataset.pruned = String(pruned.length);
+    return {traces: historyTraces(finished, pruned, best, trial, yOf, bestName, yText),
+            layout: historyLayout(axisTitle("trial"), ytitle),
+            points: finished.length + pruned.length};
+  }
+
+  function stepControl(el) {
+    var select = byId("history-step");
+    if (!D.steps.length) { select.parentNode.hidden = true; return; }
+    var options = [["", "final value"]].concat(D.steps.map(function (s) {
+      return [String(s), "value at step " + fmt(s)];
+    }));
+    options.forEach(function (o) {
+      var option = document.createElement("option");
+      option.value = o[0];
+      option.textContent = o[1];
+      select.appendChild(option);
+    });
+    select.addEventListener("change", function () {
+      var got = historyByTrial(el, select.value === "" ? null : Number(select.value));
+      el.dataset.points = String(got.points);
+      Plotly.react(el, got.traces, Object.assign(el.layout, got.layout), CONFIG);
+    });
   }
 
   function history() {
     var byTrial = byId("plot-history-trial");
     var byTime = byId("plot-history-time");
-    if (!D.scored.length) {
-      note(byTrial, "No run has finished yet.");
+    if (!D.scored.length && !D.pruned.length) {
+      byId("history-step").parentNode.hidden = true;
+      note(byTrial, "No run has finished or been pruned yet.");
       byTime.dataset.points = "0";
       return;
     }
-    var order = D.scored.slice().sort(function (a, b) { return R.trial[a] - R.trial[b]; });
-    draw(byTrial, historyTraces(order, function (i) { return R.trial[i]; }),
-         {height: 340, xaxis: axisTitle("trial"), yaxis: axisTitle(OBJ)}, order.length);
-    var timed = D.scored.filter(function (i) { return R.end[i] !== null; });
-    timed.sort(function (a, b) { return R.end[a] - R.end[b]; });
+    var got = historyByTrial(byTrial, null);
+    draw(byTrial, got.traces, got.layout, got.points);
+    stepControl(byTrial);
+    var ended = function (i) { return R.end[i] !== null; };
+    var byEnd = function (a, b) { return R.end[a] - R.end[b]; };
+    var finished = D.scored.filter(ended).sort(byEnd);
+    var pruned = D.pruned.filter(ended).sort(byEnd);
     var xaxis = axisTitle("time the run ended");
     xaxis.type = "date";
-    draw(byTime, historyTraces(timed, function (i) { return date(R.end[i]); }),
-         {height: 340, xaxis: xaxis, yaxis: axisTitle(OBJ)}, timed.length);
+    var when = function (i) { return date(R.end[i]); };
+    var last = function (i) { return R.m[OBJ][i]; };
+    byTime.dataset.pruned = String(pruned.length);
+    draw(byTime, historyTraces(finished, pruned, finished, when, last,
+                               "best so far (finished runs)", ""),
+         historyLayout(xaxis, OBJ), finished.length + pruned.length);
   }
 
   /* -- parallel coordinates ------------------------------------------------------------ */
@@ -167,12 +268,17 @@
 
   function parcoords() {
     var el = byId("plot-parcoords");
-    var idx = D.scored;
-    if (!idx.length) { note(el, "No run has finished yet."); return; }
+    var idx = D.scored.concat(D.pruned);
+    if (!idx.length) { note(el, "No run has finished or been pruned yet."); return; }
     var dims = D.params.map(function (p) { return dimension(p, idx); });
     D.objectives.forEach(function (k) {
       dims.push(numericDimension(k, idx.map(function (i) { return R.m[k][i]; }), false));
     });
+    el.dataset.pruned = String(D.pruned.length);
+    if (D.pruned.length) {  /* where each run's values come from: pruned runs stopped early */
+      dims.push(numericDimension("last step", idx.map(function (i) { return R.step[i]; }),
+                                 false));
+    }
     var color = idx.map(function (i) { return R.m[OBJ][i]; });
     draw(el, [{type: "parcoords", dimensions: dims,
                line: {color: color, colorscale: "Viridis", reversescale: MINIMIZE,
@@ -184,16 +290,23 @@
   function slices() {
     var box = byId("plot-slices");
     if (!D.params.length) { note(box, "No parameter took more than one value."); return; }
-    if (!D.scored.length) { note(box, "No run has finished yet."); return; }
+    if (!D.scored.length && !D.pruned.length) {
+      note(box, "No run has finished or been pruned yet.");
+      return;
+    }
+    var shown = function (p) {
+      return function (i) {
+        var v = R.p[p.name][i];
+        return v !== null && (p.axis !== "log" || v > 0);
+      };
+    };
     D.params.forEach(function (p) {
       var el = document.createElement("div");
       el.className = "slice";
       el.dataset.param = p.name;
       box.appendChild(el);
-      var idx = D.scored.filter(function (i) {
-        var v = R.p[p.name][i];
-        return v !== null && (p.axis !== "log" || v > 0);
-      });
+      var idx = D.scored.filter(shown(p));
+      var pruned = D.pruned.filter(shown(p));
       var xaxis = axisTitle(p.name);
       if (p.axis === "log") { xaxis.type = "log"; }
       if (p.axis === "category") {
@@ -201,14 +314,23 @@
         xaxis.categoryorder = "array";
         xaxis.categoryarray = p.categories;
       }
-      draw(el, [{type: "scatter", mode: "markers",
-                 x: idx.map(function (i) { return paramText(p, R.p[p.name][i]); }),
-                 y: idx.map(function (i) { return R.m[OBJ][i]; }),
-                 text: idx.map(hover), hovertemplate: "%{text}<extra></extra>",
-                 marker: {size: 7, color: idx.map(function (i) { return R.trial[i]; }),
-                          colorscale: "Blues", line: {width: 0.5, color: "#455a64"}}}],
-           {height: 300, margin: {l: 60, r: 12, t: 12, b: 48}, xaxis: xaxis,
-            yaxis: axisTitle(OBJ)}, idx.length);
+      var mk = function (runs, name, marker) {
+        return {type: "scatter", mode: "markers", name: name,
+                x: runs.map(function (i) { return paramText(p, R.p[p.name][i]); }),
+                y: runs.map(function (i) { return R.m[OBJ][i]; }),
+                text: runs.map(hover), hovertemplate: "%{text}<extra></extra>",
+                marker: marker};
+      };
+      var traces = [mk(idx, "finished (" + idx.length + ")",
+                       {size: 7, color: idx.map(function (i) { return R.trial[i]; }),
+                        colorscale: "Blues", line: {width: 0.5, color: "#455a64"}})];
+      if (pruned.length) {
+        traces.push(mk(pruned, "pruned (" + pruned.length + ")", PRUNED_MARKER));
+      }
+      el.dataset.pruned = String(pruned.length);
+      draw(el, traces, {height: 300, margin: {l: 60, r: 12, t: 12, b: 48}, xaxis: xaxis,
+                        yaxis: axisTitle(OBJ), showlegend: false},
+           idx.length + pruned.length);
     });
   }
 
@@ -216,7 +338,8 @@
   function importance() {
     var el = byId("plot-importance");
     var imp = D.importance;
-    byId("importance-method").textContent = "Method: " + imp.method + ".";
+    byId("importance-method").textContent = "Method: " + imp.method +
+      (imp.basis ? ", from " + imp.basis : "") + ".";
     if (imp.note) { note(el, "Not computed: " + imp.note + "."); return; }
     var rows = imp.values.slice().reverse();
     draw(el, [{type: "bar", orientation: "h",
