@@ -18,7 +18,7 @@ import click
 
 from hpsearch.errors import SearchError, UsageError
 from hpsearch.options import SearchOptions
-from hpsearch.service.limits import DEFAULT_MAX_REQUESTS
+from hpsearch.service.limits import DEFAULT_MAX_REQUESTS, MAX_POINTS_AHEAD
 
 DEFAULT_OUT_DIR = "./out/hyperparam_search"
 
@@ -581,7 +581,8 @@ def serve_command(ctx: click.Context, **params: Any) -> None:
                          "same search to see its first points")
     _check_range("lease", params["lease"], 0, low_open=True)
     _check_range("max_points", params["max_points"], 1)
-    _check_range("num_points_per_generation", params["num_points_per_generation"], 1)
+    _check_range("num_points_per_generation", params["num_points_per_generation"], 1,
+                 MAX_POINTS_AHEAD)
     _check_range("port", params["port"], 0, 65535)
     _check_range("max_requests", params["max_requests"], 1)
     if params["max_points"] is not None and params["num_searches"] not in (

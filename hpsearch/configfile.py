@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.datafile import check_nesting, load_json, too_deep
+from hpsearch.datafile import check_nesting, load_json, too_deep, yaml_error
 from hpsearch.errors import UsageError
 from hpsearch.runfiles import (
     ATTEMPT_FILES,
@@ -182,11 +182,7 @@ def _load(text: str, is_json: bool, where: Path) -> Any:
     try:
         data = _yaml().load(text)  # refuses a key given twice on its own
     except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise UsageError(f"{what} is not valid YAML: {' '.join(str(problem).split())}{at}; "
-                         "fix it there") from None
+        raise yaml_error(exc, what) from None
     except RecursionError:
         raise too_deep(what) from None
     check_nesting(data, what)

@@ -58,15 +58,22 @@ def load_yaml(text: str, what: str) -> Any:
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise UsageError(f"{what} is not valid YAML: {' '.join(problem.split())}{where}; fix "
-                         "it there") from None
+        raise yaml_error(exc, what) from None
     except RecursionError:
         raise too_deep(what) from None
     check_nesting(data, what)
     return data
+
+
+def yaml_error(exc: Exception, what: str) -> UsageError:
+    """A YAML parser's error (PyYAML's or ruamel's: both have ``problem`` and
+    ``problem_mark``) as one line: ``<what> is not valid YAML: <problem> at line L column
+    C; fix it there``."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+    return UsageError(f"{what} is not valid YAML: {' '.join(str(problem).split())}{where}; "
+                      "fix it there")
 
 
 def load_json(text: str, what: str) -> Any:

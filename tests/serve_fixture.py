@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,16 @@ def ended(out_dir: Path) -> list[RunState]:
     journal is compacted to one event per run, so raw ``end`` events may be gone)."""
     runs = replay(out_dir / "journal.jsonl").runs.values()
     return [r for r in runs if r.status in ("finished", "failed", "cancelled", "pruned")]
+
+
+def raw(url: str, method: str = "GET", data: bytes | None = None,
+        headers: dict[str, str] | None = None) -> tuple[int, dict]:
+    """One HTTP call with urllib (no client of ours): the status and the JSON answer."""
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, json.loads(exc.read())

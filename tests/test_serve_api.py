@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 import serve_fixture
@@ -16,6 +14,7 @@ from serve_fixture import (
     GENERATOR,
     Service,
     journal,
+    raw,
     worker,
     write_yaml,
 )
@@ -39,18 +38,6 @@ def start(tmp_path, services, text: str, *args: str) -> Service:
                       tmp_path).start()
     services.append(service)
     return service
-
-
-def raw(url: str, method: str = "GET", data: bytes | None = None,
-        headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 def test_every_bad_request_is_a_4xx_with_one_line_and_records_nothing(tmp_path, services):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import serve_fixture
 from conftest import run_hpsearch, wait_for
-from serve_fixture import Service, write_yaml
+from serve_fixture import Service, raw, write_yaml
 
 from hpsearch.client import Client, ClientError
 
@@ -43,18 +43,6 @@ def serve(tmp_path: Path, services: list[Service], *args: str, algorithm: str = 
                       tmp_path).start()
     services.append(service)
     return service
-
-
-def raw(url: str, method: str = "GET", data: bytes | None = None,
-        headers: dict[str, str] | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=data, method=method, headers={
-        "Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
 
 
 def post(service: Service, search: dict, **budget: int) -> tuple[int, dict]:
@@ -241,3 +229,23 @@ def test_a_report_right_after_a_restart_is_taken_never_404(tmp_path, services):
     assert shown["finished"] == 4 and shown["running"] == 4, shown
     for point in held:
         assert c.update_point(1, point["id"], 0.5)["status"] == "finished"
+
+
+def test_points_kept_ready_are_bounded_and_a_new_request_never_takes_a_stored_id(tmp_path,
+                                                                                  services):
+    stored = tmp_path / "out" / "requests" / "2"
+    stored.mkdir(parents=True)
+    (stored / "request.json").write_text("not json\n")  # a request that cannot be restored
+    service = serve(tmp_path, services)
+    space = {"parameters": {"x": {"method": "uniform", "low": 0, "high": 1}}}
+    status, body = post(service, space, max_points=5, num_points_per_generation=10**9)
+    assert status == 400 and "num_points_per_generation" in one_line(body), body
+    assert not (tmp_path / "out" / "requests" / "3").exists()
+    assert post(service, space, max_points=5) == (201, {"request_id": 3})
+    assert (stored / "request.json").read_text() == "not json\n"
+    rc, out, err = run_hpsearch(["serve", f"--search_file={tmp_path / 'search.yaml'}",
+                                 f"--out_dir={tmp_path / 'other'}",
+                                 "--num_points_per_generation=1001"], tmp_path)
+    assert rc == 2 and "--num_points_per_generation=1001" in err and len(
+        err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "other").exists()

@@ -20,9 +20,9 @@ import pytest
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
 from hpsearch.backends import slurm_parse as sp
-from hpsearch.backends.base import Ended, Run
+from hpsearch.backends.base import BackendError, Ended, Run
 from hpsearch.backends.cluster import SubmitRefused
-from hpsearch.backends.slurm import SlurmBackend
+from hpsearch.backends.slurm import SlurmBackend, scancel
 from hpsearch.options import SearchOptions
 from hpsearch.runfiles import read_exit, write_run_record
 
@@ -220,6 +220,20 @@ def test_cancel_is_one_scancel_and_the_jobs_end_cancelled(tmp_path):
     while set(squeue_states(ids).values()) != {"CANCELLED"}:
         assert time.monotonic() < deadline
         time.sleep(0.5)
+
+
+def test_a_signal_to_jobs_that_ended_already_is_no_error(tmp_path):
+    """A prune's ``scancel --signal=TERM`` that reaches a job as it ends (Slurm then
+    fails it: 'Invalid job id specified', or exit status 229 while it completes) must
+    not stop the search."""
+    backend = SlurmBackend(make_options(tmp_path))
+    runs = [make_run(tmp_path, f"s{i}", "pass") for i in range(2)]
+    ids = list(backend.submit(runs, KEY).values())
+    assert set(drive(backend)) == {"s0", "s1"}
+    scancel(ids, "--signal=TERM", "--full")  # raised BackendError('scancel: ...') before
+    scancel([*ids, "99999999"], "--signal=TERM", "--full")
+    with pytest.raises(BackendError, match="scancel: "):
+        scancel(ids, "--signal=NOSUCHSIGNAL", "--full")
 
 
 def test_reattach_watches_without_resubmitting(tmp_path):

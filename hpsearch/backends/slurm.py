@@ -133,12 +133,31 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
                           check=False)
 
 
+#: what ``scancel --signal=...`` says of a job that ended before the signal reached it: on
+#: stderr, ``scancel: error: Kill job error on job id 507: Invalid job id specified`` (the
+#: job is over) or ``... already completing or completed``; or nothing, and its exit status
+#: is Slurm's ESLURM_ALREADY_DONE (2021) as a process's status, 2021 % 256 = 229 (the job
+#: is completing). Either way there is nothing left to signal.
+_ENDED_MESSAGES = ("Invalid job id specified", "already completing or completed")
+_ALREADY_DONE_STATUS = 2021 % 256
+
+
+def _only_ended_jobs(done: subprocess.CompletedProcess[str]) -> bool:
+    """Whether a failed ``scancel`` failed only for jobs that had ended already."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if not lines:
+        return done.returncode == _ALREADY_DONE_STATUS
+    return all(any(message in line for message in _ENDED_MESSAGES) for line in lines)
+
+
 def scancel(job_ids: Sequence[str], *options: str) -> None:
     """Cancel ``job_ids`` (``"1234_7"``, ``"1234"``) with one ``scancel`` call (``options``
     first, e.g. ``--signal=TERM --full`` to send a signal instead).
 
     Jobs already over or forgotten are no error: ``scancel 77 78 99999`` with 78
-    completed and 99999 unknown exits 0 silently (Slurm 22.05).
+    completed and 99999 unknown exits 0 silently (Slurm 22.05); with ``--signal`` it
+    fails for them (:data:`_ENDED_MESSAGES`), which is no error either: a pruned run whose
+    job ended as the signal went out is judged from its files like any other.
     """
     if not job_ids:
         return
@@ -148,7 +167,7 @@ def scancel(job_ids: Sequence[str], *options: str) -> None:
         raise BackendError("scancel not found: is this a Slurm login node?") from exc
     except subprocess.TimeoutExpired as exc:
         raise BackendError(f"scancel did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
-    if done.returncode != 0:
+    if done.returncode != 0 and not _only_ended_jobs(done):
         raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
 
 

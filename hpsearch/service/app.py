@@ -60,6 +60,7 @@ from starlette.responses import Response
 
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.guards import BodyLimits, TokenCheck, error_response
+from hpsearch.service.limits import MAX_POINTS_AHEAD
 from hpsearch.service.points import PointStatus
 from hpsearch.service.requests import Registry
 
@@ -75,7 +76,8 @@ class CreateRequest(BaseModel):
     max_points: int | None = Field(None, ge=1, description="trial budget (default: the "
                                    "search's num_trials; a grid: all of it)")
     num_points_per_generation: int | None = Field(
-        None, ge=1, description="new points kept ready (default 10)")
+        None, ge=1, le=MAX_POINTS_AHEAD,
+        description=f"new points kept ready (default 10, at most {MAX_POINTS_AHEAD})")
 
 
 class Created(BaseModel):

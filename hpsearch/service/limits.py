@@ -2,7 +2,8 @@
 (``--max_requests``); a body of at most :data:`MAX_BODY_BYTES`, JSON nested at most
 :data:`MAX_DEPTH` deep (both held by :class:`~hpsearch.service.guards.BodyLimits` before
 anything parses the body); a failure message of at most :data:`MAX_FAILURE_CHARS`
-characters (a longer one is cut, with a marker saying so: the report is kept).
+characters (a longer one is cut, with a marker saying so: the report is kept); at most
+:data:`MAX_POINTS_AHEAD` points kept ready per request.
 Stdlib only: the command line and the reports' module read it too.
 """
 
@@ -19,6 +20,9 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 #: the longest failure message kept from a report
 MAX_FAILURE_CHARS = 4096
+#: the most ``new`` points a request keeps ready (``num_points_per_generation``): each is a
+#: trial the strategy proposes at once, held in memory and on disk
+MAX_POINTS_AHEAD = 1000
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")

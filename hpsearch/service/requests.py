@@ -23,7 +23,6 @@ search, request 1 included, writes its reports outside its run directories
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -265,7 +264,7 @@ class Registry:
                 raise ApiError(429, f"{live} requests are live, the most this service serves "
                                f"at once (--max_requests={self.max_live}): retry once one is "
                                "done")
-            rid = max(self.requests, default=1) + 1
+            rid = self._next_id()
             try:
                 request = self._request_of(rid, body)
             except UsageError as exc:
@@ -280,20 +279,31 @@ class Registry:
             self.say(f"request {rid}: {request.spec.algorithm} search in {folder}")
             return rid
 
+    def _stored_ids(self) -> list[int]:
+        """The ids of the request folders on disk (served or not), ascending."""
+        try:
+            entries = os.scandir(self.out_dir / REQUESTS_DIR)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted(int(e.name) for e in entries if e.name.isdigit())
+
+    def _next_id(self) -> int:
+        """One past every request served and every folder on disk: a stored request that
+        could not be restored keeps its folder and its id."""
+        return max([1, *self.requests, *self._stored_ids()]) + 1
+
     def restore(self) -> None:
         """Serve again the requests a previous service created (a broken one is skipped
         with a warning)."""
         folder = self.out_dir / REQUESTS_DIR
-        with contextlib.suppress(FileNotFoundError):
-            ids = sorted(int(e.name) for e in os.scandir(folder) if e.name.isdigit())
-            for rid in ids:
-                try:
-                    with open(folder / str(rid) / REQUEST_FILE) as f:
-                        body = json.load(f)
-                    self.add(self._request_of(rid, body))
-                except (OSError, ValueError, UsageError, ApiError) as exc:
-                    self.say(f"warning: request {rid} ({folder / str(rid)}) is not served: "
-                             f"{exc}")
+        for rid in self._stored_ids():
+            try:
+                with open(folder / str(rid) / REQUEST_FILE) as f:
+                    body = json.load(f)
+                self.add(self._request_of(rid, body))
+            except (OSError, ValueError, UsageError, ApiError) as exc:
+                self.say(f"warning: request {rid} ({folder / str(rid)}) is not served: {exc}")
 
     def stop_all(self, signum: int, wait: float) -> None:
         with self._lock:
