@@ -224,7 +224,8 @@ def _search_flags(func: Any) -> Any:
                      "overrides the grid module's _ALGORITHM or the search file's algorithm."),
         click.option("--pruner", default=None,
                      help="Early stopping: none | asha | hyperband | median; overrides the "
-                     "grid module's _PRUNER or the search file's pruner."),
+                     "grid module's _PRUNER or the search file's pruner (default: theirs, "
+                     "else none)."),
         click.option("--prune_grace", type=float, default=60, show_default=True,
                      help="Seconds a pruned run has to stop after SIGTERM before it is "
                      "killed."),
@@ -243,14 +244,15 @@ def _search_flags(func: Any) -> Any:
                      help="Working directory of the runs (where _SCRIPT_NAME lives)."),
         click.option("--num_searches", type=int, default=-1, show_default=True,
                      help="Run at most N configurations (-1: all); the trial count of a "
-                     "sampling algorithm."),
+                     "sampling algorithm (overrides the search file's num_trials)."),
         click.option("--dont_generate_full_grid", is_flag=True,
-                     help="Draw --num_searches random grid points instead of walking the "
-                     "whole grid."),
+                     help="Draw --num_searches random grid points (seeded by --random_seed) "
+                     "instead of walking the whole grid."),
         click.option("--deterministic_search", is_flag=True,
                      help="Run configurations in grid order (default: seeded random order)."),
         click.option("--random_seed", type=int, default=42, show_default=True,
-                     help="Seed of the search order and of random picks."),
+                     help="Seed of the search order and of random picks; given explicitly, it "
+                     "overrides a search file's seed."),
         click.option("--visible_gpus", default="", show_default=True,
                      help="Comma-separated GPU indices to use; empty: all; -1: no GPU, "
                      "run on --num_jobs CPU slots."),
@@ -266,8 +268,8 @@ def _search_flags(func: Any) -> Any:
                      help="Most runs of this search per GPU at once (default 1; in a packed "
                      "job, --runs_per_job)."),
         click.option("--gpu_memory_per_run", default=None,
-                     help="GPU memory one run needs, e.g. 4GiB or 4096MiB (default: "
-                     "learned from earlier runs)."),
+                     help="GPU memory one run needs, e.g. 4GiB, 4096MiB or 4096 (MiB) "
+                     "(default: learned from earlier runs)."),
         click.option("--run_cluster", is_flag=True,
                      help="Submit runs to a cluster scheduler (see --scheduler)."),
         click.option("--scheduler", type=click.Choice(["lsf", "slurm"]), default="lsf",
@@ -276,7 +278,7 @@ def _search_flags(func: Any) -> Any:
                      help="Most runs at once: cluster jobs in flight (default 8), CPU slots "
                      "locally (default 1), a total cap in GPU mode (default none)."),
         click.option("--num_hours", type=float, default=24, show_default=True,
-                     help="Time limit of each cluster job, in hours."),
+                     help="Time limit of each cluster job, in hours (fractions allowed)."),
         click.option("--resources", default='"rusage[mem=8000, ngpus_excl_p=1]"',
                      show_default=True, help="LSF: bsub -R resource requirement."),
         click.option("--slurm_mem", default="8G", show_default=True,
@@ -299,7 +301,8 @@ def _search_flags(func: Any) -> Any:
                      help="Your own jinja2 job-script template for the cluster backend."),
         click.option("--job_setup", multiple=True, metavar="LINE",
                      help="Cluster: a line the job script runs before the command, e.g. "
-                     "'module load cuda' (repeatable; @FILE: the file's lines)."),
+                     "'module load cuda' or 'conda activate env' (repeatable; @FILE: the file's "
+                     "lines); the driver's own job (hpsearch wrap) runs them too."),
         click.option("--runs_per_job", type=int, default=None,
                      help="Cluster: pack up to N runs into each job; a worker in the job "
                      "runs them N at once on the job's GPUs (the GPU admission flags apply) "
@@ -316,7 +319,7 @@ def _search_flags(func: Any) -> Any:
                      "and running jobs (default: leave them; a restart reattaches)."),
         click.option("--timeout", type=float, default=None,
                      help="Seconds a local (or packed) run may take before it is stopped and "
-                     "failed."),
+                     "failed (finished, if its summary already said finished)."),
         click.option("--retries", type=int, default=0, show_default=True,
                      help="Run a failed run again up to N more times."),
         click.option("--max_failures", type=int, default=None,
@@ -328,9 +331,13 @@ def _search_flags(func: Any) -> Any:
                      help="Run the search's failed runs again, with a fresh --retries "
                      "budget (what hpsearch retry does)."),
         click.option("--python", default=None,
-                     help="Interpreter for the runs (default: the one running hpsearch)."),
+                     help="Interpreter for the runs (default: the one running hpsearch); a "
+                     "virtualenv's python works without activating it."),
         click.option("--dry_run", is_flag=True,
-                     help="Print each run's command (or job script), write nothing."),
+                     help="Print the command of each run that would run now (shell-quoted, one "
+                     "per line) or each job script; write nothing. On an existing search it "
+                     "leaves out what already ran; a sampler prints only the proposals that "
+                     "need no results."),
     ]
     for flag in reversed(flags):
         func = flag(func)

@@ -9,11 +9,12 @@
 # The gp tests need torch (Optuna's GPSampler): torch==2.13.0 is pinned here so that pip takes
 # the CPU build where one lies in its find-links (this machine kind's /opt/wheels) and the
 # gp extra's unpinned torch then installs nothing more; elsewhere pip fetches that release.
-# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_BROWSER=1 the browser.
+# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
+# documentation site (docs/, mkdocs.yml) with --strict before pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/setup_venv.sh 'torch==2.13.0' '.[test,gp]'
+bash scripts/setup_venv.sh 'torch==2.13.0' '.[test,gp,docs]'
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --force-reinstall .
 export PATH="$PWD/.venv/bin:$PATH"
 
@@ -27,4 +28,9 @@ if [ "${HPSEARCH_SKIP_SLURM:-0}" != 1 ]; then
 fi
 
 .venv/bin/python -m ruff check .
+# the documentation site: a broken link, anchor or reference fails the build (NO_MKDOCS_2_WARNING
+# silences Material's banner about MkDocs 2)
+docs_site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
+rm -rf "$docs_site"
 .venv/bin/python -P -m pytest -q "$@"
