@@ -242,7 +242,8 @@ def _search_flags(func: Any) -> Any:
                      "compatibility: an existing search directory is always resumed."),
         click.option("--run_cwd", default=".", show_default=True,
                      help="Working directory of the runs (where _SCRIPT_NAME lives)."),
-        click.option("--num_searches", type=int, default=-1, show_default=True,
+        click.option("--num_searches", "--num_trials", "num_searches", type=int, default=-1,
+                     show_default=True,
                      help="Run at most N configurations (-1: all); the trial count of a "
                      "sampling algorithm (overrides the search file's num_trials)."),
         click.option("--dont_generate_full_grid", is_flag=True,
@@ -276,7 +277,8 @@ def _search_flags(func: Any) -> Any:
                      show_default=True, help="The cluster's scheduler."),
         click.option("--num_jobs", type=int, default=None,
                      help="Most runs at once: cluster jobs in flight (default 8), CPU slots "
-                     "locally (default 1), a total cap in GPU mode (default none)."),
+                     "locally (default: one per CPU this process may use), a total cap in GPU "
+                     "mode (default none)."),
         click.option("--num_hours", type=float, default=24, show_default=True,
                      help="Time limit of each cluster job, in hours (fractions allowed)."),
         click.option("--resources", default='"rusage[mem=8000, ngpus_excl_p=1]"',

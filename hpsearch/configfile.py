@@ -19,7 +19,10 @@ Which parameters go into the file (the others stay command-line flags):
   ``learning_rate`` under ``optimizer``; a list is indexed by a number (``layers:0:units``);
 * a top-level key of the template (``epochs``) is set as it is, even with a ``.`` in it;
 * a name with ``.`` whose first part is a top-level key of the template is a key path
-  (``optimizer.learning_rate``); one that is also a top-level key is refused as ambiguous.
+  (``optimizer.learning_rate``); one that is also a top-level key is refused as ambiguous;
+* any other name with ``.`` stays a flag (scripts take flags like ``--trainer.seed``), unless
+  its first part is a near miss of a top-level key (``optm.lr`` for ``optim.lr``): that is a
+  typo, refused naming the nearest key path.
 
 A key path the template lacks is a bad input naming the path and its nearest keys, unless
 new keys are allowed: then missing mapping keys are created (a list index must exist).
@@ -61,6 +64,9 @@ DEFAULT_ARG = "config"
 #: names a template may not have: hpsearch's own files in a run directory
 _RESERVED_NAMES = {*ATTEMPT_FILES, RUN_FILE, COMMAND_FILE, SIM_OUT_DIR, ATTEMPTS_DIR}
 _INDEX = re.compile(r"\d+")
+#: how alike (difflib's ratio) a dotted name's first part and a top-level key must be for the
+#: name to be taken as a misspelt key path rather than a flag
+_NEAR_MISS = 0.8
 
 
 @dataclass(frozen=True)
@@ -236,8 +242,35 @@ def key_path(name: str, data: Mapping[str, Any], allow_new: bool, where: str
                              f"{':'.join(dotted)!r} for the nested key, or rename one")
         return (_key_of(data, name),)
     if dotted is None:
+        _refuse_near_miss(name, data, where)
         return None
     return _walk(name, dotted, ".", data, allow_new, where)
+
+
+def _refuse_near_miss(name: str, data: Mapping[str, Any], where: str) -> None:
+    """Refuse a dotted flag name whose first part is a near miss of a top-level key of the
+    template (``optm.lr`` for ``optim``): a misspelt key path, which as a flag the script
+    would refuse in every run. One line naming the nearest key path."""
+    first, dot, rest = name.partition(".")
+    if not dot:
+        return
+    close = difflib.get_close_matches(first, [str(k) for k in data], n=1, cutoff=_NEAR_MISS)
+    if not close:
+        return
+    meant = f"{close[0]}.{rest}"
+    under = _key_paths(data[_key_of(data, close[0])], close[0])
+    alike = [p for p in under if p.count(".") == meant.count(".")] or under
+    nearest = difflib.get_close_matches(meant, alike, n=1, cutoff=0)[0]
+    raise UsageError(f"parameter {name!r}: no key {first!r} in {where} (did you mean "
+                     f"{nearest!r}?); fix the parameter's name")
+
+
+def _key_paths(node: Any, prefix: str) -> list[str]:
+    """``prefix`` and every key path below it, joined with ``.`` (list items by index)."""
+    children: list[tuple[str, Any]] = (
+        [(str(k), v) for k, v in node.items()] if isinstance(node, Mapping) else
+        [(str(i), v) for i, v in enumerate(node)] if isinstance(node, list) else [])
+    return [prefix, *(p for key, child in children for p in _key_paths(child, f"{prefix}.{key}"))]
 
 
 def _key_of(mapping: Mapping[Any, Any], part: str) -> Any:

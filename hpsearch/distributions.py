@@ -190,11 +190,20 @@ class Distribution:
         return data
 
     def describe(self) -> str:
-        """``loguniform(1e-05, 0.1)``: for messages and reports."""
+        """``loguniform(1e-05, 0.1)``, ``lognormal(0, 1, base=10)``: for messages and
+        reports; two distributions that differ are described differently."""
         if self.categories is not None:
             return f"categorical({list(self.categories)!r})"
-        args = [f"{getattr(self, k):g}" for k in _REQUIRED[self.method]]
+        args = [_number_text(getattr(self, k)) for k in _REQUIRED[self.method]]
+        if self.base != math.e:
+            args.append(f"base={_number_text(self.base)}")
         return f"{self.method}({', '.join(args)})"
+
+
+def _number_text(value: float) -> str:
+    """``1e-05``, ``0.1``, ``3``: short, and exact (``repr``) where short would round."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(value)
 
 
 def parse_distribution(name: str, raw: dict[str, Any]) -> Distribution:

@@ -44,6 +44,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -452,10 +453,19 @@ class Driver:
         if (n and not self.tally["finished"] and len(self.failed_attempts) == n
                 and len(set(self.failed_attempts)) == 1 and self.stop_reason is None):
             self.stop_reason = "fail_fast"
-            self.stop_detail = (f"the first {n} runs all failed ({reason}) and none finished: "
-                                f"fix the sim (see {run.run_dir / STDERR_FILE}), then rerun the "
-                                f"failed runs with: hpsearch retry {self.out_dir} "
-                                "(--fail_fast=0 goes on regardless)")
+            self.stop_detail = self._fail_fast_hint(n, reason, run.run_dir / STDERR_FILE)
+
+    def _fail_fast_hint(self, n: int, reason: str, stderr: Path) -> str:
+        """What to do when the first runs failed alike and none finished: the mistake is in
+        the script (``hpsearch retry`` runs them again once it is fixed) or in the search
+        (runs from the old search file would fail again: the same command with
+        ``--force_out_dir`` goes on with the fixed one)."""
+        source = "search file" if self.spec.source_kind == "search_file" else "grid module"
+        return (f"the first {n} runs all failed ({reason}) and none finished, so the mistake "
+                f"is likely in the script or the {source} (see {stderr}): after fixing the "
+                f"script, run them again with: hpsearch retry {self.out_dir}; after fixing "
+                f"the {source}, run the same command with --force_out_dir (or a new "
+                "--out_dir); --fail_fast=0 goes on regardless")
 
     def _check_max_failures(self) -> None:
         limit = self.options.max_failures

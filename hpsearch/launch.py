@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +112,17 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     if not options.force_out_dir:
         check_same_search(read_description(options.out_dir), meta, options.out_dir)
     progress = Progress(spec.performance_key, spec.performance_sort_asc)
-    backend = make_backend(options, progress.message)
+    say = HeldLines(progress.message)
+    backend = make_backend(options, say)
     if options.dry_run:
+        say.release()
         dry_run(spec, options, strategy, backend)
         return 0
 
     lock = take_search_dir(options.out_dir)
     try:
         history = replay(options.out_dir / JOURNAL_FILE)
+        say.release()
         write_description(options.out_dir, meta, spec)
         progress.message(f"search directory {options.out_dir} ({backend.name} backend, "
                          f"{spec.algorithm})")
@@ -130,6 +134,27 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         return status
     finally:
         lock.release()
+
+
+class HeldLines:
+    """A ``say`` that holds its lines until :meth:`release`, then says them and passes on
+    the later ones: what choosing the backend says (its GPUs, its CPU slots) waits until the
+    search directory is taken and its journal read, so a refusal there stays one line."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._held: list[str] | None = []
+
+    def __call__(self, text: str) -> None:
+        if self._held is None:
+            self._say(text)
+        else:
+            self._held.append(text)
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for text in held:
+            self._say(text)
 
 
 def take_search_dir(out_dir: Path) -> DriverLock:

@@ -7,6 +7,7 @@ has one; the rest are ours.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,3 +66,14 @@ class SearchOptions:
     def backend_name(self) -> str:
         """``local`` (CPU slots or GPUs) or the cluster scheduler's name."""
         return self.scheduler if self.run_cluster else "local"
+
+    @property
+    def cpu_only(self) -> bool:
+        """``--visible_gpus=-1``: runs go to CPU slots, no GPU is looked for."""
+        return self.visible_gpus.strip() == "-1"
+
+    @property
+    def cpu_slots(self) -> int:
+        """How many runs local CPU slots take at once: ``--num_jobs``, or (not given) one per
+        CPU this process may use (its affinity mask); a run takes one CPU."""
+        return self.num_jobs or len(os.sched_getaffinity(0))

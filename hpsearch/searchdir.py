@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from hpsearch.distributions import parse_distribution
 from hpsearch.errors import UsageError
 from hpsearch.journal import JOURNAL_FILE
 from hpsearch.lock import LOCK_PREFIX
@@ -40,6 +41,8 @@ IDENTITY = {
     "objectives": "objective", "directions": "direction", "out_arg": "out_arg",
     "algorithm": "algorithm",
 }
+#: how many parameter changes a refusal names before "and N more"
+MAX_NAMED_CHANGES = 3
 
 
 def layout_of(meta: dict[str, Any]) -> TableLayout:
@@ -79,9 +82,42 @@ def check_same_search(old: dict[str, Any] | None, new: dict[str, Any], out_dir: 
                 f"{_show(new[key])}: pass a new --out_dir for a new search, or --force_out_dir "
                 "to continue this one with the changed setting")
     if new["algorithm"] != "grid" and old.get("parameters") not in (None, new["parameters"]):
-        raise UsageError(f"{out_dir} holds a {new['algorithm']} search over other parameters: "
-                         "pass a new --out_dir, or --force_out_dir to continue it with the "
-                         "changed parameters")
+        changed = parameter_changes(old["parameters"], new["parameters"])
+        raise UsageError(f"{out_dir} holds a {new['algorithm']} search over other parameters "
+                         f"({changed}): pass a new --out_dir, or --force_out_dir to continue it "
+                         "with the changed parameters")
+
+
+def parameter_changes(old: Any, new: dict[str, Any], named: int = MAX_NAMED_CHANGES) -> str:
+    """What differs between two searches' parameters (``search.json`` spellings), the first
+    ``named`` changes named: ``parameter lr: loguniform(0.0001, 0.1) -> loguniform(1e-05,
+    0.1); added: momentum``, then ``and N more``."""
+    if not isinstance(old, dict):
+        return "the recorded parameters cannot be read"
+    changed = [f"parameter {name}: {_values_text(name, old[name])} -> "
+               f"{_values_text(name, new[name])}"
+               for name in old if name in new and old[name] != new[name]]
+    added = [name for name in new if name not in old]
+    removed = [name for name in old if name not in new]
+    parts, left = [], named
+    for label, items in (("", changed), ("added: ", added), ("removed: ", removed)):
+        shown = items[:left]
+        left -= len(shown)
+        if shown:
+            parts += shown if not label else [label + ", ".join(shown)]
+    more = len(changed) + len(added) + len(removed) - named
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _values_text(name: str, values: Any) -> str:
+    """A parameter's values as the user wrote them: ``loguniform(1e-05, 0.1)`` for a
+    distribution, ``[16, 32]`` for a list."""
+    if isinstance(values, dict):
+        try:
+            return parse_distribution(name, values).describe()
+        except (UsageError, TypeError, ValueError):  # not one this version reads: its JSON
+            pass
+    return json.dumps(values)
 
 
 def _show(value: Any) -> str:

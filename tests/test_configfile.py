@@ -329,3 +329,35 @@ def test_template_flags_without_a_template_are_one_line(tmp_path: Path, flag: st
                                "--visible_gpus=-1", flag], tmp_path)
     assert rc == 2 and words in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_dotted_near_miss_of_a_key_is_one_line_not_a_flag(tmp_path: Path) -> None:
+    """``optm.lr`` (the template has ``optim.lr``) would become ``--optm.lr=...`` and fail in
+    every run: refused at start, naming the key it is close to. A dotted name not close to
+    any key stays a flag."""
+    sim = tmp_path / "proj"
+    sim.mkdir()
+    (sim / "train.py").write_text(TRAINER)
+    (sim / "model.yaml").write_text("optim:\n  lr: 0.1\n  momentum: 0.9\nepochs: 1\n")
+    (sim / "search.yaml").write_text(textwrap.dedent("""\
+        script: train.py
+        metrics: [loss]
+        config_template: model.yaml
+        config_arg: model_config
+        parameters:
+          optm.lr: [0.1, 0.01]
+          data.seed: [1]
+    """))
+    out = tmp_path / "out"
+    rc, stdout, err = run_hpsearch(["--search_file=proj/search.yaml", "--run_cwd=proj",
+                                    f"--out_dir={out}", "--visible_gpus=-1"], tmp_path)
+    assert rc == 2, err
+    assert err.startswith("hpsearch: error: ") and "parameter 'optm.lr': no key 'optm' in " \
+        "config template " in err, err
+    assert "model.yaml (did you mean 'optim.lr'?)" in err and err.count("\n") == 1, err
+    assert "Traceback" not in err and not out.exists()
+    cf = load_config_file(sim / "model.yaml", "model_config", False,
+                          {"optim.lr": [0.1], "data.seed": [1]})
+    assert cf.paths == {"optim.lr": ("optim", "lr")}  # data.seed: a flag, as before
+    with pytest.raises(UsageError, match=r"no key 'optimm'.*did you mean 'optim.momentum'"):
+        load_config_file(sim / "model.yaml", "model_config", True, {"optimm.momentm": [1]})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import shlex
 import shutil
 import stat
 import sys
 
 import pytest
-from conftest import pid_alive, run_hpsearch, wait_for, write_search
+from conftest import pid_alive, run_hpsearch, start_hpsearch, wait_for, write_search
 
 
 def test_console_script_and_module_by_dotted_name_run_cwd_and_path(tmp_path):
@@ -94,7 +96,7 @@ def test_retries(tmp_path):
 
 def test_max_failures_stops_the_search(tmp_path):
     s = write_search(tmp_path, {"x": list(range(8)), "mode": ["exit"]})
-    rc, _, err = run_hpsearch(s.args("--max_failures=2"), tmp_path)
+    rc, _, err = run_hpsearch(s.args("--max_failures=2", "--num_jobs=1"), tmp_path)
     assert rc == 3, err
     assert "max_failures" in err
     assert sum(s.starts().values()) == 2
@@ -123,6 +125,46 @@ def test_num_jobs_runs_that_many_at_once(tmp_path, jobs):
         running += step
         peak = max(peak, running)
     assert peak == jobs
+
+
+def test_num_jobs_defaults_to_the_cpus_this_process_may_use_and_says_so(tmp_path):
+    cpus = len(os.sched_getaffinity(0))  # the driver inherits this process's mask
+    s = write_search(tmp_path, {"x": list(range(cpus + 1)), "hold": [True]})
+    s.hold.write_text("")
+    driver = start_hpsearch(s.args(), tmp_path)
+    try:  # the runs wait on HOLD: as many start as there are slots, then no more
+        wait_for(lambda: sum(s.starts().values()) >= cpus, timeout=60, what="a run per CPU")
+    finally:
+        s.hold.unlink()
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 0, err
+    plural = "" if cpus == 1 else "s"
+    assert err.count("--num_jobs not given") == 1
+    assert f"hpsearch: --num_jobs not given: {cpus} CPU slot{plural} (the CPUs this process " \
+        "may use)" in err, err
+    moments = sorted((e["t"], 1 if e["ev"] == "start" else -1) for e in s.events())
+    running = peak = 0
+    for _, step in moments:
+        running += step
+        peak = max(peak, running)
+    assert peak == cpus
+    rc, _, err = run_hpsearch(s.args("--num_jobs=1", out_dir=tmp_path / "one"), tmp_path)
+    assert rc == 0 and "--num_jobs not given" not in err, err
+
+
+def test_num_trials_is_num_searches(tmp_path):
+    s = write_search(tmp_path, {"x": list(range(10))})
+    picked = {}
+    for flag in ("--num_trials", "--num_searches"):
+        out_dir = tmp_path / flag
+        rc, _, err = run_hpsearch(s.args(flag, "3", "--deterministic_search",
+                                         out_dir=out_dir), tmp_path)
+        assert rc == 0, err
+        with open(out_dir / "search_results.csv", newline="") as f:
+            picked[flag] = sorted((row["run_id"], row["x"], row["status"])
+                                  for row in csv.DictReader(f, delimiter=";"))
+    assert len(picked["--num_trials"]) == 3
+    assert picked["--num_trials"] == picked["--num_searches"]
 
 
 def test_dry_run_lines_split_back_to_exact_argv(tmp_path):

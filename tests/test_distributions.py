@@ -215,3 +215,14 @@ def test_quniform_ends_have_half_weight() -> None:
 @pytest.mark.parametrize("name", ["quniform", "qloguniform", "qnormal", "qlognormal"])
 def test_pmf_sums_to_one(name: str) -> None:
     assert sum(pmf(CASES[name]).values()) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_describe_is_short_and_tells_different_distributions_apart() -> None:
+    def text(**raw: Any) -> str:
+        return d.parse_distribution("p", raw).describe()
+
+    assert text(method="loguniform", low=1e-5, high=0.1) == "loguniform(1e-05, 0.1)"
+    assert text(method="uniformint", low=1, high=8) == "uniformint(1, 8)"
+    assert text(method="uniform", low=0.1234567, high=1) == "uniform(0.1234567, 1)"
+    assert text(method="lognormal", mu=0, sigma=1, base=10) == "lognormal(0, 1, base=10)"
+    assert text(method="lognormal", mu=0, sigma=1) == "lognormal(0, 1)"

@@ -80,6 +80,71 @@ def test_script_name_with_interpreter_flags_and_subcommand_words(tmp_path):
     assert " -W ignore sim.py soft_block_mlp --out_dir=" in command
 
 
+RANDOM_SEARCH = """\
+script: sim.py
+summary_file: perf.txt
+metrics: [acc, loss]
+algorithm: random
+num_trials: 2
+parameters:
+  lr: {method: loguniform, low: 1.0e-4, high: 1.0e-1}
+  x: [1, 2]
+"""
+
+
+def test_a_changed_search_file_is_refused_naming_what_changed(tmp_path):
+    s = write_search(tmp_path, {"x": [1]})
+    path = s.sim_dir / "search.yaml"
+    path.write_text(RANDOM_SEARCH)
+    args = ["--search_file=proj/search.yaml", "--run_cwd=proj", f"--out_dir={s.out_dir}",
+            "--visible_gpus=-1"]
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 0, err
+    recorded = (s.out_dir / "search.json").read_text()
+    path.write_text(RANDOM_SEARCH.replace("low: 1.0e-4", "low: 1.0e-5")
+                    + "  momentum: [0.9, 0.99]\n")
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "over other parameters (parameter lr: loguniform(0.0001, 0.1) -> " \
+        "loguniform(1e-05, 0.1); added: momentum): pass a new --out_dir, or " \
+        "--force_out_dir" in err, err
+    assert (s.out_dir / "search.json").read_text() == recorded  # nothing written
+    many = "".join(f"  p{i}: [{i}]\n" for i in range(5))
+    path.write_text(RANDOM_SEARCH.replace("x: [1, 2]", "x: [1, 3]") + many)
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 2 and "(parameter x: [1, 2] -> [1, 3]; added: p0, p1; and 3 more)" in err, err
+
+
+STRICT_SIM = """\
+import argparse, os
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float)
+parser.add_argument("--out_dir")
+args = parser.parse_args()
+os.makedirs(args.out_dir, exist_ok=True)
+with open(os.path.join(args.out_dir, "perf.txt"), "w") as f:
+    f.write(f"acc {args.lr!r}\\nloss 0\\nfinished 1\\n")
+"""
+
+
+def test_a_mistake_in_the_search_file_stops_fast_and_the_hint_fixes_it(tmp_path):
+    s = write_search(tmp_path, {"x": [1]})
+    (s.sim_dir / "strict.py").write_text(STRICT_SIM)
+    path = s.sim_dir / "search.yaml"
+    good = RANDOM_SEARCH.replace("sim.py", "strict.py").replace("  x: [1, 2]\n", "")
+    path.write_text(good.replace("num_trials: 2", "num_trials: 8").replace("lr:", "lrr:"))
+    args = ["--search_file=proj/search.yaml", "--run_cwd=proj", f"--out_dir={s.out_dir}",
+            "--visible_gpus=-1"]
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 3 and "unrecognized arguments: --lrr=" in err, err
+    assert "after fixing the search file, run the same command with --force_out_dir" in err
+    path.write_text(good.replace("num_trials: 2", "num_trials: 8"))  # the user fixes it
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 2 and "(added: lr; removed: lrr)" in err, err
+    rc, _, err = run_hpsearch([*args, "--force_out_dir"], tmp_path)
+    assert "finished" in {row["status"] for row in s.results()}, err
+
+
 CRASHING = "import nosuchpackage_for_hpsearch_tests\n"
 
 
@@ -93,7 +158,11 @@ def test_a_failing_sim_shows_its_stderr_once_stops_early_and_retry_reruns_it(tmp
         == 1, err
     assert err.count("its stderr: ") == 1 and "/stderr.log" in err
     assert "the first 5 runs all failed (exit status 1)" in err
-    assert f"hpsearch retry {s.out_dir}" in err
+    # the script or the grid module: each fix has its way on
+    assert "the mistake is likely in the script or the grid module" in err
+    assert f"after fixing the script, run them again with: hpsearch retry {s.out_dir}" in err
+    assert "after fixing the grid module, run the same command with --force_out_dir (or a " \
+        "new --out_dir)" in err
     assert len(list((s.out_dir / "runs").iterdir())) <= 9
     failed = [r for r in s.results() if r["status"] == "failed"]
     assert len(failed) == 5

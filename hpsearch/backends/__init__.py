@@ -1,7 +1,8 @@
 """Pick the backend for a search from its options.
 
 ``--run_cluster --scheduler=slurm|lsf`` selects a cluster backend; otherwise runs go to
-local GPUs, or to ``--num_jobs`` CPU slots when ``--visible_gpus=-1`` or no GPU is found.
+local GPUs, or to ``--num_jobs`` CPU slots (default: one per CPU this process may use) when
+``--visible_gpus=-1`` or no GPU is found.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     """The backend for ``options``; ``say`` reports choices the user should know of."""
     if options.run_cluster:
         return make_cluster_backend(options)
-    if options.visible_gpus.strip() == "-1":
-        return LocalBackend(options.num_jobs or 1, options.timeout)
+    if options.cpu_only:
+        return cpu_backend(options, say)
     try:
         limits = GpuLimits.from_options(options)
     except ValueError as exc:
@@ -61,7 +62,7 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
         backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say)
     except GpuUnavailable as exc:
         say(f"{exc} (pass --visible_gpus=-1 to silence this)")
-        return LocalBackend(options.num_jobs or 1, options.timeout)
+        return cpu_backend(options, say)
     present = backend.policy.gpus()
     missing = [i for i in limits.visible_gpus or () if i not in present]
     if missing:
@@ -74,6 +75,16 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     say(f"GPUs {','.join(map(str, backend.policy.candidates()))} via "
         f"{backend.source.description}")
     return backend
+
+
+def cpu_backend(options: SearchOptions, say: Callable[[str], None]) -> LocalBackend:
+    """Runs on :attr:`SearchOptions.cpu_slots` CPU slots; the count is said when it is not
+    ``--num_jobs``'s."""
+    slots = options.cpu_slots
+    if options.num_jobs is None:
+        say(f"--num_jobs not given: {slots} CPU slot{'s' if slots != 1 else ''} (the CPUs "
+            "this process may use)")
+    return LocalBackend(slots, options.timeout)
 
 
 #: the command each scheduler cancels with

@@ -21,7 +21,9 @@ def parallelism(options: SearchOptions) -> int:
     """How many runs may be in flight at once (what a sampler plans for)."""
     if options.num_jobs is not None:
         return options.num_jobs
-    return 8 if options.run_cluster else 1
+    if options.run_cluster:
+        return 8
+    return options.cpu_slots if options.cpu_only else 1  # GPUs: not known before the probe
 
 
 def make_strategy(spec: SearchSpec, options: SearchOptions, ahead: int | None = None
