@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 import pytest
+from browser import open_browser, requests_made, require_browser
 from conftest import REPO, hpsearch_env
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local Slurm)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
@@ -192,3 +193,32 @@ def test_every_option_has_help():
                and not (option.help or "").strip()]
     assert not missing, f"options without help text: {missing}"
     assert all((command.help or "").strip() for _, command in _commands(main_group))
+
+
+#: what a page fetched from the network (the browser's own chrome:// pages are not)
+NETWORK_SCHEMES = ("http:", "https:", "ws:", "wss:", "ftp:")
+
+
+def test_the_built_site_opens_offline_and_fetches_nothing(tmp_path):
+    """``mkdocs build`` into a folder, then real Chromium opens its pages from ``file://``:
+    each page shows its content, a link leads to the next page, and nothing is asked of
+    the network (no fonts, no CDN script)."""
+    require_browser()
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                           "--site-dir", str(site)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    driver = open_browser(tmp_path / "profile")
+    try:
+        driver.get((site / "index.html").as_uri())
+        assert "hpsearch" in driver.find_element("css selector", "article h1").text
+        link = driver.find_element("css selector", 'a[href="tutorial.html"]')
+        driver.get(link.get_attribute("href"))
+        assert driver.find_element("css selector", "article h1").text
+        driver.get((site / "reference" / "rest-api.html").as_uri())
+        assert "/requests" in driver.find_element("css selector", "article").text
+        network = [u for u in requests_made(driver) if u.startswith(NETWORK_SCHEMES)]
+        assert not network, network
+    finally:
+        driver.quit()
