@@ -89,10 +89,10 @@ def test_a_failing_sim_shows_its_stderr_once_stops_early_and_retry_reruns_it(tmp
     (s.sim_dir / "sim.py").write_text(CRASHING + good)
     rc, _, err = run_hpsearch(s.args("--num_jobs=2"), tmp_path)
     assert rc == 3, err  # stopped early: the first 5 failed alike, none finished
-    assert err.count("ModuleNotFoundError: No module named 'nosuchpackage_for_hpsearch_tests'") \
-        == 1, err
+    said = "ModuleNotFoundError: No module named 'nosuchpackage_for_hpsearch_tests'"
+    assert err.count(f"    | {said}") == 1, err  # the end of its stderr, once
     assert err.count("its stderr: ") == 1 and "/stderr.log" in err
-    assert "the first 5 runs all failed (exit status 1)" in err
+    assert f"the first 5 runs all failed (exit status 1: {said})" in err
     assert f"hpsearch retry {s.out_dir}" in err
     assert len(list((s.out_dir / "runs").iterdir())) <= 9
     failed = [r for r in s.results() if r["status"] == "failed"]
