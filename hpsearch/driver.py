@@ -340,7 +340,7 @@ class Driver:
                 text = f"run {run.run_id} #{run.trial} failed ({verdict.reason})"
                 self._check_max_failures()
         self._counts()
-        self.progress.event(text, ended=True)
+        self.progress.event(text, ended=True, duration=ended.wall_time)
 
     def _stopped_by_prune(self, run: Run, status: str) -> bool:
         """Whether a run the pruner decided to stop ended by that stop: it did not finish,
@@ -593,6 +593,7 @@ class Driver:
         if self.stop_reason is None:
             self.stop_reason = "interrupted"
             self.signal_number = signum
+            self.progress.stop()
             self.progress.message(f"{signal.Signals(signum).name}: stopping; run the same "
                                   "command again to resume")
 
@@ -679,6 +680,8 @@ class Driver:
                 timeout = min(timeout, max(0.0, self._next_report_read - time.monotonic()))
             self.backend.wait(timeout)
             ended = self.backend.poll()
+        if self.stop_reason is not None:
+            self.progress.stop()
         if self.stop_reason not in (None, "lock_lost"):
             self._stop_active()
         self._event("stop", reason=self.stop_reason or "done")
