@@ -237,9 +237,21 @@ class Driver:
             if env and env != run.env:
                 with contextlib.suppress(OSError):  # informational only
                     write_command(run.run_dir, run.argv, run.cwd, env)
-            self.progress.event(f"run {run.run_id} #{run.trial} started (job "
+            state = "queued" if self.backend.waits_to_start(run.run_id) else "started"
+            self.progress.event(f"run {run.run_id} #{run.trial} {state} (job "
                                 f"{jobs[run.run_id]}, attempt {run.attempt})",
                                 counts_changed=False)
+
+    def _announce_starts(self, starts: dict[str, str]) -> None:
+        """Say which queued runs started (``{run_id: job}``: the backend saw their
+        ``started_at``)."""
+        for run_id, job in starts.items():
+            run = self.active.get(run_id)
+            if run is not None:
+                self.progress.event(f"run {run_id} #{run.trial} started (job {job}, attempt "
+                                    f"{run.attempt})", counts_changed=False)
+        if starts:
+            self._counts()
 
     def _prepare(self, run: Run) -> None:
         """The run directory before an attempt: earlier files aside, a fresh record (and the
@@ -657,8 +669,12 @@ class Driver:
                 self.stop_reason = "lock_lost"
                 self.stop_detail = ("another driver took over this search's lock; this one "
                                     "stops (its runs are left to the other)")
+            starts = self.backend.started()  # said before the run's own end, after the
+            ending = {end.run_id for end in ended}  # others' (that made room for it)
+            self._announce_starts({r: j for r, j in starts.items() if r in ending})
             for end in ended:  # told before the next ask: a sampler proposes from every
                 self._record(end)  # result there is (and a resumed search the same way)
+            self._announce_starts({r: j for r, j in starts.items() if r not in ending})
             pruning = self.spec.pruner.active and self.stop_reason is None and bool(self.active)
             if pruning:
                 now = time.monotonic()

@@ -12,6 +12,9 @@ Elsewhere (a log file, a batch job's output): one plain line per state change::
 
     2026-11-23 09:12:01 run 3f2a9c0d1b7e #12 finished acc=0.93 [done 12, running 2, failed 1]
 
+(``queued 3`` after ``running`` while runs wait in a scheduler's queue: there a run is logged
+``queued`` when submitted and ``started`` when its ``started_at`` appears.)
+
 Lines that must stay (start, warnings, a failure's reason with the end of its stderr) are
 printed above the live line with :meth:`Progress.message`. What a run wrote reaches the
 terminal through :func:`printable`: its control characters are shown, not obeyed.
@@ -153,8 +156,9 @@ class Progress:
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         c = self.counts
-        counts = (f" [done {c.finished}, running {c.running}, failed {c.failed}]"
-                  if counts_changed else "")
+        queued = f", queued {c.queued}" if c.queued else ""
+        counts = (f" [done {c.finished}, running {c.running - c.queued}{queued}, failed "
+                  f"{c.failed}]" if counts_changed else "")
         self.stream.write(printable(f"{stamp} {text}{counts}") + "\n")
         self.stream.flush()
 
