@@ -330,7 +330,8 @@ def _search_flags(func: Any) -> Any:
         click.option("--python", default=None,
                      help="Interpreter for the runs (default: the one running hpsearch)."),
         click.option("--dry_run", is_flag=True,
-                     help="Print each run's command (or job script), write nothing."),
+                     help="Print each run's command (or job script) and what its config "
+                          "template copy sets, write nothing."),
     ]
     for flag in reversed(flags):
         func = flag(func)
@@ -381,7 +382,8 @@ def collect_command(out_dir: str, grid_module: str | None) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--top", type=int, default=5, show_default=True, help="How many best runs.")
 def status_command(out_dir: str, top: int) -> None:
-    """Print run counts by state and the best runs of the search in OUT_DIR."""
+    """Print run counts by state, the failed runs' reasons with their counts and the best
+    runs of the search in OUT_DIR."""
     from hpsearch.collect import print_status
 
     print_status(Path(out_dir).resolve(), top)

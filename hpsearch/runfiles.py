@@ -313,13 +313,13 @@ def stderr_reason(tail: bytes) -> str | None:
     exception line (``ValueError: lr must be positive``, the end of a traceback), ``Killed``
     or an out-of-memory line, else the last line that is no traceback frame; cleaned
     (:func:`clean_reason`). None when stderr said nothing."""
-    lines = [clean_reason(line) for line in tail.decode(errors="replace").splitlines()
-             if line.strip() and not _FRAME_LINE.match(line)]
-    lines = [line for line in lines if line]
-    for line in reversed(lines):
+    last = None
+    for raw in reversed(tail.decode(errors="replace").splitlines()):
+        line = "" if _FRAME_LINE.match(raw) else clean_reason(raw)
         if _EXCEPTION_LINE.fullmatch(line) or _FATAL_WORDS.search(line):
             return line
-    return lines[-1] if lines else None
+        last = last or line or None
+    return last
 
 
 def tail_lines(path: Path, count: int, max_bytes: int = 16384) -> list[str]:
