@@ -337,9 +337,9 @@ def _search_flags(func: Any) -> Any:
                      "virtualenv's python works without activating it."),
         click.option("--dry_run", is_flag=True,
                      help="Print the command of each run that would run now (shell-quoted, one "
-                     "per line) or each job script; write nothing. On an existing search it "
-                     "leaves out what already ran; a sampler prints only the proposals that "
-                     "need no results."),
+                     "per line) or each job script, and what its config template copy sets; "
+                     "write nothing. On an existing search it leaves out what already ran; a "
+                     "sampler prints only the proposals that need no results."),
     ]
     for flag in reversed(flags):
         func = flag(func)
@@ -390,7 +390,8 @@ def collect_command(out_dir: str, grid_module: str | None) -> None:
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--top", type=int, default=5, show_default=True, help="How many best runs.")
 def status_command(out_dir: str, top: int) -> None:
-    """Print run counts by state and the best runs of the search in OUT_DIR."""
+    """Print run counts by state, the failed runs' reasons with their counts and the best
+    runs of the search in OUT_DIR."""
     from hpsearch.collect import print_status
 
     print_status(Path(out_dir).resolve(), top)

@@ -8,11 +8,15 @@ whose ``exit_code`` is there is judged, also after ``kill -9`` of the driver), r
 ``started_at`` of the runs still active (queued or running) and, for packed runs, their
 claims (which job holds them); it says whether the search's driver is alive, and (for a
 cluster search, or one that used GPUs) the GPU- and CPU-hours the ended attempts took
-(:mod:`hpsearch.usage`)::
+(:mod:`hpsearch.usage`), and the failed runs' reasons with their counts
+(:func:`~hpsearch.summary.failure_groups`)::
 
-    search out/q: 70 finished, 2 failed, 4 running, 0 pending (of 76); driver pid 4242 on login1
+    search out/q: 70 finished, 3 failed, 4 running, 0 pending (of 77); driver pid 4242 on login1
       job 4711_0 (node3) holds 3 run(s): 0c6a51f3ffeb 1dcd86438d06 54c1c375d5d1
     GPU-hours 12.4 (failed 0.5, pruned 1.25, preempted 0.3); CPU-hours 49.61 (failed 2)
+    failed runs by reason, most common first:
+      2 exit status 1: ValueError: lr must be positive, got #
+      1 oom (exit status 1: torch.OutOfMemoryError: CUDA out of memory. Tried to ...)
     best val_loss=0.129 (trial 3, run 7f3a...); 5 best by val_loss (ascending), finished runs
     first, then pruned runs by their last report:
       val_loss=0.129  7f3a0c6a51f3  lr=0.03 ...
@@ -65,11 +69,19 @@ from hpsearch.runfiles import (
 )
 from hpsearch.searchdir import is_search_dir, layout_of, layout_of_spec, read_description
 from hpsearch.spec import SearchSpec, load_spec
-from hpsearch.summary import SummaryFormat, is_number, judge, objective_values
+from hpsearch.summary import (
+    SummaryFormat,
+    failure_groups,
+    is_number,
+    judge,
+    objective_values,
+)
 from hpsearch.usage import describe, search_totals
 from hpsearch.values import render_value
 
 HYPNETTORCH_COMMAND = "hpsearch_command.sh"
+#: the most failure reasons ``hpsearch status`` lists
+FAILURE_KINDS_SHOWN = 5
 
 
 def _require_dir(out_dir: Path) -> None:
@@ -396,9 +408,24 @@ def _print_best(write: Callable[[str], Any], states: Iterable[RunState], key: st
         write(_best_row(state, key))
 
 
+def _print_failures(write: Callable[[str], Any], states: Iterable[RunState]) -> None:
+    """The failed runs' reasons with their counts, the most common first (the first
+    :data:`FAILURE_KINDS_SHOWN` of them; runs failing alike, numbers aside, are one)."""
+    groups = failure_groups(s.reason or "unknown" for s in states if s.status == "failed")
+    if not groups:
+        return
+    width = len(str(groups[0][1]))
+    write("failed runs by reason, most common first:\n")
+    for reason, count in groups[:FAILURE_KINDS_SHOWN]:
+        write(f"  {count:>{width}} {reason}\n")
+    if len(groups) > FAILURE_KINDS_SHOWN:
+        write(f"  ... and {len(groups) - FAILURE_KINDS_SHOWN} other reason(s): hpsearch "
+              "report lists them all\n")
+
+
 def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
-    """Counts by state, the driver's state and the ``top`` best finished runs (control
-    characters shown as escapes: :func:`~hpsearch.progress.printable`)."""
+    """Counts by state, the driver's state, the failed runs' reasons and the ``top`` best
+    finished runs (control characters shown as escapes: :func:`~hpsearch.progress.printable`)."""
     _require_dir(out_dir)
     meta = read_description(out_dir)
     if meta is None:
@@ -417,6 +444,7 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     totals = search_totals(s.usage for s in states.values())
     if meta.get("backend", "local") != "local" or any(v[0] for v in totals.values()):
         write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
+    _print_failures(write, states.values())
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
     _print_best(write, states.values(), key, ascending, top)
     objectives = list(meta.get("objectives") or [key])

@@ -106,6 +106,15 @@ class ConfigFile:
                 _set(data, path, value if self.is_json else _yaml_value(value))
         return _dump_json(data, self.text) if self.is_json else _dump_yaml(data, self.text)
 
+    def describe(self, config: Mapping[str, Any]) -> str:
+        """What a run's copy sets, as ``--dry_run`` shows it before the copy exists:
+        ``model.yml with optimizer:learning_rate=0.001, trainer.epochs=5`` (the values as
+        they go into the file, as JSON: a text in quotes, control characters escaped)."""
+        values = [f"{name}={json.dumps(file_value(config[name]), ensure_ascii=False, default=str)}"
+                  for name in self.paths if name in config]
+        return f"{self.file_name} with {', '.join(values)}" if values \
+            else f"{self.file_name} as it is"
+
     def write(self, run_dir: Path, config: Mapping[str, Any]) -> Path:
         """Write the run's patched copy (atomically); its path."""
         target = self.path_in(run_dir)

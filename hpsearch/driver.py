@@ -238,9 +238,21 @@ class Driver:
             if env and env != run.env:
                 with contextlib.suppress(OSError):  # informational only
                     write_command(run.run_dir, run.argv, run.cwd, env)
-            self.progress.event(f"run {run.run_id} #{run.trial} started (job "
+            state = "queued" if self.backend.waits_to_start(run.run_id) else "started"
+            self.progress.event(f"run {run.run_id} #{run.trial} {state} (job "
                                 f"{jobs[run.run_id]}, attempt {run.attempt})",
                                 counts_changed=False)
+
+    def _announce_starts(self, starts: dict[str, str]) -> None:
+        """Say which queued runs started (``{run_id: job}``: the backend saw their
+        ``started_at``)."""
+        for run_id, job in starts.items():
+            run = self.active.get(run_id)
+            if run is not None:
+                self.progress.event(f"run {run_id} #{run.trial} started (job {job}, attempt "
+                                    f"{run.attempt})", counts_changed=False)
+        if starts:
+            self._counts()
 
     def _prepare(self, run: Run) -> None:
         """The run directory before an attempt: earlier files aside, a fresh record (and the
@@ -341,7 +353,7 @@ class Driver:
                 text = f"run {run.run_id} #{run.trial} failed ({verdict.reason})"
                 self._check_max_failures()
         self._counts()
-        self.progress.event(text, ended=True)
+        self.progress.event(text, ended=True, duration=ended.wall_time)
 
     def _stopped_by_prune(self, run: Run, status: str) -> bool:
         """Whether a run the pruner decided to stop ended by that stop: it did not finish,
@@ -603,6 +615,7 @@ class Driver:
         if self.stop_reason is None:
             self.stop_reason = "interrupted"
             self.signal_number = signum
+            self.progress.stop()
             self.progress.message(f"{signal.Signals(signum).name}: stopping; run the same "
                                   "command again to resume")
 
@@ -666,8 +679,12 @@ class Driver:
                 self.stop_reason = "lock_lost"
                 self.stop_detail = ("another driver took over this search's lock; this one "
                                     "stops (its runs are left to the other)")
+            starts = self.backend.started()  # said before the run's own end, after the
+            ending = {end.run_id for end in ended}  # others' (that made room for it)
+            self._announce_starts({r: j for r, j in starts.items() if r in ending})
             for end in ended:  # told before the next ask: a sampler proposes from every
                 self._record(end)  # result there is (and a resumed search the same way)
+            self._announce_starts({r: j for r, j in starts.items() if r not in ending})
             pruning = self.spec.pruner.active and self.stop_reason is None and bool(self.active)
             if pruning:
                 now = time.monotonic()
@@ -689,6 +706,8 @@ class Driver:
                 timeout = min(timeout, max(0.0, self._next_report_read - time.monotonic()))
             self.backend.wait(timeout)
             ended = self.backend.poll()
+        if self.stop_reason is not None:
+            self.progress.stop()
         if self.stop_reason not in (None, "lock_lost"):
             self._stop_active()
         self._event("stop", reason=self.stop_reason or "done")

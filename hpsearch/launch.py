@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends import make_backend
-from hpsearch.backends.base import Backend
+from hpsearch.backends.base import Backend, Run
 from hpsearch.backends.cluster import ClusterBackend
 from hpsearch.driver import Driver, restore_inputs
 from hpsearch.errors import UsageError
@@ -35,6 +35,7 @@ from hpsearch.searchdir import (
 from hpsearch.spec import SearchSpec, resolve_algorithm, with_pruner
 from hpsearch.strategies import make_strategy
 from hpsearch.strategies.base import Strategy
+from hpsearch.values import storable_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +181,9 @@ def record_total(out_dir: Path, meta: dict[str, Any], spec: SearchSpec,
 
 def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
             backend: Backend) -> None:
-    """Print what the search would run now: each run's command line, or the job scripts.
+    """Print what the search would run now: each run's command line, or the job scripts;
+    with a config template, what each run's copy will set (``# run <id>: model.yml with
+    optimizer:learning_rate=0.001``: the copy is written only when the run starts).
 
     A search directory's journal is read (never written): finished runs are left out, and
     its proposals are reused. A sampler prints only the proposals that need no results.
@@ -201,12 +204,19 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
         runs.append(make_run(run_id, p.trial, p.config, None,
                              out_dir=options.out_dir, run_cwd=options.run_cwd,
                              python=options.python, command=spec.command, out_arg=spec.out_arg))
+    config_file = spec.command.config_file
+
+    def patched(run: Run) -> str:
+        return "" if config_file is None else \
+            f"# run {run.run_id}: {config_file.describe(storable_config(run.config))}\n"
+
     if isinstance(backend, ClusterBackend):
         for script in backend.dry_run_scripts(runs):
             sys.stdout.write(script + "\n")
+        sys.stdout.write("".join(patched(run) for run in runs))
     else:
         for run in runs:
-            sys.stdout.write(shlex.join(run.argv) + "\n")
+            sys.stdout.write(shlex.join(run.argv) + "\n" + patched(run))
     if note:
         print(f"hpsearch: {note}", file=sys.stderr)
     strategy.close()

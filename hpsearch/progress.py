@@ -4,10 +4,16 @@ On a terminal: one live status line, redrawn at most five times a second::
 
     hpsearch  done 12/96  running 2  queued 3  failed 1  pending 78  ETA 3m20s  best acc=0.9312
 
-(``/~96`` when the total is an estimate: conditions may add or merge configurations).
+(``/~96`` when the total is an estimate: conditions may add or merge configurations; no
+total and no pending count while the total is unknown). The ETA comes from the runs that
+ended in this session (:class:`Eta`): set when a run ends, counting down in between, never
+shown once the search stops (a fail-fast stop, Ctrl-C, SIGTERM).
 Elsewhere (a log file, a batch job's output): one plain line per state change::
 
     2026-11-23 09:12:01 run 3f2a9c0d1b7e #12 finished acc=0.93 [done 12, running 2, failed 1]
+
+(``queued 3`` after ``running`` while runs wait in a scheduler's queue: there a run is logged
+``queued`` when submitted and ``started`` when its ``started_at`` appears.)
 
 Lines that must stay (start, warnings, a failure's reason with the end of its stderr) are
 printed above the live line with :meth:`Progress.message`. What a run wrote reaches the
@@ -20,7 +26,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TextIO
 
 #: control characters a terminal would act on: all but newline and tab
@@ -41,6 +47,34 @@ def format_duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+@dataclass
+class Eta:
+    """The time left, from the durations of the attempts that ended: ``mean duration x
+    runs left / runs running at once`` (the most seen running at once), set when a run
+    ends and counting down until the next end -- it never grows only because time passes
+    with nothing ending. Below a second it reads ``soon``."""
+
+    durations: list[float] = field(default_factory=list)
+    slots: int = 1
+    seconds: float | None = None  # as of ``since``
+    since: float = 0.0
+
+    def ended(self, duration: float | None, left: int, now: float) -> None:
+        """A run ended after ``duration`` seconds (None: unknown); ``left`` runs remain."""
+        if duration is not None and math.isfinite(duration) and duration >= 0:
+            self.durations.append(duration)
+        if self.durations:
+            mean = sum(self.durations) / len(self.durations)
+            self.seconds, self.since = mean * left / max(1, self.slots), now
+
+    def text(self, now: float) -> str | None:
+        """``3m20s``, ``soon``, or None while no run with a known duration ended."""
+        if self.seconds is None:
+            return None
+        left = self.seconds - (now - self.since)
+        return format_duration(left) if left >= 1 else "soon"
 
 
 @dataclass
@@ -69,14 +103,19 @@ class Progress:
         self.ascending = ascending
         self.counts = Counts()
         self.best: float | None = None
-        self._started = time.monotonic()
-        self._ended_this_session = 0
+        self.eta = Eta()
+        self._stopped = False
         self._next_draw = 0.0
         self._finished = False
 
     # -- counts -------------------------------------------------------------------
     def set_counts(self, counts: Counts) -> None:
         self.counts = counts
+        self.eta.slots = max(self.eta.slots, counts.running - counts.queued)
+
+    def stop(self) -> None:
+        """The search stops (a fail-fast stop, Ctrl-C, SIGTERM): no more ETA."""
+        self._stopped = True
 
     def offer_best(self, value: object) -> None:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
@@ -87,35 +126,39 @@ class Progress:
     def summary(self) -> str:
         c = self.counts
         total = max(c.total, c.finished + c.failed + c.pruned + c.running)
-        parts = [f"done {c.finished}/{'~' if c.estimate else ''}{total}",
+        approx = "~" if c.estimate else ""
+        parts = [f"done {c.finished}" + (f"/{approx}{total}" if total else ""),
                  f"running {c.running - c.queued}"]
         if c.queued:
             parts.append(f"queued {c.queued}")
         parts.append(f"failed {c.failed}")
         if c.pruned:
             parts.append(f"pruned {c.pruned}")
-        parts.append(f"pending {'~' if c.estimate else ''}{c.pending}")
-        elapsed = time.monotonic() - self._started
-        left = c.pending + c.running
-        if self._ended_this_session and left > 0:
-            eta = elapsed / self._ended_this_session * left
-            parts.append(f"ETA {'~' if c.estimate else ''}{format_duration(eta)}")
+        if total:
+            parts.append(f"pending {approx}{c.pending}")
+        eta = self.eta.text(time.monotonic())
+        if eta is not None and c.pending + c.running > 0 and not self._stopped:
+            parts.append(f"ETA {approx}{eta}")
         if self.best is not None:
             parts.append(f"best {self.performance_key}={self.best:.6g}")
         return "  ".join(parts)
 
     # -- output -------------------------------------------------------------------
-    def event(self, text: str, counts_changed: bool = True, ended: bool = False) -> None:
-        """A run changed state; ``text`` like ``run 3f2a #12 finished acc=0.9``."""
+    def event(self, text: str, counts_changed: bool = True, ended: bool = False,
+              duration: float | None = None) -> None:
+        """A run changed state; ``text`` like ``run 3f2a #12 finished acc=0.9``; ``ended``:
+        an attempt ended, after ``duration`` seconds when known (the counts are set)."""
         if ended:
-            self._ended_this_session += 1
+            c = self.counts
+            self.eta.ended(duration, c.pending + c.running, time.monotonic())
         if self.live:
             self.draw()
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         c = self.counts
-        counts = (f" [done {c.finished}, running {c.running}, failed {c.failed}]"
-                  if counts_changed else "")
+        queued = f", queued {c.queued}" if c.queued else ""
+        counts = (f" [done {c.finished}, running {c.running - c.queued}{queued}, failed "
+                  f"{c.failed}]" if counts_changed else "")
         self.stream.write(printable(f"{stamp} {text}{counts}") + "\n")
         self.stream.flush()
 
@@ -150,9 +193,11 @@ class Progress:
         self.stream.flush()
 
     def finish(self) -> None:
-        """The final status line, once, ending with a newline; later messages are plain."""
+        """The final status line (no ETA), once, ending with a newline; later messages are
+        plain."""
         if self._finished:
             return
+        self._stopped = True
         if self.live:
             self.stream.write("\r\x1b[2Khpsearch  " + self.summary() + "\n")
         else:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import time
 from collections.abc import Iterable, Mapping
@@ -75,6 +76,22 @@ MAX_REASON_CHARS = 300
 
 #: what PyTorch/CUDA print when a run runs out of GPU memory
 OOM_MARKERS = (b"CUDA out of memory", b"CUDA error: out of memory")
+#: how much of the end of ``stderr.log`` is read for its reason and its out-of-memory word
+STDERR_TAIL_BYTES = 1 << 16
+
+#: the last line of a Python traceback: ``ValueError: lr must be positive``,
+#: ``torch.OutOfMemoryError: CUDA out of memory. ...``, ``KeyboardInterrupt``
+_EXCEPTION_LINE = re.compile(r"(?:\[[^\]]*\]:?\s*)*"  # [rank0]: as torchrun prefixes it
+                             r"(?:[A-Za-z_]\w*\.)*[A-Z]\w*"
+                             r"(?:Error|Exception|Interrupt|Exit|Failure)(?::\s.*)?")
+#: what the kernel, a shell or a library says when memory ran out or a process was killed
+_FATAL_WORDS = re.compile(r"\bKilled\b|out of memory", re.IGNORECASE)
+#: a line of a traceback that names no error: its header, a frame, a frame's code or marker
+_FRAME_LINE = re.compile(r"\s|Traceback \(most recent call last\)")
+#: terminal escape sequences (colours, cursor moves): dropped from a reason
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+#: the control characters left after that: shown as escapes
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -262,13 +279,47 @@ def retire_attempt(run_dir: Path, also: Iterable[Path] = ()) -> Path | None:
 
 
 def read_reason(run_dir: Path) -> str | None:
-    """The first line of the attempt's ``reason`` file (at most MAX_REASON_CHARS), or None."""
+    """The first line of the attempt's ``reason`` file (at most MAX_REASON_CHARS, see
+    :func:`clean_reason`), or None."""
     try:
         with open(run_dir / REASON_FILE, errors="replace") as f:
-            line = f.readline(MAX_REASON_CHARS).strip()
+            line = f.readline(MAX_REASON_CHARS)
     except OSError:
         return None
-    return line or None
+    return clean_reason(line) or None
+
+
+def clean_reason(text: str) -> str:
+    """``text`` as one line fit for a results cell: terminal escape sequences dropped,
+    whitespace runs made one space, other control characters written as escapes (ESC ->
+    ``\\x1b``), at most MAX_REASON_CHARS characters."""
+    text = " ".join(_ESCAPE_SEQUENCE.sub("", text).split())
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)[:MAX_REASON_CHARS]
+
+
+def read_stderr_tail(run_dir: Path) -> bytes:
+    """The last STDERR_TAIL_BYTES of the attempt's ``stderr.log`` (empty when unreadable)."""
+    try:
+        with open(run_dir / STDERR_FILE, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - STDERR_TAIL_BYTES))
+            return f.read()
+    except OSError:
+        return b""
+
+
+def stderr_reason(tail: bytes) -> str | None:
+    """The line of a stderr tail that says why the command failed: the last Python
+    exception line (``ValueError: lr must be positive``, the end of a traceback), ``Killed``
+    or an out-of-memory line, else the last line that is no traceback frame; cleaned
+    (:func:`clean_reason`). None when stderr said nothing."""
+    last = None
+    for raw in reversed(tail.decode(errors="replace").splitlines()):
+        line = "" if _FRAME_LINE.match(raw) else clean_reason(raw)
+        if _EXCEPTION_LINE.fullmatch(line) or _FATAL_WORDS.search(line):
+            return line
+        last = last or line or None
+    return last
 
 
 def tail_lines(path: Path, count: int, max_bytes: int = 16384) -> list[str]:
@@ -284,16 +335,14 @@ def tail_lines(path: Path, count: int, max_bytes: int = 16384) -> list[str]:
     return lines[-count:]
 
 
-def stderr_says_oom(run_dir: Path) -> bool:
-    """True when the last 64 KiB of ``stderr.log`` report CUDA out of memory."""
-    try:
-        with open(run_dir / STDERR_FILE, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 65536))
-            tail = f.read()
-    except OSError:
-        return False
+def says_oom(tail: bytes) -> bool:
+    """Whether a stderr tail (:func:`read_stderr_tail`) reports CUDA out of memory."""
     return any(marker in tail for marker in OOM_MARKERS)
+
+
+def stderr_says_oom(run_dir: Path) -> bool:
+    """True when the end of ``stderr.log`` reports CUDA out of memory."""
+    return says_oom(read_stderr_tail(run_dir))
 
 
 def note_warning(run_dir: Path, launch: str) -> None:

@@ -30,16 +30,18 @@ from __future__ import annotations
 import math
 import re
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.runfiles import read_reason, stderr_says_oom
+from hpsearch.runfiles import read_reason, read_stderr_tail, says_oom, stderr_reason
 
 _NUMBER = re.compile(
     r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?\b|nan\b)", re.IGNORECASE)
 _INTEGER = re.compile(r"[-+]?\d+")
+#: a word that holds a digit: ``0.003``, ``-1e-2``, ``3f2a9c0d1b7e``, ``pytest-12``
+_DIGIT_WORD = re.compile(r"[\w.+-]*\d[\w.+-]*")
 #: U+2212 MINUS SIGN (what typesetting code writes for a minus) reads as an ASCII minus
 _MINUSES = str.maketrans({"\u2212": "-"})
 #: the longest text a metric may hold (a list of numbers), far below Python's csv field limit
@@ -164,25 +166,28 @@ def judge(run_dir: Path, sim_out_dir: Path, fmt: SummaryFormat, exit_code: int |
     knows (the scheduler's word, a timeout, the driver's stop). A complete summary makes
     the run finished when it exited 0 or did not end on its own (a ``reason``, no exit
     status, or death by a signal: 128+N). The reason of a failure is, in this order: the
-    backend's reason (with the exit status when there is one), the exit status (followed
-    by the line the command left in the run's ``reason`` file: ``exit status 1: ValueError:
-    bad lr``), what is wrong with the summary; ``oom (...)`` wraps it when stderr says CUDA
-    ran out of memory.
+    backend's reason (with the exit status when there is one), the exit status followed
+    by what the command said (the line it left in the run's ``reason`` file, else the line
+    of its ``stderr.log`` that says why: ``exit status 1: ValueError: bad lr``, see
+    :func:`~hpsearch.runfiles.stderr_reason`), what is wrong with the summary; ``oom
+    (...)`` wraps it when stderr says CUDA ran out of memory.
     """
     metrics, problem = read_metrics(sim_out_dir, fmt, index)
+    tail: bytes | None = None  # the end of stderr.log, read once
     failure: str | None  # None only when the run exited 0 with a complete summary
     if reason is not None:
         failure = reason if exit_code is None else f"{reason} ({describe_exit(exit_code)})"
     elif exit_code is None:
         failure = "ended without an exit code"
     elif exit_code != 0:
-        said = read_reason(run_dir)
+        tail = read_stderr_tail(run_dir)
+        said = read_reason(run_dir) or stderr_reason(tail)
         failure = describe_exit(exit_code) + (f": {said}" if said else "")
     else:
         failure = problem
     if problem is None and (exit_code == 0 or stopped(exit_code, reason)):
         return Verdict("finished", metrics, None, failure)  # failure: the stop, if any
-    if stderr_says_oom(run_dir):
+    if says_oom(read_stderr_tail(run_dir) if tail is None else tail):
         failure = f"oom ({failure})"
     return Verdict("failed", metrics, failure)
 
@@ -194,11 +199,24 @@ def stopped(exit_code: int | None, reason: str | None) -> bool:
 
 
 def failure_kind(reason: str) -> str:
-    """The reason with the numbers of what the command said replaced by ``#``: runs that
-    failed alike (``exit status 1: ValueError: lr 0.003 < 0.01``, ``... lr 0.002 < 0.01``)
-    have one kind, ``exit status 1: ValueError: lr # < #``; the exit status stays."""
+    """The reason with the words of what the command said that hold a digit (numbers, run
+    ids, ``cuda:0``) replaced by ``#``: runs that failed alike (``exit status 1: ValueError:
+    lr 0.003 < 0.01``, ``... lr 0.002 < 0.01``) have one kind, ``exit status 1: ValueError:
+    lr # < #``; the exit status stays."""
     head, sep, said = reason.partition(": ")
-    return head + sep + _NUMBER.sub("#", said) if sep else reason
+    return head + sep + _DIGIT_WORD.sub("#", said) if sep else reason
+
+
+def failure_groups(reasons: Iterable[str]) -> list[tuple[str, int]]:
+    """``[(reason, count)]``, most common first: the reasons grouped by
+    :func:`failure_kind`, each group shown as its reason when all of its runs said the same,
+    else as its kind (``exit status 1: ValueError: lr # < #``)."""
+    groups: dict[str, list[str]] = {}
+    for reason in reasons:
+        groups.setdefault(failure_kind(reason), []).append(reason)
+    shown = [(said[0] if len(set(said)) == 1 else kind, len(said))
+             for kind, said in groups.items()]
+    return sorted(shown, key=lambda pair: -pair[1])
 
 
 def objective_values(metrics: dict[str, Any], objectives: list[str]) -> list[float] | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import run_hpsearch
+from test_lsf_emulator import lsf  # noqa: F401  (fixture: the LSF emulator on PATH)
 
 from hpsearch.configfile import load_config_file
 from hpsearch.errors import UsageError
@@ -290,6 +291,33 @@ def test_grid_module_template_and_command_line_template(tmp_path: Path) -> None:
     runs = seen(tmp_path / "out2")
     assert {record["conf"]["optimizer"]["weight_decay"] for _, record in runs} == {0.5}
     assert all((run_dir / "other.yml").is_file() for run_dir, _ in runs)
+
+
+def test_dry_run_shows_what_each_run_s_copy_will_set(tmp_path: Path,
+                                                      lsf: Path) -> None:  # noqa: F811
+    """The copy ``--model_config=`` names is written only when its run starts: a dry run
+    says, under each command line, what that copy will set (and writes nothing)."""
+    project(tmp_path, SEARCH.replace("seed: [7]", "seed: [7]\n  optimizer:type: [adam]"))
+    out = tmp_path / "out"
+    rc, stdout, err = run_hpsearch(["--search_file=proj/search.yaml", "--run_cwd=proj",
+                                    f"--out_dir={out}", "--visible_gpus=-1", "--dry_run",
+                                    "--deterministic_search"], tmp_path)
+    assert rc == 0, err
+    lines = stdout.splitlines()
+    assert len(lines) == 4, stdout
+    for command, said, lr in zip(lines[::2], lines[1::2], ["0.1", "0.9"], strict=True):
+        run_id = command.split("/runs/")[1].split("/")[0]
+        assert command.endswith(f"--model_config={out}/runs/{run_id}/model.yml"), command
+        assert said == (f"# run {run_id}: model.yml with optimizer:learning_rate={lr}, "
+                        'trainer.epochs=2, optimizer:type="adam"'), stdout
+    assert not out.exists()
+    said = lines[1::2]
+    rc, stdout, err = run_hpsearch(["--search_file=proj/search.yaml", "--run_cwd=proj",
+                                    f"--out_dir={out}", "--dry_run", "--deterministic_search",
+                                    "--run_cluster", "--scheduler=lsf"], tmp_path)
+    assert rc == 0, err
+    assert stdout.startswith("#!/bin/sh") and stdout.splitlines()[-2:] == said, stdout
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(("good", "bad", "expected"), [

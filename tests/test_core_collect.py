@@ -94,6 +94,44 @@ def test_status_best_runs(tmp_path):
     assert "acc=5" in lines[2] and "acc=3" in lines[3] and len(lines) == 4
 
 
+FAILING_SIM = r'''
+import os, sys
+cfg = dict(a[2:].split("=", 1) for a in sys.argv[1:])
+if cfg["x"] == "oom":
+    sys.stderr.write("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+    sys.exit(1)
+if float(cfg["x"]) < 0:
+    print("loading data", file=sys.stderr)
+    raise ValueError(f"lr must be positive, got {cfg['x']}")
+os.makedirs(cfg["out_dir"], exist_ok=True)
+with open(os.path.join(cfg["out_dir"], "perf.txt"), "w") as f:
+    f.write(f"acc {cfg['x']}\nloss 0\nfinished 1\n")
+'''
+
+
+def test_a_failed_script_s_reason_and_status_s_failures_by_reason(tmp_path):
+    """The results say why a script failed (its exception, not only ``exit status 1``), and
+    ``hpsearch status`` lists the failed runs' reasons with their counts, most common
+    first (runs failing alike, numbers aside, are one line)."""
+    s = write_search(tmp_path, {"x": [-1, 2, -3, "oom", -0.5]})
+    (s.sim_dir / "sim.py").write_text(FAILING_SIM)
+    rc, _, err = run_hpsearch(s.args("--fail_fast=0"), tmp_path)
+    assert rc == 1, err
+    reasons = {r["x"]: r["failure_reason"] for r in s.results()}
+    assert reasons["-1"] == "exit status 1: ValueError: lr must be positive, got -1"
+    assert reasons["oom"] == ("oom (exit status 1: torch.OutOfMemoryError: CUDA out of memory. "
+                              "Tried to allocate 2.00 GiB)")
+    assert reasons["2"] == ""
+    rc, out, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
+    assert rc == 0, err
+    lines = out.splitlines()
+    at = lines.index("failed runs by reason, most common first:")
+    assert lines[at + 1:at + 3] == [
+        "  3 exit status 1: ValueError: lr must be positive, got #",
+        "  1 oom (exit status 1: torch.OutOfMemoryError: CUDA out of memory. Tried to "
+        "allocate 2.00 GiB)"], out
+
+
 HYPNETTORCH_MODULE = """
 grid = {"lr": [0.001, 0.01], "use_bn": [False, True], "name": ['"a b"']}
 conditions = []

@@ -10,7 +10,8 @@ import pytest
 
 from hpsearch.journal import Journal, RunState, compact, replay, state_event
 from hpsearch.results import row_of
-from hpsearch.summary import SummaryFormat, failure_kind, parse_summary_text
+from hpsearch.runfiles import stderr_reason
+from hpsearch.summary import SummaryFormat, failure_groups, failure_kind, parse_summary_text
 from hpsearch.summary import judge as summary_judge
 
 KEYS = ["acc", "loss", "finished"]
@@ -52,7 +53,8 @@ def test_verdict_keeps_the_scheduler_reason_and_oom(tmp_path):
     assert judge(tmp_path, unfinished, 143, reason="TIMEOUT").reason == \
         "TIMEOUT (exit status 143 (SIGTERM))"
     (tmp_path / "stderr.log").write_text("RuntimeError: CUDA out of memory. Tried to ...\n")
-    assert judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", 1).reason == "oom (exit status 1)"
+    assert judge(tmp_path, "acc 0.5\nloss 1\nfinished 1\n", 1).reason == \
+        "oom (exit status 1: RuntimeError: CUDA out of memory. Tried to ...)"
 
 
 @pytest.mark.parametrize("exit_code, reason", [
@@ -211,3 +213,77 @@ def test_a_huge_text_an_older_journal_holds_never_reaches_the_table(tmp_path):
                      metrics={"acc": 0.5, "loss": "0.5," * 50_000, "per_task": "0.1,0.2"})
     row = row_of(state, tmp_path)
     assert row["acc"] == 0.5 and row["per_task"] == "0.1,0.2" and "loss" not in row
+
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/sims/train.py", line 12, in <module>
+    main()
+  File "/sims/train.py", line 9, in main
+    raise ValueError(f"lr must be positive, got {lr}")
+ValueError: lr must be positive, got -0.5
+"""
+CUDA_ERROR = """Traceback (most recent call last):
+  File "/sims/train.py", line 4, in <module>
+    x = torch.zeros(1 << 40, device="cuda")
+RuntimeError: CUDA error: out of memory
+CUDA kernel errors might be asynchronously reported at some other API call, so the \
+stacktrace below might be incorrect.
+For debugging consider passing CUDA_LAUNCH_BLOCKING=1
+Compile with `TORCH_USE_CUDA_DSA` to enable device-side assertions.
+"""
+
+
+@pytest.mark.parametrize("stderr, said", [
+    (TRACEBACK, "ValueError: lr must be positive, got -0.5"),
+    ("loading data\n" + TRACEBACK + "wandb: Waiting for W&B process to finish...\n",
+     "ValueError: lr must be positive, got -0.5"),
+    ("epoch 1\n/run.sh: line 3:  4242 Killed                  python train.py\n",
+     "/run.sh: line 3: 4242 Killed python train.py"),
+    ("epoch 1\nKilled\n", "Killed"),
+    (CUDA_ERROR, "RuntimeError: CUDA error: out of memory"),
+    ("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n",
+     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ("[rank0]: KeyError: 'lr'\n[rank0]:[W1123 NCCL] process group destroyed\n",
+     "[rank0]: KeyError: 'lr'"),
+    ("error: the data folder /data is empty\n", "error: the data folder /data is empty"),
+    ("\x1b[31mAssertionError: bad\x1b[0m \x07\tend\n", "AssertionError: bad \\x07 end"),
+    ("Traceback (most recent call last):\n  File \"x.py\", line 1\n", None),
+    ("", None),
+])
+def test_the_line_of_stderr_that_says_why_a_run_failed(stderr, said):
+    assert stderr_reason(stderr.encode()) == said
+
+
+def test_a_failed_script_s_reason_is_what_its_stderr_said(tmp_path):
+    """A script's failure is ``exit status 1: ValueError: ...``, not ``exit status 1``; a
+    ``reason`` file the command left wins; CUDA out of memory is still ``oom (...)``; a
+    reason is one line of at most 300 characters with no raw control character."""
+    summary = "acc 0.5\nloss 1\nfinished 0\n"
+    (tmp_path / "stderr.log").write_text("x" * 70_000 + "\n" + TRACEBACK)
+    assert judge(tmp_path, summary, 1).reason == \
+        "exit status 1: ValueError: lr must be positive, got -0.5"
+    (tmp_path / "stderr.log").write_text("epoch 3\nKilled\n")
+    assert judge(tmp_path, summary, 137).reason == "exit status 137 (SIGKILL): Killed"
+    (tmp_path / "stderr.log").write_text(CUDA_ERROR)
+    assert judge(tmp_path, summary, 1).reason == \
+        "oom (exit status 1: RuntimeError: CUDA error: out of memory)"
+    (tmp_path / "stderr.log").write_text("\x1b]0;title\x07ValueError: " + "v" * 1000 + "\n")
+    reason = judge(tmp_path, summary, 1).reason
+    assert reason.startswith("exit status 1: ValueError: vvv") and "\x1b" not in reason
+    assert len(reason) <= len("exit status 1: ") + 300
+    (tmp_path / "reason").write_text("ZeroDivisionError: division by zero\n")
+    assert judge(tmp_path, summary, 1).reason == \
+        "exit status 1: ZeroDivisionError: division by zero"
+    assert judge(tmp_path, summary, None, reason="TIMEOUT").reason == "TIMEOUT"
+
+
+def test_failure_groups_count_runs_failing_alike():
+    reasons = ["exit status 1: ValueError: lr -0.5 < 0", "exit status 137 (SIGKILL): Killed",
+               "exit status 1: ValueError: lr -0.1 < 0", "exit status 1: ValueError: lr -2 < 0",
+               "exit status 1: FileNotFoundError: /o/runs/3f2a9c0d1b7e/data.npy",
+               "exit status 1: FileNotFoundError: /o/runs/0c6a51f3ffeb/data.npy"]
+    assert failure_groups(reasons) == [
+        ("exit status 1: ValueError: lr # < #", 3),
+        ("exit status 1: FileNotFoundError: /o/runs/#/data.npy", 2),
+        ("exit status 137 (SIGKILL): Killed", 1)]
+    assert failure_groups(["exit status 2: x", "exit status 2: x"]) == [("exit status 2: x", 2)]

@@ -10,6 +10,7 @@ which is how these tests count scheduler calls.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -96,6 +97,27 @@ def test_array_with_parallel_limit_failure_and_quoting(tmp_path, lsf):  # noqa: 
         assert f"--v={TRICKY}" in argv
     logs = tmp_path / "out" / "lsf_logs"
     assert (logs / f"{array}.1.out").exists() and list((logs / "scripts").iterdir())
+
+
+def test_runs_are_queued_at_submission_and_started_when_they_start(tmp_path, lsf):  # noqa: F811
+    """Four runs in a ``%2`` array: four ``queued`` lines at submission; a ``started`` line
+    for each when its ``started_at`` appears: two first, the other two only after a run
+    ended and made room (each before its own end)."""
+    s = write_search(tmp_path, {"x": [1, 2, 3, 4], "sleep": [1.5]})
+    rc, _, err = run_hpsearch(lsf_args(s, "--num_jobs=2"), tmp_path)
+    assert rc == 0, err
+    said = [(m.group(2), m.group(1)) for line in err.splitlines() if (m := re.match(
+        r"\S+ \S+ run ([0-9a-f]{12}) #\d+ (queued|started|finished)", line))]
+    assert [word for word, _ in said[:4]] == ["queued"] * 4, err
+    assert [word for word, _ in said[4:7]] == ["started", "started", "finished"], err
+    assert sorted(word for word, _ in said[4:]) == ["finished"] * 4 + ["started"] * 4, err
+    for run in {run for _, run in said}:
+        assert said.index(("started", run)) < said.index(("finished", run)), err
+    job_ids = {r["run_id"]: r["job_id"] for r in s.results()}
+    for line in err.splitlines():
+        m = re.search(r"run ([0-9a-f]{12}) #\d+ (queued|started) \(job (\S+), attempt 1\)",
+                      line)
+        assert m is None or m.group(3) == job_ids[m.group(1)], line
 
 
 def test_run_limit_kill_is_term_runlimit(tmp_path, lsf, monkeypatch):  # noqa: F811

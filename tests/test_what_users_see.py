@@ -154,10 +154,10 @@ def test_a_failing_sim_shows_its_stderr_once_stops_early_and_retry_reruns_it(tmp
     (s.sim_dir / "sim.py").write_text(CRASHING + good)
     rc, _, err = run_hpsearch(s.args("--num_jobs=2"), tmp_path)
     assert rc == 3, err  # stopped early: the first 5 failed alike, none finished
-    assert err.count("ModuleNotFoundError: No module named 'nosuchpackage_for_hpsearch_tests'") \
-        == 1, err
+    said = "ModuleNotFoundError: No module named 'nosuchpackage_for_hpsearch_tests'"
+    assert err.count(f"    | {said}") == 1, err  # the end of its stderr, once
     assert err.count("its stderr: ") == 1 and "/stderr.log" in err
-    assert "the first 5 runs all failed (exit status 1)" in err
+    assert f"the first 5 runs all failed (exit status 1: {said})" in err
     # the script or the grid module: each fix has its way on
     assert "the mistake is likely in the script or the grid module" in err
     assert f"after fixing the script, run them again with: hpsearch retry {s.out_dir}" in err

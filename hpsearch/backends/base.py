@@ -175,6 +175,16 @@ class Backend(ABC):
         """How many of the active runs wait in a queue (not running yet)."""
         return 0
 
+    def waits_to_start(self, run_id: str) -> bool:
+        """Whether a run just submitted waits in a queue: :meth:`started` says when it
+        starts. By default a submitted run has started."""
+        return False
+
+    def started(self) -> dict[str, str]:
+        """``{run_id: job_id}`` of the runs :meth:`waits_to_start` named that started since
+        the last call (each reported once, before :meth:`poll` reports its end)."""
+        return {}
+
     def running(self) -> set[str] | None:
         """The active runs known to be running now; None: every active run."""
         return None

@@ -31,6 +31,12 @@ NFS, so they are read sparingly: every run's file just before each scheduler que
 "sweep", at most as often as the queries), and between queries, at most once per
 ``file_interval`` (1 s), only the files of runs the last query did not report as queued.
 
+**Queued, then started.** A submitted run waits in the queue (:meth:`waits_to_start`) until
+its ``started_at`` appears (the wrapper writes it before the command), which
+:meth:`started` then reports once. A run not seen started has its ``started_at`` read in
+place of its exit file (there is no exit file without it), and its exit file too while the
+scheduler says it runs: a waiting run costs one look, as before, and a run one more, once.
+
 **Packed launches** (``--runs_per_job N``): the launch's runs go into a queue on the shared
 filesystem (:mod:`hpsearch.claims`) and the array holds ``ceil(runs / N)`` workers
 (:mod:`hpsearch.worker`), each running up to N of them at once; ``--num_jobs`` counts jobs,
@@ -147,6 +153,7 @@ class _Watched:
     kill_at: float | None = None  # SIGTERM sent: cancelled for good at this moment
     pack: _Pack | None = None  # the packed launch the run belongs to
     requeued: bool = False  # its job ran, then the scheduler put it back in its queue
+    started: bool = False  # its started_at (of this launch) was seen
 
 
 @dataclass
@@ -205,6 +212,7 @@ class ClusterBackend(Backend):
         self._next_query = 0.0
         self._next_file_check = 0.0
         self._found: list[Ended] = []  # read from exit files by wait(), reported by poll()
+        self._starts: dict[str, str] = {}  # run id -> job: seen started, not reported yet
         self._query_failures = 0
         self._queue_cap: int | None = None  # lowered when the scheduler refuses for a limit
         self._limits_cache: tuple[int, int] | None = None
@@ -332,11 +340,26 @@ class ClusterBackend(Backend):
         return w.state in self.queued_states or w.state in ("SUBMITTED", _UNCLAIMED)
 
     def queued(self) -> int:
-        return sum(1 for w in self._watched.values() if self._waiting(w))
+        return sum(1 for w in self._watched.values() if self._waiting(w) and not w.started)
 
     def running(self) -> set[str] | None:
-        """Runs the last query saw started (their reports are worth reading)."""
-        return {run_id for run_id, w in self._watched.items() if not self._waiting(w)}
+        """Runs seen started, by the last query or their ``started_at`` (their reports are
+        worth reading)."""
+        return {run_id for run_id, w in self._watched.items()
+                if w.started or not self._waiting(w)}
+
+    def waits_to_start(self, run_id: str) -> bool:
+        w = self._watched.get(run_id)
+        return w is not None and not w.started
+
+    def started(self) -> dict[str, str]:
+        starts, self._starts = self._starts, {}
+        return starts
+
+    def _note_start(self, run_id: str, w: _Watched, job: str) -> None:
+        """The run started (as job ``job``): reported once by :meth:`started`."""
+        w.started = True
+        self._starts[run_id] = job or w.job_id
 
 
     # -- submit ----------------------------------------------------------------------------
@@ -487,6 +510,8 @@ class ClusterBackend(Backend):
             if w.signal_exit is not None or unclaimed or (
                     not full and w.state in self.queued_states and not w.requeued):
                 continue
+            if not w.started and not self._look_for_start(run_id, w) and self._waiting(w):
+                continue  # still queued: no exit file without a started_at
             self.file_checks += 1
             ended += self._look(run_id, w)
         self._next_file_check = self._clock() + self.file_interval
@@ -505,12 +530,23 @@ class ClusterBackend(Backend):
                 if w.state in (_UNCLAIMED, "SUBMITTED"):
                     w.state = _CLAIMED
 
+    def _look_for_start(self, run_id: str, w: _Watched) -> bool:
+        """Whether the run's ``started_at`` (of its launch) is there now (one look)."""
+        self.file_checks += 1
+        start = read_start(w.run.run_dir)
+        if start is None or split_launch(start.launch)[0] != split_launch(w.run.launch)[0]:
+            return False
+        self._note_start(run_id, w, start.job)
+        return True
+
     def _look(self, run_id: str, w: _Watched) -> list[Ended]:
         """The run's exit file, if it is this launch's (or a restart's): reported now, or
         kept until the scheduler says why the job ended."""
         record = read_exit(w.run.run_dir)
         if record is None or split_launch(record.launch)[0] != split_launch(w.run.launch)[0]:
             return []
+        if not w.started:  # it ran: its started_at could not be written, or was not read
+            self._note_start(run_id, w, w.job_id)
         ended = self._restarts(w, record)
         if record.launch != w.run.launch:
             return ended  # an older start's file, retired by now
@@ -711,6 +747,8 @@ class ClusterBackend(Backend):
                    if run_id in w.pack.claims else f"no job of launch {w.pack.key} took it")
             return Ended(run_id, None, why, lost=True, extra=extra)
         if record is not None:
+            if not w.started:
+                self._note_start(run_id, w, w.job_id)
             reason = None if state in _PLAIN_ENDS or not record.signalled else state
             extra.update(self._usage(w, w.run.run_dir, record))
             return Ended.recorded(run_id, record, extra, reason, cut=cut)
@@ -798,6 +836,9 @@ class ClusterBackend(Backend):
             if key not in packs:
                 packs[key] = self._reattach_pack(key, self.array_of(job_id))
             self._watch(run, job_id, self.array_of(job_id), packs[key])
+            start = read_start(run.run_dir)  # started before: not reported again
+            self._watched[run_id].started = (start is not None
+                                             and split_launch(start.launch)[0] == key)
             if packs[key] is not None:
                 self._watched[run_id].state = _UNCLAIMED
         for pack in filter(None, packs.values()):

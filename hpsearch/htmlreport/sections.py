@@ -6,19 +6,20 @@ configuration and the command that reruns it), compute time (the spans of every 
 earlier attempts included), GPU- and CPU-hours with what went to failed, pruned and
 preempted attempts (:mod:`hpsearch.usage`), the search's wall time (first
 start to last end, or to now while runs are active), fixed parameters, and the best runs.
-The failures section lists every reason with its count, then each failed run with its
-reason and the last lines of its ``stderr.log``.
+The failures section lists every reason with its count (runs failing alike, numbers aside,
+counted together: :func:`~hpsearch.summary.failure_groups`, as ``hpsearch status`` does),
+then each failed run with its reason and the last lines of its ``stderr.log``.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections import Counter
 from html import escape
 
 from hpsearch.collect import best_finished, driver_state, search_counts
 from hpsearch.runfiles import STDERR_FILE, tail_lines
 from hpsearch.searchview import SearchView, display, rerun_command
+from hpsearch.summary import failure_groups
 from hpsearch.toptable import best_rows, duration, number
 from hpsearch.usage import describe, search_totals
 
@@ -113,9 +114,9 @@ def failures(view: SearchView) -> str:
     failed = [r for r in view.runs if r.state.status == "failed"]
     if not failed:
         return "<p>No run failed.</p>"
-    reasons = Counter(r.state.reason or "unknown" for r in failed)
+    reasons = failure_groups(r.state.reason or "unknown" for r in failed)
     parts = [f"<p>{len(failed)} failed runs.</p><ul class=\"reasons\">"
-             + "".join(f"<li>{n} &times; {escape(k)}</li>" for k, n in reasons.most_common())
+             + "".join(f"<li>{n} &times; {escape(k)}</li>" for k, n in reasons)
              + "</ul>"]
     rows = []
     for k, run in enumerate(failed):

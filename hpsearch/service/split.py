@@ -75,6 +75,12 @@ class SplitBackend(Backend):
     def queued(self) -> int:
         return self.own.queued() + self.external.queued()
 
+    def waits_to_start(self, run_id: str) -> bool:
+        return self.own.waits_to_start(run_id)
+
+    def started(self) -> dict[str, str]:
+        return self.own.started()
+
     def wake(self) -> None:
         self.external.wake()
         self.own.wake()
