@@ -278,7 +278,8 @@ def test_fail_fast_sees_runs_that_fail_alike_with_different_numbers(tmp_path: Pa
         script="obj.py:my_objective", modes="[raise]").replace("x: [1, 2.5]",
                                                               "x: [1, 2, 3, 4, 5, 6]"))
     rc, _, err = run_hpsearch(args(tmp_path, "--visible_gpus=-1", "--fail_fast=3",
-                                   "--deterministic_search"), tmp_path, timeout=120)
+                                   "--deterministic_search", "--num_jobs=1"), tmp_path,
+                              timeout=120)  # one slot: no fourth run is under way at the stop
     assert rc == 3, err  # stopped: "bad x 1", "bad x 2", "bad x 3" are one kind of failure
     assert "the first 3 runs all failed (exit status 1: ValueError: bad x 3)" in err
     assert err.count("; its stderr: ") == 1  # the failure is shown once, not once a number

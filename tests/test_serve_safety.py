@@ -233,11 +233,16 @@ def test_a_report_right_after_a_restart_is_taken_never_404(tmp_path, services):
 
 def test_points_kept_ready_are_bounded_and_a_new_request_never_takes_a_stored_id(tmp_path,
                                                                                   services):
-    stored = tmp_path / "out" / "requests" / "2"
+    serve(tmp_path, services).stop()  # the search directory, then a stored request that
+    stored = tmp_path / "out" / "requests" / "2"  # cannot be restored
     stored.mkdir(parents=True)
-    (stored / "request.json").write_text("not json\n")  # a request that cannot be restored
+    (stored / "request.json").write_text("not json\n")
     service = serve(tmp_path, services)
-    space = {"parameters": {"x": {"method": "uniform", "low": 0, "high": 1}}}
+    assert "request 2" in service.stderr() and "is not served" in service.stderr()
+    space = {"parameters": {"x": {"method": "uniform", "low": 0, "high": 1}},
+             "algorithm": "random"}
+    status, body = post(service, {"parameters": space["parameters"]}, max_points=5)
+    assert status == 400 and "algorithm grid cannot walk parameter 'x'" in one_line(body), body
     status, body = post(service, space, max_points=5, num_points_per_generation=10**9)
     assert status == 400 and "num_points_per_generation" in one_line(body), body
     assert not (tmp_path / "out" / "requests" / "3").exists()

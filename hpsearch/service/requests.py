@@ -80,11 +80,12 @@ class Budget:
 
 def apply_budget(spec: SearchSpec, options: SearchOptions, budget: Budget, where: str
                  ) -> tuple[SearchSpec, SearchOptions]:
-    """``max_points`` as the trial budget of ``spec`` (one-line UsageError)."""
+    """``max_points`` as the trial budget of ``spec``, checked as a search's algorithm is
+    (one-line UsageError: a grid over a distribution, a sampler without a budget, ...)."""
     if spec.algorithm == "grid":
         if budget.max_points is not None:
             options = dataclasses.replace(options, num_searches=budget.max_points)
-        return spec, options
+        return resolve_algorithm(spec, None, None, None), options
     if budget.max_points is None and spec.num_trials is None:
         raise UsageError(f"{where}: algorithm {spec.algorithm} needs max_points (or "
                          "num_trials in the search)")
