@@ -1,8 +1,8 @@
 """Job-script templates: where they live and how they are rendered.
 
 The templates (``slurm_array.sbatch.j2``, ``slurm_driver.sbatch.j2``, the LSF ones) live
-in the checkout's top-level ``templates/`` folder, which the wheel ships as the package
-``hpsearch.templates``; they are always read through :mod:`importlib.resources`, so an
+in ``hpsearch/templates/`` (data files, no ``__init__.py``), which the wheel ships as the
+package ``hpsearch.templates``; they are always read through :mod:`importlib.resources`, so an
 installed wheel, an editable install and a zip import all find them. A user may name their
 own template file (``--job_template``); it is rendered with the same variables and filters.
 

@@ -154,8 +154,8 @@ def test_bparams_and_array_size_limit(lsf, monkeypatch):
 
 # ---------------------------------------------------------------- our templates under LSF
 def render(template: str, **context) -> str:
-    env = Environment(loader=FileSystemLoader(ROOT / "templates"), undefined=StrictUndefined,
-                      keep_trailing_newline=True)
+    env = Environment(loader=FileSystemLoader(ROOT / "hpsearch" / "templates"),
+                      undefined=StrictUndefined, keep_trailing_newline=True)
     env.filters["shquote"] = shlex.quote
     return env.get_template(template).render(**context)
 

@@ -2,8 +2,8 @@
 
 A bench script has its own folder (``scripts/bench``) first on ``sys.path``, so its
 ``import hpsearch`` finds the installed package; ``python -m hpsearch`` would put the current
-folder first, and a bench started in the repository would then time the checkout, which
-lacks what the wheel builds (``hpsearch.templates``). So the benches import this module
+folder first, and a bench started in the repository would then time the checkout, not what
+users install. So the benches import this module
 before hpsearch, which stops with one line when ``import hpsearch`` would find no package or
 the checkout (``PYTHONPATH`` set to it), and start hpsearch with :data:`HPSEARCH`.
 """
