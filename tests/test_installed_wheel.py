@@ -32,6 +32,18 @@ def test_hpsearch_is_imported_from_the_installed_wheel():
     assert Path(done.stdout.strip()).resolve() == installed  # the same for subprocesses
 
 
+def test_the_wheel_holds_every_file_of_the_checkouts_package():
+    """Every module and data file under the checkout's ``hpsearch/`` is installed: a
+    sub-package or a folder of templates or assets that ``pyproject.toml`` does not pick up
+    would be missing from what users get."""
+    installed = Path(hpsearch.__file__).resolve().parent
+    source = REPO / "hpsearch"
+    files = {p.relative_to(source) for p in source.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts}
+    missing = sorted(str(f) for f in files if not (installed / f).is_file())
+    assert not missing, f"not in the installed package: {missing}"
+
+
 def test_cluster_features_work_from_outside_the_checkout(tmp_path, lsf):  # noqa: F811
     s = write_search(tmp_path, {"x": [1, 2]})
     flags = ["--grid_module=hpconf", "--run_cwd=proj", f"--out_dir={s.out_dir}"]
