@@ -50,7 +50,6 @@ from hpsearch.errors import UsageError
 from hpsearch.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.lock import LOCK_FILE, DriverLock, liveness, read_holder
 from hpsearch.pareto import pareto_front
-from hpsearch.progress import printable
 from hpsearch.results import (
     RESULTS_FILE,
     TableLayout,
@@ -62,6 +61,7 @@ from hpsearch.results import (
 from hpsearch.runfiles import (
     RUNS_DIR,
     SIM_OUT_DIR,
+    printable,
     read_exit,
     read_run_record,
     read_start,
@@ -425,7 +425,8 @@ def _print_failures(write: Callable[[str], Any], states: Iterable[RunState]) -> 
 
 def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     """Counts by state, the driver's state, the failed runs' reasons and the ``top`` best
-    finished runs (control characters shown as escapes: :func:`~hpsearch.progress.printable`)."""
+    runs in the results table's order, finished then pruned (control characters shown as
+    escapes: :func:`~hpsearch.runfiles.printable`)."""
     _require_dir(out_dir)
     meta = read_description(out_dir)
     if meta is None:

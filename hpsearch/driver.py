@@ -633,11 +633,15 @@ class Driver:
             return
         ids = list(self.active)
         self.backend.cancel(ids)
-        for run_id in ids:  # lost, unless its summary says it finished (it was tearing down)
+        for run_id in ids:
             run = self.active[run_id]
             record = read_exit(run.run_dir, run.launch)
-            self._record(Ended(run_id, None, f"driver {self.stop_reason}", lost=True,
-                               wall_time=record.wall_time if record is not None else None))
+            if record is not None and not record.signalled:  # it ended on its own first
+                self._record(Ended(run_id, record.exit_code, None,
+                                   wall_time=record.wall_time))
+            else:  # lost, unless its summary says it finished (it was tearing down)
+                self._record(Ended(run_id, None, f"driver {self.stop_reason}", lost=True,
+                                   wall_time=record.wall_time if record is not None else None))
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> int:

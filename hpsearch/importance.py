@@ -10,7 +10,8 @@ importance is for the first one.
 It reads the final values of the finished runs when at least :data:`MIN_RUNS` finished.
 Otherwise (an early-stopping search where most runs were pruned) it reads the values at
 the deepest step that at least :data:`MIN_RUNS` finished or pruned runs reached (each run's
-first report at or past that step, as ASHA reads a rung), and says which step. Of more
+first report at or past that step: :meth:`~hpsearch.searchview.RunView.value_at`), and says
+which step. Of more
 than :data:`MAX_RUNS` runs it reads a seeded random sample of that many (Optuna copies
 every trial it is given, which would cost seconds; the estimate from the sample is as good
 for a report). It needs a parameter that varies among the runs it reads.

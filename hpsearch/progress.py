@@ -23,21 +23,12 @@ terminal through :func:`printable`: its control characters are shown, not obeyed
 from __future__ import annotations
 
 import math
-import re
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-#: control characters a terminal would act on: all but newline and tab
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character but newline and tab written as an escape
-    (ESC -> ``\\x1b``): what a run said reaches the terminal as text, never as a command
-    (a colour, a cleared screen, a moved cursor, a changed window title)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+from hpsearch.runfiles import printable
 
 
 def format_duration(seconds: float) -> str:

@@ -91,7 +91,8 @@ _FRAME_LINE = re.compile(r"\s|Traceback \(most recent call last\)")
 #: terminal escape sequences (colours, cursor moves): dropped from a reason
 _ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
 #: the control characters left after that: shown as escapes
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: control characters a terminal would act on: all but newline and tab
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -293,8 +294,14 @@ def clean_reason(text: str) -> str:
     """``text`` as one line fit for a results cell: terminal escape sequences dropped,
     whitespace runs made one space, other control characters written as escapes (ESC ->
     ``\\x1b``), at most MAX_REASON_CHARS characters."""
-    text = " ".join(_ESCAPE_SEQUENCE.sub("", text).split())
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)[:MAX_REASON_CHARS]
+    return printable(" ".join(_ESCAPE_SEQUENCE.sub("", text).split()))[:MAX_REASON_CHARS]
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but newline and tab written as an escape
+    (ESC -> ``\\x1b``): what a run said reaches the terminal or a table as text, never as a
+    command (a colour, a cleared screen, a moved cursor, a changed window title)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def read_stderr_tail(run_dir: Path) -> bytes:

@@ -85,8 +85,10 @@ class RunView:
         return float(self.curve[-1]["step"]) if self.curve else None
 
     def value_at(self, key: str, step: float) -> float | None:
-        """The run's ``key`` at ``step`` as ASHA reads a rung: its first point at or past
-        ``step`` with a finite number for ``key`` (None when its curve never got there)."""
+        """The run's ``key`` when it got to ``step``: its first point at or past ``step``
+        with a finite number for ``key`` (None when its curve never got there). Not ASHA's
+        rule, which scores a rung with the last point at or before it: a report asks what a
+        run had reached, a rung must not see a later value."""
         for point in self.curve:
             value = point.get(key)
             if point["step"] >= step and is_number(value) and math.isfinite(value):

@@ -31,6 +31,9 @@ fi
 # the documentation site: a broken link, anchor or reference fails the build (NO_MKDOCS_2_WARNING
 # silences Material's banner about MkDocs 2)
 docs_site=$(mktemp -d)
-NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site"
+docs_status=0
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_site" \
+  || docs_status=$?
 rm -rf "$docs_site"
+[ "$docs_status" = 0 ] || exit "$docs_status"
 .venv/bin/python -P -m pytest -q "$@"

@@ -282,3 +282,37 @@ def test_a_run_that_finished_before_its_prune_took_effect_is_finished(tmp_path):
     assert states[0.2].status == "pruned" and "rung 0 (1 steps)" in states[0.2].reason
     assert sorted((o.trial, o.status, o.values) for o in told) == [
         (0, "finished", [0.9]), (1, "finished", [0.1]), (2, "pruned", [0.2])]
+
+
+class UnreportedEndBackend(FakeBackend):
+    """x = 0.9 fails (exit 2) on the first poll; x = 0.1 has written a complete summary and
+    then exited 1 on its own, but the backend has not reported that end yet when the driver
+    stops the search (as a poll can lag a run's exit file)."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda run, attempt: 2, slots=2)
+
+    def poll(self) -> list[Ended]:
+        ended = []
+        for run_id, run in list(self.active.items()):
+            (run.run_dir / "started_at").write_text(f"launch={run.launch}\njob=x\n")
+            run.sim_out_dir.mkdir(parents=True, exist_ok=True)
+            (run.sim_out_dir / "perf.txt").write_text(f"acc {run.config['x']}\nfinished 1\n")
+            if run.config["x"] == 0.9:
+                (run.run_dir / "exit_code").write_text(f"2 {run.launch}\n")
+                del self.active[run_id]
+                ended.append(Ended(run_id, 2))
+            else:
+                (run.run_dir / "exit_code").write_text(f"1 {run.launch}\n")
+        return ended
+
+
+def test_a_run_that_ended_on_its_own_before_a_stop_keeps_its_own_exit_status(tmp_path):
+    """The stop (here --max_failures) finds an exit file the poll had not reported yet: the
+    run ended by itself, with exit status 1, so it failed -- its complete summary does not
+    make it finished as it would for a run the stop cut short while it tore down."""
+    rc, err = drive(tmp_path, UnreportedEndBackend(), [0.9, 0.1], max_failures=1, fail_fast=0)
+    assert rc == 3, err
+    states = {s.config["x"]: s for s in replay(tmp_path / JOURNAL_FILE).runs.values()}
+    assert states[0.1].status == "failed" and states[0.1].reason.startswith("exit status 1"), \
+        states[0.1]

@@ -14,13 +14,13 @@ the summary file (``<metric> <value>`` lines and ``finished 1``) and ``exit_code
 the message as ``stderr.log`` and ``exit_code`` 1 -- so the driver judges it with the one
 verdict (:func:`hpsearch.summary.judge`), and a restarted service finds it in the run
 directory even if the driver never saw it. The summary file is always inside the run's
-directory: a service takes no search whose ``summary_file`` leads out (:func:`stays_inside`).
+directory: a service takes no search whose ``summary_file`` leads out
+(:func:`hpsearch.spec.check_summary_filename`).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import PurePosixPath
 from typing import Any
 
 from hpsearch.backends.base import Ended, Run
@@ -70,14 +70,6 @@ def check_report(body: dict[str, Any], fmt: SummaryFormat, worker: str) -> Repor
     return Report(metrics, None, worker, float(metrics[fmt.objectives[0]]))
 
 
-def stays_inside(name: str) -> bool:
-    """Whether ``name``, joined to a directory, names a file below it: relative, no ``..``,
-    no backslash, printable (a search's ``summary_file``, which a report writes)."""
-    path = PurePosixPath(name)
-    return (bool(path.parts) and not path.is_absolute() and ".." not in path.parts
-            and "\\" not in name and name.isprintable())
-
-
 def _text(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(repr, value)) + "]"
@@ -90,7 +82,7 @@ def write_report(run: Run, report: Report, fmt: SummaryFormat, start: StartRecor
     run's ``started_at`` as it was written)."""
     said = None
     if report.metrics is not None:
-        summary = run.sim_out_dir / fmt.filename  # inside: stays_inside(fmt.filename)
+        summary = run.sim_out_dir / fmt.filename  # inside: check_summary_filename(fmt.filename)
         summary.parent.mkdir(parents=True, exist_ok=True)
         lines = "".join(f"{k} {_text(v)}\n" for k, v in report.metrics.items())
         write_small(summary, lines + "finished 1\n")

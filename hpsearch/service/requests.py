@@ -18,7 +18,7 @@ What anyone who can reach the service may ask is bounded: a request made over HT
 command and no file (:data:`COMMAND_SETTINGS`; 403) unless the service was started with
 ``--allow_commands``, at most ``--max_requests`` requests are live at once (429), and no
 search, request 1 included, writes its reports outside its run directories
-(:func:`~hpsearch.service.reports.stays_inside`).
+(:func:`~hpsearch.spec.check_summary_filename`).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ from hpsearch.service.backend import ExternalBackend, worker_name
 from hpsearch.service.limits import DEFAULT_MAX_REQUESTS
 from hpsearch.service.observed import ObservedStrategy
 from hpsearch.service.points import PointBook
-from hpsearch.service.reports import check_report, stays_inside
+from hpsearch.service.reports import check_report
 from hpsearch.service.split import SplitBackend
-from hpsearch.spec import SearchSpec, resolve_algorithm
+from hpsearch.spec import SearchSpec, check_summary_filename, resolve_algorithm
 from hpsearch.strategies import make_strategy
 from hpsearch.strategies.external import ExternalGenerator
 
@@ -107,10 +107,9 @@ class Request:
         self.options = options
         self.budget = budget
         self.out_dir = options.out_dir
-        if not stays_inside(spec.summary_filename):
-            raise UsageError(f"summary_file {spec.summary_filename!r} leads out of a run's "
-                             "directory, where a served search writes each report: give a "
-                             "file name such as perf.txt")
+        # a report writes this file: where the search's spec was built it was checked already;
+        # checked here again, where the service writes
+        check_summary_filename(spec.summary_filename, "summary_file")
         self.book = PointBook(spec.performance_sort_asc)
         self.inner = make_strategy(spec, options, ahead=budget.ahead)
         self.strategy = ObservedStrategy(self.inner, self.book)

@@ -11,7 +11,7 @@
    the run, at R.step), as a hollow grey marker whose hover says where it stopped; "best so
    far" lines follow the finished runs only, their final values being the ones to compare.
    The history by trial can show every run's value at one step instead (each run's first
-   report at or past it, as ASHA reads a rung; hpsearch/importance.py reads them alike). */
+   report at or past it, as RunView.value_at in hpsearch/searchview.py reads it). */
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("hpsearch-data").textContent);
