@@ -166,7 +166,8 @@ class Driver:
                 self.tally["failed"] += 1
 
     def _counts(self) -> None:
-        total = max(self.strategy.total or 0, len(self.states))
+        known = self.strategy.total
+        total = None if known is None else max(known, len(self.states))
         self.progress.set_counts(Counts(
             self.tally["finished"], self.tally["failed"], self.tally["pruned"],
             len(self.active), self.backend.queued(), total, self.strategy.total_is_estimate))

@@ -77,11 +77,13 @@ class Counts:
     pruned: int = 0
     running: int = 0  # includes queued
     queued: int = 0
-    total: int = 0
+    total: int | None = None  # None: unknown (a generator that has not said how many)
     estimate: bool = False
 
     @property
     def pending(self) -> int:
+        if self.total is None:
+            return 0
         return max(0, self.total - self.finished - self.failed - self.pruned - self.running)
 
 
@@ -116,7 +118,8 @@ class Progress:
 
     def summary(self) -> str:
         c = self.counts
-        total = max(c.total, c.finished + c.failed + c.pruned + c.running)
+        total = None if c.total is None else max(
+            c.total, c.finished + c.failed + c.pruned + c.running)
         approx = "~" if c.estimate else ""
         parts = [f"done {c.finished}" + (f"/{approx}{total}" if total else ""),
                  f"running {c.running - c.queued}"]

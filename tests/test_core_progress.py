@@ -143,6 +143,9 @@ def test_no_done_0_of_0_while_the_total_is_unknown():
     p = Progress("acc", False, stream=io.StringIO(), live=False)
     assert p.summary().startswith("done 0  running 0  failed 0"), p.summary()
     assert "/0" not in p.summary() and "pending" not in p.summary()
+    p.set_counts(Counts(finished=1, running=3))  # runs, but still no total (a generator)
+    assert p.summary().startswith("done 1  running 3  failed 0"), p.summary()
+    assert "/" not in p.summary() and "pending" not in p.summary()
     p.set_counts(Counts(running=2, total=12))
     assert p.summary().startswith("done 0/12  running 2  failed 0  pending 10"), p.summary()
 
