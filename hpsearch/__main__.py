@@ -2,6 +2,6 @@
 
 import sys
 
-from hpsearch.cli import main
+from hpsearch.cli.app import main
 
 sys.exit(main())

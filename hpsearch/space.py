@@ -18,7 +18,7 @@ configuration only when conditions or repeated values make duplicates possible. 
 depends on the seed alone, never on ``PYTHONHASHSEED``, so a restarted search walks the
 same sequence, and can go on from any position of it.
 
-The distributions of :mod:`hpsearch.distributions` are importable from here, for grid
+The distributions of :mod:`hpsearch.spec.distributions` are importable from here, for grid
 modules: ``from hpsearch.space import loguniform, uniformint``.
 """
 
@@ -30,7 +30,7 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from hpsearch.distributions import (  # noqa: F401  (grid modules import them from here)
+from hpsearch.spec.distributions import (  # noqa: F401  (grid modules import them from here)
     Distribution,
     categorical,
     lognormal,
@@ -43,8 +43,8 @@ from hpsearch.distributions import (  # noqa: F401  (grid modules import them fr
     uniform,
     uniformint,
 )
-from hpsearch.spec import Condition
-from hpsearch.values import canonical, config_hash
+from hpsearch.spec.gridmodule import Condition
+from hpsearch.spec.values import canonical, config_hash
 
 _MASK64 = (1 << 64) - 1
 

@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, hpsearch_env, pid_alive, wait_for
 
 from hpsearch.client import Client
-from hpsearch.journal import RunState, replay
+from hpsearch.engine.journal import RunState, replay
 
 WORKER = REPO / "sims" / "served" / "worker.py"
 GENERATOR = REPO / "sims" / "served" / "generator.py"

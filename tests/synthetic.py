@@ -1,10 +1,10 @@
 """A synthetic search directory, written with hpsearch's own writers, without running a sim.
 
 For the report's tests and ``scripts/bench/bench_report.py``: :func:`build` writes
-``search.json`` (:func:`hpsearch.searchdir.describe` of a real search-file spec), the
-journal (:class:`hpsearch.journal.Journal`: start, trial, launch, submit, end events with
+``search.json`` (:func:`hpsearch.engine.searchdir.describe` of a real search-file spec), the
+journal (:class:`hpsearch.engine.journal.Journal`: start, trial, launch, submit, end events with
 historical times) and each run's directory (``run.json``/``command.sh`` by
-:func:`hpsearch.runfiles.write_run_record`; ``started_at`` and ``exit_code`` in the job
+:func:`hpsearch.runs.files.write_run_record`; ``started_at`` and ``exit_code`` in the job
 wrapper's format with its mtimes; the summary file; a learning curve in
 ``hpsearch.report``'s format; ``stderr.log`` of failures). Runs are spread over GPUs as the
 GPU backend would place them. Statuses cycle deterministically: of every 20 runs, 1 fails,
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.journal import JOURNAL_FILE, Journal
-from hpsearch.reporter import REPORT_FILE
-from hpsearch.runfiles import (
+from hpsearch.engine.journal import JOURNAL_FILE, Journal
+from hpsearch.engine.searchdir import describe, write_description
+from hpsearch.runs.files import (
     EXIT_FILE,
     RUNS_DIR,
     SIM_OUT_DIR,
@@ -34,9 +34,9 @@ from hpsearch.runfiles import (
     STDERR_FILE,
     write_run_record,
 )
-from hpsearch.runs import run_id_of
-from hpsearch.searchdir import describe, write_description
-from hpsearch.searchfile import spec_from_mapping
+from hpsearch.runs.model import run_id_of
+from hpsearch.runs.reporter import REPORT_FILE
+from hpsearch.spec.searchfile import spec_from_mapping
 
 PARAMETERS = {"lr": {"method": "loguniform", "low": 1e-5, "high": 1e-1},
               "width": {"method": "uniformint", "low": 16, "high": 512},

@@ -1,6 +1,6 @@
 """Config templates: nested keys patch a per-run copy; every bad key path is one line, exit 2.
 
-The unit tests drive :mod:`hpsearch.configfile` directly; the search tests run a real
+The unit tests drive :mod:`hpsearch.spec.configfile` directly; the search tests run a real
 ``hpsearch`` subprocess over a sim that reads its ``--config`` and records what it got.
 """
 
@@ -15,8 +15,8 @@ import yaml
 from conftest import run_hpsearch
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: the LSF emulator on PATH)
 
-from hpsearch.configfile import load_config_file
 from hpsearch.errors import UsageError
+from hpsearch.spec.configfile import load_config_file
 
 TEMPLATE = """\
 # the model config of a trainer

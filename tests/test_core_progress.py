@@ -13,8 +13,8 @@ import time
 import pytest
 from conftest import hpsearch_cmd, hpsearch_env, run_hpsearch, write_search
 
-from hpsearch import progress as progress_module
-from hpsearch.progress import Counts, Progress
+from hpsearch.engine import progress as progress_module
+from hpsearch.engine.progress import Counts, Progress
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run [0-9a-f]{12} #\d+ "
                   r"(started \(job .+, attempt 1\)|finished acc=\S+ \[done \d, running \d, "
@@ -89,7 +89,7 @@ def test_control_characters_a_run_wrote_are_shown_escaped(tmp_path):
 
 
 class FakeTime:
-    """The clock :mod:`hpsearch.progress` reads, moved by hand."""
+    """The clock :mod:`hpsearch.engine.progress` reads, moved by hand."""
 
     def __init__(self) -> None:
         self.now = 1000.0

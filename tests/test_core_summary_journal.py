@@ -8,11 +8,11 @@ import math
 
 import pytest
 
-from hpsearch.journal import Journal, RunState, compact, replay, state_event
-from hpsearch.results import row_of
-from hpsearch.runfiles import stderr_reason
-from hpsearch.summary import SummaryFormat, failure_groups, failure_kind, parse_summary_text
-from hpsearch.summary import judge as summary_judge
+from hpsearch.engine.journal import Journal, RunState, compact, replay, state_event
+from hpsearch.engine.results import row_of
+from hpsearch.runs.files import stderr_reason
+from hpsearch.runs.summary import SummaryFormat, failure_groups, failure_kind, parse_summary_text
+from hpsearch.runs.summary import judge as summary_judge
 
 KEYS = ["acc", "loss", "finished"]
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from hpsearch import distributions as d
-from hpsearch.searchfile import spec_from_mapping
-from hpsearch.strategies.optuna_samplers import OptunaStrategy
+from hpsearch.spec import distributions as d
+from hpsearch.spec.searchfile import spec_from_mapping
+from hpsearch.strategies.optuna.samplers import OptunaStrategy
 from hpsearch.strategies.sampled import QmcStrategy, RandomStrategy
 
 ALPHA = 1e-3

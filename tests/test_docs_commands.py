@@ -28,7 +28,7 @@ from conftest import REPO, hpsearch_env
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local Slurm)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
-from hpsearch.cli import main_group
+from hpsearch.cli.app import main_group
 
 RUN_LANGUAGES = ("bash", "sh", "console")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")

@@ -1,6 +1,6 @@
 """The driver loop's corner cases, in-process, with a fake backend (like submitit's mocked
 scheduler): no subprocess, no scheduler. The fake speaks the real run-file contract
-(:mod:`hpsearch.runfiles`): a run "ends" when the fake writes ``started_at`` and
+(:mod:`hpsearch.runs.files`): a run "ends" when the fake writes ``started_at`` and
 ``exit_code`` with the launch's key, and the summary file the sim would write.
 """
 
@@ -15,15 +15,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hpsearch.backends.base import Backend, Ended, Run
-from hpsearch.driver import Driver
-from hpsearch.journal import JOURNAL_FILE, replay
-from hpsearch.lock import DriverLock
-from hpsearch.options import SearchOptions
-from hpsearch.progress import Progress
-from hpsearch.pruners import parse_pruner
-from hpsearch.reporter import REPORT_FILE, STOP_SEEN_FILE
-from hpsearch.searchdir import layout_of_spec
-from hpsearch.spec import ScriptCommand, SearchSpec
+from hpsearch.engine.driver import Driver
+from hpsearch.engine.journal import JOURNAL_FILE, replay
+from hpsearch.engine.lock import DriverLock
+from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.progress import Progress
+from hpsearch.engine.pruners import parse_pruner
+from hpsearch.engine.searchdir import layout_of_spec
+from hpsearch.runs.reporter import REPORT_FILE, STOP_SEEN_FILE
+from hpsearch.spec.gridmodule import ScriptCommand, SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.grid import GridStrategy
 

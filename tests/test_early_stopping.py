@@ -35,11 +35,11 @@ from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fre
 
 from hpsearch import report
 from hpsearch.backends.base import Run
-from hpsearch.backends.slurm import SlurmBackend
-from hpsearch.curves import read_curve, split_points
-from hpsearch.journal import replay
-from hpsearch.options import SearchOptions
-from hpsearch.runfiles import write_run_record
+from hpsearch.backends.slurm.backend import SlurmBackend
+from hpsearch.engine.journal import replay
+from hpsearch.engine.options import SearchOptions
+from hpsearch.runs.curves import read_curve, split_points
+from hpsearch.runs.files import write_run_record
 
 SIM = '''
 import json, os, signal, sys, time

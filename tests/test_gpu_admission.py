@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.backends.gpu_admission import (
+from hpsearch.backends.gpus.admission import (
     GpuAdmission,
     GpuLimits,
     parse_mib,
     parse_visible_gpus,
 )
-from hpsearch.backends.gpu_probe import GpuSample
-from hpsearch.options import SearchOptions
+from hpsearch.backends.gpus.probe import GpuSample
+from hpsearch.engine.options import SearchOptions
 
 
 def sample(index, used, total=16000, util=0.0, processes=None):

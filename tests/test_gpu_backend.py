@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.journal import replay
+from hpsearch.engine.journal import replay
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 ROOT = FAKES.parents[1]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from hpsearch.backends.gpu_probe import (
+from hpsearch.backends.gpus.probe import (
     GPU_FIELDS,
     GpuUnavailable,
     NvmlSource,

@@ -23,7 +23,9 @@ def test_hpsearch_is_imported_from_the_installed_wheel():
     installed = Path(hpsearch.__file__).resolve()
     assert installed.parent != REPO / "hpsearch", f"imported from the checkout: {installed}"
     assert "site-packages" in installed.parts
-    names = {p.name for p in resources.files("hpsearch.templates").iterdir()}
+    backends = resources.files("hpsearch.backends")
+    names = {p.name for scheduler in ("slurm", "lsf")
+             for p in backends.joinpath(scheduler, "templates").iterdir()}
     assert {"slurm_array.sbatch.j2", "lsf_array.bsub.j2", "slurm_driver.sbatch.j2",
             "lsf_driver.bsub.j2"} <= names
     done = subprocess.run([sys.executable, "-c", "import hpsearch; print(hpsearch.__file__)"],

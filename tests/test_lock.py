@@ -1,4 +1,4 @@
-"""One driver per search directory (``hpsearch.lock``): the lock is never observable empty,
+"""One driver per search directory (``hpsearch.engine.lock``): the lock is never observable empty,
 an unreadable lock is held, only the owner removes it, a heartbeat keeps it fresh, and a
 lock of another host goes stale after the grace period.
 """
@@ -14,8 +14,8 @@ import time
 import pytest
 from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
 
+from hpsearch.engine.lock import LOCK_FILE, STALE_AFTER_SECONDS, DriverLock, read_holder
 from hpsearch.errors import UsageError
-from hpsearch.lock import LOCK_FILE, STALE_AFTER_SECONDS, DriverLock, read_holder
 
 
 def write_lock(folder, host, pid, age=0.0):

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from hpsearch.backends.lsf_parse import (
+from hpsearch.backends.lsf.parse import (
     BJOBS_FORMAT,
     classify_exit,
     parse_bjobs,
     parse_bsub_job_id,
     parse_max_job_array_size,
 )
-from hpsearch.jobwrapper import RUN_FUNCTION, TASK_FUNCTION
-from hpsearch.runfiles import read_exit
+from hpsearch.runs.files import read_exit
+from hpsearch.runs.wrapper import RUN_FUNCTION, TASK_FUNCTION
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR = ROOT / "tests" / "lsf_emulator"
@@ -154,7 +154,7 @@ def test_bparams_and_array_size_limit(lsf, monkeypatch):
 
 # ---------------------------------------------------------------- our templates under LSF
 def render(template: str, **context) -> str:
-    env = Environment(loader=FileSystemLoader(ROOT / "hpsearch" / "templates"),
+    env = Environment(loader=FileSystemLoader(ROOT / "hpsearch" / "backends" / "lsf" / "templates"),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     env.filters["shquote"] = shlex.quote
     return env.get_template(template).render(**context)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.backends.lsf_parse import (
+from hpsearch.backends.lsf.parse import (
     BJOBS_FORMAT,
     BjobsRow,
     bsub_retryable,

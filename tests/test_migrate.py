@@ -16,12 +16,12 @@ import pytest
 from conftest import REPO, run_hpsearch
 from test_searchfile import HPOGRID_YAML  # hpogrid's MNIST_CNN example search space
 
-from hpsearch.backends.slurm import slurm_directives
-from hpsearch.cli import build_options, main_group, search_source, with_file_settings
-from hpsearch.distributions import Distribution
+from hpsearch.backends.slurm.backend import slurm_directives
+from hpsearch.cli.app import build_options, main_group, search_source, with_file_settings
 from hpsearch.errors import UsageError
-from hpsearch.migrate import format_of, load_search_file, suggested_options
-from hpsearch.migrate.hyper_opt import _hours
+from hpsearch.spec.distributions import Distribution
+from hpsearch.spec.migrate import format_of, load_search_file, suggested_options
+from hpsearch.spec.migrate.hyper_opt import _hours
 
 HYPER_OPT = """\
 log:

@@ -24,7 +24,7 @@ from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
-from hpsearch.journal import replay
+from hpsearch.engine.journal import replay
 
 CHECKPOINTING_SIM = r'''
 import json, os, signal, sys, time
@@ -183,7 +183,7 @@ def test_lsf_time_limit_warning_reaches_the_sim_and_the_run_continues(tmp_path, 
     s = lsf_warned(tmp_path, "--continue_on_timeout=1", *packed)
     script = sorted((s.out_dir / "lsf_logs" / "scripts").iterdir())[0].read_text()
     assert "#BSUB -W 0:03\n#BSUB -wa URG\n#BSUB -wt 1\n" in script
-    assert ("hpsearch.worker" in script) == bool(packed)
+    assert ("hpsearch.backends.cluster.worker" in script) == bool(packed)
     check_continued(s)
 
 

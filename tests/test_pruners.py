@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpsearch.errors import UsageError
-from hpsearch.pruners import (
+from hpsearch.engine.pruners import (
     Decision,
     Hyperband,
     Median,
@@ -14,6 +13,7 @@ from hpsearch.pruners import (
     make_pruner,
     parse_pruner,
 )
+from hpsearch.errors import UsageError
 
 
 def curve(final: float, steps: int) -> list[tuple[float, float]]:

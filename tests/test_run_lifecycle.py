@@ -25,7 +25,7 @@ from conftest import (
     write_search,
 )
 
-from hpsearch.runs import run_id_of
+from hpsearch.runs.model import run_id_of
 
 
 def journal_events(out_dir):

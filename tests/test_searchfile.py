@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.distributions import Distribution
 from hpsearch.errors import UsageError
-from hpsearch.searchfile import load_search_file
-from hpsearch.spec import resolve_algorithm
+from hpsearch.spec.distributions import Distribution
+from hpsearch.spec.gridmodule import resolve_algorithm
+from hpsearch.spec.searchfile import load_search_file
 
 HEAD = """\
 script: train.py
@@ -330,7 +330,7 @@ def test_resolve_accepts(tmp_path: Path) -> None:
 
 
 def test_a_grid_modules_categorical_is_the_list_it_chooses_from(tmp_path: Path) -> None:
-    from hpsearch.spec import load_spec
+    from hpsearch.spec.gridmodule import load_spec
 
     (tmp_path / "train.py").write_text("")
     (tmp_path / "conf.py").write_text(
@@ -356,7 +356,7 @@ def test_every_example_sim_passes_the_checks(kind: str, name: str) -> None:
     PyTorch example's parameter 'steps' was a results column: renamed 'train_steps')."""
     from conftest import REPO
 
-    from hpsearch.launch import SearchSource, load_search
+    from hpsearch.engine.launch import SearchSource, load_search
 
     if kind == "grid module":
         source = SearchSource(grid_module=str(REPO / "sims" / name / "hpsearch_config.py"))

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from hpsearch.backends import driver_options
-from hpsearch.backends import slurm_parse as sp
-from hpsearch.backends.slurm import render_driver_script, slurm_directives, time_minutes
-from hpsearch.options import SearchOptions
+from hpsearch.backends.slurm import parse as sp
+from hpsearch.backends.slurm.backend import render_driver_script, slurm_directives, time_minutes
+from hpsearch.engine.options import SearchOptions
 
 DATA = Path(__file__).resolve().parent / "data" / "slurm"
 

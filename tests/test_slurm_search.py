@@ -22,7 +22,7 @@ import pytest
 from conftest import Search, hpsearch_cmd, hpsearch_env, wait_for, write_search
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
-from hpsearch.backends import slurm_parse as sp
+from hpsearch.backends.slurm import parse as sp
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster", "timeout_search")
 

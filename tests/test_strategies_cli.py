@@ -18,7 +18,7 @@ from conftest import (
     write_search,
 )
 
-from hpsearch.journal import replay
+from hpsearch.engine.journal import replay
 
 SEARCH = """\
 script: sim.py
@@ -101,7 +101,7 @@ def test_parallel_tpe_resume_runs_nothing_twice_and_the_count_is_exact(tmp_path,
     procs.append(driver)
     wait_for(lambda: (out / "journal.jsonl").exists()
              and (out / "journal.jsonl").read_text().count('"ev":"end"') >= 4, timeout=60)
-    (sampler,) = children_running(driver.pid, b"hpsearch.strategies.sampler_process")
+    (sampler,) = children_running(driver.pid, b"hpsearch.strategies.optuna.process")
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     wait_for(lambda: not pid_alive(sampler), timeout=60, what="the sampler process ended")

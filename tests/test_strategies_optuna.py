@@ -27,16 +27,16 @@ from conftest import children_running
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from hpsearch.backends.base import BackendError
-from hpsearch.distributions import normal, qloguniform, quniform, uniformint
 from hpsearch.errors import UsageError
-from hpsearch.searchfile import spec_from_mapping
-from hpsearch.strategies import optuna_search
+from hpsearch.spec.distributions import normal, qloguniform, quniform, uniformint
+from hpsearch.spec.searchfile import spec_from_mapping
 from hpsearch.strategies.base import Outcome, Proposal
 from hpsearch.strategies.factory_sampled import make_sampled_strategy
-from hpsearch.strategies.optuna_samplers import OptunaStrategy, sampler_options
-from hpsearch.strategies.optuna_space import from_optuna, to_optuna
+from hpsearch.strategies.optuna import strategy as optuna_search
+from hpsearch.strategies.optuna.process import SamplerProcess
+from hpsearch.strategies.optuna.samplers import OptunaStrategy, sampler_options
+from hpsearch.strategies.optuna.space import from_optuna, to_optuna
 from hpsearch.strategies.parameters import Parameter
-from hpsearch.strategies.sampler_process import SamplerProcess
 
 HAVE_GP = all(importlib.util.find_spec(m) for m in ("torch", "scipy"))
 needs_gp = pytest.mark.skipif(not HAVE_GP, reason="gp needs torch and scipy "
@@ -350,7 +350,7 @@ def test_sampler_error_surfaces_in_the_driver(monkeypatch: pytest.MonkeyPatch) -
 # -- the sampler process ----------------------------------------------------------------------
 def sampler_children() -> set[int]:
     """Pids of this process's children that are sampler processes."""
-    return set(children_running(os.getpid(), b"hpsearch.strategies.sampler_process"))
+    return set(children_running(os.getpid(), b"hpsearch.strategies.optuna.process"))
 
 
 @pytest.mark.parametrize(("algorithm", "restart_every"), [
@@ -423,7 +423,7 @@ def test_a_driver_whose_sampler_computes_in_its_own_process_does_not_import_optu
     code = """if True:
         import sys
         from pathlib import Path
-        from hpsearch.searchfile import spec_from_mapping
+        from hpsearch.spec.searchfile import spec_from_mapping
         from hpsearch.strategies.factory_sampled import make_sampled_strategy
         def strategy(options):
             spec = spec_from_mapping({"script": "t.py", "metrics": ["loss"], "objective": "loss",

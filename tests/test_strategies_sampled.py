@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.searchfile import spec_from_mapping
+from hpsearch.spec.searchfile import spec_from_mapping
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.halton import ScrambledHalton
 from hpsearch.strategies.sampled import QmcStrategy, RandomStrategy

@@ -11,8 +11,8 @@ import pytest
 from conftest import run_hpsearch, wait_for, write_search
 
 from hpsearch.errors import UsageError
-from hpsearch.searchfile import spec_from_mapping
-from hpsearch.spec import resolve_algorithm
+from hpsearch.spec.gridmodule import resolve_algorithm
+from hpsearch.spec.searchfile import spec_from_mapping
 from hpsearch.strategies.external import check_points, split_generator, substitute
 
 BASE = {"script": "sim.py", "metrics": ["acc"], "num_trials": 4,

@@ -1,5 +1,5 @@
-"""GPU-hours and CPU-hours (hpsearch/usage.py): how shared resources are split, and the text
-``sacct`` prints.
+"""GPU-hours and CPU-hours (hpsearch/backends/accounting.py): how shared resources are split, and
+the text ``sacct`` prints.
 
 The local Slurm keeps no accounts (``AccountingStorageType=accounting_storage/none``), so the
 accounted path is tested here against the text Slurm documents and prints, quoted below: the
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpsearch.backends.slurm import SlurmBackend
-from hpsearch.options import SearchOptions
-from hpsearch.usage import (
+from hpsearch.backends.accounting import (
     Hold,
     Ledger,
     add,
@@ -28,6 +26,8 @@ from hpsearch.usage import (
     search_totals,
     tres_count,
 )
+from hpsearch.backends.slurm.backend import SlurmBackend
+from hpsearch.engine.options import SearchOptions
 
 #: sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j 8117657_3,8117678_0,9
 SACCT = """\

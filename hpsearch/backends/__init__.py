@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hpsearch.backends.base import Backend
-from hpsearch.backends.gpu_admission import GpuLimits
-from hpsearch.backends.gpu_probe import GpuUnavailable, open_gpu_source
-from hpsearch.backends.gpus import GpuBackend
+from hpsearch.backends.gpus.admission import GpuLimits
+from hpsearch.backends.gpus.backend import GpuBackend
+from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend, kill_local_jobs
+from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
-from hpsearch.options import SearchOptions
 
 
 def make_cluster_backend(options: SearchOptions) -> Backend:
@@ -28,11 +28,11 @@ def make_cluster_backend(options: SearchOptions) -> Backend:
     on PATH.
     """
     if options.scheduler == "slurm":
-        from hpsearch.backends.slurm import SlurmBackend as backend_class
-        from hpsearch.backends.slurm import validate_slurm_options as validate
+        from hpsearch.backends.slurm.backend import SlurmBackend as backend_class
+        from hpsearch.backends.slurm.backend import validate_slurm_options as validate
     elif options.scheduler == "lsf":
-        from hpsearch.backends.lsf import LsfBackend as backend_class
-        from hpsearch.backends.lsf import validate_lsf_options as validate
+        from hpsearch.backends.lsf.backend import LsfBackend as backend_class
+        from hpsearch.backends.lsf.backend import validate_lsf_options as validate
     else:
         raise UsageError(f"--scheduler={options.scheduler} is not supported; use "
                          "--scheduler=slurm or --scheduler=lsf")
@@ -106,7 +106,7 @@ def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
         return 0
     if backend_name == "slurm":
         from hpsearch.backends.base import BackendError
-        from hpsearch.backends.slurm import scancel
+        from hpsearch.backends.slurm.backend import scancel
 
         try:
             scancel(job_ids)
@@ -115,7 +115,7 @@ def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
         return len(job_ids)
     if backend_name == "lsf":
         from hpsearch.backends.base import BackendError
-        from hpsearch.backends.lsf import bkill
+        from hpsearch.backends.lsf.backend import bkill
 
         try:
             return bkill(job_ids)
@@ -152,14 +152,14 @@ def driver_options(options: SearchOptions, hours: float, mem: str,
 def driver_script(options: SearchOptions, argv: list[str], cwd: Path) -> str:
     """The batch job that runs the driver itself (``hpsearch wrap``)."""
     if options.scheduler == "slurm":
-        from hpsearch.backends.slurm import render_driver_script
+        from hpsearch.backends.slurm.backend import render_driver_script
 
         try:
             return render_driver_script(options, argv, cwd)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if options.scheduler == "lsf":
-        from hpsearch.backends.lsf import render_lsf_driver_script
+        from hpsearch.backends.lsf.backend import render_lsf_driver_script
 
         try:
             return render_lsf_driver_script(options, argv, cwd)

@@ -5,7 +5,7 @@ directories' lifecycle and the results. A backend only starts runs, tells which 
 ended, and stops them. It never imports the driver, and the driver never parses scheduler
 output.
 
-Every backend starts a run through the one job wrapper (:mod:`hpsearch.jobwrapper`), which
+Every backend starts a run through the one job wrapper (:mod:`hpsearch.runs.wrapper`), which
 writes ``<run_dir>/started_at`` and ``<run_dir>/exit_code`` carrying the launch's key, so
 completion is learned from the run directory first; a backend asks its scheduler only about
 runs without such a file, in one call per poll.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import SearchError
-from hpsearch.runfiles import ExitRecord
+from hpsearch.runs.files import ExitRecord
 
 
 @dataclass(frozen=True)

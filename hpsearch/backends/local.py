@@ -1,6 +1,6 @@
 """Run the search's commands as child processes of the driver, N at a time.
 
-Each run is the job wrapper (:mod:`hpsearch.jobwrapper`) started in its own session, so
+Each run is the job wrapper (:mod:`hpsearch.runs.wrapper`) started in its own session, so
 the run's whole process tree shares one process group whose id is the wrapper's pid; its
 job id is ``<host>:<pid>``. The wrapper writes ``started_at`` and ``exit_code``, so a run
 that ends while no driver watches (the driver was ``kill -9``-ed) is still recorded, and a
@@ -27,10 +27,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended, Run
-from hpsearch.jobwrapper import local_argv, wrapper_run_dir
-from hpsearch.runfiles import ExitRecord, read_exit, read_start
-from hpsearch.usage import Ledger, hold_of, hours, measured
+from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.wrapper import local_argv, wrapper_run_dir
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
@@ -274,8 +274,8 @@ class LocalBackend(Backend):
         return Ended(run_id, None, UNRECORDED, lost=True, unrecorded=True, extra=active.extra)
 
     def _usage(self, run: Run, record: ExitRecord) -> dict[str, float]:
-        """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.usage`): one CPU, and
-        its GPU's time split with the runs that were on it at once."""
+        """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.backends.accounting`): one
+        CPU, and its GPU's time split with the runs that were on it at once."""
         start = read_start(run.run_dir)
         if start is None or start.launch != record.launch:
             return {}

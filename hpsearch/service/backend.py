@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.backends.base import Backend, Ended, Run
-from hpsearch.runfiles import read_start, write_start
+from hpsearch.runs.files import read_start, write_start
+from hpsearch.runs.summary import SummaryFormat
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.points import Point, PointBook, Report
 from hpsearch.service.reports import ended_of, write_report
-from hpsearch.summary import SummaryFormat
 
 #: the job id the journal holds for a run submitted to this backend
 EXTERNAL_JOB = "external"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from hpsearch.runs import run_id_of
+from hpsearch.runs.model import run_id_of
 from hpsearch.service.points import PointBook
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from hpsearch.backends.base import Run
-from hpsearch.runfiles import StartRecord
+from hpsearch.runs.files import StartRecord
 
 #: the statuses a client sees and can ask for
 PointStatus = Literal["new", "running", "finished", "failed"]

@@ -9,13 +9,13 @@ A report is one of (the body of ``PUT /requests/<id>/points/<point id>``)::
 ``loss`` fits a search whose only metric is its objective; a search with more metrics (or
 objectives) takes them all in ``metrics``. Numbers must be finite; a failure message longer
 than :data:`~hpsearch.service.limits.MAX_FAILURE_CHARS` is cut. What is accepted is
-written the way a sim and the job wrapper would have written it (:mod:`hpsearch.runfiles`):
+written the way a sim and the job wrapper would have written it (:mod:`hpsearch.runs.files`):
 the summary file (``<metric> <value>`` lines and ``finished 1``) and ``exit_code`` 0, or
 the message as ``stderr.log`` and ``exit_code`` 1 -- so the driver judges it with the one
-verdict (:func:`hpsearch.summary.judge`), and a restarted service finds it in the run
+verdict (:func:`hpsearch.runs.summary.judge`), and a restarted service finds it in the run
 directory even if the driver never saw it. The summary file is always inside the run's
 directory: a service takes no search whose ``summary_file`` leads out
-(:func:`hpsearch.spec.check_summary_filename`).
+(:func:`hpsearch.spec.gridmodule.check_summary_filename`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from hpsearch.backends.base import Ended, Run
-from hpsearch.runfiles import (
+from hpsearch.runs.files import (
     STDERR_FILE,
     ExitRecord,
     StartRecord,
@@ -34,10 +34,10 @@ from hpsearch.runfiles import (
     write_exit,
     write_small,
 )
+from hpsearch.runs.summary import SummaryFormat
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.limits import cut_failure
 from hpsearch.service.points import Report
-from hpsearch.summary import SummaryFormat
 
 #: the reason of a failure a worker reported, before its message
 REPORTED = "reported: "

@@ -18,7 +18,7 @@ What anyone who can reach the service may ask is bounded: a request made over HT
 command and no file (:data:`COMMAND_SETTINGS`; 403) unless the service was started with
 ``--allow_commands``, at most ``--max_requests`` requests are live at once (429), and no
 search, request 1 included, writes its reports outside its run directories
-(:func:`~hpsearch.spec.check_summary_filename`).
+(:func:`~hpsearch.spec.gridmodule.check_summary_filename`).
 """
 
 from __future__ import annotations
@@ -31,21 +31,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from hpsearch.backends.base import Backend
-from hpsearch.driver import Driver, summary_format
-from hpsearch.errors import UsageError
-from hpsearch.journal import JOURNAL_FILE, replay
-from hpsearch.launch import check_out_dir, record_total, take_search_dir
-from hpsearch.lock import DriverLock
-from hpsearch.options import SearchOptions
-from hpsearch.progress import Progress
-from hpsearch.runfiles import write_atomic
-from hpsearch.searchdir import (
+from hpsearch.engine.driver import Driver, summary_format
+from hpsearch.engine.journal import JOURNAL_FILE, replay
+from hpsearch.engine.launch import check_out_dir, record_total, take_search_dir
+from hpsearch.engine.lock import DriverLock
+from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.progress import Progress
+from hpsearch.engine.searchdir import (
     check_same_search,
     describe,
     layout_of_spec,
     read_description,
     write_description,
 )
+from hpsearch.errors import UsageError
+from hpsearch.runs.files import write_atomic
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.backend import ExternalBackend, worker_name
 from hpsearch.service.limits import DEFAULT_MAX_REQUESTS
@@ -53,7 +53,7 @@ from hpsearch.service.observed import ObservedStrategy
 from hpsearch.service.points import PointBook
 from hpsearch.service.reports import check_report
 from hpsearch.service.split import SplitBackend
-from hpsearch.spec import SearchSpec, check_summary_filename, resolve_algorithm
+from hpsearch.spec.gridmodule import SearchSpec, check_summary_filename, resolve_algorithm
 from hpsearch.strategies import make_strategy
 from hpsearch.strategies.external import ExternalGenerator
 
@@ -236,7 +236,7 @@ class Registry:
     def _request_of(self, rid: int, body: dict[str, Any]) -> Request:
         """A request from its stored or posted body (one-line UsageError; ApiError 403 for
         a command it may not carry)."""
-        from hpsearch.searchfile import spec_from_mapping
+        from hpsearch.spec.searchfile import spec_from_mapping
 
         search = body.get("search")
         if not isinstance(search, dict):

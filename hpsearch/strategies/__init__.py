@@ -1,5 +1,5 @@
 """Strategies propose configurations: the grid (:mod:`.grid`), random and quasi-random
-sampling (:mod:`.sampled`), Optuna's model-based samplers (:mod:`.optuna_samplers`), an
+sampling (:mod:`.sampled`), Optuna's model-based samplers (:mod:`.optuna`), an
 external generator command (:mod:`.external`).
 
 :func:`make_strategy` picks one from the search's algorithm; the seam they share is
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpsearch.spec import SearchSpec
+from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Strategy
 
 if TYPE_CHECKING:  # not imported at run time: the sampler process does without it
-    from hpsearch.options import SearchOptions
+    from hpsearch.engine.options import SearchOptions
 
 
 def parallelism(options: SearchOptions) -> int:

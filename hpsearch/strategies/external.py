@@ -61,10 +61,10 @@ from typing import Any
 
 from hpsearch.backends.local import stop_groups
 from hpsearch.errors import UsageError
-from hpsearch.runfiles import tail_lines, write_atomic
-from hpsearch.spec import SearchSpec
+from hpsearch.runs.files import tail_lines, write_atomic
+from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.values import check_argv_text
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
-from hpsearch.values import check_argv_text
 
 GENERATOR_DIR = "generator"
 GENERATOR_LOG = "generator.log"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpsearch.spec import SearchSpec
+from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Strategy
 from hpsearch.strategies.sampled import QmcStrategy, RandomStrategy
 
@@ -16,12 +16,12 @@ def make_sampled_strategy(spec: SearchSpec, seed: int, num_trials: int, parallel
         return QmcStrategy(spec, seed, num_trials)
     # Optuna's samplers compute in a process of their own, spawned first: it imports Optuna
     # while this process goes on (which imports it only to check algorithm_options)
-    from hpsearch.strategies.sampler_process import SamplerProcess, SamplerUnavailable
+    from hpsearch.strategies.optuna.process import SamplerProcess, SamplerUnavailable
 
     try:
         process: SamplerProcess | None = SamplerProcess()
     except SamplerUnavailable:
         process = None
-    from hpsearch.strategies.optuna_samplers import OptunaStrategy
+    from hpsearch.strategies.optuna.samplers import OptunaStrategy
 
     return OptunaStrategy(spec, seed, num_trials, parallel, process=process)

@@ -15,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hpsearch.space import SearchSpace, fingerprint
-from hpsearch.spec import SearchSpec
+from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.values import canonical, canonical_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
-from hpsearch.values import canonical, canonical_config
 
 #: grids up to this size (with conditions) are counted exactly at the start
 EXACT_COUNT_LIMIT = 20000

@@ -5,7 +5,7 @@ search space the same way:
 
 * a list (or a categorical distribution) is a choice among its values; a one-element list
   is a fixed value and is never drawn;
-* any other :class:`~hpsearch.distributions.Distribution` is drawn from;
+* any other :class:`~hpsearch.spec.distributions.Distribution` is drawn from;
 * conditions apply after the base parameters are drawn, in order, as hypnettorch's grid
   applies them (:func:`hpsearch.space.apply_conditions`), except that a matching condition
   sets each replaced key to ONE value drawn uniformly from its replace list instead of
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.distributions import Distribution
-from hpsearch.spec import Condition, ParameterValues, SearchSpec
+from hpsearch.spec.distributions import Distribution
+from hpsearch.spec.gridmodule import Condition, ParameterValues, SearchSpec
 
 
 @dataclass(frozen=True)

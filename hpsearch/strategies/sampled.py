@@ -26,7 +26,7 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from hpsearch.spec import SearchSpec
+from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.halton import ScrambledHalton
 from hpsearch.strategies.parameters import (

@@ -44,7 +44,7 @@ def run_driver(argv: list[str], env: dict[str, str]) -> float:
 
 def bare_launcher_wall(tmp: Path, runs: int, seconds: float, jobs: int) -> float:
     """The floor: the same runs through the same wrapper by a loop that keeps no books."""
-    from hpsearch.jobwrapper import local_argv
+    from hpsearch.runs.wrapper import local_argv
 
     selector = selectors.DefaultSelector()
     started = 0
@@ -87,7 +87,7 @@ def bench_wall(tmp: Path) -> None:
 
 def bench_driver_cpu(tmp: Path, runs: int) -> Path:
     """The driver runs in this process, so RUSAGE_SELF is the driver's CPU alone."""
-    from hpsearch.cli import main
+    from hpsearch.cli.app import main
 
     os.environ.update(BENCH_RUNS=str(runs), BENCH_SECONDS="0")
     out_dir = tmp / "b"
@@ -126,7 +126,8 @@ def bench_first_launch(tmp: Path) -> None:
     print(f"(c) 10**6-point grid with a condition: first launch after {first:.3f} s "
           f"(target <= 1 s); driver peak RSS after 3 s {hwm / 1024:.0f} MB")
     code = ("import resource, sys;"
-            "from hpsearch.spec import load_spec; from hpsearch.space import SearchSpace;"
+            "from hpsearch.spec.gridmodule import load_spec;"
+            "from hpsearch.space import SearchSpace;"
             "from pathlib import Path;"
             "s = load_spec(sys.argv[1], Path(sys.argv[2]));"
             "n = sum(1 for _ in SearchSpace(s.grid, s.conditions));"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from installed import HPSEARCH
 
-from hpsearch.journal import replay
+from hpsearch.engine.journal import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"

@@ -37,8 +37,8 @@ from pathlib import Path
 
 from installed import HPSEARCH
 
-from hpsearch.curves import read_curve
-from hpsearch.journal import RunState, replay
+from hpsearch.engine.journal import RunState, replay
+from hpsearch.runs.curves import read_curve
 
 ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "sims" / "curves"

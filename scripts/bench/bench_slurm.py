@@ -90,8 +90,8 @@ def count_calls(log: Path) -> dict[str, int]:
 
 
 def bench_hpsearch(tmp: Path, runs: int, parallelism: int) -> dict[str, float]:
-    from hpsearch.backends.cluster import ClusterBackend
-    from hpsearch.cli import main
+    from hpsearch.backends.cluster.backend import ClusterBackend
+    from hpsearch.cli.app import main
 
     sim_dir = tmp / "sim"
     sim_dir.mkdir()

@@ -63,7 +63,7 @@ def hpsearch(*args: str) -> float:
 def best_of(out_dir: Path) -> float:
     """The best value of the finished runs, as every tool reads a search (a finished
     search's journal is compacted to one event per run)."""
-    from hpsearch.journal import replay
+    from hpsearch.engine.journal import replay
 
     runs = replay(out_dir / "journal.jsonl").runs.values()
     return min((r.metrics["value"] for r in runs if r.status == "finished"),
@@ -149,8 +149,8 @@ study.optimize(objective, n_trials={trials}, n_jobs=2)
 
 def write_finished_grid(out_dir: Path, side_a: int, side_b: int) -> Path:
     """A finished grid search of side_a x side_b runs, as a driver would leave it."""
-    from hpsearch.journal import Journal
-    from hpsearch.runs import run_id_of
+    from hpsearch.engine.journal import Journal
+    from hpsearch.runs.model import run_id_of
     from hpsearch.space import SearchSpace
     from hpsearch.strategies.grid import grid_identity
 

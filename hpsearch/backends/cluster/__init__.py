@@ -1,0 +1,1 @@
+"""The scheduler-agnostic cluster machinery: arrays, sweeps, packing, requeue, reattach."""

@@ -1,0 +1,1 @@
+"""IBM Spectrum LSF: bsub arrays, bjobs parsing, bkill, and the job templates."""

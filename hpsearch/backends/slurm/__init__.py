@@ -1,0 +1,1 @@
+"""Slurm: sbatch arrays, squeue/sacct parsing, scancel, and the job templates."""

@@ -1,0 +1,325 @@
+"""The Slurm backend: runs become tasks of job arrays submitted with ``sbatch``.
+
+Job ids are array task ids, ``"<array job id>_<task>"`` (e.g. ``"1234_7"``). One
+``squeue --states=all`` call per poll covers every watched array; ``scancel`` gets every
+job id in one call. See :mod:`hpsearch.backends.cluster.backend` for the shared logic and
+:mod:`hpsearch.backends.slurm.parse` for the text read from Slurm's commands.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hpsearch.backends import templating
+from hpsearch.backends.accounting import SACCT_FORMAT, parse_sacct
+from hpsearch.backends.base import BackendError
+from hpsearch.backends.cluster.backend import (
+    ClusterBackend,
+    QueryFailed,
+    SubmitRefused,
+    SubmitUnclear,
+    Task,
+)
+from hpsearch.backends.slurm import parse as sp
+from hpsearch.engine.options import SearchOptions
+
+ARRAY_TEMPLATE = "slurm/templates/slurm_array.sbatch.j2"
+DRIVER_TEMPLATE = "slurm/templates/slurm_driver.sbatch.j2"
+#: Slurm's defaults, used when ``scontrol show config`` does not answer
+DEFAULT_MAX_ARRAY_SIZE = 1001
+DEFAULT_MAX_JOB_COUNT = 10000
+#: options the array template sets itself
+_RESERVED = {"array", "job-name", "output", "error", "wrap"}
+_COMMAND_TIMEOUT = 120.0
+
+
+@lru_cache(maxsize=1)
+def sbatch_option_names() -> frozenset[str]:
+    """sbatch's long option names (``mem-per-gpu``...), from simple-slurm's list."""
+    text = resources.files("simple_slurm").joinpath("arguments.txt").read_text()
+    return frozenset(line.split(",")[0].strip().replace("_", "-")
+                     for line in text.splitlines() if line.strip())
+
+
+def _parse_extra(item: str) -> tuple[str, str | None]:
+    """``"mem-per-cpu=2G"`` / ``"--exclusive"`` -> (``"mem-per-cpu"``, ``"2G"`` / None)."""
+    key, sep, value = item.partition("=")
+    key = key.strip().lstrip("-").replace("_", "-")
+    return key, (value if sep else None)
+
+
+def _check_key(key: str, item: str) -> None:
+    names = sbatch_option_names()
+    if key in _RESERVED:
+        raise ValueError(f"--sbatch_option {item!r}: hpsearch sets --{key} itself; "
+                         "leave it out")
+    if key not in names:
+        close = difflib.get_close_matches(key, sorted(names), n=3, cutoff=0.6)
+        hint = (f"; did you mean {', '.join('--' + c for c in close)}?" if close
+                else "; see `sbatch --help` for the option names")
+        raise ValueError(f"--sbatch_option {item!r}: sbatch has no option --{key}{hint}")
+
+
+def time_minutes(num_hours: float) -> int:
+    """``--num_hours`` as whole minutes for ``--time`` (rounded up; 0.5 -> 30)."""
+    return max(1, math.ceil(round(num_hours * 60, 6)))
+
+
+def slurm_directives(options: SearchOptions) -> list[str]:
+    """The ``#SBATCH`` options the flags ask for, e.g. ``["--time=240", "--mem=8G"]``.
+
+    An empty flag value leaves its directive out (``--slurm_gres=`` -> no ``--gres``).
+    ``--sbatch_option KEY=VALUE`` adds ``--KEY=VALUE`` (``KEY`` alone: a bare flag) and
+    replaces a directive of the same name. Raises ``ValueError`` (one line) for an
+    option sbatch does not know.
+    """
+    chosen: dict[str, str | None] = {}
+    if options.num_hours and options.num_hours > 0:
+        chosen["time"] = str(time_minutes(options.num_hours))
+    for key, value in (("mem", options.slurm_mem), ("gres", options.slurm_gres),
+                       ("partition", options.slurm_partition), ("qos", options.slurm_qos),
+                       ("constraint", options.slurm_constraint)):
+        if value:
+            chosen[key] = value
+    for item in options.sbatch_options:
+        key, value = _parse_extra(item)
+        _check_key(key, item)
+        chosen[key] = value
+    directives = []
+    for key, value in chosen.items():
+        if value is not None and ("\n" in value or not value.strip()):
+            raise ValueError(f"sbatch option --{key}: value {value!r} is empty or spans lines")
+        directives.append(f"--{key}" if value is None
+                          else f"--{key}={shlex.quote(value.strip())}")
+    return directives
+
+
+def validate_slurm_options(options: SearchOptions) -> None:
+    """Check every sbatch directive the flags produce; ``ValueError`` (one line) if bad."""
+    slurm_directives(options)
+    if options.job_template is not None:
+        templating.load_template(ARRAY_TEMPLATE, options.job_template)
+
+
+def render_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
+                         job_name: str = "hpsearch-driver") -> str:
+    """The wrapper job running the driver itself (``hpsearch wrap --scheduler slurm``).
+
+    ``options`` are the driver's own (:func:`hpsearch.backends.driver_options`: no GPU
+    request, its own time, memory and partition). Its own
+    output goes to ``cwd`` (Slurm does not create a missing ``--output`` folder, and
+    ``--out_dir`` may not exist yet when the job starts).
+    """
+    return templating.render(DRIVER_TEMPLATE, {
+        "job_name": job_name,
+        "log_dir": str(Path(cwd).resolve()),
+        "directives": slurm_directives(options),
+        "job_setup": list(options.job_setup),
+        "cwd": str(cwd),
+        "argv": list(argv),
+    })
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=_COMMAND_TIMEOUT,
+                          check=False)
+
+
+#: what ``scancel --signal=...`` says of a job that ended before the signal reached it: on
+#: stderr, ``scancel: error: Kill job error on job id 507: Invalid job id specified`` (the
+#: job is over) or ``... already completing or completed``; or nothing, and its exit status
+#: is Slurm's ESLURM_ALREADY_DONE (2021) as a process's status, 2021 % 256 = 229 (the job
+#: is completing). Either way there is nothing left to signal.
+_ENDED_MESSAGES = ("Invalid job id specified", "already completing or completed")
+_ALREADY_DONE_STATUS = 2021 % 256
+
+
+def _only_ended_jobs(done: subprocess.CompletedProcess[str]) -> bool:
+    """Whether a failed ``scancel`` failed only for jobs that had ended already."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if not lines:
+        return done.returncode == _ALREADY_DONE_STATUS
+    return all(any(message in line for message in _ENDED_MESSAGES) for line in lines)
+
+
+def scancel(job_ids: Sequence[str], *options: str) -> None:
+    """Cancel ``job_ids`` (``"1234_7"``, ``"1234"``) with one ``scancel`` call (``options``
+    first, e.g. ``--signal=TERM --full`` to send a signal instead).
+
+    Jobs already over or forgotten are no error: ``scancel 77 78 99999`` with 78
+    completed and 99999 unknown exits 0 silently (Slurm 22.05); with ``--signal`` it
+    fails for them (:data:`_ENDED_MESSAGES`), which is no error either: a pruned run whose
+    job ended as the signal went out is judged from its files like any other.
+    """
+    if not job_ids:
+        return
+    try:
+        done = _run(["scancel", *options, *job_ids])
+    except FileNotFoundError as exc:
+        raise BackendError("scancel not found: is this a Slurm login node?") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise BackendError(f"scancel did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+    if done.returncode != 0 and not _only_ended_jobs(done):
+        raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
+
+
+class SlurmBackend(ClusterBackend):
+    """Runs as Slurm job array tasks; see the module docstring."""
+
+    name = "slurm"
+    commands = ("sbatch", "squeue", "scancel")
+    final_states = sp.FINAL_STATES
+    queued_states = sp.QUEUED_STATES
+    timeout_states = sp.TIMEOUT_STATES
+    preempted_states = sp.PREEMPTED_STATES
+    lost_states = sp.LOST_STATES
+    accounts_jobs = True
+    #: slurmstepd signals every process of the job (those of other sessions too), so a
+    #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
+    signals_every_process = True
+
+    def __init__(self, options: SearchOptions, **kwargs) -> None:
+        self.directives = slurm_directives(options)
+        super().__init__(options, **kwargs)
+
+    def time_limit(self) -> float | None:
+        """The ``--time`` directive's seconds (``--num_hours``, or ``--sbatch_option=time=``)."""
+        times = [d.partition("=")[2] for d in self.directives if d.startswith("--time=")]
+        return sp.parse_time_limit(times[-1]) if times else None
+
+    def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
+        return self._render([t.task for t in tasks], job_name, throttle,
+                            self.run_context(tasks, "task", 0))
+
+    def render_workers(self, count: int, job_name: str, throttle: int,
+                       worker: Mapping[str, Any]) -> str:
+        return self._render(list(range(count)), job_name, throttle,
+                            {"runs": [], "worker": dict(worker)})
+
+    def _render(self, tasks: list[int], job_name: str, throttle: int,
+                body: dict[str, Any]) -> str:
+        """The array script. The time-limit warning
+        (:func:`~hpsearch.backends.cluster.backend.walltime_warning`) is ``--signal=B:URG@<s>``
+        (before the flags' directives: an ``--sbatch_option=signal=...`` wins): SIGURG to
+        the batch shell only, which every shell and program ignores unless it asks for it,
+        whereas scancel and requeue send SIGTERM -- so the job script tells the warning from
+        the rest, and passes it on to the run as SIGTERM."""
+        return templating.render(ARRAY_TEMPLATE, {
+            "warning": self.warning,
+            "job_name": job_name,
+            "array": f"{sp.array_ranges(tasks)}%{throttle}",
+            "log_dir": str(self.log_dir.resolve()),
+            "directives": self.directives,
+            "job_setup": list(self.options.job_setup),
+            "worker": None,
+            **body,
+        }, self.options.job_template)
+
+    def task_job_id(self, array_id: str, task: int) -> str:
+        return f"{array_id}_{task}"
+
+    def array_of(self, job_id: str) -> str:
+        return job_id.split("_", 1)[0]
+
+    def _submit_array(self, script: Path) -> str:
+        try:
+            done = _run(["sbatch", "--parsable", str(script)])
+        except subprocess.TimeoutExpired as exc:
+            raise SubmitUnclear(f"sbatch did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        except FileNotFoundError as exc:
+            raise BackendError("sbatch not found: is this a Slurm login node?") from exc
+        if done.returncode != 0:
+            message = f"sbatch {script}: {sp.sbatch_error_line(done.stderr)}"
+            kind = sp.sbatch_failure_kind(done.stderr)
+            if kind == "unclear":
+                raise SubmitUnclear(message)
+            if kind == "refused":
+                raise SubmitRefused(message)
+            raise BackendError(message)
+        try:
+            return sp.parse_sbatch_parsable(done.stdout)
+        except ValueError as exc:
+            raise SubmitUnclear(f"sbatch {script}: {exc}") from exc
+
+    def _find_array(self, job_name: str) -> str | None:
+        try:
+            done = _run(["squeue", "--noheader", "--states=all", f"--name={job_name}",
+                         "--format=%F"])
+        except subprocess.TimeoutExpired as exc:
+            raise QueryFailed(f"squeue did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        if done.returncode != 0:
+            raise QueryFailed(f"squeue: {done.stderr.strip() or done.returncode}")
+        ids = sp.parse_squeue_array_ids(done.stdout)
+        return ids[0] if ids else None
+
+    def _set_throttle(self, array_id: str, throttle: int) -> None:
+        """``scontrol update JobId=<array> ArrayTaskThrottle=<n>``.
+
+        With some tasks over it exits 1 although the pending ones took the change::
+
+            59_0-1: Job has already finished
+            59_2-3: No error
+        """
+        try:
+            done = _run(["scontrol", "update", f"JobId={array_id}",
+                         f"ArrayTaskThrottle={throttle}"])
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BackendError(f"scontrol update: {exc}") from exc
+        problems = [ln for ln in done.stderr.splitlines() if ln.strip() and not (
+            "already finished" in ln or "No error" in ln)]
+        if done.returncode != 0 and problems:
+            raise BackendError(f"scontrol update: {problems[0]}")
+
+    def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
+        arrays = sorted({self.array_of(j) for j in job_ids}, key=int)
+        try:
+            done = _run(["squeue", "--noheader", "--array", "--states=all",
+                         f"--jobs={','.join(arrays)}", f"--format={sp.SQUEUE_FORMAT}"])
+        except subprocess.TimeoutExpired as exc:
+            raise QueryFailed(f"squeue did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
+        if done.returncode != 0:
+            if sp.squeue_knows_none(done.stderr):
+                return {}
+            raise QueryFailed(f"squeue: {done.stderr.strip() or done.returncode}")
+        states = sp.parse_squeue(done.stdout)
+        return {job_id: state.state for job_id in job_ids
+                if (state := sp.task_state(states, job_id)) is not None}
+
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """``sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j <ids>``
+        (:func:`hpsearch.backends.accounting.parse_sacct`); without accounting storage it answers
+        ``Slurm accounting storage is disabled`` and exits 1: ``{}``."""
+        try:
+            done = _run(["sacct", "--parsable2", "--noheader", f"--format={SACCT_FORMAT}",
+                         "-j", ",".join(job_ids)])
+        except (OSError, subprocess.TimeoutExpired):
+            return {}
+        return parse_sacct(done.stdout) if done.returncode == 0 else {}
+
+    def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
+        scancel(job_ids)
+
+    def _signal_jobs(self, job_ids: Sequence[str], signal_name: str) -> None:
+        """``scancel --signal=TERM --full``: ``--full`` reaches the batch script's children
+        (the run), which plain ``--signal`` (job steps only) and ``--batch`` (the shell
+        only) do not."""
+        scancel(job_ids, f"--signal={signal_name}", "--full")
+
+    def _read_limits(self) -> tuple[int, int]:
+        try:
+            done = _run(["scontrol", "show", "config"])
+        except (OSError, subprocess.TimeoutExpired):
+            return DEFAULT_MAX_ARRAY_SIZE, DEFAULT_MAX_JOB_COUNT // 2
+        config = sp.parse_scontrol_config(done.stdout) if done.returncode == 0 else {}
+        max_array = sp.config_int(config, "MaxArraySize", DEFAULT_MAX_ARRAY_SIZE)
+        max_jobs = sp.config_int(config, "MaxJobCount", DEFAULT_MAX_JOB_COUNT)
+        # other users share the job table: queue at most half of it
+        return max(1, max_array), max(1, max_jobs // 2)

@@ -1,0 +1,1 @@
+"""The search loop: the driver, its journal and lock, pruners, results and progress."""

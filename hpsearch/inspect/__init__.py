@@ -1,0 +1,1 @@
+"""Reading a search directory: collect, status, the view, report, export and seeds."""

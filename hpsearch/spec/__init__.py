@@ -1,0 +1,1 @@
+"""What a search is: grid modules, search files, config templates, values and distributions."""

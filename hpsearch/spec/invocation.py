@@ -1,0 +1,130 @@
+"""How a run is invoked: a script's command line or a Python function, with or without a
+patched config file. One function, :func:`command_of`, for grid modules and search files::
+
+    script: train.py               <python> train.py --out_dir=<run>/out --lr=0.01
+    script: train.py:my_objective  <python> -m hpsearch.objective_runner train.py:my_objective
+                                       performance_overview.txt --out_dir=<run>/out --lr=0.01
+    config_template: model.yml     <python> train.py --out_dir=<run>/out --seed=1
+                                       --config=<run>/model.yml   (nested keys in the copy)
+
+A function target is ``FILE.py:NAME`` (interpreter flags may come before it, no words after
+it); the file must define ``NAME`` as a function at its top level, which is checked by
+reading the file (:mod:`ast`), never by importing it. The runner is
+:mod:`hpsearch.runs.objective_runner`; the patched config file is :mod:`hpsearch.spec.configfile`.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hpsearch.errors import UsageError
+from hpsearch.spec.configfile import DEFAULT_ARG, load_config_file
+from hpsearch.spec.distributions import Distribution
+from hpsearch.spec.gridmodule import Condition, ParameterValues, ScriptCommand, parse_script_command
+
+RUNNER_MODULE = "hpsearch.objective_runner"
+_FUNCTION = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)")
+
+
+def command_of(script: str, run_cwd: Path, check: bool, what: str, summary_filename: str,
+               parameters: dict[str, ParameterValues], conditions: list[Condition],
+               template: Path | None = None, config_arg: str = DEFAULT_ARG,
+               allow_new_keys: bool = False) -> ScriptCommand:
+    """The command of every run (module docstring); without ``check`` nothing is read."""
+    command = parse_script_command(script, run_cwd, check=False, what=what)
+    target = None if command.module else _FUNCTION.fullmatch(command.script)
+    if target is None:
+        command = parse_script_command(script, run_cwd, check, what)
+    else:
+        if command.leading:
+            raise UsageError(f"{what} {script!r}: a function objective takes no words after "
+                             f"{command.script}; its parameters come from the search")
+        if check:
+            check_function(run_cwd, target["file"], target["name"], what)
+        command = ScriptCommand(command.flags, RUNNER_MODULE,
+                                (command.script, summary_filename), module=True)
+    if template is None and (config_arg != DEFAULT_ARG or allow_new_keys):
+        given = "allow_new_keys" if allow_new_keys else f"config_arg {config_arg!r}"
+        raise UsageError(f"{given} is set but there is no config_template: add "
+                         "--config_template=model.yml (config_template: / _CONFIG_TEMPLATE) "
+                         "or drop it")
+    if template is None or not check:
+        return command
+    if target is not None:
+        raise UsageError(f"{what} {script!r} is a function, which gets its parameters as a "
+                         "dict; config_template is for a script that reads a config file: "
+                         "drop one of them")
+    config = load_config_file(template, config_arg, allow_new_keys,
+                              _value_lists(parameters, conditions))
+    return replace(command, config_file=config)
+
+
+def _value_lists(parameters: dict[str, ParameterValues], conditions: list[Condition]
+                 ) -> dict[str, list[Any] | None]:
+    """Every parameter's values (None: a distribution), conditions' replacements added."""
+    values: dict[str, list[Any] | None] = {
+        name: None if isinstance(v, Distribution) else list(v) for name, v in parameters.items()}
+    for _match, replaced in conditions:
+        for name, choices in replaced.items():
+            values[name] = [*(values.get(name) or []), *choices]
+    return values
+
+
+def _top_level_names(body: Iterable[ast.stmt]) -> dict[str, str]:
+    """What a module's top level binds: name -> function | async | class | other."""
+    names: dict[str, str] = {}
+    for node in body:
+        if isinstance(node, ast.FunctionDef):
+            names[node.name] = "function"
+        elif isinstance(node, ast.AsyncFunctionDef):
+            names[node.name] = "async"
+        elif isinstance(node, ast.ClassDef):
+            names[node.name] = "class"
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update({(a.asname or a.name).split(".")[0]: "other" for a in node.names})
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update({t.id: "other" for t in targets if isinstance(t, ast.Name)})
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for block in ("body", "orelse", "finalbody"):
+                names.update(_top_level_names(getattr(node, block, [])))
+            for handler in getattr(node, "handlers", []):
+                names.update(_top_level_names(handler.body))
+    return names
+
+
+def check_function(run_cwd: Path, file_name: str, name: str, what: str) -> None:
+    """Refuse (one line) a function target whose file or function does not exist."""
+    path = run_cwd / file_name
+    if not path.is_file():
+        raise UsageError(f"{what} {file_name}:{name}: {file_name!r} not found in --run_cwd "
+                         f"{run_cwd}; set --run_cwd to the folder holding it")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except SyntaxError as exc:
+        raise UsageError(f"{what}: {path} does not parse ({exc.msg} at line {exc.lineno}); "
+                         "fix it there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{what}: cannot read {path} ({exc})") from None
+    names = _top_level_names(tree.body)
+    kind = names.get(name)
+    if kind is None:
+        functions = [n for n, k in names.items() if k == "function"]
+        close = difflib.get_close_matches(name, functions, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else \
+            f"its functions: {', '.join(functions[:8]) or 'none'}"
+        raise UsageError(f"{what} {file_name}:{name}: {file_name} defines no {name!r} at its "
+                         f"top level ({hint})")
+    if kind == "class":
+        raise UsageError(f"{what} {file_name}:{name}: {name} is a class (a Ray Tune trainable?);"
+                         f" hpsearch runs a function {name}(config, reporter) or "
+                         f"{name}(config) returning a dict: wrap the class in one")
+    if kind == "async":
+        raise UsageError(f"{what} {file_name}:{name}: {name} is async; give a plain function "
+                         "(e.g. one that calls asyncio.run)")

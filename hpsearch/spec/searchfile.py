@@ -1,0 +1,221 @@
+"""A search file (YAML, or JSON) -> :class:`~hpsearch.spec.gridmodule.SearchSpec`.
+
+::
+
+    script: train.py                  # as _SCRIPT_NAME: flags, script, leading words;
+                                      # train.py:my_objective runs a function
+    summary_file: performance_overview.txt   # the default
+    metrics: [val_loss, val_acc]      # summary keywords; 'finished' is implied
+    objective: val_loss               # default: the first metric; a list: several objectives
+    direction: minimize               # or maximize; a list: one per objective (default
+                                      # minimize; one word applies to every objective)
+    algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 |
+                                      # external (grid; external when generator is set)
+    algorithm_options: {}             # handed to the sampler (n_startup_trials, ...) generator:
+    python gen.py %IN %OUT # algorithm external: a command proposing points generator_timeout: 600
+    # seconds one generator call may take (600) num_trials: 100                   # trials of a
+    sampler (not needed for grid) pruner: asha                      # none | asha | hyperband |
+    median (see hpsearch.engine.pruners) pruner_options: {step: epoch}     # step, min_resource,
+    max_resource, reduction_factor, ... seed: 42 out_arg: out_dir                  # the default
+    config_template: model.yml        # optional: a copy per run with the nested keys set,
+    config_arg: config                # passed as --config=<copy> (relative to this file;
+    allow_new_keys: false             # see hpsearch.spec.configfile) parameters:
+      lr:         {method: loguniform, low: 1.0e-5, high: 1.0e-1}
+      width:      {method: qloguniform, low: 16, high: 1024, q: 16}
+      batch_size: {method: categorical, categories: [32, 64, 128]}
+      optimizer:  [adam, sgd]         # a list: categorical (grid-module style)
+      epochs: 10                      # one value: passed to every run
+      nested:     {method: uniform, dimension: {low: 0, high: 1}}   # hpogrid's spelling
+    conditions:                       # grid-module semantics: [match, replace] pairs
+      - [{optimizer: [sgd]}, {momentum: [0.0, 0.9]}]
+
+The methods are hpogrid's (:mod:`hpsearch.spec.distributions`); hpogrid's search space pastes in
+unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``
+is read as JSON, any other as YAML, where ``1e-5`` is a number as in JSON (plain YAML 1.1
+would read it as text). In :attr:`SearchSpec.parameters` a categorical becomes a list and a
+single value a one-element list; the other methods stay distributions.
+
+Every problem is one :class:`~hpsearch.errors.UsageError` line naming it and the fix.
+Whether the algorithm fits the parameters and has its ``num_trials`` is checked once the
+command line had its say: :func:`hpsearch.spec.gridmodule.resolve_algorithm`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hpsearch.engine.pruners import parse_pruner
+from hpsearch.errors import UsageError
+from hpsearch.spec.datafile import load_json, load_yaml
+from hpsearch.spec.distributions import parse_distribution
+from hpsearch.spec.gridmodule import (
+    SearchSpec,
+    check_algorithm,
+    check_conditions,
+    check_directions,
+    check_names_and_values,
+    check_summary_filename,
+    check_value_lists,
+)
+from hpsearch.spec.invocation import command_of
+from hpsearch.strategies.external import split_generator
+
+SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
+            "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
+            "out_arg", "parameters", "conditions", "config_template", "config_arg",
+            "allow_new_keys", "pruner", "pruner_options")
+_REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
+             "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
+
+
+def read_search_file(path: Path) -> Any:
+    """The file's data; a missing, unreadable or malformed file is a UsageError (a key
+    given twice and nesting too deep included: :mod:`hpsearch.spec.datafile`)."""
+    if not path.is_file():
+        raise UsageError(f"search file {path} does not exist; pass the path of a .yaml or "
+                         ".json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read search file {path} ({exc}); check its permissions "
+                         "and that it is UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        return load_json(text, f"search file {path}")
+    return load_yaml(text, f"search file {path}")
+
+
+def _strings(where: str, value: Any) -> list[str]:
+    """A string or a non-empty list of strings, as a list."""
+    items = [value] if isinstance(value, str) else value
+    if not (isinstance(items, list) and items and all(isinstance(v, str) and v
+                                                      for v in items)):
+        raise UsageError(f"{where} must be a name or a list of names, not {value!r}")
+    return items
+
+
+def _optional_text(where: str, data: dict[str, Any], key: str, example: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not (isinstance(value, str) and value):
+        raise UsageError(f"{where}: {key} must be a name such as {example!r}, not {value!r}")
+    return value
+
+
+def _count(where: str, value: Any, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UsageError(f"{where} must be a whole number >= {minimum}, not {value!r}")
+    return value
+
+
+def _generator(where: str, data: dict[str, Any]) -> tuple[tuple[str, ...] | None, float]:
+    """``generator`` (a command line, or a list of words) and ``generator_timeout``."""
+    timeout = data.get("generator_timeout", 600.0)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not (
+            0 < timeout < float("inf")):
+        raise UsageError(f"{where}: generator_timeout must be a number of seconds > 0, not "
+                         f"{timeout!r}")
+    raw = data.get("generator")
+    if raw is None:
+        return None, float(timeout)
+    return split_generator(raw, f"{where}: generator"), float(timeout)
+
+
+def _parameter(name: Any, raw: Any) -> Any:
+    """One entry of ``parameters``: a list, a distribution, or one value."""
+    if isinstance(raw, dict):
+        dist = parse_distribution(str(name), raw)
+        return list(dist.categories or ()) if dist.is_categorical else dist
+    if isinstance(raw, list):
+        return raw
+    if raw is None:
+        raise UsageError(f"parameter {name!r} has no value; give a value, a list of values "
+                         "or a {method: ...} mapping")
+    return [raw]
+
+
+def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
+    """Read and validate a search file (module docstring)."""
+    return spec_from_mapping(read_search_file(path), f"search file {path}", run_cwd,
+                             check_script, source_file=path)
+
+
+def spec_from_mapping(data: Any, where: str, run_cwd: Path, check_script: bool = True,
+                      source_file: Path | None = None) -> SearchSpec:
+    """A search file's settings, already read; every message starts with ``where``."""
+    try:
+        return _spec(data, where, run_cwd, check_script, source_file)
+    except UsageError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
+          source_file: Path | None) -> SearchSpec:
+    if not isinstance(data, dict):
+        raise UsageError(f"{where} must hold a mapping of settings ({', '.join(_REQUIRED)}, "
+                         f"...), not {type(data).__name__}")
+    unknown = [str(k) for k in data if k not in SETTINGS]
+    if unknown:
+        raise UsageError(f"{where}: unknown setting {', '.join(map(repr, unknown))}; valid "
+                         f"settings are {', '.join(SETTINGS)}")
+    for key, example in _REQUIRED.items():
+        if key not in data:
+            raise UsageError(f"{where} sets no {key!r}; add e.g. {example}")
+
+    script = data["script"]
+    if not isinstance(script, str) or not script:
+        raise UsageError(f"{where}: script must be text such as 'train.py', not {script!r}")
+    metrics = _strings(f"{where}: metrics", data["metrics"])
+    keywords = metrics + ([] if "finished" in metrics else ["finished"])
+    objectives = _strings(f"{where}: objective", data.get("objective", metrics[0]))
+    direction = data.get("direction", "minimize")
+    directions = [direction] * len(objectives) if isinstance(direction, str) else \
+        _strings(f"{where}: direction", direction)
+    check_directions(objectives, directions, keywords, where)
+
+    summary_file = data.get("summary_file", "performance_overview.txt")
+    out_arg = data.get("out_arg", "out_dir")
+    for key, value in (("summary_file", summary_file), ("out_arg", out_arg)):
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{where}: {key} must be non-empty text, not {value!r}")
+    check_summary_filename(summary_file, f"{where}: summary_file")
+    generator, generator_timeout = _generator(where, data)
+    algorithm = check_algorithm(data.get("algorithm", "grid" if generator is None
+                                         else "external"), where)
+    options = data.get("algorithm_options") or {}
+    if not isinstance(options, dict):
+        raise UsageError(f"{where}: algorithm_options must be a mapping such as "
+                         f"{{n_startup_trials: 10}}, not {options!r}")
+    num_trials = _count(f"{where}: num_trials", data.get("num_trials"), 1)
+    seed = _count(f"{where}: seed", data.get("seed"), 0)
+
+    raw_parameters = data["parameters"]
+    if not isinstance(raw_parameters, dict) or not raw_parameters:
+        raise UsageError(f"{where}: parameters must be a non-empty mapping of name -> "
+                         "values, e.g. {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}")
+    parameters = check_value_lists(
+        "parameters", {name: _parameter(name, raw) for name, raw in raw_parameters.items()},
+        allow_distributions=True)
+    conditions, dropped = check_conditions(data.get("conditions") or [], parameters)
+    check_names_and_values(parameters, conditions, keywords, out_arg)
+    template = _optional_text(where, data, "config_template", "model.yml")
+    config_arg = _optional_text(where, data, "config_arg", "config") or "config"
+    allow_new_keys = data.get("allow_new_keys", False)
+    if not isinstance(allow_new_keys, bool):
+        raise UsageError(f"{where}: allow_new_keys must be true or false, not "
+                         f"{allow_new_keys!r}")
+    here = source_file.parent if source_file is not None else Path.cwd()
+    command = command_of(script, run_cwd, check_script, "script", summary_file, parameters,
+                         conditions, here / template if template else None, config_arg,
+                         allow_new_keys)
+    return SearchSpec(
+        parameters=parameters, conditions=conditions, script_name=script,
+        command=command, summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
+        objectives=objectives, directions=directions, source_file=source_file,
+        source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
+        num_trials=num_trials, seed=seed, generator=generator,
+        generator_timeout=generator_timeout, warnings=dropped,
+        pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where))

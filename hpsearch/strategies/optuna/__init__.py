@@ -1,0 +1,1 @@
+"""Optuna's samplers as a strategy: the catalog, the strategy, the space and the sampler process."""
