@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from hpsearch.backends.base import Backend, BackendError
 from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.backends.gpus.backend import GpuBackend
+from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend, kill_local_jobs
 from hpsearch.backends.lsf import options as lsf_options
 from hpsearch.backends.slurm import options as slurm_options
 from hpsearch.errors import UsageError
-from hpsearch.options_decl import option
+from hpsearch.options_decl import option, own
 
 if TYPE_CHECKING:
     from hpsearch.engine.options import SearchOptions
@@ -132,7 +133,7 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     if options.cpu_only:
         return cpu_backend(options, say)
     try:
-        limits = GpuLimits.from_options(options)
+        limits = GpuLimits.from_options(own(GpuOptions, options))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
