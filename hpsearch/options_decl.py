@@ -91,6 +91,7 @@ class Declared:
 
     @property
     def help(self) -> str:
+        """The flag's help text, as ``--help`` and the docs show it."""
         return self.spec.help
 
 
@@ -152,8 +153,10 @@ def check_value(option: Declared, value: Any) -> Any:
 
 def settle(groups: Iterable[type], flags: Mapping[str, Any]) -> dict[str, Any]:
     """Field values of ``groups`` from flag values (by flag name; a missing flag takes its
-    default), each checked and converted; then each group's ``check_together(values)`` (if
-    it has one) checks what involves several of its fields. ValueError names the flag."""
+    default), each checked and converted; then an option given while the on/off option it
+    ``needs`` is off is refused, and each group's ``check_together(values)`` (if it has one)
+    checks what involves several fields, or sets a field whose default depends on another's
+    (``--max_num_jobs_per_gpu`` on ``--runs_per_job``). ValueError names the flag."""
     groups = tuple(groups)
     options = {o.name: o for group in groups for o in declared(group)}
     values = {name: check_value(o, flags.get(o.flag, o.default)) for name, o in options.items()}
