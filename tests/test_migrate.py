@@ -17,7 +17,13 @@ from conftest import REPO, run_hpsearch
 from test_searchfile import HPOGRID_YAML  # hpogrid's MNIST_CNN example search space
 
 from hpsearch.backends.slurm.backend import slurm_directives
-from hpsearch.cli.app import build_options, main_group, search_source, with_file_settings
+from hpsearch.cli.app import (
+    build_options,
+    main_group,
+    native_flags,
+    search_source,
+    with_file_settings,
+)
 from hpsearch.errors import UsageError
 from hpsearch.spec.distributions import Distribution
 from hpsearch.spec.migrate import format_of, load_search_file, suggested_options
@@ -340,12 +346,12 @@ def test_hyper_opt_sampler_options_and_seed(tmp_path: Path) -> None:
 
 def test_hyper_opt_slurm_section_maps_onto_our_flags(tmp_path: Path) -> None:
     path = write(tmp_path, "hyperparameters.yml", HYPER_OPT)
-    flags, notes = suggested_options(path, "slurm")
+    flags, notes = suggested_options(path, "slurm", native_flags("slurm"))
     assert flags == {"num_jobs": 20, "sbatch_option": ("account=NAML0001",),
                      "slurm_gres": "gpu:v100:1", "slurm_mem": "128G", "num_hours": 12.0}
     assert len(notes) == 1 and "slurm.batch.n (each run is one task" in notes[0]
-    assert suggested_options(path, "lsf")[0] == {}
-    assert "--scheduler=slurm" in suggested_options(path, "local")[1][0]
+    assert suggested_options(path, "lsf", native_flags("lsf"))[0] == {}
+    assert "--scheduler=slurm" in suggested_options(path, "local", native_flags("local"))[1][0]
     assert [_hours(t, "x") for t in ("90", "30:00", "12:00:00", "2-06", "1-00:30:00")] == [
         1.5, 0.5, 12.0, 54.0, 24.5]
     with pytest.raises(UsageError, match="not a Slurm time"):
@@ -436,7 +442,7 @@ def test_hpogrid_simple_objective_project(tmp_path: Path) -> None:
     assert spec.pruner.name == "asha" and spec.pruner.options["min_resource"] == 1
     assert "grid_config (PanDA sites, containers, datasets) is not supported" in text
     assert "scripts_path (pass --run_cwd=<its folder>)" in text
-    assert suggested_options(path, "local") == ({"num_jobs": 3}, [])
+    assert suggested_options(path, "local", native_flags("local")) == ({"num_jobs": 3}, [])
 
 
 def test_hpogrid_mnist_project_and_its_trainable_class(tmp_path: Path) -> None:
@@ -513,7 +519,7 @@ def test_hpogrid_settings(tmp_path: Path, change: dict, expected: str | None) ->
                 change["hpo_config"]["algorithm"]]
         else:
             with pytest.raises(UsageError, match="max_concurrent must be a whole number"):
-                suggested_options(path, "local")
+                suggested_options(path, "local", native_flags("local"))
         return
     with pytest.raises(UsageError, match=expected):
         load_search_file(path, tmp_path)

@@ -1,45 +1,123 @@
-"""Pick the backend for a search from its options.
+"""The backends: one table of cluster schedulers (:data:`SCHEDULERS`), and the choice of a
+search's backend.
 
-``--run_cluster --scheduler=slurm|lsf`` selects a cluster backend; otherwise runs go to
-local GPUs, or to ``--num_jobs`` CPU slots (default: one per CPU this process may use) when
-``--visible_gpus=-1`` or no GPU is found.
+``--run_cluster --scheduler=NAME`` selects the scheduler ``NAME`` of the table; otherwise runs
+go to local GPUs, or to ``--num_jobs`` CPU slots (default: one per CPU this process may use)
+when ``--visible_gpus=-1`` or no GPU is found. A scheduler is a sub-package
+(``backends/<name>/``: its backend, its output parsers, its options, its templates) plus one
+line of :data:`SCHEDULERS`; nothing else names it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from hpsearch.backends.base import Backend
+from hpsearch.backends.base import Backend, BackendError
 from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.backends.gpus.backend import GpuBackend
+from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend, kill_local_jobs
-from hpsearch.engine.options import SearchOptions
+from hpsearch.backends.lsf import options as lsf_options
+from hpsearch.backends.slurm import options as slurm_options
 from hpsearch.errors import UsageError
+from hpsearch.options_decl import option, own
+
+if TYPE_CHECKING:
+    from hpsearch.engine.options import SearchOptions
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """One cluster scheduler: its option declarations and its code.
+
+    The code is named ``"module:attribute"`` and imported when a search uses this scheduler
+    (``hpsearch --help`` and a local search load no scheduler's code): ``backend``, the
+    :class:`Backend` class, built from the options, whose ``commands`` must be on PATH;
+    ``validate(options)`` raises ValueError (one line) for options the scheduler refuses;
+    ``cancel(job_ids)`` cancels jobs from outside the driver (the count it reached, or None:
+    all of them) with ``cancel_command``; ``driver_script(options, argv, cwd)`` renders the
+    driver's own batch job (``hpsearch wrap``) with the options ``for_driver`` changes.
+    """
+
+    options: type
+    for_driver: Callable[[Any, str, str | None], dict[str, Any]]
+    backend: str
+    validate: str
+    cancel_command: str
+    cancel: str
+    driver_script: str
+
+    def load(self, ref: str) -> Any:
+        """The attribute ``"module:attribute"`` names."""
+        module, _, attribute = ref.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+#: every cluster scheduler, by its ``--scheduler`` name
+SCHEDULERS: dict[str, Scheduler] = {
+    "slurm": Scheduler(
+        slurm_options.SlurmOptions, slurm_options.for_driver,
+        backend="hpsearch.backends.slurm.backend:SlurmBackend",
+        validate="hpsearch.backends.slurm.backend:validate_slurm_options",
+        cancel_command="scancel", cancel="hpsearch.backends.slurm.backend:scancel",
+        driver_script="hpsearch.backends.slurm.backend:render_driver_script"),
+    "lsf": Scheduler(
+        lsf_options.LsfOptions, lsf_options.for_driver,
+        backend="hpsearch.backends.lsf.backend:LsfBackend",
+        validate="hpsearch.backends.lsf.backend:validate_lsf_options",
+        cancel_command="bkill", cancel="hpsearch.backends.lsf.backend:bkill",
+        driver_script="hpsearch.backends.lsf.backend:render_lsf_driver_script"),
+}
+
+
+def scheduler_names(sep: str = "|") -> str:
+    """``slurm|lsf``: the table's names, for messages."""
+    return sep.join(SCHEDULERS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """Where runs go: a cluster scheduler of :data:`SCHEDULERS`, or this machine."""
+
+    TITLE: ClassVar[str] = "Where runs go"
+    run_cluster: bool = option(
+        False, "Submit runs to a cluster scheduler (see --scheduler).",
+        enables=f"cluster jobs: add --run_cluster --scheduler={scheduler_names()}")
+    scheduler: str = option("lsf", "The cluster's scheduler.", choices=SCHEDULERS)
+    num_jobs: int | None = option(
+        None, "Most runs at once: cluster jobs in flight (default 8), CPU slots locally "
+        "(default: one per CPU this process may use), a total cap in GPU mode (default none).",
+        low=1)
+
+
+def scheduler(name: str, doing: str = "") -> Scheduler:
+    """The table's entry ``name``; UsageError listing the table's names if there is none."""
+    entry = SCHEDULERS.get(name)
+    if entry is None:
+        raise UsageError(f"{doing}--scheduler={name} is not supported; use "
+                         + " or ".join(f"--scheduler={n}" for n in SCHEDULERS))
+    return entry
 
 
 def make_cluster_backend(options: SearchOptions) -> Backend:
-    """The Slurm or LSF backend, its settings checked before anything is submitted.
+    """The scheduler's backend, its settings checked before anything is submitted.
 
     Unless ``--dry_run`` (which only renders scripts), the scheduler's commands must be
     on PATH.
     """
-    if options.scheduler == "slurm":
-        from hpsearch.backends.slurm.backend import SlurmBackend as backend_class
-        from hpsearch.backends.slurm.backend import validate_slurm_options as validate
-    elif options.scheduler == "lsf":
-        from hpsearch.backends.lsf.backend import LsfBackend as backend_class
-        from hpsearch.backends.lsf.backend import validate_lsf_options as validate
-    else:
-        raise UsageError(f"--scheduler={options.scheduler} is not supported; use "
-                         "--scheduler=slurm or --scheduler=lsf")
+    entry = scheduler(options.scheduler)
     try:
-        validate(options)
+        entry.load(entry.validate)(options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    backend_class = entry.load(entry.backend)
     missing = [c for c in backend_class.commands if shutil.which(c) is None]
     if missing and not options.dry_run:
         raise UsageError(f"{missing[0]} is not on PATH: run hpsearch on a login node of your "
@@ -55,7 +133,7 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     if options.cpu_only:
         return cpu_backend(options, say)
     try:
-        limits = GpuLimits.from_options(options)
+        limits = GpuLimits.from_options(own(GpuOptions, options))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -87,83 +165,44 @@ def cpu_backend(options: SearchOptions, say: Callable[[str], None]) -> LocalBack
     return LocalBackend(slots, options.timeout)
 
 
-#: the command each scheduler cancels with
-_CANCEL_COMMAND = {"slurm": "scancel", "lsf": "bkill"}
-
-
 def check_cancel_commands(backend_name: str) -> None:
     """UsageError (one line) when this machine cannot cancel the backend's jobs."""
-    command = _CANCEL_COMMAND.get(backend_name)
-    if command is not None and shutil.which(command) is None:
-        raise UsageError(f"{command} is not on PATH, so the search's {backend_name} jobs "
-                         "cannot be cancelled from here: run hpsearch cancel on a login node "
-                         "of the cluster")
+    entry = SCHEDULERS.get(backend_name)
+    if entry is not None and shutil.which(entry.cancel_command) is None:
+        raise UsageError(f"{entry.cancel_command} is not on PATH, so the search's "
+                         f"{backend_name} jobs cannot be cancelled from here: run hpsearch "
+                         "cancel on a login node of the cluster")
 
 
-def cancel_jobs(backend_name: str, job_ids: list[str]) -> int:
+def cancel_jobs(backend_name: str, job_ids: Sequence[str]) -> int:
     """Cancel jobs a search's journal lists, from outside the driver; returns the count."""
     if not job_ids:
         return 0
-    if backend_name == "slurm":
-        from hpsearch.backends.base import BackendError
-        from hpsearch.backends.slurm.backend import scancel
-
-        try:
-            scancel(job_ids)
-        except BackendError as exc:
-            raise UsageError(str(exc)) from None
-        return len(job_ids)
-    if backend_name == "lsf":
-        from hpsearch.backends.base import BackendError
-        from hpsearch.backends.lsf.backend import bkill
-
-        try:
-            return bkill(job_ids)
-        except BackendError as exc:
-            raise UsageError(str(exc)) from None
-    return kill_local_jobs(job_ids)
-
-
-#: sbatch / bsub options that ask for GPUs: the driver's own job drops them
-_GPU_SBATCH = {"gres", "gpus", "gpus-per-node", "gpus-per-task", "gpus-per-socket",
-               "gpu-bind", "gpu-freq", "cpus-per-gpu", "mem-per-gpu"}
-_GPU_BSUB = {"gpu"}
+    entry = SCHEDULERS.get(backend_name)
+    if entry is None:
+        return kill_local_jobs(list(job_ids))
+    try:
+        reached = entry.load(entry.cancel)(list(job_ids))
+    except BackendError as exc:
+        raise UsageError(str(exc)) from None
+    return len(job_ids) if reached is None else reached
 
 
 def driver_options(options: SearchOptions, hours: float, mem: str,
                    partition: str | None) -> SearchOptions:
     """The runs' options turned into those of the driver's own job (``hpsearch wrap``):
-    its time, memory and partition/queue, no GPU request of any spelling, and no time-limit
-    warning (the driver saves its state all the time; it is no packed worker)."""
-    def key(item: str) -> str:
-        return item.partition("=")[0].strip().lstrip("-").replace("_", "-")
-
-    lsf_mem = mem + "B" if mem[-1:].upper() in "KMGT" and mem[:-1].isdigit() else mem
-    return dataclasses.replace(
-        options, num_hours=hours, slurm_mem=mem, slurm_gres="", lsf_gpu="", walltime_warning=0,
-        runs_per_job=None,
-        resources=f"rusage[mem={lsf_mem}]",  # LSF spells units KB, MB, GB, TB
-        slurm_partition=options.slurm_partition if partition is None else partition,
-        lsf_queue=options.lsf_queue if partition is None else partition,
-        sbatch_options=tuple(o for o in options.sbatch_options if key(o) not in _GPU_SBATCH),
-        bsub_options=tuple(o for o in options.bsub_options if key(o) not in _GPU_BSUB))
+    its time, memory and partition/queue (the scheduler's ``for_driver``), no GPU request of
+    any spelling, and no time-limit warning (the driver saves its state all the time; it is
+    no packed worker)."""
+    changes = scheduler(options.scheduler, "hpsearch wrap: ").for_driver(options, mem, partition)
+    return dataclasses.replace(options, num_hours=hours, walltime_warning=0, runs_per_job=None,
+                               **changes)
 
 
 def driver_script(options: SearchOptions, argv: list[str], cwd: Path) -> str:
     """The batch job that runs the driver itself (``hpsearch wrap``)."""
-    if options.scheduler == "slurm":
-        from hpsearch.backends.slurm.backend import render_driver_script
-
-        try:
-            return render_driver_script(options, argv, cwd)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    if options.scheduler == "lsf":
-        from hpsearch.backends.lsf.backend import render_lsf_driver_script
-
-        try:
-            return render_lsf_driver_script(options, argv, cwd)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-    raise UsageError(f"hpsearch wrap: --scheduler={options.scheduler} is not supported; "
-                     "use --scheduler=slurm or --scheduler=lsf")
+    entry = scheduler(options.scheduler, "hpsearch wrap: ")
+    try:
+        return entry.load(entry.driver_script)(options, argv, cwd)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

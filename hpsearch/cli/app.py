@@ -7,137 +7,34 @@ and exit status 2, before anything is written.
 
 from __future__ import annotations
 
-import math
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from hpsearch.engine.options import SearchOptions
+from hpsearch.backends import SCHEDULERS
+from hpsearch.backends.cluster.options import DriverJob, option_key
+from hpsearch.cli.flags import GroupedCommand, GroupedGroup, declared_flags
+from hpsearch.engine.options import OPTION_GROUPS, SearchOptions, options_from_flags
 from hpsearch.errors import SearchError, UsageError
+from hpsearch.options_decl import check_range, declared, settle
 from hpsearch.service.limits import DEFAULT_MAX_REQUESTS, MAX_POINTS_AHEAD
-
-DEFAULT_OUT_DIR = "./out/hyperparam_search"
-
-
-def _fail(message: str) -> None:
-    raise UsageError(message)
 
 
 def _check_range(name: str, value: float | None, low: float, high: float | None = None,
                  low_open: bool = False) -> None:
-    if value is None:
-        return
-    if not math.isfinite(value):
-        _fail(f"--{name}={value} is not a finite number; give a number such as 1 or 0.5")
-    too_low = value <= low if low_open else value < low
-    if too_low or (high is not None and value > high):
-        bound = f"in ({low}, {high}]" if low_open and high is not None else \
-            f"> {low}" if low_open else f">= {low}" if high is None else f"in [{low}, {high}]"
-        _fail(f"--{name}={value} is out of range; it must be {bound}")
+    """A subcommand's own number flag checked (its bound named in one line)."""
+    try:
+        check_range(name, value, low, high, low_open)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def build_options(params: dict[str, Any]) -> SearchOptions:
     """Validate flag values and resolve paths; raises UsageError naming the flag."""
-    _check_range("num_jobs", params["num_jobs"], 1)
-    _check_range("retries", params["retries"], 0)
-    _check_range("max_failures", params["max_failures"], 1)
-    _check_range("timeout", params["timeout"], 0, low_open=True)
-    _check_range("allowed_load", params["allowed_load"], 0, 1, low_open=True)
-    _check_range("allowed_memory", params["allowed_memory"], 0, 1, low_open=True)
-    _check_range("sim_startup_time", params["sim_startup_time"], 0)
-    _check_range("max_num_jobs_per_gpu", params["max_num_jobs_per_gpu"], 1)
-    _check_range("runs_per_job", params["runs_per_job"], 1)
-    _check_range("continue_on_timeout", params["continue_on_timeout"], 0)
-    _check_range("walltime_warning", params["walltime_warning"], 0)
-    local_way = {"runs_per_job": " (local runs share GPUs through --max_num_jobs_per_gpu)",
-                 "continue_on_timeout": " (local runs have no scheduler time limit)"}
-    for name, instead in local_way.items():
-        if params[name] and not params["run_cluster"]:
-            _fail(f"--{name} is for cluster jobs: add --run_cluster --scheduler=slurm|lsf, "
-                  f"or leave it out{instead}")
-    _check_range("num_hours", params["num_hours"], 0, low_open=True)
-    _check_range("fail_fast", params["fail_fast"], 0)
-    _check_range("prune_grace", params["prune_grace"], 0)
-    if params["num_searches"] != -1 and params["num_searches"] < 1:
-        _fail(f"--num_searches={params['num_searches']} is out of range; give -1 (all) or "
-              "a count >= 1")
-    if params["dont_generate_full_grid"] and params["num_searches"] == -1:
-        _fail("--dont_generate_full_grid needs --num_searches=N (how many random picks)")
-    _check_gpu_flags(params)
-    run_cwd = Path(params["run_cwd"]).resolve()
-    if not run_cwd.is_dir():
-        _fail(f"--run_cwd={params['run_cwd']} is not a directory; pass the sim's folder")
-    python = params["python"] or sys.executable
-    if not (os.path.isfile(python) and os.access(python, os.X_OK)) and not shutil.which(python):
-        _fail(f"--python={python} is not an executable; pass a path to a Python interpreter")
-    template = params.get("job_template")
-    if template and not Path(template).is_file():
-        _fail(f"--job_template={template} does not exist; pass an existing jinja2 file or "
-              "leave it out to use the built-in one")
-    return SearchOptions(
-        out_dir=Path(params["out_dir"]).resolve(), run_cwd=run_cwd, python=python,
-        num_searches=params["num_searches"],
-        dont_generate_full_grid=params["dont_generate_full_grid"],
-        deterministic_search=params["deterministic_search"],
-        random_seed=params["random_seed"], num_jobs=params["num_jobs"],
-        timeout=params["timeout"], retries=params["retries"],
-        max_failures=params["max_failures"], fail_fast=params["fail_fast"],
-        prune_grace=params["prune_grace"],
-        rerun_failed=params["rerun_failed"], force_out_dir=params["force_out_dir"],
-        dry_run=params["dry_run"],
-        visible_gpus=params["visible_gpus"], allowed_load=params["allowed_load"],
-        allowed_memory=params["allowed_memory"],
-        sim_startup_time=params["sim_startup_time"],
-        max_num_jobs_per_gpu=params["max_num_jobs_per_gpu"] or params["runs_per_job"] or 1,
-        gpu_memory_per_run=params["gpu_memory_per_run"],
-        run_cluster=params["run_cluster"], scheduler=params["scheduler"],
-        num_hours=params["num_hours"],
-        job_template=Path(template).resolve() if template else None,
-        job_setup=job_setup_lines(params["job_setup"]),
-        cancel_on_interrupt=params["cancel_on_interrupt"],
-        slurm_mem=params["slurm_mem"], slurm_gres=params["slurm_gres"],
-        slurm_partition=params["slurm_partition"], slurm_qos=params["slurm_qos"],
-        slurm_constraint=params["slurm_constraint"],
-        sbatch_options=tuple(params["sbatch_option"]), resources=params["resources"],
-        lsf_queue=params["lsf_queue"], lsf_gpu=params["lsf_gpu"],
-        bsub_options=tuple(params["bsub_option"]), runs_per_job=params["runs_per_job"],
-        continue_on_timeout=params["continue_on_timeout"],
-        walltime_warning=params["walltime_warning"])
-
-
-def _check_gpu_flags(params: dict[str, Any]) -> None:
-    """``--gpu_memory_per_run`` and ``--visible_gpus`` are checked also when no GPU backend
-    runs (``--visible_gpus=-1``, ``--run_cluster``): a bad value is refused, never ignored."""
-    from hpsearch.backends.gpus.admission import parse_mib, parse_visible_gpus
-
-    try:
-        parse_mib(params["gpu_memory_per_run"])
-        parse_visible_gpus(params["visible_gpus"])
-    except ValueError as exc:
-        _fail(str(exc))
-
-
-def job_setup_lines(values: tuple[str, ...]) -> tuple[str, ...]:
-    """``--job_setup`` values as job-script lines; ``@FILE`` stands for the file's lines."""
-    lines: list[str] = []
-    for value in values:
-        if value.startswith("@"):
-            try:
-                text = Path(value[1:]).read_text()
-            except OSError as exc:
-                _fail(f"--job_setup={value}: cannot read {value[1:]} ({exc.strerror}); pass "
-                      "@ and an existing file, or the line itself")
-            lines += [ln for ln in text.splitlines() if ln.strip()]
-        elif "\n" in value or "\0" in value:
-            _fail(f"--job_setup={value!r} spans lines; give one --job_setup per line or "
-                  "--job_setup=@file")
-        else:
-            lines.append(value)
-    return tuple(lines)
+    return options_from_flags(params)
 
 
 def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> Any:
@@ -169,22 +66,24 @@ def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
                        ) -> tuple[dict[str, Any], list[str]]:
     """``params`` with the backend settings the search file carries (hyper_opt's slurm:,
     hpogrid's max_concurrent) where no flag was given, and the lines that say so (shown once
-    the search loaded). An ``--sbatch_option`` of the file is added unless the command line
-    gives one of the same name."""
+    the search loaded). An item of a repeatable flag (``--sbatch_option``) of the file is
+    added unless the command line gives one of the same name."""
     if source.search_file is None:
         return params, []
     from hpsearch.spec.migrate import suggested_options
 
     backend = params["scheduler"] if params["run_cluster"] else "local"
-    suggested, notes = suggested_options(source.search_file, backend)
+    suggested, notes = suggested_options(source.search_file, backend, native_flags(backend))
     lines = [f"warning: {note}" for note in notes]
     params, applied = dict(params), []
+    repeatable = {o.flag for group in OPTION_GROUPS for o in declared(group)
+                  if o.kind == "multiple"}
     for name, value in suggested.items():
-        if name == "sbatch_option":
-            given = {_option_name(item) for item in params[name]}
-            added = [item for item in value if _option_name(item) not in given]
+        if name in repeatable:
+            given = {option_key(item) for item in params[name]}
+            added = [item for item in value if option_key(item) not in given]
             params[name] = (*added, *params[name])
-            applied += [f"--sbatch_option={item}" for item in added]
+            applied += [f"--{name}={item}" for item in added]
         elif ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
             params[name] = value
             applied.append(f"--{name}={value}")
@@ -193,14 +92,19 @@ def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
     return params, lines
 
 
-def _option_name(item: str) -> str:
-    """``"--mem_per_cpu=2G"`` -> ``"mem-per-cpu"``: an sbatch option's name, as Slurm spells it."""
-    return item.partition("=")[0].strip().lstrip("-").replace("_", "-")
+def native_flags(backend: str) -> dict[str, str]:
+    """The scheduler's own option names -> our flags (``{"mem": "slurm_mem", ...}``; ``*``:
+    the flag that takes any other option), from its declarations; empty for ``local``."""
+    entry = SCHEDULERS.get(backend)
+    if entry is None:
+        return {}
+    return {o.spec.native: o.flag for o in declared(entry.options) if o.spec.native}
 
 
 # -- flags ----------------------------------------------------------------------------
 def _search_flags(func: Any) -> Any:
-    """hypnettorch's flags (same names and defaults), then ours."""
+    """The flags that name the search (a grid module or a search file and their
+    overrides), then every declared option (:data:`OPTION_GROUPS`), group by group."""
     flags = [
         click.option("--grid_module", help="Grid module: a dotted name importable from the "
                      "current directory or --run_cwd, or a path to a .py file "
@@ -226,127 +130,19 @@ def _search_flags(func: Any) -> Any:
                      help="Early stopping: none | asha | hyperband | median; overrides the "
                      "grid module's _PRUNER or the search file's pruner (default: theirs, "
                      "else none)."),
-        click.option("--prune_grace", type=float, default=60, show_default=True,
-                     help="Seconds a pruned run has to stop after SIGTERM before it is "
-                     "killed."),
         click.option("--grid_config", type=click.Path(dir_okay=False), default=None,
                      help="Pickle file with 'grid' and/or 'conditions' overriding the "
                      "module's."),
-        click.option("--out_dir", default=DEFAULT_OUT_DIR, show_default=True,
-                     help="The search directory (journal, results CSV, runs/). Running the "
-                     "same command again with the same --out_dir resumes the search."),
-        click.option("--force_out_dir", is_flag=True, help="Continue the search in --out_dir "
-                     "even though its script, summary keywords, objective, algorithm or grid "
-                     "module changed (otherwise refused)."),
         click.option("--dont_force_new_dir", is_flag=True, help="Accepted for hypnettorch "
                      "compatibility: an existing search directory is always resumed."),
-        click.option("--run_cwd", default=".", show_default=True,
-                     help="Working directory of the runs (where _SCRIPT_NAME lives)."),
-        click.option("--num_searches", "--num_trials", "num_searches", type=int, default=-1,
-                     show_default=True,
-                     help="Run at most N configurations (-1: all); the trial count of a "
-                     "sampling algorithm (overrides the search file's num_trials)."),
-        click.option("--dont_generate_full_grid", is_flag=True,
-                     help="Draw --num_searches random grid points (seeded by --random_seed) "
-                     "instead of walking the whole grid."),
-        click.option("--deterministic_search", is_flag=True,
-                     help="Run configurations in grid order (default: seeded random order)."),
-        click.option("--random_seed", type=int, default=42, show_default=True,
-                     help="Seed of the search order and of random picks; given explicitly, it "
-                     "overrides a search file's seed."),
-        click.option("--visible_gpus", default="", show_default=True,
-                     help="Comma-separated GPU indices to use; empty: all; -1: no GPU, "
-                     "run on --num_jobs CPU slots."),
-        click.option("--allowed_load", type=float, default=0.5, show_default=True,
-                     help="A GPU takes a run only while its (smoothed) load is at most this."),
-        click.option("--allowed_memory", type=float, default=0.5, show_default=True,
-                     help="A GPU takes a run only while its used+reserved memory share "
-                     "stays at most this."),
-        click.option("--sim_startup_time", type=float, default=60, show_default=True,
-                     help="Seconds a GPU waits after a launch before taking another run "
-                     "(lifted early once the run's memory is visible)."),
-        click.option("--max_num_jobs_per_gpu", type=int, default=None,
-                     help="Most runs of this search per GPU at once (default 1; in a packed "
-                     "job, --runs_per_job)."),
-        click.option("--gpu_memory_per_run", default=None,
-                     help="GPU memory one run needs, e.g. 4GiB, 4096MiB or 4096 (MiB) "
-                     "(default: learned from earlier runs)."),
-        click.option("--run_cluster", is_flag=True,
-                     help="Submit runs to a cluster scheduler (see --scheduler)."),
-        click.option("--scheduler", type=click.Choice(["lsf", "slurm"]), default="lsf",
-                     show_default=True, help="The cluster's scheduler."),
-        click.option("--num_jobs", type=int, default=None,
-                     help="Most runs at once: cluster jobs in flight (default 8), CPU slots "
-                     "locally (default: one per CPU this process may use), a total cap in GPU "
-                     "mode (default none)."),
-        click.option("--num_hours", type=float, default=24, show_default=True,
-                     help="Time limit of each cluster job, in hours (fractions allowed)."),
-        click.option("--resources", default='"rusage[mem=8000, ngpus_excl_p=1]"',
-                     show_default=True, help="LSF: bsub -R resource requirement."),
-        click.option("--slurm_mem", default="8G", show_default=True,
-                     help="Slurm: sbatch --mem (empty: omit)."),
-        click.option("--slurm_gres", default="gpu:1", show_default=True,
-                     help="Slurm: sbatch --gres (empty: omit)."),
-        click.option("--slurm_partition", default="", help="Slurm: sbatch --partition."),
-        click.option("--slurm_qos", default="", help="Slurm: sbatch --qos."),
-        click.option("--slurm_constraint", default="", help="Slurm: sbatch --constraint."),
-        click.option("--sbatch_option", multiple=True, metavar="KEY=VALUE",
-                     help="Slurm: any other sbatch option, e.g. --sbatch_option=account=lab "
-                     "(repeatable)."),
-        click.option("--lsf_queue", default="", help="LSF: bsub -q queue."),
-        click.option("--lsf_gpu", default="", help="LSF: bsub -gpu requirement, e.g. "
-                     "'num=1:mode=exclusive_process'."),
-        click.option("--bsub_option", multiple=True, metavar="KEY=VALUE",
-                     help="LSF: any other bsub option, e.g. --bsub_option=P=myproject "
-                     "(repeatable)."),
-        click.option("--job_template", type=click.Path(dir_okay=False), default=None,
-                     help="Your own jinja2 job-script template for the cluster backend."),
-        click.option("--job_setup", multiple=True, metavar="LINE",
-                     help="Cluster: a line the job script runs before the command, e.g. "
-                     "'module load cuda' or 'conda activate env' (repeatable; @FILE: the file's "
-                     "lines); the driver's own job (hpsearch wrap) runs them too."),
-        click.option("--runs_per_job", type=int, default=None,
-                     help="Cluster: pack up to N runs into each job; a worker in the job "
-                     "runs them N at once on the job's GPUs (the GPU admission flags apply) "
-                     "and takes the next run as one ends. --num_jobs then counts jobs."),
-        click.option("--continue_on_timeout", type=int, default=0, show_default=True,
-                     help="Cluster: run a run that hit its job's time limit again, up to K "
-                     "times, with HPSEARCH_RESUMED=1 (not counted as --retries)."),
-        click.option("--walltime_warning", type=float, default=300, show_default=True,
-                     help="Cluster: seconds before a job's time limit at which its runs get "
-                     "SIGTERM to save their work (0: none; none when --num_hours is not "
-                     "longer than twice this)."),
-        click.option("--cancel_on_interrupt", is_flag=True,
-                     help="Cluster: Ctrl-C/SIGTERM on the driver also cancels the queued "
-                     "and running jobs (default: leave them; a restart reattaches)."),
-        click.option("--timeout", type=float, default=None,
-                     help="Seconds a local (or packed) run may take before it is stopped and "
-                     "failed (finished, if its summary already said finished)."),
-        click.option("--retries", type=int, default=0, show_default=True,
-                     help="Run a failed run again up to N more times."),
-        click.option("--max_failures", type=int, default=None,
-                     help="Stop the search once N runs have failed for good."),
-        click.option("--fail_fast", type=int, default=5, show_default=True,
-                     help="Stop when the first N runs all failed with the same reason and "
-                     "none finished (0: never)."),
-        click.option("--rerun_failed", is_flag=True,
-                     help="Run the search's failed runs again, with a fresh --retries "
-                     "budget (what hpsearch retry does)."),
-        click.option("--python", default=None,
-                     help="Interpreter for the runs (default: the one running hpsearch); a "
-                     "virtualenv's python works without activating it."),
-        click.option("--dry_run", is_flag=True,
-                     help="Print the command of each run that would run now (shell-quoted, one "
-                     "per line) or each job script, and what its config template copy sets; "
-                     "write nothing. On an existing search it leaves out what already ran; a "
-                     "sampler prints only the proposals that need no results."),
     ]
+    func = declared_flags(OPTION_GROUPS)(func)
     for flag in reversed(flags):
         func = flag(func)
     return func
 
 
-@click.group(invoke_without_command=True,
+@click.group(cls=GroupedGroup, invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @_search_flags
 @click.pass_context
@@ -427,16 +223,9 @@ def retry_command(out_dir: str, extra_args: tuple[str, ...]) -> None:
     raise click.exceptions.Exit(main(argv))
 
 
-@main_group.command("wrap", context_settings={"ignore_unknown_options": True,
-                                              "allow_extra_args": True})
-@click.option("--driver_hours", type=float, default=120, show_default=True,
-              help="Time limit of the driver's own job, in hours.")
-@click.option("--driver_mem", default="8G", show_default=True,
-              help="Memory of the driver's own job: Slurm --mem, LSF -R rusage[mem=...] "
-              "(8G becomes 8GB there).")
-@click.option("--driver_partition", default=None,
-              help="Slurm partition (LSF queue) of the driver's own job (default: the "
-              "runs' --slurm_partition / --lsf_queue).")
+@main_group.command("wrap", cls=GroupedCommand,
+                    context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@declared_flags([DriverJob])
 @click.argument("search_args", nargs=-1, type=click.UNPROCESSED)
 def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | None,
                  search_args: tuple[str, ...]) -> None:
@@ -463,8 +252,13 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
     load_search(source, options.run_cwd)
     for note in notes:
         print(f"hpsearch: {note}", file=sys.stderr)
-    _check_range("driver_hours", driver_hours, 0, low_open=True)
-    own = driver_options(options, driver_hours, driver_mem, driver_partition)
+    try:
+        job = DriverJob(**settle([DriverJob], {"driver_hours": driver_hours,
+                                               "driver_mem": driver_mem,
+                                               "driver_partition": driver_partition}))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    own = driver_options(options, job.driver_hours, job.driver_mem, job.driver_partition)
     argv = [sys.executable, "-m", "hpsearch", *search_args]
     click.echo(driver_script(own, argv, Path.cwd()), nl=False)
 
@@ -537,7 +331,7 @@ def seeds_command(out_dir: str, top: int, num_seeds: int, seed_arg: str,
 SERVE_BACKEND_FLAGS = ("run_cluster", "num_jobs", "visible_gpus")
 
 
-@main_group.command("serve")
+@main_group.command("serve", cls=GroupedCommand)
 @_search_flags
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (every request needs the token, on loopback too).")

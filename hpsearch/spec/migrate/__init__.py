@@ -19,6 +19,7 @@ where its flag was not given (a flag beats the file, the file beats a flag's def
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,17 @@ def load_search_file(path: Path, run_cwd: Path, check_script: bool = True,
     return dataclasses.replace(spec, warnings=[*notes, *spec.warnings])
 
 
-def suggested_options(path: Path, backend: str) -> tuple[dict[str, Any], list[str]]:
+def suggested_options(path: Path, backend: str, natives: Mapping[str, str]
+                      ) -> tuple[dict[str, Any], list[str]]:
     """Flag values the search file at ``path`` carries for ``backend`` (``local``, ``slurm``,
-    ``lsf``), e.g. ``{"num_jobs": 20, "slurm_mem": "128G"}``, and notes on what is not used."""
+    ``lsf``), e.g. ``{"num_jobs": 20, "slurm_mem": "128G"}``, and notes on what is not used.
+    ``natives`` maps the backend's own option names to its flags (``{"mem": "slurm_mem"}``;
+    ``*``: the flag for any other option), as its option declarations say."""
     data = read_search_file(path)
     kind = format_of(data)
     where = f"{_WORDS[kind]} {path}"
     if kind == "hyper_opt":
-        return hyper_opt.suggested_options(data, backend, where)
+        return hyper_opt.suggested_options(data, backend, where, natives)
     if kind == "hpogrid":
         return hpogrid.suggested_options(data, where)
     return {}, []

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from hpsearch.errors import UsageError
@@ -74,9 +75,6 @@ _SHORT = {"A": "account", "p": "partition", "q": "qos", "C": "constraint", "t": 
           "c": "cpus-per-task", "n": "ntasks", "N": "nodes", "G": "gpus", "J": "job-name",
           "o": "output", "e": "error", "w": "nodelist", "x": "exclude", "d": "dependency",
           "D": "chdir", "L": "licenses", "M": "clusters", "b": "begin", "m": "distribution"}
-#: batch options with a flag of ours
-_FLAGS = {"mem": "slurm_mem", "gres": "slurm_gres", "partition": "slurm_partition",
-          "qos": "slurm_qos", "constraint": "slurm_constraint"}
 _TIME = re.compile(r"(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?")
 
 
@@ -175,11 +173,11 @@ def _check_step(at: str, low: Any, step: Any) -> None:
 
 
 # -- the slurm: section ------------------------------------------------------------
-def suggested_options(data: dict[str, Any], backend: str, where: str
-                      ) -> tuple[dict[str, Any], list[str]]:
-    """Flag values from ``slurm:`` (``jobs`` -> --num_jobs, ``batch:`` sbatch options ->
-    --slurm_mem/--slurm_gres/--slurm_partition/--slurm_qos/--slurm_constraint, ``t``/``time``
-    -> --num_hours, any other -> --sbatch_option), for the Slurm backend only; notes."""
+def suggested_options(data: dict[str, Any], backend: str, where: str,
+                      natives: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Flag values from ``slurm:`` (``jobs`` -> --num_jobs, ``batch:`` sbatch options -> the
+    flags ``natives`` gives them (--slurm_mem, ...; any other -> ``natives["*"]``,
+    --sbatch_option), ``t``/``time`` -> --num_hours), for the Slurm backend only; notes."""
     slurm = data.get("slurm")
     if slurm is None:
         return {}, []
@@ -210,14 +208,14 @@ def suggested_options(data: dict[str, Any], backend: str, where: str
                 f"slurm.batch.{raw_key}")
         elif key == "time":
             flags["num_hours"] = _hours(value, where)
-        elif key in _FLAGS:
-            flags[_FLAGS[key]] = str(value)
+        elif key in natives and key != "*":
+            flags[natives[key]] = str(value)
         elif value is True:
             extra.append(key)
         elif value is not False and value is not None:
             extra.append(f"{key}={value}")
     if extra:
-        flags["sbatch_option"] = tuple(extra)
+        flags[natives["*"]] = tuple(extra)
     groups = [", ".join(keys) + why for why, keys in unused.items() if keys]
     notes = [f"{where}: not used here: {'; '.join(groups)}"] if groups else []
     return flags, notes
