@@ -43,7 +43,7 @@ from optuna.trial import TrialState
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal
-from hpsearch.strategies.optuna.samplers import SAMPLERS
+from hpsearch.strategies.optuna.catalog import SAMPLERS
 from hpsearch.strategies.optuna.space import OptunaSpace
 from hpsearch.strategies.seeding import derive_seed
 
