@@ -31,6 +31,8 @@ import threading
 import urllib.parse
 from typing import Any
 
+from hpsearch.service.tokens import TOKEN_VARIABLE
+
 
 class ClientError(Exception):
     """The service refused a call: ``message`` is its one line, ``status`` its HTTP status
@@ -40,10 +42,6 @@ class ClientError(Exception):
         super().__init__(f"{call}: {status} {message}" if status else f"{call}: {message}")
         self.message = message
         self.status = status
-
-
-#: the environment variable a token is read from when none is given
-TOKEN_VARIABLE = "HPSEARCH_TOKEN"
 
 
 def token_of(token: str | None, token_file: str | os.PathLike[str] | None) -> str | None:
