@@ -33,6 +33,8 @@ from typing import Any
 
 from hpsearch.service.tokens import TOKEN_VARIABLE
 
+__all__ = ["Client", "ClientError", "token_of"]
+
 
 class ClientError(Exception):
     """The service refused a call: ``message`` is its one line, ``status`` its HTTP status

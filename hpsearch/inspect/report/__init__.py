@@ -21,6 +21,8 @@ from hpsearch.inspect.view import load_view
 
 REPORT_FILE = "report.html"
 
+__all__ = ["REPORT_FILE", "report_cli", "terminal_table", "write_report"]
+
 
 def write_report(out_dir: Path, output: Path | None, grid_module: str | None = None
                  ) -> tuple[Path, int]:
