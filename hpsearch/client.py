@@ -1,5 +1,7 @@
-"""A client for ``hpsearch serve`` in iDDS's shape, standard library only (``http.client``:
-one kept-alive connection per client, opened again when the service closed it).
+"""Public: the client of ``hpsearch serve`` in iDDS's shape, :class:`Client`, stdlib only.
+
+``http.client``: one kept-alive connection per client, opened again when the service
+closed it.
 
 ::
 

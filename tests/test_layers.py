@@ -87,6 +87,9 @@ PENDING = {
     ("hpsearch.backends.lsf.backend", "hpsearch.engine.options"),
     ("hpsearch.backends.slurm.backend", "hpsearch.engine.options"),
 }
+#: modules whose docstring another helper of issue 20 rewrites (BACKENDS: the accounting
+#: module); the lead removes this set at merge
+SUMMARY_PENDING = {"hpsearch.backends.accounting"}
 
 
 def module_name(path: Path) -> str:
@@ -230,3 +233,16 @@ def test_no_import_cycle() -> None:
         report.append("cycle: " + ", ".join(component) + "\n  "
                       + "\n  ".join(describe(e, edges) for e in inside))
     assert not loops, "\n".join(report)
+
+
+def test_every_module_opens_with_a_one_line_summary() -> None:
+    """Each module's docstring starts with one line that says what the module owns, then a
+    blank line before any detail (what ``help()`` and a listing of the package show)."""
+    wrong = []
+    for module, path in MODULES.items():
+        doc = ast.get_docstring(ast.parse(path.read_text(), str(path)), clean=False)
+        lines = (doc or "").split("\n")
+        if module not in SUMMARY_PENDING and (
+                not lines[0].strip() or (len(lines) > 1 and lines[1].strip())):
+            wrong.append(f"{path.relative_to(ROOT.parent)}: {lines[0] or 'no docstring'}")
+    assert not wrong, "docstrings without a one-line summary first:\n" + "\n".join(wrong)

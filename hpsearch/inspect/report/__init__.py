@@ -1,5 +1,6 @@
-"""``hpsearch report``: one self-contained HTML file about a search, or a table of its best
-runs for the terminal.
+"""``hpsearch report``: one self-contained HTML file about a search, or its best runs' table.
+
+The table (``--terminal``) fits a terminal.
 
 :func:`write_report` reads the search (:func:`hpsearch.inspect.view.load_view`), builds the
 page's data (:mod:`.data`: runs, curves, the timeline's bars, importance, the Pareto
