@@ -17,7 +17,9 @@ import textwrap
 from pathlib import Path
 
 from hpsearch.errors import UsageError
+from hpsearch.inspect.collect import status_line
 from hpsearch.inspect.report import data, page, sections
+from hpsearch.inspect.toptable import render
 from hpsearch.inspect.view import load_view
 
 REPORT_FILE = "report.html"
@@ -47,9 +49,6 @@ def write_report(out_dir: Path, output: Path | None, grid_module: str | None = N
 def terminal_table(out_dir: Path, top: int, grid_module: str | None = None,
                    width: int = 100) -> str:
     """The status line and the ``top`` best runs, no wider than ``width``."""
-    from hpsearch.inspect.collect import status_line
-    from hpsearch.inspect.toptable import render
-
     view = load_view(out_dir, grid_module)
     head = status_line(out_dir, view.record.meta, view.record.states)
     return textwrap.fill(head, width, subsequent_indent="  ") + "\n" + render(view, top, width)
