@@ -172,6 +172,7 @@ def _reply(answers: BinaryIO, reply: tuple[str, Any]) -> None:
 
 def serve(calls: BinaryIO, answers: BinaryIO) -> None:
     """The child's loop: answer each call until ``calls`` ends (module docstring)."""
+    # Optuna, in the child only: the driver imports this module and does without it
     from hpsearch.strategies.optuna.strategy import OptunaSearch
 
     search: OptunaSearch | None = None

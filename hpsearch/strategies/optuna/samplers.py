@@ -55,6 +55,7 @@ def sampler_options(algorithm: str, options: dict[str, Any], parallel: int) -> d
 
 
 def _check_options(algorithm: str, options: dict[str, Any]) -> None:
+    # Optuna, imported here only: a search without algorithm_options does without it
     from hpsearch.strategies.optuna.strategy import optuna_sampler_class
 
     cls = optuna_sampler_class(algorithm)
