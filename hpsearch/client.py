@@ -1,5 +1,7 @@
-"""A client for ``hpsearch serve`` in iDDS's shape, standard library only (``http.client``:
-one kept-alive connection per client, opened again when the service closed it).
+"""Public: the client of ``hpsearch serve`` in iDDS's shape, :class:`Client`, stdlib only.
+
+``http.client``: one kept-alive connection per client, opened again when the service
+closed it.
 
 ::
 
@@ -31,6 +33,10 @@ import threading
 import urllib.parse
 from typing import Any
 
+from hpsearch.service.tokens import TOKEN_VARIABLE
+
+__all__ = ["Client", "ClientError", "token_of"]
+
 
 class ClientError(Exception):
     """The service refused a call: ``message`` is its one line, ``status`` its HTTP status
@@ -40,10 +46,6 @@ class ClientError(Exception):
         super().__init__(f"{call}: {status} {message}" if status else f"{call}: {message}")
         self.message = message
         self.status = status
-
-
-#: the environment variable a token is read from when none is given
-TOKEN_VARIABLE = "HPSEARCH_TOKEN"
 
 
 def token_of(token: str | None, token_file: str | os.PathLike[str] | None) -> str | None:

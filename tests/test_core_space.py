@@ -10,9 +10,10 @@ import sys
 from conftest import REPO, hpsearch_env, run_hpsearch, write_search
 
 from hpsearch.runs.model import make_run, run_id_of
-from hpsearch.space import SearchSpace, apply_conditions
-from hpsearch.spec.gridmodule import load_spec, parse_script_command
+from hpsearch.spec.gridmodule import load_spec
+from hpsearch.spec.invocation import parse_script_command
 from hpsearch.spec.values import render_args
+from hpsearch.strategies.gridspace import SearchSpace, apply_conditions
 
 
 def expand(grid, conditions=(), **kw):
@@ -71,7 +72,7 @@ def test_condition_on_unknown_key_dropped_with_warning(tmp_path):
 
 ORDER_SNIPPET = """
 import json
-from hpsearch.space import SearchSpace
+from hpsearch.strategies.gridspace import SearchSpace
 from hpsearch.runs.model import run_id_of
 grid = {"s": ["a", "b", "c", "d"], "t": [frozenset({1}), "q", 3], "u": [True, 2.5]}
 conds = [({"s": ["a"]}, {"v": ["p", "q"]})]

@@ -20,10 +20,11 @@ from hpsearch.engine.journal import JOURNAL_FILE, replay
 from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.progress import Progress
-from hpsearch.engine.pruners import parse_pruner
 from hpsearch.engine.searchdir import layout_of_spec
 from hpsearch.runs.reporter import REPORT_FILE, STOP_SEEN_FILE
-from hpsearch.spec.gridmodule import ScriptCommand, SearchSpec
+from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.invocation import ScriptCommand
+from hpsearch.spec.pruning import parse_pruner
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.grid import GridStrategy
 

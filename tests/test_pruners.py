@@ -11,9 +11,9 @@ from hpsearch.engine.pruners import (
     Median,
     SuccessiveHalving,
     make_pruner,
-    parse_pruner,
 )
 from hpsearch.errors import UsageError
+from hpsearch.spec.pruning import parse_pruner
 
 
 def curve(final: float, steps: int) -> list[tuple[float, float]]:

@@ -26,8 +26,7 @@ import pytest
 from conftest import children_running
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from hpsearch.backends.base import BackendError
-from hpsearch.errors import UsageError
+from hpsearch.errors import BackendError, UsageError
 from hpsearch.spec.distributions import normal, qloguniform, quniform, uniformint
 from hpsearch.spec.searchfile import spec_from_mapping
 from hpsearch.strategies.base import Outcome, Proposal

@@ -12,8 +12,8 @@ from conftest import run_hpsearch, wait_for, write_search
 
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import resolve_algorithm
-from hpsearch.spec.searchfile import spec_from_mapping
-from hpsearch.strategies.external import check_points, split_generator, substitute
+from hpsearch.spec.searchfile import spec_from_mapping, split_generator
+from hpsearch.strategies.external import check_points, substitute
 
 BASE = {"script": "sim.py", "metrics": ["acc"], "num_trials": 4,
         "parameters": {"x": {"method": "uniform", "low": 0, "high": 1}}}

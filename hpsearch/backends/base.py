@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.errors import SearchError
+from hpsearch.errors import BackendError  # noqa: F401  (re-exported: backends import it from here)
 from hpsearch.runs.files import ExitRecord
 
 
@@ -90,10 +90,6 @@ class Ended:
         """A run whose wrapper wrote ``exit_code``: its status and duration from there."""
         return cls(run_id, record.exit_code, reason, extra=extra or {},
                    wall_time=record.wall_time, cut=cut)
-
-
-class BackendError(SearchError):
-    """A backend cannot go on (scheduler unreachable after retries, template error...)."""
 
 
 class Backend(ABC):

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended, Run
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.processes import group_alive as _group_alive
+from hpsearch.runs.processes import signal_group as _signal_group
+from hpsearch.runs.processes import stop_groups
 from hpsearch.runs.wrapper import local_argv, wrapper_run_dir
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
@@ -78,37 +81,10 @@ def _wrappers_by_run_dir(run_dirs: set[str]) -> dict[str, int]:
     return found
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 def parse_job_id(job_id: str) -> tuple[str, int] | None:
     """``"node1:4242"`` -> ``("node1", 4242)``; None for anything else."""
     host, _, pid = job_id.rpartition(":")
     return (host, int(pid)) if host and pid.isdigit() else None
-
-
-def stop_groups(pgids: Iterable[int], grace: float = KILL_GRACE) -> None:
-    """SIGTERM each process group, SIGKILL what is left of them after ``grace`` seconds."""
-    pgids = list(pgids)
-    for pgid in pgids:
-        _signal_group(pgid, signal.SIGTERM)
-    give_up = time.monotonic() + grace
-    while time.monotonic() < give_up and any(_group_alive(p) for p in pgids):
-        time.sleep(0.02)
-    for pgid in pgids:
-        _signal_group(pgid, signal.SIGKILL)
 
 
 def kill_local_jobs(job_ids: Iterable[str]) -> int:
@@ -119,7 +95,7 @@ def kill_local_jobs(job_ids: Iterable[str]) -> int:
         parsed = parse_job_id(job_id)
         if parsed is not None and parsed[0] == host and _wrapper_of(parsed[1]) is not None:
             pids.append(parsed[1])
-    stop_groups(pids)
+    stop_groups(pids, KILL_GRACE)
     return len(pids)
 
 

@@ -321,10 +321,10 @@ def seeds_command(out_dir: str, top: int, num_seeds: int, seed_arg: str,
 
     EXTRA_ARGS are more search flags (e.g. --num_jobs=4); they override the recorded ones.
     """
-    from hpsearch.inspect.seeds import run_seeds
+    from hpsearch.cli.seeds import run_seeds
 
-    raise click.exceptions.Exit(run_seeds(Path(out_dir).resolve(), top, num_seeds, seed_arg,
-                                          list(extra_args)))
+    raise click.exceptions.Exit(run_seeds(main_group, main, Path(out_dir).resolve(), top,
+                                          num_seeds, seed_arg, list(extra_args)))
 
 
 #: flags that give a served search a backend of its own (it then also runs points itself)

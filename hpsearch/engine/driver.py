@@ -75,6 +75,7 @@ from hpsearch.runs.files import (
     read_start,
     retire_attempt,
     tail_lines,
+    write_atomic,
     write_command,
     write_run_record,
 )
@@ -271,7 +272,7 @@ class Driver:
             write_run_record(run.run_dir, record, run.argv, run.cwd, run.env,
                              command=self.backend.runs_commands)
             if config_file is not None:
-                config_file.write(run.run_dir, run.config)
+                write_atomic(config_file.path_in(run.run_dir), config_file.patched(run.config))
         except OSError as exc:
             raise SearchError(f"cannot write the run directory {run.run_dir}: {exc.strerror}; "
                               "nothing was lost: free space or fix its permissions, then run "

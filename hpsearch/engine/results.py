@@ -24,10 +24,10 @@ from typing import Any
 
 from hpsearch.backends.accounting import run_total
 from hpsearch.engine.journal import RunState
-from hpsearch.inspect.pareto import pareto_front
-from hpsearch.runs.columns import STATUS_COLUMNS
+from hpsearch.engine.pareto import pareto_front
 from hpsearch.runs.files import RUNS_DIR
 from hpsearch.runs.summary import MAX_TEXT
+from hpsearch.spec.reserved import STATUS_COLUMNS
 from hpsearch.spec.values import render_value
 
 RESULTS_FILE = "search_results.csv"

@@ -49,6 +49,7 @@ from hpsearch.backends.accounting import describe, search_totals
 from hpsearch.backends.cluster.claims import pack_dir, read_claim
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.engine.lock import LOCK_FILE, DriverLock, liveness, read_holder
+from hpsearch.engine.pareto import pareto_front
 from hpsearch.engine.results import (
     RESULTS_FILE,
     TableLayout,
@@ -59,7 +60,6 @@ from hpsearch.engine.results import (
 )
 from hpsearch.engine.searchdir import is_search_dir, layout_of, layout_of_spec, read_description
 from hpsearch.errors import UsageError
-from hpsearch.inspect.pareto import pareto_front
 from hpsearch.runs.files import (
     RUNS_DIR,
     SIM_OUT_DIR,

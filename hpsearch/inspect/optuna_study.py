@@ -1,5 +1,6 @@
-"""A search as an Optuna study: for ``hpsearch export --format optuna`` and the report's
-parameter importance.
+"""A search as an Optuna study, for ``hpsearch export --format optuna`` and importance.
+
+The report's parameter importance reads the same study.
 
 Each run becomes one ``FrozenTrial``, in trial order (so Optuna's trial numbers follow
 ours where no trial was withdrawn):

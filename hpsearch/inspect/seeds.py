@@ -1,11 +1,12 @@
-"""``hpsearch seeds OUT_DIR --top K --seeds N [--seed_arg random_seed] [search flags]``.
+"""The seeds search: a search's best configurations again with several seeds, summarised.
 
-Reruns the K best finished configurations of the search in OUT_DIR (by its first
-objective) with the seeds 0 .. N-1, as an ordinary grid search in ``OUT_DIR/seeds/``, then
-summarises them. The grid is written next to the search as ``OUT_DIR/seeds_search.json``
-(a search file; ``OUT_DIR/seeds_grid.py``, a grid module, when the search reads its
-summaries with a custom ``_SUMMARY_PARSER_HANDLE``, which it imports from the search's copy
-of its grid module). It walks "configuration x seed" without a new strategy: one key every
+``hpsearch seeds OUT_DIR --top K --seeds N [--seed_arg random_seed] [search flags]`` reruns
+the K best finished configurations of the search in OUT_DIR (by its first objective) with
+the seeds 0 .. N-1, as an ordinary grid search in ``OUT_DIR/seeds/``, then summarises them.
+The grid is written next to the search as ``OUT_DIR/seeds_search.json`` (a search file;
+``OUT_DIR/seeds_grid.py``, a grid module, when the search reads its summaries with a custom
+``_SUMMARY_PARSER_HANDLE``, which it imports from the search's copy of its grid module).
+It walks "configuration x seed" without a new strategy: one key every
 configuration has gets K placeholder values, and condition k replaces placeholder k by
 configuration k's values::
 
@@ -19,7 +20,9 @@ file, algorithm, ``--num_searches``, seeds and order, ``--out_dir``), plus ``--o
 OUT_DIR/seeds --deterministic_search`` and the flags given here (which win). Running
 ``hpsearch seeds`` again resumes that search like any other; a changed ``--top``/``--seeds``
 adds the new runs and keeps the finished ones. The configurations are chosen again each time
-(the same ones once the search has ended).
+(the same ones once the search has ended). This module writes the grid
+(:func:`prepare_seeds`) and the summary (:func:`finish_seeds`); the command line
+(:mod:`hpsearch.cli.seeds`) reads the recorded command's flags and runs the search between.
 
 ``OUT_DIR/seeds/seed_summary.csv`` (``,``-separated) has one row per configuration::
 
@@ -36,9 +39,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +57,6 @@ SEEDS_DIR = "seeds"
 SEARCH_FILE = "seeds_search.json"
 GRID_MODULE = "seeds_grid.py"
 SUMMARY_FILE = "seed_summary.csv"
-#: flags of the recorded command that name the search itself (not how it runs)
-_DROPPED = frozenset({"grid_module", "search_file", "grid_config", "algorithm", "out_dir",
-                      "run_cwd", "num_searches", "dont_generate_full_grid",
-                      "deterministic_search", "random_seed", "rerun_failed", "dry_run",
-                      "force_out_dir", "dont_force_new_dir"})
 
 GRID_MODULE_TEXT = '''"""Written by hpsearch seeds: {k} configurations of {out_dir} x {n} seeds."""
 import importlib.util
@@ -152,33 +150,23 @@ def _write_source(out_dir: Path, meta: dict[str, Any], grid: dict[str, Any],
     return f"--search_file={path}"
 
 
-def search_flags(command: list[str]) -> list[str]:
-    """The recorded command's flags that say how the search runs (module docstring)."""
-    import click
+@dataclass(frozen=True)
+class SeedsSearch:
+    """The seeds search of a search directory, its grid written: what the CLI runs."""
 
-    from hpsearch.cli.app import main_group
-
-    with main_group.make_context("hpsearch", list(command), resilient_parsing=True) as ctx:
-        flags = []
-        for option in main_group.params:
-            if not isinstance(option, click.Option) or option.name in _DROPPED:
-                continue
-            if ctx.get_parameter_source(option.name) != click.core.ParameterSource.COMMANDLINE:
-                continue
-            value, flag = ctx.params[option.name], option.opts[0]
-            if option.is_flag:
-                flags += [flag] if value else []
-            elif option.multiple:
-                flags += [f"{flag}={v}" for v in value]
-            else:
-                flags.append(f"{flag}={value}")
-    return flags
+    #: where the original search was started: its recorded command runs from there
+    cwd: Path
+    #: the original search's recorded command (its flags say how the seeds search runs)
+    command: list[str]
+    #: the flags that name the seeds search (its grid, ``--out_dir``, ``--run_cwd``, order)
+    argv: list[str]
+    seeds_dir: Path
+    #: the configurations rerun, best first
+    chosen: list[dict[str, Any]]
 
 
-def run_seeds(out_dir: Path, top: int, num_seeds: int, seed_arg: str,
-              extra_args: list[str]) -> int:
-    """Run (or resume) the seeds search, then write and print its summary; the search's
-    exit status."""
+def prepare_seeds(out_dir: Path, top: int, num_seeds: int, seed_arg: str) -> SeedsSearch:
+    """Check the flags, choose the configurations and write the seeds search's grid."""
     _check(top, num_seeds, seed_arg)
     meta = read_description(out_dir)
     if meta is None or not isinstance(meta.get("command"), list):
@@ -197,14 +185,17 @@ def run_seeds(out_dir: Path, top: int, num_seeds: int, seed_arg: str,
     source = _write_source(out_dir, meta, grid, conditions, (len(chosen), num_seeds))
     seeds_dir = out_dir / SEEDS_DIR
     argv = [source, f"--out_dir={seeds_dir}", f"--run_cwd={meta['run_cwd']}",
-            "--deterministic_search", *search_flags(meta["command"]), *extra_args]
-    from hpsearch.cli.app import main
+            "--deterministic_search"]
+    return SeedsSearch(cwd, list(meta["command"]), argv, seeds_dir, chosen)
 
-    os.chdir(cwd)
-    status = main(argv)
-    if status != 2 and "--dry_run" not in extra_args and (seeds_dir / JOURNAL_FILE).exists():
-        write_summary(out_dir, seeds_dir, seed_arg, chosen, sys.stdout)
-    return status
+
+def finish_seeds(out_dir: Path, search: SeedsSearch, seed_arg: str, status: int,
+                 extra_args: list[str]) -> None:
+    """After the seeds search ran: write and print its summary, unless it refused its
+    input, was a dry run or wrote no journal."""
+    if status != 2 and "--dry_run" not in extra_args and \
+            (search.seeds_dir / JOURNAL_FILE).exists():
+        write_summary(out_dir, search.seeds_dir, seed_arg, search.chosen, sys.stdout)
 
 
 def _stats(values: list[float]) -> tuple[str, str]:

@@ -1,5 +1,6 @@
-"""The best runs as a table that fits a terminal (``hpsearch report --terminal``) and the
-report's summary.
+"""The best runs as a table that fits a terminal: ``hpsearch report --terminal``.
+
+The report's summary shows the same table.
 
 Columns, in the order they are given room: rank, trial, the objectives, the parameters
 that vary, the wall time, the other metrics, the run id. A column that does not fit the

@@ -58,19 +58,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch.spec.reserved import (
+    ATTEMPT_FILES,
+    ATTEMPTS_DIR,
+    COMMAND_FILE,
+    EXIT_FILE,
+    REASON_FILE,
+    RUN_FILE,
+    SIM_OUT_DIR,  # noqa: F401  (re-exported: a run directory's readers import it from here)
+    STARTED_FILE,
+    STDERR_FILE,
+    WARNING_FILE,
+)
+
+#: the folder of the run directories in a search directory
 RUNS_DIR = "runs"
-RUN_FILE = "run.json"
-COMMAND_FILE = "command.sh"
-STDOUT_FILE = "stdout.log"
-STDERR_FILE = "stderr.log"
-STARTED_FILE = "started_at"
-EXIT_FILE = "exit_code"
-WARNING_FILE = "walltime_warning"
-REASON_FILE = "reason"
-SIM_OUT_DIR = "out"
-ATTEMPTS_DIR = "attempts"
-#: the files of one attempt, moved to attempts/<n>/ before the next one
-ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, REASON_FILE, WARNING_FILE)
 #: the longest reason text taken from a REASON_FILE
 MAX_REASON_CHARS = 300
 

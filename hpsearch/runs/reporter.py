@@ -40,6 +40,9 @@ import os
 import signal
 import time
 
+__all__ = ["OUT_DIR_VARIABLE", "REPORT_FILE", "STOP_FILE", "STOP_SEEN_FILE", "report",
+           "step_problem"]
+
 REPORT_FILE = "hpsearch_report.jsonl"
 STOP_FILE = "hpsearch_stop"
 #: left by ``should_stop()`` the first time it says True (the run saw its stop)

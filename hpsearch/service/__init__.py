@@ -1,0 +1,1 @@
+"""``hpsearch serve``: a search served over HTTP (its app, guards, points, backends)."""

@@ -1,5 +1,7 @@
-"""The one error an API call ends in: an HTTP status and a one-line message, sent as
-``{"error": "<message>"}``."""
+"""The one error an API call ends in: an HTTP status and a one-line message.
+
+It is sent as ``{"error": "<message>"}``.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""What every HTTP request passes before the API sees it (ASGI middleware): the token
-check (:class:`TokenCheck`), then the body's limits (:class:`BodyLimits`). Each refusal is
-``{"error": "<one line>"}`` with a 4xx status, as every error of the API.
+"""What every HTTP request passes before the API sees it: the token, then the body's limits.
+
+ASGI middleware: the token check (:class:`TokenCheck`), then the body's limits
+(:class:`BodyLimits`). Each refusal is ``{"error": "<one line>"}`` with a 4xx status, as
+every error of the API.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""What requests may cost a service: at most :data:`DEFAULT_MAX_REQUESTS` searches live
-(``--max_requests``); a body of at most :data:`MAX_BODY_BYTES`, JSON nested at most
-:data:`MAX_DEPTH` deep (both held by :class:`~hpsearch.service.guards.BodyLimits` before
-anything parses the body); a failure message of at most :data:`MAX_FAILURE_CHARS`
-characters (a longer one is cut, with a marker saying so: the report is kept); at most
-:data:`MAX_POINTS_AHEAD` points kept ready per request.
-Stdlib only: the command line and the reports' module read it too.
+"""What requests may cost a service: searches live, body size and depth, message length.
+
+At most :data:`DEFAULT_MAX_REQUESTS` searches live (``--max_requests``); a body of at most
+:data:`MAX_BODY_BYTES`, JSON nested at most :data:`MAX_DEPTH` deep (both held by
+:class:`~hpsearch.service.guards.BodyLimits` before anything parses the body); a failure
+message of at most :data:`MAX_FAILURE_CHARS` characters (a longer one is cut, with a marker
+saying so: the report is kept); at most :data:`MAX_POINTS_AHEAD` points kept ready per
+request. Stdlib only: the command line and the reports' module read it too.
 """
 
 from __future__ import annotations

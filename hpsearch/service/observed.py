@@ -1,7 +1,9 @@
-"""A strategy that tells a :class:`~hpsearch.service.points.PointBook` what the driver
-asks and tells it: every proposal (restored or new) becomes a point, every outcome the
-point's verdict. The driver's own calls are the only source, so the points a service shows
-are the journal's trials and the driver's verdicts -- nothing is judged twice.
+"""A strategy wrapper that keeps a served search's points: what the driver asks and tells.
+
+It tells a :class:`~hpsearch.service.points.PointBook` what the driver asks and tells the
+strategy: every proposal (restored or new) becomes a point, every outcome the point's
+verdict. The driver's own calls are the only source, so the points a service shows are the
+journal's trials and the driver's verdicts -- nothing is judged twice.
 """
 
 from __future__ import annotations

@@ -22,12 +22,11 @@ import threading
 from pathlib import Path
 
 from hpsearch.backends import make_backend
-from hpsearch.client import TOKEN_VARIABLE
 from hpsearch.engine.launch import SearchSource, load_search, source_name
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.service.requests import SERVED_DEFAULTS, Budget, Registry, Request, apply_budget
-from hpsearch.service.tokens import TOKEN_FILE, given_token, service_token
+from hpsearch.service.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, service_token
 
 #: seconds a stopping service waits for each driver to record its runs
 STOP_WAIT_S = 30.0

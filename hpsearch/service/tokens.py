@@ -21,6 +21,8 @@ from hpsearch.errors import UsageError
 
 #: the generated token's file, in the search directory
 TOKEN_FILE = "service.token"
+#: the environment variable a client (:mod:`hpsearch.client`) reads a token from
+TOKEN_VARIABLE = "HPSEARCH_TOKEN"
 
 
 def is_loopback(host: str) -> bool:

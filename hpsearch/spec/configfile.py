@@ -47,22 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import UsageError
-from hpsearch.runs.files import (
-    ATTEMPT_FILES,
-    ATTEMPTS_DIR,
-    COMMAND_FILE,
-    RUN_FILE,
-    SIM_OUT_DIR,
-    write_atomic,
-)
 from hpsearch.spec.datafile import check_nesting, load_json, too_deep, yaml_error
+from hpsearch.spec.reserved import RESERVED_FILES
 from hpsearch.spec.values import storable, strip_wrapping_quotes
 
 #: one step of a key path: a mapping key, or a list index
 Segment = str | int
 DEFAULT_ARG = "config"
-#: names a template may not have: hpsearch's own files in a run directory
-_RESERVED_NAMES = {*ATTEMPT_FILES, RUN_FILE, COMMAND_FILE, SIM_OUT_DIR, ATTEMPTS_DIR}
 _INDEX = re.compile(r"\d+")
 #: how alike (difflib's ratio) a dotted name's first part and a top-level key must be for the
 #: name to be taken as a misspelt key path rather than a flag
@@ -115,11 +106,6 @@ class ConfigFile:
         return f"{self.file_name} with {', '.join(values)}" if values \
             else f"{self.file_name} as it is"
 
-    def write(self, run_dir: Path, config: Mapping[str, Any]) -> Path:
-        """Write the run's patched copy (atomically); its path."""
-        target = self.path_in(run_dir)
-        write_atomic(target, self.patched(config))
-        return target
 
 
 def _flag_name(word: str) -> str | None:
@@ -370,7 +356,7 @@ def load_config_file(template: Path, arg: str, allow_new_keys: bool,
         raise UsageError(f"{where} does not exist; pass the path of the model's YAML or JSON "
                          "config (relative to the search file, or to where you start hpsearch "
                          "for --config_template)")
-    if template.name in _RESERVED_NAMES:
+    if template.name in RESERVED_FILES:
         raise UsageError(f"{where}: its name {template.name!r} is one of hpsearch's own files "
                          "in a run directory; rename the template")
     if not arg or "=" in arg or arg.startswith("-"):

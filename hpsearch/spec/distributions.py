@@ -33,6 +33,9 @@ accepted because hpogrid spells it.
 Each distribution maps a unit number ``u`` in [0, 1) onto a value (:meth:`Distribution.from_unit`,
 the inverse of its distribution function), which is how random and quasi-random strategies
 draw, and how Optuna's samplers see the unbounded normal family (as ``u``).
+
+:data:`ParameterValues` (a list or a distribution) and :data:`Condition` are the types of a
+search's parameters and conditions, for every module of :mod:`hpsearch.spec`.
 """
 
 from __future__ import annotations
@@ -198,6 +201,12 @@ class Distribution:
         if self.base != math.e:
             args.append(f"base={_number_text(self.base)}")
         return f"{self.method}({', '.join(args)})"
+
+
+#: a parameter: the values a grid walks (or a sampler chooses among), or a distribution
+ParameterValues = list[Any] | Distribution
+#: a grid condition ``(match, replace)``: both map parameter names to value lists
+Condition = tuple[dict[str, list[Any]], dict[str, list[Any]]]
 
 
 def _number_text(value: float) -> str:

@@ -47,83 +47,23 @@ import io
 import os
 import pickle
 import re
-import shlex
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from hpsearch.engine.pruners import PrunerSpec, parse_pruner
 from hpsearch.errors import UsageError
-from hpsearch.runs.columns import RESERVED_COLUMNS
-from hpsearch.spec.distributions import Distribution
+from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
+from hpsearch.spec.invocation import ScriptCommand, command_of
+from hpsearch.spec.pruning import PrunerSpec, parse_pruner
+from hpsearch.spec.reserved import RESERVED_COLUMNS
 from hpsearch.spec.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
-
-if TYPE_CHECKING:
-    from hpsearch.spec.configfile import ConfigFile
-
-Condition = tuple[dict[str, list[Any]], dict[str, list[Any]]]
-#: a parameter: the values a grid walks (or a sampler chooses among), or a distribution
-ParameterValues = list[Any] | Distribution
 
 ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external")
 DIRECTIONS = ("minimize", "maximize")
-#: interpreter flags that take the next word as their value
-_FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
-
-
-@dataclass(frozen=True)
-class ScriptCommand:
-    """``_SCRIPT_NAME`` split into interpreter flags, the script (or ``-m`` module), words.
-
-    ``'-W ignore train.py sub'`` -> flags ``("-W", "ignore")``, script ``"train.py"``,
-    leading ``("sub",)``; the run's argv is ``[python, *flags, script, *leading, ...]``.
-    ``config_file``: the patched config file each run gets (:mod:`hpsearch.spec.configfile`).
-    """
-
-    flags: tuple[str, ...]
-    script: str
-    leading: tuple[str, ...]
-    module: bool = False
-    config_file: ConfigFile | None = None
-
-    def argv_prefix(self, python: str) -> list[str]:
-        target = ["-m", self.script] if self.module else [self.script]
-        return [python, *self.flags, *target, *self.leading]
-
-
-def parse_script_command(text: str, run_cwd: Path, check: bool = True,
-                         what: str = "_SCRIPT_NAME") -> ScriptCommand:
-    """Split ``text`` (see :class:`ScriptCommand`); with ``check`` the script must exist."""
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise UsageError(f"{what} {text!r} cannot be split into words ({exc}); fix its "
-                         "quoting") from None
-    flags: list[str] = []
-    i = 0
-    while i < len(words) and words[i].startswith("-"):
-        if words[i] == "-m":
-            if i + 1 >= len(words):
-                raise UsageError(f"{what} {text!r} ends with -m; name the module to run")
-            return ScriptCommand(tuple(flags), words[i + 1], tuple(words[i + 2:]), module=True)
-        flags.append(words[i])
-        if words[i] in _FLAGS_WITH_VALUE and i + 1 < len(words):
-            flags.append(words[i + 1])
-            i += 1
-        i += 1
-    if i >= len(words):
-        raise UsageError(f"{what} {text!r} names no script; give e.g. 'train.py'")
-    script, leading = words[i], tuple(words[i + 1:])
-    if check and not (run_cwd / script).is_file():
-        raise UsageError(f"{what} {text!r}: script {script!r} not found in --run_cwd "
-                         f"{run_cwd}; set --run_cwd to the folder holding the script")
-    return ScriptCommand(tuple(flags), script, leading)
-
-
 @dataclass(frozen=True)
 class SearchSpec:
     """Everything a search file or grid module says, validated.
@@ -461,8 +401,6 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
     """Import and validate a grid module; ``grid_config`` overrides grid/conditions, and
     ``overrides`` (``{"script": ..., "config_template": <absolute path>, ...}``, see
     :data:`MODULE_OVERRIDES`) the module's attributes."""
-    from hpsearch.spec.invocation import command_of
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         module = _import_grid_module(grid_module, run_cwd)

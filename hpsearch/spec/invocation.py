@@ -1,5 +1,8 @@
-"""How a run is invoked: a script's command line or a Python function, with or without a
-patched config file. One function, :func:`command_of`, for grid modules and search files::
+"""The command of every run: a script's command line or a Python function, maybe a config copy.
+
+:class:`ScriptCommand` is the command model (``_SCRIPT_NAME`` split by
+:func:`parse_script_command`); one function, :func:`command_of`, builds it for grid modules
+and search files::
 
     script: train.py               <python> train.py --out_dir=<run>/out --lr=0.01
     script: train.py:my_objective  <python> -m hpsearch.objective_runner train.py:my_objective
@@ -18,18 +21,69 @@ from __future__ import annotations
 import ast
 import difflib
 import re
+import shlex
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import UsageError
-from hpsearch.spec.configfile import DEFAULT_ARG, load_config_file
-from hpsearch.spec.distributions import Distribution
-from hpsearch.spec.gridmodule import Condition, ParameterValues, ScriptCommand, parse_script_command
+from hpsearch.spec.configfile import DEFAULT_ARG, ConfigFile, load_config_file
+from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
 
 RUNNER_MODULE = "hpsearch.objective_runner"
 _FUNCTION = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)")
+#: interpreter flags that take the next word as their value
+_FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
+
+
+@dataclass(frozen=True)
+class ScriptCommand:
+    """``_SCRIPT_NAME`` split into interpreter flags, the script (or ``-m`` module), words.
+
+    ``'-W ignore train.py sub'`` -> flags ``("-W", "ignore")``, script ``"train.py"``,
+    leading ``("sub",)``; the run's argv is ``[python, *flags, script, *leading, ...]``.
+    ``config_file``: the patched config file each run gets (:mod:`hpsearch.spec.configfile`).
+    """
+
+    flags: tuple[str, ...]
+    script: str
+    leading: tuple[str, ...]
+    module: bool = False
+    config_file: ConfigFile | None = None
+
+    def argv_prefix(self, python: str) -> list[str]:
+        target = ["-m", self.script] if self.module else [self.script]
+        return [python, *self.flags, *target, *self.leading]
+
+
+def parse_script_command(text: str, run_cwd: Path, check: bool = True,
+                         what: str = "_SCRIPT_NAME") -> ScriptCommand:
+    """Split ``text`` (see :class:`ScriptCommand`); with ``check`` the script must exist."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise UsageError(f"{what} {text!r} cannot be split into words ({exc}); fix its "
+                         "quoting") from None
+    flags: list[str] = []
+    i = 0
+    while i < len(words) and words[i].startswith("-"):
+        if words[i] == "-m":
+            if i + 1 >= len(words):
+                raise UsageError(f"{what} {text!r} ends with -m; name the module to run")
+            return ScriptCommand(tuple(flags), words[i + 1], tuple(words[i + 2:]), module=True)
+        flags.append(words[i])
+        if words[i] in _FLAGS_WITH_VALUE and i + 1 < len(words):
+            flags.append(words[i + 1])
+            i += 1
+        i += 1
+    if i >= len(words):
+        raise UsageError(f"{what} {text!r} names no script; give e.g. 'train.py'")
+    script, leading = words[i], tuple(words[i + 1:])
+    if check and not (run_cwd / script).is_file():
+        raise UsageError(f"{what} {text!r}: script {script!r} not found in --run_cwd "
+                         f"{run_cwd}; set --run_cwd to the folder holding the script")
+    return ScriptCommand(tuple(flags), script, leading)
 
 
 def command_of(script: str, run_cwd: Path, check: bool, what: str, summary_filename: str,

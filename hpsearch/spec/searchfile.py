@@ -42,10 +42,11 @@ command line had its say: :func:`hpsearch.spec.gridmodule.resolve_algorithm`.
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
-from hpsearch.engine.pruners import parse_pruner
 from hpsearch.errors import UsageError
 from hpsearch.spec.datafile import load_json, load_yaml
 from hpsearch.spec.distributions import parse_distribution
@@ -59,8 +60,10 @@ from hpsearch.spec.gridmodule import (
     check_value_lists,
 )
 from hpsearch.spec.invocation import command_of
-from hpsearch.strategies.external import split_generator
+from hpsearch.spec.pruning import parse_pruner
 
+#: the placeholders of an external generator's command line (:mod:`hpsearch.strategies.external`)
+GENERATOR_PLACEHOLDER = re.compile(r"%(MAX_POINTS|NUM_POINTS|IN|OUT)\b")
 SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
@@ -107,6 +110,28 @@ def _count(where: str, value: Any, minimum: int) -> int | None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise UsageError(f"{where} must be a whole number >= {minimum}, not {value!r}")
     return value
+
+
+def split_generator(raw: Any, where: str) -> tuple[str, ...]:
+    """A ``generator`` setting (a command line, or a list of words) as argv words."""
+    if isinstance(raw, str):
+        try:
+            words = shlex.split(raw)
+        except ValueError as exc:
+            raise UsageError(f"{where} {raw!r} cannot be split into words ({exc}); fix its "
+                             "quoting") from None
+    elif isinstance(raw, list) and all(isinstance(w, str) for w in raw):
+        words = list(raw)
+    else:
+        raise UsageError(f"{where} must be a command line such as 'python gen.py %IN %OUT', "
+                         f"not {raw!r}")
+    if not words:
+        raise UsageError(f"{where} is empty; give a command such as 'python gen.py %IN %OUT'")
+    named = {m.group(1) for word in words for m in GENERATOR_PLACEHOLDER.finditer(word)}
+    if "OUT" not in named:
+        raise UsageError(f"{where} {shlex.join(words)!r} has no %OUT: the generator must be "
+                         "told where to write its points")
+    return tuple(words)
 
 
 def _generator(where: str, data: dict[str, Any]) -> tuple[tuple[str, ...] | None, float]:

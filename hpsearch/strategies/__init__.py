@@ -1,6 +1,7 @@
-"""Strategies propose configurations: the grid (:mod:`.grid`), random and quasi-random
-sampling (:mod:`.sampled`), Optuna's model-based samplers (:mod:`.optuna`), an
-external generator command (:mod:`.external`).
+"""Strategies: what proposes the configurations of a search (ask / tell), made by one function.
+
+The grid (:mod:`.grid`), random and quasi-random sampling (:mod:`.sampled`), Optuna's
+model-based samplers (:mod:`.optuna`), an external generator command (:mod:`.external`).
 
 :func:`make_strategy` picks one from the search's algorithm; the seam they share is
 :mod:`hpsearch.strategies.base`.
@@ -8,16 +9,51 @@ external generator command (:mod:`.external`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Strategy
 
-if TYPE_CHECKING:  # not imported at run time: the sampler process does without it
-    from hpsearch.engine.options import SearchOptions
+__all__ = ["StrategyOptions", "make_strategy", "parallelism"]
 
 
-def parallelism(options: SearchOptions) -> int:
+class StrategyOptions(Protocol):
+    """What a strategy is made from besides the spec: the search's flags it reads (the
+    engine's ``SearchOptions`` has them; a strategy never sees a backend's)."""
+
+    @property
+    def random_seed(self) -> int: ...
+
+    @property
+    def deterministic_search(self) -> bool: ...
+
+    @property
+    def num_searches(self) -> int: ...
+
+    @property
+    def dont_generate_full_grid(self) -> bool: ...
+
+    @property
+    def num_jobs(self) -> int | None: ...
+
+    @property
+    def run_cluster(self) -> bool: ...
+
+    @property
+    def cpu_only(self) -> bool: ...
+
+    @property
+    def cpu_slots(self) -> int: ...
+
+    @property
+    def out_dir(self) -> Path: ...
+
+    @property
+    def run_cwd(self) -> Path: ...
+
+
+def parallelism(options: StrategyOptions) -> int:
     """How many runs may be in flight at once (what a sampler plans for)."""
     if options.num_jobs is not None:
         return options.num_jobs
@@ -26,7 +62,7 @@ def parallelism(options: SearchOptions) -> int:
     return options.cpu_slots if options.cpu_only else 1  # GPUs: not known before the probe
 
 
-def make_strategy(spec: SearchSpec, options: SearchOptions, ahead: int | None = None
+def make_strategy(spec: SearchSpec, options: StrategyOptions, ahead: int | None = None
                   ) -> Strategy:
     """The strategy of ``spec.algorithm``; ``--random_seed`` seeds it unless the search
     file set a seed (an explicit ``--random_seed`` already replaced that). ``ahead`` is how

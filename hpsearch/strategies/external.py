@@ -48,8 +48,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import re
-import shlex
 import shutil
 import subprocess
 import threading
@@ -59,10 +57,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch.backends.local import stop_groups
 from hpsearch.errors import UsageError
 from hpsearch.runs.files import tail_lines, write_atomic
+from hpsearch.runs.processes import stop_groups
 from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.searchfile import GENERATOR_PLACEHOLDER
 from hpsearch.spec.values import check_argv_text
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 
@@ -75,33 +74,11 @@ BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 #: seconds between SIGTERM and SIGKILL for a generator past its time
 KILL_GRACE_S = 2.0
-_PLACEHOLDER = re.compile(r"%(MAX_POINTS|NUM_POINTS|IN|OUT)\b")
-
-
-def split_generator(raw: Any, where: str) -> tuple[str, ...]:
-    """A ``generator`` setting (a command line, or a list of words) as argv words."""
-    if isinstance(raw, str):
-        try:
-            words = shlex.split(raw)
-        except ValueError as exc:
-            raise UsageError(f"{where} {raw!r} cannot be split into words ({exc}); fix its "
-                             "quoting") from None
-    elif isinstance(raw, list) and all(isinstance(w, str) for w in raw):
-        words = list(raw)
-    else:
-        raise UsageError(f"{where} must be a command line such as 'python gen.py %IN %OUT', "
-                         f"not {raw!r}")
-    if not words:
-        raise UsageError(f"{where} is empty; give a command such as 'python gen.py %IN %OUT'")
-    if not any(m.group(1) == "OUT" for word in words for m in _PLACEHOLDER.finditer(word)):
-        raise UsageError(f"{where} {shlex.join(words)!r} has no %OUT: the generator must be "
-                         "told where to write its points")
-    return tuple(words)
 
 
 def substitute(argv: Sequence[str], values: dict[str, str]) -> list[str]:
     """``argv`` with each placeholder (``%IN``, ...) replaced by ``values[name]``."""
-    return [_PLACEHOLDER.sub(lambda m: values[m.group(1)], word) for word in argv]
+    return [GENERATOR_PLACEHOLDER.sub(lambda m: values[m.group(1)], word) for word in argv]
 
 
 def check_points(data: Any, spec: SearchSpec) -> list[dict[str, Any]]:

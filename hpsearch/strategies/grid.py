@@ -14,10 +14,10 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from hpsearch.space import SearchSpace, fingerprint
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.values import canonical, canonical_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
+from hpsearch.strategies.gridspace import SearchSpace, fingerprint
 
 #: grids up to this size (with conditions) are counted exactly at the start
 EXACT_COUNT_LIMIT = 20000

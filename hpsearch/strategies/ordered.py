@@ -5,7 +5,7 @@ goes on at once; the jobs run one after another in this thread, so with one run 
 time the sampler sees exactly the sequence of events an uninterrupted search would. A job
 that raises stops the thread; the next :meth:`OrderedWorker.check` or
 :meth:`OrderedWorker.submit` in the driver's thread raises it there as a one-line
-:class:`~hpsearch.backends.base.BackendError`, e.g.::
+:class:`~hpsearch.errors.BackendError`, e.g.::
 
     sampler tpe failed: ValueError: The value nan is not acceptable
 """
@@ -16,7 +16,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from hpsearch.backends.base import BackendError
+from hpsearch.errors import BackendError
 
 #: how long :meth:`OrderedWorker.close` waits for a job that is running (the thread is a
 #: daemon: one that is still busy then does not keep the process alive)

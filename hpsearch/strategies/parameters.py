@@ -7,7 +7,7 @@ search space the same way:
   is a fixed value and is never drawn;
 * any other :class:`~hpsearch.spec.distributions.Distribution` is drawn from;
 * conditions apply after the base parameters are drawn, in order, as hypnettorch's grid
-  applies them (:func:`hpsearch.space.apply_conditions`), except that a matching condition
+  applies them (:func:`.gridspace.apply_conditions`), except that a matching condition
   sets each replaced key to ONE value drawn uniformly from its replace list instead of
   fanning out to every combination. A replace list of one value simply sets it, so a
   condition whose replace lists all hold one value is deterministic::
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.spec.distributions import Distribution
-from hpsearch.spec.gridmodule import Condition, ParameterValues, SearchSpec
+from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
+from hpsearch.spec.gridmodule import SearchSpec
 
 
 @dataclass(frozen=True)

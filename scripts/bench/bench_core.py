@@ -127,7 +127,7 @@ def bench_first_launch(tmp: Path) -> None:
           f"(target <= 1 s); driver peak RSS after 3 s {hwm / 1024:.0f} MB")
     code = ("import resource, sys;"
             "from hpsearch.spec.gridmodule import load_spec;"
-            "from hpsearch.space import SearchSpace;"
+            "from hpsearch.strategies.gridspace import SearchSpace;"
             "from pathlib import Path;"
             "s = load_spec(sys.argv[1], Path(sys.argv[2]));"
             "n = sum(1 for _ in SearchSpace(s.grid, s.conditions));"

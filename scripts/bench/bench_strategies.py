@@ -151,8 +151,8 @@ def write_finished_grid(out_dir: Path, side_a: int, side_b: int) -> Path:
     """A finished grid search of side_a x side_b runs, as a driver would leave it."""
     from hpsearch.engine.journal import Journal
     from hpsearch.runs.model import run_id_of
-    from hpsearch.space import SearchSpace
     from hpsearch.strategies.grid import grid_identity
+    from hpsearch.strategies.gridspace import SearchSpace
 
     module = out_dir.parent / "grid100k.py"
     module.write_text(f"grid = {{'a': list(range({side_a})), 'b': list(range({side_b}))}}\n"

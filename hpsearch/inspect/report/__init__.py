@@ -1,5 +1,6 @@
-"""``hpsearch report``: one self-contained HTML file about a search, or a table of its best
-runs for the terminal.
+"""``hpsearch report``: one self-contained HTML file about a search, or its best runs' table.
+
+The table (``--terminal``) fits a terminal.
 
 :func:`write_report` reads the search (:func:`hpsearch.inspect.view.load_view`), builds the
 page's data (:mod:`.data`: runs, curves, the timeline's bars, importance, the Pareto
@@ -16,10 +17,14 @@ import textwrap
 from pathlib import Path
 
 from hpsearch.errors import UsageError
+from hpsearch.inspect.collect import status_line
 from hpsearch.inspect.report import data, page, sections
+from hpsearch.inspect.toptable import render
 from hpsearch.inspect.view import load_view
 
 REPORT_FILE = "report.html"
+
+__all__ = ["REPORT_FILE", "report_cli", "terminal_table", "write_report"]
 
 
 def write_report(out_dir: Path, output: Path | None, grid_module: str | None = None
@@ -44,9 +49,6 @@ def write_report(out_dir: Path, output: Path | None, grid_module: str | None = N
 def terminal_table(out_dir: Path, top: int, grid_module: str | None = None,
                    width: int = 100) -> str:
     """The status line and the ``top`` best runs, no wider than ``width``."""
-    from hpsearch.inspect.collect import status_line
-    from hpsearch.inspect.toptable import render
-
     view = load_view(out_dir, grid_module)
     head = status_line(out_dir, view.record.meta, view.record.states)
     return textwrap.fill(head, width, subsequent_indent="  ") + "\n" + render(view, top, width)

@@ -42,8 +42,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hpsearch.engine.pareto import pareto_front
 from hpsearch.inspect.importance import METHOD, importance
-from hpsearch.inspect.pareto import pareto_front
 from hpsearch.inspect.report.timeline import lay_out
 from hpsearch.inspect.view import Parameter, RunView, SearchView, display
 from hpsearch.runs.summary import is_number

@@ -1,5 +1,6 @@
-"""The report as one self-contained HTML file: the text sections, the data, plotly.js and
-our script, all inline, so the file opens from disk with no network.
+"""The report as one self-contained HTML file that opens from disk with no network.
+
+The text sections, the data, plotly.js and our script are all inline.
 
 ``assets/page.html`` is the frame; its markers ``@@TITLE@@``, ``@@STYLE@@``,
 ``@@SUMMARY@@``, ``@@FAILURES@@``, ``@@PARETO_HIDDEN@@``, ``@@DATA@@``, ``@@PLOTLY@@``

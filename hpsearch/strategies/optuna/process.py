@@ -43,12 +43,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-import hpsearch
+from hpsearch.errors import BackendError
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal
 
 #: seconds :meth:`SamplerProcess.close` waits for the child to end before killing it
 CLOSE_WAIT_S = 5.0
+#: the folder holding this very ``hpsearch`` package: the child starts there, so that it
+#: imports the same one
+_PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 
 
 class SamplerUnavailable(Exception):
@@ -64,11 +67,10 @@ class SamplerProcess:
         """Spawn the child; it imports Optuna while the caller goes on."""
         self._algorithm = "Optuna"  # the sampler's name, once started
         self._started = False
-        package_root = Path(hpsearch.__file__).resolve().parents[1]  # this very hpsearch
         try:
             self._child = subprocess.Popen(
                 [sys.executable, "-m", "hpsearch.strategies.optuna.process"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=package_root,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=_PACKAGE_ROOT,
                 start_new_session=True)
         except OSError as exc:
             raise SamplerUnavailable(str(exc)) from exc
@@ -118,9 +120,6 @@ class SamplerProcess:
         return value
 
     def _ended(self) -> NoReturn:
-        # (the driver's error, imported here: the child does without the backends)
-        from hpsearch.backends.base import BackendError
-
         try:  # its pipes closed: it is ending, if not gone already
             code: int | None = self._child.wait(CLOSE_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -173,6 +172,7 @@ def _reply(answers: BinaryIO, reply: tuple[str, Any]) -> None:
 
 def serve(calls: BinaryIO, answers: BinaryIO) -> None:
     """The child's loop: answer each call until ``calls`` ends (module docstring)."""
+    # Optuna, in the child only: the driver imports this module and does without it
     from hpsearch.strategies.optuna.strategy import OptunaSearch
 
     search: OptunaSearch | None = None

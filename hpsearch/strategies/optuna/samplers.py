@@ -34,17 +34,12 @@ from typing import TYPE_CHECKING, Any
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
+from hpsearch.strategies.optuna.catalog import RESULT_FREE, SAMPLERS
 from hpsearch.strategies.optuna.process import SamplerProcess, SamplerUnavailable
 from hpsearch.strategies.ordered import OrderedWorker
 
 if TYPE_CHECKING:
     from hpsearch.strategies.optuna.strategy import OptunaSearch
-
-SAMPLERS = {"tpe": "TPESampler", "cmaes": "CmaEsSampler", "gp": "GPSampler",
-            "nsga2": "NSGAIISampler"}
-#: the constructor argument that says how many first trials are drawn without results
-_RESULT_FREE = {"tpe": "n_startup_trials", "gp": "n_startup_trials",
-                "cmaes": "n_startup_trials", "nsga2": "population_size"}
 
 
 def sampler_options(algorithm: str, options: dict[str, Any], parallel: int) -> dict[str, Any]:
@@ -60,6 +55,7 @@ def sampler_options(algorithm: str, options: dict[str, Any], parallel: int) -> d
 
 
 def _check_options(algorithm: str, options: dict[str, Any]) -> None:
+    # Optuna, imported here only: a search without algorithm_options does without it
     from hpsearch.strategies.optuna.strategy import optuna_sampler_class
 
     cls = optuna_sampler_class(algorithm)
@@ -215,7 +211,7 @@ class OptunaStrategy(Strategy):
         ``n_startup_trials`` (its first generation waits for them to finish), NSGA-II's
         first generation (``population_size``); they are drawn at random whatever the
         results, so the search proposes exactly these first."""
-        option = _RESULT_FREE[self._spec.algorithm]
+        option = RESULT_FREE[self._spec.algorithm]
         from hpsearch.strategies.optuna.strategy import OptunaSearch, optuna_sampler_class
 
         cls = optuna_sampler_class(self._spec.algorithm)

@@ -1,7 +1,9 @@
-"""An Optuna study in memory, for :mod:`hpsearch.strategies.optuna.samplers`: what proposes,
-in the sampler process (:mod:`hpsearch.strategies.optuna.process`) or, where that cannot
-take the search, in the driver. The driver imports this module (and so Optuna) only then,
-to check ``algorithm_options``, or for a dry run's preview.
+"""An Optuna study in memory: what proposes for Optuna's samplers (the strategies' Optuna).
+
+For :mod:`hpsearch.strategies.optuna.samplers`, it proposes in the sampler process
+(:mod:`hpsearch.strategies.optuna.process`) or, where that cannot take the search, in the
+driver. The driver imports this module (and so Optuna) only then, to check
+``algorithm_options``, or for a dry run's preview.
 
 How the search is kept, and why a resumed one proposes the same sequence: the study lives
 in an ``InMemoryStorage`` only, nothing on disk. Each trial ``k`` is asked by a sampler
@@ -43,7 +45,7 @@ from optuna.trial import TrialState
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal
-from hpsearch.strategies.optuna.samplers import SAMPLERS
+from hpsearch.strategies.optuna.catalog import SAMPLERS
 from hpsearch.strategies.optuna.space import OptunaSpace
 from hpsearch.strategies.seeding import derive_seed
 
