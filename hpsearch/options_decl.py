@@ -1,5 +1,6 @@
-"""Option declarations: each setting of a search is declared once, as a field of a frozen
-dataclass, with its flag, default, help and checks.
+"""Option declarations: each setting of a search is declared once, with its flag and checks.
+
+A setting is a field of a frozen dataclass, with its flag, default, help and checks.
 
 A backend (``backends/<name>/options.py``), the engine's run policy and the search itself
 each declare a group::

@@ -11,7 +11,9 @@ The allowed order, lowest first (a module imports only from its own layer or low
 ``errors`` < ``spec`` (+ the public ``space``) < ``runs`` < ``strategies`` | ``backends``
 < ``engine`` < ``inspect`` | ``service`` < ``client`` < ``cli``
 
-- ``errors``: the error types every layer raises (``UsageError``, ``BackendError``).
+- ``errors``: what every layer uses and nothing of ours: the error types (``UsageError``,
+  ``BackendError``) and the option declaration type (``options_decl``: a backend, the run
+  policy and the search declare their settings with it).
 - ``spec``: what a search is (grid modules, search files, config templates, values,
   distributions, the pruner declaration, the column names a config may not use). It knows
   nothing of runs: a spec is read before any run exists.
@@ -55,6 +57,7 @@ ORDER: list[tuple[str, ...]] = [
 #: The layer of a module: the longest prefix in this table wins.
 PLACE = {
     "hpsearch.errors": "errors",
+    "hpsearch.options_decl": "errors",
     "hpsearch.spec": "spec",
     "hpsearch.space": "spec",
     "hpsearch.runs": "runs",

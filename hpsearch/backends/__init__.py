@@ -1,5 +1,6 @@
-"""The backends: one table of cluster schedulers (:data:`SCHEDULERS`), and the choice of a
-search's backend.
+"""The backends' registry: the table of cluster schedulers and the choice of a search's backend.
+
+:data:`SCHEDULERS` holds one entry per scheduler; :func:`make_backend` picks a search's backend.
 
 ``--run_cluster --scheduler=NAME`` selects the scheduler ``NAME`` of the table; otherwise runs
 go to local GPUs, or to ``--num_jobs`` CPU slots (default: one per CPU this process may use)

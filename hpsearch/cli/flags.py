@@ -1,5 +1,8 @@
-"""Click options made from the option declarations (:mod:`hpsearch.options_decl`), and a
-``--help`` that lists them under their groups' headings."""
+"""Click options made from the option declarations, and a ``--help`` grouped by them.
+
+The declarations are :mod:`hpsearch.options_decl`'s; ``--help`` lists the options under their
+groups' headings.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Every setting of a search: the search's own and its run policy declared here, each
-backend's in ``backends/<name>/options.py``, gathered into :class:`SearchOptions`.
+"""Every setting of a search, gathered into :class:`SearchOptions`.
+
+The search's own settings and its run policy are declared here, each backend's in
+``backends/<name>/options.py``.
 
 The CLI (:mod:`hpsearch.cli.app`) makes its flags from :data:`OPTION_GROUPS` and builds one
 :class:`SearchOptions` with :func:`options_from_flags`; the driver and the backends read it

@@ -1,5 +1,8 @@
-"""Options every cluster scheduler takes: the jobs' time, template, setup lines, packing and
-time-limit handling, and the driver's own job (``hpsearch wrap``)."""
+"""Options every cluster scheduler takes, and those of the driver's own job.
+
+The jobs' time, template, setup lines, packing and time-limit handling; the driver's own job
+is ``hpsearch wrap``'s.
+"""
 
 from __future__ import annotations
 
