@@ -666,7 +666,7 @@ class Driver:
     def _stop_active(self) -> None:
         if not self.active:
             return
-        cancel = (self.backend.name == "local" or self.options.cancel_on_interrupt
+        cancel = (not self.backend.runs_outlive_driver or self.options.cancel_on_interrupt
                   or self.stop_reason in ("max_failures", "fail_fast"))
         if not cancel:
             queued = self.backend.queued()

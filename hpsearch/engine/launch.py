@@ -16,17 +16,15 @@ from typing import Any
 
 from hpsearch.backends import make_backend
 from hpsearch.backends.base import Backend, Run
-from hpsearch.backends.cluster.backend import ClusterBackend
-from hpsearch.engine.driver import Driver, restore_inputs
+from hpsearch.engine.build import build_driver
+from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
-from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
     check_same_search,
     describe,
     is_search_dir,
-    layout_of_spec,
     read_description,
     write_description,
 )
@@ -120,21 +118,17 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         dry_run(spec, options, strategy, backend)
         return 0
 
-    lock = take_search_dir(options.out_dir)
+    driver = build_driver(spec, options, strategy, backend, meta, lambda: progress)
     try:
-        history = replay(options.out_dir / JOURNAL_FILE)
         say.release()
-        write_description(options.out_dir, meta, spec)
         progress.message(f"search directory {options.out_dir} ({backend.name} backend, "
                          f"{spec.algorithm})")
-        driver = Driver(spec, options, strategy, backend, layout_of_spec(spec), progress, lock,
-                        history)
         status = driver.run()
         record_total(options.out_dir, meta, spec, strategy)
         progress.message(f"results: {options.out_dir / 'search_results.csv'}")
         return status
     finally:
-        lock.release()
+        driver.lock.release()
 
 
 class HeldLines:
@@ -156,18 +150,6 @@ class HeldLines:
         held, self._held = self._held or [], None
         for text in held:
             self._say(text)
-
-
-def take_search_dir(out_dir: Path) -> DriverLock:
-    """Create ``out_dir`` and take its lock (a one-line UsageError when either fails)."""
-    lock = DriverLock(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except OSError as exc:
-        raise UsageError(f"cannot use --out_dir={out_dir}: {exc.strerror}; pass a "
-                         "directory you can write to") from None
-    return lock
 
 
 def record_total(out_dir: Path, meta: dict[str, Any], spec: SearchSpec,
@@ -210,8 +192,9 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
         return "" if config_file is None else \
             f"# run {run.run_id}: {config_file.describe(storable_config(run.config))}\n"
 
-    if isinstance(backend, ClusterBackend):
-        for script in backend.dry_run_scripts(runs):
+    scripts = backend.dry_run_scripts(runs)
+    if scripts is not None:
+        for script in scripts:
             sys.stdout.write(script + "\n")
         sys.stdout.write("".join(patched(run) for run in runs))
     else:
