@@ -123,6 +123,31 @@ def summary_format(spec: SearchSpec) -> SummaryFormat:
 
 
 class Driver:
+    """Runs one search in one search directory, from start or from where a previous driver
+    stopped, until the strategy is done and no run is active, or it is told to stop.
+
+    It owns the journal (the only writer; every state change goes through :meth:`_event`), the
+    in-memory run states replayed from it (``states``), the results table, the run
+    directories' lifecycle, the strategy's asks and tells, the pruner's decisions and the
+    counts shown by ``progress``; the backend only starts, watches and stops runs, and the
+    lock (taken by :func:`~hpsearch.engine.build.build_driver`) says the directory is its own.
+
+    Its loop (:meth:`run`): restore (adopt run directories, resolve unanswered launches,
+    rebuild the strategy and the pruner, reattach), then per turn: record the runs that ended
+    (:meth:`_record`: verdict, :class:`~hpsearch.engine.policy.Policy`, effects), read the
+    active runs' reports and prune, ask the strategy for as many runs as the backend has room
+    for and launch them, wait for the backend. A stop (a signal, fail-fast, --max_failures, a
+    lost lock) ends the loop and cancels the active runs -- except those of a lost lock (left
+    to the other driver), and on an interrupt those that outlive the driver (a scheduler's
+    jobs, unless --cancel_on_interrupt), which the next driver reattaches.
+
+    Invariants: an action is journaled before it takes effect (a proposal before it is
+    queued, a launch before it starts, a prune before the stop); a run is in ``active`` from
+    its submission until its end is recorded, once; an attempt's end is told to the strategy
+    only when the run ended for good; what the driver believes is what a replay of its
+    journal gives.
+    """
+
     def __init__(self, spec: SearchSpec, options: SearchOptions, strategy: Strategy,
                  backend: Backend, layout: TableLayout, progress: Progress, lock: DriverLock,
                  history: History) -> None:
