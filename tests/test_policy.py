@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hpsearch.engine.journal import RunState
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.policy import (
     FAIL_FAST,
@@ -106,3 +107,12 @@ def test_policy_of_the_flags() -> None:
     assert Policy.of(options) == Policy(max_attempts=3, continue_on_timeout=3, fail_fast=0,
                                         max_failures=7)
     assert Policy.of(options).budget_left(2) and not Policy.of(options).budget_left(3)
+
+
+def test_retries_count_from_the_last_rerun() -> None:
+    rules = Policy(max_attempts=2)
+    spent = RunState("r", 0, {}, status="failed", attempts=2)
+    assert rules.failed_for_good(spent) and not rules.retries_left(spent)
+    rerun = RunState("r", 0, {}, status="failed", attempts=3, budget_start=2)  # --rerun_failed
+    assert rules.retries_left(rerun) and not rules.failed_for_good(rerun)
+    assert not rules.failed_for_good(RunState("r", 0, {}, status="finished", attempts=2))

@@ -188,19 +188,13 @@ class Driver:
         if kind not in ("start", "stop"):  # those change no row of the results
             self.results.changed()
 
-    def _budget_left(self, state: RunState) -> bool:
-        return self.policy.budget_left(state.attempts - state.budget_start)
-
-    def _is_final_failure(self, state: RunState) -> bool:
-        return state.status == "failed" and not self._budget_left(state)
-
     def _recount(self) -> None:
         """Count ended runs from scratch (once, after the journal was replayed)."""
         self.tally = {"finished": 0, "failed": 0, "pruned": 0}
         for state in self.states.values():
             if state.status in ("finished", "pruned"):
                 self.tally[state.status] += 1
-            elif self._is_final_failure(state):
+            elif self.policy.failed_for_good(state):
                 self.tally["failed"] += 1
 
     def _counts(self) -> None:
@@ -331,7 +325,14 @@ class Driver:
         decision = self._decide(run, state, ended, verdict)
         if decision.status == LOST:
             self._give_back(run, ended, decision)
-            return
+        else:
+            self._carry_out(decision, run, state, ended, verdict, points)
+
+    def _carry_out(self, decision: Decision, run: Run, state: RunState, ended: Ended,
+                   verdict: Verdict, points: list[dict[str, Any]]) -> None:
+        """The effects of a decision on an attempt that ended: its end journaled, a failure
+        shown, the run queued again or counted and told to the strategy, the search stopped,
+        the progress line."""
         reason = self._recorded_reason(state, verdict.reason, decision.status, ended.cut)
         self._journal_end(run, ended, verdict.metrics, decision.status, reason, points)
         if decision.status == FAILED:
@@ -575,7 +576,7 @@ class Driver:
             if state.run_id in self.active:
                 continue
             if state.status in ("pending", "cancelled", "preempted") or (
-                    state.status == "failed" and self._budget_left(state)):
+                    state.status == "failed" and self.policy.retries_left(state)):
                 self.ready.append(state.run_id)
             elif state.status == "finished":
                 self.progress.offer_best(state.metrics.get(self.spec.performance_key))
@@ -661,8 +662,7 @@ class Driver:
 
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
-                                              self.policy.max_attempts,
-                                              self.strategy.adaptive,
+                                              self.policy, self.strategy.adaptive,
                                               self._intermediate))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
@@ -816,7 +816,7 @@ def outcome_of(state: RunState, objectives: list[str],
     return Outcome(state.trial, state.status, values, curve)
 
 
-def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attempts: int,
+def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: Policy,
                    adaptive: bool,
                    intermediate: Callable[[RunState], dict[int, float]] | None = None
                    ) -> tuple[list[Proposal], list[Outcome]]:
@@ -827,6 +827,5 @@ def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attem
     proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id)
                  for s in ordered]
     outcomes = [outcome_of(s, objectives, intermediate) for s in ordered if adaptive and (
-        s.status in ("finished", "pruned") or s.status == "failed"
-        and s.attempts - s.budget_start >= max_attempts)]
+        s.status in ("finished", "pruned") or policy.failed_for_good(s))]
     return proposals, outcomes

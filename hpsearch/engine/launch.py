@@ -20,6 +20,7 @@ from hpsearch.engine.build import build_driver
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.policy import Policy
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
     check_same_search,
@@ -171,12 +172,10 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     its proposals are reused. A sampler prints only the proposals that need no results.
     """
     history = replay(options.out_dir / JOURNAL_FILE) if options.out_dir.is_dir() else History()
-    attempts = 1 + options.retries
-    strategy.restore(*restore_inputs(history.runs, spec.objectives, attempts,
-                                     strategy.adaptive))
+    policy = Policy.of(options)
+    strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
-               if s.status not in ENDED or s.status == "failed"
-               and s.attempts - s.budget_start < attempts]
+               if s.status not in ENDED or s.status == "failed" and policy.retries_left(s)]
     runs = [make_run(s.run_id, s.trial, s.config, s.args, out_dir=options.out_dir,
                      run_cwd=options.run_cwd, python=options.python, command=spec.command,
                      out_arg=spec.out_arg) for s in waiting]

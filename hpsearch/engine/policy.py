@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+from hpsearch.engine.journal import RunState
 from hpsearch.engine.options import SearchOptions
 from hpsearch.runs.summary import failure_kind
 
@@ -87,18 +88,20 @@ class Policy:
     session failed alike and no run finished; ``max_failures`` (None or 0: never) stops it
     when that many runs failed for good. :meth:`decide` is the whole table:
 
-    ==========================================  =========  =====================  =====
-    the attempt                                 recorded   then                   final
-    ==========================================  =========  =====================  =====
-    lost (not finished, not pruned)             lost       runs again / stop      no
-    pruned, and it failed or saw its stop       pruned     --                     yes
-    finished                                    finished   --                     yes
-    failed, cut by preemption / continued time  preempted  runs again             no
-    failed, charged attempts left               failed     retries                no
-    failed, none left (or stopping)             failed     (fail-fast, max fail.) yes
-    ==========================================  =========  =====================  =====
+    ==========================================  =========  ========================  =====
+    the attempt                                 recorded   then                      final
+    ==========================================  =========  ========================  =====
+    lost (not finished, not pruned)             lost       runs again                no
+    ... and its exit status was not written     lost       the search stops          no
+    pruned, and it failed or saw its stop       pruned     --                        yes
+    finished (a prune too late included)        finished   --                        yes
+    failed, cut by preemption / continued time  preempted  runs again                no
+    failed, the first ``fail_fast`` alike       failed     the search stops          yes
+    failed, charged attempts left               failed     retries                   no
+    failed, none left                           failed     stop at ``max_failures``  yes
+    ==========================================  =========  ========================  =====
 
-    Nothing runs again once the search is stopping.
+    Nothing runs again, and no failure stops the search, once it is stopping.
     """
 
     max_attempts: int = 1
@@ -115,6 +118,15 @@ class Policy:
     def budget_left(self, charged: int) -> bool:
         """Whether a run that used ``charged`` attempts of its budget may have another."""
         return charged < self.max_attempts
+
+    def retries_left(self, state: RunState) -> bool:
+        """Whether a run may have another attempt: the attempts charged since its last
+        rerun (preempted ones are not) are fewer than ``max_attempts``."""
+        return self.budget_left(state.attempts - state.budget_start)
+
+    def failed_for_good(self, state: RunState) -> bool:
+        """Whether a run failed with no retry left (counted failed, told to the strategy)."""
+        return state.status == FAILED and not self.retries_left(state)
 
     def continues(self, cut: str | None, continued: int) -> bool:
         """Whether an attempt the scheduler cut short (``cut``) runs again, not charged."""
