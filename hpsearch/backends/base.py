@@ -106,6 +106,10 @@ class Backend(ABC):
     durable_intents: bool = False
     #: its runs execute their argv (the driver writes ``command.sh`` to run one by hand)
     runs_commands: bool = True
+    #: its runs go on without the driver (a scheduler's jobs, points leased to workers): an
+    #: interrupted driver leaves them for the next one to reattach (unless
+    #: ``--cancel_on_interrupt``); False: they end with it, so it always stops them
+    runs_outlive_driver: bool = True
 
     @abstractmethod
     def room(self) -> int:
@@ -161,6 +165,11 @@ class Backend(ABC):
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
         """Stop the given runs (all active ones when None) and forget them: the driver
         records them itself."""
+
+    def dry_run_scripts(self, runs: Sequence[Run]) -> list[str] | None:
+        """What ``--dry_run`` shows of ``runs``: the job scripts :meth:`submit` would write;
+        None (the default): each run's command line."""
+        return None
 
     def launch_env(self, run_id: str) -> Mapping[str, str]:
         """The environment variables a started run got on top of the driver's (its own and

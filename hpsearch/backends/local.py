@@ -105,6 +105,7 @@ class LocalBackend(Backend):
     of its wrapper; the packed worker gives its cluster job's id)."""
 
     name = "local"
+    runs_outlive_driver = False  # its runs are the driver's children
     #: whether a run's CUDA_VISIBLE_DEVICES are GPUs it got (a CPU slot inherits the user's)
     measures_gpus = False
 

@@ -61,6 +61,19 @@ from hpsearch.engine.journal import (
 )
 from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.policy import (
+    FAIL_FAST,
+    FAILED,
+    FINISHED,
+    LOST,
+    PREEMPTED,
+    PRUNED,
+    UNRECORDED,
+    Attempt,
+    Decision,
+    Policy,
+    Standing,
+)
 from hpsearch.engine.progress import Counts, Progress
 from hpsearch.engine.pruners import make_pruner
 from hpsearch.engine.results import ResultsWriter, TableLayout
@@ -83,6 +96,7 @@ from hpsearch.runs.model import make_run, run_id_of
 from hpsearch.runs.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE, STOP_SEEN_FILE
 from hpsearch.runs.summary import (
     SummaryFormat,
+    Verdict,
     failure_kind,
     is_number,
     judge,
@@ -110,6 +124,31 @@ def summary_format(spec: SearchSpec) -> SummaryFormat:
 
 
 class Driver:
+    """Runs one search in one search directory, from start or from where a previous driver
+    stopped, until the strategy is done and no run is active, or it is told to stop.
+
+    It owns the journal (the only writer; every state change goes through :meth:`_event`), the
+    in-memory run states replayed from it (``states``), the results table, the run
+    directories' lifecycle, the strategy's asks and tells, the pruner's decisions and the
+    counts shown by ``progress``; the backend only starts, watches and stops runs, and the
+    lock (taken by :func:`~hpsearch.engine.build.build_driver`) says the directory is its own.
+
+    Its loop (:meth:`run`): restore (adopt run directories, resolve unanswered launches,
+    rebuild the strategy and the pruner, reattach), then per turn: record the runs that ended
+    (:meth:`_record`: verdict, :class:`~hpsearch.engine.policy.Policy`, effects), read the
+    active runs' reports and prune, ask the strategy for as many runs as the backend has room
+    for and launch them, wait for the backend. A stop (a signal, fail-fast, --max_failures, a
+    lost lock) ends the loop and cancels the active runs -- except those of a lost lock (left
+    to the other driver), and on an interrupt those that outlive the driver (a scheduler's
+    jobs, unless --cancel_on_interrupt), which the next driver reattaches.
+
+    Invariants: an action is journaled before it takes effect (a proposal before it is
+    queued, a launch before it starts, a prune before the stop); a run is in ``active`` from
+    its submission until its end is recorded, once; an attempt's end is told to the strategy
+    only when the run ended for good; what the driver believes is what a replay of its
+    journal gives.
+    """
+
     def __init__(self, spec: SearchSpec, options: SearchOptions, strategy: Strategy,
                  backend: Backend, layout: TableLayout, progress: Progress, lock: DriverLock,
                  history: History) -> None:
@@ -122,7 +161,7 @@ class Driver:
         self.lock = lock
         self.out_dir = options.out_dir
         self.fmt = summary_format(spec)
-        self.max_attempts = 1 + options.retries
+        self.policy = Policy.of(options)
         self.history = history
         self.states: dict[str, RunState] = history.runs
         self.journal = Journal(self.out_dir / JOURNAL_FILE)
@@ -132,10 +171,9 @@ class Driver:
         self.stop_reason: str | None = None
         self.stop_detail: str | None = None
         self.signal_number: int | None = None
-        self.reasons_seen: set[str] = set()
-        self.failed_attempts: list[str] = []  # reasons, this session, for --fail_fast
+        self.reasons_seen: set[str] = set()  # failure kinds of this session's attempts
+        self.failed_attempts = 0  # this session's (for --fail_fast)
         self.tally = {"finished": 0, "failed": 0, "pruned": 0}  # failed: for good
-        self.continue_on_timeout = options.continue_on_timeout
         self.pruner = make_pruner(spec.pruner, spec.performance_sort_asc)
         self.reader = IntermediateReader(self.fmt, spec.pruner.step_key) \
             if spec.pruner.active else None
@@ -151,19 +189,13 @@ class Driver:
         if kind not in ("start", "stop"):  # those change no row of the results
             self.results.changed()
 
-    def _budget_left(self, state: RunState) -> bool:
-        return state.attempts - state.budget_start < self.max_attempts
-
-    def _is_final_failure(self, state: RunState) -> bool:
-        return state.status == "failed" and not self._budget_left(state)
-
     def _recount(self) -> None:
         """Count ended runs from scratch (once, after the journal was replayed)."""
         self.tally = {"finished": 0, "failed": 0, "pruned": 0}
         for state in self.states.values():
             if state.status in ("finished", "pruned"):
                 self.tally[state.status] += 1
-            elif self._is_final_failure(state):
+            elif self.policy.failed_for_good(state):
                 self.tally["failed"] += 1
 
     def _counts(self) -> None:
@@ -279,6 +311,8 @@ class Driver:
                               "the same command again to resume") from None
 
     def _record(self, ended: Ended) -> None:
+        """An attempt ended: its verdict (:func:`judge`), the policy's decision
+        (:meth:`Policy.decide`), then the decision's effects."""
         run = self.active.pop(ended.run_id, None)
         if run is None:
             return
@@ -286,92 +320,127 @@ class Driver:
             self._restarted(run, ended)
             return
         state = self.states[run.run_id]
-        points: list[dict[str, Any]] = []
-        if self.reader is not None:
-            self.reader.update(run.run_id, run.run_dir, run.sim_out_dir)  # what it wrote last
-            self._warn_of_reports(run)
-            points = self.reader.points(run.run_id)
-            self.reader.forget(run.run_id)
+        points = self._last_points(run)
         verdict = judge(run.run_dir, run.sim_out_dir, self.fmt, ended.exit_code, ended.reason,
                         run.trial)
-        if ended.lost and verdict.status != "finished" and state.prune is None:
-            self._event("lost", runs=[run.run_id], reason=ended.reason)
-            if ended.unrecorded:
-                raise SearchError(
-                    f"the exit status of run {run.run_id} could not be written to "
-                    f"{run.run_dir / EXIT_FILE} (is the disk full?); nothing was lost: free "
-                    "space or fix its permissions, then run the same command again to resume "
-                    "(that run runs again)")
-            if self.stop_reason is None:
-                self.ready.append(run.run_id)
-            return
-        status, reason, metrics = verdict.status, verdict.reason, verdict.metrics
+        decision = self._decide(run, state, ended, verdict)
+        if decision.status == LOST:
+            self._give_back(run, ended, decision)
+        else:
+            self._carry_out(decision, run, state, ended, verdict, points)
+
+    def _carry_out(self, decision: Decision, run: Run, state: RunState, ended: Ended,
+                   verdict: Verdict, points: list[dict[str, Any]]) -> None:
+        """The effects of a decision on an attempt that ended: its end journaled, a failure
+        shown, the run queued again or counted and told to the strategy, the search stopped,
+        the progress line."""
+        reason = self._recorded_reason(state, verdict.reason, decision.status, ended.cut)
+        self._journal_end(run, ended, verdict.metrics, decision.status, reason, points)
+        if decision.status == FAILED:
+            self._note_failure(run, verdict.reason or "failed")
+        if decision.again:
+            self.ready.append(run.run_id)
+        if decision.status == FINISHED:
+            self.progress.offer_best(verdict.metrics.get(self.spec.performance_key))
+        if decision.final:
+            self.tally[decision.status] += 1
+            self._tell(state)
+        if decision.stop is not None:
+            self._stop_search(decision.stop, run, verdict.reason or "failed")
+        self._counts()
+        self.progress.event(self._ended_text(run, state, decision, verdict, reason),
+                            ended=True, duration=ended.wall_time)
+
+    def _decide(self, run: Run, state: RunState, ended: Ended, verdict: Verdict) -> Decision:
+        """The policy's decision on an attempt that ended, from what is known of it and of
+        the search."""
+        pruning = state.prune is not None
+        attempt = Attempt(verdict.status, verdict.reason, ended.lost, ended.unrecorded,
+                          ended.cut, pruning,
+                          saw_stop=pruning and (run.sim_out_dir / STOP_SEEN_FILE).exists(),
+                          charged=run.attempt - state.budget_start, continued=state.continued)
+        return self.policy.decide(attempt, Standing(
+            self.tally["finished"], self.tally["failed"], self.failed_attempts,
+            self.reasons_seen, self.stop_reason is not None))
+
+    def _last_points(self, run: Run) -> list[dict[str, Any]]:
+        """The intermediate reports of a run that ended (what it wrote last included); the
+        reader forgets it."""
+        if self.reader is None:
+            return []
+        self.reader.update(run.run_id, run.run_dir, run.sim_out_dir)
+        self._warn_of_reports(run)
+        points = self.reader.points(run.run_id)
+        self.reader.forget(run.run_id)
+        return points
+
+    def _give_back(self, run: Run, ended: Ended, decision: Decision) -> None:
+        """A lost attempt: journaled as given back (not charged), run again -- or, when its
+        exit status could not be written, the search stops for the user to fix the disk."""
+        self._event("lost", runs=[run.run_id], reason=ended.reason)
+        if decision.stop == UNRECORDED:
+            raise SearchError(
+                f"the exit status of run {run.run_id} could not be written to "
+                f"{run.run_dir / EXIT_FILE} (is the disk full?); nothing was lost: free "
+                "space or fix its permissions, then run the same command again to resume "
+                "(that run runs again)")
+        if decision.again:
+            self.ready.append(run.run_id)
+
+    def _recorded_reason(self, state: RunState, reason: str | None, status: str,
+                         cut: str | None) -> str | None:
+        """The reason journaled for an ended attempt: the prune's for a pruned run, the
+        verdict's otherwise (a continued time limit says how many continuations it used)."""
+        if status == PRUNED:
+            return state.prune
+        if status == PREEMPTED and cut == "timeout":
+            return (f"{reason}; continued ({state.continued + 1} of "
+                    f"--continue_on_timeout={self.policy.continue_on_timeout})")
+        return reason
+
+    def _journal_end(self, run: Run, ended: Ended, metrics: dict[str, Any], status: str,
+                     reason: str | None, points: list[dict[str, Any]]) -> None:
+        """Journal the attempt's end: a pruned run's values are its last report's; a
+        finished run's rungs it crossed between two reads count first, as in ASHA."""
         extra = dict(ended.extra)
         job = extra.pop("job_id", None)
         if points:
             extra["steps"] = points[-1]["step"]
-        if state.prune is not None and self._stopped_by_prune(run, status):
-            status, reason = "pruned", state.prune  # its last reports are its values
-            metrics = {**metrics, **self._reported_metrics(points[-1])} if points else metrics
-        elif status == "failed" and self._continues(state, ended.cut):
-            status = "preempted"
-            if ended.cut == "timeout":
-                reason = (f"{reason}; continued ({state.continued + 1} of "
-                          f"--continue_on_timeout={self.continue_on_timeout})")
-        if status == "finished":  # rungs it crossed between two reads count, as in ASHA
+        if status == PRUNED and points:
+            metrics = {**metrics, **self._reported_metrics(points[-1])}
+        if status == FINISHED:
             for rung, value in self.pruner.finished(run.run_id, run.trial,
                                                     self._objective_points(points)):
                 self._event("rung", run=run.run_id, rung=rung, value=value)
         self._event("end", run=run.run_id, status=status, attempt=run.attempt,
                     exit=ended.exit_code, reason=reason, metrics=metrics,
                     wall=ended.wall_time, extra=extra, **({"job": job} if job else {}),
-                    **({"cut": ended.cut} if ended.cut and status != "finished" else {}))
-        perf = metrics.get(self.spec.performance_key)
-        if status == "preempted":
-            if self.stop_reason is None:
-                self.ready.append(run.run_id)
-            text = f"run {run.run_id} #{run.trial} {reason}; it runs again"
-        elif status == "pruned":
-            self.tally["pruned"] += 1
-            self._tell(state)
-            text = f"run {run.run_id} #{run.trial} {reason}"
-        elif status == "finished":
-            self.tally["finished"] += 1
-            self.progress.offer_best(perf)
-            self._tell(state)
-            text = f"run {run.run_id} #{run.trial} finished {self.spec.performance_key}={perf}"
-            if verdict.stopped:
-                text += f" ({verdict.stopped} after its summary said finished)"
-            elif state.prune is not None:
-                text += " (it ended before its prune took effect)"
-        else:
-            self._note_failure(run, verdict.reason or "failed")
-            if self._budget_left(state) and self.stop_reason is None:
-                self.ready.append(run.run_id)
-                text = f"run {run.run_id} #{run.trial} failed ({verdict.reason}), will retry"
-            else:
-                self.tally["failed"] += 1
-                self._tell(state)
-                text = f"run {run.run_id} #{run.trial} failed ({verdict.reason})"
-                self._check_max_failures()
-        self._counts()
-        self.progress.event(text, ended=True, duration=ended.wall_time)
+                    **({"cut": ended.cut} if ended.cut and status != FINISHED else {}))
 
-    def _stopped_by_prune(self, run: Run, status: str) -> bool:
-        """Whether a run the pruner decided to stop ended by that stop: it did not finish,
-        or it saw the stop (``should_stop()`` said True) before it wrote ``finished 1``. A
-        run that finished without seeing it ended before its prune took effect: finished."""
-        return status != "finished" or (run.sim_out_dir / STOP_SEEN_FILE).exists()
+    def _ended_text(self, run: Run, state: RunState, decision: Decision, verdict: Verdict,
+                    reason: str | None) -> str:
+        """The progress line of an ended attempt."""
+        head = f"run {run.run_id} #{run.trial}"
+        if decision.status == PREEMPTED:
+            return f"{head} {reason}; it runs again"
+        if decision.status == PRUNED:
+            return f"{head} {reason}"
+        if decision.status == FINISHED:
+            key = self.spec.performance_key
+            text = f"{head} finished {key}={verdict.metrics.get(key)}"
+            if verdict.stopped:
+                return text + f" ({verdict.stopped} after its summary said finished)"
+            if state.prune is not None:
+                return text + " (it ended before its prune took effect)"
+            return text
+        if decision.again:
+            return f"{head} failed ({verdict.reason}), will retry"
+        return f"{head} failed ({verdict.reason})"
 
     def _reported_metrics(self, point: dict[str, Any]) -> dict[str, Any]:
         """A report's values that are results columns: the summary keywords' numbers."""
         return {k: v for k, v in point.items() if k in self.fmt.keywords and k not in (
             "step", "t") and is_number(v)}
-
-    def _continues(self, state: RunState, cut: str | None) -> bool:
-        """Whether an attempt the scheduler cut short runs again, not charged."""
-        return cut == "preempted" or (cut == "timeout"
-                                      and state.continued < self.continue_on_timeout)
 
     def _restarted(self, run: Run, ended: Ended) -> None:
         """The scheduler started the run's job again: journal the cut attempt as preempted,
@@ -453,21 +522,16 @@ class Driver:
         self.backend.stop([run.run_id for run in runs], self.options.prune_grace)
 
     def _note_failure(self, run: Run, reason: str) -> None:
-        """Show why a run failed the first time each kind of reason appears (its numbers
-        aside); --fail_fast stops when the first runs failed alike."""
+        """Remember a failed attempt's kind of reason (what --fail_fast compares) and show
+        why it failed the first time each kind appears (its numbers aside)."""
         kind = failure_kind(reason)
-        self.failed_attempts.append(kind)
+        self.failed_attempts += 1
         if kind not in self.reasons_seen:
             self.reasons_seen.add(kind)
             log = run.run_dir / STDERR_FILE
             self.progress.message(f"run {run.run_id} #{run.trial} failed: {reason}; its "
                                   f"stderr: {log}")
             self.progress.detail(tail_lines(log, STDERR_LINES))
-        n = self.options.fail_fast
-        if (n and not self.tally["finished"] and len(self.failed_attempts) == n
-                and len(set(self.failed_attempts)) == 1 and self.stop_reason is None):
-            self.stop_reason = "fail_fast"
-            self.stop_detail = self._fail_fast_hint(n, reason, run.run_dir / STDERR_FILE)
 
     def _fail_fast_hint(self, n: int, reason: str, stderr: Path) -> str:
         """What to do when the first runs failed alike and none finished: the mistake is in
@@ -481,12 +545,16 @@ class Driver:
                 f"the {source}, run the same command with --force_out_dir (or a new "
                 "--out_dir); --fail_fast=0 goes on regardless")
 
-    def _check_max_failures(self) -> None:
-        limit = self.options.max_failures
-        failed = self.tally["failed"]
-        if limit and failed >= limit and self.stop_reason is None:
-            self.stop_reason = "max_failures"
-            self.stop_detail = f"stopped after {failed} failed runs (--max_failures)"
+    def _stop_search(self, why: str, run: Run, reason: str) -> None:
+        """The policy stops the search for failures (``why``: fail-fast, after ``run``
+        failed with ``reason``, or --max_failures); the loop ends at its next turn."""
+        self.stop_reason = why
+        if why == FAIL_FAST:
+            self.stop_detail = self._fail_fast_hint(self.policy.fail_fast, reason,
+                                                    run.run_dir / STDERR_FILE)
+        else:
+            self.stop_detail = (f"stopped after {self.tally['failed']} failed runs "
+                                "(--max_failures)")
 
     # -- restart --------------------------------------------------------------------
     def _restore(self) -> None:
@@ -509,7 +577,7 @@ class Driver:
             if state.run_id in self.active:
                 continue
             if state.status in ("pending", "cancelled", "preempted") or (
-                    state.status == "failed" and self._budget_left(state)):
+                    state.status == "failed" and self.policy.retries_left(state)):
                 self.ready.append(state.run_id)
             elif state.status == "finished":
                 self.progress.offer_best(state.metrics.get(self.spec.performance_key))
@@ -595,7 +663,7 @@ class Driver:
 
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
-                                              self.max_attempts, self.strategy.adaptive,
+                                              self.policy, self.strategy.adaptive,
                                               self._intermediate))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
@@ -624,7 +692,7 @@ class Driver:
     def _stop_active(self) -> None:
         if not self.active:
             return
-        cancel = (self.backend.name == "local" or self.options.cancel_on_interrupt
+        cancel = (not self.backend.runs_outlive_driver or self.options.cancel_on_interrupt
                   or self.stop_reason in ("max_failures", "fail_fast"))
         if not cancel:
             queued = self.backend.queued()
@@ -749,7 +817,7 @@ def outcome_of(state: RunState, objectives: list[str],
     return Outcome(state.trial, state.status, values, curve)
 
 
-def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attempts: int,
+def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: Policy,
                    adaptive: bool,
                    intermediate: Callable[[RunState], dict[int, float]] | None = None
                    ) -> tuple[list[Proposal], list[Outcome]]:
@@ -760,6 +828,5 @@ def restore_inputs(states: dict[str, RunState], objectives: list[str], max_attem
     proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id)
                  for s in ordered]
     outcomes = [outcome_of(s, objectives, intermediate) for s in ordered if adaptive and (
-        s.status in ("finished", "pruned") or s.status == "failed"
-        and s.attempts - s.budget_start >= max_attempts)]
+        s.status in ("finished", "pruned") or policy.failed_for_good(s))]
     return proposals, outcomes

@@ -16,17 +16,16 @@ from typing import Any
 
 from hpsearch.backends import make_backend
 from hpsearch.backends.base import Backend, Run
-from hpsearch.backends.cluster.backend import ClusterBackend
-from hpsearch.engine.driver import Driver, restore_inputs
+from hpsearch.engine.build import build_driver
+from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
-from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.policy import Policy
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
     check_same_search,
     describe,
     is_search_dir,
-    layout_of_spec,
     read_description,
     write_description,
 )
@@ -120,21 +119,17 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         dry_run(spec, options, strategy, backend)
         return 0
 
-    lock = take_search_dir(options.out_dir)
+    driver = build_driver(spec, options, strategy, backend, meta, lambda: progress)
     try:
-        history = replay(options.out_dir / JOURNAL_FILE)
         say.release()
-        write_description(options.out_dir, meta, spec)
         progress.message(f"search directory {options.out_dir} ({backend.name} backend, "
                          f"{spec.algorithm})")
-        driver = Driver(spec, options, strategy, backend, layout_of_spec(spec), progress, lock,
-                        history)
         status = driver.run()
         record_total(options.out_dir, meta, spec, strategy)
         progress.message(f"results: {options.out_dir / 'search_results.csv'}")
         return status
     finally:
-        lock.release()
+        driver.lock.release()
 
 
 class HeldLines:
@@ -158,18 +153,6 @@ class HeldLines:
             self._say(text)
 
 
-def take_search_dir(out_dir: Path) -> DriverLock:
-    """Create ``out_dir`` and take its lock (a one-line UsageError when either fails)."""
-    lock = DriverLock(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except OSError as exc:
-        raise UsageError(f"cannot use --out_dir={out_dir}: {exc.strerror}; pass a "
-                         "directory you can write to") from None
-    return lock
-
-
 def record_total(out_dir: Path, meta: dict[str, Any], spec: SearchSpec,
                  strategy: Strategy) -> None:
     """Update ``search.json`` when the strategy's total changed while it ran."""
@@ -189,12 +172,10 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     its proposals are reused. A sampler prints only the proposals that need no results.
     """
     history = replay(options.out_dir / JOURNAL_FILE) if options.out_dir.is_dir() else History()
-    attempts = 1 + options.retries
-    strategy.restore(*restore_inputs(history.runs, spec.objectives, attempts,
-                                     strategy.adaptive))
+    policy = Policy.of(options)
+    strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
-               if s.status not in ENDED or s.status == "failed"
-               and s.attempts - s.budget_start < attempts]
+               if s.status not in ENDED or s.status == "failed" and policy.retries_left(s)]
     runs = [make_run(s.run_id, s.trial, s.config, s.args, out_dir=options.out_dir,
                      run_cwd=options.run_cwd, python=options.python, command=spec.command,
                      out_arg=spec.out_arg) for s in waiting]
@@ -210,8 +191,9 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
         return "" if config_file is None else \
             f"# run {run.run_id}: {config_file.describe(storable_config(run.config))}\n"
 
-    if isinstance(backend, ClusterBackend):
-        for script in backend.dry_run_scripts(runs):
+    scripts = backend.dry_run_scripts(runs)
+    if scripts is not None:
+        for script in scripts:
             sys.stdout.write(script + "\n")
         sys.stdout.write("".join(patched(run) for run in runs))
     else:

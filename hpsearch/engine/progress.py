@@ -88,6 +88,19 @@ class Counts:
 
 
 class Progress:
+    """What a search tells its user while it runs: the counts, the best value, the ETA, and
+    the lines about runs.
+
+    The driver sets the :class:`Counts` (:meth:`set_counts`) and says what happens:
+    :meth:`event` for a run that changed state (on a terminal the live line is redrawn, else
+    one timestamped line with the counts), :meth:`message` and :meth:`detail` for lines that
+    must stay, :meth:`offer_best` for a finished run's objective. :meth:`stop` drops the ETA
+    once the search stops; :meth:`finish` writes the final status line, once. ``live``
+    (default: whether ``stream`` is a terminal) chooses the live line over plain lines; a
+    served search writes plain lines to its log. Everything a run wrote goes through
+    :func:`printable`.
+    """
+
     def __init__(self, performance_key: str, ascending: bool, stream: TextIO | None = None,
                  live: bool | None = None) -> None:
         self.stream = stream or sys.stderr

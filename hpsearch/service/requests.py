@@ -31,18 +31,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from hpsearch.backends.base import Backend
+from hpsearch.engine.build import build_driver
 from hpsearch.engine.driver import Driver, summary_format
-from hpsearch.engine.journal import JOURNAL_FILE, replay
-from hpsearch.engine.launch import check_out_dir, record_total, take_search_dir
+from hpsearch.engine.launch import check_out_dir, record_total
 from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
     check_same_search,
     describe,
-    layout_of_spec,
     read_description,
-    write_description,
 )
 from hpsearch.errors import UsageError
 from hpsearch.runs.files import write_atomic
@@ -130,23 +128,20 @@ class Request:
 
     # -- life -----------------------------------------------------------------------
     def start(self) -> None:
-        self.lock = take_search_dir(self.out_dir)
-        try:
-            history = replay(self.out_dir / JOURNAL_FILE)
-            write_description(self.out_dir, self.meta, self.spec)
-            self._log = open(self.out_dir / LOG_FILE, "a")  # noqa: SIM115 -- closed by close()
-        except BaseException:
-            self.lock.release()
-            raise
-        progress = Progress(self.spec.performance_key, self.spec.performance_sort_asc,
-                            stream=self._log, live=False)
-        self.driver = Driver(self.spec, self.options, self.strategy, self.backend,
-                             layout_of_spec(self.spec), progress, self.lock, history)
+        self.driver = build_driver(self.spec, self.options, self.strategy, self.backend,
+                                   self.meta, self._progress)
+        self.lock = self.driver.lock
         self.thread = threading.Thread(target=self._drive, name=f"request {self.id} driver",
                                        daemon=True)
         self.thread.start()
         self.driver.restored.wait()  # until then, a report for a point leased before the
         # restart would find no point (404) and a status would show nothing
+
+    def _progress(self) -> Progress:
+        """The driver's lines, in its directory's log (opened once the directory is taken)."""
+        self._log = open(self.out_dir / LOG_FILE, "a")  # noqa: SIM115 -- closed by close()
+        return Progress(self.spec.performance_key, self.spec.performance_sort_asc,
+                        stream=self._log, live=False)
 
     def _drive(self) -> None:
         assert self.driver is not None

@@ -30,6 +30,7 @@ class SplitBackend(Backend):
         self.name = own.name
         self.durable_intents = own.durable_intents
         self.runs_commands = own.runs_commands  # a run may go to either: it may need one
+        self.runs_outlive_driver = own.runs_outlive_driver  # an interrupt stops them as own's
 
     def room(self) -> int:
         return self.own.room() + self.external.room()
