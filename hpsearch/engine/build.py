@@ -1,5 +1,6 @@
-"""Building a search's driver: the one way ``hpsearch`` and ``hpsearch serve`` take a search
-directory and make the driver that runs it.
+"""Building a search's driver: the one way ``hpsearch`` and ``hpsearch serve`` start a search.
+
+Both take the search directory and make the driver that runs it here.
 
 Called once everything was checked (the search, the flags, the backend, that the directory holds
 this search or none): only from here on is anything written to the directory.
