@@ -91,7 +91,7 @@ def bench_driver_cpu(tmp: Path, runs: int) -> Path:
 
     os.environ.update(BENCH_RUNS=str(runs), BENCH_SECONDS="0")
     out_dir = tmp / "b"
-    argv = hpsearch_argv("grid_sleep.py", out_dir, "--num_jobs=2")[3:]
+    argv = hpsearch_argv("grid_sleep.py", out_dir, "--num_jobs=2")[len(HPSEARCH):]
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     with open(os.devnull, "w") as devnull:
