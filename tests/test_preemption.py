@@ -183,7 +183,7 @@ def test_lsf_time_limit_warning_reaches_the_sim_and_the_run_continues(tmp_path, 
     s = lsf_warned(tmp_path, "--continue_on_timeout=1", *packed)
     script = sorted((s.out_dir / "lsf_logs" / "scripts").iterdir())[0].read_text()
     assert "#BSUB -W 0:03\n#BSUB -wa URG\n#BSUB -wt 1\n" in script
-    assert ("hpsearch.backends.cluster.worker" in script) == bool(packed)
+    assert ("-m hpsearch.worker " in script) == bool(packed)
     check_continued(s)
 
 

@@ -20,7 +20,7 @@ import pytest
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
 from hpsearch.backends.base import BackendError, Ended, Run
-from hpsearch.backends.cluster.backend import SubmitRefused
+from hpsearch.backends.cluster.scheduler import SubmitRefused
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.backends.slurm.backend import SlurmBackend, scancel
 from hpsearch.engine.options import SearchOptions
@@ -280,7 +280,7 @@ def test_submission_that_timed_out_but_queued_is_not_submitted_twice(tmp_path):
             if self.submit_calls == 1:
                 subprocess.run(["sbatch", "--parsable", str(script)], check=True,
                                capture_output=True)
-                from hpsearch.backends.cluster.backend import SubmitUnclear
+                from hpsearch.backends.cluster.scheduler import SubmitUnclear
                 raise SubmitUnclear("sbatch: error: Batch job submission failed: Socket timed "
                                     "out on send/recv operation")
             return super()._submit_array(script)

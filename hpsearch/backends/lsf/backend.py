@@ -19,13 +19,8 @@ from typing import Any
 
 from hpsearch.backends import templating
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import (
-    ClusterBackend,
-    QueryFailed,
-    SubmitRefused,
-    SubmitUnclear,
-    Task,
-)
+from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.lsf import parse as lp
 from hpsearch.engine.options import SearchOptions
 from hpsearch.spec.values import strip_wrapping_quotes

@@ -19,15 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends import templating
-from hpsearch.backends.accounting import SACCT_FORMAT, parse_sacct
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import (
-    ClusterBackend,
-    QueryFailed,
-    SubmitRefused,
-    SubmitUnclear,
-    Task,
-)
+from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.engine.options import SearchOptions
 
@@ -207,7 +201,7 @@ class SlurmBackend(ClusterBackend):
     def _render(self, tasks: list[int], job_name: str, throttle: int,
                 body: dict[str, Any]) -> str:
         """The array script. The time-limit warning
-        (:func:`~hpsearch.backends.cluster.backend.walltime_warning`) is ``--signal=B:URG@<s>``
+        (:func:`~hpsearch.backends.cluster.requeue.walltime_warning`) is ``--signal=B:URG@<s>``
         (before the flags' directives: an ``--sbatch_option=signal=...`` wins): SIGURG to
         the batch shell only, which every shell and program ignores unless it asks for it,
         whereas scancel and requeue send SIGTERM -- so the job script tells the warning from
@@ -295,14 +289,14 @@ class SlurmBackend(ClusterBackend):
 
     def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """``sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j <ids>``
-        (:func:`hpsearch.backends.accounting.parse_sacct`); without accounting storage it answers
+        (:func:`hpsearch.backends.slurm.parse.parse_sacct`); without accounting storage it answers
         ``Slurm accounting storage is disabled`` and exits 1: ``{}``."""
         try:
-            done = _run(["sacct", "--parsable2", "--noheader", f"--format={SACCT_FORMAT}",
+            done = _run(["sacct", "--parsable2", "--noheader", f"--format={sp.SACCT_FORMAT}",
                          "-j", ",".join(job_ids)])
         except (OSError, subprocess.TimeoutExpired):
             return {}
-        return parse_sacct(done.stdout) if done.returncode == 0 else {}
+        return sp.parse_sacct(done.stdout) if done.returncode == 0 else {}
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         scancel(job_ids)
