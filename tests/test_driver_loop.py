@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.engine.driver import Driver
 from hpsearch.engine.journal import JOURNAL_FILE, replay
 from hpsearch.engine.lock import DriverLock
@@ -22,6 +22,7 @@ from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.pruners import parse_pruner
 from hpsearch.engine.searchdir import layout_of_spec
+from hpsearch.runs.model import Run
 from hpsearch.runs.reporter import REPORT_FILE, STOP_SEEN_FILE
 from hpsearch.spec.gridmodule import ScriptCommand, SearchSpec
 from hpsearch.strategies.base import Outcome, Proposal, Strategy

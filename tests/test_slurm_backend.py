@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
-from hpsearch.backends.base import BackendError, Ended, Run
+from hpsearch.backends.base import BackendError, Ended
 from hpsearch.backends.cluster.scheduler import SubmitRefused
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.backends.slurm.backend import SlurmBackend, scancel
 from hpsearch.engine.options import SearchOptions
 from hpsearch.runs.files import read_exit, write_run_record
+from hpsearch.runs.model import Run
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 #: a launch key as the driver makes them (random): the cluster may be shared with other test

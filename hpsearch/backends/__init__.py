@@ -13,10 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hpsearch.backends.base import Backend
-from hpsearch.backends.gpus.admission import GpuLimits
+from hpsearch.backends.gpus.admission import GpuLimits, parse_visible_gpus
 from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend, kill_local_jobs
+from hpsearch.backends.resources import resources_of
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 
@@ -55,11 +56,17 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     if options.cpu_only:
         return cpu_backend(options, say)
     try:
-        limits = GpuLimits.from_options(options)
+        limits = GpuLimits(allowed_load=options.allowed_load,
+                           allowed_memory=options.allowed_memory,
+                           max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
+                           sim_startup_time=options.sim_startup_time,
+                           visible_gpus=parse_visible_gpus(options.visible_gpus))
+        resources = resources_of(options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say)
+        backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say,
+                             resources=resources)
     except GpuUnavailable as exc:
         say(f"{exc} (pass --visible_gpus=-1 to silence this)")
         return cpu_backend(options, say)

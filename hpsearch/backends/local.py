@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.model import Run
 from hpsearch.runs.wrapper import local_argv, wrapper_run_dir
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped

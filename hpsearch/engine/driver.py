@@ -48,7 +48,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
+from hpsearch.backends.resources import resources_of
 from hpsearch.engine.intermediate import IntermediateReader
 from hpsearch.engine.journal import (
     ENDED,
@@ -78,7 +79,7 @@ from hpsearch.runs.files import (
     write_command,
     write_run_record,
 )
-from hpsearch.runs.model import make_run, run_id_of
+from hpsearch.runs.model import Run, make_run, run_id_of
 from hpsearch.runs.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE, STOP_SEEN_FILE
 from hpsearch.runs.summary import (
     SummaryFormat,
@@ -176,7 +177,7 @@ class Driver:
         run = make_run(state.run_id, state.trial, state.config, state.args,
                        out_dir=self.out_dir, run_cwd=self.options.run_cwd,
                        python=self.options.python, command=self.spec.command,
-                       out_arg=self.spec.out_arg)
+                       out_arg=self.spec.out_arg, resources=resources_of(self.options))
         return dataclasses.replace(run, attempt=max(1, state.attempts), launch=state.launch or "")
 
     # -- proposals ------------------------------------------------------------------

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.backends.cluster import claims, packing, reattach, stopping
 from hpsearch.backends.cluster.arrays import Arrays, Submitter
 from hpsearch.backends.cluster.hours import Charges
@@ -39,6 +39,7 @@ from hpsearch.backends.cluster.scheduler import Calls, Scheduler, Task
 from hpsearch.backends.cluster.sweeps import Sweeper
 from hpsearch.backends.cluster.watchlist import Pack, Watchlist
 from hpsearch.engine.options import SearchOptions
+from hpsearch.runs.model import Run
 
 DEFAULT_NUM_JOBS = 8
 LOG_DIR = "slurm_logs"

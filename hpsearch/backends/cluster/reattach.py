@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from hpsearch.backends.base import BackendError, Ended, Run
+from hpsearch.backends.base import BackendError, Ended
 from hpsearch.backends.cluster import claims, packing
 from hpsearch.backends.cluster.scheduler import Calls, QueryFailed, Scheduler
 from hpsearch.backends.cluster.sweeps import Sweeper
 from hpsearch.backends.cluster.watchlist import UNCLAIMED, Pack, Watchlist
 from hpsearch.runs.files import read_start, split_launch
+from hpsearch.runs.model import Run
 
 
 def resolve(scheduler: Scheduler, calls: Calls, key: str, job_name: str, folder: Path,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.backends.base import BackendError, Run
+from hpsearch.backends.base import BackendError
+from hpsearch.runs.model import Run
 from hpsearch.runs.wrapper import RUN_FUNCTION, TASK_FUNCTION
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hpsearch.backends.base import Run
 from hpsearch.backends.cluster.arrays import Arrays
 from hpsearch.runs.files import ExitRecord
+from hpsearch.runs.model import Run
 
 #: the state of a run the scheduler was not asked about yet
 SUBMITTED = "SUBMITTED"

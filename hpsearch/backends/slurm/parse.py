@@ -286,3 +286,33 @@ def parse_sacct(text: str) -> dict[str, dict[str, float]]:
         found[parts[0]] = hours(elapsed * tres_count(parts[2], "gres/gpu"),
                                 elapsed * tres_count(parts[2], "cpu"))
     return found
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs a ``--gres`` value asks for (``name[:type][:count]``, comma-separated):
+    ``"gpu:1"`` -> 1, ``"gpu:a100:2"`` -> 2, ``"gpu"`` -> 1, ``"gpu:2,tmpfs:10G"`` -> 2;
+    ``""`` or no ``gpu`` -> 0."""
+    total = 0
+    for item in gres.split(","):
+        parts = item.strip().split(":")
+        if parts[0] == "gpu":
+            total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return total
+
+
+def leading_count(text: str, default: int) -> int:
+    """The count a ``--gpus``, ``--cpus-per-task`` or ``--nodes`` value starts or ends with:
+    ``"a100:2"`` -> 2, ``"4"`` -> 4, ``"1-2"`` (a range of nodes) -> 1; ``default`` when it
+    names none."""
+    last = text.strip().split(":")[-1]
+    match = re.match(r"\d+", last)
+    return int(match.group()) if match else default
+
+
+def memory_bytes(mem: str) -> int | None:
+    """``--mem`` in bytes: ``"8G"`` -> 8 GiB, ``"500M"``, ``"500"`` (Slurm's unit is MiB)
+    -> 500 MiB; ``"0"`` (all of a node's memory) or anything else -> None."""
+    match = re.fullmatch(r"(\d+)([KMGT]?)B?", mem.strip(), re.IGNORECASE)
+    if not match or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) * 1024 ** ("KMGT".index(match.group(2).upper() or "M") + 1)
