@@ -9,7 +9,7 @@ import sys
 
 from conftest import REPO, hpsearch_env, run_hpsearch, write_search
 
-from hpsearch.runs.model import make_run, run_id_of
+from hpsearch.runs.model import Resources, make_run, run_id_of
 from hpsearch.spec.gridmodule import load_spec
 from hpsearch.spec.invocation import parse_script_command
 from hpsearch.spec.values import render_args
@@ -153,7 +153,8 @@ def test_make_run_argv_and_stable_id(tmp_path):
     config = {"lr": 0.1, "flag": True}
     command = parse_script_command("-W ignore train.py sub", tmp_path, check=False)
     run = make_run(run_id_of(config), 0, config, None, out_dir=tmp_path, run_cwd=tmp_path,
-                   python="/usr/bin/py", command=command, out_arg="results")
+                   python="/usr/bin/py", command=command, out_arg="results",
+                   resources=Resources())
     assert run.argv == ("/usr/bin/py", "-W", "ignore", "train.py", "sub",
                         f"--results={run.sim_out_dir}", "--lr=0.1", "--flag")
     assert run.run_id == run_id_of({"flag": True, "lr": 0.1})  # key order does not matter

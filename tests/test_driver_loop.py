@@ -14,13 +14,14 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.engine.driver import Driver
 from hpsearch.engine.journal import JOURNAL_FILE, replay
 from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import layout_of_spec
+from hpsearch.runs.model import Run
 from hpsearch.runs.reporter import REPORT_FILE, STOP_SEEN_FILE
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.invocation import ScriptCommand

@@ -34,12 +34,12 @@ from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
 from hpsearch import report
-from hpsearch.backends.base import Run
 from hpsearch.backends.slurm.backend import SlurmBackend
 from hpsearch.engine.journal import replay
 from hpsearch.engine.options import SearchOptions
 from hpsearch.runs.curves import read_curve, split_points
 from hpsearch.runs.files import write_run_record
+from hpsearch.runs.model import Run
 
 SIM = '''
 import json, os, signal, sys, time

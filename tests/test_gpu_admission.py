@@ -8,7 +8,6 @@ and end. No GPU and no sleeping needed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from hpsearch.backends.gpus.admission import (
     parse_visible_gpus,
 )
 from hpsearch.backends.gpus.probe import GpuSample
-from hpsearch.engine.options import SearchOptions
 
 
 def sample(index, used, total=16000, util=0.0, processes=None):
@@ -57,8 +55,9 @@ class SimGpus:
         return out
 
 
-def run_search(limits, gpus, n_runs, mib, startup, duration, dt=0.25, check=None):
-    """Drive the policy like a backend would; return (makespan, max jobs seen per GPU)."""
+def run_search(limits, gpus, n_runs, mib, startup, duration, dt=0.25, check=None, need=None):
+    """Drive the policy like a backend would, each run declaring ``need`` MiB (None: learn
+    it); return (makespan, max jobs seen per GPU)."""
     policy = GpuAdmission(limits)
     pending = list(range(n_runs))
     now, next_pid, max_jobs = 0.0, 1000, 0
@@ -70,14 +69,14 @@ def run_search(limits, gpus, n_runs, mib, startup, duration, dt=0.25, check=None
         policy.observe(gpus.samples(now), now)
         while pending:
             run_id = f"r{pending[0]}"
-            gpu = policy.choose(now, run_id)
+            gpu = policy.choose(now, run_id, need)
             if gpu is None:
                 break
             pending.pop(0)
             next_pid += 1
             gpus.procs[next_pid] = Proc(gpu, mib, now + startup, now + startup + duration)
             owner[next_pid] = run_id
-            policy.launched(gpu, run_id, next_pid, now)
+            policy.launched(gpu, run_id, next_pid, now, need)
         for g in range(len(gpus.totals)):
             jobs = sum(1 for p in gpus.procs.values() if p.gpu == g)
             max_jobs = max(max_jobs, jobs)
@@ -107,7 +106,6 @@ def test_known_need_respects_memory_another_user_holds():
         allowed_memory=0.8,
         max_num_jobs_per_gpu=8,
         sim_startup_time=0,  # no gate: the reservations alone keep the limit
-        gpu_memory_per_run=2000,
     )
     gpus = SimGpus([16000, 16000], other_mib={0: 9000})
 
@@ -116,33 +114,32 @@ def test_known_need_respects_memory_another_user_holds():
         if g == 0:  # 9000 + 2 x 2000 > 12800
             assert sum(1 for p in gpus.procs.values() if p.gpu == 0) <= 1
 
-    _, max_jobs = run_search(limits, gpus, 30, 2000, startup=1, duration=3, check=within)
+    _, max_jobs = run_search(limits, gpus, 30, 2000, startup=1, duration=3, check=within,
+                             need=2000)
     assert max_jobs == 6  # GPU 1: 6 x 2000 <= 12800 < 7 x 2000
 
 
 def test_reservations_prevent_the_launch_burst_a_single_snapshot_allows():
     snapshot = [sample(0, 0), sample(1, 0)]
-    reserving = GpuAdmission(
-        GpuLimits(max_num_jobs_per_gpu=10, sim_startup_time=0, gpu_memory_per_run=4000)
-    )
+    reserving = GpuAdmission(GpuLimits(max_num_jobs_per_gpu=10, sim_startup_time=0))
     snapshot_only = GpuAdmission(GpuLimits(max_num_jobs_per_gpu=10, sim_startup_time=0))
     counts = []
-    for policy in (reserving, snapshot_only):
+    for policy, need in ((reserving, 4000), (snapshot_only, None)):
         policy.observe(snapshot, 0.0)
         launched = []
-        while (gpu := policy.choose(0.0, f"r{len(launched)}")) is not None:
-            policy.launched(gpu, f"r{len(launched)}", None, 0.0)
+        while (gpu := policy.choose(0.0, f"r{len(launched)}", need)) is not None:
+            policy.launched(gpu, f"r{len(launched)}", None, 0.0, need)
             launched.append(gpu)
         counts.append(launched)
     assert sorted(counts[0]) == [0, 0, 1, 1]  # 2 x 4000 = 0.5 x 16000 per GPU
     assert len(counts[1]) == 20  # no reservation: the stale snapshot admits 20 runs
-    assert "memory 12000/16000" in reserving.refusal(0, 0.0)
+    assert "memory 12000/16000" in reserving.refusal(0, 0.0, 4000)
 
 
 def test_reservation_shrinks_as_the_run_memory_shows():
-    policy = GpuAdmission(GpuLimits(max_num_jobs_per_gpu=5, gpu_memory_per_run=4000))
+    policy = GpuAdmission(GpuLimits(max_num_jobs_per_gpu=5))
     policy.observe([sample(0, 0)], 0.0)
-    policy.launched(0, "a", 77, 0.0)
+    policy.launched(0, "a", 77, 0.0, need=4000)
     assert policy.reserved_mib(0) == 4000
     policy.observe([sample(0, 1500, processes={77: 1500})], 1.0)
     assert policy.reserved_mib(0) == 2500  # 1500 held, 2500 still to come
@@ -266,19 +263,19 @@ def test_oom_retry_waits_for_our_unseen_runs_on_the_gpu():
 
 
 def test_user_need_larger_than_every_gpu_is_reported():
-    policy = GpuAdmission(GpuLimits(gpu_memory_per_run=parse_mib("12GiB")))
+    policy = GpuAdmission(GpuLimits())
     policy.observe([sample(0, 0, total=16000)], 0.0)
-    assert not policy.fits_at_all()
-    assert policy.choose(0.0) is None
+    assert not policy.fits_at_all(need=parse_mib("12GiB"))
+    assert policy.choose(0.0, need=parse_mib("12GiB")) is None
 
 
 def test_unknown_memory_total_skips_only_the_memory_rule():
-    policy = GpuAdmission(GpuLimits(max_num_jobs_per_gpu=2, gpu_memory_per_run=99999))
+    policy = GpuAdmission(GpuLimits(max_num_jobs_per_gpu=2))
     gb10 = GpuSample(0, "NVIDIA GB10", None, None, 0.0, {})
     policy.observe([gb10], 0.0)
-    assert policy.choose(0.0) == 0
-    policy.launched(0, "a", 1, 0.0)
-    assert policy.choose(1.0) is None  # the gate still holds
+    assert policy.choose(0.0, need=99999) == 0
+    policy.launched(0, "a", 1, 0.0, need=99999)
+    assert policy.choose(1.0, need=99999) is None  # the gate still holds
 
 
 def test_no_sample_no_choice():
@@ -308,31 +305,19 @@ def test_parse_visible_gpus():
         parse_visible_gpus("a")
 
 
-def test_limits_from_search_options():
-    opts = SearchOptions(
-        out_dir=Path("o"), run_cwd=Path("."), python="python", visible_gpus="1,3",
-        max_num_jobs_per_gpu=3, sim_startup_time=0, gpu_memory_per_run="2G",
-    )  # fmt: skip
-    limits = GpuLimits.from_options(opts)
-    assert limits.visible_gpus == (1, 3)
-    assert limits.gpu_memory_per_run == 2048
-    assert (limits.allowed_load, limits.allowed_memory) == (0.5, 0.5)
-    assert (limits.max_num_jobs_per_gpu, limits.sim_startup_time) == (3, 0)
-
-
 def test_memory_of_an_ended_run_is_free_before_the_next_sample():
     """A reaped run's memory is free at once: its successor need not wait for a sample."""
     limits = GpuLimits(allowed_load=1.0, allowed_memory=0.5, max_num_jobs_per_gpu=4,
-                       sim_startup_time=0, gpu_memory_per_run=3000)
+                       sim_startup_time=0)
     policy = GpuAdmission(limits)
     policy.observe([sample(0, 0, total=10000)], now=0.0)
-    assert policy.choose(0.0, "a") == 0
-    policy.launched(0, "a", pid=11, now=0.0)
+    assert policy.choose(0.0, "a", 3000) == 0
+    policy.launched(0, "a", pid=11, now=0.0, need=3000)
     policy.observe([sample(0, 5000, total=10000, processes={11: 3000})], now=1.0)
-    assert policy.choose(1.0, "b") is None  # 5000 used + 3000 needed > 50 %
+    assert policy.choose(1.0, "b", 3000) is None  # 5000 used + 3000 needed > 50 %
     policy.ended("a")
-    assert policy.choose(1.0, "b") == 0  # 2000 left by others + 3000 <= 5000
-    policy.launched(0, "b", pid=12, now=1.0)
-    assert policy.choose(1.0, "c") is None  # b's 3000 is reserved until it shows
+    assert policy.choose(1.0, "b", 3000) == 0  # 2000 left by others + 3000 <= 5000
+    policy.launched(0, "b", pid=12, now=1.0, need=3000)
+    assert policy.choose(1.0, "c", 3000) is None  # b's 3000 is reserved until it shows
     policy.observe([sample(0, 2000, total=10000)], now=2.0)  # b has not allocated yet
-    assert policy.choose(2.0, "c") is None  # a's memory is not subtracted twice
+    assert policy.choose(2.0, "c", 3000) is None  # a's memory is not subtracted twice

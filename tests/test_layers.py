@@ -83,10 +83,11 @@ SHIMS = {
 #: ``runs/model.py``, the claims stop reading the engine's lock; OPTIONS: each backend
 #: receives its own options). The lead removes this set when the branches are merged.
 PENDING = {
-    ("hpsearch.runs.model", "hpsearch.backends.base"),
     ("hpsearch.backends.cluster.claims", "hpsearch.engine.lock"),
     ("hpsearch.backends", "hpsearch.engine.options"),
     ("hpsearch.backends.cluster.backend", "hpsearch.engine.options"),
+    ("hpsearch.backends.cluster.packing", "hpsearch.engine.options"),
+    ("hpsearch.backends.cluster.requeue", "hpsearch.engine.options"),
     ("hpsearch.backends.lsf.backend", "hpsearch.engine.options"),
     ("hpsearch.backends.slurm.backend", "hpsearch.engine.options"),
 }

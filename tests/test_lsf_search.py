@@ -27,12 +27,12 @@ from conftest import (
 )
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
-from hpsearch.backends.base import Run
-from hpsearch.backends.cluster.backend import Task
+from hpsearch.backends.cluster.scheduler import Task
 from hpsearch.backends.lsf.backend import LsfBackend, _index_list, bkill, validate_lsf_options
 from hpsearch.backends.lsf.parse import BJOBS_FORMAT, parse_bsub_job_id
 from hpsearch.engine.options import SearchOptions
 from hpsearch.runs.files import write_run_record
+from hpsearch.runs.model import Run
 
 TRICKY = "it's \"q\" $HOME `x` a;b  c"
 

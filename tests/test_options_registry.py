@@ -83,6 +83,7 @@ from typing import ClassVar
 
 from hpsearch.backends import SCHEDULERS, Scheduler
 from hpsearch.options_decl import option
+from hpsearch.runs.model import Resources
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +100,15 @@ def driver_script(options, argv, cwd):
     return f"#!fake {options.fake_queue} {options.num_hours}\\n"
 
 
+def resources(options, gpu_memory_mib):
+    return Resources(gpus=0, gpu_memory_mib=gpu_memory_mib)
+
+
 SCHEDULERS["fake"] = Scheduler(
     FakeOptions, lambda options, mem, partition: {"fake_queue": partition or "dq"},
     backend="hpsearch.backends.local:LocalBackend", validate="__main__:validate",
-    cancel_command="true", cancel="__main__:validate", driver_script="__main__:driver_script")
+    cancel_command="true", cancel="__main__:validate", driver_script="__main__:driver_script",
+    resources="__main__:resources")
 
 from hpsearch.cli import main  # noqa: E402  (the CLI is made from the table as it is now)
 

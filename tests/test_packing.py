@@ -21,9 +21,9 @@ from conftest import hpsearch_env, run_hpsearch, start_hpsearch, wait_for, write
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
-from hpsearch.backends.base import Run
 from hpsearch.backends.cluster import claims
 from hpsearch.runs.files import write_run_record
+from hpsearch.runs.model import Run
 
 SLURM = ("--run_cluster", "--scheduler=slurm", "--slurm_mem=50M")
 

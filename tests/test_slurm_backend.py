@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
-from hpsearch.backends.base import BackendError, Ended, Run
-from hpsearch.backends.cluster.backend import SubmitRefused
+from hpsearch.backends.base import BackendError, Ended
+from hpsearch.backends.cluster.scheduler import SubmitRefused
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.backends.slurm.backend import SlurmBackend, scancel
 from hpsearch.engine.options import SearchOptions
 from hpsearch.runs.files import read_exit, write_run_record
+from hpsearch.runs.model import Run
 
 pytestmark = pytest.mark.usefixtures("slurm_cluster")
 #: a launch key as the driver makes them (random): the cluster may be shared with other test
@@ -280,7 +281,7 @@ def test_submission_that_timed_out_but_queued_is_not_submitted_twice(tmp_path):
             if self.submit_calls == 1:
                 subprocess.run(["sbatch", "--parsable", str(script)], check=True,
                                capture_output=True)
-                from hpsearch.backends.cluster.backend import SubmitUnclear
+                from hpsearch.backends.cluster.scheduler import SubmitUnclear
                 raise SubmitUnclear("sbatch: error: Batch job submission failed: Socket timed "
                                     "out on send/recv operation")
             return super()._submit_array(script)

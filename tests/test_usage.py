@@ -1,5 +1,5 @@
-"""GPU-hours and CPU-hours (hpsearch/backends/accounting.py): how shared resources are split, and
-the text ``sacct`` prints.
+"""GPU-hours and CPU-hours (hpsearch/backends/accounting.py): how shared resources are split,
+and the text ``sacct`` prints (hpsearch/backends/slurm/parse.py).
 
 The local Slurm keeps no accounts (``AccountingStorageType=accounting_storage/none``), so the
 accounted path is tested here against the text Slurm documents and prints, quoted below: the
@@ -21,12 +21,11 @@ from hpsearch.backends.accounting import (
     add,
     describe,
     measured,
-    parse_sacct,
     run_total,
     search_totals,
-    tres_count,
 )
 from hpsearch.backends.slurm.backend import SlurmBackend
+from hpsearch.backends.slurm.parse import parse_sacct, tres_count
 from hpsearch.engine.options import SearchOptions
 
 #: sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j 8117657_3,8117678_0,9

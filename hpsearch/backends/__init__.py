@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpsearch.backends.base import Backend, BackendError
-from hpsearch.backends.gpus.admission import GpuLimits
+from hpsearch.backends.gpus.admission import parse_mib
 from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
@@ -29,6 +29,7 @@ from hpsearch.backends.lsf import options as lsf_options
 from hpsearch.backends.slurm import options as slurm_options
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option, own
+from hpsearch.runs.model import Resources
 
 if TYPE_CHECKING:
     from hpsearch.engine.options import SearchOptions
@@ -42,9 +43,11 @@ class Scheduler:
     (``hpsearch --help`` and a local search load no scheduler's code): ``backend``, the
     :class:`Backend` class, built from the options, whose ``commands`` must be on PATH;
     ``validate(options)`` raises ValueError (one line) for options the scheduler refuses;
-    ``cancel(job_ids)`` cancels jobs from outside the driver (the count it reached, or None:
-    all of them) with ``cancel_command``; ``driver_script(options, argv, cwd)`` renders the
-    driver's own batch job (``hpsearch wrap``) with the options ``for_driver`` changes.
+    ``cancel(job_ids)`` cancels jobs from outside the driver (the count it reached, or None: all of
+    them) with ``cancel_command``; ``resources(options, gpu_memory_mib)`` is the
+    :class:`~hpsearch.runs.model.Resources` each run's job asks for, read from its directives;
+    ``driver_script(options, argv, cwd)`` renders the driver's own batch job (``hpsearch wrap``)
+    with the options ``for_driver`` changes.
     """
 
     options: type
@@ -54,6 +57,7 @@ class Scheduler:
     cancel_command: str
     cancel: str
     driver_script: str
+    resources: str
 
     def load(self, ref: str) -> Any:
         """The attribute ``"module:attribute"`` names."""
@@ -68,13 +72,15 @@ SCHEDULERS: dict[str, Scheduler] = {
         backend="hpsearch.backends.slurm.backend:SlurmBackend",
         validate="hpsearch.backends.slurm.backend:validate_slurm_options",
         cancel_command="scancel", cancel="hpsearch.backends.slurm.backend:scancel",
-        driver_script="hpsearch.backends.slurm.backend:render_driver_script"),
+        driver_script="hpsearch.backends.slurm.backend:render_driver_script",
+        resources="hpsearch.backends.slurm.backend:run_resources"),
     "lsf": Scheduler(
         lsf_options.LsfOptions, lsf_options.for_driver,
         backend="hpsearch.backends.lsf.backend:LsfBackend",
         validate="hpsearch.backends.lsf.backend:validate_lsf_options",
         cancel_command="bkill", cancel="hpsearch.backends.lsf.backend:bkill",
-        driver_script="hpsearch.backends.lsf.backend:render_lsf_driver_script"),
+        driver_script="hpsearch.backends.lsf.backend:render_lsf_driver_script",
+        resources="hpsearch.backends.lsf.backend:run_resources"),
 }
 
 
@@ -107,6 +113,18 @@ def scheduler(name: str, doing: str = "") -> Scheduler:
     return entry
 
 
+def resources_of(options: SearchOptions) -> Resources:
+    """What each run of the search ``options`` describe needs (the same for every run today):
+    on a cluster what its scheduler's directives ask for, locally one GPU (none with
+    ``--visible_gpus=-1``); ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises
+    ``ValueError`` (one line) for a value only a caller other than the CLI can pass."""
+    gpu_memory = parse_mib(options.gpu_memory_per_run)
+    if options.run_cluster:
+        entry = scheduler(options.scheduler)
+        return entry.load(entry.resources)(options, gpu_memory)
+    return Resources(gpus=0 if options.cpu_only else 1, gpu_memory_mib=gpu_memory)
+
+
 def make_cluster_backend(options: SearchOptions) -> Backend:
     """The scheduler's backend, its settings checked before anything is submitted.
 
@@ -134,11 +152,13 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     if options.cpu_only:
         return cpu_backend(options, say)
     try:
-        limits = GpuLimits.from_options(own(GpuOptions, options))
+        limits = own(GpuOptions, options).limits()
+        resources = resources_of(options)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
-        backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say)
+        backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say,
+                             resources=resources)
     except GpuUnavailable as exc:
         say(f"{exc} (pass --visible_gpus=-1 to silence this)")
         return cpu_backend(options, say)

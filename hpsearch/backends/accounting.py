@@ -16,9 +16,8 @@ Only runs of one packed job, or of one machine's local GPUs, share: any other cl
 its resources to itself, and so has a local CPU slot (one CPU).
 
 **Accounted** (Slurm with accounting storage): the run of a one-run job is charged what
-``sacct`` says its job held, from the lines of ``sacct --parsable2 --noheader
---format=JobID,ElapsedRaw,AllocTRES -j <ids>`` (:func:`parse_sacct`), elapsed seconds times
-the job's ``gres/gpu`` and ``cpu``. Without accounting storage ``sacct`` answers ``Slurm
+``sacct`` says its job held (:func:`hpsearch.backends.slurm.parse.parse_sacct`), elapsed seconds
+times the job's ``gres/gpu`` and ``cpu``. Without accounting storage ``sacct`` answers ``Slurm
 accounting storage is disabled`` (exit 1) and the measured hours stand.
 """
 
@@ -26,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,45 +105,6 @@ class Ledger:
 def hours(gpu: float, cpu: float) -> dict[str, float]:
     """The result columns, rounded to a second's worth."""
     return {"gpu_hours": round(gpu, 6), "cpu_hours": round(cpu, 6)}
-
-
-# -- Slurm accounting -------------------------------------------------------------------
-#: the ``sacct`` fields :func:`parse_sacct` reads, in this order
-SACCT_FORMAT = "JobID,ElapsedRaw,AllocTRES"
-_TRES_GPU = re.compile(r"(?:^|,)gres/gpu(?::[^=,]+)?=(\d+)")
-
-
-def tres_count(tres: str, name: str) -> int:
-    """A count of an ``AllocTRES`` text: ``"billing=1,cpu=4,gres/gpu=2,mem=8G,node=1"`` ->
-    ``cpu`` 4, ``gres/gpu`` 2. GPUs listed by type as well (``gres/gpu:a100=1,gres/gpu=1``)
-    count once: the untyped total when there is one, else the typed ones added up."""
-    if name == "gres/gpu":
-        plain = re.search(r"(?:^|,)gres/gpu=(\d+)", tres)
-        return int(plain.group(1)) if plain else sum(int(n) for n in _TRES_GPU.findall(tres))
-    match = re.search(rf"(?:^|,){re.escape(name)}=(\d+)", tres)
-    return int(match.group(1)) if match else 0
-
-
-def parse_sacct(text: str) -> dict[str, dict[str, float]]:
-    """``{job_id: {"gpu_hours", "cpu_hours"}}`` from ``sacct --parsable2 --noheader
-    --format=JobID,ElapsedRaw,AllocTRES -j ...``, whose lines read (a job, then its steps,
-    which are left out)::
-
-        8117657_3|65|billing=64,cpu=9,gres/cpu=9,gres/gpu:a100_3g.20gb=1,gres/gpu=1,mem=60G,node=1
-        8117657_3.batch|65|cpu=9,gres/cpu=9,gres/gpu:a100_3g.20gb=1,gres/gpu=1,mem=60G,node=1
-        8117657_3.extern|65|billing=64,cpu=9,gres/cpu=9,gres/gpu=1,mem=60G,node=1
-
-    A job that has not started has no ``AllocTRES`` (an empty field): it is left out too.
-    """
-    found: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 3 or "." in parts[0] or not parts[1].isdigit() or not parts[2]:
-            continue
-        elapsed = int(parts[1]) / 3600
-        found[parts[0]] = hours(elapsed * tres_count(parts[2], "gres/gpu"),
-                                elapsed * tres_count(parts[2], "cpu"))
-    return found
 
 
 # -- totals ---------------------------------------------------------------------------------

@@ -16,35 +16,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import BackendError  # noqa: F401  (re-exported: backends import it from here)
 from hpsearch.runs.files import ExitRecord
-
-
-@dataclass(frozen=True)
-class Run:
-    """One attempt of one configuration, ready to execute.
-
-    ``argv`` is the complete command (interpreter, script, arguments) as a list: it is
-    never joined into a shell string. ``cwd`` is the directory it runs in (``--run_cwd``).
-    ``run_dir`` is the run's own record directory (logs, command, exit code); the sim's
-    output directory, passed as ``--<_OUT_ARG>``, is ``sim_out_dir``. ``launch`` is the key
-    of the launch that starts this attempt (the wrapper writes it into the run's files);
-    ``env`` holds environment variables the run gets on top of the backend's.
-    """
-
-    run_id: str
-    trial: int
-    config: Mapping[str, Any]
-    argv: tuple[str, ...]
-    cwd: Path
-    run_dir: Path
-    sim_out_dir: Path
-    attempt: int = 1
-    launch: str = ""
-    env: Mapping[str, str] = field(default_factory=dict)
+from hpsearch.runs.model import Run
 
 
 @dataclass(frozen=True)

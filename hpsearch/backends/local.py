@@ -28,8 +28,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.model import Run
 from hpsearch.runs.processes import group_alive as _group_alive
 from hpsearch.runs.processes import signal_group as _signal_group
 from hpsearch.runs.processes import stop_groups

@@ -48,7 +48,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends import resources_of
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.engine.intermediate import IntermediateReader
 from hpsearch.engine.journal import (
     ENDED,
@@ -92,7 +93,7 @@ from hpsearch.runs.files import (
     write_command,
     write_run_record,
 )
-from hpsearch.runs.model import make_run, run_id_of
+from hpsearch.runs.model import Run, make_run, run_id_of
 from hpsearch.runs.reporter import OUT_DIR_VARIABLE, REPORT_FILE, STOP_FILE, STOP_SEEN_FILE
 from hpsearch.runs.summary import (
     SummaryFormat,
@@ -154,6 +155,7 @@ class Driver:
                  history: History) -> None:
         self.spec = spec
         self.options = options
+        self.resources = resources_of(options)  # what each run needs (the same for all)
         self.strategy = strategy
         self.backend = backend
         strategy.call_when_ready(backend.wake)  # a proposal computed ends the wait for it
@@ -209,7 +211,7 @@ class Driver:
         run = make_run(state.run_id, state.trial, state.config, state.args,
                        out_dir=self.out_dir, run_cwd=self.options.run_cwd,
                        python=self.options.python, command=self.spec.command,
-                       out_arg=self.spec.out_arg)
+                       out_arg=self.spec.out_arg, resources=self.resources)
         return dataclasses.replace(run, attempt=max(1, state.attempts), launch=state.launch or "")
 
     # -- proposals ------------------------------------------------------------------

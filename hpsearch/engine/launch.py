@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpsearch.backends import make_backend
-from hpsearch.backends.base import Backend, Run
+from hpsearch.backends import make_backend, resources_of
+from hpsearch.backends.base import Backend
 from hpsearch.engine.build import build_driver
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
@@ -30,7 +30,7 @@ from hpsearch.engine.searchdir import (
     write_description,
 )
 from hpsearch.errors import UsageError
-from hpsearch.runs.model import make_run, run_id_of
+from hpsearch.runs.model import Run, make_run, run_id_of
 from hpsearch.spec.gridmodule import SearchSpec, resolve_algorithm, with_pruner
 from hpsearch.spec.values import storable_config
 from hpsearch.strategies import make_strategy
@@ -176,15 +176,17 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
                if s.status not in ENDED or s.status == "failed" and policy.retries_left(s)]
+    resources = resources_of(options)
     runs = [make_run(s.run_id, s.trial, s.config, s.args, out_dir=options.out_dir,
                      run_cwd=options.run_cwd, python=options.python, command=spec.command,
-                     out_arg=spec.out_arg) for s in waiting]
+                     out_arg=spec.out_arg, resources=resources) for s in waiting]
     new, note = strategy.preview(sys.maxsize if not strategy.adaptive else 64)
     for p in new:
         run_id = p.run_id or run_id_of(p.config, p.trial)
         runs.append(make_run(run_id, p.trial, p.config, None,
                              out_dir=options.out_dir, run_cwd=options.run_cwd,
-                             python=options.python, command=spec.command, out_arg=spec.out_arg))
+                             python=options.python, command=spec.command, out_arg=spec.out_arg,
+                             resources=resources))
     config_file = spec.command.config_file
 
     def patched(run: Run) -> str:

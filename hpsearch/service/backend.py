@@ -20,8 +20,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import read_start, write_start
+from hpsearch.runs.model import Run
 from hpsearch.runs.summary import SummaryFormat
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.points import Point, PointBook, Report

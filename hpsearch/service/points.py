@@ -37,8 +37,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from hpsearch.backends.base import Run
 from hpsearch.runs.files import StartRecord
+from hpsearch.runs.model import Run
 
 #: the statuses a client sees and can ask for
 PointStatus = Literal["new", "running", "finished", "failed"]

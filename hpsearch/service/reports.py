@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hpsearch.backends.base import Ended, Run
+from hpsearch.backends.base import Ended
 from hpsearch.runs.files import (
     STDERR_FILE,
     ExitRecord,
@@ -34,6 +34,7 @@ from hpsearch.runs.files import (
     write_exit,
     write_small,
 )
+from hpsearch.runs.model import Run
 from hpsearch.runs.summary import SummaryFormat
 from hpsearch.service.api_error import ApiError
 from hpsearch.service.limits import cut_failure

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from hpsearch.backends.base import Backend, Ended, Run
+from hpsearch.backends.base import Backend, Ended
+from hpsearch.runs.model import Run
 from hpsearch.service.backend import EXTERNAL_JOB, ExternalBackend
 
 #: how long one wait on the own backend may block before the external side is looked at

@@ -43,9 +43,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.backends.base import Run
+from hpsearch.backends.gpus.admission import parse_mib
 from hpsearch.engine.lock import link_whole
 from hpsearch.runs.files import SIM_OUT_DIR, read_run_record, write_atomic
+from hpsearch.runs.model import Resources, Run
 
 PACKS_DIR = "packs"
 QUEUE_FILE = "queue.json"
@@ -92,12 +93,16 @@ def write_queue(folder: Path, queue: Queue) -> None:
 
 
 def read_queue(folder: Path) -> Queue:
-    """The pack's ``queue.json`` (OSError / ValueError when it is missing or torn)."""
+    """The pack's ``queue.json`` (OSError / ValueError when it is missing or torn); its
+    runs need a GPU each and the GPU memory ``gpu_memory_per_run`` names (MiB, or a size such
+    as ``4GiB`` in a queue an older hpsearch wrote; null: learned)."""
     with open(folder / QUEUE_FILE) as f:
         data = json.load(f)
+    needs = Resources(gpu_memory_mib=parse_mib(data["gpu"].get("gpu_memory_per_run")))
     runs = tuple(Run(r["run_id"], int(r["trial"]), {}, tuple(r["argv"]), Path(r["cwd"]),
                      Path(r["run_dir"]), Path(r["run_dir"]) / SIM_OUT_DIR,
-                     attempt=int(r["attempt"]), launch=data["key"], env=dict(r["env"]))
+                     attempt=int(r["attempt"]), launch=data["key"], env=dict(r["env"]),
+                     resources=needs)
                  for r in data["runs"])
     return Queue(data["key"], int(data["runs_per_job"]), int(data["workers"]),
                  data["timeout"], float(data["walltime_warning"]),

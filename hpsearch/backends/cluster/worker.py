@@ -48,9 +48,8 @@ from collections import deque
 from pathlib import Path
 from types import FrameType
 
-from hpsearch.backends.base import Run
 from hpsearch.backends.cluster import claims
-from hpsearch.backends.gpus.admission import GpuLimits, parse_mib
+from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.probe import FixedGpus, GpuSource, GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import KILL_GRACE, LocalBackend
@@ -61,6 +60,7 @@ from hpsearch.runs.files import (
     split_launch,
     was_warned,
 )
+from hpsearch.runs.model import Run
 
 #: seconds the worker sleeps at most between two looks at its runs, stops and signals
 TICK = 0.5
@@ -99,8 +99,7 @@ def in_job_backend(queue: claims.Queue, job: str) -> LocalBackend:
     limits = GpuLimits(allowed_load=float(gpu["allowed_load"]),
                        allowed_memory=float(gpu["allowed_memory"]),
                        max_num_jobs_per_gpu=int(gpu["max_num_jobs_per_gpu"]),
-                       sim_startup_time=float(gpu["sim_startup_time"]),
-                       gpu_memory_per_run=parse_mib(gpu["gpu_memory_per_run"]))
+                       sim_startup_time=float(gpu["sim_startup_time"]))
     source: GpuSource | None
     try:
         source = open_gpu_source()
@@ -117,7 +116,8 @@ def in_job_backend(queue: claims.Queue, job: str) -> LocalBackend:
                            sim_startup_time=0.0, visible_gpus=tuple(indices))
     else:
         limits = dataclasses.replace(limits, visible_gpus=tuple(indices))
-    backend = GpuBackend(source, limits, queue.runs_per_job, say=say, job_label=job)
+    backend = GpuBackend(source, limits, queue.runs_per_job, say=say, job_label=job,
+                         resources=queue.runs[0].resources if queue.runs else None)
     say(f"GPUs {','.join(map(str, indices))} via {source.description}")
     return backend
 

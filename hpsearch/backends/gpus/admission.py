@@ -5,9 +5,10 @@ No subprocess, no sleep, no wall clock: the backend passes GPU samples
 origin). One poll of the backend reads::
 
     policy.observe(probe_gpus(), now)          # once per sample
-    while (gpu := policy.choose(now, run.run_id)) is not None:
+    need = run.resources.gpu_memory_mib        # MiB, None: learn it
+    while (gpu := policy.choose(now, run.run_id, need)) is not None:
         pid = start(run, CUDA_VISIBLE_DEVICES=str(gpu))
-        policy.launched(gpu, run.run_id, pid, now)   # before the next choose()
+        policy.launched(gpu, run.run_id, pid, now, need)   # before the next choose()
     ...
     policy.ended(run_id)                       # when the run's process is gone
     policy.oom(run_id)                         # before retrying a CUDA out-of-memory run
@@ -17,8 +18,10 @@ The flags keep hypnettorch's meaning, with these improvements:
 * memory: a GPU takes a run when ``(used + reserved + need) / total <= allowed_memory``,
   where ``reserved`` is what our runs on it will still allocate
   (``need - memory seen for that run``, summed), so a burst of launches cannot all pass
-  on one stale snapshot. ``need`` is ``--gpu_memory_per_run``, else the largest peak
-  per-process memory seen so far for a run of this search (running or ended), else 0;
+  on one stale snapshot. ``need`` is what the run's resources name
+  (:attr:`hpsearch.runs.model.Resources.gpu_memory_mib`, ``--gpu_memory_per_run``), else the
+  largest peak per-process memory seen so far for a run of this search (running or ended),
+  else 0;
 * load: the mean of the last ``load_window`` samples, not one reading;
 * the start-up gate (``--sim_startup_time``) closes only the GPU that got the run, and
   opens as soon as that run's memory shows in the per-process list, or it ends;
@@ -76,27 +79,16 @@ def parse_visible_gpus(text: str | None) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class GpuLimits:
-    """The admission settings (see :meth:`from_options` for the CLI flags)."""
+    """The machine's admission settings: ``--allowed_load``, ``--allowed_memory``,
+    ``--max_num_jobs_per_gpu``, ``--sim_startup_time``, ``--visible_gpus`` (None = all).
+    What a run needs comes with the run (``need`` below), not from here."""
 
     allowed_load: float = 0.5
     allowed_memory: float = 0.5
     max_num_jobs_per_gpu: int = 1
     sim_startup_time: float = 60.0
-    gpu_memory_per_run: int | None = None  # MiB; None = learn from earlier runs
     visible_gpus: tuple[int, ...] | None = None  # None = all
     load_window: int = 5
-
-    @classmethod
-    def from_options(cls, opts: object) -> GpuLimits:
-        """Build from :class:`hpsearch.engine.options.SearchOptions` (ValueError on bad values)."""
-        return cls(
-            allowed_load=opts.allowed_load,  # type: ignore[attr-defined]
-            allowed_memory=opts.allowed_memory,  # type: ignore[attr-defined]
-            max_num_jobs_per_gpu=opts.max_num_jobs_per_gpu,  # type: ignore[attr-defined]
-            sim_startup_time=opts.sim_startup_time,  # type: ignore[attr-defined]
-            gpu_memory_per_run=parse_mib(opts.gpu_memory_per_run),  # type: ignore[attr-defined]
-            visible_gpus=parse_visible_gpus(opts.visible_gpus),  # type: ignore[attr-defined]
-        )
 
 
 @dataclass
@@ -120,6 +112,7 @@ class GpuAdmission:
     _peaks: dict[str, int] = field(default_factory=dict)  # run_id -> largest MiB seen
     _learned_mib: int = 0  # largest per-process memory seen for any of our runs
     _need_override: dict[str, int] = field(default_factory=dict)  # after OOM
+    _declared: dict[str, int] = field(default_factory=dict)  # run_id -> MiB it said it needs
     #: MiB the latest sample shows held by our runs that have ended since: their processes
     #: are gone, so that memory is free again before the next sample says so
     _freed: dict[int, int] = field(default_factory=dict)
@@ -144,17 +137,22 @@ class GpuAdmission:
                     self._peaks[launch.run_id] = peak
                     self._learned_mib = max(self._learned_mib, peak)
 
-    def launched(self, gpu: int, run_id: str, pid: int | None, now: float) -> None:
-        """Record that ``run_id`` started on ``gpu`` as process ``pid`` at ``now``.
+    def launched(self, gpu: int, run_id: str, pid: int | None, now: float,
+                 need: int | None = None) -> None:
+        """Record that ``run_id`` started on ``gpu`` as process ``pid`` at ``now``, expected
+        to take ``need`` MiB (None: learn it).
 
         ``pid`` is the process that will allocate GPU memory (the one NVML lists).
         """
         self._live[run_id] = _Launch(run_id, gpu, pid, now)
+        if need is not None:
+            self._declared[run_id] = need
 
     def ended(self, run_id: str, peak_mib: int | None = None) -> None:
         """Forget a run whose process is gone; learn its peak (``peak_mib`` if the backend
         measured one itself) for later runs."""
         launch = self._live.pop(run_id, None)
+        self._declared.pop(run_id, None)
         if launch is not None and launch.mib_now:
             self._freed[launch.gpu] = self._freed.get(launch.gpu, 0) + launch.mib_now
         peak = max(self._peaks.get(run_id, 0), peak_mib or 0)
@@ -179,24 +177,30 @@ class GpuAdmission:
 
     # ------------------------------------------------------------ decisions
 
-    def need_mib(self, run_id: str | None = None) -> int:
-        """MiB a run is expected to allocate (0 = unknown: only the gate protects)."""
+    def need_mib(self, run_id: str | None = None, need: int | None = None) -> int:
+        """MiB a run is expected to allocate (0 = unknown: only the gate protects): after an
+        out-of-memory its raised need, else ``need`` or what it declared when launched,
+        else what runs were seen to take."""
         if run_id is not None and run_id in self._need_override:
             return self._need_override[run_id]
-        if self.limits.gpu_memory_per_run is not None:
-            return self.limits.gpu_memory_per_run
+        if need is None and run_id is not None:
+            need = self._declared.get(run_id)
+        if need is not None:
+            return need
         # a learned need never exceeds what one run may take on the largest GPU, so a run
         # bigger than --allowed_memory's share still starts, alone, on an idle GPU
         cap = self.largest_cap_mib()
         return min(self._learned_mib, cap) if cap else self._learned_mib
 
-    def choose(self, now: float, run_id: str | None = None) -> int | None:
-        """The eligible GPU with the most free memory for ``run_id``, or None.
+    def choose(self, now: float, run_id: str | None = None,
+               need: int | None = None) -> int | None:
+        """The eligible GPU with the most free memory for ``run_id``, expected to take
+        ``need`` MiB (None: learn it), or None.
 
         Call :meth:`launched` before the next ``choose``: until then the same GPU is
         offered again.
         """
-        need = self.need_mib(run_id)
+        need = self.need_mib(run_id, need)
         after_oom = run_id is not None and run_id in self._need_override
         best: tuple[float, int] | None = None
         for gpu in self.candidates():
@@ -243,10 +247,11 @@ class GpuAdmission:
                 )
         return None
 
-    def fits_at_all(self, run_id: str | None = None) -> bool:
-        """False when the run's need exceeds ``allowed_memory`` of every known GPU."""
+    def fits_at_all(self, run_id: str | None = None, need: int | None = None) -> bool:
+        """False when the run's need (:meth:`need_mib`) exceeds ``allowed_memory`` of every
+        known GPU."""
         cap = self.largest_cap_mib()
-        return not cap or self.need_mib(run_id) <= cap
+        return not cap or self.need_mib(run_id, need) <= cap
 
     # ------------------------------------------------------------ state
 

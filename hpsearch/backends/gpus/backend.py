@@ -12,7 +12,11 @@ processes are gone, so it is free); only when that admits nothing is the next sa
 
     CUDA_VISIBLE_DEVICES=<gpu index>  CUDA_DEVICE_ORDER=PCI_BUS_ID
 
-and reported with ``extra={"gpu": <index>}`` (a results column).
+and reported with ``extra={"gpu": <index>}`` (a results column). What a run needs comes with it
+(:class:`~hpsearch.runs.model.Resources`): a run needing no GPU takes a slot only, with
+``CUDA_VISIBLE_DEVICES=`` (no GPU); one needing GPUs takes one, its ``gpu_memory_mib`` (else
+what runs were seen to take) reserved on it. :meth:`GpuBackend.room` places runs not yet
+submitted as needing what ``resources`` (every run of the search, for now) names.
 
 NVML and ``nvidia-smi`` list the pid of the process that holds GPU memory: the sim, a
 child of our ``sh`` wrapper. Every run starts in a new session whose id is the wrapper's
@@ -38,11 +42,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from hpsearch.backends.base import BackendError, Ended, Run
+from hpsearch.backends.base import BackendError, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable
 from hpsearch.backends.local import LocalBackend
 from hpsearch.runs.files import stderr_says_oom
+from hpsearch.runs.model import Resources, Run
 
 #: seconds between GPU samples while runs wait for a GPU
 PROBE_INTERVAL = 0.5
@@ -156,18 +161,21 @@ class Sampler(threading.Thread):
 
 
 class GpuBackend(LocalBackend):
-    """Runs go to the GPUs ``limits`` admit; ``num_jobs`` (if given) caps the total."""
+    """Runs go to the GPUs ``limits`` admit; ``num_jobs`` (if given) caps the total;
+    ``resources``: what a run not yet submitted is taken to need (see the module docstring;
+    by default a local GPU run's)."""
 
     name = "local"
     measures_gpus = True
 
     def __init__(self, source: GpuSource, limits: GpuLimits, num_jobs: int | None = None,
                  timeout: float | None = None, say: Callable[[str], None] = print,
-                 job_label: str = "") -> None:
+                 job_label: str = "", *, resources: Resources | None = None) -> None:
         super().__init__(num_jobs if num_jobs is not None else 1 << 30, timeout,
                          job_label=job_label)
         self.source = source
         self.limits = limits
+        self.resources = resources or Resources()
         self.policy = GpuAdmission(limits)
         self.say = say
         self._run_dirs: dict[str, Path] = {}
@@ -204,8 +212,9 @@ class GpuBackend(LocalBackend):
         self._stale = self._stale and began < self._last_end
 
     def fits_at_all(self) -> bool:
-        """False when ``--gpu_memory_per_run`` exceeds ``--allowed_memory`` of every GPU."""
-        return self.policy.fits_at_all()
+        """False when a run's GPU memory (``--gpu_memory_per_run``) exceeds
+        ``--allowed_memory`` of every GPU."""
+        return self.policy.fits_at_all(need=self.resources.gpu_memory_mib)
 
     # -- starting -------------------------------------------------------------------
     def _cap_left(self) -> int:
@@ -228,11 +237,12 @@ class GpuBackend(LocalBackend):
         now = time.monotonic()
         trial = copy.deepcopy(self.policy)
         room = 0
+        need = self.resources.gpu_memory_mib
         while room < self._cap_left():
-            gpu = trial.choose(now)
+            gpu = trial.choose(now, need=need)
             if gpu is None:
                 break
-            trial.launched(gpu, f"trial-{room}", None, now)
+            trial.launched(gpu, f"trial-{room}", None, now, need)
             room += 1
         return room
 
@@ -245,15 +255,24 @@ class GpuBackend(LocalBackend):
             self._blocked_since = now
         elif not self._said_waiting and now - self._blocked_since >= SAY_WAITING_AFTER:
             self._said_waiting = True
-            reasons = "; ".join(f"GPU {gpu}: {self.policy.refusal(gpu, now)}"
+            need = self.policy.need_mib(need=self.resources.gpu_memory_mib)
+            reasons = "; ".join(f"GPU {gpu}: {self.policy.refusal(gpu, now, need)}"
                                 for gpu in self.policy.candidates())
             self.say(f"waiting for a GPU ({reasons})")
 
     def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
+        """Start each run the GPUs admit now, as its resources say (see the module
+        docstring); a run not started is left out of the answer."""
         started = {}
         now = time.monotonic()
         for run in runs:
-            gpu = self.policy.choose(now, run.run_id) if self._cap_left() else None
+            if not self._cap_left():
+                break
+            if run.resources.gpus == 0:  # a slot, no GPU
+                started[run.run_id] = self._launch(run, {**run.env, "CUDA_VISIBLE_DEVICES": ""})
+                continue
+            need = run.resources.gpu_memory_mib
+            gpu = self.policy.choose(now, run.run_id, need)
             if gpu is None:
                 continue  # e.g. a retry after OOM needs more than fits now
             env = {**run.env, "CUDA_VISIBLE_DEVICES": str(gpu),
@@ -262,7 +281,7 @@ class GpuBackend(LocalBackend):
             active = self._active[run.run_id]
             active.extra["gpu"] = gpu
             self._run_dirs[run.run_id] = run.run_dir
-            self.policy.launched(gpu, run.run_id, active.pid, now)
+            self.policy.launched(gpu, run.run_id, active.pid, now, need)
         return started
 
     # -- watching -------------------------------------------------------------------

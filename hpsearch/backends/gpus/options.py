@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hpsearch.backends.gpus.admission import parse_mib, parse_visible_gpus
+from hpsearch.backends.gpus.admission import GpuLimits, parse_mib, parse_visible_gpus
 from hpsearch.options_decl import option
 
 
@@ -47,3 +47,11 @@ class GpuOptions:
         """``--max_num_jobs_per_gpu`` not given: 1, or in a packed job ``--runs_per_job``."""
         values["max_num_jobs_per_gpu"] = (values["max_num_jobs_per_gpu"]
                                           or values.get("runs_per_job") or 1)
+
+    def limits(self) -> GpuLimits:
+        """The machine's admission settings these options give (what a run needs comes with
+        the run)."""
+        return GpuLimits(allowed_load=self.allowed_load, allowed_memory=self.allowed_memory,
+                         max_num_jobs_per_gpu=self.max_num_jobs_per_gpu,
+                         sim_startup_time=self.sim_startup_time,
+                         visible_gpus=parse_visible_gpus(self.visible_gpus))

@@ -19,15 +19,11 @@ from typing import Any
 
 from hpsearch.backends import templating
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import (
-    ClusterBackend,
-    QueryFailed,
-    SubmitRefused,
-    SubmitUnclear,
-    Task,
-)
+from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.lsf import parse as lp
 from hpsearch.engine.options import SearchOptions
+from hpsearch.runs.model import Resources
 from hpsearch.spec.values import strip_wrapping_quotes
 
 ARRAY_TEMPLATE = "lsf/templates/lsf_array.bsub.j2"
@@ -76,6 +72,35 @@ def bsub_options(options: SearchOptions) -> list[str]:
             _check_value(f"--bsub_option {key}", value)
         items.append(f"{key}={value.strip()}" if sep else key)
     return items
+
+
+def job_time_limit(options: SearchOptions) -> float | None:
+    """``-W`` in seconds: ``--num_hours``, or a ``--bsub_option=W=[hour:]minute``; None: no
+    limit (or one that is no time)."""
+    given = [o.partition("=")[2] for o in bsub_options(options) if o.partition("=")[0] == "W"]
+    if not given:
+        return options.num_hours * 3600 if options.num_hours else None
+    hours, _, minutes = given[-1].split("/")[0].rpartition(":")
+    try:
+        return (int(hours or 0) * 60 + int(minutes)) * 60.0
+    except ValueError:
+        return None
+
+
+def run_resources(options: SearchOptions, gpu_memory_mib: int | None) -> Resources:
+    """What each run's job asks LSF for: GPUs of ``-gpu`` (``--lsf_gpu`` or ``--bsub_option
+    gpu=...``), else those ``-R`` reserves (``--resources``: hypnettorch's default
+    ``rusage[mem=8000, ngpus_excl_p=1]`` -> 1); ``-n`` CPUs (1); one node; ``-W``
+    (:func:`job_time_limit`); ``gpu_memory_mib``: ``--gpu_memory_per_run``. Its memory is
+    left None: the unit of ``rusage[mem=...]`` is the cluster's setting
+    (``LSF_UNIT_FOR_LIMITS``)."""
+    given = dict(o.partition("=")[::2] for o in bsub_options(options))
+    gpu = given.get("gpu", options.lsf_gpu.strip())
+    cpus = given.get("n", "")
+    return Resources(
+        gpus=lp.gpu_count(gpu) if gpu else lp.rusage_gpus(lsf_resources(options)),
+        cpus=int(cpus) if cpus.isdigit() else 1, memory=None, nodes=1,
+        time_limit=job_time_limit(options), gpu_memory_mib=gpu_memory_mib)
 
 
 def validate_lsf_options(options: SearchOptions) -> None:
@@ -166,14 +191,7 @@ class LsfBackend(ClusterBackend):
 
     def time_limit(self) -> float | None:
         """``-W`` in seconds: ``--num_hours``, or a ``--bsub_option=W=[hour:]minute``."""
-        given = [o.partition("=")[2] for o in self.bsub_options if o.partition("=")[0] == "W"]
-        if not given:
-            return super().time_limit()
-        hours, _, minutes = given[-1].split("/")[0].rpartition(":")
-        try:
-            return (int(hours or 0) * 60 + int(minutes)) * 60.0
-        except ValueError:
-            return None
+        return job_time_limit(self.options)
 
     def is_final(self, state: str) -> bool:
         """DONE, or an EXIT element by the reason ``_query`` gave it (``TERM_RUNLIMIT``...)."""

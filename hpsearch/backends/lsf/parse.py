@@ -156,3 +156,20 @@ def classify_exit(row: BjobsRow) -> str | None:
         return term.group(0)
     return (f"exit status {row.exit_code}" if row.exit_code is not None
             else "exit status unknown")
+
+
+def gpu_count(requirement: str) -> int:
+    """GPUs a ``-gpu`` requirement asks for: ``"num=2:mode=shared"`` -> 2; one without
+    ``num`` (``"-"``: LSF's default, ``"mode=exclusive_process"``) -> 1."""
+    for part in requirement.split(":"):
+        key, _, value = part.partition("=")
+        if key.strip() == "num" and value.strip().isdigit():
+            return int(value)
+    return 1
+
+
+def rusage_gpus(requirement: str) -> int:
+    """GPUs an ``-R`` resource requirement reserves: ``"rusage[mem=8000, ngpus_excl_p=1]"``
+    -> 1 (``ngpus``, ``ngpus_shared``, ``ngpus_excl_t``, ``ngpus_excl_p``); none named -> 0."""
+    match = re.search(r"\bngpus(?:_shared|_excl_[tp])?\s*=\s*(\d+)", requirement)
+    return int(match.group(1)) if match else 0

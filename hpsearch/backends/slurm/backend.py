@@ -19,17 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends import templating
-from hpsearch.backends.accounting import SACCT_FORMAT, parse_sacct
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import (
-    ClusterBackend,
-    QueryFailed,
-    SubmitRefused,
-    SubmitUnclear,
-    Task,
-)
+from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.engine.options import SearchOptions
+from hpsearch.runs.model import Resources
 
 ARRAY_TEMPLATE = "slurm/templates/slurm_array.sbatch.j2"
 DRIVER_TEMPLATE = "slurm/templates/slurm_driver.sbatch.j2"
@@ -100,6 +95,32 @@ def slurm_directives(options: SearchOptions) -> list[str]:
         directives.append(f"--{key}" if value is None
                           else f"--{key}={shlex.quote(value.strip())}")
     return directives
+
+
+def directive_values(directives: Sequence[str]) -> dict[str, str]:
+    """``["--time=240", "--gres='gpu:1'", "--exclusive"]`` -> ``{"time": "240", "gres":
+    "gpu:1", "exclusive": ""}``: each directive's value, unquoted (the last one of a name)."""
+    values = {}
+    for directive in directives:
+        key, _, value = directive.removeprefix("--").partition("=")
+        values[key] = " ".join(shlex.split(value))
+    return values
+
+
+def run_resources(options: SearchOptions, gpu_memory_mib: int | None) -> Resources:
+    """What each run's job asks Slurm for, as the directives the flags produce say
+    (``--slurm_gres gpu:1``: 1 GPU; ``--slurm_mem 8G``: 8 GiB; ``--num_hours 24``: a day):
+    GPUs of ``--gres`` and ``--gpus``, ``--cpus-per-task`` (1), ``--mem``, ``--nodes`` (1),
+    ``--time``; ``gpu_memory_mib``: ``--gpu_memory_per_run``."""
+    given = directive_values(slurm_directives(options))
+    limit = sp.parse_time_limit(given.get("time", ""))
+    return Resources(
+        gpus=sp.gres_gpus(given.get("gres", "")) + sp.leading_count(given.get("gpus", ""), 0),
+        cpus=sp.leading_count(given.get("cpus-per-task", ""), 1),
+        memory=sp.memory_bytes(given.get("mem", "")),
+        nodes=sp.leading_count(given.get("nodes", ""), 1),
+        time_limit=None if limit is None else float(limit),
+        gpu_memory_mib=gpu_memory_mib)
 
 
 def validate_slurm_options(options: SearchOptions) -> None:
@@ -192,8 +213,8 @@ class SlurmBackend(ClusterBackend):
 
     def time_limit(self) -> float | None:
         """The ``--time`` directive's seconds (``--num_hours``, or ``--sbatch_option=time=``)."""
-        times = [d.partition("=")[2] for d in self.directives if d.startswith("--time=")]
-        return sp.parse_time_limit(times[-1]) if times else None
+        time = directive_values(self.directives).get("time")
+        return sp.parse_time_limit(time) if time else None
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
         return self._render([t.task for t in tasks], job_name, throttle,
@@ -207,7 +228,7 @@ class SlurmBackend(ClusterBackend):
     def _render(self, tasks: list[int], job_name: str, throttle: int,
                 body: dict[str, Any]) -> str:
         """The array script. The time-limit warning
-        (:func:`~hpsearch.backends.cluster.backend.walltime_warning`) is ``--signal=B:URG@<s>``
+        (:func:`~hpsearch.backends.cluster.requeue.walltime_warning`) is ``--signal=B:URG@<s>``
         (before the flags' directives: an ``--sbatch_option=signal=...`` wins): SIGURG to
         the batch shell only, which every shell and program ignores unless it asks for it,
         whereas scancel and requeue send SIGTERM -- so the job script tells the warning from
@@ -295,14 +316,14 @@ class SlurmBackend(ClusterBackend):
 
     def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
         """``sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j <ids>``
-        (:func:`hpsearch.backends.accounting.parse_sacct`); without accounting storage it answers
+        (:func:`hpsearch.backends.slurm.parse.parse_sacct`); without accounting storage it answers
         ``Slurm accounting storage is disabled`` and exits 1: ``{}``."""
         try:
-            done = _run(["sacct", "--parsable2", "--noheader", f"--format={SACCT_FORMAT}",
+            done = _run(["sacct", "--parsable2", "--noheader", f"--format={sp.SACCT_FORMAT}",
                          "-j", ",".join(job_ids)])
         except (OSError, subprocess.TimeoutExpired):
             return {}
-        return parse_sacct(done.stdout) if done.returncode == 0 else {}
+        return sp.parse_sacct(done.stdout) if done.returncode == 0 else {}
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         scancel(job_ids)

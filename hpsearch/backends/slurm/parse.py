@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hpsearch.backends.accounting import hours
+
 #: the ``squeue`` output format this module reads: job id (``1234_7`` for an array task,
 #: with ``--array``), state, reason, separated by ``|``
 SQUEUE_FORMAT = "%i|%T|%r"
@@ -246,3 +248,71 @@ def array_ranges(indices: list[int]) -> str:
             start = i
         prev = i
     return ",".join(parts)
+
+
+#: the ``sacct`` fields :func:`parse_sacct` reads, in this order
+SACCT_FORMAT = "JobID,ElapsedRaw,AllocTRES"
+_TRES_GPU = re.compile(r"(?:^|,)gres/gpu(?::[^=,]+)?=(\d+)")
+
+
+def tres_count(tres: str, name: str) -> int:
+    """A count of an ``AllocTRES`` text: ``"billing=1,cpu=4,gres/gpu=2,mem=8G,node=1"`` ->
+    ``cpu`` 4, ``gres/gpu`` 2. GPUs listed by type as well (``gres/gpu:a100=1,gres/gpu=1``)
+    count once: the untyped total when there is one, else the typed ones added up."""
+    if name == "gres/gpu":
+        plain = re.search(r"(?:^|,)gres/gpu=(\d+)", tres)
+        return int(plain.group(1)) if plain else sum(int(n) for n in _TRES_GPU.findall(tres))
+    match = re.search(rf"(?:^|,){re.escape(name)}=(\d+)", tres)
+    return int(match.group(1)) if match else 0
+
+
+def parse_sacct(text: str) -> dict[str, dict[str, float]]:
+    """``{job_id: {"gpu_hours", "cpu_hours"}}`` from ``sacct --parsable2 --noheader
+    --format=JobID,ElapsedRaw,AllocTRES -j ...``, whose lines read (a job, then its steps,
+    which are left out)::
+
+        8117657_3|65|billing=64,cpu=9,gres/cpu=9,gres/gpu:a100_3g.20gb=1,gres/gpu=1,mem=60G,node=1
+        8117657_3.batch|65|cpu=9,gres/cpu=9,gres/gpu:a100_3g.20gb=1,gres/gpu=1,mem=60G,node=1
+        8117657_3.extern|65|billing=64,cpu=9,gres/cpu=9,gres/gpu=1,mem=60G,node=1
+
+    A job that has not started has no ``AllocTRES`` (an empty field): it is left out too.
+    """
+    found: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 3 or "." in parts[0] or not parts[1].isdigit() or not parts[2]:
+            continue
+        elapsed = int(parts[1]) / 3600
+        found[parts[0]] = hours(elapsed * tres_count(parts[2], "gres/gpu"),
+                                elapsed * tres_count(parts[2], "cpu"))
+    return found
+
+
+def gres_gpus(gres: str) -> int:
+    """GPUs a ``--gres`` value asks for (``name[:type][:count]``, comma-separated):
+    ``"gpu:1"`` -> 1, ``"gpu:a100:2"`` -> 2, ``"gpu"`` -> 1, ``"gpu:2,tmpfs:10G"`` -> 2;
+    ``""`` or no ``gpu`` -> 0."""
+    total = 0
+    for item in gres.split(","):
+        parts = item.strip().split(":")
+        if parts[0] == "gpu":
+            total += int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else 1
+    return total
+
+
+def leading_count(text: str, default: int) -> int:
+    """The count a ``--gpus``, ``--cpus-per-task`` or ``--nodes`` value starts or ends with:
+    ``"a100:2"`` -> 2, ``"4"`` -> 4, ``"1-2"`` (a range of nodes) -> 1; ``default`` when it
+    names none."""
+    last = text.strip().split(":")[-1]
+    match = re.match(r"\d+", last)
+    return int(match.group()) if match else default
+
+
+def memory_bytes(mem: str) -> int | None:
+    """``--mem`` in bytes: ``"8G"`` -> 8 GiB, ``"500M"``, ``"500"`` (Slurm's unit is MiB)
+    -> 500 MiB; ``"0"`` (all of a node's memory) or anything else -> None."""
+    match = re.fullmatch(r"(\d+)([KMGT]?)B?", mem.strip(), re.IGNORECASE)
+    if not match or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) * 1024 ** ("KMGT".index(match.group(2).upper() or "M") + 1)

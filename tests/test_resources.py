@@ -1,0 +1,117 @@
+"""A run carries its own resources (hpsearch/runs/model.py, hpsearch/backends/__init__.py), and
+the GPU backend admits each run by what its resources say, not by the search's options.
+
+The GPU backend is the real one (its sampler, the admission, the job wrapper, real processes)
+over a GPU source that reports one fake GPU: this machine has none.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hpsearch.backends import resources_of
+from hpsearch.backends.gpus.admission import GpuLimits
+from hpsearch.backends.gpus.backend import GpuBackend
+from hpsearch.backends.gpus.probe import GpuSample
+from hpsearch.engine.options import SearchOptions
+from hpsearch.runs.files import read_exit, read_start, write_run_record
+from hpsearch.runs.model import Resources, Run, make_run
+from hpsearch.spec.invocation import parse_script_command
+
+GIB = 1024 ** 3
+
+
+def options(**flags) -> SearchOptions:
+    return SearchOptions(out_dir=Path("out"), run_cwd=Path("."), python=sys.executable, **flags)
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({}, Resources(gpus=1, cpus=1, memory=None, nodes=1, time_limit=None)),
+    ({"visible_gpus": "-1"}, Resources(gpus=0)),
+    ({"gpu_memory_per_run": "4GiB"}, Resources(gpus=1, gpu_memory_mib=4096)),
+    ({"run_cluster": True, "scheduler": "slurm"},  # --slurm_gres gpu:1 --slurm_mem 8G, 24 h
+     Resources(gpus=1, cpus=1, memory=8 * GIB, nodes=1, time_limit=24 * 3600.0)),
+    ({"run_cluster": True, "scheduler": "slurm", "slurm_gres": "", "slurm_mem": "500",
+      "num_hours": 0.5}, Resources(gpus=0, memory=500 * 1024 ** 2, time_limit=1800.0)),
+    ({"run_cluster": True, "scheduler": "slurm", "slurm_gres": "gpu:a100:2",
+      "sbatch_options": ("cpus-per-task=4", "nodes=2", "time=1-0:00:00")},
+     Resources(gpus=2, cpus=4, memory=8 * GIB, nodes=2, time_limit=86400.0)),
+    ({"run_cluster": True, "scheduler": "lsf"},  # -R "rusage[mem=8000, ngpus_excl_p=1]"
+     Resources(gpus=1, cpus=1, memory=None, nodes=1, time_limit=24 * 3600.0)),
+    ({"run_cluster": True, "scheduler": "lsf", "lsf_gpu": "num=2:mode=shared",
+      "bsub_options": ("W=1:30",)}, Resources(gpus=2, time_limit=5400.0)),
+], ids=["local_gpu", "cpu_only", "gpu_memory", "slurm_defaults", "slurm_no_gpu",
+        "slurm_sbatch_options", "lsf_defaults", "lsf_gpu"])
+def test_a_run_carries_todays_defaults(tmp_path, flags, expected):
+    """A run built for a search's flags carries what the flags ask each run's job for, with
+    today's defaults (1 GPU, --slurm_mem 8G, --num_hours 24; no GPU with --visible_gpus=-1)."""
+    command = parse_script_command("train.py", tmp_path, check=False)
+    run = make_run("r1", 0, {"lr": 0.1}, None, out_dir=tmp_path, run_cwd=tmp_path,
+                   python=sys.executable, command=command, out_arg="out_dir",
+                   resources=resources_of(options(**flags)))
+    assert run.resources == expected
+
+
+class OneBusyGpu:
+    """One 16000 MiB GPU that is fully loaded: it refuses every run that needs a GPU."""
+
+    description = "a fake GPU"
+
+    def __init__(self, used_mib: int = 0, load: float = 1.0) -> None:
+        self.used_mib, self.load = used_mib, load
+
+    def sample(self, indices=None) -> list[GpuSample]:
+        return [GpuSample(0, "fake", self.used_mib, 16000, self.load, {})]
+
+
+def a_run(tmp_path: Path, name: str, resources: Resources) -> Run:
+    run_dir = tmp_path / "runs" / name
+    argv = (sys.executable, "-c", "pass")
+    write_run_record(run_dir, {"run_id": name}, argv, tmp_path, {})
+    return Run(name, 0, {}, argv, tmp_path, run_dir, run_dir / "out", launch="k1",
+               resources=resources)
+
+
+def drive(backend: GpuBackend, run_ids: set[str]) -> None:
+    deadline = time.monotonic() + 60
+    ended: set[str] = set()
+    while ended != run_ids:
+        assert time.monotonic() < deadline, f"still running: {run_ids - ended}"
+        backend.wait(1.0)
+        ended |= {e.run_id for e in backend.poll()}
+
+
+def test_gpu_backend_starts_a_run_needing_no_gpu_without_one(tmp_path):
+    """With the only GPU fully loaded, a run whose resources ask no GPU starts anyway, on
+    a slot with no GPU visible; one asking a GPU waits."""
+    backend = GpuBackend(OneBusyGpu(load=1.0), GpuLimits(), num_jobs=4, say=lambda _: None)
+    try:
+        cpu = a_run(tmp_path, "cpu", Resources(gpus=0))
+        gpu = a_run(tmp_path, "gpu", Resources(gpus=1))
+        assert list(backend.submit([gpu, cpu], "k1")) == ["cpu"]
+        drive(backend, {"cpu"})
+        assert read_exit(cpu.run_dir).exit_code == 0
+        assert read_start(cpu.run_dir).cuda_visible_devices == ""
+    finally:
+        backend.close()
+
+
+def test_gpu_backend_reserves_the_gpu_memory_a_run_asks_for(tmp_path):
+    """An idle 16000 MiB GPU with --allowed_memory=0.5: a run asking 12000 MiB is refused,
+    one asking 1000 MiB starts on it, whatever the backend was told of runs in general."""
+    limits = GpuLimits(allowed_load=1.0, allowed_memory=0.5, sim_startup_time=0)
+    backend = GpuBackend(OneBusyGpu(load=0.0), limits, num_jobs=4, say=lambda _: None,
+                         resources=Resources(gpu_memory_mib=100))
+    try:
+        big = a_run(tmp_path, "big", Resources(gpu_memory_mib=12000))
+        small = a_run(tmp_path, "small", Resources(gpu_memory_mib=1000))
+        assert list(backend.submit([big, small], "k1")) == ["small"]
+        assert backend.policy.reserved_mib(0) == 1000
+        drive(backend, {"small"})
+        assert read_start(small.run_dir).cuda_visible_devices == "0"
+    finally:
+        backend.close()
