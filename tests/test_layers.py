@@ -8,7 +8,7 @@ modules inside functions (Optuna, numpy, scipy: kept out of the driver and of a 
 
 The allowed order, lowest first (a module imports only from its own layer or lower ones):
 
-``errors`` < ``spec`` (+ the public ``space``) < ``runs`` < ``strategies`` | ``backends``
+``errors`` < ``spec`` (+ the public ``space``) < ``runs`` < ``strategies`` | ``backends`` | ``tracking``
 < ``engine`` < ``inspect`` | ``service`` < ``client`` < ``cli``
 
 - ``errors``: what every layer uses and nothing of ours: the error types (``UsageError``,
@@ -23,6 +23,8 @@ The allowed order, lowest first (a module imports only from its own layer or low
 - ``strategies`` | ``backends``: siblings, neither imports the other. A strategy proposes
   configurations and never touches a backend; a backend runs :class:`Run` values and never
   asks a strategy.
+- ``tracking``: a sibling of those two: the sinks that log ended runs to MLflow, TensorBoard
+  or W&B; the engine calls them while a search runs, ``export`` after it ended.
 - ``engine``: the search loop, which joins a strategy to a backend (driver, journal, lock,
   pruners, results, progress, launch).
 - ``inspect`` | ``service``: siblings on top of the engine; they read a search directory or
@@ -50,7 +52,7 @@ ROOT = Path(hpsearch.__file__).resolve().parent
 
 #: Layers, lowest first; the layers of one tuple are siblings (neither imports the other).
 ORDER: list[tuple[str, ...]] = [
-    ("errors",), ("spec",), ("runs",), ("strategies", "backends"), ("engine",),
+    ("errors",), ("spec",), ("runs",), ("strategies", "backends", "tracking"), ("engine",),
     ("inspect", "service"), ("client",), ("cli",),
 ]
 
@@ -63,6 +65,7 @@ PLACE = {
     "hpsearch.runs": "runs",
     "hpsearch.strategies": "strategies",
     "hpsearch.backends": "backends",
+    "hpsearch.tracking": "tracking",
     "hpsearch.engine": "engine",
     "hpsearch.inspect": "inspect",
     "hpsearch.service": "service",
