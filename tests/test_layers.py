@@ -9,7 +9,8 @@ modules inside functions (Optuna, numpy, scipy: kept out of the driver and of a 
 The allowed order, lowest first (a module imports only from its own layer or lower ones):
 
 ``errors`` < ``spec`` (+ the public ``space``) < ``runs``
-< ``strategies`` | ``backends`` | ``tracking`` < ``engine`` < ``inspect`` | ``service`` < ``client`` < ``cli``
+< ``strategies`` | ``backends`` | ``tracking`` < ``engine``
+< ``inspect`` | ``service`` < ``client`` < ``cli``
 
 - ``errors``: what every layer uses and nothing of ours: the error types (``UsageError``,
   ``BackendError``) and the option declaration type (``options_decl``: a backend, the run
