@@ -34,6 +34,7 @@ from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
 from hpsearch import report
+from hpsearch.backends import cluster_settings
 from hpsearch.backends.slurm.backend import SlurmBackend
 from hpsearch.engine.journal import replay
 from hpsearch.engine.options import SearchOptions
@@ -279,7 +280,7 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
         options = SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python="python3",
                                 run_cluster=True, scheduler="slurm", slurm_gres="",
                                 slurm_mem="50M", num_jobs=8)
-        backend = SlurmBackend(options)
+        backend = SlurmBackend(*cluster_settings(options))
         key = f"k{secrets.token_hex(4)}"  # random, as the driver's: the cluster may be shared
         runs = []
         for i in range(4):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pytest
 
+from hpsearch.backends import cluster_settings
 from hpsearch.backends.accounting import (
     Hold,
     Ledger,
@@ -62,8 +63,9 @@ def test_accounting_that_is_disabled_means_measured(tmp_path, monkeypatch):
                                    "\nexit 1\n")
     (bin_dir / "sacct").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    backend = SlurmBackend(SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python="python3",
-                                         run_cluster=True, scheduler="slurm"))
+    backend = SlurmBackend(*cluster_settings(SearchOptions(
+        out_dir=tmp_path, run_cwd=tmp_path, python="python3", run_cluster=True,
+        scheduler="slurm")))
     assert backend._account(["12_0"]) == {}
     (bin_dir / "sacct").write_text(f"#!/bin/sh\ncat <<'EOF'\n{SACCT}EOF\n")
     assert backend._account(["8117678_0"])["8117678_0"] == {"gpu_hours": 4.0, "cpu_hours": 32.0}

@@ -13,13 +13,35 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hpsearch.backends.base import Backend
+from hpsearch.backends.cluster.backend import ClusterSettings
 from hpsearch.backends.gpus.admission import GpuLimits, parse_visible_gpus
 from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend, kill_local_jobs
+from hpsearch.backends.lsf.backend import LsfSettings, bsub_options, lsf_resources
 from hpsearch.backends.resources import resources_of
+from hpsearch.backends.slurm.backend import SlurmSettings, slurm_directives
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
+
+
+def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings,
+                                                     SlurmSettings | LsfSettings]:
+    """What a cluster backend's constructor takes of ``options`` (checked): the cluster
+    machinery's settings and its scheduler's own."""
+    cluster = ClusterSettings(
+        out_dir=options.out_dir, num_jobs=options.num_jobs, runs_per_job=options.runs_per_job,
+        walltime_warning=options.walltime_warning, job_setup=tuple(options.job_setup),
+        job_template=options.job_template, timeout=options.timeout,
+        gpu_limits=GpuLimits(allowed_load=options.allowed_load,
+                             allowed_memory=options.allowed_memory,
+                             max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
+                             sim_startup_time=options.sim_startup_time))
+    if options.scheduler == "slurm":
+        return cluster, SlurmSettings(tuple(slurm_directives(options)))
+    return cluster, LsfSettings(options.num_hours, lsf_resources(options),
+                                options.lsf_queue.strip(), options.lsf_gpu.strip(),
+                                tuple(bsub_options(options)))
 
 
 def make_cluster_backend(options: SearchOptions) -> Backend:
@@ -46,7 +68,7 @@ def make_cluster_backend(options: SearchOptions) -> Backend:
         raise UsageError(f"{missing[0]} is not on PATH: run hpsearch on a login node of your "
                          f"{options.scheduler} cluster (or in a job there), or drop "
                          "--run_cluster")
-    return backend_class(options)
+    return backend_class(*cluster_settings(options))
 
 
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:

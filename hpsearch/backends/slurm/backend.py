@@ -13,6 +13,7 @@ import math
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 from hpsearch.backends import templating
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.backend import ClusterBackend, ClusterSettings
 from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.engine.options import SearchOptions
@@ -192,6 +193,15 @@ def scancel(job_ids: Sequence[str], *options: str) -> None:
         raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
 
 
+@dataclass(frozen=True)
+class SlurmSettings:
+    """What the Slurm backend reads of a search's options: the ``#SBATCH`` directives of
+    its jobs (:func:`slurm_directives`: ``--time``, ``--mem``, ``--gres``, ``--partition``,
+    ``--qos``, ``--constraint``, ``--sbatch_option``)."""
+
+    directives: tuple[str, ...]
+
+
 class SlurmBackend(ClusterBackend):
     """Runs as Slurm job array tasks; see the module docstring."""
 
@@ -207,9 +217,9 @@ class SlurmBackend(ClusterBackend):
     #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
     signals_every_process = True
 
-    def __init__(self, options: SearchOptions, **kwargs) -> None:
-        self.directives = slurm_directives(options)
-        super().__init__(options, **kwargs)
+    def __init__(self, cluster: ClusterSettings, slurm: SlurmSettings, **kwargs) -> None:
+        self.directives = list(slurm.directives)
+        super().__init__(cluster, **kwargs)
 
     def time_limit(self) -> float | None:
         """The ``--time`` directive's seconds (``--num_hours``, or ``--sbatch_option=time=``)."""
@@ -239,10 +249,10 @@ class SlurmBackend(ClusterBackend):
             "array": f"{sp.array_ranges(tasks)}%{throttle}",
             "log_dir": str(self.log_dir.resolve()),
             "directives": self.directives,
-            "job_setup": list(self.options.job_setup),
+            "job_setup": list(self.settings.job_setup),
             "worker": None,
             **body,
-        }, self.options.job_template)
+        }, self.settings.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:
         return f"{array_id}_{task}"
