@@ -37,6 +37,7 @@ from hpsearch import report
 from hpsearch.backends.slurm.backend import SlurmBackend
 from hpsearch.engine.journal import replay
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import cluster_settings
 from hpsearch.runs.curves import read_curve, split_points
 from hpsearch.runs.files import write_run_record
 from hpsearch.runs.model import Run
@@ -279,7 +280,7 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
         options = SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python="python3",
                                 run_cluster=True, scheduler="slurm", slurm_gres="",
                                 slurm_mem="50M", num_jobs=8)
-        backend = SlurmBackend(options)
+        backend = SlurmBackend(*cluster_settings(options))
         key = f"k{secrets.token_hex(4)}"  # random, as the driver's: the cluster may be shared
         runs = []
         for i in range(4):

@@ -83,21 +83,6 @@ SHIMS = {
     "hpsearch.objective_runner": {"hpsearch.runs.objective_runner"},
 }
 
-#: Edges other helpers of issue 20 remove on their branches (BACKENDS: ``Run`` moves to
-#: ``runs/model.py``, the claims stop reading the engine's lock; OPTIONS: each backend
-#: receives its own options). The lead removes this set when the branches are merged.
-PENDING = {
-    ("hpsearch.backends.cluster.claims", "hpsearch.engine.lock"),
-    ("hpsearch.backends", "hpsearch.engine.options"),
-    ("hpsearch.backends.cluster.backend", "hpsearch.engine.options"),
-    ("hpsearch.backends.cluster.packing", "hpsearch.engine.options"),
-    ("hpsearch.backends.cluster.requeue", "hpsearch.engine.options"),
-    ("hpsearch.backends.lsf.backend", "hpsearch.engine.options"),
-    ("hpsearch.backends.slurm.backend", "hpsearch.engine.options"),
-}
-#: modules whose docstring another helper of issue 20 rewrites (BACKENDS: the accounting
-#: module); the lead removes this set at merge
-SUMMARY_PENDING = {"hpsearch.backends.accounting"}
 
 
 def module_name(path: Path) -> str:
@@ -220,21 +205,15 @@ def test_no_import_goes_up_or_sideways() -> None:
     """Each module imports only from its own layer or a lower one (siblings excluded)."""
     edges = import_edges()
     wrong = [describe(e, edges) for e in sorted(edges)
-             if not allowed(*e) and e not in PENDING]
+             if not allowed(*e)]
     assert not wrong, "imports against the layer order:\n" + "\n".join(wrong)
-
-
-def test_pending_edges_still_exist() -> None:
-    """PENDING lists only edges that exist: one removed is struck from the list."""
-    gone = sorted(PENDING - set(import_edges()))
-    assert not gone, f"no longer imported, remove from PENDING: {gone}"
 
 
 def test_no_import_cycle() -> None:
     """No two modules import each other, directly or around a loop (also through imports
     inside functions: such an import only hides a cycle)."""
     edges = import_edges()
-    loops = cycles(set(edges) - PENDING)
+    loops = cycles(set(edges))
     report = []
     for component in loops:
         inside = sorted(e for e in edges if e[0] in component and e[1] in component)
@@ -247,10 +226,9 @@ def test_every_module_opens_with_a_one_line_summary() -> None:
     """Each module's docstring starts with one line that says what the module owns, then a
     blank line before any detail (what ``help()`` and a listing of the package show)."""
     wrong = []
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         doc = ast.get_docstring(ast.parse(path.read_text(), str(path)), clean=False)
         lines = (doc or "").split("\n")
-        if module not in SUMMARY_PENDING and (
-                not lines[0].strip() or (len(lines) > 1 and lines[1].strip())):
+        if not lines[0].strip() or (len(lines) > 1 and lines[1].strip()):
             wrong.append(f"{path.relative_to(ROOT.parent)}: {lines[0] or 'no docstring'}")
     assert not wrong, "docstrings without a one-line summary first:\n" + "\n".join(wrong)

@@ -31,6 +31,7 @@ from hpsearch.backends.cluster.scheduler import Task
 from hpsearch.backends.lsf.backend import LsfBackend, _index_list, bkill, validate_lsf_options
 from hpsearch.backends.lsf.parse import BJOBS_FORMAT, parse_bsub_job_id
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import cluster_settings
 from hpsearch.runs.files import write_run_record
 from hpsearch.runs.model import Run
 
@@ -249,9 +250,9 @@ def make_run(out_dir: Path, name: str, code: str, key: str = "k1") -> Run:
 
 
 def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
-    backend = LsfBackend(options(tmp_path, num_jobs=4, num_hours=0.1, lsf_queue="gpu",
-                                 lsf_gpu="num=1:mode=exclusive_process",
-                                 bsub_options=("-P=my proj", "x")))
+    backend = LsfBackend(*cluster_settings(options(
+        tmp_path, num_jobs=4, num_hours=0.1, lsf_queue="gpu",
+        lsf_gpu="num=1:mode=exclusive_process", bsub_options=("-P=my proj", "x"))))
     run = make_run(tmp_path, "a", "pass")
     script = backend.render_array([Task(0, run), Task(1, run)], "hps-my search", 4)
     head = [line for line in script.splitlines() if line.startswith("#BSUB")]
@@ -264,7 +265,7 @@ def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
                     "#BSUB -x"]
     assert backend.task_job_id("77", 0) == "77[1]"
     assert _index_list([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
-    empty = LsfBackend(options(tmp_path, resources="", num_hours=30))
+    empty = LsfBackend(*cluster_settings(options(tmp_path, resources="", num_hours=30)))
     script = empty.render_array([Task(0, run)], "n", 8)
     assert "-R" not in script and "-q" not in script and "#BSUB -W 30:00" in script
 
@@ -280,7 +281,8 @@ def test_validate_rejects_bad_values(tmp_path, kw, words):
 
 def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F811
     monkeypatch.setenv("LSF_EMULATOR_MAX_ARRAY", "3")
-    backend = LsfBackend(options(tmp_path, num_jobs=8, num_hours=0.02))  # -W 0:02: 2 s
+    # -W 0:02: 2 s
+    backend = LsfBackend(*cluster_settings(options(tmp_path, num_jobs=8, num_hours=0.02)))
     runs = [make_run(tmp_path, f"r{i}", f"import time; time.sleep({1.4 if i == 0 else 0.5})",
                      key="k1" if i < 3 else "k2") for i in range(4)]
     runs.append(make_run(tmp_path, "slow", "import time; time.sleep(60)", key="k2"))
@@ -306,7 +308,7 @@ def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F81
 
 
 def test_bkill_counts_and_tolerates_finished_jobs(tmp_path, lsf):  # noqa: F811
-    backend = LsfBackend(options(tmp_path))
+    backend = LsfBackend(*cluster_settings(options(tmp_path)))
     submitted = backend.submit([make_run(tmp_path, "a", "pass"),
                                 make_run(tmp_path, "b", "import time; time.sleep(30)"),
                                 make_run(tmp_path, "c", "import time; time.sleep(30)")], "k1")
@@ -326,5 +328,5 @@ def test_bkill_counts_and_tolerates_finished_jobs(tmp_path, lsf):  # noqa: F811
 
 def test_no_bparams_means_default_array_size(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no LSF commands at all
-    assert LsfBackend(options(tmp_path)).limits() == (1000, 10000)
+    assert LsfBackend(*cluster_settings(options(tmp_path))).limits() == (1000, 10000)
 

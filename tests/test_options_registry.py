@@ -82,6 +82,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from hpsearch.backends import SCHEDULERS, Scheduler
+from hpsearch.backends.cluster.options import ClusterOptions
 from hpsearch.options_decl import option
 from hpsearch.runs.model import Resources
 
@@ -104,11 +105,16 @@ def resources(options, gpu_memory_mib):
     return Resources(gpus=0, gpu_memory_mib=gpu_memory_mib)
 
 
+@dataclass(frozen=True, kw_only=True)
+class FakeJob(ClusterOptions, FakeOptions):
+    pass
+
+
 SCHEDULERS["fake"] = Scheduler(
-    FakeOptions, lambda options, mem, partition: {"fake_queue": partition or "dq"},
+    FakeOptions, FakeJob, lambda options, mem, partition: {"fake_queue": partition or "dq"},
     backend="hpsearch.backends.local:LocalBackend", validate="__main__:validate",
     cancel_command="true", cancel="__main__:validate", driver_script="__main__:driver_script",
-    resources="__main__:resources")
+    resources="__main__:resources", settings="__main__:validate")
 
 from hpsearch.cli import main  # noqa: E402  (the CLI is made from the table as it is now)
 

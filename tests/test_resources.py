@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.backends import resources_of
 from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.probe import GpuSample
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import resources_of
 from hpsearch.runs.files import read_exit, read_start, write_run_record
 from hpsearch.runs.model import Resources, Run, make_run
 from hpsearch.spec.invocation import parse_script_command
@@ -115,3 +115,24 @@ def test_gpu_backend_reserves_the_gpu_memory_a_run_asks_for(tmp_path):
         assert read_start(small.run_dir).cuda_visible_devices == "0"
     finally:
         backend.close()
+
+
+def test_a_restarted_gpu_backend_reserves_what_an_adopted_run_asks_for(tmp_path):
+    """A driver restarted while a run goes on adopts it on its GPU with the GPU memory the
+    run's resources name, reserved until the run shows it (not a need learned anew)."""
+    limits = GpuLimits(allowed_load=1.0, allowed_memory=0.5, sim_startup_time=0)
+    first = GpuBackend(OneBusyGpu(load=0.0), limits, num_jobs=4, say=lambda _: None)
+    run_dir = tmp_path / "runs" / "long"
+    argv = (sys.executable, "-c", "import time; time.sleep(60)")
+    write_run_record(run_dir, {"run_id": "long"}, argv, tmp_path, {})
+    run = Run("long", 0, {}, argv, tmp_path, run_dir, run_dir / "out", launch="k1",
+              resources=Resources(gpu_memory_mib=6000))
+    job = first.submit([run], "k1")["long"]
+    first.close()  # the driver is gone; its run is not
+    second = GpuBackend(OneBusyGpu(load=0.0), limits, num_jobs=4, say=lambda _: None)
+    try:
+        assert second.reattach({"long": (run, job)}) == []
+        assert second.policy.reserved_mib(0) == 6000
+    finally:
+        second.cancel()
+        second.close()

@@ -24,6 +24,7 @@ from hpsearch.backends.cluster.scheduler import SubmitRefused
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.backends.slurm.backend import SlurmBackend, scancel
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import cluster_settings
 from hpsearch.runs.files import read_exit, write_run_record
 from hpsearch.runs.model import Run
 
@@ -81,7 +82,7 @@ def timeout_job(slurm_cluster, timeout_search, tmp_path_factory):  # noqa: F811
     Also starts the session's CLI time-limit search (``timeout_search``, checked in
     ``test_slurm_search.py``) so that both one-minute waits overlap."""
     out = tmp_path_factory.mktemp("timeout")
-    backend = SlurmBackend(make_options(out, sbatch_options=("time=1",)))
+    backend = SlurmBackend(*cluster_settings(make_options(out, sbatch_options=("time=1",))))
     run = make_run(out, "sleeper", "import time; time.sleep(600)")
     backend.submit([run], KEY)
     yield backend, run
@@ -89,7 +90,7 @@ def timeout_job(slurm_cluster, timeout_search, tmp_path_factory):  # noqa: F811
 
 
 def test_array_of_runs_records_exit_codes(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     tricky = "it's $HOME; `x` \"q\" *"
     code = "import sys; print(sys.argv[1:]); sys.exit(int(sys.argv[1]))"
     runs = [make_run(tmp_path, f"r{i}", code, str(status), tricky)
@@ -112,7 +113,7 @@ def test_array_of_runs_records_exit_codes(tmp_path):
 
 
 def test_one_array_per_submission_at_most_max_array_size(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     backend._limits_cache = (2, 5000)  # as if scontrol said MaxArraySize=2
     runs = [make_run(tmp_path, f"s{i}", "pass") for i in range(5)]
     assert backend.room() == 2
@@ -130,7 +131,7 @@ def test_num_jobs_holds_across_arrays(tmp_path):
     log = tmp_path / "times.jsonl"
     code = ("import json, sys, time; t = time.time(); time.sleep(1.5); "
             f"open({str(log)!r}, 'a').write(json.dumps([t, time.time()]) + '\\n')")
-    backend = SlurmBackend(make_options(tmp_path, num_jobs=3))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path, num_jobs=3)))
     pending = [make_run(tmp_path, f"n{i}", code, key=f"k{i // 4}") for i in range(12)]
     ended: dict[str, Ended] = {}
     deadline = time.monotonic() + 120
@@ -156,7 +157,7 @@ def test_num_jobs_holds_across_arrays(tmp_path):
 
 
 def test_gpu_runs_see_cuda_visible_devices(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path, slurm_gres="gpu:1"))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path, slurm_gres="gpu:1")))
     code = "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
     backend.submit([make_run(tmp_path, f"g{i}", code) for i in range(2)], KEY)
     assert {e.exit_code for e in drive(backend).values()} == {0}
@@ -168,7 +169,7 @@ def test_gpu_runs_see_cuda_visible_devices(tmp_path):
 
 
 def test_scheduler_queried_once_per_poll_and_not_too_often(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     backend.submit([make_run(tmp_path, f"q{i}", "import time; time.sleep(3)")
                     for i in range(6)], KEY)
     start = time.monotonic()
@@ -190,7 +191,7 @@ def test_exit_files_of_pending_runs_are_read_only_before_queries(tmp_path):
     """20 runs, one at a time (``%1``): between two squeue calls only the running run's
     exit file is looked at, at most once a second; all 20 only in the sweep before a
     query. (Looking at every file on every 0.25 s wake-up would be ~100 looks a second.)"""
-    backend = SlurmBackend(make_options(tmp_path, num_jobs=1))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path, num_jobs=1)))
     backend.submit([make_run(tmp_path, f"f{i}", "import time; time.sleep(0.5)")
                     for i in range(20)], KEY)
     start = time.monotonic()
@@ -211,7 +212,7 @@ def test_exit_files_of_pending_runs_are_read_only_before_queries(tmp_path):
 
 
 def test_cancel_is_one_scancel_and_the_jobs_end_cancelled(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     runs = [make_run(tmp_path, f"c{i}", "import time; time.sleep(600)") for i in range(2)]
     ids = list(backend.submit(runs, KEY).values())
     before = backend.scheduler_calls
@@ -227,7 +228,7 @@ def test_a_signal_to_jobs_that_ended_already_is_no_error(tmp_path):
     """A prune's ``scancel --signal=TERM`` that reaches a job as it ends (Slurm then
     fails it: 'Invalid job id specified', or exit status 229 while it completes) must
     not stop the search."""
-    backend = SlurmBackend(make_options(tmp_path))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     runs = [make_run(tmp_path, f"s{i}", "pass") for i in range(2)]
     ids = list(backend.submit(runs, KEY).values())
     assert set(drive(backend)) == {"s0", "s1"}
@@ -238,7 +239,7 @@ def test_a_signal_to_jobs_that_ended_already_is_no_error(tmp_path):
 
 
 def test_reattach_watches_without_resubmitting(tmp_path):
-    first = SlurmBackend(make_options(tmp_path))
+    first = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     runs = [make_run(tmp_path, f"a{i}", "import time; time.sleep(2)") for i in range(3)]
     done = make_run(tmp_path, "done", "pass")
     submitted = first.submit([*runs, done], KEY)
@@ -248,7 +249,7 @@ def test_reattach_watches_without_resubmitting(tmp_path):
         time.sleep(0.2)
     del first  # the driver died
 
-    second = SlurmBackend(make_options(tmp_path))
+    second = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     already = second.reattach({r.run_id: (r, submitted[r.run_id]) for r in [*runs, done]})
     assert [(e.run_id, e.exit_code) for e in already] == [("done", 0)]
     ended = drive(second)
@@ -259,11 +260,11 @@ def test_reattach_watches_without_resubmitting(tmp_path):
 def test_resolve_finds_an_unanswered_launch_by_its_name(tmp_path):
     """A driver journaled a launch, submitted it and died before journaling the answer:
     the next one asks squeue for the launch's job name instead of submitting again."""
-    first = SlurmBackend(make_options(tmp_path))
+    first = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     runs = [make_run(tmp_path, f"u{i}", "import time; time.sleep(1)") for i in range(3)]
     submitted = first.submit(runs, KEY)
     del first
-    second = SlurmBackend(make_options(tmp_path))
+    second = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     assert second.resolve(KEY, runs) == submitted
     other = [make_run(tmp_path, "never", "pass", key="knever01")]
     assert second.resolve("knever01", other) == {}  # never submitted: run it again
@@ -286,7 +287,7 @@ def test_submission_that_timed_out_but_queued_is_not_submitted_twice(tmp_path):
                                     "out on send/recv operation")
             return super()._submit_array(script)
 
-    backend = TimingOut(make_options(tmp_path), sleep=lambda s: None)
+    backend = TimingOut(*cluster_settings(make_options(tmp_path)), sleep=lambda s: None)
     runs = [make_run(tmp_path, f"t{i}", "pass") for i in range(2)]
     submitted = backend.submit(runs, KEY)
     assert len(submitted) == 2 and backend.submit_calls == 1
@@ -311,7 +312,7 @@ def test_submit_limit_is_retried_not_failed(tmp_path):
             return super()._submit_array(script)
 
     slept: list[float] = []
-    backend = Refusing(make_options(tmp_path), sleep=slept.append)
+    backend = Refusing(*cluster_settings(make_options(tmp_path)), sleep=slept.append)
     submitted = backend.submit([make_run(tmp_path, "x", "pass")], KEY)
     assert list(submitted) == ["x"] and slept == [2.0, 4.0] and backend.submit_calls == 3
     backend._sleep = time.sleep
@@ -319,7 +320,7 @@ def test_submit_limit_is_retried_not_failed(tmp_path):
 
 
 def test_bad_partition_is_one_line_error(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path, slurm_partition="nosuchpart"))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path, slurm_partition="nosuchpart")))
     with pytest.raises(Exception, match="Invalid partition name specified") as err:
         backend.submit([make_run(tmp_path, "p", "pass")], KEY)
     assert "\n" not in str(err.value)
@@ -327,8 +328,8 @@ def test_bad_partition_is_one_line_error(tmp_path):
 
 
 def test_job_setup_lines_run_before_the_command(tmp_path):
-    backend = SlurmBackend(make_options(tmp_path, job_setup=(
-        "export HPS_SETUP=loaded", f"echo setup > {os.path.join(tmp_path, 'setup.txt')}")))
+    backend = SlurmBackend(*cluster_settings(make_options(tmp_path, job_setup=(
+        "export HPS_SETUP=loaded", f"echo setup > {os.path.join(tmp_path, 'setup.txt')}"))))
     code = "import os; print(os.environ['HPS_SETUP'])"
     backend.submit([make_run(tmp_path, "js", code)], KEY)
     assert drive(backend)["js"].exit_code == 0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.backends import driver_options
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.backends.slurm.backend import render_driver_script, slurm_directives, time_minutes
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import driver_options
 
 DATA = Path(__file__).resolve().parent / "data" / "slurm"
 

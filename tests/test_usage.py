@@ -27,6 +27,7 @@ from hpsearch.backends.accounting import (
 from hpsearch.backends.slurm.backend import SlurmBackend
 from hpsearch.backends.slurm.parse import parse_sacct, tres_count
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import cluster_settings
 
 #: sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j 8117657_3,8117678_0,9
 SACCT = """\
@@ -62,8 +63,9 @@ def test_accounting_that_is_disabled_means_measured(tmp_path, monkeypatch):
                                    "\nexit 1\n")
     (bin_dir / "sacct").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    backend = SlurmBackend(SearchOptions(out_dir=tmp_path, run_cwd=tmp_path, python="python3",
-                                         run_cluster=True, scheduler="slurm"))
+    backend = SlurmBackend(*cluster_settings(SearchOptions(
+        out_dir=tmp_path, run_cwd=tmp_path, python="python3", run_cluster=True,
+        scheduler="slurm")))
     assert backend._account(["12_0"]) == {}
     (bin_dir / "sacct").write_text(f"#!/bin/sh\ncat <<'EOF'\n{SACCT}EOF\n")
     assert backend._account(["8117678_0"])["8117678_0"] == {"gpu_hours": 4.0, "cpu_hours": 32.0}

@@ -1,5 +1,7 @@
-"""GPU-hours and CPU-hours: the ``gpu_hours`` and ``cpu_hours`` of every results row, and the
-totals ``hpsearch status`` and the report show, by how the runs ended.
+"""GPU-hours and CPU-hours: each results row's, and the totals by how the runs ended.
+
+The ``gpu_hours`` and ``cpu_hours`` of every results row, and the totals ``hpsearch status`` and
+the report show.
 
 **Measured** (always there): an attempt holds its resources from its start to its end as its
 run directory records them -- ``started_at`` (its mtime: the start; ``cuda_visible_devices=``:

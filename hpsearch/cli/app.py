@@ -238,8 +238,8 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
 
     SEARCH_ARGS are the flags of the search, checked now as the driver will read them.
     """
-    from hpsearch.backends import driver_options, driver_script
     from hpsearch.engine.launch import load_search
+    from hpsearch.engine.placement import driver_options, driver_script
 
     with main_group.make_context("hpsearch", list(search_args), resilient_parsing=False) as sub:
         params = dict(sub.params)

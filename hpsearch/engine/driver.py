@@ -48,7 +48,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hpsearch.backends import resources_of
 from hpsearch.backends.base import Backend, Ended
 from hpsearch.engine.intermediate import IntermediateReader
 from hpsearch.engine.journal import (
@@ -62,6 +61,7 @@ from hpsearch.engine.journal import (
 )
 from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import resources_of
 from hpsearch.engine.policy import (
     FAIL_FAST,
     FAILED,

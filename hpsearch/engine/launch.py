@@ -14,12 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpsearch.backends import make_backend, resources_of
 from hpsearch.backends.base import Backend
 from hpsearch.engine.build import build_driver
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import make_backend, resources_of
 from hpsearch.engine.policy import Policy
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import UsageError
+from hpsearch.runs.files import link_whole
 
 LOCK_FILE = ".hpsearch.lock"
 #: every file the lock makes (the lock, its owner's draft, a stale one moved aside, a clock
@@ -95,29 +96,6 @@ def read_holder(path: Path) -> Holder | None:
             and isinstance(record.get("pid"), int)):
         record = None
     return Holder(record, stat.st_ino, filesystem_now(path.parent) - stat.st_mtime)
-
-
-def link_whole(path: Path, text: str, draft: Path) -> int | None:
-    """Create ``path`` holding ``text`` unless it exists: written whole to ``draft`` (a name
-    of the caller's own, fsync'd), then ``link``\\ ed to ``path``. Returns the new file's
-    inode, or None when ``path`` exists (someone else won). Atomic on local filesystems and
-    on NFS, where a link whose reply got lost is recognised by the draft's link count of 2.
-    The draft is removed either way. Raises OSError for any other failure."""
-    with open(draft, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        try:
-            os.link(draft, path)
-        except FileExistsError:
-            return None
-        except OSError:  # NFS: the link may have been made although the reply got lost
-            if os.stat(draft).st_nlink != 2:
-                raise
-        return os.stat(draft).st_ino
-    finally:
-        os.unlink(draft)
 
 
 def _is_hpsearch_process(pid: int) -> bool | None:

@@ -131,6 +131,29 @@ class ExitRecord:
         return None if self.started_at is None else max(0.0, self.ended_at - self.started_at)
 
 
+def link_whole(path: Path, text: str, draft: Path) -> int | None:
+    """Create ``path`` holding ``text`` unless it exists: written whole to ``draft`` (a name
+    of the caller's own, fsync'd), then ``link``\\ ed to ``path``. Returns the new file's
+    inode, or None when ``path`` exists (someone else won). Atomic on local filesystems and
+    on NFS, where a link whose reply got lost is recognised by the draft's link count of 2.
+    The draft is removed either way. Raises OSError for any other failure."""
+    with open(draft, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            return None
+        except OSError:  # NFS: the link may have been made although the reply got lost
+            if os.stat(draft).st_nlink != 2:
+                raise
+        return os.stat(draft).st_ino
+    finally:
+        os.unlink(draft)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -39,7 +39,7 @@ class Resources:
     run (None: no limit). ``gpu_memory_mib``: MiB of GPU memory it is expected to take
     (``--gpu_memory_per_run``; None: learned from the runs seen so far).
 
-    The defaults are a local GPU run's; :func:`hpsearch.backends.resources_of`
+    The defaults are a local GPU run's; :func:`hpsearch.engine.placement.resources_of`
     fills the value from a search's flags.
     """
 

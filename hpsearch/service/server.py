@@ -21,9 +21,9 @@ import sys
 import threading
 from pathlib import Path
 
-from hpsearch.backends import make_backend
 from hpsearch.engine.launch import SearchSource, load_search, source_name
 from hpsearch.engine.options import SearchOptions
+from hpsearch.engine.placement import make_backend
 from hpsearch.errors import UsageError
 from hpsearch.service.requests import SERVED_DEFAULTS, Budget, Registry, Request, apply_budget
 from hpsearch.service.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, service_token

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hpsearch.backends.base import Backend, Ended
@@ -38,11 +39,25 @@ from hpsearch.backends.cluster.requeue import walltime_warning
 from hpsearch.backends.cluster.scheduler import Calls, Scheduler, Task
 from hpsearch.backends.cluster.sweeps import Sweeper
 from hpsearch.backends.cluster.watchlist import Pack, Watchlist
-from hpsearch.engine.options import SearchOptions
+from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.runs.model import Run
 
 DEFAULT_NUM_JOBS = 8
 LOG_DIR = "slurm_logs"
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What the cluster machinery reads of a search's options (every scheduler's)."""
+
+    out_dir: Path
+    num_jobs: int | None = None  # --num_jobs: jobs at once (None: DEFAULT_NUM_JOBS)
+    runs_per_job: int | None = None  # --runs_per_job: packed launches (None: one run a job)
+    walltime_warning: float = 300.0  # --walltime_warning: seconds
+    job_setup: tuple[str, ...] = ()  # --job_setup: lines a job script runs first
+    job_template: Path | None = None  # --job_template: the user's own job script template
+    timeout: float | None = None  # --timeout: a packed run's, which its worker enforces
+    gpu_limits: GpuLimits = GpuLimits()  # a packed worker's GPU admission
 
 
 class ClusterBackend(Backend, Scheduler):
@@ -53,16 +68,16 @@ class ClusterBackend(Backend, Scheduler):
     #: where the scheduler's own --output/--error files go, under out_dir
     log_dir_name = LOG_DIR
 
-    def __init__(self, options: SearchOptions, *, min_interval: float = 1.0,
+    def __init__(self, settings: ClusterSettings, *, min_interval: float = 1.0,
                  max_interval: float = 30.0, exit_grace: float = 3.0,
                  file_interval: float = 1.0,
                  submit_backoff: float = 2.0, submit_patience: float = 600.0,
                  max_query_failures: int = 30,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.options = options
-        self.packed = options.runs_per_job is not None
-        self.warning = walltime_warning(options, self.time_limit())
+        self.settings = settings
+        self.packed = settings.runs_per_job is not None
+        self.warning = walltime_warning(settings.walltime_warning, self.time_limit())
         self.min_interval = max(1.0, min_interval)
         self.max_interval = max(self.min_interval, max_interval)
         self.exit_grace = exit_grace
@@ -74,20 +89,15 @@ class ClusterBackend(Backend, Scheduler):
         self._next_file_check = 0.0
         self._found: list[Ended] = []  # read from exit files by wait(), reported by poll()
         self.calls = Calls()
-        self.arrays = Arrays(options.num_jobs or DEFAULT_NUM_JOBS, options.runs_per_job or 1)
+        self.arrays = Arrays(settings.num_jobs or DEFAULT_NUM_JOBS, settings.runs_per_job or 1)
         self.watchlist = Watchlist(self.arrays, self.queued_states)
         self.submitter = Submitter(self, self.calls, self.arrays, sleep, submit_backoff,
                                    submit_patience)
         self.charges = Charges(self.watchlist, self, self.calls)
         self.sweeper = Sweeper(self, self.watchlist, self.calls, self.charges,
                                max_query_failures)
-        self.log_dir = Path(options.out_dir) / self.log_dir_name
+        self.log_dir = Path(settings.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
-
-    def time_limit(self) -> float | None:
-        """Seconds a job may run (``--num_hours``, unless an option of the scheduler's own
-        sets it); None: no limit."""
-        return self.options.num_hours * 3600 if self.options.num_hours else None
 
     # -- what it cost ----------------------------------------------------------------------
     @property
@@ -143,10 +153,10 @@ class ClusterBackend(Backend, Scheduler):
 
     # -- submit ----------------------------------------------------------------------------
     def job_name(self, key: str) -> str:
-        return f"hps-{Path(self.options.out_dir).resolve().name[:40]}-{key}"
+        return f"hps-{Path(self.settings.out_dir).resolve().name[:40]}-{key}"
 
     def _pack_folder(self, key: str) -> Path:
-        return claims.pack_dir(Path(self.options.out_dir).resolve(), key)
+        return claims.pack_dir(Path(self.settings.out_dir).resolve(), key)
 
     def dry_run_scripts(self, runs: Sequence[Run]) -> list[str]:
         """The job scripts ``submit`` would write for ``runs`` (``--dry_run``)."""
@@ -178,8 +188,9 @@ class ClusterBackend(Backend, Scheduler):
         name = self.job_name(key)
         folder = self._pack_folder(key) if self.packed else None
         if folder is not None:
-            packing.write_queue(folder, key, runs, self.arrays.per_job, self.options,
-                                self.warning, self.signals_every_process)
+            packing.write_queue(folder, key, runs, self.arrays.per_job, self.settings.timeout,
+                                self.settings.gpu_limits, self.warning,
+                                self.signals_every_process)
         self.script_dir.mkdir(parents=True, exist_ok=True)
         script = self.script_dir / f"{name}.sh"
         script.write_text(self._script(runs, key, throttle))

@@ -23,7 +23,7 @@ before it submits the array (the launch itself is journaled before that, as ever
                "env": {"HPSEARCH_RUN_ID": "3f2a9c0d1b7e", ...}, "attempt": 1}, ...]}
 
 **A claim is won once.** A worker writes its claim whole to a file of its own, then links
-it to ``claims/<run_id>`` (:func:`hpsearch.engine.lock.link_whole`, the primitive of the driver's
+it to ``claims/<run_id>`` (:func:`hpsearch.runs.files.link_whole`, the primitive of the driver's
 lock): the link fails for every worker but the first, on NFS too. The claim names the job
 that holds the run; ``hpsearch status`` shows it, and when the scheduler says that job
 ended, a claimed run without an exit code is run again by the driver (a new launch, never
@@ -44,8 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends.gpus.admission import parse_mib
-from hpsearch.engine.lock import link_whole
-from hpsearch.runs.files import SIM_OUT_DIR, read_run_record, write_atomic
+from hpsearch.runs.files import SIM_OUT_DIR, link_whole, read_run_record, write_atomic
 from hpsearch.runs.model import Resources, Run
 
 PACKS_DIR = "packs"

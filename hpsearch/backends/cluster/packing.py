@@ -25,7 +25,7 @@ from pathlib import Path
 from hpsearch.backends.cluster import claims
 from hpsearch.backends.cluster.scheduler import Scheduler
 from hpsearch.backends.cluster.watchlist import CLAIMED, SUBMITTED, UNCLAIMED, Pack, Watched
-from hpsearch.engine.options import SearchOptions
+from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.runs.files import REASON_FILE, was_warned
 from hpsearch.runs.model import Run
 
@@ -44,16 +44,17 @@ def workers_script(scheduler: Scheduler, folder: Path, runs: int, per_job: int,
 
 
 def write_queue(folder: Path, key: str, runs: Sequence[Run], per_job: int,
-                options: SearchOptions, warning: int, signals_every_process: bool) -> None:
+                timeout: float | None, limits: GpuLimits, warning: int,
+                signals_every_process: bool) -> None:
     """The packed launch's ``queue.json`` (before its array is submitted): its runs, and
-    how a worker runs them (``warning``: the time-limit warning's seconds); the GPU memory
-    each run needs is the runs' (the same for every run of a launch, for now)."""
+    how a worker runs them (``timeout``: each run's; ``limits``: the GPU admission's;
+    ``warning``: the time-limit warning's seconds); the GPU memory each run needs is the
+    runs' (the same for every run of a launch, for now)."""
     claims.write_queue(folder, claims.Queue(
-        key, per_job, workers(len(runs), per_job), options.timeout, warning,
-        signals_every_process,
-        {"allowed_load": options.allowed_load, "allowed_memory": options.allowed_memory,
-         "max_num_jobs_per_gpu": options.max_num_jobs_per_gpu,
-         "sim_startup_time": options.sim_startup_time,
+        key, per_job, workers(len(runs), per_job), timeout, warning, signals_every_process,
+        {"allowed_load": limits.allowed_load, "allowed_memory": limits.allowed_memory,
+         "max_num_jobs_per_gpu": limits.max_num_jobs_per_gpu,
+         "sim_startup_time": limits.sim_startup_time,
          "gpu_memory_per_run": runs[0].resources.gpu_memory_mib},
         tuple(dataclasses.replace(r, run_dir=Path(r.run_dir).resolve(),
                                   cwd=Path(r.cwd).resolve()) for r in runs)))

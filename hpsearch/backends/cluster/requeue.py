@@ -21,15 +21,14 @@ from collections.abc import Callable
 from hpsearch.backends.base import Ended
 from hpsearch.backends.cluster.scheduler import Scheduler
 from hpsearch.backends.cluster.watchlist import Watched
-from hpsearch.engine.options import SearchOptions
 from hpsearch.runs.files import ExitRecord, StartRecord, split_launch, was_warned
 
 
-def walltime_warning(options: SearchOptions, limit: float | None) -> int:
+def walltime_warning(flag: float, limit: float | None) -> int:
     """Seconds before a job's time limit at which its runs get SIGTERM to save their work
-    (``--walltime_warning``); 0, no warning, when the flag is 0, the job has no limit, or
-    its limit (``limit`` seconds) is not longer than twice that."""
-    seconds = int(options.walltime_warning)
+    (``flag``: ``--walltime_warning``); 0, no warning, when the flag is 0, the job has no
+    limit, or its limit (``limit`` seconds) is not longer than twice that."""
+    seconds = int(flag)
     return seconds if seconds > 0 and limit and limit > 2 * seconds else 0
 
 

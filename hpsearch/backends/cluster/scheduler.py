@@ -129,6 +129,11 @@ class Scheduler(ABC):
         return {}
 
     @abstractmethod
+    def time_limit(self) -> float | None:
+        """Seconds a job may run (``--num_hours``, unless an option of the scheduler's own
+        sets it); None: no limit."""
+
+    @abstractmethod
     def task_job_id(self, array_id: str, task: int) -> str:
         """The id of one array task, e.g. ``1234_7`` on Slurm."""
 

@@ -309,7 +309,8 @@ class GpuBackend(LocalBackend):
             self._run_dirs[run_id] = active.run.run_dir
             if gpu is not None:
                 active.extra["gpu"] = gpu
-                self.policy.launched(gpu, run_id, active.pid, now)
+                self.policy.launched(gpu, run_id, active.pid, now,
+                                     active.run.resources.gpu_memory_mib)
         return ended
 
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:

@@ -14,15 +14,16 @@ import math
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hpsearch.backends import templating
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.backend import ClusterBackend, ClusterSettings
 from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.lsf import parse as lp
-from hpsearch.engine.options import SearchOptions
+from hpsearch.backends.lsf.options import LsfJob
 from hpsearch.runs.model import Resources
 from hpsearch.spec.values import strip_wrapping_quotes
 
@@ -37,7 +38,7 @@ _KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _COMMAND_TIMEOUT = 120.0
 
 
-def lsf_resources(options: SearchOptions) -> str:
+def lsf_resources(options: LsfJob) -> str:
     """``--resources`` as ``-R`` takes it: ``'"rusage[mem=8000]"'`` -> ``rusage[mem=8000]``.
 
     hypnettorch's default carries its own quotes (it pasted the value into a shell line);
@@ -52,7 +53,7 @@ def _check_value(flag: str, value: str) -> None:
                          "or leave the option out")
 
 
-def bsub_options(options: SearchOptions) -> list[str]:
+def bsub_options(options: LsfJob) -> list[str]:
     """``--bsub_option`` items as the templates take them: ``"KEY=VALUE"`` or ``"KEY"``.
 
     A leading ``-`` is dropped (``-P=proj`` -> ``P=proj``). Raises ``ValueError`` (one
@@ -74,12 +75,12 @@ def bsub_options(options: SearchOptions) -> list[str]:
     return items
 
 
-def job_time_limit(options: SearchOptions) -> float | None:
-    """``-W`` in seconds: ``--num_hours``, or a ``--bsub_option=W=[hour:]minute``; None: no
-    limit (or one that is no time)."""
-    given = [o.partition("=")[2] for o in bsub_options(options) if o.partition("=")[0] == "W"]
+def job_time_limit(items: Sequence[str], num_hours: float | None) -> float | None:
+    """``-W`` in seconds: a ``--bsub_option=W=[hour:]minute`` among ``items``
+    (:func:`bsub_options`), else ``num_hours``; None: no limit (or one that is no time)."""
+    given = [o.partition("=")[2] for o in items if o.partition("=")[0] == "W"]
     if not given:
-        return options.num_hours * 3600 if options.num_hours else None
+        return num_hours * 3600 if num_hours else None
     hours, _, minutes = given[-1].split("/")[0].rpartition(":")
     try:
         return (int(hours or 0) * 60 + int(minutes)) * 60.0
@@ -87,23 +88,24 @@ def job_time_limit(options: SearchOptions) -> float | None:
         return None
 
 
-def run_resources(options: SearchOptions, gpu_memory_mib: int | None) -> Resources:
+def run_resources(options: LsfJob, gpu_memory_mib: int | None) -> Resources:
     """What each run's job asks LSF for: GPUs of ``-gpu`` (``--lsf_gpu`` or ``--bsub_option
     gpu=...``), else those ``-R`` reserves (``--resources``: hypnettorch's default
     ``rusage[mem=8000, ngpus_excl_p=1]`` -> 1); ``-n`` CPUs (1); one node; ``-W``
     (:func:`job_time_limit`); ``gpu_memory_mib``: ``--gpu_memory_per_run``. Its memory is
     left None: the unit of ``rusage[mem=...]`` is the cluster's setting
     (``LSF_UNIT_FOR_LIMITS``)."""
-    given = dict(o.partition("=")[::2] for o in bsub_options(options))
+    items = bsub_options(options)
+    given = dict(o.partition("=")[::2] for o in items)
     gpu = given.get("gpu", options.lsf_gpu.strip())
     cpus = given.get("n", "")
     return Resources(
         gpus=lp.gpu_count(gpu) if gpu else lp.rusage_gpus(lsf_resources(options)),
         cpus=int(cpus) if cpus.isdigit() else 1, memory=None, nodes=1,
-        time_limit=job_time_limit(options), gpu_memory_mib=gpu_memory_mib)
+        time_limit=job_time_limit(items, options.num_hours), gpu_memory_mib=gpu_memory_mib)
 
 
-def validate_lsf_options(options: SearchOptions) -> None:
+def validate_lsf_options(options: LsfJob) -> None:
     """Check every ``#BSUB`` value the flags produce; ``ValueError`` (one line) if bad."""
     bsub_options(options)
     resources = lsf_resources(options)
@@ -122,7 +124,7 @@ def safe_job_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64] or "hpsearch"
 
 
-def render_lsf_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
+def render_lsf_driver_script(options: LsfJob, argv: Sequence[str], cwd: Path,
                              name: str = "hpsearch-driver") -> str:
     """The wrapper job running the driver itself (``hpsearch wrap --scheduler lsf``).
 
@@ -172,6 +174,23 @@ def bkill(job_ids: Sequence[str], signal_name: str | None = None) -> int:
     return done.stdout.count("is being terminated") + done.stdout.count("is being signaled")
 
 
+@dataclass(frozen=True)
+class LsfSettings:
+    """What the LSF backend reads of a search's options, as the templates take them."""
+
+    num_hours: float | None  # -W (--num_hours), unless a W among bsub_options
+    resources: str  # -R (--resources, see lsf_resources)
+    queue: str  # -q (--lsf_queue)
+    gpu: str  # -gpu (--lsf_gpu)
+    bsub_options: tuple[str, ...]  # --bsub_option items (see bsub_options)
+
+
+def lsf_settings(options: LsfJob) -> LsfSettings:
+    """The LSF backend's settings that ``options`` give (ValueError, one line, if bad)."""
+    return LsfSettings(options.num_hours, lsf_resources(options), options.lsf_queue.strip(),
+                       options.lsf_gpu.strip(), tuple(bsub_options(options)))
+
+
 class LsfBackend(ClusterBackend):
     """Runs as LSF job array elements; see the module docstring."""
 
@@ -184,14 +203,13 @@ class LsfBackend(ClusterBackend):
     preempted_states = lp.PREEMPTED_STATES
     lost_states = lp.LOST_STATES
 
-    def __init__(self, options: SearchOptions, **kwargs) -> None:
-        self.bsub_options = bsub_options(options)
-        self.resources = lsf_resources(options)
-        super().__init__(options, **kwargs)
+    def __init__(self, cluster: ClusterSettings, lsf: LsfSettings, **kwargs) -> None:
+        self.lsf = lsf
+        super().__init__(cluster, **kwargs)
 
     def time_limit(self) -> float | None:
         """``-W`` in seconds: ``--num_hours``, or a ``--bsub_option=W=[hour:]minute``."""
-        return job_time_limit(self.options)
+        return job_time_limit(self.lsf.bsub_options, self.lsf.num_hours)
 
     def is_final(self, state: str) -> bool:
         """DONE, or an EXIT element by the reason ``_query`` gave it (``TERM_RUNLIMIT``...)."""
@@ -216,16 +234,16 @@ class LsfBackend(ClusterBackend):
             "indices": _index_list(indices),
             "num_jobs": throttle,
             "log_dir": str(self.log_dir.resolve()),
-            "num_hours": self.options.num_hours,
+            "num_hours": self.lsf.num_hours,
             "warning_minutes": math.ceil(self.warning / 60),
-            "resources": self.resources,
-            "lsf_queue": self.options.lsf_queue.strip(),
-            "lsf_gpu": self.options.lsf_gpu.strip(),
-            "bsub_options": self.bsub_options,
-            "job_setup": list(self.options.job_setup),
+            "resources": self.lsf.resources,
+            "lsf_queue": self.lsf.queue,
+            "lsf_gpu": self.lsf.gpu,
+            "bsub_options": list(self.lsf.bsub_options),
+            "job_setup": list(self.settings.job_setup),
             "worker": None,
             **body,
-        }, self.options.job_template)
+        }, self.settings.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:
         return f"{array_id}[{task + 1}]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hpsearch.backends.cluster.options import option_key
+from hpsearch.backends.cluster.options import ClusterOptions, option_key
 from hpsearch.options_decl import option
 
 
@@ -23,6 +23,12 @@ class LsfOptions:
         (), "LSF: any other bsub option, e.g. --bsub_option=P=myproject (repeatable).",
         flag="bsub_option", metavar="KEY=VALUE", native="*")
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class LsfJob(ClusterOptions, LsfOptions):
+    """What LSF's functions read of a search's options: the options every cluster scheduler
+    takes and LSF's own (the registry hands them ``own(LsfJob, options)``)."""
 
 def for_driver(options: Any, mem: str, partition: str | None) -> dict[str, Any]:
     """The changes that make the runs' LSF options those of the driver's own job

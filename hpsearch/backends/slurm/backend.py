@@ -13,6 +13,7 @@ import math
 import shlex
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -20,10 +21,10 @@ from typing import Any
 
 from hpsearch.backends import templating
 from hpsearch.backends.base import BackendError
-from hpsearch.backends.cluster.backend import ClusterBackend
+from hpsearch.backends.cluster.backend import ClusterBackend, ClusterSettings
 from hpsearch.backends.cluster.scheduler import QueryFailed, SubmitRefused, SubmitUnclear, Task
 from hpsearch.backends.slurm import parse as sp
-from hpsearch.engine.options import SearchOptions
+from hpsearch.backends.slurm.options import SlurmJob
 from hpsearch.runs.model import Resources
 
 ARRAY_TEMPLATE = "slurm/templates/slurm_array.sbatch.j2"
@@ -68,7 +69,7 @@ def time_minutes(num_hours: float) -> int:
     return max(1, math.ceil(round(num_hours * 60, 6)))
 
 
-def slurm_directives(options: SearchOptions) -> list[str]:
+def slurm_directives(options: SlurmJob) -> list[str]:
     """The ``#SBATCH`` options the flags ask for, e.g. ``["--time=240", "--mem=8G"]``.
 
     An empty flag value leaves its directive out (``--slurm_gres=`` -> no ``--gres``).
@@ -107,7 +108,7 @@ def directive_values(directives: Sequence[str]) -> dict[str, str]:
     return values
 
 
-def run_resources(options: SearchOptions, gpu_memory_mib: int | None) -> Resources:
+def run_resources(options: SlurmJob, gpu_memory_mib: int | None) -> Resources:
     """What each run's job asks Slurm for, as the directives the flags produce say
     (``--slurm_gres gpu:1``: 1 GPU; ``--slurm_mem 8G``: 8 GiB; ``--num_hours 24``: a day):
     GPUs of ``--gres`` and ``--gpus``, ``--cpus-per-task`` (1), ``--mem``, ``--nodes`` (1),
@@ -123,14 +124,14 @@ def run_resources(options: SearchOptions, gpu_memory_mib: int | None) -> Resourc
         gpu_memory_mib=gpu_memory_mib)
 
 
-def validate_slurm_options(options: SearchOptions) -> None:
+def validate_slurm_options(options: SlurmJob) -> None:
     """Check every sbatch directive the flags produce; ``ValueError`` (one line) if bad."""
     slurm_directives(options)
     if options.job_template is not None:
         templating.load_template(ARRAY_TEMPLATE, options.job_template)
 
 
-def render_driver_script(options: SearchOptions, argv: Sequence[str], cwd: Path,
+def render_driver_script(options: SlurmJob, argv: Sequence[str], cwd: Path,
                          job_name: str = "hpsearch-driver") -> str:
     """The wrapper job running the driver itself (``hpsearch wrap --scheduler slurm``).
 
@@ -192,6 +193,20 @@ def scancel(job_ids: Sequence[str], *options: str) -> None:
         raise BackendError(f"scancel: {done.stderr.strip() or done.returncode}")
 
 
+@dataclass(frozen=True)
+class SlurmSettings:
+    """What the Slurm backend reads of a search's options: the ``#SBATCH`` directives of
+    its jobs (:func:`slurm_directives`: ``--time``, ``--mem``, ``--gres``, ``--partition``,
+    ``--qos``, ``--constraint``, ``--sbatch_option``)."""
+
+    directives: tuple[str, ...]
+
+
+def slurm_settings(options: SlurmJob) -> SlurmSettings:
+    """The Slurm backend's settings that ``options`` give (ValueError, one line, if bad)."""
+    return SlurmSettings(tuple(slurm_directives(options)))
+
+
 class SlurmBackend(ClusterBackend):
     """Runs as Slurm job array tasks; see the module docstring."""
 
@@ -207,9 +222,9 @@ class SlurmBackend(ClusterBackend):
     #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
     signals_every_process = True
 
-    def __init__(self, options: SearchOptions, **kwargs) -> None:
-        self.directives = slurm_directives(options)
-        super().__init__(options, **kwargs)
+    def __init__(self, cluster: ClusterSettings, slurm: SlurmSettings, **kwargs) -> None:
+        self.directives = list(slurm.directives)
+        super().__init__(cluster, **kwargs)
 
     def time_limit(self) -> float | None:
         """The ``--time`` directive's seconds (``--num_hours``, or ``--sbatch_option=time=``)."""
@@ -239,10 +254,10 @@ class SlurmBackend(ClusterBackend):
             "array": f"{sp.array_ranges(tasks)}%{throttle}",
             "log_dir": str(self.log_dir.resolve()),
             "directives": self.directives,
-            "job_setup": list(self.options.job_setup),
+            "job_setup": list(self.settings.job_setup),
             "worker": None,
             **body,
-        }, self.options.job_template)
+        }, self.settings.job_template)
 
     def task_job_id(self, array_id: str, task: int) -> str:
         return f"{array_id}_{task}"

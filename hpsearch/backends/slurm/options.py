@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hpsearch.backends.cluster.options import option_key
+from hpsearch.backends.cluster.options import ClusterOptions, option_key
 from hpsearch.options_decl import option
 
 
@@ -26,6 +26,12 @@ class SlurmOptions:
         (), "Slurm: any other sbatch option, e.g. --sbatch_option=account=lab (repeatable).",
         flag="sbatch_option", metavar="KEY=VALUE", native="*")
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlurmJob(ClusterOptions, SlurmOptions):
+    """What Slurm's functions read of a search's options: the options every cluster scheduler
+    takes and Slurm's own (the registry hands them ``own(SlurmJob, options)``)."""
 
 #: sbatch options that ask for GPUs: the driver's own job drops them
 _GPU_SBATCH = {"gres", "gpus", "gpus-per-node", "gpus-per-task", "gpus-per-socket",

@@ -1,0 +1,140 @@
+"""Where a search's runs go: its backend, built from its options, and what each run needs.
+
+The engine's side of the backends' registry (:mod:`hpsearch.backends`): ``--run_cluster
+--scheduler=NAME`` builds the scheduler ``NAME`` of :data:`~hpsearch.backends.SCHEDULERS`,
+handing its functions only their part of the options (``own(entry.job, options)``);
+otherwise runs go to local GPUs, or to ``--num_jobs`` CPU slots (default: one per CPU this
+process may use) when ``--visible_gpus=-1`` or no GPU is found. ``hpsearch wrap``'s driver job
+is rendered here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hpsearch.backends import scheduler
+from hpsearch.backends.base import Backend
+from hpsearch.backends.cluster.backend import ClusterSettings
+from hpsearch.backends.gpus.admission import GpuLimits, parse_mib
+from hpsearch.backends.gpus.backend import GpuBackend
+from hpsearch.backends.gpus.options import GpuOptions
+from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
+from hpsearch.backends.local import LocalBackend
+from hpsearch.engine.options import SearchOptions
+from hpsearch.errors import UsageError
+from hpsearch.options_decl import own
+from hpsearch.runs.model import Resources
+
+
+def resources_of(options: SearchOptions) -> Resources:
+    """What each run of the search ``options`` describe needs (the same for every run today):
+    on a cluster what its scheduler's directives ask for, locally one GPU (none with
+    ``--visible_gpus=-1``); ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises
+    ``ValueError`` (one line) for a value only a caller other than the CLI can pass."""
+    gpu_memory = parse_mib(options.gpu_memory_per_run)
+    if options.run_cluster:
+        entry = scheduler(options.scheduler)
+        return entry.load(entry.resources)(own(entry.job, options), gpu_memory)
+    return Resources(gpus=0 if options.cpu_only else 1, gpu_memory_mib=gpu_memory)
+
+
+def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
+    """What a cluster backend's constructor takes of ``options`` (checked): the cluster
+    machinery's settings and its scheduler's own (the entry's ``settings(options)``)."""
+    cluster = ClusterSettings(
+        out_dir=options.out_dir, num_jobs=options.num_jobs, runs_per_job=options.runs_per_job,
+        walltime_warning=options.walltime_warning, job_setup=tuple(options.job_setup),
+        job_template=options.job_template, timeout=options.timeout,
+        gpu_limits=GpuLimits(allowed_load=options.allowed_load,
+                             allowed_memory=options.allowed_memory,
+                             max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
+                             sim_startup_time=options.sim_startup_time))
+    entry = scheduler(options.scheduler)
+    return cluster, entry.load(entry.settings)(own(entry.job, options))
+
+
+def make_cluster_backend(options: SearchOptions) -> Backend:
+    """The scheduler's backend, its settings checked before anything is submitted.
+
+    Unless ``--dry_run`` (which only renders scripts), the scheduler's commands must be
+    on PATH.
+    """
+    entry = scheduler(options.scheduler)
+    try:
+        entry.load(entry.validate)(own(entry.job, options))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    backend_class = entry.load(entry.backend)
+    missing = [c for c in backend_class.commands if shutil.which(c) is None]
+    if missing and not options.dry_run:
+        raise UsageError(f"{missing[0]} is not on PATH: run hpsearch on a login node of your "
+                         f"{options.scheduler} cluster (or in a job there), or drop "
+                         "--run_cluster")
+    return backend_class(*cluster_settings(options))
+
+
+def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
+    """The backend for ``options``; ``say`` reports choices the user should know of."""
+    if options.run_cluster:
+        return make_cluster_backend(options)
+    if options.cpu_only:
+        return cpu_backend(options, say)
+    try:
+        limits = own(GpuOptions, options).limits()
+        resources = resources_of(options)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say,
+                             resources=resources)
+    except GpuUnavailable as exc:
+        say(f"{exc} (pass --visible_gpus=-1 to silence this)")
+        return cpu_backend(options, say)
+    present = backend.policy.gpus()
+    missing = [i for i in limits.visible_gpus or () if i not in present]
+    if missing:
+        raise UsageError(f"--visible_gpus={options.visible_gpus}: GPU {missing[0]} does not "
+                         f"exist; this machine has GPU(s) {','.join(map(str, present))}")
+    if not backend.fits_at_all():
+        raise UsageError(f"--gpu_memory_per_run={options.gpu_memory_per_run} is more than "
+                         f"--allowed_memory={options.allowed_memory} of any GPU allows "
+                         f"({backend.policy.largest_cap_mib()} MiB); lower one or raise the other")
+    say(f"GPUs {','.join(map(str, backend.policy.candidates()))} via "
+        f"{backend.source.description}")
+    return backend
+
+
+def cpu_backend(options: SearchOptions, say: Callable[[str], None]) -> LocalBackend:
+    """Runs on :attr:`SearchOptions.cpu_slots` CPU slots; the count is said when it is not
+    ``--num_jobs``'s."""
+    slots = options.cpu_slots
+    if options.num_jobs is None:
+        say(f"--num_jobs not given: {slots} CPU slot{'s' if slots != 1 else ''} (the CPUs "
+            "this process may use)")
+    return LocalBackend(slots, options.timeout)
+
+
+
+
+def driver_options(options: SearchOptions, hours: float, mem: str,
+                   partition: str | None) -> SearchOptions:
+    """The runs' options turned into those of the driver's own job (``hpsearch wrap``):
+    its time, memory and partition/queue (the scheduler's ``for_driver``), no GPU request of
+    any spelling, and no time-limit warning (the driver saves its state all the time; it is
+    no packed worker)."""
+    changes = scheduler(options.scheduler, "hpsearch wrap: ").for_driver(options, mem, partition)
+    return dataclasses.replace(options, num_hours=hours, walltime_warning=0, runs_per_job=None,
+                               **changes)
+
+
+def driver_script(options: SearchOptions, argv: list[str], cwd: Path) -> str:
+    """The batch job that runs the driver itself (``hpsearch wrap``)."""
+    entry = scheduler(options.scheduler, "hpsearch wrap: ")
+    try:
+        return entry.load(entry.driver_script)(own(entry.job, options), argv, cwd)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
