@@ -8,6 +8,7 @@ plugin, whose session groups are what its HParams dashboard compares.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,22 @@ def test_tensorboard_logging_again_leaves_one_run(tmp_path: Path) -> None:
         "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE"]})["sessionGroups"]
     assert sorted(group["name"] for group in groups) == ["run_0001", "run_0002"]
     assert all(len(group["sessions"]) == 1 for group in groups)
+
+
+def test_tensorboard_bad_values_cost_nothing(tmp_path: Path) -> None:
+    """A NaN or infinite final metric is logged as such; a configuration value the HParams
+    plugin cannot hold (a dict) becomes its JSON text."""
+    record = RunRecord(run_id="run_0004", config={"lr": float("nan"), "opt": {"name": "sgd"}},
+                       status="finished", metrics={"loss": float("nan"), "acc": float("inf")})
+    logdir = logged(tmp_path, record)
+    [(step, loss)] = [(e.step, e.value) for e in accumulator(logdir / "run_0004").Scalars("loss")]
+    assert step == 0 and math.isnan(loss)
+    assert scalars(logdir / "run_0004", "acc") == [(0, float("inf"))]
+    content = accumulator(logdir / "run_0004").PluginTagToContent("hparams")
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        content[hparams_metadata.SESSION_START_INFO_TAG])
+    assert start.hparams["opt"].string_value == '{"name": "sgd"}'
+    assert math.isnan(start.hparams["lr"].number_value)
 
 
 def test_tensorboard_unwritable_directory_is_a_sink_error(tmp_path: Path) -> None:

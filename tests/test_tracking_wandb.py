@@ -49,6 +49,10 @@ FAILED: dict[str, Any] = {"run_id": "run_0002", "config": {"lr": 0.01, "opt": "s
 PRUNED: dict[str, Any] = {"run_id": "run_0003", "config": {"lr": 0.5, "opt": "sgd"},
                           "status": "pruned", "reason": "pruned at step 1",
                           "curve": [[1, {"loss": 2.0}]]}
+#: bad values from a run: a NaN final metric, an infinite one, a NaN configuration value
+BAD_VALUES: dict[str, Any] = {"run_id": "run_0004", "config": {"lr": float("nan")},
+                              "status": "finished",
+                              "metrics": {"loss": float("nan"), "acc": float("inf")}}
 
 
 def wandb_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -77,13 +81,13 @@ def test_wandb_offline_runs_read_back(tmp_path: Path) -> None:
     """Offline by default: one run per record, in the search's group and project, named
     by the run id, with its configuration, history by step, final metrics as summary,
     status as tag and exit code, reason as notes; nothing on our stdout or stderr."""
-    proc = log_records(tmp_path, FINISHED, FAILED, PRUNED)
+    proc = log_records(tmp_path, FINISHED, FAILED, PRUNED, BAD_VALUES)
     assert proc.stdout == ""
     assert "wandb" not in proc.stderr
 
     runs = offline_runs(tmp_path / "out" / "wandb")
     assert sorted(runs) == sorted(run_id("sweep", r) for r in
-                                  ("run_0001", "run_0002", "run_0003"))
+                                  ("run_0001", "run_0002", "run_0003", "run_0004"))
     first = runs[run_id("sweep", "run_0001")]
     assert (first.run.project, first.run.run_group, first.run.display_name) == (
         "sweep", "sweep", "run_0001")
@@ -104,6 +108,8 @@ def test_wandb_offline_runs_read_back(tmp_path: Path) -> None:
     assert failed.summary["hpsearch/reason"] == "exit code 1"
     pruned = runs[run_id("sweep", "run_0003")]
     assert (pruned.exit_code, list(pruned.run.tags)) == (0, ["pruned"])
+    bad = runs[run_id("sweep", "run_0004")]
+    assert (bad.exit_code, bad.summary["acc"]) == (0, float("inf"))
 
 
 def test_wandb_logging_again_leaves_one_run_per_id(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,10 @@ from hpsearch.tracking.record import RunRecord, SearchInfo, SinkError
 
 #: The one event file of each directory ("tfevents" in a name is what TensorBoard reads).
 EVENT_FILE = "events.out.tfevents.hpsearch"
-#: Where the event file is written before it is renamed over :data:`EVENT_FILE`: without
-#: "tfevents" in its name TensorBoard never reads a half-written one.
-PARTIAL_FILE = ".hpsearch-events.partial"
+#: Where a process writes the event file before renaming it over :data:`EVENT_FILE`: without
+#: "tfevents" in its name TensorBoard never reads a half-written one (one left by a killed
+#: process is never read, and is replaced when that process id writes the run again).
+PARTIAL_FILE = ".hpsearch-events.{pid}.partial"
 #: The text summary that carries a run's status, reason and tags.
 RUN_TEXT_TAG = "hpsearch/run"
 
@@ -150,11 +152,11 @@ def _hparams_summary(tag: str, data: Any) -> Any:
 
 
 def _wall_time(record: RunRecord) -> float:
-    """The events' time: when the run ended (else started, else 0: unknown)."""
-    for time in (record.ended, record.started):
-        if time is not None:
-            return time
-    return 0.0
+    """The events' time: when the run ended (else started, else now)."""
+    for known in (record.ended, record.started):
+        if known is not None:
+            return known
+    return time.time()
 
 
 def _event(wall: float = 0.0, step: int = 0, **fields: Any) -> Any:
@@ -172,7 +174,7 @@ def _write_events(directory: Path, events: list[Any]) -> None:
 
     head = _event(file_version="brain.Event:2", source_metadata=event_pb2.SourceMetadata(
         writer="hpsearch"))
-    partial = directory / PARTIAL_FILE
+    partial = directory / PARTIAL_FILE.format(pid=os.getpid())
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as file:
