@@ -108,7 +108,7 @@ from hpsearch.runs.summary import (
 )
 from hpsearch.runs.wrapper import SEARCH_VARIABLE
 from hpsearch.spec.gridmodule import SearchSpec
-from hpsearch.spec.values import render_args, storable_config
+from hpsearch.spec.values import storable_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 
 #: exit statuses of the driver
@@ -223,8 +223,8 @@ class Driver:
         run_id = proposal.run_id or run_id_of(proposal.config, proposal.trial)
         config = storable_config(proposal.config)
         fields: dict[str, Any] = {"trial": proposal.trial, "run": run_id, "config": config}
-        args = render_args(proposal.config)
-        if render_args(config) != args:
+        args = self.spec.command.render(proposal.config)
+        if self.spec.command.render(config) != args:
             fields["args"] = args
         if proposal.internal:
             fields["internal"] = proposal.internal
