@@ -120,20 +120,25 @@ def check_arg_format(value: Any, where: str) -> str:
 
 
 def hydra_args(config_file: Path | None) -> HydraArgs:
-    """The override rules of an app whose primary config is ``config_file`` (None: unknown)."""
+    """The override rules of an app whose primary config is ``config_file`` (None: unknown):
+    its keys, and those of the configs its ``defaults`` list selects where they can be read."""
     if config_file is None:
         return HydraArgs()
     data = read_config(config_file)
     known: set[str] = set()
     opaque: set[str] = set()
     _paths(_without(data, "defaults", "hydra"), "", known)
-    for group, option in _defaults(data):
-        known.add(group)
-        group_file = config_file.parent / group / f"{option}.yaml"
-        if not isinstance(option, str) or not group_file.is_file():
-            opaque.add(group)
+    for group, package, option in _defaults(data):
+        path = config_file.parent / (group or "") / f"{option}.yaml"
+        if group is None and not path.is_file():
+            return HydraArgs()  # a config merged at the top that we cannot read: keys unknown
+        prefix = package.replace("/", ".") if package is not None else ""
+        if prefix:
+            known.add(prefix)
+        if not isinstance(option, str) or not path.is_file():
+            opaque.add(prefix)
             continue
-        _paths(read_config(group_file), group + ".", known)
+        _paths(read_config(path), f"{prefix}." if prefix else "", known)
     return HydraArgs(frozenset(known), frozenset(opaque))
 
 
@@ -166,18 +171,24 @@ def _paths(node: Any, prefix: str, into: set[str]) -> None:
         _paths(value, f"{prefix}{key}.", into)
 
 
-def _defaults(data: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The config groups a primary config's ``defaults`` list selects: ``(group, option)``,
-    ``hydra/...`` and ``override`` entries left out (they change Hydra, not the app's keys)."""
-    chosen = []
+def _defaults(data: Mapping[str, Any]) -> list[tuple[str | None, str | None, Any]]:
+    """What a primary config's ``defaults`` list merges in: ``(group, package, option)``
+    (``model/enc: small`` -> ``("model/enc", "model/enc", "small")``; ``group@pkg``: the
+    package ``pkg``; a plain config name: ``(None, None, name)``, merged at the top).
+    ``_self_``, ``hydra/...`` and ``override`` entries are left out: they add no keys."""
+    chosen: list[tuple[str | None, str | None, Any]] = []
     for entry in data.get("defaults") or []:
+        if isinstance(entry, str):
+            if entry != "_self_":
+                chosen.append((None, None, entry))
+            continue
         if not isinstance(entry, Mapping):
             continue
         for key, option in entry.items():
             words = str(key).split()
-            group = words[-1].split("@")[0]
+            group, _, package = words[-1].partition("@")
             if words[0] != "override" and not group.startswith("hydra"):
-                chosen.append((group.replace("/", "."), option))
+                chosen.append((group, package or group, option))
     return chosen
 
 
