@@ -119,6 +119,11 @@ def test_arg_format_hydra_with_parameters_of_the_search_file(app):
     assert overrides == ["x=0.25", "model.width=16", "+epochs=2", "optimizer='sgd momentum'"]
     assert record["argv"][-2:] == [f"hydra.run.dir={run_out}", "hydra.job.chdir=False"]
     assert json.loads((run_out / "config.json").read_text())["model"]["width"] == 16
+    # the report's command to run it again by hand writes into a folder of its own
+    code, stdout, err = run_hpsearch(["report", str(out), "-o", str(app / "r.html")], app)
+    assert code == 0, err
+    page = (app / "r.html").read_text()
+    assert f"hydra.run.dir=rerun_{record['run_id']}" in page and str(run_out) not in page
 
 
 def one_line_error(app: Path, *flags: str) -> str:

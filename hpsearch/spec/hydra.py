@@ -51,6 +51,8 @@ from hpsearch.errors import UsageError
 from hpsearch.spec.datafile import load_yaml
 from hpsearch.spec.values import strip_wrapping_quotes
 
+#: the override that names where Hydra writes (a run's output directory)
+HYDRA_RUN_DIR = "hydra.run.dir="
 #: the argument formats a script takes its parameters in
 ARG_FORMATS = ("flags", "hydra")
 #: the Optuna sweeper's samplers -> ours: ``(name in the defaults, class name, algorithm)``
@@ -109,7 +111,7 @@ class HydraArgs:
     @staticmethod
     def output_words(sim_out_dir: Path) -> list[str]:
         """Where Hydra writes (the run's output directory), the app staying in its cwd."""
-        return [f"hydra.run.dir={override_value(str(sim_out_dir))}", "hydra.job.chdir=False"]
+        return [f"{HYDRA_RUN_DIR}{override_value(str(sim_out_dir))}", "hydra.job.chdir=False"]
 
 
 def check_arg_format(value: Any, where: str) -> str:
