@@ -182,3 +182,52 @@ def test_from_hydra_without_hydra_installed_names_the_extra(app, tmp_path):
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "pip install 'hpsearch[hydra]'" in done.stderr
     assert not (app / "out").exists()
+
+
+COMPOSED_APP = '''
+import json, os
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg):
+    out = HydraConfig.get().runtime.output_dir
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(OmegaConf.to_container(cfg), f)
+    with open(os.path.join(out, "performance_overview.txt"), "w") as f:
+        f.write("objective 0\\nfinished 1\\n")
+
+main()
+'''
+
+
+def test_keys_of_the_configs_the_defaults_list_selects_are_the_apps_too(tmp_path):
+    """A nested config group, a group under another package and a plain config merged at the
+    top bring keys of their own: those are set plainly, any other with '+', and Hydra (which
+    refuses either mistake) runs the app with every value in place."""
+    app = tmp_path / "composed"
+    files = {"app.py": COMPOSED_APP,
+             "conf/config.yaml": "defaults:\n  - base\n  - model/enc: small\n"
+                                 "  - db@store: pg\n  - _self_\ntop: 1\n",
+             "conf/base.yaml": "seed: 0\n", "conf/model/enc/small.yaml": "depth: 2\n",
+             "conf/db/pg.yaml": "host: localhost\n",
+             "search.yaml": "script: app.py\narg_format: hydra\nhydra_config: conf/config.yaml\n"
+                            "metrics: [objective]\nparameters:\n  seed: [1]\n  top: [2]\n"
+                            "  model.enc.depth: [3]\n  model.enc.width: [4]\n"
+                            "  store.host: [db.example]\n  store.port: [5432]\n  newtop: [x y]\n"}
+    for name, text in files.items():
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
+        (app / name).write_text(text)
+    out = app / "out"
+    code, stdout, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=.",
+                                      f"--out_dir={out}", "--visible_gpus=-1"], app, timeout=300)
+    assert code == 0, err
+    (record,) = run_records(out)
+    run_out = out / "runs" / record["run_id"] / "out"
+    assert yaml.safe_load((run_out / ".hydra" / "overrides.yaml").read_text()) == [
+        "seed=1", "top=2", "model.enc.depth=3", "+model.enc.width=4", "store.host=db.example",
+        "+store.port=5432", "+newtop='x y'"]
+    assert json.loads((run_out / "config.json").read_text()) == {
+        "seed": 1, "top": 2, "model": {"enc": {"depth": 3, "width": 4}},
+        "store": {"host": "db.example", "port": 5432}, "newtop": "x y"}
