@@ -231,3 +231,15 @@ def test_keys_of_the_configs_the_defaults_list_selects_are_the_apps_too(tmp_path
     assert json.loads((run_out / "config.json").read_text()) == {
         "seed": 1, "top": 2, "model": {"enc": {"depth": 3, "width": 4}},
         "store": {"host": "db.example", "port": 5432}, "newtop": "x y"}
+
+
+@pytest.mark.parametrize("settings, words", [
+    ("hydra_config: conf/config.yaml\n", "add arg_format: hydra (--arg_format=hydra) or drop it"),
+    ("arg_format: hydra\nconfig_template: conf/model/small.yaml\n", "drop config_template"),
+    ("arg_format: yaml\n", "arg_format 'yaml' is not an argument format; use flags or hydra"),
+    ("arg_format: hydra\nhydra_config: conf/nothere.yaml\n", "does not exist"),
+])
+def test_bad_hydra_settings_are_one_line(app, settings, words):
+    (app / "search.yaml").write_text("script: app.py\nmetrics: [objective]\n"
+                                     "parameters: {x: [0.5]}\n" + settings)
+    assert words in one_line_error(app)
