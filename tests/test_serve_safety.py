@@ -69,7 +69,9 @@ def test_a_request_over_http_runs_no_command_unless_the_owner_allows_it(tmp_path
                  "parameters": {"x": [1, 2]}}
     service = serve(tmp_path, services)
     for search in (generator, {"script": "evil.py", "parameters": {"x": [1, 2]}},
-                   {"config_template": "/etc/passwd", "parameters": {"x": [1, 2]}}):
+                   {"config_template": "/etc/passwd", "parameters": {"x": [1, 2]}},
+                   {"from_hydra": "/etc/passwd"},
+                   {"hydra_config": "/etc/passwd", "parameters": {"x": [1, 2]}}):
         status, body = post(service, search)
         assert status == 403 and "--allow_commands" in one_line(body), body
     assert not marker.exists() and not (tmp_path / "out" / "requests").exists()

@@ -59,7 +59,14 @@ def search_source(params: dict[str, Any], ctx: click.Context | None = None) -> A
         config_template=Path(params["config_template"]).resolve()
         if params["config_template"] else None,
         config_arg=params["config_arg"] or None,
-        allow_new_keys=True if params["allow_new_keys"] else None)
+        allow_new_keys=True if params["allow_new_keys"] else None,
+        arg_format=params["arg_format"],
+        hydra_config=_absolute(params["hydra_config"]),
+        from_hydra=_absolute(params["from_hydra"]))
+
+
+def _absolute(path: str | None) -> Path | None:
+    return Path(path).resolve() if path else None
 
 
 def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
@@ -123,6 +130,17 @@ def _search_flags(func: Any) -> Any:
                      "--config=<run_dir>/<template name>)."),
         click.option("--allow_new_keys", is_flag=True,
                      help="Let parameters add key paths the config template lacks."),
+        click.option("--arg_format", type=click.Choice(["flags", "hydra"]), default=None,
+                     help="How runs get their parameters: flags (--lr=0.01, the default) or "
+                     "hydra (Hydra overrides: lr=0.01, +new_key=1, hydra.run.dir=<run>/out); "
+                     "over the search file's arg_format."),
+        click.option("--hydra_config", type=click.Path(dir_okay=False), default=None,
+                     help="The Hydra app's primary config (conf/config.yaml): keys it lacks "
+                     "are passed as +key=value."),
+        click.option("--from_hydra", type=click.Path(dir_okay=False), default=None,
+                     help="Read the search space (hydra.sweeper.params, direction, n_trials, "
+                     "sampler) from a Hydra app's Optuna-sweeper config; implies "
+                     "--arg_format=hydra."),
         click.option("--algorithm", default=None,
                      help="grid | random | qmc | tpe | cmaes | gp | nsga2 | external; "
                      "overrides the grid module's _ALGORITHM or the search file's algorithm."),

@@ -30,6 +30,9 @@ ended it, or its job's time limit while ``--continue_on_timeout`` has continuati
 (then it is ``failed``, as any other). A job the scheduler requeued runs again by itself
 (:attr:`Ended.restarted`): the driver journals the preempted end and that restart as a
 launch of its own. Every attempt after a cut one gets ``HPSEARCH_RESUMED=1``.
+
+Every run gets ``HPSEARCH_SEARCH`` (the search directory's name), from which the job wrapper
+names it for W&B and MLflow (:data:`hpsearch.runs.wrapper.TRACKING_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -103,8 +106,9 @@ from hpsearch.runs.summary import (
     judge,
     objective_values,
 )
+from hpsearch.runs.wrapper import SEARCH_VARIABLE
 from hpsearch.spec.gridmodule import SearchSpec
-from hpsearch.spec.values import render_args, storable_config
+from hpsearch.spec.values import storable_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 
 #: exit statuses of the driver
@@ -219,8 +223,8 @@ class Driver:
         run_id = proposal.run_id or run_id_of(proposal.config, proposal.trial)
         config = storable_config(proposal.config)
         fields: dict[str, Any] = {"trial": proposal.trial, "run": run_id, "config": config}
-        args = render_args(proposal.config)
-        if render_args(config) != args:
+        args = self.spec.command.render(proposal.config)
+        if self.spec.command.render(config) != args:
             fields["args"] = args
         if proposal.internal:
             fields["internal"] = proposal.internal
@@ -254,7 +258,7 @@ class Driver:
                                       launch=key)
             runs.append(dataclasses.replace(run, env={
                 "HPSEARCH_RUN_ID": run.run_id, "HPSEARCH_TRIAL": str(run.trial),
-                "HPSEARCH_ATTEMPT": str(run.attempt),
+                "HPSEARCH_ATTEMPT": str(run.attempt), SEARCH_VARIABLE: self.out_dir.name,
                 OUT_DIR_VARIABLE: str(run.sim_out_dir),
                 **({"HPSEARCH_RESUMED": "1"} if state.cut else {})}))
         self._event("launch", key=key, runs=[[r.run_id, r.attempt] for r in runs])

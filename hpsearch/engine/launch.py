@@ -52,11 +52,16 @@ class SearchSource:
     config_template: Path | None = None  # --config_template (absolute)
     config_arg: str | None = None
     allow_new_keys: bool | None = None
+    arg_format: str | None = None  # --arg_format
+    hydra_config: Path | None = None  # --hydra_config (absolute)
+    from_hydra: Path | None = None  # --from_hydra (absolute; search files only)
 
     def overrides(self) -> dict[str, object]:
         """What the command line sets over the search's own settings (search-file names)."""
         given = {"script": self.script, "config_template": self.config_template,
-                 "config_arg": self.config_arg, "allow_new_keys": self.allow_new_keys}
+                 "config_arg": self.config_arg, "allow_new_keys": self.allow_new_keys,
+                 "arg_format": self.arg_format, "hydra_config": self.hydra_config,
+                 "from_hydra": self.from_hydra}
         return {k: str(v) if isinstance(v, Path) else v for k, v in given.items()
                 if v is not None}
 
@@ -74,6 +79,10 @@ def load_search(source: SearchSource, run_cwd: Path, check_script: bool = True,
         from hpsearch.spec.gridmodule import load_spec
 
         assert source.grid_module is not None
+        if source.from_hydra is not None:
+            raise UsageError("--from_hydra fills a search file's parameters from a Hydra "
+                             "app's sweeper; a grid module has its own grid: use "
+                             "--search_file=F (its script: and metrics:) with it")
         spec = load_spec(source.grid_module, run_cwd, source.grid_config, check_script,
                          source.overrides())
     spec = with_pruner(spec, source.pruner)

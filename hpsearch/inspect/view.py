@@ -35,6 +35,7 @@ from hpsearch.runs.curves import read_curve
 from hpsearch.runs.files import ATTEMPTS_DIR, read_exit, read_run_record, read_start
 from hpsearch.runs.summary import is_number
 from hpsearch.spec.distributions import Distribution, parse_distribution
+from hpsearch.spec.hydra import HYDRA_RUN_DIR
 from hpsearch.spec.values import render_args, render_value
 
 #: what ``cuda_visible_devices`` holds when a job got no GPU
@@ -240,13 +241,16 @@ def rerun_command(view: SearchView, run: RunView) -> str:
     new ``rerun_<run id>`` folder (the search's own run directory stays as it is)::
 
         cd /abs/sims/logreg && /usr/bin/python3 logreg.py --out_dir=rerun_3f2a9c0d1b7e --lr=0.1
+
+    (a Hydra app's ``hydra.run.dir=`` likewise).
     """
     out_arg = view.meta.get("out_arg") or (
         view.record.spec.out_arg if view.record.spec else "out_dir")
     record = read_run_record(run.run_dir)
     if record and isinstance(record.get("argv"), list):
-        argv = [f"--{out_arg}=rerun_{run.state.run_id}" if str(a).startswith(f"--{out_arg}=")
-                else str(a) for a in record["argv"]]
+        out_words = (f"--{out_arg}=", HYDRA_RUN_DIR)
+        argv = [next((f"{w}rerun_{run.state.run_id}" for w in out_words
+                      if str(a).startswith(w)), str(a)) for a in record["argv"]]
         return f"cd {shlex.quote(str(record.get('cwd') or '.'))} && {shlex.join(argv)}"
     try:  # hypnettorch: the last line of hpsearch_command.sh
         lines = (run.run_dir / HYPNETTORCH_COMMAND).read_text().splitlines()

@@ -8,7 +8,8 @@ The argv is ``[python, *interpreter flags, script, *leading words, --<out_arg>=<
 :func:`hpsearch.spec.values.render_args`); the sim's output directory is
 ``<search>/runs/<run_id>/out``. With a config template the parameters it holds leave the arguments
 and ``--<config_arg>=<run dir>/<template name>`` ends them
-(:meth:`hpsearch.spec.configfile.ConfigFile.argv_words`).
+(:meth:`hpsearch.spec.configfile.ConfigFile.argv_words`). A Hydra app's argv is ``[python, script,
+*overrides, hydra.run.dir=<sim out dir>, hydra.job.chdir=False]`` (:mod:`hpsearch.spec.hydra`).
 
 A grid search names a run by a hash of its configuration's canonical text, so equal
 configurations (``1 == 1.0``) share one run, in every process and after a changed grid
@@ -26,7 +27,7 @@ from typing import Any
 
 from hpsearch.runs.files import RUNS_DIR, SIM_OUT_DIR
 from hpsearch.spec.invocation import ScriptCommand
-from hpsearch.spec.values import config_hash, render_args
+from hpsearch.spec.values import config_hash
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,11 @@ def make_run(run_id: str, trial: int, config: dict[str, Any], args: list[str] | 
     words, else rendered."""
     run_dir = out_dir / RUNS_DIR / run_id
     sim_out_dir = run_dir / SIM_OUT_DIR
-    words = render_args(config) if args is None else list(args)
+    words = command.render(config) if args is None else list(args)
+    if command.hydra is not None:
+        argv = (*command.argv_prefix(python), *words, *command.hydra.output_words(sim_out_dir))
+        return Run(run_id=run_id, trial=trial, config=config, argv=argv, cwd=run_cwd,
+                   run_dir=run_dir, sim_out_dir=sim_out_dir, resources=resources)
     if command.config_file is not None:
         words = command.config_file.argv_words(words, run_dir)
     argv = (*command.argv_prefix(python), f"--{out_arg}={sim_out_dir}", *words)

@@ -14,7 +14,10 @@ parameters, so no grid value is ever read by a shell. It writes the two files of
 * ``exit_code`` (``"<status> <launch>"``, and `` <signal>`` when the wrapper got SIGTERM,
   SIGINT or SIGHUP while the command ran) after it,
 
-both with one ``printf`` each (a builtin: the wrapper forks nothing but the command). A
+both with one ``printf`` each (a builtin: the wrapper forks nothing but the command). Before
+the command it gives the run :data:`TRACKING_DEFAULTS` (``WANDB_RUN_GROUP``, ``WANDB_NAME``,
+``MLFLOW_EXPERIMENT_NAME``, ...) where its environment leaves them unset: the wrapper is
+where a run's environment is final on every backend (a cluster job's setup lines included). A
 write that fails (a full disk) says nothing on the wrapper's stderr (the user's terminal,
 for a local run); a failed ``exit_code`` is noted at the end of ``stderr.log`` when that
 can be written, and the wrapper ends with the command's status all the same: the backend
@@ -37,6 +40,28 @@ the command as launch ``k3f9a1c2.<r+1>`` with ``HPSEARCH_ATTEMPT`` raised by r+1
 from __future__ import annotations
 
 from hpsearch.runs.files import ATTEMPT_FILES, ATTEMPTS_DIR, EXIT_FILE, STARTED_FILE, WARNING_FILE
+
+#: the variable naming the search (its directory's name), which the driver sets for every run
+SEARCH_VARIABLE = "HPSEARCH_SEARCH"
+#: what a run's tracking library reads to group and name it, with the value the wrapper gives
+#: when the run's environment (the driver's, a job's setup lines) does not set it already:
+#: ``wandb.init()`` and ``mlflow.start_run()`` then file the run under its search, unedited
+TRACKING_DEFAULTS = (
+    ("WANDB_RUN_GROUP", f"${SEARCH_VARIABLE}"), ("WANDB_NAME", "$HPSEARCH_RUN_ID"),
+    ("WANDB_JOB_TYPE", "hpsearch"), ("MLFLOW_EXPERIMENT_NAME", f"${SEARCH_VARIABLE}"),
+    ("MLFLOW_RUN_NAME", "$HPSEARCH_RUN_ID"))
+
+
+def _tracking_lines() -> str:
+    """sh lines giving :data:`TRACKING_DEFAULTS` to a variable that is unset (a variable set
+    empty stays empty: the user set it), when the driver named the search."""
+    names = " ".join(name for name, _ in TRACKING_DEFAULTS)
+    defaults = " ".join(f'"${{{name}={value}}}"' for name, value in TRACKING_DEFAULTS)
+    return (f'    if [ -n "${{{SEARCH_VARIABLE}-}}" ]; then\n'
+            f"        : {defaults}\n"
+            f"        export {names}\n"
+            "    fi")
+
 
 #: POSIX sh; $1 run dir, $2 launch key, $3 job id ('' = host:pid), $4 host, $5 cwd, then argv
 RUN_FUNCTION = r"""hpsearch_run() {
@@ -71,6 +96,7 @@ RUN_FUNCTION = r"""hpsearch_run() {
             export HPSEARCH_ATTEMPT HPSEARCH_RESUMED
         fi
     fi
+@TRACKING@
     printf 'launch=%s\njob=%s\nhost=%s\ncuda_visible_devices=%s\ncpus=%s\n' "$hps_launch" \
         "$hps_job" "$hps_host" "${CUDA_VISIBLE_DEVICES-}" "${HPSEARCH_CPUS-}" \
         2>/dev/null > "$hps_d/@STARTED@"
@@ -89,8 +115,9 @@ RUN_FUNCTION = r"""hpsearch_run() {
         "$hps_d/@EXIT@" 2>/dev/null >> "$hps_d/stderr.log"
     return "$hps_status"
 }
-""".replace("@STARTED@", STARTED_FILE).replace("@EXIT@", EXIT_FILE).replace(
-    "@ATTEMPTS@", ATTEMPTS_DIR).replace("@ATTEMPT_FILES@", " ".join(ATTEMPT_FILES))
+""".replace("@TRACKING@", _tracking_lines()).replace("@STARTED@", STARTED_FILE).replace(
+    "@EXIT@", EXIT_FILE).replace("@ATTEMPTS@", ATTEMPTS_DIR).replace(
+    "@ATTEMPT_FILES@", " ".join(ATTEMPT_FILES))
 
 #: POSIX sh, for the cluster job scripts: ``hpsearch_task`` takes hpsearch_run's arguments and
 #: runs it in the background, so that the job's time-limit warning (SIGURG: Slurm's

@@ -65,7 +65,7 @@ DEFAULT_POINTS_AHEAD = 10
 SERVED_DEFAULTS: dict[str, Any] = {"script": "external-worker", "metrics": ["loss"]}
 #: the settings of a search that name a command to run or a file to read: a request made
 #: over HTTP carries none of them unless the service allows it (--allow_commands)
-COMMAND_SETTINGS = ("generator", "script", "config_template")
+COMMAND_SETTINGS = ("generator", "script", "config_template", "hydra_config", "from_hydra")
 
 
 @dataclasses.dataclass(frozen=True)

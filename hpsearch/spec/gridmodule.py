@@ -57,6 +57,7 @@ from typing import Any, NoReturn
 
 from hpsearch.errors import UsageError
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
+from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
 from hpsearch.spec.pruning import PrunerSpec, parse_pruner
 from hpsearch.spec.reserved import RESERVED_COLUMNS
@@ -392,7 +393,8 @@ def _bool_attr(attrs: dict[str, Any], name: str, default: bool) -> bool:
 
 #: the command line's overrides (search-file names) -> the grid module's attributes
 MODULE_OVERRIDES = {"script": "_SCRIPT_NAME", "config_template": "_CONFIG_TEMPLATE",
-                    "config_arg": "_CONFIG_ARG", "allow_new_keys": "_ALLOW_NEW_KEYS"}
+                    "config_arg": "_CONFIG_ARG", "allow_new_keys": "_ALLOW_NEW_KEYS",
+                    "arg_format": "_ARG_FORMAT", "hydra_config": "_HYDRA_CONFIG"}
 
 
 def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
@@ -465,9 +467,15 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
     if not isinstance(config_arg, str):
         raise UsageError("_CONFIG_ARG must be a flag name such as 'config'")
     here = Path(module_file).parent if module_file else Path.cwd()
+    arg_format = check_arg_format(attrs.get("_ARG_FORMAT", "flags"), "_ARG_FORMAT")
+    hydra_config = attrs.get("_HYDRA_CONFIG")
+    if hydra_config is not None and not (isinstance(hydra_config, (str, Path)) and
+                                         str(hydra_config)):
+        raise UsageError("_HYDRA_CONFIG must be a file name such as 'conf/config.yaml'")
     command = command_of(script_name, run_cwd, check_script, "_SCRIPT_NAME", summary_filename,
                          grid, conditions, here / template if template else None, config_arg,
-                         _bool_attr(attrs, "_ALLOW_NEW_KEYS", False))
+                         _bool_attr(attrs, "_ALLOW_NEW_KEYS", False), arg_format,
+                         here / hydra_config if hydra_config else None)
     return SearchSpec(
         parameters=grid, conditions=conditions, script_name=script_name,
         command=command, summary_filename=summary_filename, summary_keywords=list(keywords),

@@ -30,6 +30,8 @@ from typing import Any
 from hpsearch.errors import UsageError
 from hpsearch.spec.configfile import DEFAULT_ARG, ConfigFile, load_config_file
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
+from hpsearch.spec.hydra import HydraArgs, hydra_args
+from hpsearch.spec.values import render_args
 
 RUNNER_MODULE = "hpsearch.objective_runner"
 _FUNCTION = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)")
@@ -44,6 +46,8 @@ class ScriptCommand:
     ``'-W ignore train.py sub'`` -> flags ``("-W", "ignore")``, script ``"train.py"``,
     leading ``("sub",)``; the run's argv is ``[python, *flags, script, *leading, ...]``.
     ``config_file``: the patched config file each run gets (:mod:`hpsearch.spec.configfile`).
+    ``hydra``: set for a Hydra app, which takes its parameters as overrides
+    (:mod:`hpsearch.spec.hydra`).
     """
 
     flags: tuple[str, ...]
@@ -51,10 +55,15 @@ class ScriptCommand:
     leading: tuple[str, ...]
     module: bool = False
     config_file: ConfigFile | None = None
+    hydra: HydraArgs | None = None
 
     def argv_prefix(self, python: str) -> list[str]:
         target = ["-m", self.script] if self.module else [self.script]
         return [python, *self.flags, *target, *self.leading]
+
+    def render(self, config: dict[str, Any]) -> list[str]:
+        """A configuration's argument words: flags (``--lr=0.01``) or Hydra overrides."""
+        return self.hydra.words(config) if self.hydra is not None else render_args(config)
 
 
 def parse_script_command(text: str, run_cwd: Path, check: bool = True,
@@ -89,10 +98,18 @@ def parse_script_command(text: str, run_cwd: Path, check: bool = True,
 def command_of(script: str, run_cwd: Path, check: bool, what: str, summary_filename: str,
                parameters: dict[str, ParameterValues], conditions: list[Condition],
                template: Path | None = None, config_arg: str = DEFAULT_ARG,
-               allow_new_keys: bool = False) -> ScriptCommand:
-    """The command of every run (module docstring); without ``check`` nothing is read."""
+               allow_new_keys: bool = False, arg_format: str = "flags",
+               hydra_config: Path | None = None) -> ScriptCommand:
+    """The command of every run (module docstring); without ``check`` nothing is read but
+    the Hydra app's config (``hydra_config``: the overrides depend on it)."""
     command = parse_script_command(script, run_cwd, check=False, what=what)
     target = None if command.module else _FUNCTION.fullmatch(command.script)
+    if arg_format == "hydra":
+        return _hydra_command(script, run_cwd, check, what, template, target is not None,
+                              hydra_config)
+    if hydra_config is not None:
+        raise UsageError(f"hydra_config {str(hydra_config)!r} is set but the arguments are "
+                         "flags: add arg_format: hydra (--arg_format=hydra) or drop it")
     if target is None:
         command = parse_script_command(script, run_cwd, check, what)
     else:
@@ -117,6 +134,20 @@ def command_of(script: str, run_cwd: Path, check: bool, what: str, summary_filen
     config = load_config_file(template, config_arg, allow_new_keys,
                               _value_lists(parameters, conditions))
     return replace(command, config_file=config)
+
+
+def _hydra_command(script: str, run_cwd: Path, check: bool, what: str,
+                   template: Path | None, function: bool, hydra_config: Path | None
+                   ) -> ScriptCommand:
+    """The command of a Hydra app: the script, its parameters as overrides."""
+    if function:
+        raise UsageError(f"{what} {script!r} is a function, which gets its parameters as a "
+                         "dict; arg_format: hydra is for a Hydra app's script: drop one")
+    if template is not None:
+        raise UsageError("config_template and arg_format: hydra both pass the parameters; a "
+                         "Hydra app composes its own config: drop config_template")
+    command = parse_script_command(script, run_cwd, check, what)
+    return replace(command, hydra=hydra_args(hydra_config))
 
 
 def _value_lists(parameters: dict[str, ParameterValues], conditions: list[Condition]

@@ -19,7 +19,11 @@
     max_resource, reduction_factor, ... seed: 42 out_arg: out_dir                  # the default
     config_template: model.yml        # optional: a copy per run with the nested keys set,
     config_arg: config                # passed as --config=<copy> (relative to this file;
-    allow_new_keys: false             # see hpsearch.spec.configfile) parameters:
+    allow_new_keys: false             # see hpsearch.spec.configfile)
+    arg_format: flags                 # or hydra: parameters as Hydra overrides
+    hydra_config: conf/config.yaml    # the Hydra app's primary config (for '+new_key=')
+    from_hydra: conf/config.yaml      # the search space of an Optuna-sweeper config
+                                      # (see hpsearch.spec.hydra) parameters:
       lr:         {method: loguniform, low: 1.0e-5, high: 1.0e-1}
       width:      {method: qloguniform, low: 16, high: 1024, q: 16}
       batch_size: {method: categorical, categories: [32, 64, 128]}
@@ -59,6 +63,7 @@ from hpsearch.spec.gridmodule import (
     check_summary_filename,
     check_value_lists,
 )
+from hpsearch.spec.hydra import check_arg_format, sweeper_settings
 from hpsearch.spec.invocation import command_of
 from hpsearch.spec.pruning import parse_pruner
 
@@ -67,7 +72,8 @@ GENERATOR_PLACEHOLDER = re.compile(r"%(MAX_POINTS|NUM_POINTS|IN|OUT)\b")
 SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algorithm",
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
-            "allow_new_keys", "pruner", "pruner_options")
+            "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
+            "from_hydra")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -160,6 +166,27 @@ def _parameter(name: Any, raw: Any) -> Any:
     return [raw]
 
 
+def _with_sweeper(data: dict[str, Any], where: str, here: Path) -> dict[str, Any]:
+    """``data`` with what ``from_hydra``'s Optuna-sweeper config holds where ``data`` says
+    nothing (:func:`hpsearch.spec.hydra.sweeper_settings`; a parameter of ``data`` replaces
+    the sweeper's of that name): a Hydra app's arguments, its config, and one metric
+    ``objective`` for one direction."""
+    config = _optional_text(where, data, "from_hydra", "conf/config.yaml")
+    assert config is not None
+    settings = sweeper_settings(here / config, where, set(data) - {"parameters"})
+    own = data.get("parameters")
+    data = {**settings, **data, "parameters": {**settings["parameters"], **(
+        own if isinstance(own, dict) else {})}}
+    data.setdefault("arg_format", "hydra")
+    data.setdefault("hydra_config", config)
+    direction = data.get("direction", "minimize")
+    if "metrics" not in data and isinstance(direction, list) and len(direction) > 1:
+        raise UsageError(f"{where}: the sweeper has {len(direction)} directions; name the "
+                         "summary's metrics, one per direction, e.g. metrics: [loss, cost]")
+    data.setdefault("metrics", ["objective"])
+    return data
+
+
 def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
     """Read and validate a search file (module docstring)."""
     return spec_from_mapping(read_search_file(path), f"search file {path}", run_cwd,
@@ -186,6 +213,9 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     if unknown:
         raise UsageError(f"{where}: unknown setting {', '.join(map(repr, unknown))}; valid "
                          f"settings are {', '.join(SETTINGS)}")
+    here = source_file.parent if source_file is not None else Path.cwd()
+    if data.get("from_hydra") is not None:
+        data = _with_sweeper(data, where, here)
     for key, example in _REQUIRED.items():
         if key not in data:
             raise UsageError(f"{where} sets no {key!r}; add e.g. {example}")
@@ -232,10 +262,12 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     if not isinstance(allow_new_keys, bool):
         raise UsageError(f"{where}: allow_new_keys must be true or false, not "
                          f"{allow_new_keys!r}")
-    here = source_file.parent if source_file is not None else Path.cwd()
+    arg_format = check_arg_format(data.get("arg_format", "flags"), f"{where}: arg_format")
+    hydra_config = _optional_text(where, data, "hydra_config", "conf/config.yaml")
     command = command_of(script, run_cwd, check_script, "script", summary_file, parameters,
                          conditions, here / template if template else None, config_arg,
-                         allow_new_keys)
+                         allow_new_keys, arg_format, here / hydra_config if hydra_config
+                         else None)
     return SearchSpec(
         parameters=parameters, conditions=conditions, script_name=script,
         command=command, summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
