@@ -90,21 +90,22 @@ def mark_of(state: RunState) -> str:
     return f"{state.attempts}:{state.status}"
 
 
-def read_notes(path: Path) -> dict[str, str]:
+def read_notes(path: Path) -> tuple[dict[str, str], bool]:
     """``{run id: mark}`` of a sink's notes (the last line of a run wins; a torn or garbage
-    line is skipped: at worst a run is offered again, and ``log`` leaves one run)."""
+    line is skipped: at worst a run is offered again, and ``log`` leaves one run), and
+    whether the last line is torn (the next note starts on a line of its own)."""
     notes: dict[str, str] = {}
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return notes
-    for line in lines:
+        return notes, False
+    for line in text.splitlines():
         try:
             note = json.loads(line)
             notes[str(note["run"])] = str(note["mark"])
         except (ValueError, TypeError, KeyError):
             continue
-    return notes
+    return notes, text != "" and not text.endswith("\n")
 
 
 class SinkFeed:
@@ -115,7 +116,7 @@ class SinkFeed:
                  say: Callable[[str], None]) -> None:
         self.sink, self.search, self.notes_path = sink, search, notes
         self.record, self.say = record, say
-        self.notes = read_notes(notes)
+        self.notes, self.torn = read_notes(notes)
         self.pending: dict[str, RunState] = {}
         self.cond = threading.Condition()
         self.opened = self.failing = self.warned = self.closing = False
@@ -185,9 +186,10 @@ class SinkFeed:
         self.notes_path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"run": state.run_id, "mark": mark_of(state), "t": time.time()})
         with open(self.notes_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+            f.write(("\n" if self.torn else "") + line + "\n")
             f.flush()
             os.fsync(f.fileno())
+        self.torn = False
         self.notes[state.run_id] = mark_of(state)
 
     def _failed(self, exc: Exception) -> None:
