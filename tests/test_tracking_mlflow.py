@@ -35,8 +35,10 @@ from hpsearch import report
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:])
 x, out = args["x"], args["out_dir"]
 os.makedirs(out, exist_ok=True)
-if x == "fail":
+if x == "fail" or x == "flaky" and not os.path.exists({fixed!r}):
     sys.exit(3)
+if x == "flaky":
+    x = "0.7"
 if x == "hold":
     give_up = time.time() + 60
     while os.path.exists({hold!r}) and time.time() < give_up:
@@ -67,7 +69,8 @@ pruner_options: {{min_resource: 1, reduction_factor: 3, max_resource: 9}}
 def write(root: Path, xs: list[str], pruner: str = "asha", log_to: str | None = None) -> Path:
     """The sim and its search file under ``root``; returns the search file."""
     (root / "proj").mkdir(parents=True, exist_ok=True)
-    (root / "proj" / "sim.py").write_text(SIM.format(hold=str(root / "HOLD")))
+    (root / "proj" / "sim.py").write_text(SIM.format(hold=str(root / "HOLD"),
+                                                     fixed=str(root / "FIXED")))
     search = root / "search.yaml"
     search.write_text(SEARCH.format(xs=json.dumps(xs), pruner=pruner)
                       + (f"log_to: {log_to}\n" if log_to else ""))
@@ -213,6 +216,44 @@ def test_an_unreachable_tracking_server_costs_the_search_nothing(tmp_path):
     uri = f"sqlite:///{tmp_path / 'back.db'}"
     proc = run_with(tmp_path, args(tmp_path, "--log_to=mlflow"), {"MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 0, proc.stderr
+    assert_logged_as_journaled(uri, tmp_path / "out")
+
+
+def test_a_tracking_server_that_never_answers_holds_up_the_search_a_minute_at_most(tmp_path):
+    """A server that takes the connection and never answers: MLflow's client waits on it
+    in the sink's thread; the runs go on, and the driver ends after its bounded wait."""
+    write(tmp_path, ["0.1", "0.2"], pruner="none")
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        proc = run_with(tmp_path, args(tmp_path, "--log_to=mlflow"),
+                        {"MLFLOW_TRACKING_URI": uri}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["status"] for r in csv_rows(tmp_path / "out")] == ["finished", "finished"]
+    assert "2 run(s) not logged yet" in proc.stderr, proc.stderr
+
+
+def csv_rows(out_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(out_dir / "search_results.csv", newline="") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+
+
+def test_a_failed_run_retried_until_it_finished_is_one_mlflow_run(tmp_path):
+    """Logged as failed, then (after ``hpsearch retry``) as finished: one active run, its
+    new verdict."""
+    write(tmp_path, ["0.1", "flaky"], pruner="none")
+    proc = run_with(tmp_path, args(tmp_path, "--log_to=mlflow"))
+    assert proc.returncode == 1, proc.stderr
+    uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
+    assert sorted(r.info.status for r in mlflow_runs(uri).values()) == ["FAILED", "FINISHED"]
+    (tmp_path / "FIXED").write_text("")
+    proc = run_with(tmp_path, ["retry", str(tmp_path / "out")])
+    assert proc.returncode == 0, proc.stderr
+    runs = mlflow_runs(uri)
+    assert sorted(r.info.status for r in runs.values()) == ["FINISHED", "FINISHED"]
     assert_logged_as_journaled(uri, tmp_path / "out")
 
 
