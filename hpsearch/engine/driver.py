@@ -744,14 +744,14 @@ class Driver:
                 signal.signal(sig, handler)
             self.strategy.close()
             self.backend.close()
-            if self.tracking is not None:
-                self.tracking.close(self.progress.message)
             try:
                 self.journal.close()
                 self._compact()
             finally:
                 with contextlib.suppress(OSError):  # a full disk: the journal has it all
                     self.results.maybe_write(self.states, force=True)
+                if self.tracking is not None:  # last: what the search knows is written
+                    self.tracking.close(self.progress.message)
 
     def _compact(self) -> None:
         """Compact the journal of a search that ended with nothing in flight, unless it is

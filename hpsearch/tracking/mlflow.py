@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import mlflow  # noqa: F401  (a missing extra is found here, when the sink is made)
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param  # a missing extra: found here, as the sink is made
 from mlflow.tracking import MlflowClient
 
 from hpsearch.tracking.record import RunRecord, SearchInfo, SinkError
@@ -115,25 +114,23 @@ class MlflowSink:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.uri = store_uri(out_dir)
+        self.default_store = not os.environ.get("MLFLOW_TRACKING_URI")
         if urlsplit(self.uri).scheme not in ("http", "https", "databricks", "file", "") \
                 and find_spec("sqlalchemy") is None:
             raise ModuleNotFoundError("a database store needs SQLAlchemy", name="sqlalchemy")
         self._client: MlflowClient | None = None
         self._experiment = ""
-        self._search: SearchInfo | None = None
 
     # -- Sink -----------------------------------------------------------------------
     def open(self, search: SearchInfo) -> None:
         """Reach the store and find (or create) the search's experiment."""
-        self._search = search
         with self._failing("open"):
             self._reach()
             client = MlflowClient(tracking_uri=self.uri)
             found = client.get_experiment_by_name(search.name)
             if found is None:
-                default = self.uri == store_uri(self.out_dir) and \
-                    "MLFLOW_TRACKING_URI" not in os.environ
-                location = (self.out_dir / "mlflow-artifacts").as_uri() if default else None
+                location = (self.out_dir / "mlflow-artifacts").as_uri() \
+                    if self.default_store else None
                 self._experiment = client.create_experiment(search.name, location)
             else:
                 self._experiment = found.experiment_id
@@ -141,7 +138,7 @@ class MlflowSink:
 
     def log(self, record: RunRecord) -> None:
         """Write ``record`` as one MLflow run, replacing any other of the same run id."""
-        assert self._client is not None and self._search is not None, "open() first"
+        assert self._client is not None, "open() first"
         client, mark = self._client, digest(record)
         with self._failing(f"log run {record.run_id}"):
             self._reach()
@@ -160,7 +157,7 @@ class MlflowSink:
     def _write(self, record: RunRecord, mark: str) -> None:
         """A new run holding ``record``; its status is set last (a run still ``RUNNING`` was
         cut short while it was written)."""
-        assert self._client is not None and self._search is not None
+        assert self._client is not None
         client = self._client
         tags = {"hpsearch.run_id": record.run_id, "hpsearch.out_dir": str(self.out_dir),
                 "hpsearch.status": record.status, "hpsearch.reason": record.reason,
@@ -212,5 +209,5 @@ class MlflowSink:
             raise SinkError(f"mlflow ({self.uri}): cannot {what}: {first[:300]}") from None
 
 
-for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.tracking._tracking_service"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
+# MLflow says "Creating initial MLflow database tables..." on our stderr when it makes a store
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
