@@ -21,6 +21,7 @@ from hpsearch.engine.options import OPTION_GROUPS, SearchOptions, options_from_f
 from hpsearch.errors import SearchError, UsageError
 from hpsearch.options_decl import check_range, declared, settle
 from hpsearch.service.limits import DEFAULT_MAX_REQUESTS, MAX_POINTS_AHEAD
+from hpsearch.tracking import SINKS
 
 
 def _check_range(name: str, value: float | None, low: float, high: float | None = None,
@@ -307,9 +308,11 @@ def report_command(out_dir: str, output: str | None, terminal: bool, top: int,
 
 @main_group.command("export")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["json", "csv", "optuna"]), required=True,
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "optuna", *SINKS]),
+              required=True,
               help="json: every run with its curve; csv: the results table with commas; "
-              "optuna: an Optuna journal file (optuna-dashboard FILE opens it).")
+              "optuna: an Optuna journal file (optuna-dashboard FILE opens it); mlflow, "
+              "tensorboard, wandb: every ended run logged as --log_to logs it.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="The file to write (default: OUT_DIR/export.json, OUT_DIR/export.csv, "
               "OUT_DIR/optuna_journal.log).")

@@ -81,6 +81,7 @@ from hpsearch.engine.policy import (
 from hpsearch.engine.progress import Counts, Progress
 from hpsearch.engine.pruners import make_pruner
 from hpsearch.engine.results import ResultsWriter, TableLayout
+from hpsearch.engine.sinks import Tracking
 from hpsearch.errors import SearchError
 from hpsearch.runs.curves import DRIVER_CURVE_FILE, read_curve
 from hpsearch.runs.files import (
@@ -156,7 +157,7 @@ class Driver:
 
     def __init__(self, spec: SearchSpec, options: SearchOptions, strategy: Strategy,
                  backend: Backend, layout: TableLayout, progress: Progress, lock: DriverLock,
-                 history: History) -> None:
+                 history: History, tracking: Tracking | None = None) -> None:
         self.spec = spec
         self.options = options
         self.resources = resources_of(options)  # what each run needs (the same for all)
@@ -188,6 +189,8 @@ class Driver:
         #: before): what a previous driver left is known from then on (a service answers
         #: only after it)
         self.restored = threading.Event()
+        #: the tracking sinks every run whose verdict is final is handed to (None: none)
+        self.tracking = tracking
 
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
@@ -351,6 +354,8 @@ class Driver:
         if decision.final:
             self.tally[decision.status] += 1
             self._tell(state)
+            if self.tracking is not None:
+                self.tracking.offer(state)
         if decision.stop is not None:
             self._stop_search(decision.stop, run, verdict.reason or "failed")
         self._counts()
@@ -588,6 +593,17 @@ class Driver:
             elif state.status == "finished":
                 self.progress.offer_best(state.metrics.get(self.spec.performance_key))
         self._recount()
+        self._offer_ended()
+
+    def _offer_ended(self) -> None:
+        """Hand the sinks every run that ended for good (each logs those it has no note
+        of: what a killed driver left unlogged)."""
+        if self.tracking is None:
+            return
+        for state in sorted(self.states.values(), key=lambda s: s.trial):
+            if state.run_id not in self.active and (state.status in ("finished", "pruned")
+                                                    or self.policy.failed_for_good(state)):
+                self.tracking.offer(state)
 
     def _adopt_run_dirs(self) -> None:
         """Bring run directories the journal lost (or never heard of) into the journal."""
@@ -738,6 +754,8 @@ class Driver:
             finally:
                 with contextlib.suppress(OSError):  # a full disk: the journal has it all
                     self.results.maybe_write(self.states, force=True)
+                if self.tracking is not None:  # last: what the search knows is written
+                    self.tracking.close(self.progress.message)
 
     def _compact(self) -> None:
         """Compact the journal of a search that ended with nothing in flight, unless it is
@@ -779,6 +797,8 @@ class Driver:
                 break
             self.journal.flush()
             self.results.maybe_write(self.states)
+            if self.tracking is not None:
+                self.tracking.pump(self.progress.message)
             self.progress.draw()
             timeout = 0.05 if self.strategy.busy else 1.0
             if self.spec.pruner.active and self.active:  # awake for the next read of the

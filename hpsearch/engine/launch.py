@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends.base import Backend
-from hpsearch.engine.build import build_driver
+from hpsearch.engine.build import build_driver, sinks_of
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
@@ -114,6 +114,7 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         print(f"hpsearch: {note}", file=sys.stderr)
     for warning in spec.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
+    sinks = sinks_of(spec, options)
     strategy = make_strategy(spec, options)
     check_out_dir(options.out_dir)
     meta = describe(spec, source_name(source, spec), options.run_cwd, options.backend_name,
@@ -128,7 +129,7 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         dry_run(spec, options, strategy, backend)
         return 0
 
-    driver = build_driver(spec, options, strategy, backend, meta, lambda: progress)
+    driver = build_driver(spec, options, strategy, backend, meta, lambda: progress, sinks)
     try:
         say.release()
         progress.message(f"search directory {options.out_dir} ({backend.name} backend, "

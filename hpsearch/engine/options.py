@@ -23,6 +23,7 @@ from hpsearch.backends.cluster.options import ClusterOptions
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import REQUIRED, option, own, settle
+from hpsearch.tracking import SINKS, check_names
 
 DEFAULT_OUT_DIR = "./out/hyperparam_search"
 
@@ -85,6 +86,10 @@ class SearchSettings:
         "or each job script, and what its config template copy sets; write nothing. On an "
         "existing search it leaves out what already ran; a sampler prints only the proposals "
         "that need no results.")
+    log_to: tuple[str, ...] = option(
+        (), f"Log every run whose verdict is final to a tracking library: "
+        f"{' | '.join(SINKS)} (repeatable; added to the search file's log_to). Each needs "
+        "its extra, e.g. pip install 'hpsearch[mlflow]'.", metavar="NAME", check=check_names)
 
     @staticmethod
     def check_together(values: dict[str, Any]) -> None:

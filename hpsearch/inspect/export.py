@@ -23,7 +23,13 @@
           optuna.storages.journal.JournalFileBackend("OUT_DIR/optuna_journal.log"))
       study = optuna.load_study(study_name="q", storage=storage)
 
-Each file is replaced whole; nothing else in the search directory changes.
+* ``mlflow`` (and every other ``--log_to`` sink, :data:`hpsearch.tracking.SINKS`): every run
+  that ended, logged where ``--log_to mlflow`` logs (``MLFLOW_TRACKING_URI``, else
+  ``OUT_DIR/mlflow.db``), as the driver logs it (:func:`hpsearch.engine.sinks.run_record`).
+  Exporting again leaves one MLflow run per run (updated where the search changed since).
+
+Each file is replaced whole; nothing else in the search directory changes (but a sink's own
+store, when it keeps it there).
 """
 
 from __future__ import annotations
@@ -37,10 +43,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hpsearch.engine.journal import ENDED
 from hpsearch.engine.results import build_table
-from hpsearch.errors import UsageError
+from hpsearch.engine.sinks import run_record, search_info
+from hpsearch.errors import SearchError, UsageError
 from hpsearch.inspect.collect import read_search
 from hpsearch.inspect.view import SearchView, load_view
+from hpsearch.tracking import SINKS, make_sinks
+from hpsearch.tracking.record import SinkError
 
 DEFAULT_FILES = {"json": "export.json", "csv": "export.csv", "optuna": "optuna_journal.log"}
 
@@ -89,8 +99,32 @@ def _csv_text(out_dir: Path, grid_module: str | None) -> tuple[str, int]:
     return buffer.getvalue(), len(rows)
 
 
+def to_sink(out_dir: Path, name: str, grid_module: str | None) -> None:
+    """Log every run of the search that ended to the sink ``name``; prints how many."""
+    [sink] = make_sinks([name], out_dir)
+    view = load_view(out_dir, grid_module)
+    search = search_info(out_dir, view.objectives, view.directions,
+                         [p.name for p in view.parameters])
+    backend = str(view.meta.get("backend") or "local")
+    runs = [run for run in view.runs if run.state.status in ENDED]
+    try:
+        sink.open(search)
+        for run in runs:
+            sink.log(run_record(run.state, run.run_dir, search.name, backend))
+        sink.close()
+    except SinkError as exc:
+        raise SearchError(f"export to {name}: {exc}") from None
+    sys.stdout.write(f"{out_dir}: {len(runs)} runs logged to {name}\n")
+
+
 def export(out_dir: Path, fmt: str, output: Path | None, grid_module: str | None) -> Path:
-    """Write the export; prints where, and returns the path."""
+    """Write the export; prints where, and returns the path (for a sink: ``out_dir``)."""
+    if fmt in SINKS:
+        if output is not None:
+            raise UsageError(f"--format {fmt} logs where --log_to {fmt} does, not to a file; "
+                             "leave out -o")
+        to_sink(out_dir, fmt, grid_module)
+        return out_dir
     path = output if output is not None else out_dir / DEFAULT_FILES[fmt]
     try:
         if fmt == "csv":

@@ -97,6 +97,8 @@ class SearchSpec:
     generator: tuple[str, ...] | None = None
     generator_timeout: float = 600.0
     warnings: list[str] = field(default_factory=list)
+    #: the search file's ``log_to``: tracking sinks every ended run is logged to
+    log_to: tuple[str, ...] = ()
 
     @property
     def performance_key(self) -> str:

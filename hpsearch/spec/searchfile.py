@@ -73,7 +73,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
-            "from_hydra")
+            "from_hydra", "log_to")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -275,4 +275,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         source_kind="search_file", algorithm=algorithm, algorithm_options=dict(options),
         num_trials=num_trials, seed=seed, generator=generator,
         generator_timeout=generator_timeout, warnings=dropped,
+        log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where))
