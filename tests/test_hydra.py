@@ -124,6 +124,13 @@ def test_arg_format_hydra_with_parameters_of_the_search_file(app):
     assert code == 0, err
     page = (app / "r.html").read_text()
     assert f"hydra.run.dir=rerun_{record['run_id']}" in page and str(run_out) not in page
+    # the same directory resumed with the runs' arguments in another format is refused: its
+    # runs that did not end would start with another argv
+    code, stdout, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=.",
+                                      f"--out_dir={out}", "--visible_gpus=-1",
+                                      "--arg_format=flags"], app)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "arg_format is 'hydra', not 'flags'" in err
 
 
 def one_line_error(app: Path, *flags: str) -> str:

@@ -8,7 +8,8 @@ pointing another search at it is refused::
      "source_file": "/abs/.../hpsearch_config.py", "script_name": "quadratic.py",
      "summary_filename": "performance_overview.txt", "summary_keywords": ["loss", "finished"],
      "objectives": ["loss"], "directions": ["minimize"], "performance_key": "loss",
-     "performance_sort_asc": true, "out_arg": "out_dir", "config_keys": ["x", "y"],
+     "performance_sort_asc": true, "out_arg": "out_dir", "arg_format": "flags",
+     "config_keys": ["x", "y"],
      "custom_parser": false, "algorithm": "grid", "parameters": {...}, "total": 96,
      "total_is_estimate": false, "run_cwd": "/abs/sims/quadratic", "backend": "local",
      "command": ["--grid_module=...", "--run_cwd=...", ...], "cwd": "/abs/where/it/started"}
@@ -39,7 +40,7 @@ IDENTITY = {
     "source": "grid module / search file", "script_name": "script",
     "summary_filename": "summary file", "summary_keywords": "summary keywords",
     "objectives": "objective", "directions": "direction", "out_arg": "out_arg",
-    "algorithm": "algorithm",
+    "algorithm": "algorithm", "arg_format": "arg_format",
 }
 #: how many parameter changes a refusal names before "and N more"
 MAX_NAMED_CHANGES = 3
@@ -65,6 +66,7 @@ def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
             "summary_keywords": spec.summary_keywords, "objectives": spec.objectives,
             "directions": spec.directions, "performance_key": spec.performance_key,
             "performance_sort_asc": spec.performance_sort_asc, "out_arg": spec.out_arg,
+            "arg_format": "hydra" if spec.command.hydra is not None else "flags",
             "config_keys": spec.config_keys(), "custom_parser": spec.summary_parser is not None,
             "algorithm": spec.algorithm, "parameters": spec.parameters_json(), "total": total,
             "total_is_estimate": estimate, "run_cwd": str(run_cwd), "backend": backend,
