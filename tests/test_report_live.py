@@ -106,7 +106,10 @@ def browser(tmp_path: Path) -> Any:
     driver.quit()
 
 
-def test_served_report_shows_a_run_that_finishes_without_a_reload(tmp_path, browser, procs):
+def held_search(tmp_path: Path, procs: list[subprocess.Popen[str]]
+                ) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A grid search of :data:`SLOW_SIM` over x = 1, 2, both runs at once, held once both
+    reported their 3 steps: its directory, the file that holds it, its driver."""
     hold = tmp_path / "HOLD"
     hold.write_text("")
     sim = tmp_path / "proj"
@@ -121,9 +124,19 @@ def test_served_report_shows_a_run_that_finishes_without_a_reload(tmp_path, brow
                              f"--out_dir={out}", "--visible_gpus=-1", "--num_jobs=2"],
                             tmp_path, stderr=subprocess.DEVNULL)
     procs.append(driver)
-    wait_for(lambda: len([p for p in out.glob("runs/*/out/hpsearch_report.jsonl")
-                          if p.read_text().count("\n") == 3]) == 2,
+    wait_for(lambda: len(curves(out)) == 2 and all(
+        p.read_text().count("\n") == 3 for p in curves(out)),
              timeout=120, what="both runs reported 3 steps")
+    return out, hold, driver
+
+
+def curves(out: Path) -> list[Path]:
+    """The curve files the runs of ``out`` wrote with ``hpsearch.report``."""
+    return sorted(out.glob("runs/*/out/hpsearch_report.jsonl"))
+
+
+def test_served_report_shows_a_run_that_finishes_without_a_reload(tmp_path, browser, procs):
+    out, hold, driver = held_search(tmp_path, procs)
     server, url = start_report([str(out)], tmp_path)
     procs.append(server)
 
@@ -156,6 +169,43 @@ def test_served_report_shows_a_run_that_finishes_without_a_reload(tmp_path, brow
     asked = [u for u in requests_made(browser) if not u.startswith(LOCAL_SCHEMES)]
     assert asked and all(u.startswith(origin) for u in asked), asked
     screenshot(browser, tmp_path / "live.png")
+    stop_report(server)
+
+
+def test_served_data_follows_the_runs_of_a_dead_driver(tmp_path, procs):
+    """Once the driver is killed, nothing but the runs' own files changes: a point one of
+    them reports, then their ends, still reach the page's data."""
+    out, hold, driver = held_search(tmp_path, procs)
+    server, url = start_report([str(out)], tmp_path)
+    procs.append(server)
+    base, token = url.split("/?token=")
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def data(since: str = "") -> tuple[int, dict[str, Any]]:
+        status, body = fetch(f"{base}/data.json?since={since}", auth)
+        return status, json.loads(body) if body else {}
+
+    _, first = data()
+    assert first["data"]["runs"]["status"] == ["running", "running"]
+    assert sorted(len(c["step"]) for c in first["data"]["curves"]) == [3, 3]
+    assert data(first["version"]) == (204, {})
+    driver.send_signal(signal.SIGKILL)  # its runs go on
+    driver.wait(timeout=60)
+    journal = (out / "journal.jsonl").stat()
+    with open(curves(out)[0], "a") as f:  # a running run reports one more step
+        f.write(json.dumps({"step": 4, "loss": 0.125}) + "\n")
+    grown: dict[str, Any] = {}
+    wait_for(lambda: grown.update(data(first["version"])[1]) or bool(grown),
+             timeout=60, poll=0.2, what="newer data")
+    assert sorted(len(c["step"]) for c in grown["data"]["curves"]) == [3, 4]
+    assert grown["version"] != first["version"]
+    hold.unlink()  # the runs end: their exit_code and summary, judged from the run dirs
+    ended: dict[str, Any] = {}
+    wait_for(lambda: ended.update(data(grown["version"])[1]) or ended.get("data", {}).get(
+        "runs", {}).get("status") == ["finished", "finished"], timeout=60, poll=0.2,
+             what="both runs finished in the data")
+    assert 'data-count="2">2 finished' in ended["summary"]
+    assert (out / "journal.jsonl").stat().st_mtime_ns == journal.st_mtime_ns
     stop_report(server)
 
 

@@ -16,9 +16,9 @@ which is how the printed URL opens the page; the page's script sends the header)
 kept in ``OUT_DIR/report.token`` (:data:`REPORT_TOKEN_FILE`), not the service's:
 reading a report does not let anyone report losses.
 
-The search is read again only when it changed (:func:`signature`: the journal's and the
-directory's size and mtime, and the curve files of the runs that were active at the last
-read: a few ``stat`` calls however big the search is), and then not sooner than
+The search is read again only when it changed (:func:`watched`: the journal, and the
+directories and curve files of the runs that were active at the last read: a few ``stat``
+calls however big the search is), and then not sooner than
 :data:`BUILD_SHARE` allows: a search that takes ``s`` seconds to read is read again at most
 every ``s / BUILD_SHARE`` seconds. A read that fails keeps the last data (said once on
 stderr). SIGINT/SIGTERM end it; the exit status is 128 + the signal's number, as for
@@ -119,11 +119,15 @@ def _stat(path: Path) -> tuple[int, int] | None:
 
 
 def watched(out_dir: Path, active: tuple[Path, ...]) -> list[Path]:
-    """What changes when the report would: the journal, the directory (a hypnettorch search
-    has no journal: its run folders appear), and the curves of the runs that were active."""
-    curves = [run_dir / name for run_dir in active
-              for name in (f"{SIM_OUT_DIR}/{REPORT_FILE}", DRIVER_CURVE_FILE)]
-    return [out_dir / JOURNAL_FILE, out_dir, *curves]
+    """What changes when the report would: the journal (a hypnettorch search has none: the
+    directory, where its run folders appear), and the runs that were active: their
+    directories (``exit_code`` appears there, the summary in ``out/``; also when the driver
+    died) and their curves. Not the search directory of a search with a journal: the
+    driver's lock changes it every few seconds."""
+    journal = out_dir / JOURNAL_FILE
+    runs = [run_dir / name for run_dir in active
+            for name in ("", SIM_OUT_DIR, f"{SIM_OUT_DIR}/{REPORT_FILE}", DRIVER_CURVE_FILE)]
+    return [journal if journal.exists() else out_dir, *runs]
 
 
 def signature(paths: list[Path]) -> tuple[Any, ...]:
