@@ -32,6 +32,7 @@ import json
 import secrets
 import signal
 import socket
+import socketserver
 import sys
 import threading
 import time
@@ -246,6 +247,12 @@ class ReportServer(ThreadingHTTPServer):
 
     daemon_threads = True
     token: str | None = None
+
+    def server_bind(self) -> None:
+        """Bind, without http.server's reverse DNS lookup of the address (slow where the
+        name service is)."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
 
 class ReportServer6(ReportServer):
