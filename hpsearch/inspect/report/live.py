@@ -254,6 +254,14 @@ class ReportServer(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that went away mid-answer is nothing to say; any other failure of a
+        request is said in one line (socketserver would print a traceback)."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, ConnectionError):
+            say(f"warning: a request from {client_address[0]} failed "
+                f"({type(exc).__name__}: {exc})")
+
 
 class ReportServer6(ReportServer):
     address_family = socket.AF_INET6
