@@ -33,7 +33,7 @@ import threading
 import urllib.parse
 from typing import Any
 
-from hpsearch.service.tokens import TOKEN_VARIABLE
+from hpsearch.engine.tokens import TOKEN_VARIABLE
 
 __all__ = ["Client", "ClientError", "token_of"]
 

@@ -4,7 +4,8 @@ Selenium (pure Python, in the ``test`` extra) talks to Debian's ``chromedriver``
 matches Debian's ``chromium`` by construction; no driver is downloaded (the paths are
 given, so Selenium Manager is not asked). The browser runs headless with a fresh profile and
 no background traffic, with the network closed twice over: every host resolves to nothing
-and goes through a proxy that does not exist, and DevTools blocks http(s) and ws(s) URLs.
+and goes through a proxy that does not exist, and DevTools blocks http(s) and ws(s) URLs. A
+browser for a served page (``loopback=True``) reaches http://127.0.0.1, nothing else.
 What the page still tried to fetch shows in the performance log, which
 :func:`requests_made` reads.
 
@@ -28,8 +29,12 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--enable-unsafe-swiftshader",  # WebGL (parallel coordinates) in software
-         "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
-         "--hide-scrollbars")
+         "--proxy-server=127.0.0.1:9", "--hide-scrollbars")
+#: every host resolves to nothing (with ``loopback``: every host but 127.0.0.1)
+NO_HOSTS = "--host-resolver-rules=MAP * ~NOTFOUND"
+#: what DevTools blocks (with ``loopback``: http stays open, for 127.0.0.1 only: the proxy
+#: that does not exist takes every other host, Chromium never proxies loopback)
+BLOCKED = ["http://*", "https://*", "ws://*", "wss://*"]
 #: URL schemes a page that works offline may load from
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome-error:")
 
@@ -45,14 +50,16 @@ def require_browser() -> None:
                 "HPSEARCH_SKIP_BROWSER=1 to skip the browser tests")
 
 
-def open_browser(profile: Path, width: int = 1280, height: int = 1000) -> Any:
-    """A headless Chromium with a fresh profile in ``profile``."""
+def open_browser(profile: Path, width: int = 1280, height: int = 1000,
+                 loopback: bool = False) -> Any:
+    """A headless Chromium with a fresh profile in ``profile``; ``loopback``: it can open
+    http://127.0.0.1 (a served report)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in FLAGS:
+    for flag in (*FLAGS, NO_HOSTS + (", EXCLUDE 127.0.0.1" if loopback else "")):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_argument(f"--window-size={width},{height}")
@@ -60,7 +67,7 @@ def open_browser(profile: Path, width: int = 1280, height: int = 1000) -> Any:
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.execute_cdp_cmd("Network.enable", {})
     driver.execute_cdp_cmd("Network.setBlockedURLs", {
-        "urls": ["http://*", "https://*", "ws://*", "wss://*"]})
+        "urls": BLOCKED[1:] if loopback else BLOCKED})
     return driver
 
 

@@ -295,15 +295,48 @@ _GRID_MODULE_HELP = "Grid module, for a directory without search.json (e.g. hypn
 @click.option("--top", type=int, default=10, show_default=True,
               help="How many best runs --terminal lists.")
 @click.option("--grid_module", default=None, help=_GRID_MODULE_HELP)
-def report_command(out_dir: str, output: str | None, terminal: bool, top: int,
-                   grid_module: str | None) -> None:
-    """Write one self-contained HTML report of the search in OUT_DIR (opens offline).
+@click.option("--serve", is_flag=True, help="Serve the page over HTTP instead of writing it, "
+              "updating while the search runs (new runs, curves and verdicts appear without "
+              "a reload); the URL printed carries the token. Ctrl-C ends it.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="With --serve: the address to listen on (every request needs the token, "
+              "on loopback too).")
+@click.option("--port", type=int, default=8788, show_default=True,
+              help="With --serve: the port to listen on (0: any free one).")
+@click.option("--token-file", "--token_file", "token_file", type=click.Path(dir_okay=False),
+              default=None, help="With --serve: the file holding the token every request "
+              "must send (default: one generated into OUT_DIR/report.token, mode 0600, kept "
+              "across restarts).")
+@click.option("--no_token", is_flag=True, default=False,
+              help="With --serve: serve without a token, on loopback only: ANY user of this "
+              "machine can then read the report.")
+@click.pass_context
+def report_command(ctx: click.Context, out_dir: str, output: str | None, terminal: bool,
+                   top: int, grid_module: str | None, serve: bool, host: str, port: int,
+                   token_file: str | None, no_token: bool) -> None:
+    """Write one self-contained HTML report of the search in OUT_DIR (opens offline), or
+    serve it live (--serve).
 
     Also for a running search, one whose driver died, and a hypnettorch directory.
     """
     from hpsearch.inspect.report import report_cli
+    from hpsearch.inspect.report.live import Listen, serve_report
 
-    report_cli(Path(out_dir).resolve(), output and Path(output), terminal, top, grid_module)
+    listening = [f"--{name}" for name in ("host", "port", "token_file", "no_token")
+                 if ctx.get_parameter_source(name) not in (None,
+                                                           click.core.ParameterSource.DEFAULT)]
+    path = Path(out_dir).resolve()
+    if not serve:
+        if listening:
+            raise UsageError(f"{', '.join(listening)} only apply with --serve; add --serve "
+                             "or leave them out")
+        report_cli(path, output and Path(output), terminal, top, grid_module)
+        return
+    if output is not None or terminal:
+        raise UsageError("--serve serves the page and writes no file; leave out "
+                         f"{'-o' if output is not None else '--terminal'}")
+    listen = Listen(host, port, Path(token_file) if token_file else None, no_token)
+    ctx.exit(serve_report(path, grid_module, listen))
 
 
 @main_group.command("export")

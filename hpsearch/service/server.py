@@ -24,9 +24,9 @@ from pathlib import Path
 from hpsearch.engine.launch import SearchSource, load_search, source_name
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.placement import make_backend
+from hpsearch.engine.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, kept_token
 from hpsearch.errors import UsageError
 from hpsearch.service.requests import SERVED_DEFAULTS, Budget, Registry, Request, apply_budget
-from hpsearch.service.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, service_token
 
 #: seconds a stopping service waits for each driver to record its runs
 STOP_WAIT_S = 30.0
@@ -87,8 +87,8 @@ def take_token(given: str | None, no_token: bool, out_dir: Path) -> str | None:
             f"points, report losses, create searches in {out_dir}); serve without "
             "--no_token unless the machine is yours alone")
         return None
-    token, new = service_token(out_dir)
     path = out_dir / TOKEN_FILE
+    token, new = kept_token(path)
     say(f"{'a new' if new else 'the'} token is in {path} (mode 0600, kept across restarts): "
         f"workers send 'Authorization: Bearer <token>' (sims/served/worker.py "
         f"--token-file={path}, Client(url, token_file=...) or {TOKEN_VARIABLE}=<token>)")

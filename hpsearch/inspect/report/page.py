@@ -3,8 +3,10 @@
 The text sections, the data, plotly.js and our script are all inline.
 
 ``assets/page.html`` is the frame; its markers ``@@TITLE@@``, ``@@STYLE@@``,
-``@@SUMMARY@@``, ``@@FAILURES@@``, ``@@PARETO_HIDDEN@@``, ``@@DATA@@``, ``@@PLOTLY@@``
-and ``@@SCRIPT@@`` are replaced once each. plotly.js is the minified bundle the ``plotly``
+``@@SUMMARY@@``, ``@@FAILURES@@``, ``@@PARETO_HIDDEN@@``, ``@@DATA@@``, ``@@LIVE@@``,
+``@@PLOTLY@@`` and ``@@SCRIPT@@`` are replaced once each. ``@@LIVE@@`` is empty in the static
+report; a served one (:mod:`.live`) puts there, as JSON, where and how often the page asks
+for newer data. plotly.js is the minified bundle the ``plotly``
 package ships (``plotly/package_data/plotly.min.js``), read without importing plotly. The
 data is JSON in a ``<script type="application/json">``, every ``<`` written as ``\\u003c``
 so no text in it can end the element.
@@ -39,8 +41,10 @@ def _data_json(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
-def render(title: str, summary_html: str, failures_html: str, data: dict[str, Any]) -> str:
-    """The whole page."""
+def render(title: str, summary_html: str, failures_html: str, data: dict[str, Any],
+           live: dict[str, Any] | None = None) -> str:
+    """The whole page; ``live``: the served page's polling (``version``, ``data``: the
+    data's URL, ``every_ms``), None for the static report."""
     page = (ASSETS / "page.html").read_text(encoding="utf-8")
     parts = {
         "@@TITLE@@": escape(title),
@@ -49,6 +53,9 @@ def render(title: str, summary_html: str, failures_html: str, data: dict[str, An
         "@@FAILURES@@": failures_html,
         "@@PARETO_HIDDEN@@": "" if data["pareto"] is not None else " hidden",
         "@@DATA@@": _data_json(data),
+        "@@LIVE@@": "" if live is None else (
+            '<script type="application/json" id="hpsearch-live">'
+            f"{_data_json(live)}</script>"),
         "@@PLOTLY@@": plotly_js(),
         "@@SCRIPT@@": (ASSETS / "report.js").read_text(encoding="utf-8"),
     }

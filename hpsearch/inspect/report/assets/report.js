@@ -11,13 +11,16 @@
    the run, at R.step), as a hollow grey marker whose hover says where it stopped; "best so
    far" lines follow the finished runs only, their final values being the ones to compare.
    The history by trial can show every run's value at one step instead (each run's first
-   report at or past it, as RunView.value_at in hpsearch/searchview.py reads it). */
+   report at or past it, as RunView.value_at in hpsearch/searchview.py reads it).
+
+   render(data) draws every section from one data object, again and again: a served page
+   (hpsearch report --serve, hpsearch/inspect/report/live.py) holds #hpsearch-live, asks
+   for newer data every few seconds and renders it in place (Plotly.react keeps each plot's
+   zoom; the selects keep their choice); body[data-renders] counts the renders. */
 (function () {
   "use strict";
-  var D = JSON.parse(document.getElementById("hpsearch-data").textContent);
-  var R = D.runs;
-  var OBJ = D.objectives[0];
-  var MINIMIZE = D.directions[0] === "minimize";
+  /* the data being drawn (set by use()) */
+  var D, R, OBJ, MINIMIZE, CURVE_OF, hovers;
   var CONFIG = {displaylogo: false, responsive: true};
   /* above this many points a trace is drawn with WebGL (used for the few big plots only:
      a browser keeps a handful of WebGL contexts per page) */
@@ -50,7 +53,16 @@
     return p.axis === "category" ? p.categories[v] : fmt(v);
   }
 
-  var hovers = [];
+  function use(data) {
+    D = data;
+    R = D.runs;
+    OBJ = D.objectives[0];
+    MINIMIZE = D.directions[0] === "minimize";
+    CURVE_OF = {};
+    D.curves.forEach(function (c) { CURVE_OF[c.run] = c; });
+    hovers = [];
+  }
+
   function hover(i) {
     if (hovers[i] === undefined) {
       var lines = ["<b>trial " + R.trial[i] + "</b>  run " + esc(R.id[i])];
@@ -72,7 +84,23 @@
     return hovers[i];
   }
 
+  /* el emptied: its plots (el itself, or plots inside it) purged, its children removed */
+  function clear(el) {
+    if (el.classList.contains("js-plotly-plot")) { Plotly.purge(el); }
+    Array.prototype.forEach.call(el.querySelectorAll(".js-plotly-plot"), function (plot) {
+      Plotly.purge(plot);
+    });
+    el.textContent = "";
+  }
+
+  function dropNotes(el) {
+    Array.prototype.forEach.call(el.querySelectorAll(":scope > p.note"), function (p) {
+      el.removeChild(p);
+    });
+  }
+
   function note(el, text) {
+    clear(el);
     var p = document.createElement("p");
     p.className = "note";
     p.textContent = text;
@@ -80,13 +108,41 @@
     el.dataset.points = "0";
   }
 
+  /* the child of box keyed ``key`` (made when missing), moved to the end: asked for in
+     order, the children end up in that order; dropOthers(box, keys) removes the rest */
+  function keyed(box, key, className) {
+    var el = null;
+    Array.prototype.forEach.call(box.children, function (c) {
+      if (c.dataset.key === key) { el = c; }
+    });
+    if (el === null) {
+      el = document.createElement("div");
+      el.className = className;
+      el.dataset.key = key;
+    }
+    box.appendChild(el);
+    return el;
+  }
+
+  function dropOthers(box, keys) {
+    Array.prototype.slice.call(box.children).forEach(function (c) {
+      if (keys.indexOf(c.dataset.key) < 0) {
+        clear(c);
+        box.removeChild(c);
+      }
+    });
+  }
+
   function markers(n) { return n > GL_LIMIT ? "scattergl" : "scatter"; }
 
+  /* draws into el, or updates what el shows (uirevision: a user's zoom stays) */
   function draw(el, traces, layout, points) {
+    dropNotes(el);
     el.dataset.points = String(points);
     var base = {margin: {l: 64, r: 24, t: 24, b: 48}, hovermode: "closest",
-                paper_bgcolor: "#fff", plot_bgcolor: "#fff", font: {size: 12}};
-    pending.push(Plotly.newPlot(el, traces, Object.assign(base, layout), CONFIG));
+                paper_bgcolor: "#fff", plot_bgcolor: "#fff", font: {size: 12},
+                uirevision: "keep"};
+    pending.push(Plotly.react(el, traces, Object.assign(base, layout), CONFIG));
   }
 
   function axisTitle(text) { return {title: {text: text}, automargin: true}; }
@@ -125,9 +181,6 @@
     return {height: 340, xaxis: xaxis, yaxis: axisTitle(ytitle),
             legend: {orientation: "h", y: 1.15}};
   }
-
-  var CURVE_OF = {};
-  D.curves.forEach(function (c) { CURVE_OF[c.run] = c; });
 
   /* run i's first report of the objective at or past step s (null: it never got there) */
   function valueAt(i, s) {
@@ -173,24 +226,45 @@
             points: finished.length + pruned.length};
   }
 
-  function stepControl(el) {
-    var select = byId("history-step");
-    if (!D.steps.length) { select.parentNode.hidden = true; return; }
-    var options = [["", "final value"]].concat(D.steps.map(function (s) {
-      return [String(s), "value at step " + fmt(s)];
-    }));
+  /* a select's options made again from [value, text] pairs, keeping its choice when it is
+     still one of them (else ``fallback`` when it is one, else the first); returns the value
+     chosen */
+  function setOptions(select, options, fallback) {
+    var chosen = select.value;
+    select.textContent = "";
     options.forEach(function (o) {
       var option = document.createElement("option");
       option.value = o[0];
       option.textContent = o[1];
       select.appendChild(option);
     });
-    select.addEventListener("change", function () {
-      var got = historyByTrial(el, select.value === "" ? null : Number(select.value));
-      el.dataset.points = String(got.points);
-      Plotly.react(el, got.traces, Object.assign(el.layout, got.layout), CONFIG);
-    });
+    var values = options.map(function (o) { return o[0]; });
+    select.value = values.indexOf(chosen) >= 0 ? chosen
+      : values.indexOf(fallback) >= 0 ? fallback : values[0];
+    return select.value;
   }
+
+  function chosenStep() {
+    var value = byId("history-step").value;
+    return value === "" ? null : Number(value);
+  }
+
+  /* the step select's options; the step shown */
+  function stepControl() {
+    var select = byId("history-step");
+    select.parentNode.hidden = !D.steps.length;
+    setOptions(select, [["", "final value"]].concat(D.steps.map(function (s) {
+      return [String(s), "value at step " + fmt(s)];
+    })), "");
+    return chosenStep();
+  }
+
+  byId("history-step").addEventListener("change", function () {
+    var el = byId("plot-history-trial");
+    var got = historyByTrial(el, chosenStep());
+    el.dataset.points = String(got.points);
+    Plotly.react(el, got.traces, Object.assign(el.layout, got.layout), CONFIG);
+  });
 
   function history() {
     var byTrial = byId("plot-history-trial");
@@ -198,12 +272,12 @@
     if (!D.scored.length && !D.pruned.length) {
       byId("history-step").parentNode.hidden = true;
       note(byTrial, "No run has finished or been pruned yet.");
+      clear(byTime);
       byTime.dataset.points = "0";
       return;
     }
-    var got = historyByTrial(byTrial, null);
+    var got = historyByTrial(byTrial, stepControl());
     draw(byTrial, got.traces, got.layout, got.points);
-    stepControl(byTrial);
     var ended = function (i) { return R.end[i] !== null; };
     var byEnd = function (a, b) { return R.end[a] - R.end[b]; };
     var finished = D.scored.filter(ended).sort(byEnd);
@@ -289,6 +363,7 @@
   /* -- slices -------------------------------------------------------------------------- */
   function slices() {
     var box = byId("plot-slices");
+    dropNotes(box);
     if (!D.params.length) { note(box, "No parameter took more than one value."); return; }
     if (!D.scored.length && !D.pruned.length) {
       note(box, "No run has finished or been pruned yet.");
@@ -300,11 +375,10 @@
         return v !== null && (p.axis !== "log" || v > 0);
       };
     };
+    dropOthers(box, D.params.map(function (p) { return p.name; }));
     D.params.forEach(function (p) {
-      var el = document.createElement("div");
-      el.className = "slice";
+      var el = keyed(box, p.name, "slice");
       el.dataset.param = p.name;
-      box.appendChild(el);
       var idx = D.scored.filter(shown(p));
       var pruned = D.pruned.filter(shown(p));
       var xaxis = axisTitle(p.name);
@@ -400,8 +474,8 @@
   function curves() {
     var el = byId("plot-curves");
     var select = byId("curve-metric");
+    select.parentNode.hidden = !D.curves.length;
     if (!D.curves.length) {
-      select.parentNode.hidden = true;
       note(el, "No run reported intermediate results (from hpsearch import report, or a " +
            "summary file rewritten during training).");
       return;
@@ -413,27 +487,25 @@
     names.sort(function (a, b) {
       return (D.objectives.indexOf(b) >= 0) - (D.objectives.indexOf(a) >= 0) || (a < b ? -1 : 1);
     });
-    names.forEach(function (k) {
-      var option = document.createElement("option");
-      option.value = k;
-      option.textContent = k;
-      select.appendChild(option);
-    });
-    select.value = names.indexOf(OBJ) >= 0 ? OBJ : names[0];
-    var layout = function (metric) {
-      return {height: 420, xaxis: axisTitle("step"), yaxis: axisTitle(metric),
-              legend: {orientation: "h", y: 1.08}};
-    };
-    var got = curveTraces(select.value);
+    var metric = setOptions(select, names.map(function (k) { return [k, k]; }), OBJ);
+    var got = curveTraces(metric);
     el.dataset.pruned = String(got.pruned);
-    draw(el, got.traces, layout(select.value), got.drawn);
-    select.addEventListener("change", function () {
-      var again = curveTraces(select.value);
-      el.dataset.points = String(again.drawn);
-      el.dataset.pruned = String(again.pruned);
-      Plotly.react(el, again.traces, Object.assign(el.layout, layout(select.value)), CONFIG);
-    });
+    draw(el, got.traces, curveLayout(metric), got.drawn);
   }
+
+  function curveLayout(metric) {
+    return {height: 420, xaxis: axisTitle("step"), yaxis: axisTitle(metric),
+            legend: {orientation: "h", y: 1.08}};
+  }
+
+  byId("curve-metric").addEventListener("change", function () {
+    var el = byId("plot-curves");
+    var metric = byId("curve-metric").value;
+    var again = curveTraces(metric);
+    el.dataset.points = String(again.drawn);
+    el.dataset.pruned = String(again.pruned);
+    Plotly.react(el, again.traces, Object.assign(el.layout, curveLayout(metric)), CONFIG);
+  });
 
   /* -- timeline ------------------------------------------------------------------------ */
   function timeline() {
@@ -480,19 +552,22 @@
 
   /* -- Pareto front -------------------------------------------------------------------- */
   function pareto() {
-    if (D.pareto === null) { return; }
     var box = byId("plot-pareto");
+    byId("pareto").hidden = D.pareto === null;
+    document.querySelector('nav a[href="#pareto"]').hidden = D.pareto === null;
+    if (D.pareto === null) { clear(box); return; }
+    dropNotes(box);
     if (!D.scored.length) { note(box, "No run has finished yet."); return; }
     var shown = D.objectives.slice(0, 3);
     var pairs = shown.length === 2 ? [[0, 1]] : [[0, 1], [0, 2], [1, 2]];
+    var keyOf = function (pair) { return shown[pair[0]] + "\n" + shown[pair[1]]; };
+    dropOthers(box, pairs.map(keyOf));
     var onFront = {};
     D.pareto.forEach(function (i) { onFront[i] = true; });
     var rest = D.scored.filter(function (i) { return !onFront[i]; });
     pairs.forEach(function (pair) {
       var a = shown[pair[0]], b = shown[pair[1]];
-      var el = document.createElement("div");
-      el.className = "pareto-plot";
-      box.appendChild(el);
+      var el = keyed(box, keyOf(pair), "pareto-plot");
       var front = D.pareto.slice().sort(function (i, j) { return R.m[a][i] - R.m[a][j]; });
       var mk = function (idx, name, color, mode) {
         return {type: markers(idx.length), mode: mode, name: name,
@@ -527,8 +602,10 @@
 
   window.addEventListener("error", function (event) { state.errors.push(String(event.message)); });
 
-  Array.prototype.forEach.call(document.querySelectorAll("button[data-copy]"), function (btn) {
-    btn.addEventListener("click", function () {
+  /* on the document: the summary's buttons are made again with each live update */
+  document.addEventListener("click", function (event) {
+    var btn = event.target.closest ? event.target.closest("button[data-copy]") : null;
+    if (btn) {
       var target = byId(btn.dataset.copy);
       var range = document.createRange();
       range.selectNodeContents(target);
@@ -541,23 +618,72 @@
           if (document.execCommand("copy")) { done(); }
         });
       } else if (document.execCommand("copy")) { done(); }
-    });
+    }
   });
 
   var SECTIONS = {history: history, parcoords: parcoords, slices: slices,
                   importance: importance, curves: curves, timeline: timeline, pareto: pareto};
-  Object.keys(SECTIONS).forEach(function (name) {
-    var before = pending.length;
-    try {
-      SECTIONS[name]();
-    } catch (error) {
-      fail(name, error);
-    }
-    for (var k = before; k < pending.length; k++) {
-      pending[k] = pending[k].catch(function (error) { fail(name, error); });
-    }
-  });
-  Promise.all(pending).then(function () {
-    document.body.dataset.rendered = state.errors.length ? "errors" : "ok";
+
+  /* every section drawn from ``data``; resolves when every plot is drawn */
+  function render(data) {
+    use(data);
+    pending = [];
+    Array.prototype.forEach.call(document.querySelectorAll("section > p.error"), function (p) {
+      p.parentNode.removeChild(p);
+    });
+    Object.keys(SECTIONS).forEach(function (name) {
+      var before = pending.length;
+      try {
+        SECTIONS[name]();
+      } catch (error) {
+        fail(name, error);
+      }
+      for (var k = before; k < pending.length; k++) {
+        pending[k] = pending[k].catch(function (error) { fail(name, error); });
+      }
+    });
+    return Promise.all(pending).then(function () {
+      document.body.dataset.rendered = state.errors.length ? "errors" : "ok";
+      document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
+    });
+  }
+
+  /* -- a served page: newer data every few seconds ------------------------------------- */
+  function live(config) {
+    var token = new URLSearchParams(window.location.search).get("token");
+    var headers = token ? {Authorization: "Bearer " + token} : {};
+    var version = config.version;
+    var status = byId("live-status");
+    var say = function (text, lost) {
+      status.hidden = false;
+      status.textContent = text;
+      status.className = lost ? "lost" : "";
+    };
+    var poll = function () {
+      fetch(config.data + "?since=" + encodeURIComponent(version),
+            {headers: headers, cache: "no-store"}).then(function (answer) {
+        if (answer.status === 204) { return null; }
+        if (!answer.ok) { throw new Error("the server answered " + answer.status); }
+        return answer.json();
+      }).then(function (got) {
+        if (got === null) { return null; }
+        version = got.version;
+        byId("summary-body").innerHTML = got.summary;
+        byId("failures-body").innerHTML = got.failures;
+        return render(got.data);
+      }).then(function () {
+        say("live: up to date at " + new Date().toLocaleTimeString(), false);
+      }, function (error) {
+        say("live: " + (error && error.message ? error.message : String(error)) +
+            "; trying again", true);
+      }).then(function () { window.setTimeout(poll, config.every_ms); });
+    };
+    say("live: updates every " + config.every_ms / 1000 + " s", false);
+    window.setTimeout(poll, config.every_ms);
+  }
+
+  render(JSON.parse(byId("hpsearch-data").textContent)).then(function () {
+    var config = byId("hpsearch-live");
+    if (config) { live(JSON.parse(config.textContent)); }
   });
 }());

@@ -1,11 +1,14 @@
-"""The token of ``hpsearch serve``: every request must send ``Authorization: Bearer <token>``.
+"""The token of whatever listens: ``hpsearch serve`` and ``hpsearch report --serve``.
 
-A login node is shared, so loopback is no boundary: a service always has a token unless its
+A login node is shared, so loopback is no boundary: a listener always has a token unless its
 owner says ``--no_token`` (loopback only). The token comes from ``--token-file`` or, by
-default, from ``<out_dir>/service.token`` (:data:`TOKEN_FILE`): written at the first start
-(``secrets.token_urlsafe``, mode 0600, atomically) and kept across restarts, so workers
-that read it keep working when the service comes back. A token file that others may read
-is not trusted: a new token replaces it.
+default, from a file in the search directory (:func:`kept_token`; the service's is
+:data:`TOKEN_FILE`, the live report has its own, so reading a report does not let anyone
+report losses): written at the first start (``secrets.token_urlsafe``, mode 0600,
+atomically) and kept across restarts, so whoever reads it keeps working when the listener
+comes back. A token file that others may read is not trusted: a new token replaces it.
+
+It sits in the engine layer, below both listeners (``service`` and ``inspect``).
 """
 
 from __future__ import annotations
@@ -39,16 +42,18 @@ def is_word(token: str) -> bool:
     return bool(token) and token.isprintable() and not any(c.isspace() for c in token)
 
 
-def given_token(host: str, token_file: Path | None, no_token: bool) -> str | None:
+def given_token(host: str, token_file: Path | None, no_token: bool,
+                what: str = "use the service") -> str | None:
     """The token of ``--token-file`` (None without it), after checking the flags together
-    (one-line UsageError; before anything is written)."""
+    (one-line UsageError; before anything is written); ``what`` says what anyone could do
+    without a token."""
     if no_token:
         if token_file is not None:
             raise UsageError("--no_token and --token-file contradict each other: give one "
                              "of them")
         if not is_loopback(host):
             raise UsageError(f"--no_token with --host={host} would let anyone who reaches "
-                             "this machine use the service: drop --no_token (a token is "
+                             f"this machine {what}: drop --no_token (a token is "
                              "generated) or serve on --host=127.0.0.1")
         return None
     if token_file is None:
@@ -92,10 +97,9 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def service_token(out_dir: Path) -> tuple[str, bool]:
-    """The token kept in ``out_dir`` (its lock held), written now when there is none or
-    others could read it; and whether it was written now."""
-    path = out_dir / TOKEN_FILE
+def kept_token(path: Path) -> tuple[str, bool]:
+    """The token kept in ``path`` (a file of a search directory), written now when there is
+    none or others could read it; and whether it was written now."""
     token = _private_token(path)
     if token is not None:
         return token, False
