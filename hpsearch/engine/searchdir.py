@@ -29,6 +29,7 @@ from typing import Any
 from hpsearch.engine.journal import JOURNAL_FILE
 from hpsearch.engine.lock import LOCK_PREFIX
 from hpsearch.engine.results import TableLayout
+from hpsearch.engine.tokens import REPORT_TOKEN_FILE, TOKEN_FILE
 from hpsearch.errors import UsageError
 from hpsearch.runs.files import write_atomic
 from hpsearch.spec.distributions import parse_distribution
@@ -129,7 +130,8 @@ def _show(value: Any) -> str:
 def copy_name(source: Path) -> str:
     """The name the copy of a grid module / search file gets in the search directory: its
     own, unless that is a name of the directory's own files (``search.json``...)."""
-    ours = {SEARCH_FILE, JOURNAL_FILE, "search_results.csv", "report.html", "runs"}
+    ours = {SEARCH_FILE, JOURNAL_FILE, "search_results.csv", "report.html", "runs", TOKEN_FILE,
+            REPORT_TOKEN_FILE}
     return f"source_{source.name}" if source.name in ours or source.name.startswith(
         LOCK_PREFIX) else source.name
 

@@ -24,6 +24,9 @@ from hpsearch.errors import UsageError
 
 #: the generated token's file, in the search directory
 TOKEN_FILE = "service.token"
+#: the live report's token file in a search directory (``hpsearch report --serve``): not the
+#: service's, so that reading a report never lets anyone report losses
+REPORT_TOKEN_FILE = "report.token"
 #: the environment variable a client (:mod:`hpsearch.client`) reads a token from
 TOKEN_VARIABLE = "HPSEARCH_TOKEN"
 

@@ -10,10 +10,10 @@ else (a request writes nothing and runs nothing):
   HTML and the plots' data; ``/data.json?since=V`` answers 204 (no body) while ``V`` is
   still the current version.
 
-Every request needs the token (``Authorization: Bearer <token>``, or ``?token=`` in the URL,
-which is how the printed URL opens the page; the page's script sends the header); without it,
-403 and nothing else. The token (:mod:`hpsearch.engine.tokens`) is the live report's own,
-kept in ``OUT_DIR/report.token`` (:data:`REPORT_TOKEN_FILE`), not the service's:
+Every request needs the token (``Authorization: Bearer <token>``, or ``?token=`` in the URL, which
+is how the printed URL opens the page; the page's script sends the header); without it, 403 and
+nothing else. The token (:mod:`hpsearch.engine.tokens`) is the live report's own, kept in
+``OUT_DIR/report.token`` (:data:`hpsearch.engine.tokens.REPORT_TOKEN_FILE`), not the service's:
 reading a report does not let anyone report losses.
 
 The search is read again only when it changed (:func:`watched`: the journal, and the
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.engine.journal import JOURNAL_FILE
-from hpsearch.engine.tokens import given_token, kept_token
+from hpsearch.engine.tokens import REPORT_TOKEN_FILE, given_token, kept_token
 from hpsearch.errors import UsageError
 from hpsearch.inspect.report import data, page, sections
 from hpsearch.inspect.view import load_view
@@ -53,8 +53,6 @@ from hpsearch.runs.curves import DRIVER_CURVE_FILE
 from hpsearch.runs.files import SIM_OUT_DIR
 from hpsearch.runs.reporter import REPORT_FILE
 
-#: the live report's token, in the search directory
-REPORT_TOKEN_FILE = "report.token"
 #: how often the page asks whether the search changed (milliseconds)
 POLL_MS = 2000
 #: the share of one CPU that reading the search again may take at most
