@@ -126,9 +126,11 @@ def test_arg_format_hydra_with_parameters_of_the_search_file(app):
     assert f"hydra.run.dir=rerun_{record['run_id']}" in page and str(run_out) not in page
     # the same directory resumed with the runs' arguments in another format is refused: its
     # runs that did not end would start with another argv
+    (app / "search.yaml").write_text(
+        "script: app.py\nmetrics: [objective]\n"
+        "parameters: {x: [0.25], model.width: [16], epochs: [2], optimizer: ['sgd momentum']}\n")
     code, stdout, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=.",
-                                      f"--out_dir={out}", "--visible_gpus=-1",
-                                      "--arg_format=flags"], app)
+                                      f"--out_dir={out}", "--visible_gpus=-1"], app)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "arg_format is 'hydra', not 'flags'" in err
 

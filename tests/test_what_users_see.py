@@ -165,11 +165,13 @@ def test_a_failing_sim_shows_its_stderr_once_stops_early_and_retry_reruns_it(tmp
         "new --out_dir)" in err
     assert len(list((s.out_dir / "runs").iterdir())) <= 9
     failed = [r for r in s.results() if r["status"] == "failed"]
-    assert len(failed) == 5
+    # the fifth stops the search; the run beside it (two slots) may have failed on its own
+    # in the same moment, and is failed then too
+    assert len(failed) in (5, 6)
     (s.sim_dir / "sim.py").write_text(good)  # the user fixes the sim
     rc, out, err = run_hpsearch(["retry", str(s.out_dir)], tmp_path)
     assert rc == 0, err
-    assert "running 5 failed run(s) again" in err
+    assert f"running {len(failed)} failed run(s) again" in err
     rows = s.results()
     assert len(rows) == 12 and {r["status"] for r in rows} == {"finished"}
 
