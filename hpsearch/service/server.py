@@ -13,6 +13,7 @@ exit status is 128 + the signal's number, as for a search.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from hpsearch.engine.launch import SearchSource, load_search, source_name
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.placement import make_backend
+from hpsearch.engine.stopsignal import stop_signals
 from hpsearch.engine.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, kept_token
 from hpsearch.errors import UsageError
 from hpsearch.service.requests import SERVED_DEFAULTS, Budget, Registry, Request, apply_budget
@@ -119,15 +121,10 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
     sock = bind(access.host, access.port)
     registry = Registry(options.out_dir, options, lease_s, say, access.max_requests,
                         access.allow_commands)
-    caught: list[int] = []
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        caught.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(stop_signals())
+        stack.callback(sock.close)
+        stack.callback(registry.stop_all, signal.SIGTERM, STOP_WAIT_S)
         registry.add(first)
         registry.restore()
         token = take_token(given, access.no_token, options.out_dir)
@@ -141,17 +138,10 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
         print(url_of(sock) + ("" if token is None else f"\ntoken: {token}"), flush=True)
         say(f"serving {len(registry.requests)} request(s); request 1: {spec.algorithm} search "
             f"in {options.out_dir} ({first.backend.name} backend); docs: {url_of(sock)}/docs")
-        while not stop.wait(0.5) and thread.is_alive():
-            pass
+        signum = stop.wait(alive=thread.is_alive)
         server.should_exit = True
-        signum = caught[0] if caught else signal.SIGTERM
         registry.stop_all(signum, STOP_WAIT_S)
         thread.join(5)
         say(f"{signal.Signals(signum).name}: stopped; the same command serves the search "
             "again where it stopped")
         return 128 + signum
-    finally:
-        registry.stop_all(signal.SIGTERM, STOP_WAIT_S)
-        sock.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.engine.journal import JOURNAL_FILE
+from hpsearch.engine.stopsignal import stop_signals
 from hpsearch.engine.tokens import REPORT_TOKEN_FILE, given_token, kept_token
 from hpsearch.errors import UsageError
 from hpsearch.inspect.report import data, page, sections
@@ -319,28 +320,15 @@ def serve_report(out_dir: Path, grid_module: str | None, listen: Listen) -> int:
 
 def _run(server: ReportServer, out_dir: Path) -> int:
     """Serve until a signal; its exit status."""
-    caught: list[int] = []
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        caught.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                               name="report-server", daemon=True)
-    try:
+    with stop_signals() as stop:
         thread.start()
         print(url_of(server), flush=True)
         say(f"serving the report of {out_dir}, updated while the search runs (the page asks "
             f"every {POLL_MS / 1000:g} s); Ctrl-C ends it")
-        while not stop.wait(0.5):
-            pass
+        signum = stop.wait()
         server.shutdown()
         thread.join(5)
-        signum = caught[0]
         say(f"{signal.Signals(signum).name}: stopped serving the report")
         return 128 + signum
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
