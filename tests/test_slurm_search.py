@@ -167,16 +167,27 @@ def test_unknown_sbatch_option_is_one_line_with_close_matches(tmp_path, counted)
     assert not s.out_dir.exists() and not counted.calls("sbatch")
 
 
+def wait_for_started_runs(search: Search, count: int) -> list[str]:
+    """The job ids of ``count`` submitted runs, once each one's sim has started.
+
+    Slurm drops a cancel's SIGTERM that reaches a batch job while slurmd is still launching
+    it (seen here: cancelled 20 ms after "Launching batch job", no process of the job got
+    the signal), and the job then ends only with the SIGKILL after ``KillWait`` (30 s): the
+    tests that time how fast a cancel empties the queue cancel running runs."""
+    wait_for(lambda: len(job_ids(search.out_dir)) == count, 30, f"{count} submitted runs")
+    wait_for(lambda: len(search.starts()) == count, 60, f"{count} started runs")
+    return job_ids(search.out_dir)
+
+
 def test_cancel_command_cancels_jobs_and_stops_driver(tmp_path, counted, procs):
-    s = write_search(tmp_path, {"x": [1.0, 2.0, 3.0], "sleep": [600]})
+    s = write_search(tmp_path, {"x": [1.0, 2.0], "sleep": [600]})
     proc = start(s, counted)
     procs.append(proc)
-    wait_for(lambda: len(job_ids(s.out_dir)) == 3, 30, "3 submitted runs")
-    ids = job_ids(s.out_dir)
+    ids = wait_for_started_runs(s, 2)
     done = subprocess.run(hpsearch_cmd(["cancel", str(s.out_dir)]), cwd=tmp_path,
                           env=hpsearch_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "cancelled 3 run(s)" in done.stdout
+    assert "cancelled 2 run(s)" in done.stdout
     assert proc.wait(timeout=10) != 0
     wait_for(lambda: not alive(ids), 15, "jobs to leave the queue")
     assert set(slurm_states(ids).values()) == {"CANCELLED"}
@@ -187,8 +198,7 @@ def test_sigint_cancels_jobs_only_when_asked(tmp_path, counted, procs, cancel):
     s = write_search(tmp_path, {"x": [1.0, 2.0], "sleep": [600]})
     proc = start(s, counted, *(["--cancel_on_interrupt"] if cancel else []))
     procs.append(proc)
-    wait_for(lambda: len(job_ids(s.out_dir)) == 2, 30, "2 submitted runs")
-    ids = job_ids(s.out_dir)
+    ids = wait_for_started_runs(s, 2)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=20) == 128 + signal.SIGINT
     try:
