@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hpsearch.backends import SCHEDULERS, Placement
-from hpsearch.backends.cluster.options import ClusterOptions
+from hpsearch.backends.cluster.options import ClusterOptions, QsubOptions
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import REQUIRED, option, own, settle
@@ -124,7 +124,7 @@ class RunPolicy:
 
 #: every group of options, in the order ``--help`` lists them
 OPTION_GROUPS: tuple[type, ...] = (
-    SearchSettings, RunPolicy, Placement, GpuOptions, ClusterOptions,
+    SearchSettings, RunPolicy, Placement, GpuOptions, ClusterOptions, QsubOptions,
     *(entry.options for entry in SCHEDULERS.values()))
 
 

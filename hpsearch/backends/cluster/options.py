@@ -82,6 +82,17 @@ class ClusterOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
+class QsubOptions:
+    """What the schedulers whose submit command is ``qsub`` (Grid Engine, PBS) pass through to
+    it: one declaration for both, each scheduler's job type includes it."""
+
+    TITLE: ClassVar[str] = "qsub (Grid Engine, PBS)"
+    qsub_options: tuple[str, ...] = option(
+        (), "Grid Engine/PBS: any other qsub option, e.g. --qsub_option=A=lab (repeatable).",
+        flag="qsub_option", metavar="KEY=VALUE", native="*")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DriverJob:
     """The driver's own batch job, which ``hpsearch wrap`` writes."""
 
