@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from hpsearch.backends.base import BackendError
 from hpsearch.backends.local import kill_local_jobs
 from hpsearch.backends.lsf import options as lsf_options
+from hpsearch.backends.pbs import options as pbs_options
 from hpsearch.backends.slurm import options as slurm_options
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option
@@ -77,6 +78,14 @@ SCHEDULERS: dict[str, Scheduler] = {
         driver_script="hpsearch.backends.lsf.backend:render_lsf_driver_script",
         resources="hpsearch.backends.lsf.backend:run_resources",
         settings="hpsearch.backends.lsf.backend:lsf_settings"),
+    "pbs": Scheduler(
+        pbs_options.PbsOptions, pbs_options.PbsJob, pbs_options.for_driver,
+        backend="hpsearch.backends.pbs.backend:PbsBackend",
+        validate="hpsearch.backends.pbs.backend:validate_pbs_options",
+        cancel_command="qdel", cancel="hpsearch.backends.pbs.backend:qdel",
+        driver_script="hpsearch.backends.pbs.backend:render_pbs_driver_script",
+        resources="hpsearch.backends.pbs.backend:run_resources",
+        settings="hpsearch.backends.pbs.backend:pbs_settings"),
 }
 
 

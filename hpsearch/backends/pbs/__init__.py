@@ -1,0 +1,1 @@
+"""The PBS scheduler (OpenPBS / PBS Professional, and Torque): ``--scheduler=pbs``."""
