@@ -32,6 +32,7 @@ import pytest
 from conftest import hpsearch_cmd, hpsearch_env, pid_alive, run_hpsearch, start_hpsearch, wait_for
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
+from test_pbs_emulator import pbs  # noqa: F401  (fixture: PBS emulator, each flavour)
 
 from hpsearch import report
 from hpsearch.backends.slurm.backend import SlurmBackend
@@ -274,6 +275,22 @@ def test_asha_prunes_lsf_jobs_with_bkill_signal(tmp_path, lsf):  # noqa: F811
     assert len(signals) == 2, kills  # the stop, for each pruned run (each alone here)
     assert len(kills) == 4, kills  # and, a grace later, the kill: the sims ignore SIGTERM
 
+
+
+def test_asha_prunes_pbs_jobs_with_qsig(tmp_path, pbs):  # noqa: F811
+    """Through the PBS emulator (tests/pbs_emulator; PBS is not in Debian), both flavours:
+    a pruned run's job gets ``qsig -s TERM``, and ``qdel`` a grace later (its sim ignores
+    SIGTERM)."""
+    c = Curves(tmp_path, epochs=60, stubborn=1)
+    rc, _, err = run_hpsearch(c.args(*pbs.flags, "--num_jobs=1", "--prune_grace=1"), tmp_path,
+                              timeout=180)
+    assert rc == 0, err
+    rows = c.rows()
+    assert [rows[x]["status"] for x in ("0.1", "0.9", "0.5")] == ["finished", "pruned",
+                                                                   "pruned"]
+    signals = [argv for _, _, argv in pbs.calls("qsig")]
+    assert len(signals) == 2 and all(argv[:2] == ["-s", "TERM"] for argv in signals), signals
+    assert len(pbs.calls("qdel")) == 2  # and, a grace later, the kill
 
 @pytest.mark.usefixtures("slurm_cluster")
 def test_stops_of_one_poll_are_one_scancel(tmp_path):

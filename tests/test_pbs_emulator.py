@@ -99,7 +99,8 @@ def array_script(pbs: Pbs, tmp_path: Path, body: str, count: int, limit: int = 0
     else:
         head = f"#PBS -t 1-{count}" + (f"%{limit}" if limit else "") + "\n"
     script = tmp_path / "job.sh"
-    script.write_text(f"#!/bin/sh\n#PBS -N emu\n{head}#PBS -o {tmp_path}/\n{extra}"
+    script.write_text(f"#!/bin/sh\n#PBS -N emu\n{head}#PBS -o {tmp_path}/\n"
+                      f"#PBS -e {tmp_path}/\n{extra}"
                       'i="${PBS_ARRAY_INDEX:-$PBS_ARRAYID}"\n' + body)
     return script
 
@@ -197,10 +198,11 @@ def test_server_limits_and_unknown_ids(pbs, monkeypatch):
 def test_depend_and_variables(pbs, tmp_path):
     first = tmp_path / "a.sh"
     first.write_text(f"#!/bin/sh\nsleep 1\necho a >> {tmp_path}/order\n")
-    job = pp.parse_qsub_job_id(cmd("qsub", str(first)).stdout)
+    job = pp.parse_qsub_job_id(cmd("qsub", str(first), cwd=tmp_path).stdout)
     second = tmp_path / "b.sh"
     second.write_text(f'#!/bin/sh\necho "b $GREETING" >> {tmp_path}/order\n')
-    done = cmd("qsub", "-W", f"depend=afterok:{job}", "-v", "GREETING=hi", str(second))
+    done = cmd("qsub", "-W", f"depend=afterok:{job}", "-v", "GREETING=hi", str(second),
+               cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     wait_over(pbs, pp.parse_qsub_job_id(done.stdout))
     assert (tmp_path / "order").read_text() == "a\nb hi\n"
