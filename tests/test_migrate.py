@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO, run_hpsearch
 from test_searchfile import HPOGRID_YAML  # hpogrid's MNIST_CNN example search space
 
+from hpsearch.backends.pbs.backend import pbs_directives
 from hpsearch.backends.slurm.backend import slurm_directives
 from hpsearch.cli.app import (
     build_options,
@@ -378,6 +379,48 @@ def test_command_line_flags_beat_the_file_and_the_file_beats_defaults(tmp_path: 
     assert "--time=720" in directives and "--gres=gpu:v100:1" in directives
     assert not any(d.startswith("--ntasks") or d.startswith("--job-name") for d in directives)
 
+
+#: echo-opt's file (hyper_opt's successor on NCAR's Derecho): a pbs: section beside slurm:
+ECHO_OPT = HYPER_OPT.replace("optuna:", """pbs:
+  jobs: 10
+  gpus_per_node: 4
+  bash: ["source ~/.bashrc", "conda activate echo"]
+  batch:
+    l: ["select=1:ncpus=64:ngpus=4:mem=128GB", "walltime=12:00:00", "gpu_type=a100"]
+    A: "NAML0001"
+    q: "main"
+    N: "echo_trial"
+    o: "logs/"
+    e: "logs/"
+optuna:""", 1)
+
+
+def test_echo_opt_pbs_section_maps_onto_our_pbs_flags(tmp_path: Path) -> None:
+    path = write(tmp_path, "hyperparameters.yml", ECHO_OPT, {"train.py": ""})
+    flags, notes = suggested_options(path, "pbs", native_flags("pbs"))
+    assert flags == {"num_jobs": 10, "job_setup": ("source ~/.bashrc", "conda activate echo"),
+                     "pbs_ncpus": 64, "pbs_ngpus": 4, "pbs_mem": "128GB", "num_hours": 12.0,
+                     "qsub_option": ("l=gpu_type=a100", "A=NAML0001"), "pbs_queue": "main"}
+    assert len(notes) == 2 and "slurm: section is used with" in notes[0]
+    assert "pbs.gpus_per_node (each run's job asks select's ngpus); pbs.batch.N, pbs.batch.o, " \
+           "pbs.batch.e (hpsearch names the jobs and their logs)" in notes[1]
+    assert "pbs: section is used with --run_cluster --scheduler=pbs" in suggested_options(
+        path, "slurm", native_flags("slurm"))[1][-1]
+    argv = [f"--search_file={path}", "--script=train.py", "--run_cluster", "--scheduler=pbs",
+            "--pbs_queue=short", f"--run_cwd={tmp_path}"]
+    with main_group.make_context("hpsearch", argv) as ctx:
+        params, notes = with_file_settings(dict(ctx.params), ctx,
+                                           search_source(ctx.params, ctx))
+    options = build_options(params)
+    assert (options.num_jobs, options.num_hours, options.pbs_ngpus, options.pbs_queue) == (
+        10, 12.0, 4, "short")  # the command line beats the file
+    assert options.job_setup == ("source ~/.bashrc", "conda activate echo")
+    directives = pbs_directives(options)
+    assert directives[:2] == ["-l select=1:ncpus=64:ngpus=4:mem=128gb", "-l walltime=12:00:00"]
+    assert "-A NAML0001" in directives and "-l gpu_type=a100" in directives
+    bad = write(tmp_path, "bad.yml", ECHO_OPT.replace("select=1:", "select=2:"))
+    with pytest.raises(UsageError, match="each run's job is select=1"):
+        suggested_options(bad, "pbs", native_flags("pbs"))
 
 def test_hyper_opt_example_sim_runs_here_and_as_slurm_dry_run(tmp_path: Path) -> None:
     sim = REPO / "sims" / "hyper_opt"

@@ -106,7 +106,7 @@ def native_flags(backend: str) -> dict[str, str]:
     entry = SCHEDULERS.get(backend)
     if entry is None:
         return {}
-    return {o.spec.native: o.flag for o in declared(entry.options) if o.spec.native}
+    return {o.spec.native: o.flag for o in declared(entry.job) if o.spec.native}
 
 
 # -- flags ----------------------------------------------------------------------------

@@ -47,6 +47,16 @@ A step counts from 0 here (multiples of it) and from ``low`` in Optuna: a ``low`
 a multiple of the step is refused. ``optuna.objective`` is a Python class hpsearch cannot
 run: ``--script`` names what runs instead. ``slurm:`` gives flag values
 (:func:`suggested_options`); ``log:`` and the study's name, storage and paths are not used.
+
+echo-opt, hyper_opt's successor (NCAR's Derecho runs PBS), writes a ``pbs:`` section beside
+``slurm:``, read for ``--scheduler=pbs`` as ``slurm:`` is for Slurm (:func:`pbs_options`)::
+
+    pbs:
+      jobs: 10
+      gpus_per_node: 4
+      bash: ["source ~/.bashrc", "conda activate echo"]
+      batch: {l: ["select=1:ncpus=64:ngpus=4:mem=128GB", "walltime=12:00:00"],
+              A: "NAML0001", q: "main", N: "echo_trial", o: "logs/", e: "logs/"}
 """
 
 from __future__ import annotations
@@ -106,7 +116,7 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None
     known = {"metric", "direction", "n_trials", "sampler", "parameters"}
     unused = [f"optuna.{k} ({_UNUSED[k]})" if k in _UNUSED else f"optuna.{k}"
               for k in optuna if k not in known]
-    unused += [k for k in data if k not in ("optuna", "slurm")]
+    unused += [k for k in data if k not in ("optuna", "slurm", "pbs")]
     notes = [f"hyper_opt settings not used here: {', '.join(unused)}"] if unused else []
     return mapping, notes
 
@@ -172,9 +182,18 @@ def _check_step(at: str, low: Any, step: Any) -> None:
                              "values are multiples of the step); make low a multiple of it")
 
 
-# -- the slurm: section ------------------------------------------------------------
+# -- the slurm: and pbs: sections --------------------------------------------------
 def suggested_options(data: dict[str, Any], backend: str, where: str,
                       natives: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Flag values from the section of the search's scheduler (``slurm:``, or echo-opt's
+    ``pbs:``, :func:`pbs_options`), and notes (a section for another scheduler is noted)."""
+    flags, notes = _slurm_options(data, backend, where, natives)
+    pbs_flags, pbs_notes = pbs_options(data, backend, where, natives)
+    return {**flags, **pbs_flags}, notes + pbs_notes
+
+
+def _slurm_options(data: dict[str, Any], backend: str, where: str,
+                   natives: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """Flag values from ``slurm:`` (``jobs`` -> --num_jobs, ``batch:`` sbatch options -> the
     flags ``natives`` gives them (--slurm_mem, ...; any other -> ``natives["*"]``,
     --sbatch_option), ``t``/``time`` -> --num_hours), for the Slurm backend only; notes."""
@@ -185,14 +204,9 @@ def suggested_options(data: dict[str, Any], backend: str, where: str,
         return {}, [f"{where}: its slurm: section is used with --run_cluster --scheduler=slurm"]
     if not isinstance(slurm, dict):
         raise UsageError(f"{where}: slurm must be a mapping with jobs and batch")
-    flags: dict[str, Any] = {}
+    flags = _jobs(slurm, "slurm", where)
     unused: dict[str, list[str]] = {"": [f"slurm.{k}" for k in slurm
                                          if k not in ("jobs", "batch")]}
-    jobs = slurm.get("jobs")
-    if jobs is not None:
-        if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-            raise UsageError(f"{where}: slurm.jobs must be a whole number >= 1, not {jobs!r}")
-        flags["num_jobs"] = jobs
     batch = slurm.get("batch") or {}
     if not isinstance(batch, dict):
         raise UsageError(f"{where}: slurm.batch must be a mapping of sbatch options")
@@ -221,12 +235,101 @@ def suggested_options(data: dict[str, Any], backend: str, where: str,
     return flags, notes
 
 
-def _hours(value: Any, where: str) -> float:
+def _jobs(section: dict[str, Any], name: str, where: str) -> dict[str, Any]:
+    jobs = section.get("jobs")
+    if jobs is None:
+        return {}
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise UsageError(f"{where}: {name}.jobs must be a whole number >= 1, not {jobs!r}")
+    return {"num_jobs": jobs}
+
+
+def pbs_options(data: dict[str, Any], backend: str, where: str,
+                natives: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Flag values from echo-opt's ``pbs:``, for the PBS backend only; notes.
+
+    ``jobs`` -> --num_jobs; ``bash`` (setup lines) -> --job_setup; ``batch:`` qsub options:
+    ``l`` items ``select=1:ncpus=N:ngpus=G:mem=M`` -> the flags ``natives`` gives ``ncpus``,
+    ``ngpus``, ``mem`` (--pbs_ncpus...), ``walltime=HH:MM:SS`` -> --num_hours, any other ``l``
+    item and option (``A``: the account) -> ``natives["*"]`` (--qsub_option), ``q`` -> its
+    native flag (--pbs_queue); ``N``, ``o``, ``e`` are hpsearch's own, ``gpus_per_node`` is
+    what ``ngpus`` asks already: both noted as not used.
+    """
+    pbs = data.get("pbs")
+    if pbs is None:
+        return {}, []
+    if backend != "pbs":
+        return {}, [f"{where}: its pbs: section is used with --run_cluster --scheduler=pbs"]
+    if not isinstance(pbs, dict):
+        raise UsageError(f"{where}: pbs must be a mapping with jobs, bash and batch")
+    flags = _jobs(pbs, "pbs", where)
+    unused: dict[str, list[str]] = {"": [f"pbs.{k}" for k in pbs
+                                         if k not in ("jobs", "bash", "batch", "gpus_per_node")]}
+    if "gpus_per_node" in pbs:
+        unused.setdefault(" (each run's job asks select's ngpus)", []).append("pbs.gpus_per_node")
+    bash = pbs.get("bash") or []
+    if not isinstance(bash, list) or not all(isinstance(b, str) for b in bash):
+        raise UsageError(f"{where}: pbs.bash must be a list of shell lines")
+    if bash:
+        flags["job_setup"] = tuple(bash)
+    batch = pbs.get("batch") or {}
+    if not isinstance(batch, dict):
+        raise UsageError(f"{where}: pbs.batch must be a mapping of qsub options")
+    extra: list[str] = []
+    for raw_key, value in batch.items():
+        key = str(raw_key).lstrip("-")
+        if key in ("N", "o", "e"):
+            unused.setdefault(" (hpsearch names the jobs and their logs)", []).append(
+                f"pbs.batch.{raw_key}")
+        elif key == "l":
+            for item in value if isinstance(value, list) else [value]:
+                extra += _pbs_resource(str(item), flags, natives, where)
+        elif key in natives and key != "*":
+            flags[natives[key]] = str(value)
+        elif value is True:
+            extra.append(key)
+        elif value is not False and value is not None:
+            extra.append(f"{key}={value}")
+    if extra:
+        flags[natives["*"]] = tuple(extra)
+    groups = [", ".join(keys) + why for why, keys in unused.items() if keys]
+    notes = [f"{where}: not used here: {'; '.join(groups)}"] if groups else []
+    return flags, notes
+
+
+def _pbs_resource(item: str, flags: dict[str, Any], natives: Mapping[str, str],
+                  where: str) -> list[str]:
+    """One ``-l`` item of ``pbs.batch.l`` into ``flags``; what goes to --qsub_option."""
+    name, _, value = item.partition("=")
+    if name.strip() == "walltime":
+        # PBS's walltime is [[hours:]minutes:]seconds: a bare number counts seconds
+        text = value.strip()
+        flags["num_hours"] = (int(text) / 3600 if text.isdigit() and int(text) > 0
+                              else _hours(text, where, "pbs.batch.l walltime"))
+        return []
+    if name.strip() != "select":
+        return [f"l={item}"]
+    count, *chunks = value.split(":")
+    rest = []
+    for chunk in chunks:
+        key, _, amount = chunk.partition("=")
+        if key in ("ncpus", "ngpus", "mem") and key in natives:
+            flags[natives[key]] = int(amount) if key != "mem" and amount.isdigit() else amount
+        else:
+            rest.append(chunk)
+    if count.strip() != "1" or rest:
+        raise UsageError(f"{where}: pbs.batch.l {item!r}: each run's job is select=1 with "
+                         "ncpus, ngpus and mem (give other resources as their own l items)")
+    return []
+
+
+def _hours(value: Any, where: str, field: str = "slurm.batch time") -> float:
     """A Slurm time (``90``, ``12:00:00``, ``2-06:00``, ...) in hours."""
     text = str(value).strip()
     found = _TIME.fullmatch(text)
     if found is None:
-        raise UsageError(f"{where}: slurm.batch time {value!r} is not a Slurm time such as "
+        kind = "Slurm" if field.startswith("slurm") else "PBS"
+        raise UsageError(f"{where}: {field} {value!r} is not a {kind} time such as "
                          "12:00:00, 90 or 2-06:00:00")
     days = int(found["d"] or 0)
     parts = [int(p) for p in (found["a"], found["b"], found["c"]) if p is not None]
@@ -238,6 +341,6 @@ def _hours(value: Any, where: str) -> float:
         hours, (minutes, seconds) = 0, (parts + [0])[:2]
     total = days * 24 + hours + minutes / 60 + seconds / 3600
     if total <= 0:
-        raise UsageError(f"{where}: slurm.batch time {value!r} must be more than zero")
+        raise UsageError(f"{where}: {field} {value!r} must be more than zero")
     return total
 
