@@ -55,22 +55,38 @@ class Pbs:
         return pp.parse_attribute_blocks(cmd("qstat", "-f", "-t", *ids).stdout)
 
 
-@pytest.fixture(params=["openpbs", "torque"])
-def pbs(request, tmp_path, monkeypatch):
-    """PATH with the emulator first, a fresh state dir, one flavour per parameter; leftover
-    job processes are killed."""
-    state = tmp_path / "pbs_state"
+def emulated(state: Path, flavor: str, monkeypatch) -> Pbs:
+    """Put the emulator first on PATH, speaking ``flavor``, with its state in ``state``."""
     monkeypatch.setenv("PATH", f"{EMULATOR}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("PBS_EMULATOR_STATE", str(state))
-    monkeypatch.setenv("PBS_EMULATOR_FLAVOR", request.param)
+    monkeypatch.setenv("PBS_EMULATOR_FLAVOR", flavor)
     monkeypatch.setenv("PBS_EMULATOR_KILL_DELAY", "0.5")
-    yield Pbs(state, request.param)
+    return Pbs(state, flavor)
+
+
+def kill_leftovers(state: Path) -> None:
+    """Kill what the emulator's jobs left running."""
     for path in (state / "jobs").glob("*.state.json"):
         data = json.loads(path.read_text())
         pids = [data["runner_pid"]] + [s["pid"] for s in data["subjobs"].values()]
         for pid in filter(None, pids):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture(params=["openpbs", "torque"])
+def pbs(request, tmp_path, monkeypatch):
+    """PATH with the emulator first, a fresh state dir, one flavour per parameter; leftover
+    job processes are killed."""
+    yield emulated(tmp_path / "pbs_state", request.param, monkeypatch)
+    kill_leftovers(tmp_path / "pbs_state")
+
+
+@pytest.fixture
+def openpbs(tmp_path, monkeypatch):
+    """The emulator as OpenPBS only (for the docs' commands, which name no flavour)."""
+    yield emulated(tmp_path / "pbs_state", "openpbs", monkeypatch)
+    kill_leftovers(tmp_path / "pbs_state")
 
 
 def cmd(*argv: str, stdin: str | None = None, cwd: Path | None = None
