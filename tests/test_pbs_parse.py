@@ -67,6 +67,7 @@ def test_openpbs_json_jobs_flattened_and_named():
         "1234[]": "B", "1234[1]": "F", "1234[2]": "walltime exceeded", "1234[3]": "Q"}
     assert pp.usage(records["1234[1]"]) == {"gpu_hours": 1.0, "cpu_hours": 2.0}
     assert pp.usage(records["1234[3]"]) is None
+    assert pp.usage({"resources_used.walltime": "00:00:00"}) is None
     assert pp.parse_qstat_json('{"timestamp":1,"pbs_version":"23.06.06"}') == {}
     with pytest.raises(ValueError):
         pp.parse_qstat_json("qstat: garbage")

@@ -111,6 +111,9 @@ def test_walltime_ends_a_run_as_walltime_exceeded(tmp_path, pbs):  # noqa: F811
     assert {r["failure_reason"].split(" (")[0] for r in rows} == {"walltime exceeded"}
     script = next((s.out_dir / "pbs_logs" / "scripts").iterdir()).read_text()
     assert "#PBS -l walltime=00:00:02\n" in script
+    for r in rows:  # charged what PBS accounted: resources_used.walltime, whole seconds
+        seconds = float(r["cpu_hours"]) * 3600
+        assert seconds >= 2 and abs(seconds - round(seconds)) < 0.004, r["cpu_hours"]
 
 
 def test_cancel_is_one_qdel(tmp_path, pbs, procs):  # noqa: F811
@@ -248,22 +251,6 @@ def test_wrap_script_runs_the_driver_under_qsub(tmp_path, pbs):  # noqa: F811
              what="the wrapped driver finished")
     assert [r["status"] for r in s.results()] == ["finished", "finished"]
     assert len(pbs.calls("qsub")) == 2  # the driver's job, then its array
-
-
-def test_requeue_by_qrerun_runs_the_run_again(tmp_path, pbs, procs):  # noqa: F811
-    s = write_search(tmp_path, {"x": [1], "hold": [True]})
-    s.hold.write_text("")
-    driver = start_hpsearch(pbs_args(s, pbs), tmp_path)
-    procs.append(driver)
-    wait_for(lambda: len(s.starts()) == 1, what="the run started")
-    job = (next((s.out_dir / "runs").glob("*/started_at")).read_text()
-           .split("job=")[1].split()[0])
-    assert cmd("qrerun", job).returncode == 0
-    wait_for(lambda: sum(s.starts().values()) == 2, timeout=30, what="the run started again")
-    s.hold.unlink()
-    assert driver.wait(timeout=60) == 0, driver.stderr.read() if driver.stderr else ""
-    (row,) = s.results()
-    assert row["status"] == "finished"
 
 
 def test_resource_directives_of_each_flavour():

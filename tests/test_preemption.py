@@ -23,6 +23,7 @@ import pytest
 from conftest import run_hpsearch, start_hpsearch, wait_for, write_search
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
+from test_pbs_emulator import pbs  # noqa: F401  (fixture: PBS emulator, each flavour)
 
 from hpsearch.engine.journal import replay
 
@@ -137,6 +138,20 @@ def test_lsf_brequeue_resumes_the_run_uncharged(tmp_path, lsf, procs):  # noqa: 
     check_resumed(s, runs=2)
 
 
+
+def test_pbs_qrerun_resumes_the_run_uncharged(tmp_path, pbs, procs):  # noqa: F811
+    """``qrerun`` through the PBS emulator (PBS is not in Debian): the job is killed with
+    SIGTERM and queued again; the run resumes uncharged."""
+    s = checkpointing_search(tmp_path, [1, 2])
+    driver = start_hpsearch(flags(s, *pbs.flags), tmp_path)
+    procs.append(driver)
+    wait_for(lambda: sum(e["ev"] == "start" for e in s.events()) == 2, 30, "two runs started")
+    jobs = sorted(p.read_text().split("job=")[1].split()[0]
+                  for p in (s.out_dir / "runs").glob("*/started_at"))
+    subprocess.run(["qrerun", *jobs], check=True, capture_output=True)
+    assert driver.wait(timeout=60) == 0, driver.stderr.read()
+    check_resumed(s, runs=2)
+
 def check_continued(search) -> None:
     """The warning reached the sim, which saved its work; the run ran again, resumed, and
     finished, the timed-out attempt continued within --continue_on_timeout=1."""
@@ -198,3 +213,20 @@ def test_without_continuations_a_timed_out_run_fails_and_its_retry_resumes(tmp_p
         "finished", 1, 0, 2)
     first = json.loads((Path(s.results()[0]["run_dir"]) / "run.json").read_text())
     assert first["attempt"] == 2
+
+
+@pytest.mark.parametrize("packed", [(), ("--runs_per_job=2",)], ids=["one_run", "packed"])
+def test_pbs_time_limit_warning_reaches_the_sim_and_the_run_continues(tmp_path, pbs,  # noqa: F811
+                                                                      packed):
+    """PBS sends no warning before the walltime: the job script's own timer does, through the
+    PBS emulator (PBS is not in Debian). --num_hours=0.002 is a 8 s walltime, warned 3 s
+    before."""
+    s = checkpointing_search(tmp_path, [1])
+    code, out, err = run_hpsearch(flags(s, *pbs.flags, "--num_hours=0.002",
+                                        "--walltime_warning=3", "--continue_on_timeout=1",
+                                        *packed), tmp_path, timeout=90)
+    assert code == 0, err
+    script = sorted((s.out_dir / "pbs_logs" / "scripts").iterdir())[0].read_text()
+    assert "#PBS -l walltime=00:00:08\n" in script
+    assert "( sleep 5 && kill -s URG $$ )" in script
+    check_continued(s)

@@ -211,9 +211,10 @@ def usage(record: Record) -> dict[str, float] | None:
     """``{"gpu_hours", "cpu_hours"}`` of a job that ran, from ``resources_used.walltime``
     times its GPUs (``Resource_List.ngpus``; Torque: ``gpus=`` of ``Resource_List.nodes``,
     e.g. ``1:ppn=4:gpus=2``) and CPUs (``resources_used.ncpus``, ``Resource_List.ncpus``,
-    or ``ppn=``); None when it has no ``resources_used.walltime``."""
+    or ``ppn=``); None when it has no ``resources_used.walltime``, or one of 0 (PBS counts
+    whole seconds: the run's own measure of a job under a second is finer)."""
     used = seconds(record.get("resources_used.walltime", ""))
-    if used is None:
+    if not used:
         return None
     nodes = record.get("Resource_List.nodes", "")
     gpus = record.get("Resource_List.ngpus", "")
