@@ -101,7 +101,7 @@ class DriverJob:
                                  low_open=True, flag_default=120)
     driver_mem: str = option(
         "8G", "Memory of the driver's own job: Slurm --mem, LSF -R rusage[mem=...] (8G becomes "
-        "8GB there).")
+        "8GB there), PBS mem= (8gb).")
     driver_partition: str | None = option(
-        None, "Slurm partition (LSF queue) of the driver's own job (default: the runs' "
-        "--slurm_partition / --lsf_queue).")
+        None, "Slurm partition (LSF, PBS queue) of the driver's own job (default: the runs' "
+        "--slurm_partition / --lsf_queue / --pbs_queue).")
