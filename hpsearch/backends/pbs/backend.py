@@ -211,7 +211,7 @@ def _jobs_command(name: str, job_ids: Sequence[str], *options: str) -> int:
     errors = pp.scheduler_errors(done.stderr)
     if done.returncode != 0 and errors:
         raise BackendError(f"{name}: {errors[0]}")
-    return len(job_ids) - sum(1 for ln in done.stderr.splitlines() if ln.strip())
+    return max(0, len(job_ids) - sum(1 for ln in done.stderr.splitlines() if ln.strip()))
 
 
 def qdel(job_ids: Sequence[str]) -> int:
