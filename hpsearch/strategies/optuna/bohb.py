@@ -1,0 +1,71 @@
+"""BOHB (``algorithm: bohb``): Hyperband whose new configurations come from a model.
+
+As in Falkner et al. (2018): the brackets, budgets and promotions are Hyperband's
+(:mod:`hpsearch.strategies.hyperband`); a new configuration ``c`` is drawn at random with
+probability 1/3 (a generator seeded by ``(seed, c)`` decides), and otherwise from a density
+model of the results at the largest budget that has at least ``d + 2`` of them (``d``: the
+dimensions of the space) -- Optuna's multivariate TPE, seeded by ``(seed, c)``, over a study
+that holds exactly those results. With no budget that has enough, the draw is random.
+
+Every configuration is drawn through Optuna (its random sampler for the random ones), and
+its ``internal`` keeps Optuna's raw parameters (``params``), which the model is fitted on
+after a restore too.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import optuna
+from optuna.samplers import RandomSampler, TPESampler
+
+from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.strategies.hyperband import HyperbandStrategy
+from hpsearch.strategies.optuna.space import OptunaSpace
+from hpsearch.strategies.optuna.strategy import silence_optuna
+from hpsearch.strategies.seeding import derive_seed
+
+#: the share of new configurations drawn at random (BOHB's rho)
+RANDOM_FRACTION = 1 / 3
+
+
+class BohbStrategy(HyperbandStrategy):
+    """``algorithm: bohb`` (see the module docstring)."""
+
+    def __init__(self, spec: SearchSpec, seed: int, num_trials: int) -> None:
+        super().__init__(spec, seed, num_trials)
+        silence_optuna()
+        self._optuna_space = OptunaSpace(spec)
+        self._min_points = len(self._optuna_space.base) + 2
+
+    def _results_to_model(self) -> list[tuple[dict[str, Any], float]]:
+        """``(params, value)`` at the largest budget with enough results (or none)."""
+        by_budget: dict[float, list[tuple[dict[str, Any], float]]] = {}
+        for bracket in self._brackets:
+            for rung, entries in enumerate(bracket.rungs):
+                budget = float(self._budget.at(rung, bracket.s))
+                for entry in entries:
+                    if entry.value is not None and "params" in self._raw[entry.config]:
+                        by_budget.setdefault(budget, []).append(
+                            (self._raw[entry.config]["params"], entry.value))
+        for budget in sorted(by_budget, reverse=True):
+            if len(by_budget[budget]) >= self._min_points:
+                return by_budget[budget]
+        return []
+
+    def draw(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        seed = derive_seed(self._seed, index, "bohb")
+        results = [] if random.Random(seed).random() < RANDOM_FRACTION \
+            else self._results_to_model()
+        sampler = TPESampler(seed=seed, n_startup_trials=0, multivariate=True) if results \
+            else RandomSampler(seed=seed)
+        study = optuna.create_study(sampler=sampler, direction="minimize")
+        for params, value in results:  # values are to be minimized already
+            study.add_trial(optuna.trial.create_trial(
+                params=params, value=value, distributions={
+                    name: self._optuna_space.distribution(name) for name in params}))
+        trial = study.ask(fixed_distributions=self._optuna_space.base)
+        config = self._optuna_space.config(trial)
+        return config, {"params": {k: v.item() if hasattr(v, "item") else v
+                                   for k, v in trial.params.items()}}
