@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from conftest import run_hpsearch, start_hpsearch, wait_for
+from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local Slurm cluster)
+from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
 from hpsearch.spec.searchfile import spec_from_mapping
 from hpsearch.strategies.base import Outcome
@@ -327,3 +329,40 @@ def test_pbt_kill_9_mid_segment_replays_exactly(tmp_path, procs):
     kill_and_resume([*base, f"--out_dir={killed}"], tmp_path, killed, procs, [5, 10])
     assert proposals(killed) == proposals(tmp_path / "whole")
     assert len(proposals(killed)) == 16
+
+
+# -- on the schedulers -------------------------------------------------------------------
+SLURM = ("--run_cluster", "--scheduler=slurm", "--slurm_gres=", "--slurm_mem=50M")
+
+
+@pytest.mark.usefixtures("slurm_cluster")
+def test_bohb_on_real_slurm_continues_checkpoints(tmp_path):
+    """The local Slurm cluster (scripts/slurm/start.sh): every promotion is a job of its
+    own that finds its parent's checkpoint through HPSEARCH_RESUME_FROM."""
+    path = budget_file(tmp_path, "bohb", 9, {"parameter": "epochs", "min": 1, "max": 9,
+                                             "eta": 3})
+    out = tmp_path / "out"
+    rc, _, err = run_hpsearch([f"--search_file={path}", f"--run_cwd={path.parent}",
+                               f"--out_dir={out}", *SLURM, "--num_jobs=4"], tmp_path,
+                              timeout=400)
+    assert rc == 0, err
+    rows = check_budget_search(out)
+    assert any(r["epochs"] == "9" for r in rows)  # promoted twice
+    assert all("_" in r["job_id"] for r in rows)  # Slurm array tasks
+
+
+def test_pbt_on_the_lsf_emulator_packed(tmp_path, lsf):  # noqa: F811
+    """PBT segments as runs packed two to an LSF job (the emulator of tests/lsf_emulator:
+    IBM LSF cannot be installed here; it runs the jobs and speaks LSF's documented
+    formats): each continued run went on from its parent's checkpoint."""
+    path = schedule_search(tmp_path, algorithm="pbt", pbt={
+        "population": 4, "interval": 10, "parameter": "total_steps", "segments": 3})
+    out = tmp_path / "out"
+    rc, _, err = run_hpsearch([f"--search_file={path}", f"--run_cwd={path.parent}",
+                               f"--out_dir={out}", "--run_cluster", "--scheduler=lsf",
+                               "--runs_per_job=2", "--num_jobs=2"], tmp_path, timeout=400)
+    assert rc == 0, err
+    rows = rows_of(out)
+    assert len(rows) == 12 and all(r["status"] == "finished" for r in rows)
+    assert all(r["trained"] == "10" for r in rows)  # each segment went on from a checkpoint
+    assert list((out / "packs").iterdir())  # packed: the runs went through workers
