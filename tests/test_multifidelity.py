@@ -366,3 +366,42 @@ def test_pbt_on_the_lsf_emulator_packed(tmp_path, lsf):  # noqa: F811
     assert len(rows) == 12 and all(r["status"] == "finished" for r in rows)
     assert all(r["trained"] == "10" for r in rows)  # each segment went on from a checkpoint
     assert list((out / "packs").iterdir())  # packed: the runs went through workers
+
+
+# -- hpogrid's schedulers ----------------------------------------------------------------
+def hpogrid_project(tmp_path: Path, hpo: dict[str, Any]) -> Path:
+    (tmp_path / "train.py").write_text("def my_objective(config, reporter):\n"
+                                       "    reporter(loss=config['x'])\n")
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps({
+        "model_config": {"script": "train.py", "model": "my_objective"},
+        "search_space": {"x": {"method": "uniform", "dimension": {"low": 0, "high": 1}}},
+        "hpo_config": {"metric": "loss", "mode": "min", **hpo}}))
+    return path
+
+
+def test_hpogrid_bohbhyperband_and_pbt_run_as_ours(tmp_path):
+    from hpsearch.spec.fidelity import Budget, Pbt
+    from hpsearch.spec.migrate import load_search_file
+
+    spec = load_search_file(hpogrid_project(tmp_path, {
+        "algorithm": "bohb", "scheduler": "bohbhyperband", "num_trials": 20,
+        "scheduler_param": {"max_t": 27}}), tmp_path)
+    assert (spec.algorithm, spec.num_trials) == ("bohb", 20)
+    assert spec.budget == Budget("training_iteration", 1, 27, 3)
+    assert any("bohbhyperband runs as algorithm: bohb" in w for w in spec.warnings)
+    spec = load_search_file(hpogrid_project(tmp_path, {
+        "scheduler": "pbt", "num_trials": 6, "stop": {"training_iteration": 20},
+        "scheduler_param": {"perturbation_interval": 5, "quantile_fraction": 0.5,
+                            "hyperparam_mutations": {}}}), tmp_path)
+    assert spec.algorithm == "pbt"
+    assert spec.pbt == Pbt(6, 5, "training_iteration", 4, quantile=0.5)
+    assert "hpo_config scheduler_param not used here: hyperparam_mutations" in spec.warnings
+
+
+def test_hpogrid_pbt_without_a_stop_is_one_line(tmp_path):
+    path = hpogrid_project(tmp_path, {"scheduler": "pbt"})
+    rc, _, err = run_hpsearch([f"--search_file={path}", f"--run_cwd={tmp_path}",
+                               f"--out_dir={tmp_path / 'out'}", "--visible_gpus=-1"], tmp_path)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "scheduler pbt needs whole numbers" in err and not (tmp_path / "out").exists()
