@@ -4,9 +4,10 @@ checkpoint when ``HPSEARCH_RESUME_FROM`` names the output directory of an earlie
 Its quality rises with the budget and is deterministic per configuration (no noise)::
 
     final = 0.1 + 0.5 * log10(lr / 0.03)**2 + 8 / width + 0.6 * (dropout - 0.2)**2
-    val_loss(epoch) = final + (1.5 - final) * exp(-epoch * 2 * sqrt(lr))
+    val_loss(epoch) = final + (1.5 - final) * exp(-epoch * (0.3 + sqrt(lr)))
 
-so a fast learner (large lr) looks good early and a careful one may overtake it later.
+so early ranks mostly hold, but a fast learner (large lr) looks better early than it
+ends and a careful one may overtake it later.
 It writes ``checkpoint.json`` (``{"epoch": e}``) into --out_dir after each epoch and, at
 the end, ``performance_overview.txt``: ``val_loss``, ``epoch`` (epochs trained in all),
 ``trained`` (epochs this run trained itself), ``resumed_from`` (the epoch its checkpoint
@@ -22,7 +23,7 @@ import time
 
 def val_loss(lr: float, width: int, dropout: float, epoch: int) -> float:
     final = 0.1 + 0.5 * math.log10(lr / 0.03) ** 2 + 8 / width + 0.6 * (dropout - 0.2) ** 2
-    return final + (1.5 - final) * math.exp(-epoch * 2 * math.sqrt(lr))
+    return final + (1.5 - final) * math.exp(-epoch * (0.3 + math.sqrt(lr)))
 
 
 def resumed_epoch() -> int:

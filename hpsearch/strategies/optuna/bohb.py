@@ -5,7 +5,11 @@ As in Falkner et al. (2018): the brackets, budgets and promotions are Hyperband'
 probability 1/3 (a generator seeded by ``(seed, c)`` decides), and otherwise from a density
 model of the results at the largest budget that has at least ``d + 2`` of them (``d``: the
 dimensions of the space) -- Optuna's multivariate TPE, seeded by ``(seed, c)``, over a study
-that holds exactly those results. With no budget that has enough, the draw is random.
+of every configuration with a result, ranked: first those with a result at that budget, by
+it, then those that stopped below it (they were not promoted there), by the budget they
+reached and their result at it. (Fitted on the largest budget's results alone, the model
+would see only promoted, good configurations, call the worse of them bad, and steer away
+from the good region.) With no budget that has enough results, the draw is random.
 
 Every configuration is drawn through Optuna (its random sampler for the random ones), and
 its ``internal`` keeps Optuna's raw parameters (``params``), which the model is fitted on
@@ -40,19 +44,36 @@ class BohbStrategy(HyperbandStrategy):
         self._min_points = len(self._optuna_space.base) + 2
 
     def _results_to_model(self) -> list[tuple[dict[str, Any], float]]:
-        """``(params, value)`` at the largest budget with enough results (or none)."""
-        by_budget: dict[float, list[tuple[dict[str, Any], float]]] = {}
+        """``(params, rank)`` of every configuration with a result, ranked for the model
+        at the largest budget with enough results: those with a result there by it, then
+        those that stopped below it (worse: they were not promoted), by the budget they
+        reached and their result there. Empty: no budget has enough results yet."""
+        reached: dict[int, dict[float, float]] = {}  # configuration -> budget -> value
         for bracket in self._brackets:
             for rung, entries in enumerate(bracket.rungs):
                 budget = float(self._budget.at(rung, bracket.s))
                 for entry in entries:
                     if entry.value is not None and "params" in self._raw[entry.config]:
-                        by_budget.setdefault(budget, []).append(
-                            (self._raw[entry.config]["params"], entry.value))
-        for budget in sorted(by_budget, reverse=True):
-            if len(by_budget[budget]) >= self._min_points:
-                return by_budget[budget]
-        return []
+                        reached.setdefault(entry.config, {})[budget] = entry.value
+        counts: dict[float, int] = {}
+        for values in reached.values():
+            for budget in values:
+                counts[budget] = counts.get(budget, 0) + 1
+        enough = [b for b, n in counts.items() if n >= self._min_points]
+        if not enough:
+            return []
+        target = max(enough)
+
+        def key(config: int) -> tuple[int, float, float]:
+            values = reached[config]
+            if target in values:
+                return 0, 0.0, values[target]
+            below = max(b for b in values if b < target) if any(
+                b < target for b in values) else min(values)
+            return 1, -below, values[below]
+
+        ranked = sorted(reached, key=lambda c: (key(c), c))
+        return [(self._raw[c]["params"], float(rank)) for rank, c in enumerate(ranked)]
 
     def draw(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         seed = derive_seed(self._seed, index, "bohb")
