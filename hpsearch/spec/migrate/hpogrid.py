@@ -99,7 +99,7 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None
                "algorithm": _algorithm(hpo.get("algorithm", "random"), space, where, notes)}
     _scheduler(hpo, mapping, where, notes)
     unused = [f"hpo_config.{k}" for k in ("log_dir", "verbose", "stop", "algorithm_param")
-              if k in hpo]
+              if k in hpo and not (k == "stop" and mapping["algorithm"] == "pbt")]
     unused += [f"hpo_config.{k}" for k in hpo if k not in _HPO_KEYS]
     unused += [k for k in data if k not in (*SECTIONS, "grid_config", "project_name",
                                             "scripts_path")]
