@@ -443,3 +443,23 @@ def test_hpogrid_pbt_without_a_stop_is_one_line(tmp_path):
                                f"--out_dir={tmp_path / 'out'}", "--visible_gpus=-1"], tmp_path)
     assert rc == 2 and len(err.strip().splitlines()) == 1, err
     assert "scheduler pbt needs whole numbers" in err and not (tmp_path / "out").exists()
+
+
+def test_a_deleted_journal_rebuilds_the_brackets_from_the_run_directories(tmp_path):
+    """The journal deleted after a finished hyperband search: the same command adopts the
+    run directories with their brackets, runs nothing again and proposes nothing new."""
+    path = budget_file(tmp_path, "hyperband", 9, {"parameter": "epochs", "min": 1, "max": 9,
+                                                  "eta": 3})
+    out = tmp_path / "out"
+    args = [f"--search_file={path}", f"--run_cwd={path.parent}", f"--out_dir={out}",
+            "--visible_gpus=-1", "--num_jobs=2"]
+    rc, _, err = run_hpsearch(args, tmp_path, timeout=300)
+    assert rc == 0, err
+    before = proposals(out)
+    (out / "journal.jsonl").unlink()
+    rc, _, err = run_hpsearch(args, tmp_path, timeout=300)
+    assert rc == 0, err
+    assert "adopted 13 run directories" in err
+    assert proposals(out) == before
+    assert all(r["attempts"] == "1" for r in rows_of(out))
+    check_budget_search(out)

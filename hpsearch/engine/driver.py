@@ -327,6 +327,10 @@ class Driver:
         record = {"run_id": run.run_id, "trial": run.trial, "config": dict(run.config),
                   "argv": list(run.argv), "cwd": str(run.cwd), "attempt": run.attempt,
                   "launch": run.launch}
+        state = self.states[run.run_id]
+        for key in ("internal", "lineage"):  # what adopting it needs to rebuild the strategy
+            if getattr(state, key):
+                record[key] = getattr(state, key)
         config_file = self.spec.command.config_file
         try:
             retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename,
@@ -654,7 +658,9 @@ class Driver:
             if name not in self.states:
                 self._event("trial", trial=int(record.get("trial", self.history.next_trial())),
                             run=name, config=record.get("config") or {},
-                            args=record.get("argv", [])[self._args_offset():])
+                            args=record.get("argv", [])[self._args_offset():],
+                            **{k: record[k] for k in ("internal", "lineage")
+                               if isinstance(record.get(k), dict)})
             attempt = int(record.get("attempt", 1))
             key = last or "adopted"
             self._event("launch", key=key, runs=[[name, attempt]])
