@@ -197,7 +197,8 @@ class Driver:
         self.restored = threading.Event()
         #: the tracking sinks every run whose verdict is final is handed to (None: none)
         self.tracking = tracking
-        #: trial -> run id, for the runs that others continue (filled when one is needed)
+        #: trial -> run id, for the runs that others continue (built when one is first
+        #: needed, then kept up to date by _propose)
         self._trial_runs: dict[int, str] = {}
 
     # -- bookkeeping ----------------------------------------------------------------
@@ -242,6 +243,8 @@ class Driver:
         if proposal.lineage:
             fields["lineage"] = proposal.lineage
         self._event("trial", **fields)
+        if self._trial_runs:  # kept up to date once built (see _resume_from)
+            self._trial_runs[proposal.trial] = run_id
         self.ready.append(run_id)
 
     def _fill(self) -> None:
