@@ -463,3 +463,20 @@ def test_a_deleted_journal_rebuilds_the_brackets_from_the_run_directories(tmp_pa
     assert proposals(out) == before
     assert all(r["attempts"] == "1" for r in rows_of(out))
     check_budget_search(out)
+
+
+def test_resuming_with_another_budget_is_refused_in_one_line(tmp_path):
+    path = budget_file(tmp_path, "hyperband", 3, {"parameter": "epochs", "min": 1, "max": 9,
+                                                  "eta": 3})
+    out = tmp_path / "out"
+    args = [f"--search_file={path}", f"--run_cwd={path.parent}", f"--out_dir={out}",
+            "--visible_gpus=-1"]
+    rc, _, err = run_hpsearch(args, tmp_path, timeout=300)
+    assert rc == 0, err
+    journal = (out / "journal.jsonl").read_text()
+    budget_file(tmp_path, "hyperband", 3, {"parameter": "epochs", "min": 1, "max": 27,
+                                           "eta": 3})
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "budget / pbt settings" in err and "--force_out_dir" in err
+    assert (out / "journal.jsonl").read_text() == journal
