@@ -276,3 +276,46 @@ def test_asha_search_report_shows_pruned_runs_in_browser(tmp_path, browser):
     assert final["points"] == 30 and final["pruned"] == len(pruned)
     assert browser.execute_script("return window.hpsearchReport.errors") == []
     assert console_errors(browser) == []
+
+
+def test_brackets_and_pbt_schedule_in_browser(tmp_path, browser):
+    """A bohb search's report draws its brackets (a point per finished run at its budget, a
+    line per promotion); a pbt search's the best member's learning rate, segment by
+    segment, back through the runs it continued."""
+    from test_multifidelity import budget_file, rows_of, schedule_search
+
+    path = budget_file(tmp_path, "bohb", 12, {"parameter": "epochs", "min": 1, "max": 9,
+                                              "eta": 3})
+    out = tmp_path / "bohb"
+    rc, _, err = run_hpsearch([f"--search_file={path}", f"--run_cwd={path.parent}",
+                               f"--out_dir={out}", "--visible_gpus=-1", "--num_jobs=2"],
+                              tmp_path, timeout=300)
+    assert rc == 0, err
+    rows = rows_of(out)
+    plots = open_report(browser, out, tmp_path / "bohb.png")
+    (brackets,) = section(plots, "lineage")
+    assert brackets["points"] == len(rows)
+    assert brackets["lines"] == sum(1 for r in rows if r["continues"])
+    assert not browser.execute_script("return document.getElementById('lineage').hidden")
+
+    path = schedule_search(tmp_path, algorithm="pbt", pbt={
+        "population": 4, "interval": 10, "parameter": "total_steps", "segments": 3})
+    out = tmp_path / "pbt"
+    rc, _, err = run_hpsearch([f"--search_file={path}", f"--run_cwd={path.parent}",
+                               f"--out_dir={out}", "--visible_gpus=-1", "--num_jobs=2"],
+                              tmp_path, timeout=300)
+    assert rc == 0, err
+    rows = {r["trial"]: r for r in rows_of(out)}
+    best = min((r for r in rows.values() if r["segment"] == "2"), key=lambda r: float(r["loss"]))
+    chain = [best]
+    while chain[0]["continues"]:
+        chain.insert(0, rows[chain[0]["continues"]])
+    plots = open_report(browser, out, tmp_path / "pbt.png")
+    (schedule,) = section(plots, "lineage")
+    assert schedule["param"] == "lr" and schedule["points"] == 3
+    drawn = browser.execute_script(
+        "const gd = document.querySelector('#plot-lineage [data-param=lr]');"
+        "return [gd.data[0].x, gd.data[0].y];")
+    assert drawn == [[10, 20, 30], [float(r["lr"]) for r in chain]]
+    assert "Population" in browser.execute_script(
+        "return document.getElementById('lineage-title').textContent")

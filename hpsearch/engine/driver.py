@@ -31,6 +31,10 @@ ended it, or its job's time limit while ``--continue_on_timeout`` has continuati
 (:attr:`Ended.restarted`): the driver journals the preempted end and that restart as a
 launch of its own. Every attempt after a cut one gets ``HPSEARCH_RESUMED=1``.
 
+A run that continues another (a configuration promoted to a larger budget, a PBT segment:
+its proposal's ``lineage`` names the trial) gets ``HPSEARCH_RESUME_FROM=<that run's output
+directory>``, where a script that checkpoints finds its checkpoint.
+
 Every run gets ``HPSEARCH_SEARCH`` (the search directory's name), from which the job wrapper
 names it for W&B and MLflow (:data:`hpsearch.runs.wrapper.TRACKING_DEFAULTS`).
 """
@@ -112,6 +116,8 @@ from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.values import storable_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 
+#: the output directory of the run that a run continues (a promotion, a PBT segment)
+RESUME_FROM_VARIABLE = "HPSEARCH_RESUME_FROM"
 #: exit statuses of the driver
 EXIT_ALL_FINISHED = 0
 EXIT_SOME_FAILED = 1
@@ -191,6 +197,9 @@ class Driver:
         self.restored = threading.Event()
         #: the tracking sinks every run whose verdict is final is handed to (None: none)
         self.tracking = tracking
+        #: trial -> run id, for the runs that others continue (built when one is first
+        #: needed, then kept up to date by _propose)
+        self._trial_runs: dict[int, str] = {}
 
     # -- bookkeeping ----------------------------------------------------------------
     def _event(self, kind: str, **fields: Any) -> None:
@@ -231,7 +240,11 @@ class Driver:
             fields["args"] = args
         if proposal.internal:
             fields["internal"] = proposal.internal
+        if proposal.lineage:
+            fields["lineage"] = proposal.lineage
         self._event("trial", **fields)
+        if self._trial_runs:  # kept up to date once built (see _resume_from)
+            self._trial_runs[proposal.trial] = run_id
         self.ready.append(run_id)
 
     def _fill(self) -> None:
@@ -263,7 +276,8 @@ class Driver:
                 "HPSEARCH_RUN_ID": run.run_id, "HPSEARCH_TRIAL": str(run.trial),
                 "HPSEARCH_ATTEMPT": str(run.attempt), SEARCH_VARIABLE: self.out_dir.name,
                 OUT_DIR_VARIABLE: str(run.sim_out_dir),
-                **({"HPSEARCH_RESUMED": "1"} if state.cut else {})}))
+                **({"HPSEARCH_RESUMED": "1"} if state.cut else {}),
+                **self._resume_from(state)}))
         self._event("launch", key=key, runs=[[r.run_id, r.attempt] for r in runs])
         self.journal.flush(sync=self.backend.durable_intents)  # the intent, before the action
         for run in runs:
@@ -286,6 +300,19 @@ class Driver:
                                 f"{jobs[run.run_id]}, attempt {run.attempt})",
                                 counts_changed=False)
 
+    def _resume_from(self, state: RunState) -> dict[str, str]:
+        """``HPSEARCH_RESUME_FROM``: the output directory of the run that ``state``'s run
+        continues (its lineage's ``continues``, a trial), for a run that continues one."""
+        parent = (state.lineage or {}).get("continues")
+        if parent is None:
+            return {}
+        if parent not in self._trial_runs:
+            self._trial_runs = {s.trial: s.run_id for s in self.states.values()}
+        run_id = self._trial_runs.get(parent)
+        if run_id is None:
+            return {}
+        return {RESUME_FROM_VARIABLE: str(self._run_of(self.states[run_id]).sim_out_dir)}
+
     def _announce_starts(self, starts: dict[str, str]) -> None:
         """Say which queued runs started (``{run_id: job}``: the backend saw their
         ``started_at``)."""
@@ -303,6 +330,10 @@ class Driver:
         record = {"run_id": run.run_id, "trial": run.trial, "config": dict(run.config),
                   "argv": list(run.argv), "cwd": str(run.cwd), "attempt": run.attempt,
                   "launch": run.launch}
+        state = self.states[run.run_id]
+        for key in ("internal", "lineage"):  # what adopting it needs to rebuild the strategy
+            if getattr(state, key):
+                record[key] = getattr(state, key)
         config_file = self.spec.command.config_file
         try:
             retire_attempt(run.run_dir, [run.sim_out_dir / self.spec.summary_filename,
@@ -630,7 +661,9 @@ class Driver:
             if name not in self.states:
                 self._event("trial", trial=int(record.get("trial", self.history.next_trial())),
                             run=name, config=record.get("config") or {},
-                            args=record.get("argv", [])[self._args_offset():])
+                            args=record.get("argv", [])[self._args_offset():],
+                            **{k: record[k] for k in ("internal", "lineage")
+                               if isinstance(record.get(k), dict)})
             attempt = int(record.get("attempt", 1))
             key = last or "adopted"
             self._event("launch", key=key, runs=[[name, attempt]])
@@ -851,8 +884,8 @@ def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: P
     adaptive strategy: the others learn nothing from results) the outcomes of the runs that
     ended for good (a failed run with retries left is not told)."""
     ordered = sorted(states.values(), key=lambda s: s.trial)
-    proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id)
-                 for s in ordered]
+    proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id,
+                          lineage=s.lineage or {}) for s in ordered]
     outcomes = [outcome_of(s, objectives, intermediate) for s in ordered if adaptive and (
         s.status in ("finished", "pruned") or policy.failed_for_good(s))]
     return proposals, outcomes

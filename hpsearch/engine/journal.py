@@ -20,7 +20,8 @@ takes effect (a proposal before its submission, a launch before its command star
     {"ev": "stop", "t": ..., "reason": "done"}
 
 ``trial`` may also carry ``args`` (the run's argv words, when its stored config would not
-render them alike) and ``internal`` (what its strategy needs to rebuild itself). A
+render them alike), ``internal`` (what its strategy needs to rebuild itself) and
+``lineage`` (its place in a multi-fidelity search: ``{"continues": 3, "rung": 1}``). A
 ``launch`` lists ``[run id, attempt]`` pairs in task order; its ``submit`` says which of
 them started, as which job (a run missing there was not started). A launch with no
 ``submit`` is *unresolved*: the next driver asks the backend whether it happened.
@@ -114,6 +115,8 @@ class RunState:
     cut: int = 0  # attempts the scheduler cut short (preempted, requeued, time limit)
     continued: int = 0  # of those, time limits run again (--continue_on_timeout)
     usage: dict[str, list[float]] | None = None  # {end status: [gpu_hours, cpu_hours]}
+    #: its place in a multi-fidelity search (results columns; ``continues``: a trial)
+    lineage: dict[str, Any] | None = None
 
 
 @dataclass
@@ -136,7 +139,8 @@ def _on_trial(h: History, e: dict[str, Any]) -> None:
     if not (isinstance(run_id, str) and isinstance(trial, int) and isinstance(config, dict)):
         raise TypeError("trial event with a bad run, trial or config")
     if run_id not in h.runs:
-        h.runs[run_id] = RunState(run_id, trial, config, e.get("args"), e.get("internal"))
+        h.runs[run_id] = RunState(run_id, trial, config, e.get("args"), e.get("internal"),
+                                  lineage=e.get("lineage"))
 
 
 def _on_launch(h: History, e: dict[str, Any]) -> None:

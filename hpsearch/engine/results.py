@@ -70,6 +70,8 @@ def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
                wall_time=None if state.wall_time is None else round(state.wall_time, 3),
                run_id=state.run_id, run_dir=str(out_dir / RUNS_DIR / state.run_id),
                job_id=state.job_id, trial=state.trial)
+    if state.lineage:
+        row.update(state.lineage)
     if state.extra:
         row.update({k: v for k, v in state.extra.items() if k != "job_id"})
     row.update(run_total(state.usage))  # every attempt's, not only the last one's

@@ -20,6 +20,7 @@ A copy of the grid module (or search file) is kept next to it under its own file
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -41,7 +42,7 @@ IDENTITY = {
     "source": "grid module / search file", "script_name": "script",
     "summary_filename": "summary file", "summary_keywords": "summary keywords",
     "objectives": "objective", "directions": "direction", "out_arg": "out_arg",
-    "algorithm": "algorithm", "arg_format": "arg_format",
+    "algorithm": "algorithm", "arg_format": "arg_format", "schedule": "budget / pbt settings",
 }
 #: how many parameter changes a refusal names before "and N more"
 MAX_NAMED_CHANGES = 3
@@ -55,8 +56,25 @@ def layout_of(meta: dict[str, Any]) -> TableLayout:
 
 
 def layout_of_spec(spec: SearchSpec) -> TableLayout:
-    return TableLayout(spec.config_keys(), spec.summary_keywords, spec.performance_key,
+    return TableLayout(_config_columns(spec), spec.summary_keywords, spec.performance_key,
                        spec.performance_sort_asc, spec.objectives, spec.directions)
+
+
+def schedule_of(spec: SearchSpec) -> dict[str, Any] | None:
+    """A multi-fidelity search's settings as ``search.json`` keeps them: ``{"budget":
+    {"parameter": "epochs", "low": 1, ...}}`` or ``{"pbt": {...}}`` (None: neither)."""
+    if spec.budget is not None:
+        return {"budget": dataclasses.asdict(spec.budget)}
+    if spec.pbt is not None:
+        return {"pbt": {**dataclasses.asdict(spec.pbt), "perturb": list(spec.pbt.perturb)}}
+    return None
+
+
+def _config_columns(spec: SearchSpec) -> list[str]:
+    """The results' configuration columns: the parameters, then what the algorithm sets
+    (a budget, a PBT segment's steps)."""
+    schedule = spec.budget or spec.pbt
+    return spec.config_keys() + ([schedule.parameter] if schedule is not None else [])
 
 
 def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
@@ -68,8 +86,9 @@ def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
             "directions": spec.directions, "performance_key": spec.performance_key,
             "performance_sort_asc": spec.performance_sort_asc, "out_arg": spec.out_arg,
             "arg_format": "hydra" if spec.command.hydra is not None else "flags",
-            "config_keys": spec.config_keys(), "custom_parser": spec.summary_parser is not None,
+            "config_keys": _config_columns(spec), "custom_parser": spec.summary_parser is not None,
             "algorithm": spec.algorithm, "parameters": spec.parameters_json(), "total": total,
+            "schedule": schedule_of(spec),
             "total_is_estimate": estimate, "run_cwd": str(run_cwd), "backend": backend,
             "command": command, "cwd": str(cwd)}
 

@@ -4,6 +4,8 @@
 
     run.json      {"run_id": ..., "trial": 7, "config": {...}, "argv": [...], "cwd": ...,
                    "attempt": 2, "launch": "k3f9a1c2"}     rewritten before each attempt
+                  (+ "internal" and "lineage" when the strategy gave them: what adopting
+                  the run into a lost journal needs)
     command.sh    the exact command (environment included), shell-quoted, to re-run it by hand
                   (not for a point handed out by ``hpsearch serve``: no command runs here)
     started_at    written by the wrapper when the command starts (its mtime: the start time)::

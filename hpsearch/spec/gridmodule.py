@@ -57,13 +57,15 @@ from typing import Any, NoReturn
 
 from hpsearch.errors import UsageError
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
+from hpsearch.spec.fidelity import PBT_ALGORITHM, Budget, Pbt, check_schedule
 from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
 from hpsearch.spec.pruning import PrunerSpec, parse_pruner
 from hpsearch.spec.reserved import RESERVED_COLUMNS
 from hpsearch.spec.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
 
-ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external")
+ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external", "hyperband",
+              "bohb", "pbt")
 DIRECTIONS = ("minimize", "maximize")
 @dataclass(frozen=True)
 class SearchSpec:
@@ -99,6 +101,9 @@ class SearchSpec:
     warnings: list[str] = field(default_factory=list)
     #: the search file's ``log_to``: tracking sinks every ended run is logged to
     log_to: tuple[str, ...] = ()
+    #: ``budget`` (hyperband, bohb) and ``pbt`` settings (:mod:`hpsearch.spec.fidelity`)
+    budget: Budget | None = None
+    pbt: Pbt | None = None
 
     @property
     def performance_key(self) -> str:
@@ -489,7 +494,7 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
 
 
 #: algorithms that optimise one objective only (a generator sees the first one: iDDS's loss)
-SINGLE_OBJECTIVE = ("cmaes", "gp", "external")
+SINGLE_OBJECTIVE = ("cmaes", "gp", "external", "hyperband", "bohb", "pbt")
 
 
 def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
@@ -520,12 +525,15 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
                                 "--algorithm")
     trials = num_trials if num_trials is not None else spec.num_trials
     samplers = [a for a in ALGORITHMS if a != "grid"]
+    check_schedule(algorithm, spec.budget, spec.pbt, bool(spec.conditions))
     if algorithm == "grid":
         for name, values in spec.parameters.items():
             if isinstance(values, Distribution):
                 raise UsageError(f"algorithm grid cannot walk parameter {name!r} "
                                  f"({values.describe()}); give it a list of values or pick "
                                  f"a sampler: {', '.join(samplers)}")
+    elif algorithm == PBT_ALGORITHM and spec.pbt is not None:
+        trials = spec.pbt.population * spec.pbt.segments  # a run per member and segment
     elif trials is None:
         raise UsageError(f"algorithm {algorithm} needs a number of trials; set num_trials "
                          "in the search file (_NUM_TRIALS in a grid module) or pass "
@@ -535,7 +543,8 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
         raise UsageError(f"algorithm {algorithm} optimises one objective, not "
                          f"{len(spec.objectives)}; use one of {', '.join(several)} for "
                          "several")
-    if options and algorithm in ("grid", "random", "qmc", "external"):
+    if options and algorithm in ("grid", "random", "qmc", "external", "hyperband", "bohb",
+                                   "pbt"):
         raise UsageError(f"algorithm {algorithm} takes no algorithm_options (they are for "
                          "tpe, cmaes, gp, nsga2); remove them")
     if (algorithm == "external") != (spec.generator is not None):

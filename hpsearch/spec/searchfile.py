@@ -11,6 +11,8 @@
                                       # minimize; one word applies to every objective)
     algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 |
                                       # external (grid; external when generator is set)
+    budget: {parameter: epochs, min: 1, max: 27, eta: 3}   # hyperband, bohb; pbt: {...}
+                                      # for pbt (see hpsearch.spec.fidelity)
     algorithm_options: {}             # handed to the sampler (n_startup_trials, ...) generator:
     python gen.py %IN %OUT # algorithm external: a command proposing points generator_timeout: 600
     # seconds one generator call may take (600) num_trials: 100                   # trials of a
@@ -54,6 +56,7 @@ from typing import Any
 from hpsearch.errors import UsageError
 from hpsearch.spec.datafile import load_json, load_yaml
 from hpsearch.spec.distributions import parse_distribution
+from hpsearch.spec.fidelity import parse_budget, parse_pbt
 from hpsearch.spec.gridmodule import (
     SearchSpec,
     check_algorithm,
@@ -73,7 +76,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
-            "from_hydra", "log_to")
+            "from_hydra", "log_to", "budget", "pbt")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -256,6 +259,14 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         allow_distributions=True)
     conditions, dropped = check_conditions(data.get("conditions") or [], parameters)
     check_names_and_values(parameters, conditions, keywords, out_arg)
+    budget = parse_budget(data["budget"], f"{where}: budget") if "budget" in data else None
+    pbt = parse_pbt(data["pbt"], f"{where}: pbt") if "pbt" in data else None
+    for schedule in (budget, pbt):
+        if schedule is not None:  # the strategy sets it on every run: a name of its own
+            if schedule.parameter in parameters:
+                raise UsageError(f"{where}: {schedule.parameter!r} is set by the algorithm "
+                                 "(its budget); remove it from parameters")
+            check_names_and_values({schedule.parameter: [1]}, [], keywords, out_arg)
     template = _optional_text(where, data, "config_template", "model.yml")
     config_arg = _optional_text(where, data, "config_arg", "config") or "config"
     allow_new_keys = data.get("allow_new_keys", False)
@@ -276,4 +287,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         num_trials=num_trials, seed=seed, generator=generator,
         generator_timeout=generator_timeout, warnings=dropped,
         log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
-        pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where))
+        pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
+        budget=budget, pbt=pbt)

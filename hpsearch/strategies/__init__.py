@@ -1,7 +1,8 @@
 """Strategies: what proposes the configurations of a search (ask / tell), made by one function.
 
 The grid (:mod:`.grid`), random and quasi-random sampling (:mod:`.sampled`), Optuna's
-model-based samplers (:mod:`.optuna`), an external generator command (:mod:`.external`).
+model-based samplers (:mod:`.optuna`), an external generator command (:mod:`.external`),
+Hyperband and BOHB by budget (:mod:`.hyperband`) and PBT by segments (:mod:`.pbt`).
 
 :func:`make_strategy` picks one from the search's algorithm; the seam they share is
 :mod:`hpsearch.strategies.base`.
@@ -82,6 +83,10 @@ def make_strategy(spec: SearchSpec, options: StrategyOptions, ahead: int | None 
 
         return ExternalGenerator(spec, spec.num_trials, parallel, options.out_dir,
                                  options.run_cwd)
+    if spec.algorithm in ("hyperband", "bohb", "pbt"):
+        from hpsearch.strategies.factory_fidelity import make_fidelity_strategy
+
+        return make_fidelity_strategy(spec, seed, spec.num_trials)
     from hpsearch.strategies.factory_sampled import make_sampled_strategy
 
     return make_sampled_strategy(spec, seed, spec.num_trials, parallel)

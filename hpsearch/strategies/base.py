@@ -38,12 +38,18 @@ class Proposal:
     ``run_id`` names the run when the strategy decides it (a grid names a run by its
     configuration, so equal configurations share one); None lets the driver name it by
     trial. Restored proposals carry the run id the journal holds.
+
+    ``lineage`` is the trial's place in a multi-fidelity search, shown as results columns
+    (``{"continues": 3, "bracket": 0, "rung": 1}``; JSON values only): ``continues`` is
+    the trial whose run this one continues -- it gets that run's output directory as
+    ``HPSEARCH_RESUME_FROM``.
     """
 
     trial: int
     config: dict[str, Any]
     internal: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,12 @@ every plot refers to them by index::
               "queued": [...], "job": [...]},   # queued: submission time, or null
      "lanes": ["slot 1", "slot 2"],
      "importance": {"method": "...", "values": [["lr", 0.7], ...], "note": null,
-                    "basis": "the final values of 30 finished runs"}}
+                    "basis": "the final values of 30 finished runs"},
+     "lineage": {"kind": "budget", "parameter": "epochs",   # or "pbt"; null: neither
+                 "from": [null, 0, ...],          # the run each run continues (an index)
+                 "group": [0, 0, ...],            # its bracket (budget) or member (pbt)
+                 "level": [0, 1, ...],            # its rung (budget) or segment (pbt)
+                 "at": [1, 3, ...]}}              # its budget, or its steps at its end
 
 Only parameters that vary are plotted. Axis of a parameter: a distribution's scale
 (``log`` for the log-scaled methods, else ``linear``); a list is a ``category`` axis (its
@@ -32,6 +37,10 @@ and span 3 decades). Non-finite numbers are null. A search with more than
 :data:`MAX_CURVE_POINTS` curve points in all keeps every curve's first and last point and
 an even share of the rest. ``steps`` are the distinct steps of the curves, at most
 :data:`MAX_STEP_CHOICES` of them (evenly picked, the first and last kept).
+
+``lineage`` is a multi-fidelity search's (hyperband, bohb: the brackets; pbt: the members
+and the runs they continued), from each run's journaled lineage and the budget parameter
+``search.json`` names.
 
 A pruned run's values are its last reports (what the driver recorded when it stopped it),
 at its last step: the plots show them apart from the finished runs' final values.
@@ -155,7 +164,24 @@ def build(view: SearchView) -> dict[str, Any]:
         "lanes": lanes,
         "importance": {"method": METHOD, "values": [[k, round(v, 4)] for k, v in found.values],
                        "note": found.note, "basis": found.basis},
+        "lineage": _lineage(view),
     }
+
+
+def _lineage(view: SearchView) -> dict[str, Any] | None:
+    """The ``lineage`` entry (see the module docstring)."""
+    schedule = view.meta.get("schedule") or {}
+    kind = "budget" if "budget" in schedule else "pbt" if "pbt" in schedule else None
+    if kind is None:
+        return None
+    parameter = schedule[kind]["parameter"]
+    group, level = ("bracket", "rung") if kind == "budget" else ("member", "segment")
+    index = {r.state.trial: i for i, r in enumerate(view.runs)}
+    lineages = [r.state.lineage or {} for r in view.runs]
+    return {"kind": kind, "parameter": parameter,
+            "from": [index.get(x.get("continues")) for x in lineages],
+            "group": [x.get(group) for x in lineages], "level": [x.get(level) for x in lineages],
+            "at": [_finite(r.state.config.get(parameter)) for r in view.runs]}
 
 
 def _step_choices(view: SearchView) -> list[float]:

@@ -52,6 +52,7 @@ def render(title: str, summary_html: str, failures_html: str, data: dict[str, An
         "@@SUMMARY@@": summary_html,
         "@@FAILURES@@": failures_html,
         "@@PARETO_HIDDEN@@": "" if data["pareto"] is not None else " hidden",
+        "@@LINEAGE_HIDDEN@@": "" if data["lineage"] is not None else " hidden",
         "@@DATA@@": _data_json(data),
         "@@LIVE@@": "" if live is None else (
             '<script type="application/json" id="hpsearch-live">'

@@ -30,7 +30,9 @@ warning. hpogrid's defaults apply to what the file leaves out (random, metric ac
 mode max, 100 trials, scheduler asynchyperband). ``max_concurrent`` gives ``--num_jobs``
 (:func:`suggested_options`). ``scheduler: asynchyperband`` runs as ``pruner: asha`` on the
 steps the function's ``reporter`` counts (``scheduler_param``: ``grace_period``, ``max_t``,
-``reduction_factor``); the other schedulers, ``grid_config`` (PanDA sites, containers,
+``reduction_factor``); ``scheduler: bohbhyperband`` as ``algorithm: bohb`` by budget and
+``scheduler: pbt`` as ``algorithm: pbt`` (:mod:`hpsearch.spec.fidelity`: see
+:func:`_bohb_hyperband` and :func:`_pbt`); ``grid_config`` (PanDA sites, containers,
 datasets) and ``scripts_path`` (use ``--run_cwd``) are reported as not used.
 """
 
@@ -97,7 +99,7 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None
                "algorithm": _algorithm(hpo.get("algorithm", "random"), space, where, notes)}
     _scheduler(hpo, mapping, where, notes)
     unused = [f"hpo_config.{k}" for k in ("log_dir", "verbose", "stop", "algorithm_param")
-              if k in hpo]
+              if k in hpo and not (k == "stop" and mapping["algorithm"] == "pbt")]
     unused += [f"hpo_config.{k}" for k in hpo if k not in _HPO_KEYS]
     unused += [k for k in data if k not in (*SECTIONS, "grid_config", "project_name",
                                             "scripts_path")]
@@ -122,9 +124,15 @@ def _scheduler(hpo: dict[str, Any], mapping: dict[str, Any], where: str,
     if not isinstance(params, dict):
         raise UsageError(f"{where}: hpo_config scheduler_param must be a mapping such as "
                          "{grace_period: 1, max_t: 100, reduction_factor: 4}")
+    if scheduler == "bohbhyperband":
+        _bohb_hyperband(hpo, params, mapping, notes)
+        return
+    if scheduler == "pbt":
+        _pbt(hpo, params, mapping, where, notes)
+        return
     if scheduler != "asynchyperband":
         notes.append(f"hpo_config scheduler {scheduler} is not supported: every run goes to "
-                     "its end (only asynchyperband is, as pruner: asha)")
+                     "its end (asynchyperband, bohbhyperband and pbt are)")
         return
     options = {ours: params[ray] for ray, ours in _ASHA_PARAMS.items() if ray in params}
     mapping["pruner"], mapping["pruner_options"] = "asha", options
@@ -135,6 +143,60 @@ def _scheduler(hpo: dict[str, Any], mapping: dict[str, Any], where: str,
     ignored = [k for k in params if k not in _ASHA_PARAMS]
     if ignored:
         notes.append(f"hpo_config scheduler_param not used here: {', '.join(ignored)}")
+
+
+def _unused_params(params: dict[str, Any], used: tuple[str, ...], notes: list[str]) -> None:
+    ignored = [k for k in params if k not in used]
+    if ignored:
+        notes.append(f"hpo_config scheduler_param not used here: {', '.join(ignored)}")
+
+
+def _bohb_hyperband(hpo: dict[str, Any], params: dict[str, Any], mapping: dict[str, Any],
+                    notes: list[str]) -> None:
+    """``scheduler: bohbhyperband`` -> ``algorithm: bohb`` (``hyperband`` beside another
+    algorithm than bohb) by budget: the function gets ``config[time_attr]`` (Ray's
+    ``training_iteration`` by default), from 1 to ``max_t`` (81), ``eta`` Ray's
+    ``reduction_factor`` (3); ``num_trials`` configurations are drawn."""
+    parameter = str(params.get("time_attr", "training_iteration"))
+    budget = {"parameter": parameter, "min": 1, "max": params.get("max_t", 81),
+              "eta": params.get("reduction_factor", 3)}
+    ours = "bohb" if hpo.get("algorithm") == "bohb" else "hyperband"
+    mapping["algorithm"], mapping["budget"] = ours, budget
+    notes.append(f"hpo_config scheduler bohbhyperband runs as algorithm: {ours} by budget: "
+                 f"each run gets config[{parameter!r}] (1 to {budget['max']}) and a promoted "
+                 "one $HPSEARCH_RESUME_FROM, its run at the lower budget")
+    _unused_params(params, ("time_attr", "max_t", "reduction_factor"), notes)
+
+
+def _pbt(hpo: dict[str, Any], params: dict[str, Any], mapping: dict[str, Any], where: str,
+         notes: list[str]) -> None:
+    """``scheduler: pbt`` -> ``algorithm: pbt``: ``num_trials`` members; Ray's
+    ``perturbation_interval`` (1), ``quantile_fraction``, ``resample_probability`` and
+    ``perturbation_factors`` as they are; segments: ``stop[time_attr]`` over the interval."""
+    parameter = str(params.get("time_attr", "training_iteration"))
+    interval = params.get("perturbation_interval", 1)
+    stop = hpo.get("stop") or {}
+    total = stop.get(parameter) if isinstance(stop, dict) else None
+    if not (isinstance(interval, int) and interval >= 1 and isinstance(total, int)
+            and total >= interval):
+        raise UsageError(f"{where}: hpo_config scheduler pbt needs whole numbers "
+                         f"scheduler_param.perturbation_interval (>= 1) and stop.{parameter} "
+                         f"(>= it), e.g. stop: {{{parameter}: 50}}, scheduler_param: "
+                         "{perturbation_interval: 10}")
+    pbt = {"population": hpo.get("num_trials", 100), "interval": interval,
+           "parameter": parameter, "segments": total // interval}
+    for ray, ours in (("quantile_fraction", "quantile"),
+                      ("resample_probability", "resample_probability"),
+                      ("perturbation_factors", "perturb")):
+        if ray in params:
+            pbt[ours] = params[ray]
+    mapping["algorithm"], mapping["pbt"] = "pbt", pbt
+    mapping.pop("num_trials", None)
+    notes.append(f"hpo_config scheduler pbt runs as algorithm: pbt: {pbt['population']} "
+                 f"members, {pbt['segments']} segments of {interval} (config[{parameter!r}]"
+                 "), each a run that continues from $HPSEARCH_RESUME_FROM")
+    _unused_params(params, ("time_attr", "perturbation_interval", "quantile_fraction",
+                            "resample_probability", "perturbation_factors"), notes)
 
 
 def _algorithm(name: Any, space: dict[str, Any], where: str, notes: list[str]) -> str:

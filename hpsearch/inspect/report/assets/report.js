@@ -586,6 +586,118 @@
     });
   }
 
+  /* -- a multi-fidelity search: the brackets, or the best member's schedule ------------- */
+  function lineage() {
+    var L = D.lineage;
+    var box = byId("plot-lineage");
+    byId("lineage").hidden = L === null;
+    document.querySelector('nav a[href="#lineage"]').hidden = L === null;
+    if (L === null) { clear(box); return; }
+    dropNotes(box);
+    var scored = {};
+    D.scored.forEach(function (i) { scored[i] = true; });
+    var text = function (i) {
+      return hover(i) + "<br>" + esc(L.parameter) + " = " + esc(fmt(L.at[i]));
+    };
+    if (L.kind === "budget") {
+      brackets(box, L, scored, text);
+    } else {
+      population(box, L, scored, text);
+    }
+  }
+
+  /* each bracket's runs at their budgets; a line from a run to the one that continued it */
+  function brackets(box, L, scored, text) {
+    byId("lineage-title").textContent = "Brackets";
+    byId("lineage-note").textContent = "Each bracket's finished runs by budget (" +
+      L.parameter + ", log axis) and " + OBJ + "; a line joins a configuration's run to " +
+      "the run that continued it at the next budget (a promotion).";
+    dropOthers(box, ["brackets"]);
+    var el = keyed(box, "brackets", "plot");
+    var groups = [];
+    D.scored.forEach(function (i) {
+      if (groups.indexOf(L.group[i]) < 0) { groups.push(L.group[i]); }
+    });
+    groups.sort(function (a, b) { return a - b; });
+    var traces = [];
+    var links = 0;
+    groups.forEach(function (g) {
+      var idx = D.scored.filter(function (i) { return L.group[i] === g; });
+      var x = [], y = [];
+      idx.forEach(function (i) {
+        var from = L.from[i];
+        if (from !== null && scored[from]) {
+          x.push(L.at[from], L.at[i], null);
+          y.push(R.m[OBJ][from], R.m[OBJ][i], null);
+          links += 1;
+        }
+      });
+      traces.push({type: "scatter", mode: "markers", name: "bracket " + g + " (" +
+                   idx.length + ")", legendgroup: "b" + g,
+                   x: idx.map(function (i) { return L.at[i]; }),
+                   y: idx.map(function (i) { return R.m[OBJ][i]; }),
+                   text: idx.map(text), hovertemplate: "%{text}<extra></extra>",
+                   marker: {size: 7}});
+      if (x.length) {
+        traces.push({type: "scatter", mode: "lines", legendgroup: "b" + g,
+                     showlegend: false, x: x, y: y, hoverinfo: "skip",
+                     line: {width: 1, color: "#90a4ae"}});
+      }
+    });
+    el.dataset.links = String(links);
+    var xaxis = axisTitle(L.parameter + " (budget)");
+    xaxis.type = "log";
+    draw(el, traces, {height: 420, xaxis: xaxis, yaxis: axisTitle(OBJ),
+                      legend: {orientation: "h", y: 1.12}}, D.scored.length);
+  }
+
+  /* the hyperparameters of the best member of the last segment, segment by segment */
+  function population(box, L, scored, text) {
+    byId("lineage-title").textContent = "Population";
+    var last = D.scored.reduce(function (m, i) { return Math.max(m, L.level[i]); }, -1);
+    var final = D.scored.filter(function (i) { return L.level[i] === last; });
+    if (!final.length) {
+      dropOthers(box, []);
+      byId("lineage-note").textContent = "";
+      note(box, "No run has finished yet.");
+      return;
+    }
+    var best = final.reduce(function (a, b) {
+      return (MINIMIZE ? R.m[OBJ][b] < R.m[OBJ][a] : R.m[OBJ][b] > R.m[OBJ][a]) ? b : a;
+    });
+    var chain = [];
+    for (var i = best; i !== null && i !== undefined; i = L.from[i]) { chain.unshift(i); }
+    var exploits = chain.filter(function (j, k) {
+      return k > 0 && L.group[j] !== L.group[chain[k - 1]];
+    }).length;
+    byId("lineage-note").textContent = "The hyperparameters of the best member (member " +
+      L.group[best] + ", " + OBJ + " " + fmt(R.m[OBJ][best]) + ") segment by segment, by " +
+      L.parameter + " at each segment's end: the runs it continued, back to its first; " +
+      exploits + " of them took a better member's checkpoint and explored its values.";
+    var params = D.params.filter(function (p) { return p.name !== L.parameter; });
+    dropOthers(box, params.map(function (p) { return p.name; }));
+    params.forEach(function (p) {
+      var el = keyed(box, p.name, "plot");
+      el.dataset.param = p.name;
+      var yaxis = axisTitle(p.name);
+      if (p.axis === "log") { yaxis.type = "log"; }
+      if (p.axis === "category") {
+        yaxis.type = "category";
+        yaxis.categoryorder = "array";
+        yaxis.categoryarray = p.categories;
+      }
+      draw(el, [{type: "scatter", mode: "lines+markers", name: p.name,
+                 line: {shape: "vh"},  // a value holds over the segment up to its end
+                 x: chain.map(function (j) { return L.at[j]; }),
+                 y: chain.map(function (j) {
+                   var v = R.p[p.name][j];
+                   return p.axis === "category" ? paramText(p, v) : v;
+                 }),
+                 text: chain.map(text), hovertemplate: "%{text}<extra></extra>"}],
+           {height: 300, xaxis: axisTitle(L.parameter), yaxis: yaxis}, chain.length);
+    });
+  }
+
   /* -- copy buttons, errors, start ----------------------------------------------------- */
   function fail(section, error) {
     var text = section + ": " + (error && error.message ? error.message : String(error));
@@ -622,7 +734,8 @@
   });
 
   var SECTIONS = {history: history, parcoords: parcoords, slices: slices,
-                  importance: importance, curves: curves, timeline: timeline, pareto: pareto};
+                  importance: importance, curves: curves, timeline: timeline, pareto: pareto,
+                  lineage: lineage};
 
   /* every section drawn from ``data``; resolves when every plot is drawn */
   function render(data) {
