@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
 from hpsearch.runs.model import Resources
+from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.resources import ResourceOptions, ResourceRules, Shape
 
 
 def resources_of(options: SearchOptions) -> Resources:
@@ -40,6 +43,45 @@ def resources_of(options: SearchOptions) -> Resources:
         entry = scheduler(options.scheduler)
         return entry.load(entry.resources)(own(entry.job, options), gpu_memory)
     return Resources(gpus=0 if options.cpu_only else 1, gpu_memory_mib=gpu_memory)
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """What each run of a search needs: ``base`` (the backend's and the scheduler flags'
+    :func:`resources_of`), under the search file's rule that matches the run's configuration
+    (``rules``), under the ``--*_per_run`` flags (``flags``), each setting only what it
+    names."""
+
+    base: Resources
+    rules: ResourceRules = ResourceRules()
+    flags: Shape = Shape()
+
+    def of(self, config: Mapping[str, Any]) -> Resources:
+        """What the run of ``config`` needs."""
+        return dataclasses.replace(self.base,
+                                   **self.flags.over(self.rules.shape_of(config)).fields())
+
+    def possible(self) -> list[Resources]:
+        """Every shape a run may get: each rule's, and the one of a run no rule matches."""
+        shapes = [*self.rules.shapes(), Shape()]
+        return [dataclasses.replace(self.base, **self.flags.over(s).fields()) for s in shapes]
+
+
+def resource_plan(spec: SearchSpec, options: SearchOptions) -> ResourcePlan:
+    """The :class:`ResourcePlan` of ``spec`` run with ``options``."""
+    return ResourcePlan(resources_of(options), spec.resources,
+                        own(ResourceOptions, options).shape())
+
+
+def check_resources(plan: ResourcePlan, backend: Backend) -> None:
+    """UsageError (one line) when a run of some shape ``plan`` may give can never run on
+    ``backend`` (more GPUs than the machine, more CPUs than the slots, ...)."""
+    for resources in plan.possible():
+        why = backend.refusal(resources)
+        if why is not None:
+            raise UsageError(f"resources nothing here can run: {why}; lower the run's "
+                             "resources (resources: in the search file, _RESOURCES, "
+                             "--gpus_per_run, --cpus_per_run) or run it where there are more")
 
 
 def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
