@@ -124,7 +124,11 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     progress = Progress(spec.performance_key, spec.performance_sort_asc)
     say = HeldLines(progress.message)
     backend = make_backend(options, say)
-    check_resources(resource_plan(spec, options), backend)
+    try:
+        check_resources(resource_plan(spec, options), backend)
+    except UsageError:
+        backend.close()
+        raise
     if options.dry_run:
         say.release()
         dry_run(spec, options, strategy, backend)
