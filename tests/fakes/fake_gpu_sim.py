@@ -78,7 +78,8 @@ def log_event(record: dict[str, object]) -> None:
         {"event": "alloc", "t": 1732350000.12, "pid": 4242, "gpu": 1, "mib": 4000, "used": 8000, "total": 16384}
         {"event": "oom", "t": ..., "pid": 4243, "gpu": 1, "mib": 4000, "used": 16000, "total": 16384}
         {"event": "sample", "t": ..., "gpus": [{"index": 0, "used": 0, "total": 16384, "util": 0}]}
-        {"event": "start", "t": ..., "pid": 4242, "gpu": 1, "gpus": [1]}   (and "end")
+        {"event": "start", "t": ..., "pid": 4242, "gpu": 1, "gpus": [1], "trial": "3"}
+        (and "end"; ``trial`` is the run's HPSEARCH_TRIAL)
     """  # noqa: E501
     path = os.environ.get("FAKE_GPU_LOG")
     if path:
@@ -130,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     gpus = [int(v) for v in visible.split(",")]
     gpu = gpus[0]
-    log_event({"event": "start", "pid": os.getpid(), "gpu": gpu, "gpus": gpus})
+    log_event({"event": "start", "pid": os.getpid(), "gpu": gpu, "gpus": gpus,
+               "trial": os.environ.get("HPSEARCH_TRIAL")})
     try:
         time.sleep(args.delay)
         error = register(gpus, args.mib)
