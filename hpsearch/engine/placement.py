@@ -33,15 +33,26 @@ from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.resources import ResourceOptions, ResourceRules, Shape
 
 
+def job_resources(options: SearchOptions) -> Resources:
+    """What each cluster job asks for, as the scheduler's flags (its directives) say."""
+    entry = scheduler(options.scheduler)
+    return entry.load(entry.resources)(own(entry.job, options),
+                                       parse_mib(options.gpu_memory_per_run))
+
+
 def resources_of(options: SearchOptions) -> Resources:
-    """What each run of the search ``options`` describe needs (the same for every run today):
-    on a cluster what its scheduler's directives ask for, locally one GPU (none with
-    ``--visible_gpus=-1``); ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises
-    ``ValueError`` (one line) for a value only a caller other than the CLI can pass."""
+    """What a run of the search ``options`` describe needs when it declares nothing: on a
+    cluster what its job asks for (:func:`job_resources`; a packed job's run: one of its
+    GPUs, if it has any, and one CPU), locally one GPU (none with ``--visible_gpus=-1``);
+    ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises ``ValueError`` (one
+    line) for a value only a caller other than the CLI can pass."""
     gpu_memory = parse_mib(options.gpu_memory_per_run)
     if options.run_cluster:
-        entry = scheduler(options.scheduler)
-        return entry.load(entry.resources)(own(entry.job, options), gpu_memory)
+        job = job_resources(options)
+        if options.runs_per_job is not None:
+            return Resources(gpus=min(1, job.gpus), cpus=1, memory=None,
+                             time_limit=job.time_limit, gpu_memory_mib=gpu_memory)
+        return job
     return Resources(gpus=0 if options.cpu_only else 1, gpu_memory_mib=gpu_memory)
 
 
@@ -94,8 +105,10 @@ def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
         gpu_limits=GpuLimits(allowed_load=options.allowed_load,
                              allowed_memory=options.allowed_memory,
                              max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
-                             sim_startup_time=options.sim_startup_time))
+                             sim_startup_time=options.sim_startup_time),
+        resources=job_resources(options))
     entry = scheduler(options.scheduler)
+    cluster = dataclasses.replace(cluster, directives=entry.load(entry.directives))
     return cluster, entry.load(entry.settings)(own(entry.job, options))
 
 
