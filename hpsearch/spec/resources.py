@@ -1,5 +1,7 @@
-"""What each run needs, as a search declares it: ``resources:`` in a search file, ``_RESOURCES``
-in a grid module, and the ``--gpus_per_run``-style flags.
+"""What each run needs, as a search declares it (``resources:``, ``_RESOURCES``, flags).
+
+``resources:`` in a search file, ``_RESOURCES`` in a grid module, and the ``--gpus_per_run``
+style flags.
 
 A search file reads either a mapping (every run)::
 
