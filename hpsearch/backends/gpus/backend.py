@@ -310,6 +310,8 @@ class GpuBackend(LocalBackend):
         docstring); a run not started is left out of the answer."""
         started = {}
         now = time.monotonic()
+        if self.fairness.holder not in {r.run_id for r in runs}:
+            self.fairness.forget(self.fairness.holder or "")  # no longer offered: let go
         self._hold_for_starving(now)
         for run in runs:
             if not self._cap_left():
