@@ -165,8 +165,9 @@ def test_rules_pick_each_runs_resources_first_match_wins_and_flags_win_over_them
 
 def test_slurm_shape_directives_replace_only_what_the_shape_changes():
     """An array of a declared shape gets hpsearch's directive for each field it changes, in
-    place of every option of the flags asking for the same; the rest stays as the flags
-    gave it; runs of the flags' own shape keep the flags' directives exactly."""
+    place of every option of the flags asking for the same (the GPU type the flags name
+    stays); the rest stays as the flags gave it; runs of the flags' own shape keep the flags'
+    directives exactly."""
     from hpsearch.backends.slurm.backend import resource_directives, shape_directives
 
     flags = ["--time=1440", "--mem=8G", "--gres=gpu:a100:1", "--partition=gpu",
@@ -175,8 +176,8 @@ def test_slurm_shape_directives_replace_only_what_the_shape_changes():
     assert shape_directives(flags, base, base, resource_directives) == flags
     two = Resources(gpus=2, cpus=8, memory=8 * GIB, time_limit=86400.0)
     assert shape_directives(flags, base, two, resource_directives) == [
-        "--time=1440", "--mem=8G", "--partition=gpu", "--mem-per-gpu=4G", "--gres=gpu:2",
-        "--cpus-per-task=8"]
+        "--time=1440", "--mem=8G", "--partition=gpu", "--mem-per-gpu=4G",
+        "--gres=gpu:a100:2", "--cpus-per-task=8"]
     none = Resources(gpus=0, memory=64 * GIB, time_limit=86400.0)
     assert shape_directives(flags, base, none, resource_directives) == [
         "--time=1440", "--partition=gpu", "--mem=65536M"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -146,18 +147,27 @@ _ASKING = {"gpus": {"gres", "gpus", "gpus-per-node", "gpus-per-task"},
            "nodes": {"nodes"}, "time_limit": {"time"}}
 
 
+#: a ``--gres`` directive naming one GPU type: ``--gres=gpu:a100:1`` (quoted or not)
+_TYPED_GRES = re.compile(r"^--gres='?gpu:([\w.-]+):\d+'?$")
+
+
 def shape_directives(flags: Sequence[str], base: Resources, resources: Resources,
                      directives: Callable[[Resources], list[str]]) -> list[str]:
     """The directives of an array of runs needing ``resources``: those the flags give
     (``flags``, which ask for ``base``), with every option asking for a field ``resources``
     changes replaced by ``directives(resources)``'s of it. The flags' own choices hold
     where a run's declaration says nothing (``--slurm_gres=gpu:a100:1`` stays as given for
-    runs of one GPU)."""
+    runs of one GPU, and a run of two asks ``--gres=gpu:a100:2``)."""
     changed = [name for name in _ASKING if getattr(base, name) != getattr(resources, name)]
     replaced = set().union(*(_ASKING[name] for name in changed))
     kept = [d for d in flags if d.removeprefix("--").partition("=")[0] not in replaced]
-    return kept + [d for d in directives(resources)
-                   if d.removeprefix("--").partition("=")[0] in replaced]
+    ours = [d for d in directives(resources)
+            if d.removeprefix("--").partition("=")[0] in replaced]
+    typed = next((m for d in flags if (m := _TYPED_GRES.match(d))), None)
+    if typed is not None:  # keep the GPU type the flags name: gpu:a100:1 -> gpu:a100:2
+        ours = [f"--gres=gpu:{typed.group(1)}:{resources.gpus}" if d.startswith("--gres=gpu:")
+                else d for d in ours]
+    return kept + ours
 
 
 def validate_slurm_options(options: SlurmJob) -> None:
