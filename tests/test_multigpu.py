@@ -12,6 +12,7 @@ real processes.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import subprocess
@@ -161,3 +162,14 @@ def test_resources_nothing_can_satisfy_are_one_line_before_anything_runs(
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "search").exists()
     assert [e for e in events if e["event"] == "start"] == []
+
+
+def test_gpus_per_run_gives_every_run_that_many_gpus_over_the_rules(tmp_path):
+    """--gpus_per_run=2 wins over a rule's ``gpus: 1``: every run gets both GPUs, one after
+    the other."""
+    done, events = search(tmp_path, {"i": [0, 1, 2], "seconds": [0.2]}, {"gpus": 1},
+                          "--gpus_per_run=2")
+    assert done.returncode == 0, done.stderr
+    sims = sorted(spans(events).values())
+    assert [gpus for _, _, gpus in sims] == [[0, 1]] * 3
+    assert all(end <= later for (_, end, _), (later, _, _) in itertools.pairwise(sims))

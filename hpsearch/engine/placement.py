@@ -140,7 +140,9 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
         return cpu_backend(options, say)
     try:
         limits = own(GpuOptions, options).limits()
-        resources = resources_of(options)
+        # a run not yet proposed is taken to need what the flags give every run
+        resources = dataclasses.replace(resources_of(options),
+                                        **own(ResourceOptions, options).shape().fields())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -260,6 +260,8 @@ class GpuBackend(LocalBackend):
     def _trial_room(self) -> int:
         """Runs of the search's shape the GPUs not held take now, plus the run holding GPUs
         (:mod:`~hpsearch.backends.gpus.fairness`) if it fits."""
+        if self.resources.gpus == 0:  # runs of no GPU (--gpus_per_run=0): slots only
+            return self._cap_left()
         now = time.monotonic()
         trial = copy.deepcopy(self.policy)
         room = 0
@@ -268,9 +270,8 @@ class GpuBackend(LocalBackend):
         if holder is not None and trial.choose_many(
                 now, holder, need, self.fairness.waiting[holder][1]) is not None:
             room += 1
-        count = max(1, self.resources.gpus)
         while room < self._cap_left():
-            gpus = trial.choose_many(now, need=need, count=count,
+            gpus = trial.choose_many(now, need=need, count=self.resources.gpus,
                                      exclude=self.fairness.blocked(None))
             if gpus is None:
                 break

@@ -276,7 +276,6 @@ class LsfBackend(ClusterBackend):
             "resources": self.lsf.resources,
             "lsf_queue": self.lsf.queue,
             "lsf_gpu": self.lsf.gpu,
-            "cpus": 1,
             "bsub_options": list(self.lsf.bsub_options),
             "job_setup": list(self.settings.job_setup),
             "worker": None,
