@@ -250,11 +250,15 @@ class Driver:
             if self.states[run_id].status in ("pending", "failed", "cancelled", "preempted"):
                 batch.append(run_id)
         if batch:
-            self._launch(batch)
+            started = self._launch(batch)
             self._counts()
+            if 0 < started < len(batch):  # some came back: offer again what is left now
+                self._fill()  # (ends: each pass starts a run)
 
     # -- launching and recording ----------------------------------------------------
-    def _launch(self, batch: list[str]) -> None:
+    def _launch(self, batch: list[str]) -> int:
+        """Submit ``batch`` as one launch; how many of its runs started (the rest are
+        queued again, first)."""
         key = "k" + secrets.token_hex(4)
         runs = []
         for run_id in batch:
@@ -288,6 +292,7 @@ class Driver:
             self.progress.event(f"run {run.run_id} #{run.trial} {state} (job "
                                 f"{jobs[run.run_id]}, attempt {run.attempt})",
                                 counts_changed=False)
+        return len(jobs)
 
     def _announce_starts(self, starts: dict[str, str]) -> None:
         """Say which queued runs started (``{run_id: job}``: the backend saw their
