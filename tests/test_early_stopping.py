@@ -38,7 +38,7 @@ from hpsearch import report
 from hpsearch.backends.slurm.backend import SlurmBackend
 from hpsearch.engine.journal import replay
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import cluster_settings
+from hpsearch.engine.placement import cluster_settings, resources_of
 from hpsearch.runs.curves import read_curve, split_points
 from hpsearch.runs.files import write_run_record
 from hpsearch.runs.model import Run
@@ -310,7 +310,7 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
                     "time.sleep(120)")
             write_run_record(run_dir, {"run_id": f"s{i}"}, argv, tmp_path, {})
             runs.append(Run(f"s{i}", i, {}, argv, tmp_path, run_dir, run_dir / "out",
-                            launch=key))
+                            launch=key, resources=resources_of(options)))
         backend.submit(runs, key)
         # stopped only once each sim ignores SIGTERM (started_at comes before that)
         wait_for(lambda: all((r.run_dir / "ignoring").exists() for r in runs), timeout=60)

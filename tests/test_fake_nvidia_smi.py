@@ -25,7 +25,7 @@ def smi(env, *args):
 
 
 def register(state, pid, gpu, mib):
-    (Path(state) / f"{pid}.json").write_text(f'{{"gpu": {gpu}, "mib": {mib}}}')
+    (Path(state) / f"{pid}.json").write_text(f'{{"gpus": [{gpu}], "mib": {mib}}}')
 
 
 def test_header_units_and_live_processes_only(env):

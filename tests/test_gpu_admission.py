@@ -155,7 +155,7 @@ def test_jobs_per_gpu_cap_holds_and_frees_on_end():
     assert policy.choose(0.0) is None
     assert "--max_num_jobs_per_gpu=1" in policy.refusal(0, 0.0)
     policy.ended("b")
-    assert policy.choose(0.0) == policy.gpu_of("a") ^ 1
+    assert policy.choose(0.0) == policy.gpus_of("a")[0] ^ 1
 
 
 def test_gate_lifts_early_when_memory_shows_and_other_gpus_never_wait():

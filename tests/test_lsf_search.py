@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -31,7 +32,7 @@ from hpsearch.backends.cluster.scheduler import Task
 from hpsearch.backends.lsf.backend import LsfBackend, _index_list, bkill, validate_lsf_options
 from hpsearch.backends.lsf.parse import BJOBS_FORMAT, parse_bsub_job_id
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import cluster_settings
+from hpsearch.engine.placement import cluster_settings, resources_of
 from hpsearch.runs.files import write_run_record
 from hpsearch.runs.model import Run
 
@@ -242,18 +243,20 @@ def options(out_dir: Path, **kw) -> SearchOptions:
                          run_cluster=True, scheduler="lsf", **kw)
 
 
-def make_run(out_dir: Path, name: str, code: str, key: str = "k1") -> Run:
+def make_run(out_dir: Path, name: str, code: str, key: str = "k1", **flags: Any) -> Run:
+    """A run of ``code``, needing what ``options(out_dir, **flags)`` ask for."""
     argv = (sys.executable, "-c", code)
     run_dir = out_dir / "runs" / name
     write_run_record(run_dir, {"run_id": name}, argv, out_dir, {})
-    return Run(name, 0, {}, argv, out_dir, run_dir, run_dir / "out", launch=key)
+    return Run(name, 0, {}, argv, out_dir, run_dir, run_dir / "out", launch=key,
+               resources=resources_of(options(out_dir, **flags)))
 
 
 def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
-    backend = LsfBackend(*cluster_settings(options(
-        tmp_path, num_jobs=4, num_hours=0.1, lsf_queue="gpu",
-        lsf_gpu="num=1:mode=exclusive_process", bsub_options=("-P=my proj", "x"))))
-    run = make_run(tmp_path, "a", "pass")
+    flags = {"num_jobs": 4, "num_hours": 0.1, "lsf_queue": "gpu",
+             "lsf_gpu": "num=1:mode=exclusive_process", "bsub_options": ("-P=my proj", "x")}
+    backend = LsfBackend(*cluster_settings(options(tmp_path, **flags)))
+    run = make_run(tmp_path, "a", "pass", **flags)
     script = backend.render_array([Task(0, run), Task(1, run)], "hps-my search", 4)
     head = [line for line in script.splitlines() if line.startswith("#BSUB")]
     assert head == ['#BSUB -J "hps-my_search[1-2]%4"',
@@ -266,6 +269,7 @@ def test_render_maps_flags_to_bsub_directives(tmp_path, lsf):  # noqa: F811
     assert backend.task_job_id("77", 0) == "77[1]"
     assert _index_list([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
     empty = LsfBackend(*cluster_settings(options(tmp_path, resources="", num_hours=30)))
+    run = make_run(tmp_path, "a", "pass", resources="", num_hours=30)
     script = empty.render_array([Task(0, run)], "n", 8)
     assert "-R" not in script and "-q" not in script and "#BSUB -W 30:00" in script
 
@@ -284,8 +288,9 @@ def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F81
     # -W 0:02: 2 s
     backend = LsfBackend(*cluster_settings(options(tmp_path, num_jobs=8, num_hours=0.02)))
     runs = [make_run(tmp_path, f"r{i}", f"import time; time.sleep({1.4 if i == 0 else 0.5})",
-                     key="k1" if i < 3 else "k2") for i in range(4)]
-    runs.append(make_run(tmp_path, "slow", "import time; time.sleep(60)", key="k2"))
+                     key="k1" if i < 3 else "k2", num_hours=0.02) for i in range(4)]
+    runs.append(make_run(tmp_path, "slow", "import time; time.sleep(60)", key="k2",
+                         num_hours=0.02))
     assert backend.room() == 3  # one array per launch, at most MAX_JOB_ARRAY_SIZE
     submitted = backend.submit(runs[:3], "k1")
     submitted.update(backend.submit(runs[3:], "k2"))

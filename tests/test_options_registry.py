@@ -105,6 +105,10 @@ def resources(options, gpu_memory_mib):
     return Resources(gpus=0, gpu_memory_mib=gpu_memory_mib)
 
 
+def directives(resources):
+    return [f"--fake-gpus={resources.gpus}"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class FakeJob(ClusterOptions, FakeOptions):
     pass
@@ -114,7 +118,8 @@ SCHEDULERS["fake"] = Scheduler(
     FakeOptions, FakeJob, lambda options, mem, partition: {"fake_queue": partition or "dq"},
     backend="hpsearch.backends.local:LocalBackend", validate="__main__:validate",
     cancel_command="true", cancel="__main__:validate", driver_script="__main__:driver_script",
-    resources="__main__:resources", settings="__main__:validate")
+    resources="__main__:resources", settings="__main__:validate",
+    directives="__main__:directives")
 
 from hpsearch.cli import main  # noqa: E402  (the CLI is made from the table as it is now)
 

@@ -136,3 +136,75 @@ def test_a_restarted_gpu_backend_reserves_what_an_adopted_run_asks_for(tmp_path)
     finally:
         second.cancel()
         second.close()
+
+
+# -- declarations (hpsearch/spec/resources.py) and what each run gets (engine/placement.py) --
+def test_rules_pick_each_runs_resources_first_match_wins_and_flags_win_over_them():
+    """A list of rules: the first whose ``when`` matches gives its keys (a list of values
+    matches any of them), keys it leaves out keep the base; a run no rule matches keeps the
+    base; ``--*_per_run`` flags set their key for every run, over the rules."""
+    from hpsearch.engine.placement import ResourcePlan
+    from hpsearch.spec.resources import ResourceOptions, parse_resources
+
+    rules = parse_resources([{"when": {"model": ["large", "xl"]}, "gpus": 4, "mem": "64G"},
+                             {"when": {"model": "large"}, "gpus": 8},
+                             {"when": {"lr": 0.1}, "cpus": 2}], "resources", ["model", "lr"])
+    plan = ResourcePlan(Resources(gpus=1, memory=8 * GIB), rules)
+    assert plan.of({"model": "xl", "lr": 0.1}) == Resources(gpus=4, memory=64 * GIB)
+    assert plan.of({"model": "large", "lr": 0.1}).gpus == 4
+    assert plan.of({"model": "small", "lr": 0.1}) == Resources(gpus=1, cpus=2, memory=8 * GIB)
+    assert plan.of({"model": "small", "lr": 0.2}) == Resources(gpus=1, memory=8 * GIB)
+    flags = ResourceOptions(gpus_per_run=2, mem_per_run="512M").shape()
+    plan = ResourcePlan(Resources(), rules, flags)
+    assert plan.of({"model": "xl", "lr": 0.1}) == Resources(gpus=2, memory=512 * 1024 ** 2)
+    assert {r.gpus for r in plan.possible()} == {2}
+    everyone = parse_resources({"gpus": 0, "cpus": 3, "nodes": 2}, "resources", ["lr"])
+    assert ResourcePlan(Resources(), everyone).of({"lr": 1}) == Resources(gpus=0, cpus=3,
+                                                                            nodes=2)
+
+
+def test_slurm_shape_directives_replace_only_what_the_shape_changes():
+    """An array of a declared shape gets hpsearch's directive for each field it changes, in
+    place of every option of the flags asking for the same (the GPU type the flags name
+    stays); the rest stays as the flags gave it; runs of the flags' own shape keep the flags'
+    directives exactly."""
+    from hpsearch.backends.slurm.backend import resource_directives, shape_directives
+
+    flags = ["--time=1440", "--mem=8G", "--gres=gpu:a100:1", "--partition=gpu",
+             "--mem-per-gpu=4G"]
+    base = Resources(gpus=1, memory=8 * GIB, time_limit=86400.0)
+    assert shape_directives(flags, base, base, resource_directives) == flags
+    two = Resources(gpus=2, cpus=8, memory=8 * GIB, time_limit=86400.0)
+    assert shape_directives(flags, base, two, resource_directives) == [
+        "--time=1440", "--mem=8G", "--partition=gpu", "--mem-per-gpu=4G",
+        "--gres=gpu:a100:2", "--cpus-per-task=8"]
+    none = Resources(gpus=0, memory=64 * GIB, time_limit=86400.0)
+    assert shape_directives(flags, base, none, resource_directives) == [
+        "--time=1440", "--partition=gpu", "--mem=65536M"]
+    assert resource_directives(Resources(gpus=2, cpus=4, memory=GIB + 1, nodes=2,
+                                         time_limit=61.0)) == [
+        "--gres=gpu:2", "--cpus-per-task=4", "--mem=1025M", "--nodes=2", "--time=2"]
+
+
+def test_fairness_holds_gpus_once_a_large_run_waited_longer_than_the_median():
+    """The rule, on a clock: a 2-GPU run refused at t=0; runs started meanwhile end after
+    1, 3 and 10 s (median 3): at t=2.9 it does not starve yet, at t=11 it does; a run started
+    before it began waiting does not count; once it starts it holds nothing."""
+    from hpsearch.backends.gpus.fairness import Fairness
+
+    fair = Fairness()
+    fair.started("before", -5.0)
+    fair.refused("large", 2, 0.0)
+    fair.refused("small", 1, 0.0)  # a 1-GPU run never waits for several GPUs
+    assert list(fair.waiting) == ["large"]
+    fair.ended("before", 0.5)
+    assert fair.starving(0.6) is None  # started before it waited: not a duration that counts
+    for name, start, end in (("a", 0.1, 1.1), ("b", 0.2, 3.2), ("c", 0.3, 10.3)):
+        fair.started(name, start)
+        fair.ended(name, end)
+    assert fair.starving(2.9) is None
+    assert fair.starving(10.5) == ("large", 2)
+    fair.hold("large", [0, 1])
+    assert fair.blocked("other") == (0, 1) and fair.blocked("large") == ()
+    fair.started("large", 11.0)
+    assert fair.blocked("other") == () and fair.waiting == {}

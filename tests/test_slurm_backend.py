@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
@@ -24,7 +25,7 @@ from hpsearch.backends.cluster.scheduler import SubmitRefused
 from hpsearch.backends.slurm import parse as sp
 from hpsearch.backends.slurm.backend import SlurmBackend, scancel
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import cluster_settings
+from hpsearch.engine.placement import cluster_settings, resources_of
 from hpsearch.runs.files import read_exit, write_run_record
 from hpsearch.runs.model import Run
 
@@ -42,11 +43,14 @@ def make_options(out_dir: Path, **kw) -> SearchOptions:
                          slurm_mem="50M", **kw)
 
 
-def make_run(out_dir: Path, name: str, code: str, *args: str, key: str = KEY) -> Run:
+def make_run(out_dir: Path, name: str, code: str, *args: str, key: str = KEY,
+             **flags: Any) -> Run:
+    """A run of ``code``, needing what ``make_options(out_dir, **flags)`` ask for."""
     argv = (sys.executable, "-c", code, *args)
     run_dir = out_dir / "runs" / name
     write_run_record(run_dir, {"run_id": name}, argv, out_dir, {})
-    return Run(name, 0, {}, argv, out_dir, run_dir, run_dir / "out", launch=key)
+    return Run(name, 0, {}, argv, out_dir, run_dir, run_dir / "out", launch=key,
+               resources=resources_of(make_options(out_dir, **flags)))
 
 
 def drive(backend: SlurmBackend, timeout: float = 60.0) -> dict[str, Ended]:
@@ -83,7 +87,7 @@ def timeout_job(slurm_cluster, timeout_search, tmp_path_factory):  # noqa: F811
     ``test_slurm_search.py``) so that both one-minute waits overlap."""
     out = tmp_path_factory.mktemp("timeout")
     backend = SlurmBackend(*cluster_settings(make_options(out, sbatch_options=("time=1",))))
-    run = make_run(out, "sleeper", "import time; time.sleep(600)")
+    run = make_run(out, "sleeper", "import time; time.sleep(600)", sbatch_options=("time=1",))
     backend.submit([run], KEY)
     yield backend, run
     backend.cancel()
@@ -159,7 +163,8 @@ def test_num_jobs_holds_across_arrays(tmp_path):
 def test_gpu_runs_see_cuda_visible_devices(tmp_path):
     backend = SlurmBackend(*cluster_settings(make_options(tmp_path, slurm_gres="gpu:1")))
     code = "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES', 'unset'))"
-    backend.submit([make_run(tmp_path, f"g{i}", code) for i in range(2)], KEY)
+    backend.submit([make_run(tmp_path, f"g{i}", code, slurm_gres="gpu:1") for i in range(2)],
+                   KEY)
     assert {e.exit_code for e in drive(backend).values()} == {0}
     seen = {(tmp_path / "runs" / f"g{i}" / "stdout.log").read_text().strip() for i in range(2)}
     assert seen <= {"0", "1"} and seen

@@ -39,6 +39,9 @@ class Scheduler:
     them) with ``cancel_command``; ``resources(options, gpu_memory_mib)`` is the
     :class:`~hpsearch.runs.model.Resources` each run's job asks for, read from its directives;
     ``settings(options)`` the scheduler's own part of what its backend's constructor takes;
+    ``directives(resources)`` the job-script options asking for one run's
+    :class:`~hpsearch.runs.model.Resources` (an array of runs of a declared shape gets them in
+    place of the flags' own options for what the shape changes);
     ``driver_script(options, argv, cwd)`` renders the driver's own batch job (``hpsearch wrap``)
     with the options ``for_driver`` changes.
     """
@@ -53,6 +56,7 @@ class Scheduler:
     driver_script: str
     resources: str
     settings: str
+    directives: str
 
     def load(self, ref: str) -> Any:
         """The attribute ``"module:attribute"`` names."""
@@ -69,7 +73,8 @@ SCHEDULERS: dict[str, Scheduler] = {
         cancel_command="scancel", cancel="hpsearch.backends.slurm.backend:scancel",
         driver_script="hpsearch.backends.slurm.backend:render_driver_script",
         resources="hpsearch.backends.slurm.backend:run_resources",
-        settings="hpsearch.backends.slurm.backend:slurm_settings"),
+        settings="hpsearch.backends.slurm.backend:slurm_settings",
+        directives="hpsearch.backends.slurm.backend:resource_directives"),
     "lsf": Scheduler(
         lsf_options.LsfOptions, lsf_options.LsfJob, lsf_options.for_driver,
         backend="hpsearch.backends.lsf.backend:LsfBackend",
@@ -77,7 +82,8 @@ SCHEDULERS: dict[str, Scheduler] = {
         cancel_command="bkill", cancel="hpsearch.backends.lsf.backend:bkill",
         driver_script="hpsearch.backends.lsf.backend:render_lsf_driver_script",
         resources="hpsearch.backends.lsf.backend:run_resources",
-        settings="hpsearch.backends.lsf.backend:lsf_settings"),
+        settings="hpsearch.backends.lsf.backend:lsf_settings",
+        directives="hpsearch.backends.lsf.backend:resource_directives"),
     "pbs": Scheduler(
         pbs_options.PbsOptions, pbs_options.PbsJob, pbs_options.for_driver,
         backend="hpsearch.backends.pbs.backend:PbsBackend",
@@ -85,7 +91,8 @@ SCHEDULERS: dict[str, Scheduler] = {
         cancel_command="qdel", cancel="hpsearch.backends.pbs.backend:qdel",
         driver_script="hpsearch.backends.pbs.backend:render_pbs_driver_script",
         resources="hpsearch.backends.pbs.backend:run_resources",
-        settings="hpsearch.backends.pbs.backend:pbs_settings"),
+        settings="hpsearch.backends.pbs.backend:pbs_settings",
+        directives="hpsearch.backends.pbs.backend:resource_directives"),
 }
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from hpsearch.errors import BackendError  # noqa: F401  (re-exported: backends import it from here)
 from hpsearch.runs.files import ExitRecord
-from hpsearch.runs.model import Run
+from hpsearch.runs.model import Resources, Run
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,17 @@ class Backend(ABC):
     def cancel(self, run_ids: Sequence[str] | None = None) -> None:
         """Stop the given runs (all active ones when None) and forget them: the driver
         records them itself."""
+
+    def choices(self) -> int:
+        """How many queued runs beyond :meth:`room` :meth:`submit` should be offered, to
+        pick those that fit now (runs of several sizes: a smaller one may start where a
+        larger one cannot); 0 by default."""
+        return 0
+
+    def refusal(self, resources: Resources) -> str | None:
+        """Why a run needing ``resources`` can never run here (one line naming what it asks
+        and what there is), checked before anything is submitted; None: it can."""
+        return None
 
     def dry_run_scripts(self, runs: Sequence[Run]) -> list[str] | None:
         """What ``--dry_run`` shows of ``runs``: the job scripts :meth:`submit` would write;

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
-from hpsearch.runs.model import Run
+from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.processes import group_alive as _group_alive
 from hpsearch.runs.processes import signal_group as _signal_group
 from hpsearch.runs.processes import stop_groups
@@ -126,11 +126,29 @@ class LocalBackend(Backend):
         self._ledger = Ledger(share_cpus=False)
 
     # -- starting -------------------------------------------------------------------
+    def _free_slots(self) -> int:
+        """Slots no run holds: a run of ``cpus=K`` holds K."""
+        return self.slots - sum(a.run.resources.cpus for a in self._active.values())
+
     def room(self) -> int:
-        return max(0, self.slots - len(self._active))
+        return max(0, self._free_slots())
+
+    def refusal(self, resources: Resources) -> str | None:
+        if resources.cpus > self.slots:
+            return (f"{resources.cpus} CPUs per run, but the search has {self.slots} CPU "
+                    "slot(s) (--num_jobs)")
+        return None
 
     def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
-        return {run.run_id: self._launch(run, run.env) for run in runs}
+        """Start each run whose CPUs the free slots hold (a run of ``cpus=K`` takes K), in
+        order; a run not started is left out of the answer."""
+        started = {}
+        for run in runs:
+            if run.resources.cpus <= self._free_slots():
+                env = {**run.env, "HPSEARCH_CPUS": str(run.resources.cpus)} \
+                    if run.resources.cpus > 1 else run.env
+                started[run.run_id] = self._launch(run, env)
+        return started
 
     def _launch(self, run: Run, env: Mapping[str, str]) -> str:
         argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv),

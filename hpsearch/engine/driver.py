@@ -68,7 +68,7 @@ from hpsearch.engine.journal import (
 )
 from hpsearch.engine.lock import DriverLock
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import resources_of
+from hpsearch.engine.placement import resource_plan
 from hpsearch.engine.policy import (
     FAIL_FAST,
     FAILED,
@@ -166,7 +166,7 @@ class Driver:
                  history: History, tracking: Tracking | None = None) -> None:
         self.spec = spec
         self.options = options
-        self.resources = resources_of(options)  # what each run needs (the same for all)
+        self.resources = resource_plan(spec, options)  # what each run needs, by its config
         self.strategy = strategy
         self.backend = backend
         strategy.call_when_ready(backend.wake)  # a proposal computed ends the wait for it
@@ -227,7 +227,8 @@ class Driver:
         run = make_run(state.run_id, state.trial, state.config, state.args,
                        out_dir=self.out_dir, run_cwd=self.options.run_cwd,
                        python=self.options.python, command=self.spec.command,
-                       out_arg=self.spec.out_arg, resources=self.resources)
+                       out_arg=self.spec.out_arg,
+                       resources=self.resources.of(state.config))
         return dataclasses.replace(run, attempt=max(1, state.attempts), launch=state.launch or "")
 
     # -- proposals ------------------------------------------------------------------
@@ -252,6 +253,7 @@ class Driver:
         room = self.backend.free_slots() if self.strategy.adaptive else self.backend.room()
         if room <= 0:
             return
+        room += self.backend.choices()  # runs offered to pick from (the rest come back)
         if len(self.ready) < room and not self.strategy.done:
             for proposal in self.strategy.ask(room - len(self.ready)):
                 self._propose(proposal)
@@ -261,11 +263,15 @@ class Driver:
             if self.states[run_id].status in ("pending", "failed", "cancelled", "preempted"):
                 batch.append(run_id)
         if batch:
-            self._launch(batch)
+            started = self._launch(batch)
             self._counts()
+            if 0 < started < len(batch):  # some came back: offer again what is left now
+                self._fill()  # (ends: each pass starts a run)
 
     # -- launching and recording ----------------------------------------------------
-    def _launch(self, batch: list[str]) -> None:
+    def _launch(self, batch: list[str]) -> int:
+        """Submit ``batch`` as one launch; how many of its runs started (the rest are
+        queued again, first)."""
         key = "k" + secrets.token_hex(4)
         runs = []
         for run_id in batch:
@@ -284,9 +290,10 @@ class Driver:
             self._prepare(run)
         jobs = self.backend.submit(runs, key)
         self._event("submit", key=key, jobs=jobs)
+        # runs not started go back to the front of the queue, in their order
+        self.ready.extendleft(reversed([r.run_id for r in runs if r.run_id not in jobs]))
         for run in runs:
             if run.run_id not in jobs:
-                self.ready.appendleft(run.run_id)
                 continue
             self.active[run.run_id] = run
             if self.reader is not None:
@@ -299,6 +306,7 @@ class Driver:
             self.progress.event(f"run {run.run_id} #{run.trial} {state} (job "
                                 f"{jobs[run.run_id]}, attempt {run.attempt})",
                                 counts_changed=False)
+        return len(jobs)
 
     def _resume_from(self, state: RunState) -> dict[str, str]:
         """``HPSEARCH_RESUME_FROM``: the output directory of the run that ``state``'s run

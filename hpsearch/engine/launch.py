@@ -19,7 +19,7 @@ from hpsearch.engine.build import build_driver, sinks_of
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import make_backend, resources_of
+from hpsearch.engine.placement import check_resources, make_backend, resource_plan
 from hpsearch.engine.policy import Policy
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
@@ -124,6 +124,11 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     progress = Progress(spec.performance_key, spec.performance_sort_asc)
     say = HeldLines(progress.message)
     backend = make_backend(options, say)
+    try:
+        check_resources(resource_plan(spec, options), backend)
+    except UsageError:
+        backend.close()
+        raise
     if options.dry_run:
         say.release()
         dry_run(spec, options, strategy, backend)
@@ -186,17 +191,17 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
                if s.status not in ENDED or s.status == "failed" and policy.retries_left(s)]
-    resources = resources_of(options)
+    plan = resource_plan(spec, options)
     runs = [make_run(s.run_id, s.trial, s.config, s.args, out_dir=options.out_dir,
                      run_cwd=options.run_cwd, python=options.python, command=spec.command,
-                     out_arg=spec.out_arg, resources=resources) for s in waiting]
+                     out_arg=spec.out_arg, resources=plan.of(s.config)) for s in waiting]
     new, note = strategy.preview(sys.maxsize if not strategy.adaptive else 64)
     for p in new:
         run_id = p.run_id or run_id_of(p.config, p.trial)
         runs.append(make_run(run_id, p.trial, p.config, None,
                              out_dir=options.out_dir, run_cwd=options.run_cwd,
                              python=options.python, command=spec.command, out_arg=spec.out_arg,
-                             resources=resources))
+                             resources=plan.of(p.config)))
     config_file = spec.command.config_file
 
     def patched(run: Run) -> str:

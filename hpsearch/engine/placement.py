@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +29,70 @@ from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
 from hpsearch.runs.model import Resources
+from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.resources import ResourceOptions, ResourceRules, Shape
+
+
+def job_resources(options: SearchOptions) -> Resources:
+    """What each cluster job asks for, as the scheduler's flags (its directives) say."""
+    entry = scheduler(options.scheduler)
+    return entry.load(entry.resources)(own(entry.job, options),
+                                       parse_mib(options.gpu_memory_per_run))
 
 
 def resources_of(options: SearchOptions) -> Resources:
-    """What each run of the search ``options`` describe needs (the same for every run today):
-    on a cluster what its scheduler's directives ask for, locally one GPU (none with
-    ``--visible_gpus=-1``); ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises
-    ``ValueError`` (one line) for a value only a caller other than the CLI can pass."""
+    """What a run of the search ``options`` describe needs when it declares nothing: on a
+    cluster what its job asks for (:func:`job_resources`; a packed job's run: one of its
+    GPUs, if it has any, and one CPU), locally one GPU (none with ``--visible_gpus=-1``);
+    ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises ``ValueError`` (one
+    line) for a value only a caller other than the CLI can pass."""
     gpu_memory = parse_mib(options.gpu_memory_per_run)
     if options.run_cluster:
-        entry = scheduler(options.scheduler)
-        return entry.load(entry.resources)(own(entry.job, options), gpu_memory)
+        job = job_resources(options)
+        if options.runs_per_job is not None:
+            return Resources(gpus=min(1, job.gpus), cpus=1, memory=None,
+                             time_limit=job.time_limit, gpu_memory_mib=gpu_memory)
+        return job
     return Resources(gpus=0 if options.cpu_only else 1, gpu_memory_mib=gpu_memory)
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """What each run of a search needs: ``base`` (the backend's and the scheduler flags'
+    :func:`resources_of`), under the search file's rule that matches the run's configuration
+    (``rules``), under the ``--*_per_run`` flags (``flags``), each setting only what it
+    names."""
+
+    base: Resources
+    rules: ResourceRules = ResourceRules()
+    flags: Shape = Shape()
+
+    def of(self, config: Mapping[str, Any]) -> Resources:
+        """What the run of ``config`` needs."""
+        return dataclasses.replace(self.base,
+                                   **self.flags.over(self.rules.shape_of(config)).fields())
+
+    def possible(self) -> list[Resources]:
+        """Every shape a run may get: each rule's, and the one of a run no rule matches."""
+        shapes = [*self.rules.shapes(), Shape()]
+        return [dataclasses.replace(self.base, **self.flags.over(s).fields()) for s in shapes]
+
+
+def resource_plan(spec: SearchSpec, options: SearchOptions) -> ResourcePlan:
+    """The :class:`ResourcePlan` of ``spec`` run with ``options``."""
+    return ResourcePlan(resources_of(options), spec.resources,
+                        own(ResourceOptions, options).shape())
+
+
+def check_resources(plan: ResourcePlan, backend: Backend) -> None:
+    """UsageError (one line) when a run of some shape ``plan`` may give can never run on
+    ``backend`` (more GPUs than the machine, more CPUs than the slots, ...)."""
+    for resources in plan.possible():
+        why = backend.refusal(resources)
+        if why is not None:
+            raise UsageError(f"resources nothing here can run: {why}; lower the run's "
+                             "resources (resources: in the search file, _RESOURCES, "
+                             "--gpus_per_run, --cpus_per_run) or run it where there are more")
 
 
 def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
@@ -52,8 +105,10 @@ def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
         gpu_limits=GpuLimits(allowed_load=options.allowed_load,
                              allowed_memory=options.allowed_memory,
                              max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
-                             sim_startup_time=options.sim_startup_time))
+                             sim_startup_time=options.sim_startup_time),
+        resources=job_resources(options))
     entry = scheduler(options.scheduler)
+    cluster = dataclasses.replace(cluster, directives=entry.load(entry.directives))
     return cluster, entry.load(entry.settings)(own(entry.job, options))
 
 
@@ -85,7 +140,9 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
         return cpu_backend(options, say)
     try:
         limits = own(GpuOptions, options).limits()
-        resources = resources_of(options)
+        # a run not yet proposed is taken to need what the flags give every run
+        resources = dataclasses.replace(resources_of(options),
+                                        **own(ResourceOptions, options).shape().fields())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:

@@ -34,14 +34,15 @@ from hpsearch.spec.values import config_hash
 class Resources:
     """What one run needs of the machine or the job that runs it.
 
-    ``gpus``: how many GPUs (0: none; a local GPU run takes one). ``cpus``: CPUs (cores).
+    ``gpus``: how many GPUs (0: none; a local run of N takes N GPUs that admit it at once).
+    ``cpus``: CPUs (cores; a local run of K takes K CPU slots).
     ``memory``: bytes of memory its job asks for (None: the scheduler's default, or no limit
     on a local run). ``nodes``: machines its job spans. ``time_limit``: seconds its job may
     run (None: no limit). ``gpu_memory_mib``: MiB of GPU memory it is expected to take
     (``--gpu_memory_per_run``; None: learned from the runs seen so far).
 
-    The defaults are a local GPU run's; :func:`hpsearch.engine.placement.resources_of`
-    fills the value from a search's flags.
+    The defaults are a local GPU run's; :class:`hpsearch.engine.placement.ResourcePlan`
+    fills each run's from the search's flags and its ``resources:`` rules.
     """
 
     gpus: int = 1

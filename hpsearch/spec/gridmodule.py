@@ -24,6 +24,8 @@ A grid module (hypnettorch's ``hpsearch_config_template.py`` format, unchanged) 
                                                     # hpsearch.spec.configfile)
     _CONFIG_ARG = "config"                          # ours, optional: --config=<the copy>
     _ALLOW_NEW_KEYS = False                         # ours, optional: key paths may be new
+    _RESOURCES = [{"when": {"lr": [1e-2]}, "gpus": 2}]  # ours, optional: what each run
+                                                    # needs (see hpsearch.spec.resources)
 
 A ``grid`` value may also be a distribution (``from hpsearch.space import loguniform``).
 A search file (YAML or JSON) says the same in other words; see :mod:`hpsearch.spec.searchfile`.
@@ -62,6 +64,7 @@ from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
 from hpsearch.spec.pruning import PrunerSpec, parse_pruner
 from hpsearch.spec.reserved import RESERVED_COLUMNS
+from hpsearch.spec.resources import ResourceRules, parse_resources
 from hpsearch.spec.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
 
 ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external", "hyperband",
@@ -104,6 +107,8 @@ class SearchSpec:
     #: ``budget`` (hyperband, bohb) and ``pbt`` settings (:mod:`hpsearch.spec.fidelity`)
     budget: Budget | None = None
     pbt: Pbt | None = None
+    #: ``resources:`` (``_RESOURCES``): what each run needs, by its configuration
+    resources: ResourceRules = field(default_factory=ResourceRules)
 
     @property
     def performance_key(self) -> str:
@@ -483,7 +488,7 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
                          grid, conditions, here / template if template else None, config_arg,
                          _bool_attr(attrs, "_ALLOW_NEW_KEYS", False), arg_format,
                          here / hydra_config if hydra_config else None)
-    return SearchSpec(
+    spec = SearchSpec(
         parameters=grid, conditions=conditions, script_name=script_name,
         command=command, summary_filename=summary_filename, summary_keywords=list(keywords),
         out_arg=out_arg, objectives=[perf_key],
@@ -491,6 +496,8 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         source_file=Path(module_file) if module_file else None, source_kind="grid_module",
         algorithm=algorithm, num_trials=num_trials, warnings=notes,
         pruner=parse_pruner(attrs.get("_PRUNER"), attrs.get("_PRUNER_OPTIONS"), "_PRUNER"))
+    return replace(spec, resources=parse_resources(attrs.get("_RESOURCES"), "_RESOURCES",
+                                                   spec.config_keys()))
 
 
 #: algorithms that optimise one objective only (a generator sees the first one: iDDS's loss)

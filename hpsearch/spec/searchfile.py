@@ -34,6 +34,9 @@
       nested:     {method: uniform, dimension: {low: 0, high: 1}}   # hpogrid's spelling
     conditions:                       # grid-module semantics: [match, replace] pairs
       - [{optimizer: [sgd]}, {momentum: [0.0, 0.9]}]
+    resources:                        # what each run needs; a list: first match wins
+      - {when: {optimizer: sgd}, gpus: 2, mem: 64G}   # (see hpsearch.spec.resources)
+      - {gpus: 1}
 
 The methods are hpogrid's (:mod:`hpsearch.spec.distributions`); hpogrid's search space pastes in
 unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,7 @@ from hpsearch.spec.gridmodule import (
 from hpsearch.spec.hydra import check_arg_format, sweeper_settings
 from hpsearch.spec.invocation import command_of
 from hpsearch.spec.pruning import parse_pruner
+from hpsearch.spec.resources import parse_resources
 
 #: the placeholders of an external generator's command line (:mod:`hpsearch.strategies.external`)
 GENERATOR_PLACEHOLDER = re.compile(r"%(MAX_POINTS|NUM_POINTS|IN|OUT)\b")
@@ -76,7 +81,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
-            "from_hydra", "log_to", "budget", "pbt")
+            "from_hydra", "log_to", "budget", "pbt", "resources")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -279,7 +284,7 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
                          conditions, here / template if template else None, config_arg,
                          allow_new_keys, arg_format, here / hydra_config if hydra_config
                          else None)
-    return SearchSpec(
+    spec = SearchSpec(
         parameters=parameters, conditions=conditions, script_name=script,
         command=command, summary_filename=summary_file, summary_keywords=keywords, out_arg=out_arg,
         objectives=objectives, directions=directions, source_file=source_file,
@@ -289,3 +294,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
         budget=budget, pbt=pbt)
+    return replace(spec, resources=parse_resources(data.get("resources"), f"{where}: resources",
+                                                   spec.config_keys()))

@@ -9,8 +9,9 @@ Usage::
 
     CUDA_VISIBLE_DEVICES=1 python fake_gpu_sim.py --mib 4000 --delay 0.2 --seconds 1
 
-After ``--delay`` seconds the sim registers ``--mib`` MiB on the GPU named by
-``CUDA_VISIBLE_DEVICES`` by writing ``<state>/<pid>.json`` = ``{"gpu": 1, "mib": 4000}``,
+After ``--delay`` seconds the sim registers ``--mib`` MiB on each GPU named by
+``CUDA_VISIBLE_DEVICES`` (a run of several GPUs, e.g. ``0,1``, takes it on each, as a data
+parallel run does) by writing ``<state>/<pid>.json`` = ``{"gpus": [1], "mib": 4000}``,
 holds it for ``--seconds``, removes the file, writes ``performance_overview.txt``
 (``gpu_mib 4000``, ``finished 1``) into ``--out_dir`` when given, and exits 0. If the GPU's live
 registrations plus ``--mib`` exceed its total it prints a PyTorch-like
@@ -55,8 +56,9 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def live_registrations(state: Path) -> dict[int, dict[str, int]]:
-    """``{pid: {"gpu": i, "mib": m}}`` for every registration whose process is alive."""
+def live_registrations(state: Path) -> dict[int, dict]:
+    """``{pid: {"gpus": [i, ...], "mib": m}}`` for every registration whose process is
+    alive (``m`` MiB on each of its GPUs)."""
     found = {}
     for path in state.glob("*.json"):
         try:
@@ -64,7 +66,7 @@ def live_registrations(state: Path) -> dict[int, dict[str, int]]:
         except (ValueError, OSError):
             continue  # a file being replaced, or not ours
         if pid_alive(pid):
-            found[pid] = {"gpu": int(record["gpu"]), "mib": int(record["mib"])}
+            found[pid] = {"gpus": [int(g) for g in record["gpus"]], "mib": int(record["mib"])}
     return found
 
 
@@ -76,7 +78,8 @@ def log_event(record: dict[str, object]) -> None:
         {"event": "alloc", "t": 1732350000.12, "pid": 4242, "gpu": 1, "mib": 4000, "used": 8000, "total": 16384}
         {"event": "oom", "t": ..., "pid": 4243, "gpu": 1, "mib": 4000, "used": 16000, "total": 16384}
         {"event": "sample", "t": ..., "gpus": [{"index": 0, "used": 0, "total": 16384, "util": 0}]}
-        {"event": "start", "t": ..., "pid": 4242, "gpu": 1}   (and "end" when the sim exits)
+        {"event": "start", "t": ..., "pid": 4242, "gpu": 1, "gpus": [1], "trial": "3"}
+        (and "end"; ``trial`` is the run's HPSEARCH_TRIAL)
     """  # noqa: E501
     path = os.environ.get("FAKE_GPU_LOG")
     if path:
@@ -84,27 +87,34 @@ def log_event(record: dict[str, object]) -> None:
             f.write(json.dumps({**record, "t": time.time()}) + "\n")
 
 
-def register(gpu: int, mib: int) -> str | None:
-    """Claim ``mib`` MiB on ``gpu`` for this process; the OOM message if it does not fit."""
+def register(gpus: list[int], mib: int) -> str | None:
+    """Claim ``mib`` MiB on each of ``gpus`` for this process; the OOM message if it does not
+    fit on one of them."""
     state, totals = state_dir(), gpu_totals()
-    if not 0 <= gpu < len(totals):
-        return f"RuntimeError: CUDA error: invalid device ordinal (GPU {gpu})"
+    for gpu in gpus:
+        if not 0 <= gpu < len(totals):
+            return f"RuntimeError: CUDA error: invalid device ordinal (GPU {gpu})"
     with open(state / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        used = sum(r["mib"] for r in live_registrations(state).values() if r["gpu"] == gpu)
-        event = {"pid": os.getpid(), "gpu": gpu, "mib": mib, "used": used + mib,
-                 "total": totals[gpu]}
-        if used + mib > totals[gpu]:
-            log_event({"event": "oom", **event})
-            return (
-                f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {mib} MiB. "
-                f"GPU {gpu} has a total capacity of {totals[gpu]} MiB of which "
-                f"{totals[gpu] - used} MiB is free."
-            )
+        live = live_registrations(state).values()
+        events = []
+        for gpu in gpus:
+            used = sum(r["mib"] for r in live if gpu in r["gpus"])
+            event = {"pid": os.getpid(), "gpu": gpu, "mib": mib, "used": used + mib,
+                     "total": totals[gpu]}
+            if used + mib > totals[gpu]:
+                log_event({"event": "oom", **event})
+                return (
+                    f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {mib} "
+                    f"MiB. GPU {gpu} has a total capacity of {totals[gpu]} MiB of which "
+                    f"{totals[gpu] - used} MiB is free."
+                )
+            events.append(event)
         tmp = state / f".{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"gpu": gpu, "mib": mib}))
+        tmp.write_text(json.dumps({"gpus": gpus, "mib": mib}))
         tmp.replace(state / f"{os.getpid()}.json")
-        log_event({"event": "alloc", **event})
+        for event in events:
+            log_event({"event": "alloc", **event})
     return None
 
 
@@ -119,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     if not visible.strip():
         print("RuntimeError: No CUDA GPUs are available", file=sys.stderr)
         return 1
-    gpu = int(visible.split(",")[0])
-    log_event({"event": "start", "pid": os.getpid(), "gpu": gpu})
+    gpus = [int(v) for v in visible.split(",")]
+    gpu = gpus[0]
+    log_event({"event": "start", "pid": os.getpid(), "gpu": gpu, "gpus": gpus,
+               "trial": os.environ.get("HPSEARCH_TRIAL")})
     try:
         time.sleep(args.delay)
-        error = register(gpu, args.mib)
+        error = register(gpus, args.mib)
         if error:
             print(error, file=sys.stderr)
             return 1
@@ -132,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             (state_dir() / f"{os.getpid()}.json").unlink(missing_ok=True)
     finally:
-        log_event({"event": "end", "pid": os.getpid(), "gpu": gpu})
+        log_event({"event": "end", "pid": os.getpid(), "gpu": gpu, "gpus": gpus})
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, "performance_overview.txt"), "w") as f:

@@ -40,7 +40,7 @@ from hpsearch.backends.cluster.scheduler import Calls, Scheduler, Task
 from hpsearch.backends.cluster.sweeps import Sweeper
 from hpsearch.backends.cluster.watchlist import Pack, Watchlist
 from hpsearch.backends.gpus.admission import GpuLimits
-from hpsearch.runs.model import Run
+from hpsearch.runs.model import Resources, Run
 
 DEFAULT_NUM_JOBS = 8
 LOG_DIR = "slurm_logs"
@@ -58,6 +58,10 @@ class ClusterSettings:
     job_template: Path | None = None  # --job_template: the user's own job script template
     timeout: float | None = None  # --timeout: a packed run's, which its worker enforces
     gpu_limits: GpuLimits = GpuLimits()  # a packed worker's GPU admission
+    #: what a run asks of its job when it declares nothing: the scheduler flags' directives
+    resources: Resources = Resources()
+    #: the scheduler's directives asking for a shape (the registry's ``directives``)
+    directives: Callable[[Resources], list[str]] = lambda resources: []
 
 
 class ClusterBackend(Backend, Scheduler):
@@ -129,6 +133,18 @@ class ClusterBackend(Backend, Scheduler):
     def free_slots(self) -> int:
         return self.arrays.free_slots()
 
+    def refusal(self, resources: Resources) -> str | None:
+        """A packed run asking more GPUs or CPUs than its job has (a job of runs of one
+        shape asks for that shape)."""
+        job = self.settings.resources
+        if self.packed and resources.gpus > job.gpus:
+            return (f"{resources.gpus} GPUs per run, but each packed job has {job.gpus} "
+                    "(--runs_per_job runs share the job's GPUs: ask the job for more)")
+        if self.packed and resources.cpus > job.cpus:
+            return (f"{resources.cpus} CPUs per run, but each packed job has {job.cpus} "
+                    "(ask the job for more)")
+        return None
+
     def room(self) -> int:
         """How many runs the next array may hold (:meth:`Arrays.room`)."""
         return self.arrays.room(self.limits(), len(self.watchlist.runs))
@@ -159,11 +175,18 @@ class ClusterBackend(Backend, Scheduler):
         return claims.pack_dir(Path(self.settings.out_dir).resolve(), key)
 
     def dry_run_scripts(self, runs: Sequence[Run]) -> list[str]:
-        """The job scripts ``submit`` would write for ``runs`` (``--dry_run``)."""
+        """The job scripts ``submit`` would write for ``runs`` (``--dry_run``): one array
+        per shape."""
         per_array, _ = self.limits()
         chunk = per_array * self.arrays.per_job
-        return [self._script(runs[i:i + chunk], "KEY", self.arrays.num_jobs)
-                for i in range(0, len(runs), chunk)]
+        scripts = []
+        for shape in dict.fromkeys(r.resources for r in runs):
+            same = [r for r in runs if self.packed or r.resources == shape]
+            scripts += [self._script(same[i:i + chunk], "KEY", self.arrays.num_jobs)
+                        for i in range(0, len(same), chunk)]
+            if self.packed:
+                break
+        return scripts
 
     def _script(self, runs: Sequence[Run], key: str, throttle: int) -> str:
         """The job script of one launch: an array of its runs, or of packed workers."""
@@ -177,11 +200,17 @@ class ClusterBackend(Backend, Scheduler):
         """Submit ``runs`` (at most ``room()``) as one array; return ``{run_id: job_id}``
         (a packed launch's runs: the array's id, until a worker claims them).
 
+        One array holds runs of one shape (:class:`~hpsearch.runs.model.Resources`: its
+        directives ask for it): the runs of the first run's shape go, the others are handed
+        back (not started), for the next launch. A packed launch takes every shape: its
+        workers place each run on their job's GPUs.
+
         A refusal for a submit limit or a time-out is retried with back-off; while other
         runs are queued, the refused runs are handed back instead (not started, not failed)
         and the queue cap is lowered to what the scheduler accepted.
         """
-        runs = list(runs)[: self.room()]
+        runs = [r for r in runs if self.packed or r.resources == runs[0].resources]
+        runs = runs[: self.room()]
         if not runs:
             return {}
         throttle = self.arrays.new_throttle()

@@ -20,7 +20,8 @@ before it submits the array (the launch itself is journaled before that, as ever
              "sim_startup_time": 60.0, "gpu_memory_per_run": null},
      "runs": [{"run_id": "3f2a9c0d1b7e", "trial": 0, "run_dir": "/abs/runs/3f2a9c0d1b7e",
                "cwd": "/abs/sim", "argv": ["python3", "sim.py", "--lr=0.1"],
-               "env": {"HPSEARCH_RUN_ID": "3f2a9c0d1b7e", ...}, "attempt": 1}, ...]}
+               "env": {"HPSEARCH_RUN_ID": "3f2a9c0d1b7e", ...}, "attempt": 1,
+               "gpus": 1}, ...]}
 
 **A claim is won once.** A worker writes its claim whole to a file of its own, then links
 it to ``claims/<run_id>`` (:func:`hpsearch.runs.files.link_whole`, the primitive of the driver's
@@ -33,6 +34,7 @@ this one again: a worker starts a run only while its ``run.json`` names this lau
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -85,7 +87,7 @@ def write_queue(folder: Path, queue: Queue) -> None:
         "gpu": dict(queue.gpu),
         "runs": [{"run_id": r.run_id, "trial": r.trial, "run_dir": str(r.run_dir),
                   "cwd": str(r.cwd), "argv": list(r.argv), "env": dict(r.env),
-                  "attempt": r.attempt} for r in queue.runs]})
+                  "attempt": r.attempt, "gpus": r.resources.gpus} for r in queue.runs]})
     write_atomic(folder / QUEUE_FILE, text + "\n")
     with open(folder / QUEUE_FILE) as f:
         os.fsync(f.fileno())
@@ -93,7 +95,8 @@ def write_queue(folder: Path, queue: Queue) -> None:
 
 def read_queue(folder: Path) -> Queue:
     """The pack's ``queue.json`` (OSError / ValueError when it is missing or torn); its
-    runs need a GPU each and the GPU memory ``gpu_memory_per_run`` names (MiB, or a size such
+    runs need the GPUs their ``gpus`` names (one in a queue an older hpsearch wrote) and the
+    GPU memory ``gpu_memory_per_run`` names (MiB, or a size such
     as ``4GiB`` in a queue an older hpsearch wrote; null: learned)."""
     with open(folder / QUEUE_FILE) as f:
         data = json.load(f)
@@ -101,7 +104,7 @@ def read_queue(folder: Path) -> Queue:
     runs = tuple(Run(r["run_id"], int(r["trial"]), {}, tuple(r["argv"]), Path(r["cwd"]),
                      Path(r["run_dir"]), Path(r["run_dir"]) / SIM_OUT_DIR,
                      attempt=int(r["attempt"]), launch=data["key"], env=dict(r["env"]),
-                     resources=needs)
+                     resources=dataclasses.replace(needs, gpus=int(r.get("gpus", 1))))
                  for r in data["runs"])
     return Queue(data["key"], int(data["runs_per_job"]), int(data["workers"]),
                  data["timeout"], float(data["walltime_warning"]),

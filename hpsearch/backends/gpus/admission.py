@@ -9,6 +9,9 @@ origin). One poll of the backend reads::
     while (gpu := policy.choose(now, run.run_id, need)) is not None:
         pid = start(run, CUDA_VISIBLE_DEVICES=str(gpu))
         policy.launched(gpu, run.run_id, pid, now, need)   # before the next choose()
+    gpus = policy.choose_many(now, run.run_id, need, count=2)   # a run of 2 GPUs: both
+    for gpu in gpus or ():                                      # admit it now, or None
+        policy.launched(gpu, run.run_id, pid, now, need)        # its need on each of them
     ...
     policy.ended(run_id)                       # when the run's process is gone
     policy.oom(run_id)                         # before retrying a CUDA out-of-memory run
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from hpsearch.backends.gpus.probe import GpuSample
@@ -108,7 +111,8 @@ class GpuAdmission:
     limits: GpuLimits
     _latest: dict[int, GpuSample] = field(default_factory=dict)
     _loads: dict[int, deque[float]] = field(default_factory=dict)
-    _live: dict[str, _Launch] = field(default_factory=dict)
+    #: (run_id, gpu) -> our run there (a run of several GPUs: one entry per GPU)
+    _live: dict[tuple[str, int], _Launch] = field(default_factory=dict)
     _peaks: dict[str, int] = field(default_factory=dict)  # run_id -> largest MiB seen
     _learned_mib: int = 0  # largest per-process memory seen for any of our runs
     _need_override: dict[str, int] = field(default_factory=dict)  # after OOM
@@ -142,19 +146,21 @@ class GpuAdmission:
         """Record that ``run_id`` started on ``gpu`` as process ``pid`` at ``now``, expected
         to take ``need`` MiB (None: learn it).
 
-        ``pid`` is the process that will allocate GPU memory (the one NVML lists).
+        ``pid`` is the process that will allocate GPU memory (the one NVML lists). A run of
+        several GPUs is launched on each of them; ``need`` is what it takes on each.
         """
-        self._live[run_id] = _Launch(run_id, gpu, pid, now)
+        self._live[(run_id, gpu)] = _Launch(run_id, gpu, pid, now)
         if need is not None:
             self._declared[run_id] = need
 
     def ended(self, run_id: str, peak_mib: int | None = None) -> None:
         """Forget a run whose process is gone; learn its peak (``peak_mib`` if the backend
         measured one itself) for later runs."""
-        launch = self._live.pop(run_id, None)
+        for key in [k for k in self._live if k[0] == run_id]:
+            launch = self._live.pop(key)
+            if launch.mib_now:
+                self._freed[launch.gpu] = self._freed.get(launch.gpu, 0) + launch.mib_now
         self._declared.pop(run_id, None)
-        if launch is not None and launch.mib_now:
-            self._freed[launch.gpu] = self._freed.get(launch.gpu, 0) + launch.mib_now
         peak = max(self._peaks.get(run_id, 0), peak_mib or 0)
         if peak:
             self._peaks[run_id] = peak
@@ -200,15 +206,21 @@ class GpuAdmission:
         Call :meth:`launched` before the next ``choose``: until then the same GPU is
         offered again.
         """
+        chosen = self.choose_many(now, run_id, need)
+        return None if chosen is None else chosen[0]
+
+    def choose_many(self, now: float, run_id: str | None = None, need: int | None = None,
+                    count: int = 1, exclude: Collection[int] = ()) -> list[int] | None:
+        """``count`` GPUs (not among ``exclude``) that each admit the run now, those with the
+        most free memory first; None when fewer do. Call :meth:`launched` on each before the
+        next choice."""
         need = self.need_mib(run_id, need)
         after_oom = run_id is not None and run_id in self._need_override
-        best: tuple[float, int] | None = None
-        for gpu in self.candidates():
-            if self.refusal(gpu, now, need, after_oom) is None:
-                key = (self._free_mib(gpu), -gpu)
-                if best is None or key > best:
-                    best = key
-        return None if best is None else -best[1]
+        free = [g for g in self.candidates() if g not in exclude
+                and self.refusal(g, now, need, after_oom) is None]
+        if len(free) < count:
+            return None
+        return sorted(free, key=lambda g: (-self._free_mib(g), g))[:count]
 
     def refusal(self, gpu: int, now: float, need: int | None = None,
                 after_oom: bool = False) -> str | None:
@@ -259,9 +271,9 @@ class GpuAdmission:
         """Our live runs on ``gpu``."""
         return [r for r in self._live.values() if r.gpu == gpu]
 
-    def gpu_of(self, run_id: str) -> int | None:
-        launch = self._live.get(run_id)
-        return None if launch is None else launch.gpu
+    def gpus_of(self, run_id: str) -> list[int]:
+        """The GPUs ``run_id`` runs on (none: it is not ours, or it ended)."""
+        return sorted(gpu for rid, gpu in self._live if rid == run_id)
 
     def load(self, gpu: int) -> float:
         """Mean utilization (0..1) over the last ``load_window`` samples (0 if none)."""

@@ -14,9 +14,13 @@ processes are gone, so it is free); only when that admits nothing is the next sa
 
 and reported with ``extra={"gpu": <index>}`` (a results column). What a run needs comes with it
 (:class:`~hpsearch.runs.model.Resources`): a run needing no GPU takes a slot only, with
-``CUDA_VISIBLE_DEVICES=`` (no GPU); one needing GPUs takes one, its ``gpu_memory_mib`` (else
-what runs were seen to take) reserved on it. :meth:`GpuBackend.room` places runs not yet
-submitted as needing what ``resources`` (every run of the search, for now) names.
+``CUDA_VISIBLE_DEVICES=`` (no GPU); one needing N GPUs starts only when N GPUs each admit it at
+once (:meth:`GpuAdmission.choose_many`), with ``CUDA_VISIBLE_DEVICES=0,1`` listing them
+(``extra={"gpu": "0,1"}``), its ``gpu_memory_mib`` (else what runs were seen to take) reserved
+on each. :meth:`GpuBackend.room` places runs not yet submitted as needing what ``resources``
+(the search's flags) names; while a run of several GPUs waits, :meth:`GpuBackend.choices` asks
+the driver to offer a few more queued runs, so a smaller one may start where it cannot, and
+:mod:`~hpsearch.backends.gpus.fairness` keeps that from starving it.
 
 NVML and ``nvidia-smi`` list the pid of the process that holds GPU memory: the sim, a
 child of our ``sh`` wrapper. Every run starts in a new session whose id is the wrapper's
@@ -44,6 +48,7 @@ from pathlib import Path
 
 from hpsearch.backends.base import BackendError, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
+from hpsearch.backends.gpus.fairness import Fairness
 from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable
 from hpsearch.backends.local import LocalBackend
 from hpsearch.runs.files import stderr_says_oom
@@ -72,18 +77,24 @@ def session_of(pid: int) -> int | None:
         return None
 
 
-def gpu_from_environ(pid: int) -> int | None:
-    """``CUDA_VISIBLE_DEVICES`` of a live process we started (after a driver restart)."""
+def gpus_from_environ(pid: int) -> list[int]:
+    """The GPUs ``CUDA_VISIBLE_DEVICES`` of a live process we started lists (after a driver
+    restart); none when it is unreadable or lists no index."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             entries = f.read().split(b"\0")
     except OSError:
-        return None
+        return []
     for entry in entries:
         if entry.startswith(b"CUDA_VISIBLE_DEVICES="):
-            value = entry.split(b"=", 1)[1].split(b",")[0]
-            return int(value) if value.isdigit() else None
-    return None
+            values = entry.split(b"=", 1)[1].split(b",")
+            return [int(v) for v in values if v.isdigit()]
+    return []
+
+
+def gpu_column(gpus: Sequence[int]) -> int | str:
+    """The results' ``gpu`` of a run on ``gpus``: ``1``, or ``"0,1"`` for several."""
+    return gpus[0] if len(gpus) == 1 else ",".join(map(str, gpus))
 
 
 def by_session(samples: Sequence[GpuSample], wrappers: set[int],
@@ -177,6 +188,7 @@ class GpuBackend(LocalBackend):
         self.limits = limits
         self.resources = resources or Resources()
         self.policy = GpuAdmission(limits)
+        self.fairness = Fairness()
         self.say = say
         self._run_dirs: dict[str, Path] = {}
         self._probe_failures = 0
@@ -216,6 +228,13 @@ class GpuBackend(LocalBackend):
         ``--allowed_memory`` of every GPU."""
         return self.policy.fits_at_all(need=self.resources.gpu_memory_mib)
 
+    def refusal(self, resources: Resources) -> str | None:
+        n = len(self.policy.candidates())
+        if resources.gpus > n:
+            return (f"{resources.gpus} GPUs per run, but this machine lets the search use "
+                    f"{n} GPU{'s' if n != 1 else ''} ({self.source.description})")
+        return None
+
     # -- starting -------------------------------------------------------------------
     def _cap_left(self) -> int:
         return max(0, self.slots - len(self._active))
@@ -233,18 +252,45 @@ class GpuBackend(LocalBackend):
             self._said_waiting = False
         return room
 
+    def choices(self) -> int:
+        """While a run of several GPUs waits: one more queued run per GPU, to start where
+        it cannot."""
+        return len(self.policy.candidates()) if self.fairness.waiting else 0
+
     def _trial_room(self) -> int:
+        """Runs of the search's shape the GPUs not held take now, plus the run holding GPUs
+        (:mod:`~hpsearch.backends.gpus.fairness`) if it fits."""
+        if self.resources.gpus == 0:  # runs of no GPU (--gpus_per_run=0): slots only
+            return self._cap_left()
         now = time.monotonic()
         trial = copy.deepcopy(self.policy)
         room = 0
         need = self.resources.gpu_memory_mib
+        holder = self.fairness.holder
+        if holder is not None and trial.choose_many(
+                now, holder, need, self.fairness.waiting[holder][1]) is not None:
+            room += 1
         while room < self._cap_left():
-            gpu = trial.choose(now, need=need)
-            if gpu is None:
+            gpus = trial.choose_many(now, need=need, count=self.resources.gpus,
+                                     exclude=self.fairness.blocked(None))
+            if gpus is None:
                 break
-            trial.launched(gpu, f"trial-{room}", None, now, need)
+            for gpu in gpus:
+                trial.launched(gpu, f"trial-{room}", None, now, need)
             room += 1
         return room
+
+    def _hold_for_starving(self, now: float) -> None:
+        """Let the run that waited too long hold the GPUs it needs (fewest of our runs on
+        them first), unless one holds GPUs already."""
+        if self.fairness.holder is not None:
+            return
+        starving = self.fairness.starving(now)
+        if starving is not None:
+            run_id, count = starving
+            gpus = sorted(self.policy.candidates(),
+                          key=lambda g: (len(self.policy.runs_on(g)), g))[:count]
+            self.fairness.hold(run_id, gpus)
 
     def _note_waiting(self, now: float) -> None:
         """Say why, once, when runs waited ``SAY_WAITING_AFTER`` s with none of ours going."""
@@ -265,6 +311,9 @@ class GpuBackend(LocalBackend):
         docstring); a run not started is left out of the answer."""
         started = {}
         now = time.monotonic()
+        if self.fairness.holder not in {r.run_id for r in runs}:
+            self.fairness.forget(self.fairness.holder or "")  # no longer offered: let go
+        self._hold_for_starving(now)
         for run in runs:
             if not self._cap_left():
                 break
@@ -272,16 +321,20 @@ class GpuBackend(LocalBackend):
                 started[run.run_id] = self._launch(run, {**run.env, "CUDA_VISIBLE_DEVICES": ""})
                 continue
             need = run.resources.gpu_memory_mib
-            gpu = self.policy.choose(now, run.run_id, need)
-            if gpu is None:
-                continue  # e.g. a retry after OOM needs more than fits now
-            env = {**run.env, "CUDA_VISIBLE_DEVICES": str(gpu),
+            gpus = self.policy.choose_many(now, run.run_id, need, run.resources.gpus,
+                                           exclude=self.fairness.blocked(run.run_id))
+            if gpus is None:  # too few GPUs admit it now (or a retry after OOM needs more)
+                self.fairness.refused(run.run_id, run.resources.gpus, now)
+                continue
+            env = {**run.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
                    "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
             started[run.run_id] = self._launch(run, env)
             active = self._active[run.run_id]
-            active.extra["gpu"] = gpu
+            active.extra["gpu"] = gpu_column(gpus)
             self._run_dirs[run.run_id] = run.run_dir
-            self.policy.launched(gpu, run.run_id, active.pid, now, need)
+            for gpu in gpus:
+                self.policy.launched(gpu, run.run_id, active.pid, now, need)
+            self.fairness.started(run.run_id, now)
         return started
 
     # -- watching -------------------------------------------------------------------
@@ -295,6 +348,7 @@ class GpuBackend(LocalBackend):
                 self.say(f"run {end.run_id} ran out of GPU memory; its retry reserves "
                          f"{need} MiB")
             self.policy.ended(end.run_id)
+            self.fairness.ended(end.run_id, time.monotonic())
         if ended:
             self._stale, self._last_end = True, time.monotonic()
         return ended
@@ -305,10 +359,11 @@ class GpuBackend(LocalBackend):
         ended = super().reattach(jobs)
         now = time.monotonic()
         for run_id, active in self._active.items():
-            gpu = gpu_from_environ(active.pid)
+            gpus = gpus_from_environ(active.pid)
             self._run_dirs[run_id] = active.run.run_dir
-            if gpu is not None:
-                active.extra["gpu"] = gpu
+            if gpus:
+                active.extra["gpu"] = gpu_column(gpus)
+            for gpu in gpus:
                 self.policy.launched(gpu, run_id, active.pid, now,
                                      active.run.resources.gpu_memory_mib)
         return ended

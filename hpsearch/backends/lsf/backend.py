@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,39 @@ def run_resources(options: LsfJob, gpu_memory_mib: int | None) -> Resources:
         gpus=lp.gpu_count(gpu) if gpu else lp.rusage_gpus(lsf_resources(options)),
         cpus=int(cpus) if cpus.isdigit() else 1, memory=None, nodes=1,
         time_limit=job_time_limit(items, options.num_hours), gpu_memory_mib=gpu_memory_mib)
+
+
+def resource_directives(resources: Resources) -> list[str]:
+    """The bsub options (``--bsub_option`` items, ``KEY=VALUE``) that ask for ``resources``:
+    ``gpu=num=N`` (none for 0 GPUs), ``n=<CPUs x nodes>``, ``R=span[hosts=1]`` (one node) or
+    ``R=span[ptile=<CPUs>]`` (several), ``W=<minutes>``; e.g. ``["gpu=num=2", "n=4",
+    "R=span[hosts=1]", "W=60"]``. Memory is left to ``--resources``'s ``rusage[mem=...]``
+    (its unit is the cluster's ``LSF_UNIT_FOR_LIMITS``)."""
+    items = [f"gpu=num={resources.gpus}"] if resources.gpus else []
+    items.append(f"n={resources.cpus * resources.nodes}")
+    items.append("R=span[hosts=1]" if resources.nodes == 1 else f"R=span[ptile={resources.cpus}]")
+    if resources.time_limit is not None:
+        items.append(f"W={max(1, math.ceil(resources.time_limit / 60))}")
+    return items
+
+
+#: the bsub options that ask for each field of Resources (see :func:`shape_context`)
+_ASKING = {"gpus": {"gpu"}, "cpus": {"n", "R"}, "nodes": {"n", "R"}, "time_limit": {"W"}}
+
+
+def shape_context(settings: LsfSettings, base: Resources, resources: Resources,
+                  directives: Callable[[Resources], list[str]]) -> dict[str, Any]:
+    """What the array template is given for runs needing ``resources``, where the flags
+    ask for ``base``: the flags' ``lsf_gpu`` and ``bsub_options``, with every option asking
+    for a field ``resources`` changes replaced by ``directives(resources)``'s (``--lsf_gpu``
+    gives way to ``gpu=num=N``)."""
+    changed = [name for name in _ASKING if getattr(base, name) != getattr(resources, name)]
+    replaced = set().union(*(_ASKING[name] for name in changed))
+    options = [o for o in settings.bsub_options if o.partition("=")[0] not in replaced]
+    options += [o for o in directives(resources) if o.partition("=")[0] in replaced]
+    return {"lsf_gpu": "" if "gpu" in replaced else settings.gpu,
+            "cpus": next((o.partition("=")[2] for o in options if o.startswith("n=")), 1),
+            "bsub_options": [o for o in options if not o.startswith("n=")]}
 
 
 def validate_lsf_options(options: LsfJob) -> None:
@@ -217,8 +250,12 @@ class LsfBackend(ClusterBackend):
                 or state.startswith(("TERM_", "exit status")))
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
+        """The array of ``tasks`` (runs of one shape), with the options of that shape
+        (:func:`shape_context`)."""
+        shape = shape_context(self.lsf, self.settings.resources, tasks[0].run.resources,
+                              self.settings.directives) if tasks else {}
         return self._render([t.task + 1 for t in tasks], job_name, throttle,
-                            self.run_context(tasks, "index", 1))
+                            {**self.run_context(tasks, "index", 1), **shape})
 
     def render_workers(self, count: int, job_name: str, throttle: int,
                        worker: Mapping[str, Any]) -> str:

@@ -158,14 +158,19 @@ def _check_value(flag: str, value: str) -> None:
 
 def pbs_directives(options: PbsJob) -> list[str]:
     """Every ``#PBS`` line of a job the flags ask for (after name, logs and array): the
-    resources (:func:`resource_directives`), ``-q``, then each ``--qsub_option`` (quoted)."""
+    resources (:func:`resource_directives`), then :func:`queue_directives`."""
+    return [*resource_directives(run_resources(options, None), options.pbs_flavor),
+            *queue_directives(options)]
+
+
+def queue_directives(options: PbsJob) -> list[str]:
+    """The ``#PBS`` lines of a job that are not its resources: ``-q``, then each
+    ``--qsub_option`` (quoted)."""
     _check_value("--pbs_queue", options.pbs_queue)
-    lines = resource_directives(run_resources(options, None), options.pbs_flavor)
-    if options.pbs_queue.strip():
-        lines.append(f"-q {templating.shquote(options.pbs_queue.strip())}")
-    lines += [f"-{key}" if value is None else f"-{key} {templating.shquote(value)}"
-              for key, value in qsub_items(options)]
-    return lines
+    lines = [f"-q {templating.shquote(options.pbs_queue.strip())}"] \
+        if options.pbs_queue.strip() else []
+    return lines + [f"-{key}" if value is None else f"-{key} {templating.shquote(value)}"
+                    for key, value in qsub_items(options)]
 
 
 def validate_pbs_options(options: PbsJob) -> None:
@@ -225,14 +230,14 @@ class PbsSettings:
 
     flavor: str  # --pbs_flavor
     throttle: str  # --pbs_throttle
-    directives: tuple[str, ...]  # pbs_directives
+    directives: tuple[str, ...]  # queue_directives; the resources' come from each array's runs
     time_limit: float | None  # seconds: --num_hours, or a --qsub_option=l=walltime=...
 
 
 def pbs_settings(options: PbsJob) -> PbsSettings:
     """The PBS backend's settings that ``options`` give (ValueError, one line, if bad)."""
     return PbsSettings(options.pbs_flavor, options.pbs_throttle,
-                       tuple(pbs_directives(options)),
+                       tuple(queue_directives(options)),
                        run_resources(options, None).time_limit)
 
 
@@ -266,20 +271,27 @@ class PbsBackend(ClusterBackend):
         return room
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
-        return self._render(len(tasks), job_name, throttle, self.run_context(tasks, "index", 1))
+        """The array of ``tasks`` (runs of one shape: see the cluster backend), asking for
+        that shape's resources."""
+        resources = tasks[0].run.resources if tasks else self.settings.resources
+        return self._render(len(tasks), job_name, throttle, self.run_context(tasks, "index", 1),
+                            resources)
 
     def render_workers(self, count: int, job_name: str, throttle: int,
                        worker: Mapping[str, Any]) -> str:
-        return self._render(count, job_name, throttle, {"runs": [], "worker": dict(worker)})
+        return self._render(count, job_name, throttle, {"runs": [], "worker": dict(worker)},
+                            self.settings.resources)
 
-    def _render(self, count: int, job_name: str, throttle: int, body: dict[str, Any]) -> str:
+    def _render(self, count: int, job_name: str, throttle: int, body: dict[str, Any],
+                resources: Resources) -> str:
+        directives = [*resource_directives(resources, self.pbs.flavor), *self.pbs.directives]
         return templating.render(ARRAY_TEMPLATE, {
             "flavor": self.pbs.flavor,
             "job_name": safe_job_name(job_name),
             "count": count,
             "throttle": throttle if self.pbs.throttle == "subjobs" else 0,
             "log_dir": str(self.log_dir.resolve()),
-            "directives": list(self.pbs.directives),
+            "directives": directives,
             "time_limit": math.ceil(self.pbs.time_limit or 0),
             "warning": self.warning,
             "job_setup": list(self.settings.job_setup),

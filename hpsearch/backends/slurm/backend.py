@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -124,6 +125,51 @@ def run_resources(options: SlurmJob, gpu_memory_mib: int | None) -> Resources:
         gpu_memory_mib=gpu_memory_mib)
 
 
+def resource_directives(resources: Resources) -> list[str]:
+    """The ``#SBATCH`` options that ask for ``resources``: ``--gres=gpu:N`` (none for 0 GPUs),
+    ``--cpus-per-task``, ``--mem`` (MiB, rounded up), ``--nodes``, ``--time`` (minutes,
+    rounded up), e.g. ``["--gres=gpu:2", "--cpus-per-task=4", "--mem=65536M", "--nodes=1",
+    "--time=60"]``."""
+    directives = [f"--gres=gpu:{resources.gpus}"] if resources.gpus else []
+    directives.append(f"--cpus-per-task={resources.cpus}")
+    if resources.memory is not None:
+        directives.append(f"--mem={-(-resources.memory // 1024 ** 2)}M")
+    directives.append(f"--nodes={resources.nodes}")
+    if resources.time_limit is not None:
+        directives.append(f"--time={max(1, math.ceil(resources.time_limit / 60))}")
+    return directives
+
+
+#: the sbatch options that ask for each field of Resources: a shape that changes the field
+#: replaces every one of them the flags gave
+_ASKING = {"gpus": {"gres", "gpus", "gpus-per-node", "gpus-per-task"},
+           "cpus": {"cpus-per-task"}, "memory": {"mem", "mem-per-cpu", "mem-per-gpu"},
+           "nodes": {"nodes"}, "time_limit": {"time"}}
+
+
+#: a ``--gres`` directive naming one GPU type: ``--gres=gpu:a100:1`` (quoted or not)
+_TYPED_GRES = re.compile(r"^--gres='?gpu:([\w.-]+):\d+'?$")
+
+
+def shape_directives(flags: Sequence[str], base: Resources, resources: Resources,
+                     directives: Callable[[Resources], list[str]]) -> list[str]:
+    """The directives of an array of runs needing ``resources``: those the flags give
+    (``flags``, which ask for ``base``), with every option asking for a field ``resources``
+    changes replaced by ``directives(resources)``'s of it. The flags' own choices hold
+    where a run's declaration says nothing (``--slurm_gres=gpu:a100:1`` stays as given for
+    runs of one GPU, and a run of two asks ``--gres=gpu:a100:2``)."""
+    changed = [name for name in _ASKING if getattr(base, name) != getattr(resources, name)]
+    replaced = set().union(*(_ASKING[name] for name in changed))
+    kept = [d for d in flags if d.removeprefix("--").partition("=")[0] not in replaced]
+    ours = [d for d in directives(resources)
+            if d.removeprefix("--").partition("=")[0] in replaced]
+    typed = next((m for d in flags if (m := _TYPED_GRES.match(d))), None)
+    if typed is not None:  # keep the GPU type the flags name: gpu:a100:1 -> gpu:a100:2
+        ours = [f"--gres=gpu:{typed.group(1)}:{resources.gpus}" if d.startswith("--gres=gpu:")
+                else d for d in ours]
+    return kept + ours
+
+
 def validate_slurm_options(options: SlurmJob) -> None:
     """Check every sbatch directive the flags produce; ``ValueError`` (one line) if bad."""
     slurm_directives(options)
@@ -232,8 +278,13 @@ class SlurmBackend(ClusterBackend):
         return sp.parse_time_limit(time) if time else None
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
+        """The array of ``tasks`` (runs of one shape: see the cluster backend), with the
+        directives of that shape (:func:`shape_directives`)."""
+        directives = shape_directives(self.directives, self.settings.resources,
+                                      tasks[0].run.resources, self.settings.directives) \
+            if tasks else self.directives
         return self._render([t.task for t in tasks], job_name, throttle,
-                            self.run_context(tasks, "task", 0))
+                            {**self.run_context(tasks, "task", 0), "directives": directives})
 
     def render_workers(self, count: int, job_name: str, throttle: int,
                        worker: Mapping[str, Any]) -> str:
