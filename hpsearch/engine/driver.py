@@ -819,6 +819,8 @@ class Driver:
     def _exit_status(self) -> int:
         if self.stop_detail:
             self.progress.message(self.stop_detail)
+        if self.strategy.stop_note:
+            self.progress.message(self.strategy.stop_note)
         if self.stop_reason == "interrupted":
             return 128 + (self.signal_number or signal.SIGINT)
         if self.stop_reason in ("max_failures", "fail_fast"):

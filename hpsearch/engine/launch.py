@@ -29,6 +29,7 @@ from hpsearch.engine.searchdir import (
     read_description,
     write_description,
 )
+from hpsearch.engine.warmstart import warm_started
 from hpsearch.errors import UsageError
 from hpsearch.runs.model import Run, make_run, run_id_of
 from hpsearch.spec.gridmodule import SearchSpec, resolve_algorithm, with_pruner
@@ -110,13 +111,14 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     """Load, check and drive the search; ``notes`` (lines on the flags the search file set)
     are shown with the spec's warnings once the search loaded."""
     spec = load_search(source, options.run_cwd)
-    for note in notes:
+    check_out_dir(options.out_dir)
+    spec, warm_line = warm_started(spec, options.out_dir)
+    for note in [*notes, *([warm_line] if warm_line else [])]:
         print(f"hpsearch: {note}", file=sys.stderr)
     for warning in spec.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     sinks = sinks_of(spec, options)
     strategy = make_strategy(spec, options)
-    check_out_dir(options.out_dir)
     meta = describe(spec, source_name(source, spec), options.run_cwd, options.backend_name,
                     command, Path.cwd(), strategy.total, strategy.total_is_estimate)
     if not options.force_out_dir:

@@ -59,6 +59,7 @@ from hpsearch.errors import UsageError
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
 from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
+from hpsearch.spec.points import Forbid, WarmResult
 from hpsearch.spec.pruning import PrunerSpec, parse_pruner
 from hpsearch.spec.reserved import RESERVED_COLUMNS
 from hpsearch.spec.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
@@ -99,6 +100,13 @@ class SearchSpec:
     warnings: list[str] = field(default_factory=list)
     #: the search file's ``log_to``: tracking sinks every ended run is logged to
     log_to: tuple[str, ...] = ()
+    #: ``initial_points`` (completed: :func:`hpsearch.spec.points.fit`), proposed first;
+    #: ``forbid``: configurations never proposed; ``warm_start``: earlier search
+    #: directories, whose runs :mod:`hpsearch.engine.warmstart` puts in ``warm_results``
+    initial_points: tuple[dict[str, Any], ...] = ()
+    forbid: tuple[Forbid, ...] = ()
+    warm_start: tuple[str, ...] = ()
+    warm_results: tuple[WarmResult, ...] = ()
 
     @property
     def performance_key(self) -> str:
@@ -502,6 +510,23 @@ def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
     return replace(spec, pruner=parse_pruner(name, options, "--pruner"))
 
 
+def _check_seeding(spec: SearchSpec, algorithm: str, trials: int | None) -> None:
+    """``initial_points`` and ``warm_start`` are for the samplers (the grid walks every
+    configuration anyway); ``forbid`` for the samplers and the grid."""
+    seeding = [k for k, v in (("initial_points", spec.initial_points),
+                              ("warm_start", spec.warm_start)) if v]
+    if seeding and algorithm == "grid":
+        raise UsageError(f"{seeding[0]} is for the samplers: the grid walks every "
+                         "configuration in its own order; pick random, qmc, tpe, cmaes, gp or "
+                         f"nsga2, or drop {seeding[0]}")
+    if trials is not None and len(spec.initial_points) > trials:
+        raise UsageError(f"{len(spec.initial_points)} initial_points but {trials} trials; "
+                         "raise num_trials (it counts the initial points) or drop points")
+    if algorithm == "external" and (seeding or spec.forbid):
+        raise UsageError(f"{(seeding or ['forbid'])[0]} is not passed to an external "
+                         "generator; drop it or pick another algorithm")
+
+
 def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
                       seed: int | None) -> SearchSpec:
     """``spec`` with the command line's ``--algorithm``, ``--num_searches`` and an explicit
@@ -543,6 +568,7 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
                          "search file)" if algorithm == "external" else
                          f"generator is for algorithm external, not {algorithm}; remove "
                          "generator or set algorithm: external")
+    _check_seeding(spec, algorithm, trials)
     if spec.multi_objective and spec.pruner.active:
         raise UsageError(f"pruner {spec.pruner.name} stops runs by one objective, but this "
                          f"search has {len(spec.objectives)}; drop the pruner or keep one "

@@ -32,6 +32,9 @@
       nested:     {method: uniform, dimension: {low: 0, high: 1}}   # hpogrid's spelling
     conditions:                       # grid-module semantics: [match, replace] pairs
       - [{optimizer: [sgd]}, {momentum: [0.0, 0.9]}]
+    initial_points: [{lr: 0.001, optimizer: adam, ...}]   # run first (hpsearch.spec.points)
+    forbid: [{optimizer: [sgd], batch_size: [128]}]       # never proposed
+    warm_start: [out/earlier_search]  # their finished runs are told to the sampler first
 
 The methods are hpogrid's (:mod:`hpsearch.spec.distributions`); hpogrid's search space pastes in
 unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``
@@ -65,6 +68,7 @@ from hpsearch.spec.gridmodule import (
 )
 from hpsearch.spec.hydra import check_arg_format, sweeper_settings
 from hpsearch.spec.invocation import command_of
+from hpsearch.spec.points import parse_forbid, parse_initial_points, parse_warm_start
 from hpsearch.spec.pruning import parse_pruner
 
 #: the placeholders of an external generator's command line (:mod:`hpsearch.strategies.external`)
@@ -73,7 +77,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
-            "from_hydra", "log_to")
+            "from_hydra", "log_to", "initial_points", "forbid", "warm_start")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -256,6 +260,10 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         allow_distributions=True)
     conditions, dropped = check_conditions(data.get("conditions") or [], parameters)
     check_names_and_values(parameters, conditions, keywords, out_arg)
+    keys = list(dict.fromkeys([*parameters, *(k for _m, r in conditions for k in r)]))
+    forbid = parse_forbid(data.get("forbid"), keys, where)
+    initial_points = parse_initial_points(data.get("initial_points"), parameters, conditions,
+                                          keys, forbid, where)
     template = _optional_text(where, data, "config_template", "model.yml")
     config_arg = _optional_text(where, data, "config_arg", "config") or "config"
     allow_new_keys = data.get("allow_new_keys", False)
@@ -276,4 +284,6 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         num_trials=num_trials, seed=seed, generator=generator,
         generator_timeout=generator_timeout, warnings=dropped,
         log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
-        pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where))
+        pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
+        initial_points=tuple(initial_points), forbid=tuple(forbid),
+        warm_start=parse_warm_start(data.get("warm_start"), where))

@@ -99,6 +99,12 @@ class Strategy(ABC):
         return set()
 
     @property
+    def stop_note(self) -> str | None:
+        """Why the strategy ended before its trials were spent (one line for the user;
+        ``forbid`` rejected every draw), None when it did not."""
+        return None
+
+    @property
     def busy(self) -> bool:
         """Proposals asked for are still being computed (the driver polls sooner)."""
         return False
