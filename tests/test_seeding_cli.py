@@ -71,7 +71,7 @@ def searches(tmp_path, later=LATER):
 
 def test_warm_start_is_told_once_and_a_kill_9_resume_tells_the_same(tmp_path, procs):
     s = searches(tmp_path)
-    earlier = [c for c in sequence(tmp_path / "earlier")]
+    earlier = sequence(tmp_path / "earlier")
     fit = [c for c in earlier if -2.0 <= c["x"] <= 3.0]
     assert 0 < len(fit) < len(earlier), "the earlier search should have runs of both kinds"
     whole = tmp_path / "whole"
@@ -89,10 +89,10 @@ def test_warm_start_is_told_once_and_a_kill_9_resume_tells_the_same(tmp_path, pr
     assert len(expected) == 8 and all(c["k"] != 2 for c in expected)
 
     broken = tmp_path / "broken"
+    journal = broken / "journal.jsonl"
     for kill_after in (1, 4):
         driver = start_hpsearch(args(tmp_path / "later.yaml", broken), tmp_path)
         procs.append(driver)
-        journal = broken / "journal.jsonl"
         wait_for(lambda n=kill_after: journal.exists() and journal.read_text().count(
             '"ev":"end"') >= n, timeout=60, what=f"{kill_after} runs ended")
         driver.send_signal(signal.SIGKILL)

@@ -46,7 +46,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -108,6 +108,7 @@ from hpsearch.runs.summary import (
     objective_values,
 )
 from hpsearch.runs.wrapper import SEARCH_VARIABLE
+from hpsearch.spec.constraints import Constraint, feasible
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.values import storable_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
@@ -349,7 +350,7 @@ class Driver:
             self._note_failure(run, verdict.reason or "failed")
         if decision.again:
             self.ready.append(run.run_id)
-        if decision.status == FINISHED:
+        if decision.status == FINISHED and feasible(verdict.metrics, self.spec.constraints):
             self.progress.offer_best(verdict.metrics.get(self.spec.performance_key))
         if decision.final:
             self.tally[decision.status] += 1
@@ -473,7 +474,8 @@ class Driver:
                             f"started again (attempt {again.attempt})", counts_changed=False)
 
     def _tell(self, state: RunState) -> None:
-        self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate))
+        self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate,
+                                      self.spec.constraints))
 
     # -- early stopping -------------------------------------------------------------
     def _objective_points(self, points: list[dict[str, Any]]) -> list[tuple[float, float]]:
@@ -590,7 +592,7 @@ class Driver:
             if state.status in ("pending", "cancelled", "preempted") or (
                     state.status == "failed" and self.policy.retries_left(state)):
                 self.ready.append(state.run_id)
-            elif state.status == "finished":
+            elif state.status == "finished" and feasible(state.metrics, self.spec.constraints):
                 self.progress.offer_best(state.metrics.get(self.spec.performance_key))
         self._recount()
         self._offer_ended()
@@ -686,7 +688,7 @@ class Driver:
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
                                               self.policy, self.strategy.adaptive,
-                                              self._intermediate))
+                                              self._intermediate, self.spec.constraints))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
             gone = [s.run_id for s in self.states.values()
@@ -836,18 +838,23 @@ class Driver:
 
 
 def outcome_of(state: RunState, objectives: list[str],
-               intermediate: Callable[[RunState], dict[int, float]] | None = None) -> Outcome:
-    """What the strategy is told about an ended run (a pruned run with its curve)."""
+               intermediate: Callable[[RunState], dict[int, float]] | None = None,
+               constraints: Sequence[Constraint] = ()) -> Outcome:
+    """What the strategy is told about an ended run (a pruned run with its curve, a
+    finished one with how far it is past each constraint)."""
     values = objective_values(state.metrics, objectives)
     if state.status == "finished" and values is None:
         return Outcome(state.trial, "failed")
     curve = intermediate(state) if intermediate and state.status == "pruned" else {}
-    return Outcome(state.trial, state.status, values, curve)
+    violations = [c.violation(state.metrics) for c in constraints] if constraints and \
+        state.status == "finished" else None
+    return Outcome(state.trial, state.status, values, curve, violations)
 
 
 def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: Policy,
                    adaptive: bool,
-                   intermediate: Callable[[RunState], dict[int, float]] | None = None
+                   intermediate: Callable[[RunState], dict[int, float]] | None = None,
+                   constraints: Sequence[Constraint] = ()
                    ) -> tuple[list[Proposal], list[Outcome]]:
     """What a strategy is rebuilt from: every journaled proposal in trial order, and (for an
     adaptive strategy: the others learn nothing from results) the outcomes of the runs that
@@ -855,6 +862,7 @@ def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: P
     ordered = sorted(states.values(), key=lambda s: s.trial)
     proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id)
                  for s in ordered]
-    outcomes = [outcome_of(s, objectives, intermediate) for s in ordered if adaptive and (
+    outcomes = [outcome_of(s, objectives, intermediate, constraints) for s in ordered
+                if adaptive and (
         s.status in ("finished", "pruned") or policy.failed_for_good(s))]
     return proposals, outcomes

@@ -56,6 +56,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from hpsearch.errors import UsageError
+from hpsearch.spec.constraints import Constraint
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
 from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
@@ -107,6 +108,8 @@ class SearchSpec:
     forbid: tuple[Forbid, ...] = ()
     warm_start: tuple[str, ...] = ()
     warm_results: tuple[WarmResult, ...] = ()
+    #: ``constraints``: bounds on metrics a run must keep to be feasible
+    constraints: tuple[Constraint, ...] = ()
 
     @property
     def performance_key(self) -> str:
@@ -510,15 +513,25 @@ def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
     return replace(spec, pruner=parse_pruner(name, options, "--pruner"))
 
 
+#: algorithms that learn from results but are not told a run broke a constraint (gp could
+#: be, but its Gaussian process of a violation cannot take a run without the metric)
+CONSTRAINTS_IGNORED = ("cmaes", "gp", "external")
+
+
 def _check_seeding(spec: SearchSpec, algorithm: str, trials: int | None) -> None:
     """``initial_points`` and ``warm_start`` are for the samplers (the grid walks every
-    configuration anyway); ``forbid`` for the samplers and the grid."""
+    configuration anyway); ``forbid`` for the samplers and the grid; ``constraints`` for all
+    but :data:`CONSTRAINTS_IGNORED` (random, qmc and grid: they rank the results only)."""
     seeding = [k for k, v in (("initial_points", spec.initial_points),
                               ("warm_start", spec.warm_start)) if v]
     if seeding and algorithm == "grid":
         raise UsageError(f"{seeding[0]} is for the samplers: the grid walks every "
                          "configuration in its own order; pick random, qmc, tpe, cmaes, gp or "
                          f"nsga2, or drop {seeding[0]}")
+    if spec.constraints and algorithm in CONSTRAINTS_IGNORED:
+        raise UsageError(f"algorithm {algorithm} cannot take constraints (it would learn from "
+                         "runs that break them as from any other); use tpe or nsga2, or "
+                         "drop constraints")
     if trials is not None and len(spec.initial_points) > trials:
         raise UsageError(f"{len(spec.initial_points)} initial_points but {trials} trials; "
                          "raise num_trials (it counts the initial points) or drop points")

@@ -13,7 +13,7 @@ STATUS_COLUMNS = ("status", "attempts", "failure_reason", "wall_time", "run_id",
                   "job_id")
 #: columns that some searches add: the proposal order, backend facts, pruning, Pareto front
 EXTRA_COLUMNS = ("trial", "gpu", "steps", "pareto", "started", "ended", "queued",
-                 "gpu_hours", "cpu_hours")
+                 "gpu_hours", "cpu_hours", "feasible")
 RESERVED_COLUMNS = frozenset(STATUS_COLUMNS + EXTRA_COLUMNS)
 
 # -- the files and folders of a run directory (``<out_dir>/runs/<run_id>/``) ---------------

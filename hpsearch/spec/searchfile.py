@@ -35,6 +35,8 @@
     initial_points: [{lr: 0.001, optimizer: adam, ...}]   # run first (hpsearch.spec.points)
     forbid: [{optimizer: [sgd], batch_size: [128]}]       # never proposed
     warm_start: [out/earlier_search]  # their finished runs are told to the sampler first
+    constraints: [memory_gb <= 16]    # on metrics: the best run is the best feasible one
+                                      # (see hpsearch.spec.constraints)
 
 The methods are hpogrid's (:mod:`hpsearch.spec.distributions`); hpogrid's search space pastes in
 unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``
@@ -55,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import UsageError
+from hpsearch.spec.constraints import parse_constraints
 from hpsearch.spec.datafile import load_json, load_yaml
 from hpsearch.spec.distributions import parse_distribution
 from hpsearch.spec.gridmodule import (
@@ -77,7 +80,8 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
-            "from_hydra", "log_to", "initial_points", "forbid", "warm_start")
+            "from_hydra", "log_to", "initial_points", "forbid", "warm_start",
+            "constraints")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -286,4 +290,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
         initial_points=tuple(initial_points), forbid=tuple(forbid),
-        warm_start=parse_warm_start(data.get("warm_start"), where))
+        warm_start=parse_warm_start(data.get("warm_start"), where),
+        constraints=parse_constraints(data.get("constraints"), metrics, where))

@@ -50,12 +50,14 @@ class Proposal:
 class Outcome:
     """How a trial ended: ``values`` holds one number per objective for a finished trial
     (the last reported ones for a pruned trial, None if none); ``intermediate`` maps a
-    step to the first objective's value reported there."""
+    step to the first objective's value reported there; ``violations`` holds one number per
+    search constraint (:meth:`hpsearch.spec.constraints.Constraint.violation`, <= 0: kept)."""
 
     trial: int
     status: str
     values: list[float] | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
+    violations: list[float] | None = None
 
 
 class Strategy(ABC):

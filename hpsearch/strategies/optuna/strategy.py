@@ -31,6 +31,7 @@ the samplers ignore.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -98,6 +99,17 @@ def _random_states(sampler: optuna.samplers.BaseSampler) -> list[np.random.Rando
     return states
 
 
+#: the trial system attribute that holds a finished trial's constraint violations
+VIOLATIONS_ATTR = "hpsearch:violations"
+
+
+def _violations(trial: optuna.trial.FrozenTrial, count: int) -> list[float]:
+    """Optuna's ``constraints_func`` (``constraints_func`` works from Optuna 4 to 6; 5's
+    ``Trial.set_constraint`` does not exist in 4): what :meth:`OptunaSearch.record` set
+    before the tell; a pruned trial (a forbidden draw included) breaks none."""
+    return list(trial.system_attrs.get(VIOLATIONS_ATTR, [0.0] * count))
+
+
 def _json_copy(value: Any) -> Any:
     """``value`` as the journal gives it back."""
     return json.loads(json.dumps(value, allow_nan=False))
@@ -122,6 +134,7 @@ class OptunaSearch:
                             directions=spec.directions)
         self._study_id = self._storage.get_study_id_from_name(_STUDY)
         self._caches: dict[str, Any] = {}
+        self._constrained = len(spec.constraints)
         # tells need no seed (after_trial draws nothing); the teller's sampler is its own
         self._teller = self._load(self._new_sampler(derive_seed(seed, 0)))
         self._reseeded: optuna.samplers.BaseSampler | None = None  # see _sampler
@@ -158,7 +171,11 @@ class OptunaSearch:
         return sampler
 
     def _new_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        sampler = optuna_sampler_class(self.algorithm)(seed=seed, **self._options)
+        extra = {"constraints_func": functools.partial(_violations, count=self._constrained)
+                 } if self._constrained else {}
+        with warnings.catch_warnings():  # Optuna 5 deprecates constraints_func (for 7)
+            warnings.simplefilter("ignore", FutureWarning)
+            sampler = optuna_sampler_class(self.algorithm)(seed=seed, **self._options, **extra)
         self._share_caches(sampler)
         return sampler
 
@@ -223,6 +240,9 @@ class OptunaSearch:
         study = self._teller
         values = outcome.values
         number = self._numbers[outcome.trial]
+        if outcome.violations is not None and self._constrained:
+            self._storage.set_trial_system_attr(self._trial_id(number), VIOLATIONS_ATTR,
+                                                list(outcome.violations))
         if outcome.status == "finished" and values is not None and len(
                 values) == self._objectives and not any(math.isnan(v) for v in values):
             study.tell(number, [float(v) for v in values])
