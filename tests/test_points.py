@@ -107,7 +107,8 @@ def sequence(proposals: list[Proposal]) -> list[tuple[Any, ...]]:
 def journal_copy(proposals: list[Proposal], outcomes: list[Outcome], adaptive: bool
                  ) -> tuple[list[Proposal], list[Outcome]]:
     ps = [Proposal(**json.loads(json.dumps(dataclasses.asdict(p)))) for p in proposals]
-    return ps, [Outcome(o.trial, o.status, o.values) for o in outcomes] if adaptive else []
+    return ps, [Outcome(o.trial, o.status, o.values, violations=o.violations)
+                for o in outcomes] if adaptive else []
 
 
 # -- the spec -------------------------------------------------------------------------------
