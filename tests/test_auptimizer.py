@@ -66,7 +66,8 @@ def test_hyperopt_spearmint_and_the_resource_args():
     tpe, notes = mapping("experiment_hyperopt.json")
     assert tpe["algorithm"] == "tpe" and tpe["metrics"] == ["result", "flops"]
     assert tpe["script"] == f"{RUNNER} flops" and tpe["parameters"]["labels"] == [1]
-    assert any("save_model" in n for n in notes) and "not used: engine" in notes
+    assert tpe["rerun_best"] == {"save_model": True, "folder_name": "best"}
+    assert notes == ["not used: engine"]
     assert auptimizer.suggested_options(example("experiment_hyperopt.json"), "e") == (
         {"num_jobs": 1, "retries": 2, "visible_gpus": "-1"}, [])
     gp, notes = mapping("experiment_spearmint.json")
@@ -167,6 +168,27 @@ def test_a_grid_with_multiple_results(tmp_path):
         (x, y) for x in (-1.0, 0.0, 1.0) for y in (-1.0, 1.0)]
     for row in rows:
         assert float(row["flops"]) == abs(float(row["x"])) + abs(float(row["y"]))
+
+
+def test_save_model_runs_the_best_configuration_once_more_after_the_search(tmp_path):
+    data = {**example("experiment_random.json"), "resource_args": {"save_model": True}}
+    rc, err, out, rows = search(tmp_path, "save.json", data=data)
+    assert rc == 0, err
+    by_trial = sorted(rows, key=lambda r: int(r["trial"]))
+    searched, rerun = by_trial[:6], by_trial[6]
+    assert len(by_trial) == 7 and all(r["save_model"] == "" for r in searched)
+    best = min(searched, key=lambda r: float(r["result"]))
+    config = json.loads((Path(rerun["run_dir"]) / "out" / CONFIG_FILE).read_text())
+    assert config == {"x": pytest.approx(float(best["x"])), "y": pytest.approx(float(best[
+        "y"])), "save_model": True, "folder_name": "best"}
+    assert rerun["status"] == "finished" and float(rerun["result"]) == pytest.approx(float(
+        best["result"]))
+    folder = tmp_path / "aup_demo"
+    rc, err = run_hpsearch([f"--search_file={folder / 'save.json'}", f"--run_cwd={folder}",
+                            f"--out_dir={out}"], tmp_path, timeout=180)[::2]
+    assert rc == 0, err
+    with open(out / "search_results.csv", newline="") as f:
+        assert len(list(csv.DictReader(f, delimiter=";"))) == 7  # nothing ran again
 
 
 @pytest.mark.parametrize("mode, reason", [("crash", "exit status 3"),

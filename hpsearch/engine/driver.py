@@ -473,6 +473,17 @@ class Driver:
         self.progress.event(f"run {run.run_id} #{run.trial} {ended.reason}: its job {job} "
                             f"started again (attempt {again.attempt})", counts_changed=False)
 
+    def _finish(self) -> bool:
+        """Journal and queue what the strategy proposes once every run ended (rerun_best);
+        whether it proposed anything."""
+        finished = [outcome_of(s, self.spec.objectives, None, self.spec.constraints)
+                    for s in sorted(self.states.values(), key=lambda s: s.trial)
+                    if s.status == "finished"]
+        proposals = self.strategy.finish(finished)
+        for proposal in proposals:
+            self._propose(proposal)
+        return bool(proposals)
+
     def _tell(self, state: RunState) -> None:
         self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate,
                                       self.spec.constraints))
@@ -796,6 +807,8 @@ class Driver:
                 self._fill()
             if self.stop_reason is not None or (
                     self.strategy.done and not self.ready and not self.active):
+                if self.stop_reason is None and self._finish():
+                    continue
                 break
             self.journal.flush()
             self.results.maybe_write(self.states)

@@ -110,6 +110,8 @@ class SearchSpec:
     warm_results: tuple[WarmResult, ...] = ()
     #: ``constraints``: bounds on metrics a run must keep to be feasible
     constraints: tuple[Constraint, ...] = ()
+    #: ``rerun_best``: values the best configuration runs once more with, after the search
+    rerun_best: dict[str, Any] | None = None
 
     @property
     def performance_key(self) -> str:
@@ -532,6 +534,10 @@ def _check_seeding(spec: SearchSpec, algorithm: str, trials: int | None) -> None
         raise UsageError(f"algorithm {algorithm} cannot take constraints (it would learn from "
                          "runs that break them as from any other); use tpe or nsga2, or "
                          "drop constraints")
+    if spec.rerun_best is not None and spec.multi_objective:
+        raise UsageError(f"rerun_best runs the best configuration again, but this search has "
+                         f"{len(spec.objectives)} objectives (no one best); keep one objective "
+                         "or drop rerun_best")
     if trials is not None and len(spec.initial_points) > trials:
         raise UsageError(f"{len(spec.initial_points)} initial_points but {trials} trials; "
                          "raise num_trials (it counts the initial points) or drop points")

@@ -35,6 +35,7 @@
     initial_points: [{lr: 0.001, optimizer: adam, ...}]   # run first (hpsearch.spec.points)
     forbid: [{optimizer: [sgd], batch_size: [128]}]       # never proposed
     warm_start: [out/earlier_search]  # their finished runs are told to the sampler first
+    rerun_best: {save_model: true}    # after the search: the best configuration once more
     constraints: [memory_gb <= 16]    # on metrics: the best run is the best feasible one
                                       # (see hpsearch.spec.constraints)
 
@@ -66,6 +67,7 @@ from hpsearch.spec.gridmodule import (
     check_conditions,
     check_directions,
     check_names_and_values,
+    check_parameter_name,
     check_summary_filename,
     check_value_lists,
 )
@@ -81,7 +83,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
             "from_hydra", "log_to", "initial_points", "forbid", "warm_start",
-            "constraints")
+            "constraints", "rerun_best")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -195,6 +197,21 @@ def _with_sweeper(data: dict[str, Any], where: str, here: Path) -> dict[str, Any
     return data
 
 
+def _rerun_best(where: str, raw: Any, out_arg: str) -> dict[str, Any] | None:
+    """``rerun_best``: a mapping of parameter name -> the value the rerun gets."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise UsageError(f"{where}: rerun_best must be a mapping of name -> value, e.g. "
+                         f"{{save_model: true}}, not {raw!r}")
+    for name in raw:
+        if name == out_arg:
+            raise UsageError(f"{where}: rerun_best must not set {out_arg!r}: hpsearch sets "
+                             f"--{out_arg} for every run")
+        check_parameter_name(str(name))
+    return dict(raw)
+
+
 def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
     """Read and validate a search file (module docstring)."""
     return spec_from_mapping(read_search_file(path), f"search file {path}", run_cwd,
@@ -291,4 +308,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
         initial_points=tuple(initial_points), forbid=tuple(forbid),
         warm_start=parse_warm_start(data.get("warm_start"), where),
-        constraints=parse_constraints(data.get("constraints"), metrics, where))
+        constraints=parse_constraints(data.get("constraints"), metrics, where),
+        rerun_best=_rerun_best(where, data.get("rerun_best"), out_arg))

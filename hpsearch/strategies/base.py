@@ -94,6 +94,12 @@ class Strategy(ABC):
         """``total`` is an estimate (shown as ``~N``) until the strategy is done."""
         return False
 
+    def finish(self, finished: Sequence[Outcome]) -> list[Proposal]:
+        """Every run ended and no proposal is left (``done``): proposals to run after all
+        of them (:mod:`hpsearch.strategies.rerun_best`), given the finished runs' outcomes;
+        [] ends the search. Asked again after those ran."""
+        return []
+
     def withdrawn(self) -> set[int]:
         """Trials among the restored ones that should not run (any more): a changed grid
         no longer holds them. The driver drops those that never ran; asked once, after

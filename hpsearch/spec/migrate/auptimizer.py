@@ -22,7 +22,9 @@ parameter_config           parameters: float ``range [a, b]`` -> uniform, int ->
 target                     direction (max, the default -> maximize; min -> minimize)
 script                     run by :mod:`hpsearch.runs.auptimizer_runner` as ``<script>
                            <config.json>``; its ``#Auptimizer:`` result is the metric ``result``
-resource_args              multi_res_labels -> more metrics; save_model: a note (not rerun yet)
+resource_args              multi_res_labels -> more metrics; save_model -> rerun_best: after
+                           the search the best configuration runs once more with
+                           ``save_model: true`` and ``folder_name: best`` in its config.json
 n_parallel                 --num_jobs
 job_failure                job_retries -> --retries; without job_failure, or ignore_fail
                            false, the search stops at the first run that failed for good
@@ -50,6 +52,8 @@ ALGORITHMS = {"random": "random", "sequence": "grid", "hyperopt": "tpe", "spearm
               "hyperband": "hyperband", "bohb": "bohb"}
 RUNNER = "hpsearch.runs.auptimizer_runner"
 SUMMARY_FILE = "aup_result.txt"
+#: ``folder_name`` of the run of the best configuration that saves its model
+FOLDER_NAME = "best"
 #: the parameter Auptimizer's hyperband and bohb hand the budget in
 BUDGET_PARAMETER = "n_iterations"
 #: keys read here; the others are named in one note as not used
@@ -207,8 +211,7 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None, run_cwd: Pa
     if seed is not None:
         mapping["seed"] = seed
     if resource_args.get("save_model"):
-        notes.append("resource_args save_model: the best configuration is not run again "
-                     "with save_model yet; hpsearch report shows its command line")
+        mapping["rerun_best"] = {"save_model": True, "folder_name": FOLDER_NAME}
     workingdir = data.get("workingdir")
     if workingdir not in (None, "", "./", "."):
         notes.append(f"workingdir {workingdir!r} is where the runs start: pass it as "
