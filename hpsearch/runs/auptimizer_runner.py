@@ -1,8 +1,7 @@
-"""Run an Auptimizer script unchanged (``experiment.json``'s ``script``, see
-:mod:`hpsearch.spec.migrate.auptimizer`).
+"""Run an Auptimizer script unchanged: ``<script> <config.json>``, results from stderr.
 
-Auptimizer runs a job as ``<script> <config.json>``: the job's parameters in a JSON file the
-script reads with ``aup.BasicConfig().load(sys.argv[1])`` (or the ``@aup_args`` decorator),
+The script of an ``experiment.json`` (:mod:`hpsearch.spec.migrate.auptimizer`). Auptimizer
+runs a job as ``<script> <config.json>``: the job's parameters in a JSON file the script reads with ``aup.BasicConfig().load(sys.argv[1])`` (or the ``@aup_args`` decorator),
 and the script reports with ``aup.print_result(value)``, which writes ``#Auptimizer:<value>``
 to stderr -- a list is joined by commas: the result first, then the ``multi_res_labels``.
 The last such line is the result, earlier ones are intermediate results. hpsearch starts this

@@ -1,5 +1,6 @@
-"""``rerun_best``: once every run ended, the best configuration runs once more with some
-values added or replaced (a search file's setting; Auptimizer's ``save_model``)::
+"""``rerun_best``: the best configuration once more, after every run ended.
+
+With some values added or replaced (a search file's setting; Auptimizer's ``save_model``)::
 
     rerun_best: {save_model: true, folder_name: best}
 

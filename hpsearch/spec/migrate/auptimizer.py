@@ -1,5 +1,6 @@
-"""Auptimizer's ``experiment.json``, read as it is (told apart by ``proposer`` /
-``parameter_config``).
+"""Auptimizer's ``experiment.json``, read as it is, as a search file's mapping.
+
+Told apart by its keys ``proposer`` / ``parameter_config``.
 
 =========================  ==========================================================
 Auptimizer                 hpsearch
