@@ -1,10 +1,11 @@
 """Run an Auptimizer script unchanged: ``<script> <config.json>``, results from stderr.
 
 The script of an ``experiment.json`` (:mod:`hpsearch.spec.migrate.auptimizer`). Auptimizer
-runs a job as ``<script> <config.json>``: the job's parameters in a JSON file the script reads with ``aup.BasicConfig().load(sys.argv[1])`` (or the ``@aup_args`` decorator),
-and the script reports with ``aup.print_result(value)``, which writes ``#Auptimizer:<value>``
-to stderr -- a list is joined by commas: the result first, then the ``multi_res_labels``.
-The last such line is the result, earlier ones are intermediate results. hpsearch starts this
+runs a job as ``<script> <config.json>``: the job's parameters in a JSON file the script
+reads with ``aup.BasicConfig().load(sys.argv[1])`` (or the ``@aup_args`` decorator), and
+the script reports with ``aup.print_result(value)``, which writes ``#Auptimizer:<value>`` to
+stderr -- a list is joined by commas: the result first, then the ``multi_res_labels``. The
+last such line is the result, earlier ones are intermediate results. hpsearch starts this
 runner as the run's command, in ``--run_cwd``::
 
     python -m hpsearch.runs.auptimizer_runner rosenbrock_hpo.py aup_result.txt flops,params \\
