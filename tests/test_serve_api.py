@@ -74,6 +74,8 @@ def test_every_bad_request_is_a_4xx_with_one_line_and_records_nothing(tmp_path, 
          "max_points"),
         ("POST", f"{service.url}/requests", b'{"search": {"parameters": {}}}', 400,
          "parameters must be a non-empty mapping"),
+        ("POST", f"{service.url}/requests", b'{"search": {"parameters": {"x": [1]}, '
+         b'"warm_start": ["out"]}}', 403, "the search sets warm_start"),
     ]
     for method, url, data, code, words in bad:
         status, body = raw(url, method, data, service.headers())
