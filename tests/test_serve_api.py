@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import serve_fixture
-from conftest import wait_for
+from conftest import run_hpsearch, wait_for, write_search
 from serve_fixture import (
     GENERATOR,
     Service,
@@ -20,6 +20,7 @@ from serve_fixture import (
 )
 
 from hpsearch.client import Client, ClientError
+from hpsearch.engine.journal import replay
 
 services = serve_fixture.services  # the fixture, under its name for pytest
 
@@ -74,6 +75,8 @@ def test_every_bad_request_is_a_4xx_with_one_line_and_records_nothing(tmp_path, 
          "max_points"),
         ("POST", f"{service.url}/requests", b'{"search": {"parameters": {}}}', 400,
          "parameters must be a non-empty mapping"),
+        ("POST", f"{service.url}/requests", b'{"search": {"parameters": {"x": [1]}, '
+         b'"warm_start": ["out"]}}', 403, "the search sets warm_start"),
     ]
     for method, url, data, code, words in bad:
         status, body = raw(url, method, data, service.headers())
@@ -198,3 +201,29 @@ def test_a_generator_returning_nothing_ends_the_search(tmp_path, services):
     wait_for(lambda: c.status(1)["done"], 30, "the search to end")
     assert c.status(1)["points"] == {"new": 0, "running": 0, "finished": 0, "failed": 0}
     assert log_lines(tmp_path)[-1]["status"] == "empty"
+
+
+def test_a_served_search_reads_its_warm_start_once(tmp_path, services):
+    """``hpsearch serve --search_file`` tells its strategy an earlier search's finished runs
+    (the ones that fit its space) and keeps them in ``warm_start.json``, as a search does."""
+    write_search(tmp_path, {"x": [0]})
+    earlier = write_yaml(tmp_path / "earlier.yaml", "script: sim.py\nsummary_file: perf.txt\n"
+                         "metrics: [loss]\nalgorithm: random\nnum_trials: 6\nseed: 2\n"
+                         "parameters: {x: {method: uniform, low: -1.0, high: 2.0}}\n")
+    rc, _, err = run_hpsearch([f"--search_file={earlier}", "--run_cwd=proj",
+                               f"--out_dir={tmp_path / 'earlier'}", "--visible_gpus=-1"],
+                              tmp_path, timeout=120)
+    assert rc == 0, err
+    fit = [st for st in journal_runs(tmp_path / "earlier") if 0.0 <= st["x"] <= 1.0]
+    service = start(tmp_path, services, SEARCH.format(metrics="[loss]")
+                    + "warm_start: [earlier]\n")
+    wait_for(lambda: (tmp_path / "out" / "warm_start.json").exists(), 30, "warm_start.json")
+    saved = json.loads((tmp_path / "out" / "warm_start.json").read_text())
+    assert sorted(r["config"]["x"] for r in saved["runs"]) == sorted(st["x"] for st in fit)
+    assert f"warm_start: {len(fit)} finished run(s) of 1 search(es) are told to random" in (
+        service.stderr())
+
+
+def journal_runs(out_dir):
+    return [st.config for st in replay(out_dir / "journal.jsonl").runs.values()
+            if st.status == "finished"]

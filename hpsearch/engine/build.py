@@ -20,6 +20,7 @@ from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import layout_of_spec, write_description
 from hpsearch.engine.sinks import Tracking, search_info
+from hpsearch.engine.warmstart import save_warm_results
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.strategies.base import Strategy
@@ -51,6 +52,7 @@ def build_driver(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     try:
         history = replay(options.out_dir / JOURNAL_FILE)
         write_description(options.out_dir, meta, spec)
+        save_warm_results(spec, options.out_dir)
         tracking = Tracking(sinks, options.out_dir, search_info(
             options.out_dir, spec.objectives, spec.directions, spec.config_keys()),
             options.backend_name) if sinks else None

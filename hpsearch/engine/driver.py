@@ -50,7 +50,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -112,6 +112,7 @@ from hpsearch.runs.summary import (
     objective_values,
 )
 from hpsearch.runs.wrapper import SEARCH_VARIABLE
+from hpsearch.spec.constraints import Constraint, feasible
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.values import storable_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
@@ -388,7 +389,7 @@ class Driver:
             self._note_failure(run, verdict.reason or "failed")
         if decision.again:
             self.ready.append(run.run_id)
-        if decision.status == FINISHED:
+        if decision.status == FINISHED and feasible(verdict.metrics, self.spec.constraints):
             self.progress.offer_best(verdict.metrics.get(self.spec.performance_key))
         if decision.final:
             self.tally[decision.status] += 1
@@ -511,8 +512,20 @@ class Driver:
         self.progress.event(f"run {run.run_id} #{run.trial} {ended.reason}: its job {job} "
                             f"started again (attempt {again.attempt})", counts_changed=False)
 
+    def _finish(self) -> bool:
+        """Journal and queue what the strategy proposes once every run ended (rerun_best);
+        whether it proposed anything."""
+        finished = [outcome_of(s, self.spec.objectives, None, self.spec.constraints)
+                    for s in sorted(self.states.values(), key=lambda s: s.trial)
+                    if s.status == "finished"]
+        proposals = self.strategy.finish(finished)
+        for proposal in proposals:
+            self._propose(proposal)
+        return bool(proposals)
+
     def _tell(self, state: RunState) -> None:
-        self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate))
+        self.strategy.tell(outcome_of(state, self.spec.objectives, self._intermediate,
+                                      self.spec.constraints))
 
     # -- early stopping -------------------------------------------------------------
     def _objective_points(self, points: list[dict[str, Any]]) -> list[tuple[float, float]]:
@@ -629,7 +642,7 @@ class Driver:
             if state.status in ("pending", "cancelled", "preempted") or (
                     state.status == "failed" and self.policy.retries_left(state)):
                 self.ready.append(state.run_id)
-            elif state.status == "finished":
+            elif state.status == "finished" and feasible(state.metrics, self.spec.constraints):
                 self.progress.offer_best(state.metrics.get(self.spec.performance_key))
         self._recount()
         self._offer_ended()
@@ -727,7 +740,7 @@ class Driver:
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
                                               self.policy, self.strategy.adaptive,
-                                              self._intermediate))
+                                              self._intermediate, self.spec.constraints))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
             gone = [s.run_id for s in self.states.values()
@@ -835,6 +848,8 @@ class Driver:
                 self._fill()
             if self.stop_reason is not None or (
                     self.strategy.done and not self.ready and not self.active):
+                if self.stop_reason is None and self._finish():
+                    continue
                 break
             self.journal.flush()
             self.results.maybe_write(self.states)
@@ -860,6 +875,8 @@ class Driver:
     def _exit_status(self) -> int:
         if self.stop_detail:
             self.progress.message(self.stop_detail)
+        if self.strategy.stop_note:
+            self.progress.message(self.strategy.stop_note)
         if self.stop_reason == "interrupted":
             return 128 + (self.signal_number or signal.SIGINT)
         if self.stop_reason in ("max_failures", "fail_fast"):
@@ -875,18 +892,23 @@ class Driver:
 
 
 def outcome_of(state: RunState, objectives: list[str],
-               intermediate: Callable[[RunState], dict[int, float]] | None = None) -> Outcome:
-    """What the strategy is told about an ended run (a pruned run with its curve)."""
+               intermediate: Callable[[RunState], dict[int, float]] | None = None,
+               constraints: Sequence[Constraint] = ()) -> Outcome:
+    """What the strategy is told about an ended run (a pruned run with its curve, a
+    finished one with how far it is past each constraint)."""
     values = objective_values(state.metrics, objectives)
     if state.status == "finished" and values is None:
         return Outcome(state.trial, "failed")
     curve = intermediate(state) if intermediate and state.status == "pruned" else {}
-    return Outcome(state.trial, state.status, values, curve)
+    violations = [c.violation(state.metrics) for c in constraints] if constraints and \
+        state.status == "finished" else None
+    return Outcome(state.trial, state.status, values, curve, violations)
 
 
 def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: Policy,
                    adaptive: bool,
-                   intermediate: Callable[[RunState], dict[int, float]] | None = None
+                   intermediate: Callable[[RunState], dict[int, float]] | None = None,
+                   constraints: Sequence[Constraint] = ()
                    ) -> tuple[list[Proposal], list[Outcome]]:
     """What a strategy is rebuilt from: every journaled proposal in trial order, and (for an
     adaptive strategy: the others learn nothing from results) the outcomes of the runs that
@@ -894,6 +916,7 @@ def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: P
     ordered = sorted(states.values(), key=lambda s: s.trial)
     proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id,
                           lineage=s.lineage or {}) for s in ordered]
-    outcomes = [outcome_of(s, objectives, intermediate) for s in ordered if adaptive and (
+    outcomes = [outcome_of(s, objectives, intermediate, constraints) for s in ordered
+                if adaptive and (
         s.status in ("finished", "pruned") or policy.failed_for_good(s))]
     return proposals, outcomes

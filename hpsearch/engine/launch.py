@@ -29,6 +29,7 @@ from hpsearch.engine.searchdir import (
     read_description,
     write_description,
 )
+from hpsearch.engine.warmstart import warm_started
 from hpsearch.errors import UsageError
 from hpsearch.runs.model import Run, make_run, run_id_of
 from hpsearch.spec.gridmodule import SearchSpec, resolve_algorithm, with_pruner
@@ -110,13 +111,14 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     """Load, check and drive the search; ``notes`` (lines on the flags the search file set)
     are shown with the spec's warnings once the search loaded."""
     spec = load_search(source, options.run_cwd)
-    for note in notes:
+    check_out_dir(options.out_dir)
+    spec, warm_line = warm_started(spec, options.out_dir)
+    for note in [*notes, *([warm_line] if warm_line else [])]:
         print(f"hpsearch: {note}", file=sys.stderr)
     for warning in spec.warnings:
         print(f"hpsearch: warning: {warning}", file=sys.stderr)
     sinks = sinks_of(spec, options)
     strategy = make_strategy(spec, options)
-    check_out_dir(options.out_dir)
     meta = describe(spec, source_name(source, spec), options.run_cwd, options.backend_name,
                     command, Path.cwd(), strategy.total, strategy.total_is_estimate)
     if not options.force_out_dir:
@@ -188,7 +190,8 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     """
     history = replay(options.out_dir / JOURNAL_FILE) if options.out_dir.is_dir() else History()
     policy = Policy.of(options)
-    strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive))
+    strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive,
+                                     constraints=spec.constraints))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
                if s.status not in ENDED or s.status == "failed" and policy.retries_left(s)]
     plan = resource_plan(spec, options)

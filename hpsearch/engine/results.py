@@ -6,7 +6,9 @@ configuration's keys, every summary keyword, then ``status`` (finished / failed 
 ``run_id``, ``run_dir``, ``job_id``, ``trial`` (proposal order), and backend columns such as
 ``gpu``. Finished and running runs come first, by the performance key in the declared direction (no
 value last); pruned runs follow, by their last report (its step in ``steps``); failed runs come
-last (:func:`sort_key`; ``hpsearch status`` ranks alike). ``gpu_hours`` and ``cpu_hours`` add up
+last (:func:`sort_key`; ``hpsearch status`` ranks alike). With ``constraints``
+(:mod:`hpsearch.spec.constraints`) ``feasible`` (1/0) marks each finished run, and the finished
+runs that break one follow the feasible ones. ``gpu_hours`` and ``cpu_hours`` add up
 every attempt of the run (:mod:`hpsearch.backends.accounting`). With several objectives the rows
 are sorted by the first, and ``pareto`` (1/0) marks the finished runs of the Pareto front.
 """
@@ -27,12 +29,15 @@ from hpsearch.engine.journal import RunState
 from hpsearch.engine.pareto import pareto_front
 from hpsearch.runs.files import RUNS_DIR
 from hpsearch.runs.summary import MAX_TEXT
+from hpsearch.spec.constraints import Constraint, feasible
 from hpsearch.spec.reserved import STATUS_COLUMNS
 from hpsearch.spec.values import render_value
 
 RESULTS_FILE = "search_results.csv"
-#: sort groups: finished, running and pending runs by value; then pruned; then failed
-_GROUP = {"pruned": 1, "failed": 2}
+#: sort groups: finished (feasible), running and pending runs by value; then finished runs
+#: that break a constraint; then pruned; then failed
+_INFEASIBLE = 1
+_GROUP = {"pruned": 2, "failed": 3}
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class TableLayout:
     ascending: bool
     objectives: list[str] = field(default_factory=list)
     directions: list[str] = field(default_factory=list)
+    constraints: tuple[Constraint, ...] = ()
 
     @property
     def multi_objective(self) -> bool:
@@ -78,26 +84,34 @@ def row_of(state: RunState, out_dir: Path) -> dict[str, Any]:
     return row
 
 
-def sort_key(status: str, value: Any, ascending: bool) -> tuple[int, int, float]:
-    """Where a run sorts: finished, running and pending runs first, then pruned runs (by
-    their last report: a value from an earlier step is not a final value), failed runs
-    last; within each group, runs with a number first, by it in the direction."""
+def sort_key(status: str, value: Any, ascending: bool, feasible: bool = True
+             ) -> tuple[int, int, float]:
+    """Where a run sorts: finished, running and pending runs first, then finished runs that
+    break a constraint (``feasible`` False), then pruned runs (by their last report: a value
+    from an earlier step is not a final value), failed runs last; within each group, runs
+    with a number first, by it in the direction."""
     number = value if isinstance(value, (int, float)) and not isinstance(value, bool) \
         and not math.isnan(value) else None
-    group = _GROUP.get(status, 0)
+    group = _INFEASIBLE if status == "finished" and not feasible else _GROUP.get(status, 0)
     if number is None:
         return group, 1, 0.0
     return group, 0, number if ascending else -number
 
 
 def _sort_key(row: dict[str, Any], layout: TableLayout) -> tuple[int, int, float]:
-    return sort_key(row.get("status", ""), row.get(layout.performance_key), layout.ascending)
+    return sort_key(row.get("status", ""), row.get(layout.performance_key), layout.ascending,
+                    row.get("feasible") != 0)
 
 
 def build_table(rows: Iterable[dict[str, Any]], layout: TableLayout
                 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Columns (config keys, keywords, status columns, then any others) and sorted rows."""
-    rows = sorted(rows, key=lambda row: _sort_key(row, layout))
+    rows = list(rows)
+    if layout.constraints:
+        for row in rows:
+            if row.get("status") == "finished":
+                row["feasible"] = int(feasible(row, layout.constraints))
+    rows.sort(key=lambda row: _sort_key(row, layout))
     if layout.multi_objective:
         mark_pareto(rows, layout)
     columns = list(dict.fromkeys(layout.config_keys + layout.keywords + list(STATUS_COLUMNS)

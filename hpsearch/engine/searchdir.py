@@ -33,6 +33,7 @@ from hpsearch.engine.results import TableLayout
 from hpsearch.engine.tokens import REPORT_TOKEN_FILE, TOKEN_FILE
 from hpsearch.errors import UsageError
 from hpsearch.runs.files import write_atomic
+from hpsearch.spec.constraints import parse_constraint
 from hpsearch.spec.distributions import parse_distribution
 from hpsearch.spec.gridmodule import SearchSpec
 
@@ -52,12 +53,15 @@ def layout_of(meta: dict[str, Any]) -> TableLayout:
     return TableLayout(list(meta["config_keys"]), list(meta["summary_keywords"]),
                        meta["performance_key"], bool(meta["performance_sort_asc"]),
                        list(meta.get("objectives") or [meta["performance_key"]]),
-                       list(meta.get("directions") or []))
+                       list(meta.get("directions") or []),
+                       tuple(parse_constraint(text, meta["summary_keywords"], "search.json")
+                             for text in meta.get("constraints") or ()))
 
 
 def layout_of_spec(spec: SearchSpec) -> TableLayout:
     return TableLayout(_config_columns(spec), spec.summary_keywords, spec.performance_key,
-                       spec.performance_sort_asc, spec.objectives, spec.directions)
+                       spec.performance_sort_asc, spec.objectives, spec.directions,
+                       spec.constraints)
 
 
 def schedule_of(spec: SearchSpec) -> dict[str, Any] | None:
@@ -90,7 +94,9 @@ def describe(spec: SearchSpec, source: str, run_cwd: Path, backend: str,
             "algorithm": spec.algorithm, "parameters": spec.parameters_json(), "total": total,
             "schedule": schedule_of(spec),
             "total_is_estimate": estimate, "run_cwd": str(run_cwd), "backend": backend,
-            "command": command, "cwd": str(cwd)}
+            "command": command, "cwd": str(cwd),
+            **({"constraints": [c.text() for c in spec.constraints]} if spec.constraints
+               else {})}
 
 
 def check_same_search(old: dict[str, Any] | None, new: dict[str, Any], out_dir: Path) -> None:

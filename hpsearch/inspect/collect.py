@@ -40,7 +40,7 @@ import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ from hpsearch.runs.summary import (
     judge,
     objective_values,
 )
+from hpsearch.spec.constraints import Constraint, feasible
 from hpsearch.spec.gridmodule import SearchSpec, load_spec
 from hpsearch.spec.values import render_value
 
@@ -364,25 +365,34 @@ def holders(out_dir: Path, states: Iterable[RunState]) -> dict[str, list[str]]:
     return held
 
 
-def best_finished(states: Iterable[RunState], key: str, ascending: bool) -> list[RunState]:
-    """Finished runs with a number (not NaN) for ``key``, best first."""
+def best_finished(states: Iterable[RunState], key: str, ascending: bool,
+                  constraints: Sequence[Constraint] = ()) -> list[RunState]:
+    """Finished runs with a number (not NaN) for ``key``, best first: those that keep the
+    ``constraints``, then those that break one."""
     finished = [s for s in states if s.status == "finished"
                 and is_number(s.metrics.get(key)) and s.metrics[key] == s.metrics[key]]
     finished.sort(key=lambda s: s.metrics[key], reverse=not ascending)
+    finished.sort(key=lambda s: not feasible(s.metrics, constraints))  # stable: by value
     return finished
 
 
-def _ranked(states: Iterable[RunState], key: str, ascending: bool) -> list[RunState]:
+def _ranked(states: Iterable[RunState], key: str, ascending: bool,
+            constraints: Sequence[Constraint] = ()) -> list[RunState]:
     """Finished and pruned runs with a number for ``key``, in the results table's order."""
     shown = [s for s in states if s.status in ("finished", "pruned")
              and is_number(s.metrics.get(key)) and s.metrics[key] == s.metrics[key]]
-    return sorted(shown, key=lambda s: sort_key(s.status, s.metrics[key], ascending))
+    return sorted(shown, key=lambda s: sort_key(s.status, s.metrics[key], ascending,
+                                                feasible(s.metrics, constraints)))
 
 
-def _best_row(state: RunState, key: str) -> str:
+def _best_row(state: RunState, key: str, constraints: Sequence[Constraint] = ()) -> str:
     """``  val_loss=0.129  <run>  <config>``; a pruned run's value with its step:
-    ``  val_loss=0.1149 @ step 3 (pruned)  <run>  <config>``."""
+    ``  val_loss=0.1149 @ step 3 (pruned)  <run>  <config>``; a finished run that breaks a
+    constraint: ``  val_loss=0.101 (infeasible: memory_gb <= 16.0)  <run>  <config>``."""
     value = f"{key}={state.metrics[key]:.6g}"
+    broken = [c.text() for c in constraints if not c.holds(state.metrics)]
+    if state.status == "finished" and broken:
+        value += f" (infeasible: {', '.join(broken)})"
     if state.status == "pruned":
         step = (state.extra or {}).get("steps")
         value += f" @ step {step:g} (pruned)" if is_number(step) else " (pruned)"
@@ -391,21 +401,24 @@ def _best_row(state: RunState, key: str) -> str:
 
 
 def _print_best(write: Callable[[str], Any], states: Iterable[RunState], key: str,
-                ascending: bool, top: int) -> None:
+                ascending: bool, top: int, constraints: Sequence[Constraint] = ()) -> None:
     """The best so far and the ``top`` best runs in the results table's order: finished runs
-    first, then pruned runs by their last report (said when the search has any)."""
-    ranked = _ranked(states, key, ascending)
+    first (those that break a constraint after the others), then pruned runs by their last
+    report (said when the search has any)."""
+    ranked = _ranked(states, key, ascending, constraints)
     if not ranked:
         return
     best = ranked[0]
     head = (f"best {key}={best.metrics[key]:.6g} (trial {best.trial}, run {best.run_id})"
             if best.status == "finished" else "no run finished yet")
+    if best.status == "finished" and not feasible(best.metrics, constraints):
+        head = "no finished run keeps the constraints yet"
     rule = f"{min(top, len(ranked))} best by {key} ({'ascending' if ascending else 'descending'})"
     if any(s.status == "pruned" for s in ranked):
         rule += ", finished runs first, then pruned runs by their last report"
     write(f"{head}; {rule}:\n")
     for state in ranked[:top]:
-        write(_best_row(state, key))
+        write(_best_row(state, key, constraints))
 
 
 def _print_failures(write: Callable[[str], Any], states: Iterable[RunState]) -> None:
@@ -447,7 +460,7 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
         write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")
     _print_failures(write, states.values())
     key, ascending = meta["performance_key"], bool(meta["performance_sort_asc"])
-    _print_best(write, states.values(), key, ascending, top)
+    _print_best(write, states.values(), key, ascending, top, layout_of(meta).constraints)
     objectives = list(meta.get("objectives") or [key])
     if len(objectives) > 1:
         points = [values for s in states.values() if s.status == "finished"

@@ -93,7 +93,8 @@ def chosen_configs(out_dir: Path, meta: dict[str, Any], top: int, seed_arg: str
     """The ``top`` best finished configurations, without ``seed_arg`` (best first)."""
     record = read_search(out_dir, None)
     key = record.objectives[0]
-    best = best_finished(record.states.values(), key, record.directions[0] == "minimize")
+    best = best_finished(record.states.values(), key, record.directions[0] == "minimize",
+                         record.layout.constraints)
     if not best:
         raise UsageError(f"{out_dir} has no finished run with a number for {key}; let the "
                          "search finish some runs first (hpsearch status shows them)")

@@ -49,17 +49,22 @@ def best_rows(view: SearchView, top: int
     """Every column (in the order of room), the ``top`` best finished runs' cells, and
     which columns hold numbers (right-aligned)."""
     key, ascending = view.objectives[0], view.directions[0] == "minimize"
-    best = best_finished(view.record.states.values(), key, ascending)[:top]
+    constraints = view.record.layout.constraints
+    best = best_finished(view.record.states.values(), key, ascending, constraints)[:top]
     params = [p.name for p in view.parameters if p.varies]
     others = [m for m in view.metrics if m not in view.objectives]
-    columns = ["rank", "trial", *view.objectives, *params, "wall", *others, "run"]
-    numeric = [True] * (2 + len(view.objectives))
+    marked = ["feasible"] if constraints else []
+    columns = ["rank", "trial", *view.objectives, *marked, *params, "wall", *others, "run"]
+    numeric = [True] * (2 + len(view.objectives)) + [False] * len(marked)
     numeric += [all(is_number(display(s.config.get(p))) for s in best) for p in params]
     numeric += [True] * (1 + len(others)) + [False]
     rows = []
     for rank, state in enumerate(best, 1):
         cells = [str(rank), str(state.trial)]
         cells += [number(state.metrics.get(k)) for k in view.objectives]
+        if constraints:
+            broken = [c.text() for c in constraints if not c.holds(state.metrics)]
+            cells.append("no: " + ", ".join(broken) if broken else "yes")
         cells += [number(display(state.config.get(p))) for p in params]
         cells.append(duration(state.wall_time))
         cells += [number(state.metrics.get(k)) for k in others]

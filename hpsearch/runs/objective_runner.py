@@ -182,7 +182,7 @@ def run(target: str, config: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
-def _leave_reason(run_dir: Path, text: str) -> None:
+def leave_reason(run_dir: Path, text: str) -> None:
     try:
         with open(run_dir / REASON_FILE, "w") as f:
             f.write(" ".join(text.split()) + "\n")
@@ -207,13 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         (out_dir / summary_file).write_text(summary_text(metrics))
     except RunnerError as exc:
         print(f"hpsearch: {exc}", file=sys.stderr)
-        _leave_reason(run_dir, str(exc))
+        leave_reason(run_dir, str(exc))
         return exc.status
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # the function's (or its module's) own error
         traceback.print_exc()
-        _leave_reason(run_dir, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        leave_reason(run_dir, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return 1
     return 0
 

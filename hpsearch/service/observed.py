@@ -61,6 +61,15 @@ class ObservedStrategy(Strategy):
     def total_is_estimate(self) -> bool:
         return self.inner.total_is_estimate
 
+    def finish(self, finished: Sequence[Outcome]) -> list[Proposal]:
+        proposals = self.inner.finish(finished)
+        self._note(proposals)
+        return proposals
+
+    @property
+    def stop_note(self) -> str | None:
+        return self.inner.stop_note
+
     def withdrawn(self) -> set[int]:
         trials = self.inner.withdrawn()
         self.book.forget(trials)

@@ -42,6 +42,7 @@ from hpsearch.engine.searchdir import (
     describe,
     read_description,
 )
+from hpsearch.engine.warmstart import warm_started
 from hpsearch.errors import UsageError
 from hpsearch.runs.files import write_atomic
 from hpsearch.service.api_error import ApiError
@@ -65,7 +66,8 @@ DEFAULT_POINTS_AHEAD = 10
 SERVED_DEFAULTS: dict[str, Any] = {"script": "external-worker", "metrics": ["loss"]}
 #: the settings of a search that name a command to run or a file to read: a request made
 #: over HTTP carries none of them unless the service allows it (--allow_commands)
-COMMAND_SETTINGS = ("generator", "script", "config_template", "hydra_config", "from_hydra")
+COMMAND_SETTINGS = ("generator", "script", "config_template", "hydra_config", "from_hydra",
+                    "warm_start")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +103,8 @@ class Request:
                  lease_s: float, source: str, command: list[str],
                  own: Backend | None = None) -> None:
         self.id = rid
+        #: what warm_start told the strategy (:mod:`hpsearch.engine.warmstart`), for the log
+        spec, self.warm_line = warm_started(spec, options.out_dir)
         self.spec = spec
         self.options = options
         self.budget = budget

@@ -118,6 +118,8 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
         options = dataclasses.replace(options, fail_fast=0)
     first = Request(1, spec, options, budget, lease_s, source_name(source, spec), command,
                     make_backend(options, say) if own_backend else None)
+    if first.warm_line:
+        say(first.warm_line)
     sock = bind(access.host, access.port)
     registry = Registry(options.out_dir, options, lease_s, say, access.max_requests,
                         access.allow_commands)

@@ -58,10 +58,12 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from hpsearch.errors import UsageError
+from hpsearch.spec.constraints import Constraint
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
 from hpsearch.spec.fidelity import PBT_ALGORITHM, Budget, Pbt, check_schedule
 from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
+from hpsearch.spec.points import Forbid, WarmResult
 from hpsearch.spec.pruning import PrunerSpec, parse_pruner
 from hpsearch.spec.reserved import RESERVED_COLUMNS
 from hpsearch.spec.resources import ResourceRules, parse_resources
@@ -109,6 +111,17 @@ class SearchSpec:
     pbt: Pbt | None = None
     #: ``resources:`` (``_RESOURCES``): what each run needs, by its configuration
     resources: ResourceRules = field(default_factory=ResourceRules)
+    #: ``initial_points`` (completed: :func:`hpsearch.spec.points.fit`), proposed first;
+    #: ``forbid``: configurations never proposed; ``warm_start``: earlier search
+    #: directories, whose runs :mod:`hpsearch.engine.warmstart` puts in ``warm_results``
+    initial_points: tuple[dict[str, Any], ...] = ()
+    forbid: tuple[Forbid, ...] = ()
+    warm_start: tuple[str, ...] = ()
+    warm_results: tuple[WarmResult, ...] = ()
+    #: ``constraints``: bounds on metrics a run must keep to be feasible
+    constraints: tuple[Constraint, ...] = ()
+    #: ``rerun_best``: values the best configuration runs once more with, after the search
+    rerun_best: dict[str, Any] | None = None
 
     @property
     def performance_key(self) -> str:
@@ -514,6 +527,37 @@ def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
     return replace(spec, pruner=parse_pruner(name, options, "--pruner"))
 
 
+#: algorithms that learn from results but are not told a run broke a constraint (gp could
+#: be, but its Gaussian process of a violation cannot take a run without the metric)
+CONSTRAINTS_IGNORED = ("cmaes", "gp", "external")
+
+
+def _check_seeding(spec: SearchSpec, algorithm: str, trials: int | None) -> None:
+    """``initial_points`` and ``warm_start`` are for the samplers (the grid walks every
+    configuration anyway); ``forbid`` for the samplers and the grid; ``constraints`` for all
+    but :data:`CONSTRAINTS_IGNORED` (random, qmc and grid: they rank the results only)."""
+    seeding = [k for k, v in (("initial_points", spec.initial_points),
+                              ("warm_start", spec.warm_start)) if v]
+    if seeding and algorithm == "grid":
+        raise UsageError(f"{seeding[0]} is for the samplers: the grid walks every "
+                         "configuration in its own order; pick random, qmc, tpe, cmaes, gp or "
+                         f"nsga2, or drop {seeding[0]}")
+    if spec.constraints and algorithm in CONSTRAINTS_IGNORED:
+        raise UsageError(f"algorithm {algorithm} cannot take constraints (it would learn from "
+                         "runs that break them as from any other); use tpe or nsga2, or "
+                         "drop constraints")
+    if spec.rerun_best is not None and spec.multi_objective:
+        raise UsageError(f"rerun_best runs the best configuration again, but this search has "
+                         f"{len(spec.objectives)} objectives (no one best); keep one objective "
+                         "or drop rerun_best")
+    if trials is not None and len(spec.initial_points) > trials:
+        raise UsageError(f"{len(spec.initial_points)} initial_points but {trials} trials; "
+                         "raise num_trials (it counts the initial points) or drop points")
+    if algorithm == "external" and (seeding or spec.forbid):
+        raise UsageError(f"{(seeding or ['forbid'])[0]} is not passed to an external "
+                         "generator; drop it or pick another algorithm")
+
+
 def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int | None,
                       seed: int | None) -> SearchSpec:
     """``spec`` with the command line's ``--algorithm``, ``--num_searches`` and an explicit
@@ -559,6 +603,7 @@ def resolve_algorithm(spec: SearchSpec, algorithm: str | None, num_trials: int |
                          "search file)" if algorithm == "external" else
                          f"generator is for algorithm external, not {algorithm}; remove "
                          "generator or set algorithm: external")
+    _check_seeding(spec, algorithm, trials)
     if spec.multi_objective and spec.pruner.active:
         raise UsageError(f"pruner {spec.pruner.name} stops runs by one objective, but this "
                          f"search has {len(spec.objectives)}; drop the pruner or keep one "

@@ -37,6 +37,12 @@
     resources:                        # what each run needs; a list: first match wins
       - {when: {optimizer: sgd}, gpus: 2, mem: 64G}   # (see hpsearch.spec.resources)
       - {gpus: 1}
+    initial_points: [{lr: 0.001, optimizer: adam, ...}]   # run first (hpsearch.spec.points)
+    forbid: [{optimizer: [sgd], batch_size: [128]}]       # never proposed
+    warm_start: [out/earlier_search]  # their finished runs are told to the sampler first
+    rerun_best: {save_model: true}    # after the search: the best configuration once more
+    constraints: [memory_gb <= 16]    # on metrics: the best run is the best feasible one
+                                      # (see hpsearch.spec.constraints)
 
 The methods are hpogrid's (:mod:`hpsearch.spec.distributions`); hpogrid's search space pastes in
 unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``
@@ -58,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import UsageError
+from hpsearch.spec.constraints import parse_constraints
 from hpsearch.spec.datafile import load_json, load_yaml
 from hpsearch.spec.distributions import parse_distribution
 from hpsearch.spec.fidelity import parse_budget, parse_pbt
@@ -67,11 +74,13 @@ from hpsearch.spec.gridmodule import (
     check_conditions,
     check_directions,
     check_names_and_values,
+    check_parameter_name,
     check_summary_filename,
     check_value_lists,
 )
 from hpsearch.spec.hydra import check_arg_format, sweeper_settings
 from hpsearch.spec.invocation import command_of
+from hpsearch.spec.points import parse_forbid, parse_initial_points, parse_warm_start
 from hpsearch.spec.pruning import parse_pruner
 from hpsearch.spec.resources import parse_resources
 
@@ -81,7 +90,8 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "algorithm_options", "generator", "generator_timeout", "num_trials", "seed",
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
-            "from_hydra", "log_to", "budget", "pbt", "resources")
+            "from_hydra", "log_to", "budget", "pbt", "resources", "initial_points", "forbid",
+            "warm_start", "constraints", "rerun_best")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -195,6 +205,21 @@ def _with_sweeper(data: dict[str, Any], where: str, here: Path) -> dict[str, Any
     return data
 
 
+def _rerun_best(where: str, raw: Any, out_arg: str) -> dict[str, Any] | None:
+    """``rerun_best``: a mapping of parameter name -> the value the rerun gets."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise UsageError(f"{where}: rerun_best must be a mapping of name -> value, e.g. "
+                         f"{{save_model: true}}, not {raw!r}")
+    for name in raw:
+        if name == out_arg:
+            raise UsageError(f"{where}: rerun_best must not set {out_arg!r}: hpsearch sets "
+                             f"--{out_arg} for every run")
+        check_parameter_name(str(name))
+    return dict(raw)
+
+
 def load_search_file(path: Path, run_cwd: Path, check_script: bool = True) -> SearchSpec:
     """Read and validate a search file (module docstring)."""
     return spec_from_mapping(read_search_file(path), f"search file {path}", run_cwd,
@@ -272,6 +297,10 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
                 raise UsageError(f"{where}: {schedule.parameter!r} is set by the algorithm "
                                  "(its budget); remove it from parameters")
             check_names_and_values({schedule.parameter: [1]}, [], keywords, out_arg)
+    keys = list(dict.fromkeys([*parameters, *(k for _m, r in conditions for k in r)]))
+    forbid = parse_forbid(data.get("forbid"), keys, where)
+    initial_points = parse_initial_points(data.get("initial_points"), parameters, conditions,
+                                          keys, forbid, where)
     template = _optional_text(where, data, "config_template", "model.yml")
     config_arg = _optional_text(where, data, "config_arg", "config") or "config"
     allow_new_keys = data.get("allow_new_keys", False)
@@ -293,6 +322,10 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         generator_timeout=generator_timeout, warnings=dropped,
         log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
-        budget=budget, pbt=pbt)
+        budget=budget, pbt=pbt,
+        initial_points=tuple(initial_points), forbid=tuple(forbid),
+        warm_start=parse_warm_start(data.get("warm_start"), where),
+        constraints=parse_constraints(data.get("constraints"), metrics, where),
+        rerun_best=_rerun_best(where, data.get("rerun_best"), out_arg))
     return replace(spec, resources=parse_resources(data.get("resources"), f"{where}: resources",
                                                    spec.config_keys()))

@@ -68,7 +68,17 @@ def make_strategy(spec: SearchSpec, options: StrategyOptions, ahead: int | None 
     """The strategy of ``spec.algorithm``; ``--random_seed`` seeds it unless the search
     file set a seed (an explicit ``--random_seed`` already replaced that). ``ahead`` is how
     many proposals are kept in flight when it is not :func:`parallelism` (a served search's
-    ``num_points_per_generation``): what a sampler plans for, a generator's ``%NUM_POINTS``."""
+    ``num_points_per_generation``): what a sampler plans for, a generator's ``%NUM_POINTS``.
+    A spec with ``rerun_best`` gets it wrapped (:mod:`hpsearch.strategies.rerun_best`)."""
+    strategy = _make(spec, options, ahead)
+    if spec.rerun_best is None:
+        return strategy
+    from hpsearch.strategies.rerun_best import RerunBest
+
+    return RerunBest(strategy, spec.rerun_best, spec.performance_sort_asc)
+
+
+def _make(spec: SearchSpec, options: StrategyOptions, ahead: int | None) -> Strategy:
     seed = options.random_seed if spec.seed is None else spec.seed
     parallel = parallelism(options) if ahead is None else ahead
     if spec.algorithm == "grid":

@@ -56,12 +56,14 @@ class Proposal:
 class Outcome:
     """How a trial ended: ``values`` holds one number per objective for a finished trial
     (the last reported ones for a pruned trial, None if none); ``intermediate`` maps a
-    step to the first objective's value reported there."""
+    step to the first objective's value reported there; ``violations`` holds one number per
+    search constraint (:meth:`hpsearch.spec.constraints.Constraint.violation`, <= 0: kept)."""
 
     trial: int
     status: str
     values: list[float] | None = None
     intermediate: dict[int, float] = field(default_factory=dict)
+    violations: list[float] | None = None
 
 
 class Strategy(ABC):
@@ -98,11 +100,23 @@ class Strategy(ABC):
         """``total`` is an estimate (shown as ``~N``) until the strategy is done."""
         return False
 
+    def finish(self, finished: Sequence[Outcome]) -> list[Proposal]:
+        """Every run ended and no proposal is left (``done``): proposals to run after all
+        of them (:mod:`hpsearch.strategies.rerun_best`), given the finished runs' outcomes;
+        [] ends the search. Asked again after those ran."""
+        return []
+
     def withdrawn(self) -> set[int]:
         """Trials among the restored ones that should not run (any more): a changed grid
         no longer holds them. The driver drops those that never ran; asked once, after
         ``restore``."""
         return set()
+
+    @property
+    def stop_note(self) -> str | None:
+        """Why the strategy ended before its trials were spent (one line for the user;
+        ``forbid`` rejected every draw), None when it did not."""
+        return None
 
     @property
     def busy(self) -> bool:

@@ -5,7 +5,8 @@ so a resumed search goes on from the last position instead of walking the grid a
 configurations already proposed are known by their run ids. When the grid changed since
 (another grid id: values added or removed, another seed or order), the new grid is walked
 from its start, configurations already proposed are skipped (finished runs are kept), and
-proposals the new grid no longer holds that never ran are withdrawn.
+proposals the new grid no longer holds that never ran are withdrawn. A configuration that
+``forbid`` matches is skipped (and not counted).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.points import forbidden
 from hpsearch.spec.values import canonical, canonical_config
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.gridspace import SearchSpace, fingerprint
@@ -50,11 +52,14 @@ class GridStrategy(Strategy):
         self._walk: Iterator[tuple[int, dict[str, Any]]] | None = None
         self._done = False
         self._withdrawn: set[int] = set()
-        self._count_exact = not self.space.conditions and not self.space.random_picks
+        self._forbid = list(spec.forbid)
+        self._count_exact = not (self.space.conditions or self._forbid) and \
+            not self.space.random_picks
         self._total = self.space.size_hint
         if not self._count_exact and self.space.grid_size <= EXACT_COUNT_LIMIT \
                 and not self.space.random_picks:
-            self._total = sum(1 for _ in self.space.walk())
+            self._total = sum(1 for _pos, config in self.space.walk()
+                              if not forbidden(config, self._forbid))
             self._count_exact = True
         elif not self._count_exact:
             self._total = self.space.estimate_size()
@@ -93,6 +98,8 @@ class GridStrategy(Strategy):
                     self._total, self._count_exact = self._next_trial, True
                 break
             position, config = step
+            if forbidden(config, self._forbid):
+                continue
             proposals.append(Proposal(self._next_trial, config,
                                       {"g": self.identity, "p": position},
                                       run_id=f"{fingerprint(config):012x}"))

@@ -16,7 +16,9 @@ dimension. ``qmc``: trial ``k``'s point is point ``k + 1`` of a scrambled Halton
 (:mod:`hpsearch.strategies.halton`) seeded by ``seed``, which covers the space more evenly
 than random points do. Either way a trial depends on (seed, trial number) only, so a
 resumed search proposes exactly what an uninterrupted one would, whatever ran in parallel;
-results are never used (``adaptive`` is False).
+results are never used (``adaptive`` is False). ``initial_points`` come first, and
+``forbid`` is drawn around (:class:`UnitCubeStrategy`); ``warm_start`` results teach these
+strategies nothing (they never use results).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.points import FORBIDDEN_DRAWS, exhausted_note, forbidden
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.halton import ScrambledHalton
 from hpsearch.strategies.parameters import (
@@ -65,7 +68,11 @@ class UnitSpace:
 
 
 class UnitCubeStrategy(Strategy):
-    """Proposes ``num_trials`` configurations, trial ``k`` from :meth:`point` ``(k)``."""
+    """Proposes ``num_trials`` configurations: the spec's ``initial_points`` first, then
+    trial ``k`` from :meth:`point` ``(k - len(initial_points))``. A point ``forbid``
+    rejects is drawn again, at random from ``derive_seed(seed, k, "redraw:<r>")`` (the
+    same on every resume); after :data:`FORBIDDEN_DRAWS` rejected draws the strategy
+    proposes no more and says so (:attr:`stop_note`)."""
 
     adaptive = False
 
@@ -73,14 +80,26 @@ class UnitCubeStrategy(Strategy):
         self._space = UnitSpace(spec)
         self._seed = seed
         self._num_trials = num_trials
+        self._initial = list(spec.initial_points)
+        self._forbid = list(spec.forbid)
         self._next = 0
+        self._note: str | None = None
 
     @abstractmethod
     def point(self, trial: int) -> list[float]:
         """Trial ``trial``'s point of the unit cube."""
 
-    def proposal(self, trial: int) -> Proposal:
-        return Proposal(trial, self._space.config(self.point(trial)))
+    def proposal(self, trial: int) -> Proposal | None:
+        """Trial ``trial``'s proposal; None when ``forbid`` rejected every draw."""
+        if trial < len(self._initial):
+            return Proposal(trial, self._initial[trial])
+        config = self._space.config(self.point(trial - len(self._initial)))
+        for redraw in range(1, FORBIDDEN_DRAWS):
+            if not forbidden(config, self._forbid):
+                return Proposal(trial, config)
+            rng = random.Random(derive_seed(self._seed, trial, f"redraw:{redraw}"))
+            config = self._space.config([rng.random() for _ in range(self._space.dims)])
+        return None if forbidden(config, self._forbid) else Proposal(trial, config)
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         if [p.trial for p in proposals] != list(range(len(proposals))):
@@ -88,9 +107,14 @@ class UnitCubeStrategy(Strategy):
         self._next = len(proposals)
 
     def ask(self, n: int) -> list[Proposal]:
-        stop = min(self._next + max(n, 0), self._num_trials)
-        out = [self.proposal(k) for k in range(self._next, stop)]
-        self._next = max(self._next, stop)
+        out: list[Proposal] = []
+        while len(out) < n and not self.done:
+            proposal = self.proposal(self._next)
+            if proposal is None:
+                self._note = exhausted_note(self._next)
+                break
+            out.append(proposal)
+            self._next += 1
         return out
 
     def tell(self, outcome: Outcome) -> None:
@@ -98,14 +122,24 @@ class UnitCubeStrategy(Strategy):
 
     @property
     def done(self) -> bool:
-        return self._next >= self._num_trials
+        return self._next >= self._num_trials or self._note is not None
+
+    @property
+    def stop_note(self) -> str | None:
+        return self._note
 
     @property
     def total(self) -> int:
         return self._num_trials
 
     def preview(self, n: int) -> tuple[list[Proposal], str | None]:
-        return [self.proposal(k) for k in range(min(n, self._num_trials))], None
+        out = []
+        for trial in range(min(n, self._num_trials)):
+            proposal = self.proposal(trial)
+            if proposal is None:
+                return out, exhausted_note(trial)
+            out.append(proposal)
+        return out, None
 
 
 class RandomStrategy(UnitCubeStrategy):

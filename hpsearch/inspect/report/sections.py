@@ -88,7 +88,8 @@ def summary(view: SearchView) -> str:
     if fixed:
         parts.append("<p>fixed: " + escape(", ".join(f"{k}={v}" for k, v in fixed)) + "</p>")
     key, ascending = view.objectives[0], view.directions[0] == "minimize"
-    best = best_finished(view.record.states.values(), key, ascending)
+    constraints = view.record.layout.constraints
+    best = best_finished(view.record.states.values(), key, ascending, constraints)
     if not best:
         parts.append("<p>No run has finished yet.</p>")
         return "".join(parts)
@@ -98,6 +99,12 @@ def summary(view: SearchView) -> str:
     config = [(k, escape(str(display(v)))) for k, v in top.config.items()]
     heading = f"best by {key}" + (" (the first objective; the Pareto front below weighs "
                                   "them all)" if len(view.objectives) > 1 else "")
+    broken = [c.text() for c in constraints if not c.holds(top.metrics)]
+    if broken:
+        heading = f"no run keeps the constraints; best by {key}, infeasible: " + ", ".join(
+            broken)
+    elif constraints:
+        heading += " among the runs that keep " + ", ".join(c.text() for c in constraints)
     parts.append(f'<h3>{escape(heading)}: trial {top.trial}, run <code>{escape(top.run_id)}'
                  f'</code></h3><p class="best-metrics">{escape(metrics)}</p>')
     parts.append(_dl(config))

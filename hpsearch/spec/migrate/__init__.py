@@ -6,6 +6,7 @@ format           top-level keys                              read by
 hpsearch         script, metrics, parameters, ...            :mod:`hpsearch.spec.searchfile`
 hyper_opt        optuna (and log, slurm)                     :mod:`hpsearch.spec.migrate.hyper_opt`
 hpogrid project  search_space, hpo_config, model_config      :mod:`hpsearch.spec.migrate.hpogrid`
+Auptimizer       proposer, parameter_config                  :mod:`hpsearch.spec.migrate.auptimizer`
 ===============  ==========================================  ===============================
 
 A foreign file becomes a search file's mapping, which :func:`hpsearch.spec.searchfile.
@@ -24,21 +25,24 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.spec.gridmodule import SearchSpec
-from hpsearch.spec.migrate import hpogrid, hyper_opt
+from hpsearch.spec.migrate import auptimizer, hpogrid, hyper_opt
 from hpsearch.spec.searchfile import read_search_file, spec_from_mapping
 
 
 def format_of(data: Any) -> str:
-    """``hyper_opt``, ``hpogrid`` or ``hpsearch`` (ours, and anything else: its checks say)."""
+    """``hyper_opt``, ``hpogrid``, ``auptimizer`` or ``hpsearch`` (ours, and anything else:
+    its checks say)."""
     if isinstance(data, dict) and "optuna" in data:
         return "hyper_opt"
     if isinstance(data, dict) and any(k in data for k in hpogrid.SECTIONS):
         return "hpogrid"
+    if isinstance(data, dict) and any(k in data for k in auptimizer.KEYS):
+        return "auptimizer"
     return "hpsearch"
 
 
 _WORDS = {"hyper_opt": "hyper_opt file", "hpogrid": "hpogrid project file",
-          "hpsearch": "search file"}
+          "auptimizer": "Auptimizer file", "hpsearch": "search file"}
 
 
 def load_search_file(path: Path, run_cwd: Path, check_script: bool = True,
@@ -58,6 +62,9 @@ def load_search_file(path: Path, run_cwd: Path, check_script: bool = True,
         data, notes = hyper_opt.to_mapping(data, where, overrides.get("script"))
     elif kind == "hpogrid":
         data, notes = hpogrid.to_mapping(data, where, overrides.get("script"))
+    elif kind == "auptimizer":  # --script names the Auptimizer script its runner runs
+        data, notes = auptimizer.to_mapping(data, where, overrides.pop("script", None),
+                                            run_cwd, check_script)
     if isinstance(data, dict):
         data = {**data, **overrides}
     spec = spec_from_mapping(data, where, run_cwd, check_script, source_file=path)
@@ -77,4 +84,6 @@ def suggested_options(path: Path, backend: str, natives: Mapping[str, str]
         return hyper_opt.suggested_options(data, backend, where, natives)
     if kind == "hpogrid":
         return hpogrid.suggested_options(data, where)
+    if kind == "auptimizer":
+        return auptimizer.suggested_options(data, where)
     return {}, []

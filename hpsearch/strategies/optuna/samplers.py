@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.points import exhausted_note
 from hpsearch.strategies.base import Outcome, Proposal, Strategy
 from hpsearch.strategies.optuna.catalog import RESULT_FREE, SAMPLERS
 from hpsearch.strategies.optuna.process import SamplerProcess, SamplerUnavailable
@@ -145,6 +146,7 @@ class OptunaStrategy(Strategy):
         self._ahead = 1 if parallel > 1 else 0
         self._worker = OrderedWorker(f"sampler {spec.algorithm}")
         self._wake: Callable[[], None] | None = None
+        self._note: str | None = None  # forbid rejected every draw: no more proposals
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         """Call before the first ``ask`` or ``tell``."""
@@ -159,6 +161,8 @@ class OptunaStrategy(Strategy):
             self._handed += len(out)
             room = self._num_trials - self._handed - len(self._ready) - self._computing
             more = min(n - len(out) + self._ahead - len(self._ready) - self._computing, room)
+            if self._note is not None:
+                more = 0
             if more > 0:
                 self._computing += more
         if more > 0:
@@ -179,12 +183,16 @@ class OptunaStrategy(Strategy):
         return self._search
 
     def _compute(self, search: OptunaSearch | SamplerProcess, count: int) -> None:
-        """In the worker: ``count`` proposals, one after the other."""
+        """In the worker: ``count`` proposals, one after the other (none after ``forbid``
+        rejected every draw of one)."""
         for _ in range(count):
-            proposal = search.propose()
+            proposal = None if self._note is not None else search.propose()
             with self._lock:
-                self._ready.append(proposal)
                 self._computing -= 1
+                if proposal is not None:
+                    self._ready.append(proposal)
+                elif self._note is None:
+                    self._note = exhausted_note(self._handed + len(self._ready))
             if self._wake is not None:
                 self._wake()
 
@@ -196,7 +204,13 @@ class OptunaStrategy(Strategy):
 
     @property
     def done(self) -> bool:
-        return self._handed >= self._num_trials
+        with self._lock:
+            return self._handed >= self._num_trials or (
+                self._note is not None and not self._ready and not self._computing)
+
+    @property
+    def stop_note(self) -> str | None:
+        return self._note
 
     @property
     def total(self) -> int:
@@ -217,7 +231,12 @@ class OptunaStrategy(Strategy):
         cls = optuna_sampler_class(self._spec.algorithm)
         free = self._options.get(option, inspect.signature(cls).parameters[option].default)
         scratch = OptunaSearch(self._spec, self._seed, self._options)
-        proposals = [scratch.propose() for _ in range(min(n, free, self._num_trials))]
+        proposals = []
+        for trial in range(min(n, free, self._num_trials)):
+            proposal = scratch.propose()
+            if proposal is None:
+                return proposals, exhausted_note(trial)
+            proposals.append(proposal)
         if free >= self._num_trials:
             return proposals, None
         return proposals, (f"trials {free} to {self._num_trials - 1} depend on the results "

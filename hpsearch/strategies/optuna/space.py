@@ -28,6 +28,8 @@ after the start-up ones are Optuna's to shape anyway.
 
 from __future__ import annotations
 
+import math
+from statistics import NormalDist
 from typing import Any
 
 import optuna
@@ -40,6 +42,7 @@ from optuna.distributions import (
 
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.points import same_value
 from hpsearch.strategies.parameters import (
     Parameter,
     apply_drawn_conditions,
@@ -84,6 +87,27 @@ def from_optuna(parameter: Parameter, raw: Any) -> Any:
     return dist._rounded(raw)  # on the distribution's grid, typed as its values are
 
 
+def to_raw(parameter: Parameter, value: Any) -> Any:
+    """Optuna's value of ``value`` (a value of ``parameter``: :func:`hpsearch.spec.points.fit`
+    said so), the inverse of :func:`from_optuna`."""
+    if parameter.choices is not None:
+        return next(i for i, c in enumerate(parameter.choices) if same_value(c, value))
+    dist = parameter.distribution
+    assert dist is not None
+    if dist.method in _NORMAL_FAMILY:
+        assert dist.mu is not None and dist.sigma is not None
+        normal = value if dist.method in ("normal", "qnormal") else \
+            math.log(value) / math.log(dist.base)
+        u = NormalDist().cdf((normal - dist.mu) / dist.sigma)
+        return min(max(u, UNIT_EPS), 1.0 - UNIT_EPS)
+    if dist.method == "uniformint":
+        return int(value)
+    if dist.method == "qloguniform":
+        assert dist.q is not None
+        return round(value / dist.q)
+    return float(value)
+
+
 def condition_name(index: int, key: str) -> str:
     return f"{key}@{index}"
 
@@ -124,3 +148,17 @@ class OptunaSpace:
                                trial.suggest_categorical(name, list(range(len(values)))))
 
         return ordered(apply_drawn_conditions(base, self._conditions, draw), self._keys)
+
+    def raw(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Optuna's parameters of a configuration that fits the space (an initial point, a
+        warm-start run): the ``base`` ones, and the choices of the conditions it matches."""
+        params = {name: to_raw(self._by_name[name], config[name]) for name in self.base}
+
+        def draw(i: int, key: str, values: list[Any]) -> Any:
+            name = condition_name(i, key)
+            params[name] = to_raw(self._by_name[name], config[key])
+            return config[key]
+
+        apply_drawn_conditions({p.name: config[p.name] for p in self._parameters},
+                               self._conditions, draw)
+        return params

@@ -31,6 +31,7 @@ the samplers ignore.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -44,6 +45,7 @@ from optuna.trial import TrialState
 
 from hpsearch.errors import UsageError
 from hpsearch.spec.gridmodule import SearchSpec
+from hpsearch.spec.points import FORBIDDEN_DRAWS, forbidden
 from hpsearch.strategies.base import Outcome, Proposal
 from hpsearch.strategies.optuna.catalog import SAMPLERS
 from hpsearch.strategies.optuna.space import OptunaSpace
@@ -97,6 +99,17 @@ def _random_states(sampler: optuna.samplers.BaseSampler) -> list[np.random.Rando
     return states
 
 
+#: the trial system attribute that holds a finished trial's constraint violations
+VIOLATIONS_ATTR = "hpsearch:violations"
+
+
+def _violations(trial: optuna.trial.FrozenTrial, count: int) -> list[float]:
+    """Optuna's ``constraints_func`` (``constraints_func`` works from Optuna 4 to 6; 5's
+    ``Trial.set_constraint`` does not exist in 4): what :meth:`OptunaSearch.record` set
+    before the tell; a pruned trial (a forbidden draw included) breaks none."""
+    return list(trial.system_attrs.get(VIOLATIONS_ATTR, [0.0] * count))
+
+
 def _json_copy(value: Any) -> Any:
     """``value`` as the journal gives it back."""
     return json.loads(json.dumps(value, allow_nan=False))
@@ -121,9 +134,19 @@ class OptunaSearch:
                             directions=spec.directions)
         self._study_id = self._storage.get_study_id_from_name(_STUDY)
         self._caches: dict[str, Any] = {}
+        self._constrained = len(spec.constraints)
         # tells need no seed (after_trial draws nothing); the teller's sampler is its own
         self._teller = self._load(self._new_sampler(derive_seed(seed, 0)))
         self._reseeded: optuna.samplers.BaseSampler | None = None  # see _sampler
+        self._points = list(spec.initial_points)
+        self._initial = [self._space.raw(config) for config in self._points]
+        self._forbid = list(spec.forbid)
+        #: the study's trial number of each proposal (warm results and forbidden draws
+        #: come between)
+        self._numbers: list[int] = []
+        for result in spec.warm_results:
+            self._add({"params": self._space.raw(result.config)}, TrialState.COMPLETE,
+                      list(result.values))
 
     def _load(self, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
         return optuna.load_study(study_name=_STUDY, storage=self._storage, sampler=sampler,
@@ -148,7 +171,11 @@ class OptunaSearch:
         return sampler
 
     def _new_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
-        sampler = optuna_sampler_class(self.algorithm)(seed=seed, **self._options)
+        extra = {"constraints_func": functools.partial(_violations, count=self._constrained)
+                 } if self._constrained else {}
+        with warnings.catch_warnings():  # Optuna 5 deprecates constraints_func (for 7)
+            warnings.simplefilter("ignore", FutureWarning)
+            sampler = optuna_sampler_class(self.algorithm)(seed=seed, **self._options, **extra)
         self._share_caches(sampler)
         return sampler
 
@@ -164,9 +191,31 @@ class OptunaSearch:
     def _trial_id(self, trial: int) -> int:
         return self._storage.get_trial_id_from_study_id_trial_number(self._study_id, trial)
 
-    def propose(self) -> Proposal:
-        number = self._storage.get_n_trials(self._study_id)
-        study = self._study(number)
+    def propose(self) -> Proposal | None:
+        """The next trial's proposal: its initial point if it has one (enqueued, as
+        ``study.enqueue_trial`` does), else the sampler's; a draw ``forbid`` rejects is told
+        FAIL and kept in the proposal's ``internal["skipped"]`` (a restore adds it back), and
+        after :data:`FORBIDDEN_DRAWS` of them in a row: None."""
+        trial = len(self._numbers)
+        skipped: list[dict[str, Any]] = []
+        for _draw in range(FORBIDDEN_DRAWS):
+            number = self._storage.get_n_trials(self._study_id)
+            study = self._study(number)
+            if trial < len(self._initial):
+                study.enqueue_trial(self._initial[trial])
+            config, internal = self._ask(study, number)
+            if trial < len(self._points):  # as given (Optuna's raw value of a normal one
+                config = self._points[trial]  # maps back to it only within rounding)
+            if not forbidden(config, self._forbid):
+                self._numbers.append(number)
+                return Proposal(trial, config, {**internal, "skipped": skipped} if skipped
+                                else internal)
+            study.tell(number, state=TrialState.PRUNED)
+            skipped.append(internal)
+        return None
+
+    def _ask(self, study: optuna.Study, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Ask trial ``number``: the run's configuration, and what the journal keeps."""
         before = self._storage.get_study_system_attrs(self._study_id)
         trial = study.ask(fixed_distributions=self._space.base)
         assert trial.number == number
@@ -180,7 +229,7 @@ class OptunaSearch:
         for key, value in internal["system_attrs"].items():
             self._storage.set_trial_system_attr(self._trial_id(number), key, value)
         self._set_study_attrs(internal["study_attrs"])
-        return Proposal(number, config, internal)
+        return config, internal
 
     def _set_study_attrs(self, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():
@@ -190,39 +239,50 @@ class OptunaSearch:
         """Tell Optuna how a trial ended (see the module docstring)."""
         study = self._teller
         values = outcome.values
+        number = self._numbers[outcome.trial]
+        if outcome.violations is not None and self._constrained:
+            self._storage.set_trial_system_attr(self._trial_id(number), VIOLATIONS_ATTR,
+                                                list(outcome.violations))
         if outcome.status == "finished" and values is not None and len(
                 values) == self._objectives and not any(math.isnan(v) for v in values):
-            study.tell(outcome.trial, [float(v) for v in values])
+            study.tell(number, [float(v) for v in values])
         elif outcome.status == "pruned":
             reported = dict(outcome.intermediate) or ({0: values[0]} if values else {})
             if self._objectives == 1:  # Optuna keeps intermediate values for one objective
-                trial_id = self._trial_id(outcome.trial)
+                trial_id = self._trial_id(number)
                 for step, value in sorted((int(s), float(v)) for s, v in reported.items()):
                     self._storage.set_trial_intermediate_value(trial_id, step, value)
-            study.tell(outcome.trial, state=TrialState.PRUNED)
+            study.tell(number, state=TrialState.PRUNED)
         else:
-            study.tell(outcome.trial, state=TrialState.FAIL)
+            study.tell(number, state=TrialState.FAIL)
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
-        """Add the journaled trials back as RUNNING, then tell their outcomes in order."""
-        study = optuna.load_study(study_name=_STUDY, storage=self._storage)
+        """Add the journaled trials back as RUNNING (each after the forbidden draws it
+        skipped, as FAIL), then tell their outcomes in order."""
         for number, proposal in enumerate(proposals):
             if proposal.trial != number or "params" not in proposal.internal:
                 raise ValueError(f"cannot restore an Optuna search from proposal "
                                  f"{proposal.trial} (expected trial {number} with Optuna "
                                  "parameters)")
-            params = proposal.internal["params"]
             try:
-                trial = optuna.trial.create_trial(
-                    state=TrialState.RUNNING, params=params,
-                    distributions={name: self._space.distribution(name) for name in params},
-                    system_attrs=proposal.internal.get("system_attrs", {}))
+                for skipped in proposal.internal.get("skipped", []):
+                    self._add(skipped, TrialState.PRUNED)
+                self._numbers.append(self._add(proposal.internal, TrialState.RUNNING))
             except (KeyError, ValueError) as exc:
                 raise UsageError(f"cannot resume: trial {number} of the journal does not fit "
                                  f"the search space now ({type(exc).__name__}: {exc}); resume "
                                  "with the search file or grid module the search started "
                                  "with") from None
-            self._set_study_attrs(proposal.internal.get("study_attrs", {}))
-            study.add_trial(trial)
         for outcome in outcomes:
             self.record(outcome)
+
+    def _add(self, internal: dict[str, Any], state: TrialState,
+             values: list[float] | None = None) -> int:
+        """Add a trial of ``internal``'s parameters and attributes; its number."""
+        params = internal["params"]
+        self._teller.add_trial(optuna.trial.create_trial(
+            state=state, params=params, values=values,
+            distributions={name: self._space.distribution(name) for name in params},
+            system_attrs=internal.get("system_attrs", {})))
+        self._set_study_attrs(internal.get("study_attrs", {}))
+        return self._storage.get_n_trials(self._study_id) - 1
