@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from hpsearch.backends.base import BackendError
 from hpsearch.backends.local import kill_local_jobs
 from hpsearch.backends.lsf import options as lsf_options
+from hpsearch.backends.sge import options as sge_options
 from hpsearch.backends.slurm import options as slurm_options
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option
@@ -77,6 +78,14 @@ SCHEDULERS: dict[str, Scheduler] = {
         driver_script="hpsearch.backends.lsf.backend:render_lsf_driver_script",
         resources="hpsearch.backends.lsf.backend:run_resources",
         settings="hpsearch.backends.lsf.backend:lsf_settings"),
+    "sge": Scheduler(
+        sge_options.SgeOptions, sge_options.SgeJob, sge_options.for_driver,
+        backend="hpsearch.backends.sge.backend:SgeBackend",
+        validate="hpsearch.backends.sge.backend:validate_sge_options",
+        cancel_command="qdel", cancel="hpsearch.backends.sge.backend:qdel",
+        driver_script="hpsearch.backends.sge.backend:render_driver_script",
+        resources="hpsearch.backends.sge.backend:run_resources",
+        settings="hpsearch.backends.sge.backend:sge_settings"),
 }
 
 
