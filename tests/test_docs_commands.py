@@ -5,7 +5,8 @@ docs/how-to/*.md runs here verbatim, block after block in page order, in one fre
 per page that holds a copy of the repository's ``sims/`` (so ``sims/quadratic`` and
 ``out/first`` mean what they mean on the page), with the installed ``hpsearch`` and ``python``
 first on PATH. A page whose commands name Slurm runs on the local Slurm (skipped with
-``HPSEARCH_SKIP_SLURM=1``, as every Slurm test), one that names LSF on the LSF emulator. A
+``HPSEARCH_SKIP_SLURM=1``, as every Slurm test), one that names LSF on the LSF emulator, one
+that names Grid Engine on the local Grid Engine cell (``HPSEARCH_SKIP_SGE=1`` skips it). A
 block that cannot run here is preceded by ``<!-- not run: <reason> -->``; those are listed,
 and a marker without a reason fails.
 """
@@ -25,6 +26,7 @@ import click
 import pytest
 from browser import open_browser, requests_made, require_browser
 from conftest import REPO, hpsearch_env
+from sge_fixture import sge_cell  # noqa: F401  (fixture: the local Grid Engine)
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local Slurm)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
@@ -104,13 +106,15 @@ def page_id(page: Path) -> str:
 
 
 def needs(page: Path) -> set[str]:
-    """Which scheduler the page's commands talk to: ``slurm``, ``lsf`` or none."""
+    """Which scheduler the page's commands talk to: ``slurm``, ``lsf``, ``sge`` or none."""
     text = "\n".join(b.text for b in run_blocks(page))
     found = set()
     if re.search(r"--scheduler=slurm|\bsbatch\b", text):
         found.add("slurm")
     if re.search(r"--scheduler=lsf|\bbsub\b", text):
         found.add("lsf")
+    if re.search(r"--scheduler=sge|\bqsub\b", text):
+        found.add("sge")
     return found
 
 
@@ -132,7 +136,8 @@ def run_command(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]
 @pytest.mark.parametrize("page", RUN_PAGES, ids=page_id)
 def test_the_commands_of_a_page_run_verbatim(page, tmp_path, request):
     for scheduler in sorted(needs(page)):
-        request.getfixturevalue({"slurm": "slurm_cluster", "lsf": "lsf"}[scheduler])
+        request.getfixturevalue({"slurm": "slurm_cluster", "lsf": "lsf",
+                                 "sge": "sge_cell"}[scheduler])
     work = tmp_path / "work"
     shutil.copytree(REPO / "sims", work / "sims",
                     ignore=shutil.ignore_patterns("__pycache__", "out"))

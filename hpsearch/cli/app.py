@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from hpsearch.backends import SCHEDULERS
+from hpsearch.backends import SCHEDULERS, scheduler_names
 from hpsearch.backends.cluster.options import DriverJob, option_key
 from hpsearch.cli.flags import GroupedCommand, GroupedGroup, declared_flags
 from hpsearch.engine.options import OPTION_GROUPS, SearchOptions, options_from_flags
@@ -267,7 +267,7 @@ def wrap_command(driver_hours: float, driver_mem: str, driver_partition: str | N
     options = build_options(params)
     if not options.run_cluster:
         raise UsageError("hpsearch wrap runs the driver as a batch job that submits the runs: "
-                         "add --run_cluster --scheduler=slurm|lsf")
+                         f"add --run_cluster --scheduler={scheduler_names()}")
     load_search(source, options.run_cwd)
     for note in notes:
         print(f"hpsearch: {note}", file=sys.stderr)

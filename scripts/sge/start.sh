@@ -12,7 +12,8 @@
 # all.q on localhost has $HPSEARCH_SGE_SLOTS slots (default 8, more than the machine has, so
 # arrays run side by side) and no load thresholds (other work on this machine must not close
 # it), the parallel environment `smp` takes any number of a host's slots, and the host
-# offers $HPSEARCH_SGE_GPUS (default 2) of the consumable `gpu` (`qsub -l gpu=1`).
+# offers $HPSEARCH_SGE_GPUS (default 2) of the consumable `gpu` (`qsub -l gpu=1`), counted per
+# job.
 set -euo pipefail
 
 export SGE_ROOT=${SGE_ROOT:-/var/lib/gridengine}
@@ -40,9 +41,18 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-daemon_alive() { pgrep -x "$1" >/dev/null 2>&1; }
-if daemon_alive sge_qmaster && daemon_alive sge_execd && queue_up; then
-    echo "sge: already running on localhost ($(qstat -f -q all.q | grep '^all\.q@' | awk '{ print $3 }') slots)"
+SPOOL=/var/spool/gridengine
+# a live process (not a zombie: a daemon's parent here may be slow to reap it)
+pid_alive() {
+    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null \
+        && [ "$(ps -o stat= -p "$(cat "$1")" | cut -c1)" != Z ]
+}
+qmaster_alive() { pid_alive "$SPOOL/qmaster/qmaster.pid"; }
+execd_alive() { pid_alive "$SPOOL/execd/localhost/execd.pid"; }
+# qconf's own messages ("root@localhost modified ...") go to stderr: shown only on failure
+quiet() { local out; out=$("$@" 2>&1) || { echo "$out" >&2; return 1; }; }
+if qmaster_alive && execd_alive && queue_up; then
+    echo "sge: already running on localhost (all.q: $(qstat -f -q all.q | grep '^all\.q@' | awk '{ print $3 }') slots reserved/used/total)"
     exit 0
 fi
 
@@ -67,28 +77,33 @@ fi
 t1=$(now)
 echo "localhost $(hostname)" >"$COMMON/host_aliases"
 echo localhost >"$COMMON/act_qmaster"
-daemon_alive sge_qmaster || (cd / && /usr/sbin/sge_qmaster)
+qmaster_alive || (cd / && /usr/sbin/sge_qmaster)
 for _ in $(seq 1 100); do timeout 5 qconf -sh >/dev/null 2>&1 && break; sleep 0.1; done
+if ! timeout 5 qconf -sh >/dev/null 2>&1; then
+    echo "sge: sge_qmaster does not answer within 10 s; its log:" >&2
+    tail -n 20 "$SPOOL/qmaster/messages" >&2 || true
+    exit 1
+fi
 
 # the global configuration: root may submit, accounting reaches qacct within a second
 qconf -sconf global \
     | sed -e 's/^min_uid .*/min_uid 0/' -e 's/^min_gid .*/min_gid 0/' \
           -e 's/flush_time=[0-9:]*/flush_time=00:00:01/' >"$WORK/global"
-qconf -Mconf "$WORK/global" >/dev/null
+quiet qconf -Mconf "$WORK/global"
 # the scheduler: every second, and right after each submission and each job's end
 qconf -ssconf \
     | sed -e 's/^schedule_interval .*/schedule_interval 0:0:1/' \
           -e 's/^job_load_adjustments .*/job_load_adjustments NONE/' \
           -e 's/^flush_submit_sec .*/flush_submit_sec 1/' \
           -e 's/^flush_finish_sec .*/flush_finish_sec 1/' >"$WORK/sched"
-qconf -Msconf "$WORK/sched" >/dev/null
-# a consumable `gpu` complex
-if ! qconf -sc | grep -q '^gpu '; then
-    { qconf -sc; echo "gpu gpu INT <= YES YES 0 0"; } >"$WORK/complexes"
-    qconf -Mc "$WORK/complexes" >/dev/null
+quiet qconf -Msconf "$WORK/sched"
+# a consumable `gpu` complex, counted per job (JOB), not per slot: -pe smp 4 -l gpu=1 is one GPU
+if ! qconf -sc | grep -q '^gpu .* JOB '; then
+    { qconf -sc | grep -v '^gpu '; echo "gpu gpu INT <= YES JOB 0 0"; } >"$WORK/complexes"
+    quiet qconf -Mc "$WORK/complexes"
 fi
-qconf -sh 2>/dev/null | grep -qx localhost || qconf -ah localhost >/dev/null
-qconf -ss 2>/dev/null | grep -qx localhost || qconf -as localhost >/dev/null
+qconf -sh 2>/dev/null | grep -qx localhost || quiet qconf -ah localhost
+qconf -ss 2>/dev/null | grep -qx localhost || quiet qconf -as localhost
 cat >"$WORK/host" <<HOST
 hostname              localhost
 load_scaling          NONE
@@ -101,9 +116,9 @@ usage_scaling         NONE
 report_variables      NONE
 HOST
 if qconf -se localhost >/dev/null 2>&1; then
-    qconf -Me "$WORK/host" >/dev/null
+    quiet qconf -Me "$WORK/host"
 else
-    qconf -Ae "$WORK/host" >/dev/null
+    quiet qconf -Ae "$WORK/host"
 fi
 cat >"$WORK/pe" <<PE
 pe_name            smp
@@ -119,8 +134,8 @@ urgency_slots      min
 accounting_summary FALSE
 qsort_args         NONE
 PE
-if qconf -sp smp >/dev/null 2>&1; then qconf -Mp "$WORK/pe" >/dev/null; else qconf -Ap "$WORK/pe" >/dev/null; fi
-daemon_alive sge_execd || (cd / && /usr/sbin/sge_execd)
+if qconf -sp smp >/dev/null 2>&1; then quiet qconf -Mp "$WORK/pe"; else quiet qconf -Ap "$WORK/pe"; fi
+execd_alive || (cd / && /usr/sbin/sge_execd)
 # the queue: a template from qconf's own defaults, on localhost, with SLOTS slots
 if qconf -sq all.q >/dev/null 2>&1; then qconf -sq all.q >"$WORK/queue"; else
     qconf -sq >"$WORK/queue"  # without a name: the template of a new queue
@@ -128,7 +143,7 @@ fi
 sed -i -e 's/^qname .*/qname all.q/' -e 's/^hostlist .*/hostlist localhost/' \
     -e "s/^slots .*/slots $SLOTS/" -e 's/^load_thresholds .*/load_thresholds NONE/' \
     -e 's/^pe_list .*/pe_list smp/' -e 's|^shell .*|shell /bin/sh|' "$WORK/queue"
-if qconf -sq all.q >/dev/null 2>&1; then qconf -Mq "$WORK/queue" >/dev/null; else qconf -Aq "$WORK/queue" >/dev/null; fi
+if qconf -sq all.q >/dev/null 2>&1; then quiet qconf -Mq "$WORK/queue"; else quiet qconf -Aq "$WORK/queue"; fi
 
 for _ in $(seq 1 300); do
     if queue_up; then
@@ -139,5 +154,5 @@ for _ in $(seq 1 300); do
 done
 echo "sge: queue all.q@localhost did not come up within 30 s:" >&2
 qstat -f >&2 || true
-tail -n 20 /var/spool/gridengine/qmaster/messages /var/spool/gridengine/execd/localhost/messages >&2 || true
+tail -n 20 "$SPOOL/qmaster/messages" "$SPOOL/execd/localhost/messages" >&2 || true
 exit 1
