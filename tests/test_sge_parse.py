@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from hpsearch.backends.cluster.backend import ClusterSettings
 from hpsearch.backends.sge import parse as gp
 from hpsearch.backends.sge.backend import (
+    ENDING,
+    SgeBackend,
+    SgeSettings,
     hms,
     memory_bytes,
     qsub_option_directives,
@@ -125,3 +129,14 @@ def test_bad_qsub_options_are_one_line(item, words):
     with pytest.raises(ValueError, match=words) as info:
         qsub_option_directives(SgeJob(qsub_options=(item,)))
     assert "\n" not in str(info.value)
+
+
+def test_which_states_are_over(tmp_path):
+    backend = SgeBackend(ClusterSettings(out_dir=tmp_path), SgeSettings(("-l h_rt=1:00:00",)))
+    assert backend.time_limit() == 3600
+    over = ["DONE", "killed", "TIMEOUT", "failed 26: opening input/output file", "Eqw"]
+    assert all(backend.is_final(state) for state in over)
+    # running, being deleted, restarted, or gone from qstat and not yet in qacct: not over
+    assert not any(backend.is_final(state) for state in ("r", "dr", "Rr", "t", ENDING, "qw"))
+    assert "qw" in backend.queued_states and "Rq" in backend.queued_states
+    assert backend.task_job_id("12", 0) == "12.1" and backend.array_of("12.7") == "12"

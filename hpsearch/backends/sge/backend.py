@@ -46,6 +46,10 @@ _WORD = re.compile(r"[^\s'\"\\#]+")
 _MEMORY = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)B?", re.IGNORECASE)
 _COMMAND_TIMEOUT = 120.0
 _MIB = 1024 ** 2
+#: the state of a task qstat no longer lists and qacct does not know yet
+ENDING = "ENDING"
+#: seconds a task qstat no longer lists waits for qacct's word before it is judged gone
+ACCOUNTING_WAIT = 60.0
 
 
 def memory_bytes(text: str) -> int | None:
@@ -267,6 +271,7 @@ class SgeBackend(ClusterBackend):
 
     def __init__(self, cluster: ClusterSettings, sge: SgeSettings, **kwargs) -> None:
         self.directives = list(sge.directives)
+        self._missing_since: dict[str, float] = {}  # tasks qstat stopped listing, since when
         super().__init__(cluster, **kwargs)
 
     def time_limit(self) -> float | None:
@@ -278,7 +283,7 @@ class SgeBackend(ClusterBackend):
         """An end ``qacct`` told (:func:`~hpsearch.backends.sge.parse.classify_qacct`), or a
         job in error (``Eqw``: it waits for an administrator, never starting by itself)."""
         return (state in (gp.DONE, gp.KILLED) or state in self.timeout_states
-                or state.startswith("failed ") or "E" in state)
+                or state.startswith("failed ") or state in gp.ERROR_STATES)
 
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
         return self._render([t.task + 1 for t in tasks], job_name, throttle,
@@ -364,14 +369,23 @@ class SgeBackend(ClusterBackend):
 
     def _query(self, job_ids: Sequence[str]) -> dict[str, str]:
         """States by job id: qstat's state letters (``qw``, ``r``, ``t``, ``Eqw``...) for
-        the tasks it lists; for the others, why they ended as ``qacct -j`` says
-        (:func:`~hpsearch.backends.sge.parse.classify_qacct`), one call per array, counted as
-        accounting; a task neither knows is left out."""
+        the tasks it lists. A task it no longer lists is ``ENDING`` the first time (its exit
+        file, written as it ended, is read before the next query); after that, why it ended
+        as ``qacct -j`` says (:func:`~hpsearch.backends.sge.parse.classify_qacct`), one call
+        per array, counted as accounting -- ``ENDING`` while qacct does not know it yet (the
+        accounting file is written every ``flush_time``, 15 s by default), for at most
+        :data:`ACCOUNTING_WAIT` seconds; then it is left out (gone)."""
         states = gp.task_states(self._qstat())
-        missing = sorted({self.array_of(j) for j in job_ids if j not in states}, key=int)
-        for array in missing:
+        now = self._clock()
+        missing = [j for j in job_ids if j not in states]
+        self._missing_since = {j: self._missing_since.get(j, now) for j in missing}
+        asked = [j for j in missing if self._missing_since[j] < now]
+        for array in sorted({self.array_of(j) for j in asked}, key=int):
             states.update({job: gp.classify_qacct(record)
                            for job, record in self._qacct(array).items() if job not in states})
+        for job in missing:
+            if job not in states and now - self._missing_since[job] < ACCOUNTING_WAIT:
+                states[job] = ENDING
         return {job_id: states[job_id] for job_id in job_ids if job_id in states}
 
     def _qacct(self, array_id: str) -> dict[str, gp.QacctRecord]:

@@ -11,9 +11,11 @@ import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
 #: qstat's state letters of a job waiting to start: ``qw``, held ``hqw``, rescheduled ``Rq``
-#: (a requeued job), ``w`` alone; a state with ``E`` (``Eqw``: the job is in error and waits
-#: for an administrator) is none of them: it never starts by itself (see :func:`is_final`)
+#: (a requeued job), ``w`` alone; a job in error (:data:`ERROR_STATES`) is none of them
 QUEUED_STATES = frozenset({"qw", "hqw", "Rq", "hRwq", "Rqw", "hRqw", "w"})
+#: qstat's states of a job in error (qstat(1): ``Eqw``, ``Ehqw``, ``EhRqw``): it waits for an
+#: administrator and never starts by itself
+ERROR_STATES = frozenset({"Eqw", "Ehqw", "EhRqw"})
 #: how :func:`classify_qacct` names an end the time limit (``h_rt``) caused
 TIMEOUT_STATES = frozenset({"TIMEOUT"})
 #: ... a job deleted by its owner or an administrator (``qdel``)
