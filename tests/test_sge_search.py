@@ -11,6 +11,7 @@ tool, so Grid Engine still does all the work.
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -129,7 +130,8 @@ def test_24_runs_through_one_array_with_a_failing_run(tmp_path, counted):
     assert peak_concurrency(s) <= 4  # the throttle held
     qstat = counted.calls("qstat")
     # at most one query per second, each one qstat -xml for every array
-    assert len(qstat) <= elapsed + 1 and all(c == "qstat -xml" for c in qstat)
+    assert len(qstat) <= elapsed + 1
+    assert all(c == f"qstat -xml -u {getpass.getuser()}" for c in qstat), qstat
 
 
 def test_retries_keep_num_jobs_across_arrays(tmp_path, counted):

@@ -3,7 +3,7 @@
 Grid Engine numbers array tasks from 1, so the run of base task ``t`` (0-based, see
 :class:`ClusterBackend`) is task ``t + 1`` and its job id is ``"<job>.<t + 1>"`` (e.g.
 ``"1234.3"``, as qstat and qdel spell it). One ``qstat -xml`` call per poll covers every
-watched array (it lists the jobs still waiting or running); a task it no longer lists and
+watched array (it lists the user's jobs still waiting or running); a task it no longer lists and
 whose run left no exit file is looked up in ``qacct -j <job>`` (its exit status, its
 ``failed`` code: the time limit, a deletion), once. ``qdel`` gets every job id in one call.
 Jobs are submitted with ``-notify``: qdel sends SIGUSR2 before its SIGKILL (after the
@@ -15,6 +15,7 @@ warning is the soft limit ``s_rt``, whose SIGUSR1 the script turns into SIGURG (
 
 from __future__ import annotations
 
+import getpass
 import math
 import re
 import shutil
@@ -338,9 +339,10 @@ class SgeBackend(ClusterBackend):
             raise SubmitUnclear(f"qsub {script}: {exc}") from exc
 
     def _qstat(self) -> list[gp.QstatJob]:
-        """``qstat -xml``: this user's jobs that wait or run (one call)."""
+        """``qstat -xml -u <user>``: this user's jobs that wait or run (one call; some sites
+        list every user's jobs by default)."""
         try:
-            done = _run(["qstat", "-xml"])
+            done = _run(["qstat", "-xml", "-u", getpass.getuser()])
         except subprocess.TimeoutExpired as exc:
             raise QueryFailed(f"qstat did not answer in {_COMMAND_TIMEOUT:.0f} s") from exc
         except FileNotFoundError as exc:
