@@ -18,6 +18,7 @@ from hpsearch.backends.sge.backend import (
     qsub_option_directives,
     resource_directives,
     rt_seconds,
+    sge_directives,
     time_limit_of,
 )
 from hpsearch.backends.sge.options import SgeJob
@@ -140,3 +141,19 @@ def test_which_states_are_over(tmp_path):
     assert not any(backend.is_final(state) for state in ("r", "dr", "Rr", "t", ENDING, "qw"))
     assert "qw" in backend.queued_states and "Rq" in backend.queued_states
     assert backend.task_job_id("12", 0) == "12.1" and backend.array_of("12.7") == "12"
+
+
+@pytest.mark.parametrize("flags, words", [({"sge_mem": "lots"}, "--sge_mem=lots: expected a size"),
+                                          ({"sge_queue": "a b"}, "expected one name"),
+                                          ({"sge_pe": "s'mp"}, "quotes")])
+def test_bad_grid_engine_values_are_one_line(flags, words):
+    with pytest.raises(ValueError, match=words) as info:
+        sge_directives(SgeJob(**flags))
+    assert "\n" not in str(info.value)
+
+
+def test_the_flags_directives_in_order():
+    job = SgeJob(sge_cpus=2, sge_mem="1G", sge_gpus=0, sge_queue="gpu.q", sge_pe="threads",
+                 num_hours=0.5, qsub_options=("P=proj",))
+    assert sge_directives(job) == ["-pe threads 2", "-l h_vmem=512M", "-l h_rt=0:30:00",
+                                   "-q gpu.q", "-P proj"]

@@ -110,6 +110,14 @@ def _words(flag: str, value: str) -> list[str]:
     return words
 
 
+def _word(flag: str, value: str) -> str:
+    """A value that must be one word (a queue, a parallel environment's name)."""
+    words = _words(flag, value)
+    if len(words) != 1:
+        raise ValueError(f"{flag}={value!r}: expected one name, without blanks")
+    return words[0]
+
+
 def qsub_option_directives(options: SgeJob) -> list[str]:
     """``--qsub_option`` items as ``#$`` options: ``A=lab`` -> ``-A lab``, ``pe=smp 4`` ->
     ``-pe smp 4`` (a value's words are qsub's arguments), ``r=y``; ``KEY`` alone is a bare
@@ -156,12 +164,12 @@ def sge_directives(options: SgeJob) -> list[str]:
     """Every ``#$`` option the flags ask for: the resources (:func:`resource_directives`),
     ``-q`` (``--sge_queue``), then the ``--qsub_option`` items (qsub lets a later one win).
     Raises ``ValueError`` (one line) for a value qsub could misread."""
-    pe = _words("--sge_pe", options.sge_pe)[0] if options.sge_pe.strip() else DEFAULT_PE
+    pe = _word("--sge_pe", options.sge_pe) if options.sge_pe.strip() else DEFAULT_PE
     if options.sge_mem.strip() and memory_bytes(options.sge_mem) is None:
         raise ValueError(f"--sge_mem={options.sge_mem}: expected a size such as 8G or 500M")
     directives = resource_directives(run_resources(options, None), pe)
     if options.sge_queue.strip():
-        directives.append(f"-q {' '.join(_words('--sge_queue', options.sge_queue))}")
+        directives.append(f"-q {_word('--sge_queue', options.sge_queue)}")
     return directives + qsub_option_directives(options)
 
 
