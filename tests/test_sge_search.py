@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Search, hpsearch_cmd, hpsearch_env, wait_for, write_search
+from conftest import Search, hpsearch_cmd, hpsearch_env, pid_alive, wait_for, write_search
 from sge_fixture import sge_cell  # noqa: F401  (fixture)
 from test_cluster_guarantees import peak_concurrency
 from test_early_stopping import Curves, assert_pruned_at_the_first_rung
@@ -307,3 +307,20 @@ def test_wrap_script_runs_the_driver_as_a_job(tmp_path, counted):
     rows = s.results()
     assert len(rows) == 2 and {r["status"] for r in rows} == {"finished"}
     assert len(counted.submissions()) == 2  # the wrapper, then one array from inside it
+
+
+def test_cancel_reaches_the_runs_of_packed_jobs(tmp_path, counted, procs):
+    """qdel's SIGUSR2 reaches the worker as SIGTERM, which it passes on to its runs (each in
+    a session of its own, out of the job's process group): they end long before the
+    queue's 60 s ``notify`` time would end the job with SIGKILL."""
+    s = write_search(tmp_path, {"x": [1.0, 2.0, 3.0, 4.0], "sleep": [600]})
+    proc = start(s, counted, "--runs_per_job=2", "--visible_gpus=-1")
+    procs.append(proc)
+    wait_for(lambda: len(s.starts()) == 4, 60, "4 started runs")
+    pids = [e["pid"] for e in s.events() if e["ev"] == "start"]
+    done = subprocess.run(hpsearch_cmd(["cancel", str(s.out_dir)]), cwd=tmp_path,
+                          env=counted.env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert proc.wait(timeout=30) != 0
+    assert len(counted.calls("qdel")) == 1
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), 40, "the runs to end")
