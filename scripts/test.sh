@@ -4,12 +4,14 @@
 # checkout (not an editable install), a real single-node Slurm on localhost (installed from
 # Debian's packages and started by scripts/slurm/start.sh), then ruff and pytest. pytest runs
 # with -P, so `import hpsearch` finds the installed wheel, never the checkout
-# (tests/test_installed_wheel.py checks that). Slurm is stopped again on exit. The report's
-# browser tests need Debian's chromium and chromium-driver (scripts/browser/install.sh).
+# (tests/test_installed_wheel.py checks that). Slurm is stopped again on exit, and so is the
+# single-node Grid Engine cell that scripts/sge/start.sh installs and starts beside it. The
+# report's browser tests need Debian's chromium and chromium-driver (scripts/browser/install.sh).
 # The gp tests need torch (Optuna's GPSampler): torch==2.13.0 is pinned here so that pip takes
 # the CPU build where one lies in its find-links (this machine kind's /opt/wheels) and the
 # gp extra's unpinned torch then installs nothing more; elsewhere pip fetches that release.
-# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
+# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_SGE=1 Grid Engine,
+# HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
 # documentation site (docs/, mkdocs.yml) with --strict before pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +24,15 @@ if [ "${HPSEARCH_SKIP_BROWSER:-0}" != 1 ]; then
   bash scripts/browser/install.sh || echo "test.sh: no browser; the browser tests will fail" >&2
 fi
 
+stops=()
+trap 'for stop in "${stops[@]}"; do bash "$stop" || true; done' EXIT
 if [ "${HPSEARCH_SKIP_SLURM:-0}" != 1 ]; then
-  trap 'bash scripts/slurm/stop.sh || true' EXIT
+  stops+=(scripts/slurm/stop.sh)
   bash scripts/slurm/start.sh
+fi
+if [ "${HPSEARCH_SKIP_SGE:-0}" != 1 ]; then
+  stops+=(scripts/sge/stop.sh)
+  bash scripts/sge/start.sh
 fi
 
 .venv/bin/python -m ruff check .

@@ -6,7 +6,8 @@ per page that holds a copy of the repository's ``sims/`` (so ``sims/quadratic`` 
 ``out/first`` mean what they mean on the page), with the installed ``hpsearch`` and ``python``
 first on PATH. A page whose commands name Slurm runs on the local Slurm (skipped with
 ``HPSEARCH_SKIP_SLURM=1``, as every Slurm test), one that names LSF on the LSF emulator, one
-that names PBS on the PBS emulator (as OpenPBS). A
+that names PBS on the PBS emulator (as OpenPBS), one that names Grid Engine on the local
+Grid Engine cell (``HPSEARCH_SKIP_SGE=1`` skips it). A
 block that cannot run here is preceded by ``<!-- not run: <reason> -->``; those are listed,
 and a marker without a reason fails.
 """
@@ -26,6 +27,7 @@ import click
 import pytest
 from browser import open_browser, requests_made, require_browser
 from conftest import REPO, hpsearch_env
+from sge_fixture import sge_cell  # noqa: F401  (fixture: the local Grid Engine)
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local Slurm)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 from test_pbs_emulator import openpbs  # noqa: F401  (fixture: PBS emulator, as OpenPBS)
@@ -106,7 +108,7 @@ def page_id(page: Path) -> str:
 
 
 def needs(page: Path) -> set[str]:
-    """Which scheduler the page's commands talk to: ``slurm``, ``lsf``, ``pbs`` or none."""
+    """Which schedulers the page's commands talk to: ``slurm``, ``lsf``, ``pbs``, ``sge``."""
     text = "\n".join(b.text for b in run_blocks(page))
     found = set()
     if re.search(r"--scheduler=slurm|\bsbatch\b", text):
@@ -115,6 +117,9 @@ def needs(page: Path) -> set[str]:
         found.add("lsf")
     if re.search(r"--scheduler=pbs", text):
         found.add("pbs")
+    if re.search(r"--scheduler=sge", text) or (re.search(r"\bqsub\b", text)
+                                                and "pbs" not in found):
+        found.add("sge")
     return found
 
 
@@ -136,8 +141,8 @@ def run_command(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]
 @pytest.mark.parametrize("page", RUN_PAGES, ids=page_id)
 def test_the_commands_of_a_page_run_verbatim(page, tmp_path, request):
     for scheduler in sorted(needs(page)):
-        fixture = {"slurm": "slurm_cluster", "lsf": "lsf", "pbs": "openpbs"}[scheduler]
-        request.getfixturevalue(fixture)
+        request.getfixturevalue({"slurm": "slurm_cluster", "lsf": "lsf", "pbs": "openpbs",
+                                 "sge": "sge_cell"}[scheduler])
     work = tmp_path / "work"
     shutil.copytree(REPO / "sims", work / "sims",
                     ignore=shutil.ignore_patterns("__pycache__", "out"))

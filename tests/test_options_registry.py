@@ -145,4 +145,4 @@ def test_a_scheduler_added_to_the_table_only_is_accepted_with_its_flags(tmp_path
                                  tmp_path)
     assert rc == 0 and out == "#!fake p1 3.0\n", err
     rc, out, err = run_with_fake(["--help"], tmp_path)
-    assert f"--scheduler [{'|'.join(SCHEDULERS)}|fake]" in out and "--fake_queue" in out
+    assert f"--scheduler [{'|'.join([*SCHEDULERS, 'fake'])}]" in out and "--fake_queue" in out

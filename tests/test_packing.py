@@ -218,7 +218,8 @@ def test_lsf_emulator_packs_twelve_runs_in_at_most_four_jobs(tmp_path, lsf):  # 
     (("--runs_per_job=3",), "--runs_per_job is for cluster jobs: add --run_cluster"),
     (("--continue_on_timeout=-1", "--run_cluster"), "--continue_on_timeout=-1 is out of range"),
     (("--continue_on_timeout=2",), "--continue_on_timeout is for cluster jobs: add --run_cluster "
-     f"--scheduler={scheduler_names()}, or leave it out (local runs have no scheduler time limit)"),
+     f"--scheduler={scheduler_names()}, or leave it out (local runs have no scheduler time "
+     "limit)"),
     (("--walltime_warning=-5", "--run_cluster"), "--walltime_warning=-5.0 is out of range"),
 ])
 def test_bad_packing_flags_are_one_line_errors(tmp_path, flags, words):

@@ -19,6 +19,7 @@ from hpsearch.backends.base import BackendError
 from hpsearch.backends.local import kill_local_jobs
 from hpsearch.backends.lsf import options as lsf_options
 from hpsearch.backends.pbs import options as pbs_options
+from hpsearch.backends.sge import options as sge_options
 from hpsearch.backends.slurm import options as slurm_options
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option
@@ -93,6 +94,15 @@ SCHEDULERS: dict[str, Scheduler] = {
         resources="hpsearch.backends.pbs.backend:run_resources",
         settings="hpsearch.backends.pbs.backend:pbs_settings",
         directives="hpsearch.backends.pbs.backend:resource_directives"),
+    "sge": Scheduler(
+        sge_options.SgeOptions, sge_options.SgeJob, sge_options.for_driver,
+        backend="hpsearch.backends.sge.backend:SgeBackend",
+        validate="hpsearch.backends.sge.backend:validate_sge_options",
+        cancel_command="qdel", cancel="hpsearch.backends.sge.backend:qdel",
+        driver_script="hpsearch.backends.sge.backend:render_driver_script",
+        resources="hpsearch.backends.sge.backend:run_resources",
+        settings="hpsearch.backends.sge.backend:sge_settings",
+        directives="hpsearch.backends.sge.backend:resource_directives"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Grid Engine (SGE, Son of Grid Engine, Altair GE): qsub arrays, qstat/qacct parsing, qdel."""
