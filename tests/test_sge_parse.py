@@ -133,7 +133,8 @@ def test_bad_qsub_options_are_one_line(item, words):
 
 
 def test_which_states_are_over(tmp_path):
-    backend = SgeBackend(ClusterSettings(out_dir=tmp_path), SgeSettings(("-l h_rt=1:00:00",), (), "smp"))
+    backend = SgeBackend(ClusterSettings(out_dir=tmp_path),
+                         SgeSettings(("-l h_rt=1:00:00",), (), "smp"))
     assert backend.time_limit() == 3600
     over = ["DONE", "killed", "TIMEOUT", "failed 26: opening input/output file", "Eqw"]
     assert all(backend.is_final(state) for state in over)
