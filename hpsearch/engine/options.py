@@ -23,6 +23,7 @@ from hpsearch.backends.cluster.options import ClusterOptions, QsubOptions
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import REQUIRED, option, own, settle
+from hpsearch.runs.preload import PreloadOptions
 from hpsearch.tracking import SINKS, check_names
 
 DEFAULT_OUT_DIR = "./out/hyperparam_search"
@@ -124,7 +125,8 @@ class RunPolicy:
 
 #: every group of options, in the order ``--help`` lists them
 OPTION_GROUPS: tuple[type, ...] = (
-    SearchSettings, RunPolicy, Placement, GpuOptions, ClusterOptions, QsubOptions,
+    SearchSettings, RunPolicy, PreloadOptions, Placement, GpuOptions, ClusterOptions,
+    QsubOptions,
     *(entry.options for entry in SCHEDULERS.values()))
 
 

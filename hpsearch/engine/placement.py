@@ -28,6 +28,7 @@ from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
 from hpsearch.runs.model import Resources
+from hpsearch.runs.preload import PreloadOptions
 
 
 def resources_of(options: SearchOptions) -> Resources:
@@ -90,7 +91,7 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
         raise UsageError(str(exc)) from None
     try:
         backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say,
-                             resources=resources)
+                             resources=resources, preload=own(PreloadOptions, options))
     except GpuUnavailable as exc:
         say(f"{exc} (pass --visible_gpus=-1 to silence this)")
         return cpu_backend(options, say)
@@ -115,7 +116,7 @@ def cpu_backend(options: SearchOptions, say: Callable[[str], None]) -> LocalBack
     if options.num_jobs is None:
         say(f"--num_jobs not given: {slots} CPU slot{'s' if slots != 1 else ''} (the CPUs "
             "this process may use)")
-    return LocalBackend(slots, options.timeout)
+    return LocalBackend(slots, options.timeout, preload=own(PreloadOptions, options), say=say)
 
 
 

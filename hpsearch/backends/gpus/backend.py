@@ -48,6 +48,7 @@ from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable
 from hpsearch.backends.local import LocalBackend
 from hpsearch.runs.files import stderr_says_oom
 from hpsearch.runs.model import Resources, Run
+from hpsearch.runs.preload import PreloadOptions
 
 #: seconds between GPU samples while runs wait for a GPU
 PROBE_INTERVAL = 0.5
@@ -170,9 +171,10 @@ class GpuBackend(LocalBackend):
 
     def __init__(self, source: GpuSource, limits: GpuLimits, num_jobs: int | None = None,
                  timeout: float | None = None, say: Callable[[str], None] = print,
-                 job_label: str = "", *, resources: Resources | None = None) -> None:
+                 job_label: str = "", *, resources: Resources | None = None,
+                 preload: PreloadOptions | None = None) -> None:
         super().__init__(num_jobs if num_jobs is not None else 1 << 30, timeout,
-                         job_label=job_label)
+                         job_label=job_label, preload=preload, say=say)
         self.source = source
         self.limits = limits
         self.resources = resources or Resources()

@@ -1,0 +1,350 @@
+"""The zygote: a process that imported a run's Python code once and forks every run from it.
+
+The driver's side is :mod:`hpsearch.runs.preload`; this module is the process itself::
+
+    <python> -m hpsearch.runs.zygote <driver pid> function train.py:my_objective
+    <python> -m hpsearch.runs.zygote <driver pid> script train.py
+
+started in the runs' working directory. It imports what the runs need -- a function
+objective's file (as :mod:`hpsearch.runs.objective_runner` would), or the modules a script
+imports at its top level (read with :mod:`ast`; the script itself is not run) -- and then
+answers on its stdout, one JSON line each::
+
+    {"ready": 4242}                            imported; fork requests are welcome
+    {"fallback": "importing train.py initialised CUDA (torch.cuda.is_initialized())"}
+
+It ends itself when its driver ends (``PR_SET_PDEATHSIG``: even a ``kill -9`` of the driver;
+its runs go on, as runs outlive a killed driver) or closes its stdin (it then waits for its
+runs to end, telling their statuses, and exits). Each line on its stdin asks for one run::
+
+    {"run_dir": ..., "launch": "k3f9a1c2", "job": "", "host": "node1", "cwd": ...,
+     "argv": [<python>, "-m", "hpsearch.objective_runner", ...], "env": {...}}
+
+and is answered ``{"pid": <wrapper pid>}``; when that wrapper ends, ``{"ended": <pid>,
+"status": <exit status, or -N for signal N>}`` follows.
+
+**A run is two forks.** The first child plays the job wrapper (:mod:`hpsearch.runs.wrapper`):
+a new session (its pid is the run's process group and job id ``<host>:<pid>``), named
+``hpsearch-run`` (``/proc/<pid>/comm``) and sitting in the run directory (``/proc/<pid>/cwd``),
+which is how a restarted driver recognises it. It writes ``started_at``, holds SIGTERM, SIGINT
+and SIGHUP while the run runs, and writes ``exit_code`` exactly as the shell wrapper does
+(128+N for a run killed by signal N, the signal word when the wrapper got one), including a
+requeued launch's restart rules. The second child is the run: in ``cwd``, stdin from
+``/dev/null``, ``stdout.log`` and ``stderr.log`` as its fds 1 and 2, the run's whole environment,
+the default signal handlers, then the runner's ``main`` (function objectives) or
+``runpy.run_path(script, run_name="__main__")`` with the script's ``sys.argv``; it ends the way
+the interpreter does (atexit handlers, threads joined). Whatever the run does -- a segfault,
+``os._exit``, the OOM killer -- ends that process only.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import runpy
+import select
+import signal
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+from hpsearch.runs.files import (
+    ATTEMPT_FILES,
+    ATTEMPTS_DIR,
+    EXIT_FILE,
+    STARTED_FILE,
+    STDERR_FILE,
+    read_exit,
+    read_start,
+    split_launch,
+    write_small,
+)
+from hpsearch.runs.wrapper import tracking_defaults
+from hpsearch.spec.reserved import STDOUT_FILE
+
+#: what a forked wrapper calls itself (``/proc/<pid>/comm``)
+WRAPPER_NAME = "hpsearch-run"
+#: ``prctl`` options
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+#: the signals the wrapper holds while its run runs, by the word ``exit_code`` gives them
+_HELD = {signal.SIGTERM: "TERM", signal.SIGINT: "INT", signal.SIGHUP: "HUP"}
+
+
+def _prctl(option: int, value: Any) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def script_imports(path: Path) -> list[str]:
+    """The modules a script imports at its top level (``import torch``, ``from sklearn.datasets
+    import load_digits`` -> ``sklearn.datasets``), in order; relative imports left out."""
+    tree = ast.parse(path.read_bytes(), str(path))
+    names: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return list(dict.fromkeys(names))
+
+
+def preload(kind: str, target: str) -> ModuleType | None:
+    """Import what the runs of ``target`` need; the function objective's module, if any."""
+    if kind == "function":
+        from hpsearch.runs.objective_runner import import_target
+
+        return import_target(target)
+    path = Path(target).resolve()
+    sys.path.insert(0, str(path.parent))
+    for name in script_imports(path):
+        with contextlib.suppress(Exception):  # the run will say so itself, as it would have
+            importlib.import_module(name)
+    return None
+
+
+def accelerator_in_use() -> str | None:
+    """What accelerator runtime the imports initialised (a fork of this process could not
+    use it), or None: CUDA through PyTorch, or a JAX backend."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    with contextlib.suppress(Exception):
+        if cuda is not None and cuda.is_initialized():
+            return "CUDA (torch.cuda.is_initialized())"
+    if "jax" in sys.modules:
+        with contextlib.suppress(Exception):
+            from jax._src import xla_bridge  # type: ignore[import-not-found]
+
+            if xla_bridge._backends:
+                return "a JAX backend"
+    return None
+
+
+class Zygote:
+    """The zygote's loop: fork requests in, pids and ends out (see the module docstring)."""
+
+    def __init__(self, kind: str, module: ModuleType | None, reply_fd: int) -> None:
+        self.kind = kind
+        self.module = module
+        self.reply_fd = reply_fd
+        self.children = 0
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_read, False)
+        os.set_blocking(self.wake_write, False)
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.reply_fd, data):]
+
+    def reap(self, block: bool = False) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
+            except ChildProcessError:
+                self.children = 0
+                return
+            if pid == 0:
+                return
+            self.children -= 1
+            self.send({"ended": pid, "status": os.waitstatus_to_exitcode(status)})
+
+    def serve(self) -> None:
+        """Fork a run for each request until stdin closes; then wait for the runs."""
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wake-up fd fires
+        signal.set_wakeup_fd(self.wake_write)
+        pending = b""
+        while True:
+            readable, _, _ = select.select([0, self.wake_read], [], [])
+            if self.wake_read in readable:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self.wake_read, 512):
+                        pass
+                self.reap()
+            if 0 not in readable:
+                continue
+            data = os.read(0, 1 << 16)
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    self.fork(json.loads(line))
+        self.reap(block=True)
+
+    def fork(self, request: dict[str, Any]) -> None:
+        pid = os.fork()
+        if pid == 0:
+            self._as_wrapper(request)
+        self.children += 1
+        self.send({"pid": pid})
+
+    # -- the wrapper (first child) ------------------------------------------------------
+    def _as_wrapper(self, request: dict[str, Any]) -> NoReturn:
+        me = os.getpid()
+        try:
+            status = self._wrap(request)
+        except BaseException:  # noqa: BLE001  (the wrapper never returns into the loop)
+            if os.getpid() != me:
+                raise  # the run's SystemExit, on its way out of the interpreter
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+            status = 126
+        os._exit(status)
+
+    def _wrap(self, request: dict[str, Any]) -> int:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        for fd in (0, self.reply_fd, self.wake_read, self.wake_write):
+            os.close(fd)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _prctl(_PR_SET_NAME, WRAPPER_NAME.encode())
+        run_dir = Path(request["run_dir"])
+        env: dict[str, str] = dict(request["env"])
+        launch = request["launch"]
+        job = request["job"] or f"{request['host']}:{os.getpid()}"
+        os.chdir(run_dir)  # how a restarted driver tells which run this wrapper is
+        done, launch = _restart_of(run_dir, launch, env)
+        if done is not None:
+            return done
+        env = tracking_defaults(env)
+        with contextlib.suppress(OSError):
+            write_small(run_dir / STARTED_FILE,
+                        f"launch={launch}\njob={job}\nhost={request['host']}\n"
+                        f"cuda_visible_devices={env.get('CUDA_VISIBLE_DEVICES', '')}\n"
+                        f"cpus={env.get('HPSEARCH_CPUS', '')}\n")
+        got: list[str] = []
+        for sig, word in _HELD.items():
+            signal.signal(sig, lambda *_, word=word: got.append(word))
+        child = os.fork()
+        if child == 0:
+            self._as_run(request, env)
+        _, wait_status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(wait_status)
+        status = 128 - code if code < 0 else code
+        sig_word = f" {got[0]}" if got else ""
+        try:
+            write_small(run_dir / EXIT_FILE, f"{status} {launch}{sig_word}\n")
+        except OSError:
+            with contextlib.suppress(OSError), open(run_dir / STDERR_FILE, "a") as f:
+                f.write(f"hpsearch-run: cannot write {run_dir / EXIT_FILE}\n")
+        return status
+
+    # -- the run (second child) -------------------------------------------------------------
+    def _as_run(self, request: dict[str, Any], env: dict[str, str]) -> NoReturn:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            os.chdir(request["cwd"])
+        except OSError:
+            os._exit(126)
+        run_dir = Path(request["run_dir"])
+        try:
+            null = os.open(os.devnull, os.O_RDONLY)
+            out = os.open(run_dir / STDOUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            err = os.open(run_dir / STDERR_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError:
+            os._exit(1)
+        for fd, target in ((null, 0), (out, 1), (err, 2)):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.environ.clear()
+        os.environ.update(env)
+        raise SystemExit(self._run(list(request["argv"])))
+
+    def _run(self, argv: list[str]) -> int:
+        """The run's exit status; an interrupted run dies of SIGINT, as ``python`` does."""
+        try:
+            if self.kind == "function":
+                from hpsearch.runs import objective_runner
+
+                sys.argv = [objective_runner.__file__, *argv[3:]]
+                return objective_runner.main(argv[3:], loaded=self.module)
+            sys.argv = argv[1:]
+            runpy.run_path(argv[1], run_name="__main__")
+            return 0
+        except SystemExit as exc:
+            if exc.code is None or isinstance(exc.code, int):
+                return exc.code or 0
+            print(exc.code, file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            traceback.print_exc()
+            sys.stderr.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            return 130
+        except BaseException:  # noqa: BLE001  (the script's own error, as python prints it)
+            traceback.print_exc()
+            return 1
+
+
+def _restart_of(run_dir: Path, launch: str, env: dict[str, str]) -> tuple[int | None, str]:
+    """The shell wrapper's rules for a requeued launch (:mod:`hpsearch.runs.wrapper`):
+    ``(status, launch)`` of a start of this launch that ended on its own (nothing runs
+    again); else ``(None, the launch key to run as)``: ``launch`` itself for a first start,
+    ``<launch>.<r>`` for the r-th restart, whose earlier files are moved aside and whose
+    ``env`` gets ``HPSEARCH_ATTEMPT`` raised by r and ``HPSEARCH_RESUMED=1``."""
+    start = read_start(run_dir)
+    if start is None:
+        return None, launch
+    base, restarts = split_launch(start.launch)
+    if base != launch:
+        return None, launch
+    record = read_exit(run_dir, start.launch, start)
+    if record is not None and record.signal is None:
+        return record.exit_code, launch
+    n = 1
+    while (run_dir / ATTEMPTS_DIR / str(n)).exists():
+        n += 1
+    target = run_dir / ATTEMPTS_DIR / str(n)
+    target.mkdir(parents=True)
+    for name in ATTEMPT_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(run_dir / name, target / name)
+    env["HPSEARCH_ATTEMPT"] = str(int(env.get("HPSEARCH_ATTEMPT") or 1) + restarts + 1)
+    env["HPSEARCH_RESUMED"] = "1"
+    return None, f"{launch}.{restarts + 1}"
+
+
+def main(argv: list[str]) -> int:
+    """See the module docstring; ``argv``: driver pid, kind, target."""
+    parent, kind, target = int(argv[0]), argv[1], argv[2]
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the driver ended before the line above took effect
+        return 0
+    reply_fd = os.dup(1)
+    os.set_inheritable(reply_fd, False)
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)  # what the imports print goes nowhere (a run prints its own)
+    os.dup2(null, 2)
+    os.close(null)
+    zygote = Zygote(kind, None, reply_fd)
+    try:
+        zygote.module = preload(kind, target)
+    except BaseException as exc:  # noqa: BLE001  (the user's module; each run will say why)
+        zygote.send({"fallback": f"importing {target} failed "
+                                 f"({type(exc).__name__}: {exc})".splitlines()[0]})
+        return 0
+    runtime = accelerator_in_use()
+    if runtime is not None:
+        zygote.send({"fallback": f"importing {target} initialised {runtime}, which a forked "
+                                 "process cannot use"})
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    zygote.send({"ready": os.getpid()})
+    zygote.serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
