@@ -46,7 +46,7 @@ from hpsearch.backends.base import BackendError, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable
 from hpsearch.backends.local import LocalBackend
-from hpsearch.runs.files import stderr_says_oom
+from hpsearch.runs.files import read_start, stderr_says_oom
 from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.preload import PreloadOptions
 
@@ -307,7 +307,9 @@ class GpuBackend(LocalBackend):
         ended = super().reattach(jobs)
         now = time.monotonic()
         for run_id, active in self._active.items():
-            gpu = gpu_from_environ(active.pid)
+            start = read_start(active.run.run_dir)  # a forked run's environ is its zygote's
+            gpu = int(start.cuda_visible_devices) if start is not None and \
+                start.cuda_visible_devices.isdigit() else gpu_from_environ(active.pid)
             self._run_dirs[run_id] = active.run.run_dir
             if gpu is not None:
                 active.extra["gpu"] = gpu
