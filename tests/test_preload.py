@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from conftest import pid_alive, run_hpsearch, start_hpsearch, wait_for
+from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
 from hpsearch.runs.model import Run
 from hpsearch.runs.preload import Forked, PreloadOptions, ZygotePool
@@ -234,6 +235,24 @@ def test_a_script_opts_in_and_its_main_runs_in_the_fork(tmp_path):
     assert rc == 0, err
     assert not any("preloaded" in json.loads(p.read_text())
                    for p in (tmp_path / "plain").glob("runs/*/run.json"))
+
+
+def test_packed_workers_fork_their_runs_from_one_zygote_each(tmp_path, lsf):  # noqa: F811
+    """Packed jobs on the LSF emulator (LSF speaks its documented formats there)."""
+    project(tmp_path, xs="[1, 2, 3, 4, 5, 6]")
+    rc, _, err = run_hpsearch(args(tmp_path, "--run_cluster", "--scheduler=lsf", "--resources=",
+                                   "--runs_per_job=3", "--num_jobs=2"), tmp_path, timeout=120)
+    assert rc == 0, err
+    rows = results(tmp_path)
+    assert len(rows) == 6 and {row["status"] for row in rows} == {"finished"}, rows
+    assert all(record["preloaded"] is True for record in run_records(tmp_path))
+    zygote_of_job: dict[str, set[int]] = {}
+    for row in rows:
+        info = json.loads((Path(row["run_dir"]) / "out" / "info.json").read_text())
+        assert info["imported_in"] != info["pid"]
+        zygote_of_job.setdefault(row["job_id"], set()).add(info["imported_in"])
+    assert all(len(zygotes) == 1 for zygotes in zygote_of_job.values()), zygote_of_job
+    assert len(zygote_of_job) <= 2
 
 
 # -- the pool's own rules, with limits small enough for a test ----------------------------------

@@ -53,7 +53,8 @@ def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
         gpu_limits=GpuLimits(allowed_load=options.allowed_load,
                              allowed_memory=options.allowed_memory,
                              max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
-                             sim_startup_time=options.sim_startup_time))
+                             sim_startup_time=options.sim_startup_time),
+        preload=own(PreloadOptions, options))
     entry = scheduler(options.scheduler)
     return cluster, entry.load(entry.settings)(own(entry.job, options))
 
