@@ -156,6 +156,48 @@ def test_a_zygote_whose_imports_initialised_cuda_is_not_used_said_in_one_line(tm
     assert not any("preloaded" in record for record in run_records(tmp_path))
 
 
+EXITS = '''\
+import atexit, os, sys, threading, time
+
+def fn(config):
+    global unclosed
+    out = os.environ["HPSEARCH_OUT_DIR"]
+    known = "tabnanny" in sys.modules  # imported by an earlier run: learned by the zygote
+    import tabnanny  # noqa: F401
+    unclosed = open(os.path.join(out, "unclosed.txt"), "w")
+    unclosed.write(f"written, never closed; tabnanny known: {known}")
+    atexit.register(lambda: open(os.path.join(out, "atexit.txt"), "w").write("ran"))
+    def late():
+        time.sleep(0.3)
+        open(os.path.join(out, "thread.txt"), "w").write("joined")
+    threading.Thread(target=late).start()
+    print("printed, not flushed", end="")
+    return {"loss": config["x"]}
+'''
+
+
+def test_a_forked_run_ends_as_python_ends_and_its_imports_are_learned(tmp_path):
+    """A run's non-daemon threads are joined, its atexit handlers run, its open files and
+    stdout are flushed (the interpreter's teardown of every module is what a fork skips);
+    what one run imported inside the function, the next runs find imported already."""
+    project(tmp_path, xs="[1, 2, 3]")
+    (tmp_path / "proj" / "obj.py").write_text(EXITS)
+    rc, _, err = run_hpsearch(args(tmp_path, "--num_jobs=1", "--deterministic_search"),
+                              tmp_path)
+    assert rc == 0, err
+    known = []
+    for row in sorted(results(tmp_path), key=lambda row: int(row["trial"])):
+        run_dir = Path(row["run_dir"])
+        assert (run_dir / "out" / "atexit.txt").read_text() == "ran"
+        assert (run_dir / "out" / "thread.txt").read_text() == "joined"
+        assert (run_dir / "stdout.log").read_text() == "printed, not flushed"
+        text = (run_dir / "out" / "unclosed.txt").read_text()
+        assert text.startswith("written, never closed")
+        known.append(text.endswith("True"))
+    assert known == [False, True, True], known
+    assert all(record["preloaded"] is True for record in run_records(tmp_path))
+
+
 def one_at_a_time(tmp_path: Path, procs: list) -> None:
     """Start the waiting search one run at a time; return once the first run waits."""
     project(tmp_path, wait=True)

@@ -196,6 +196,8 @@ class Zygote:
             self.state, self.reason = "fallback", str(message["fallback"])
         elif "pid" in message:
             self._pids.append(int(message["pid"]))
+        elif "learned" in message:  # imports its runs made: growth that is no leak
+            self.rss_ready = rss_mib(self.popen.pid)
         elif "ended" in message:
             self.ended[int(message["ended"])] = int(message["status"])
 

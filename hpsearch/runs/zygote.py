@@ -32,23 +32,34 @@ and SIGHUP while the run runs, and writes ``exit_code`` exactly as the shell wra
 requeued launch's restart rules. The second child is the run: in ``cwd``, stdin from
 ``/dev/null``, ``stdout.log`` and ``stderr.log`` as its fds 1 and 2, the run's whole environment,
 the default signal handlers, then the runner's ``main`` (function objectives) or
-``runpy.run_path(script, run_name="__main__")`` with the script's ``sys.argv``; it ends the way
-the interpreter does (atexit handlers, threads joined). Whatever the run does -- a segfault,
-``os._exit``, the OOM killer -- ends that process only.
+``runpy.run_path(script, run_name="__main__")`` with the script's ``sys.argv``. It ends as the
+interpreter ends (threads joined, ``atexit`` handlers, open files flushed: :func:`_finish`)
+but without tearing down every module, which takes seconds beside torch. Whatever the run does
+-- a segfault, ``os._exit``, the OOM killer -- ends that process only.
+
+**The zygote learns its runs' imports.** At its end a run sends, through a pipe of its own,
+the modules it imported that the zygote lacks, except the user's (under the working directory
+or the target's folder, which may change); the zygote imports them before its next fork
+(``{"learned": <count>}``), so an import inside the function (``torch.optim`` importing
+``torch._dynamo`` on first use: two seconds) is paid by the first run only.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import ctypes
+import gc
 import importlib
+import io
 import json
 import os
 import runpy
 import select
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -129,11 +140,16 @@ def accelerator_in_use() -> str | None:
 class Zygote:
     """The zygote's loop: fork requests in, pids and ends out (see the module docstring)."""
 
-    def __init__(self, kind: str, module: ModuleType | None, reply_fd: int) -> None:
+    def __init__(self, kind: str, module: ModuleType | None, reply_fd: int,
+                 local: tuple[str, ...] = ()) -> None:
         self.kind = kind
         self.module = module
         self.reply_fd = reply_fd
+        self.local = local  # the user's folders: their modules are never learned
         self.children = 0
+        self.accepting = True
+        self.lessons: dict[int, bytes] = {}  # read end of a run's lesson pipe -> its text
+        self.lesson_fd = -1  # in a run: the write end of its lesson pipe
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
@@ -160,14 +176,17 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wake-up fd fires
         signal.set_wakeup_fd(self.wake_write)
         pending = b""
-        while True:
-            readable, _, _ = select.select([0, self.wake_read], [], [])
+        while self.accepting:
+            readable, _, _ = select.select([0, self.wake_read, *self.lessons], [], [])
             if self.wake_read in readable:
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self.wake_read, 512):
                         pass
                 self.reap()
-            if 0 not in readable:
+            for fd in readable:
+                if fd in self.lessons:
+                    self.read_lesson(fd)
+            if 0 not in readable or not self.accepting:
                 continue
             data = os.read(0, 1 << 16)
             if not data:
@@ -180,20 +199,68 @@ class Zygote:
         self.reap(block=True)
 
     def fork(self, request: dict[str, Any]) -> None:
+        learn_read, learn_write = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(learn_read)
+            self.lesson_fd = learn_write
             self._as_wrapper(request)
+        os.close(learn_write)
+        self.lessons[learn_read] = b""
         self.children += 1
         self.send({"pid": pid})
 
+    # -- learning the imports of the runs -------------------------------------------------
+    def read_lesson(self, fd: int) -> None:
+        """Take in what a run imported besides this zygote's modules; once it ended, import
+        them here too, so that the next runs start with them (a lazy ``import torch._dynamo``
+        inside the function costs the first run only). A lesson that initialised an
+        accelerator runtime ends the zygote's service, said in one line."""
+        data = os.read(fd, 1 << 16)
+        if data:
+            self.lessons[fd] += data
+            return
+        os.close(fd)
+        text = self.lessons.pop(fd)
+        try:
+            names = json.loads(text) if text else []
+        except ValueError:
+            return
+        learned = 0
+        for name in names:
+            if isinstance(name, str) and name not in sys.modules:
+                with contextlib.suppress(Exception):
+                    importlib.import_module(name)
+                    learned += 1
+        runtime = accelerator_in_use()
+        if runtime is not None:
+            self.send({"fallback": f"a module its runs import initialised {runtime}, which a "
+                                   "forked process cannot use"})
+            self.accepting = False
+        elif learned:
+            self.send({"learned": learned})
+
+    def _teach(self, known: set[str]) -> None:
+        """In a run, at its end: the modules it imported from outside the user's folders."""
+        names = []
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None)
+            if name in known or not isinstance(path, str) or name == "__main__":
+                continue
+            path = os.path.realpath(path)
+            if not any(path.startswith(folder + os.sep) for folder in self.local):
+                names.append(name)
+        with contextlib.suppress(OSError):
+            data = json.dumps(names).encode()
+            while data:
+                data = data[os.write(self.lesson_fd, data):]
+            os.close(self.lesson_fd)
+
     # -- the wrapper (first child) ------------------------------------------------------
     def _as_wrapper(self, request: dict[str, Any]) -> NoReturn:
-        me = os.getpid()
         try:
             status = self._wrap(request)
         except BaseException:  # noqa: BLE001  (the wrapper never returns into the loop)
-            if os.getpid() != me:
-                raise  # the run's SystemExit, on its way out of the interpreter
             with contextlib.suppress(Exception):
                 traceback.print_exc()
             status = 126
@@ -202,8 +269,9 @@ class Zygote:
     def _wrap(self, request: dict[str, Any]) -> int:
         os.setsid()
         signal.set_wakeup_fd(-1)
-        for fd in (0, self.reply_fd, self.wake_read, self.wake_write):
+        for fd in (0, self.reply_fd, self.wake_read, self.wake_write, *self.lessons):
             os.close(fd)
+        self.lessons.clear()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _prctl(_PR_SET_NAME, WRAPPER_NAME.encode())
         run_dir = Path(request["run_dir"])
@@ -226,6 +294,7 @@ class Zygote:
         child = os.fork()
         if child == 0:
             self._as_run(request, env)
+        os.close(self.lesson_fd)  # the run's alone: its end is the lesson's end
         _, wait_status = os.waitpid(child, 0)
         code = os.waitstatus_to_exitcode(wait_status)
         status = 128 - code if code < 0 else code
@@ -258,7 +327,14 @@ class Zygote:
             os.close(fd)
         os.environ.clear()
         os.environ.update(env)
-        raise SystemExit(self._run(list(request["argv"])))
+        known = set(sys.modules)
+        status = 70
+        try:
+            status = self._run(list(request["argv"]))
+            _finish()
+            self._teach(known)
+        finally:
+            os._exit(status)
 
     def _run(self, argv: list[str]) -> int:
         """The run's exit status; an interrupted run dies of SIGINT, as ``python`` does."""
@@ -285,6 +361,27 @@ class Zygote:
         except BaseException:  # noqa: BLE001  (the script's own error, as python prints it)
             traceback.print_exc()
             return 1
+
+
+#: the file objects :func:`_finish` flushes (exact types: an ``isinstance`` check of every
+#: object against ``io.IOBase`` takes a quarter of a second beside torch)
+_FILE_TYPES = frozenset({io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom})
+
+
+def _finish() -> None:
+    """What the interpreter does at exit that a run may rely on, in its order: wait for the
+    run's threads (all but daemons), run its ``atexit`` handlers, flush every open file. The
+    rest -- tearing down every module and a last garbage collection, seconds beside torch and
+    JAX, whose ``__del__`` methods Python does not promise to run at exit -- is left out."""
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            with contextlib.suppress(RuntimeError):
+                thread.join()
+    atexit._run_exitfuncs()
+    for obj in [*gc.get_objects(), sys.stdout, sys.stderr]:
+        if type(obj) in _FILE_TYPES:
+            with contextlib.suppress(Exception):
+                obj.flush()
 
 
 def _restart_of(run_dir: Path, launch: str, env: dict[str, str]) -> tuple[int | None, str]:
@@ -327,7 +424,8 @@ def main(argv: list[str]) -> int:
     os.dup2(null, 1)  # what the imports print goes nowhere (a run prints its own)
     os.dup2(null, 2)
     os.close(null)
-    zygote = Zygote(kind, None, reply_fd)
+    file = Path(target.rpartition(":")[0] if kind == "function" else target).resolve()
+    zygote = Zygote(kind, None, reply_fd, (os.path.realpath(os.getcwd()), str(file.parent)))
     try:
         zygote.module = preload(kind, target)
     except BaseException as exc:  # noqa: BLE001  (the user's module; each run will say why)
