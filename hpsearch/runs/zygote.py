@@ -150,6 +150,7 @@ class Zygote:
         self.accepting = True
         self.lessons: dict[int, bytes] = {}  # read end of a run's lesson pipe -> its text
         self.lesson_fd = -1  # in a run: the write end of its lesson pipe
+        self.files: list[Any] = []  # the file objects the imports opened
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
@@ -210,6 +211,14 @@ class Zygote:
         self.children += 1
         self.send({"pid": pid})
 
+    def freeze(self) -> None:
+        """Note the open file objects, then move every object into the garbage collector's
+        permanent generation (``gc.freeze()``): a run's collections and its end
+        (:func:`_finish`) then look at the run's own objects only, and leave the zygote's
+        memory pages shared."""
+        self.files = [obj for obj in gc.get_objects() if type(obj) in _FILE_TYPES]
+        gc.freeze()
+
     # -- learning the imports of the runs -------------------------------------------------
     def read_lesson(self, fd: int) -> None:
         """Take in what a run imported besides this zygote's modules; once it ended, import
@@ -238,14 +247,15 @@ class Zygote:
                                    "forked process cannot use"})
             self.accepting = False
         elif learned:
+            self.freeze()
             self.send({"learned": learned})
 
     def _teach(self, known: set[str]) -> None:
         """In a run, at its end: the modules it imported from outside the user's folders."""
         names = []
-        for name, module in list(sys.modules.items()):
-            path = getattr(module, "__file__", None)
-            if name in known or not isinstance(path, str) or name == "__main__":
+        for name in [name for name in sys.modules if name not in known]:
+            path = getattr(sys.modules.get(name), "__file__", None)
+            if not isinstance(path, str) or name == "__main__":
                 continue
             path = os.path.realpath(path)
             if not any(path.startswith(folder + os.sep) for folder in self.local):
@@ -331,7 +341,7 @@ class Zygote:
         status = 70
         try:
             status = self._run(list(request["argv"]))
-            _finish()
+            _finish(self.files)
             self._teach(known)
         finally:
             os._exit(status)
@@ -368,17 +378,19 @@ class Zygote:
 _FILE_TYPES = frozenset({io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom})
 
 
-def _finish() -> None:
+def _finish(inherited: list[Any]) -> None:
     """What the interpreter does at exit that a run may rely on, in its order: wait for the
-    run's threads (all but daemons), run its ``atexit`` handlers, flush every open file. The
-    rest -- tearing down every module and a last garbage collection, seconds beside torch and
-    JAX, whose ``__del__`` methods Python does not promise to run at exit -- is left out."""
+    run's threads (all but daemons), run its ``atexit`` handlers, flush every open file (the
+    run's own, which the garbage collector tracks outside its frozen generation, and the
+    ``inherited`` ones its zygote's imports opened). The rest -- tearing down every module and
+    a last garbage collection, seconds beside torch and JAX, whose ``__del__`` methods Python
+    does not promise to run at exit -- is left out."""
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             with contextlib.suppress(RuntimeError):
                 thread.join()
     atexit._run_exitfuncs()
-    for obj in [*gc.get_objects(), sys.stdout, sys.stderr]:
+    for obj in [*gc.get_objects(), *inherited, sys.stdout, sys.stderr]:
         if type(obj) in _FILE_TYPES:
             with contextlib.suppress(Exception):
                 obj.flush()
@@ -439,6 +451,7 @@ def main(argv: list[str]) -> int:
         return 0
     sys.stdout.flush()
     sys.stderr.flush()
+    zygote.freeze()
     zygote.send({"ready": os.getpid()})
     zygote.serve()
     return 0
