@@ -314,8 +314,8 @@ def zygotes_of_runs(root: Path, pool: ZygotePool, numbers: range) -> list[int]:
     zygotes = []
     for n in numbers:
         run = pool_run(root, n)
-        forked = pool.spawn(run, {**os.environ, "HPSEARCH_OUT_DIR": str(run.sim_out_dir)},
-                            "host", "", may_wait=True)
+        forked = pool.spawn(run, {"HPSEARCH_OUT_DIR": str(run.sim_out_dir)}, "host", "",
+                            may_wait=True)
         assert isinstance(forked, Forked)
         assert forked.wait() == 0
         assert (run.run_dir / "exit_code").read_text() == f"0 k{n}\n"

@@ -147,7 +147,7 @@ class LocalBackend(Backend):
 
     def _launch(self, run: Run, env: Mapping[str, str]) -> str:
         forked = None if self._zygotes is None else self._zygotes.spawn(
-            run, {**os.environ, **env}, self.host, self.job_label, may_wait=not self._active)
+            run, env, self.host, self.job_label, may_wait=not self._active)
         if forked is not None:
             note_preloaded(run)
             self._track(_Active(run, forked.pid, self._pidfd(forked.pid), forked,

@@ -297,9 +297,9 @@ class ZygotePool:
 
     def spawn(self, run: Run, env: Mapping[str, str], host: str, job: str,
               may_wait: bool) -> Forked | None:
-        """``run`` forked from its zygote (``env``: its whole environment); None: start it
-        as a process of its own. ``may_wait``: no run is going, so waiting for a new
-        zygote's imports delays nothing."""
+        """``run`` forked from its zygote (``env``: what its environment has on top of this
+        process's); None: start it as a process of its own. ``may_wait``: no run is going,
+        so waiting for a new zygote's imports delays nothing."""
         target = preload_target(run.argv, self.scripts)
         if target is None:
             return None
@@ -311,7 +311,7 @@ class ZygotePool:
             return None
         pid = zygote.fork({"run_dir": str(run.run_dir), "launch": run.launch, "job": job,
                            "host": host, "cwd": str(run.cwd), "argv": list(run.argv),
-                           "env": dict(env)})
+                           "env": {**os.environ, **env}})
         return None if pid is None else Forked(zygote, pid)
 
     def _zygote(self, key: tuple[str, ...], may_wait: bool) -> Zygote | None:
