@@ -21,7 +21,7 @@ from conftest import pid_alive, run_hpsearch, start_hpsearch, wait_for
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
 from hpsearch.runs.model import Run
-from hpsearch.runs.preload import Forked, PreloadOptions, ZygotePool
+from hpsearch.runs.preload import HELD, Forked, PreloadOptions, ZygotePool
 
 OBJECTIVE = '''\
 import json, os, signal, time
@@ -198,6 +198,23 @@ def test_a_forked_run_ends_as_python_ends_and_its_imports_are_learned(tmp_path):
     assert all(record["preloaded"] is True for record in run_records(tmp_path))
 
 
+def test_ctrl_c_while_the_first_zygote_imports_stops_the_search_at_once(tmp_path, procs):
+    """The runs wait for their zygote's imports (ten minutes here) without the driver's loop
+    waiting: SIGINT stops it as usual, and the zygote ends with it."""
+    project(tmp_path)
+    obj = tmp_path / "proj" / "obj.py"
+    obj.write_text(f"import os, time\nopen({str(tmp_path / 'zygote')!r}, 'w').write("
+                   "str(os.getpid()))\ntime.sleep(600)\n" + obj.read_text())
+    driver = start_hpsearch(args(tmp_path, "--num_jobs=2"), tmp_path)
+    procs.append(driver)
+    marker = tmp_path / "zygote"
+    wait_for(lambda: marker.exists() and marker.read_text(), timeout=60, what="the import")
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=60) == 130, driver.communicate()
+    wait_for(lambda: not pid_alive(int(marker.read_text())), what="the zygote gone")
+    assert not list((tmp_path / "out").glob("runs/*/started_at"))
+
+
 def one_at_a_time(tmp_path: Path, procs: list) -> None:
     """Start the waiting search one run at a time; return once the first run waits."""
     project(tmp_path, wait=True)
@@ -315,7 +332,11 @@ def zygotes_of_runs(root: Path, pool: ZygotePool, numbers: range) -> list[int]:
     for n in numbers:
         run = pool_run(root, n)
         forked = pool.spawn(run, {"HPSEARCH_OUT_DIR": str(run.sim_out_dir)}, "host", "",
-                            may_wait=True)
+                            hold=True)
+        while forked is HELD:  # as the backend does: no room while its zygote imports
+            wait_for(lambda: not pool.importing(), what="the zygote's imports")
+            forked = pool.spawn(run, {"HPSEARCH_OUT_DIR": str(run.sim_out_dir)}, "host", "",
+                                hold=True)
         assert isinstance(forked, Forked)
         assert forked.wait() == 0
         assert (run.run_dir / "exit_code").read_text() == f"0 k{n}\n"

@@ -35,7 +35,14 @@ from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
 from hpsearch.runs.model import Run
-from hpsearch.runs.preload import Forked, PreloadOptions, ZygotePool, forked_run_dir, note_preloaded
+from hpsearch.runs.preload import (
+    HELD,
+    Forked,
+    PreloadOptions,
+    ZygotePool,
+    forked_run_dir,
+    note_preloaded,
+)
 from hpsearch.runs.processes import group_alive as _group_alive
 from hpsearch.runs.processes import signal_group as _signal_group
 from hpsearch.runs.processes import stop_groups
@@ -140,15 +147,24 @@ class LocalBackend(Backend):
 
     # -- starting -------------------------------------------------------------------
     def room(self) -> int:
-        return max(0, self.slots - len(self._active))
+        return 0 if self._held() else max(0, self.slots - len(self._active))
+
+    def _held(self) -> bool:
+        """Runs wait: nothing runs, and the zygote of the first runs imports their code."""
+        return self._zygotes is not None and not self._active and self._zygotes.importing()
 
     def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
-        return {run.run_id: self._launch(run, run.env) for run in runs}
+        """Start the runs; one whose zygote is importing is left out (:meth:`_launch`)."""
+        return {run.run_id: job for run in runs
+                if (job := self._launch(run, run.env)) is not None}
 
-    def _launch(self, run: Run, env: Mapping[str, str]) -> str:
+    def _launch(self, run: Run, env: Mapping[str, str]) -> str | None:
+        """Start the run: its job id; None when it waits for its zygote's imports."""
         forked = None if self._zygotes is None else self._zygotes.spawn(
-            run, env, self.host, self.job_label, may_wait=not self._active)
-        if forked is not None:
+            run, env, self.host, self.job_label, hold=not self._active)
+        if forked is HELD:
+            return None
+        if isinstance(forked, Forked):
             note_preloaded(run)
             self._track(_Active(run, forked.pid, self._pidfd(forked.pid), forked,
                                 self._deadline(), env, extra={"preloaded": 1}))

@@ -18,7 +18,9 @@ is replaced
 * when it died: a new one is started, unless :data:`MAX_DEATHS` died in a row (then one line
   says so and the search's runs are processes of their own).
 
-A zygote whose import failed, or initialised CUDA or JAX's runtime (a fork could not use it),
+While a backend's first zygote imports and no run is going, the backend's room is 0: its
+runs wait for the import (the driver's loop does not). A zygote whose import failed, or
+initialised CUDA or JAX's runtime (a fork could not use it),
 says so in one line; the search's runs are then processes of their own, so an import error
 is reported by each run as before. A retired zygote takes no more runs and exits once its runs
 ended; every zygote dies with its driver (``PR_SET_PDEATHSIG``), while its runs, like any
@@ -55,8 +57,8 @@ MAX_RUNS = 1000
 MAX_GROWTH_MIB = 256
 #: zygotes of one target that may die in a row before its runs stop being preloaded
 MAX_DEATHS = 3
-#: seconds a backend with no run going waits for a new zygote's imports; past that, and
-#: whenever runs are going, a run that finds its zygote still importing starts on its own
+#: seconds a backend with no run going holds its runs back while a new zygote imports; past
+#: that, and whenever runs are going, a run that finds its zygote importing starts on its own
 FIRST_WAIT = 600.0
 #: seconds a fork request may take to be answered before the zygote counts as dead
 FORK_ANSWER = 30.0
@@ -158,6 +160,7 @@ class Zygote:
         self.out = self.popen.stdout.fileno()
         os.set_blocking(self.out, False)
         self.state = "starting"  # -> ready | fallback | dead; retired: stdin closed
+        self.started = time.monotonic()
         self.retired = False
         self.reason = ""
         self.runs = 0
@@ -201,10 +204,10 @@ class Zygote:
         elif "ended" in message:
             self.ended[int(message["ended"])] = int(message["status"])
 
-    def wait_ready(self, timeout: float) -> None:
-        give_up = time.monotonic() + timeout
-        while self.state == "starting" and (left := give_up - time.monotonic()) > 0:
-            self.read(min(left, 1.0))
+    def importing(self) -> bool:
+        """Still importing, for less than :data:`FIRST_WAIT` seconds."""
+        self.read()
+        return self.state == "starting" and time.monotonic() - self.started < FIRST_WAIT
 
     def fork(self, request: dict[str, Any]) -> int | None:
         """The pid of the wrapper forked for ``request``; None when the zygote is gone."""
@@ -254,6 +257,14 @@ class Zygote:
         self.state = "dead" if self.state != "fallback" else self.state
 
 
+class Held:
+    """What :meth:`ZygotePool.spawn` answers for a run to hold back while its zygote imports."""
+
+
+#: the one :class:`Held`
+HELD = Held()
+
+
 class Forked:
     """A forked run's wrapper as the backend watches it: what ``subprocess.Popen`` offers."""
 
@@ -296,37 +307,39 @@ class ZygotePool:
         self.given_up: set[tuple[str, ...]] = set()
 
     def spawn(self, run: Run, env: Mapping[str, str], host: str, job: str,
-              may_wait: bool) -> Forked | None:
+              hold: bool) -> Forked | Held | None:
         """``run`` forked from its zygote (``env``: what its environment has on top of this
-        process's); None: start it as a process of its own. ``may_wait``: no run is going,
-        so waiting for a new zygote's imports delays nothing."""
+        process's); None: start it as a process of its own; :data:`HELD`: not now, its new
+        zygote imports (only with ``hold``: no run is going, so waiting delays nothing; the
+        backend's room is then 0 while :meth:`importing`)."""
         target = preload_target(run.argv, self.scripts)
         if target is None:
             return None
         key = (run.argv[0], str(run.cwd), *target)
         if key in self.given_up:
             return None
-        zygote = self._zygote(key, may_wait)
+        zygote = self._zygote(key)
         if zygote is None:
             return None
+        if zygote.state == "starting":
+            return HELD if hold and zygote.importing() else None
         pid = zygote.fork({"run_dir": str(run.run_dir), "launch": run.launch, "job": job,
                            "host": host, "cwd": str(run.cwd), "argv": list(run.argv),
                            "env": {**os.environ, **env}})
         return None if pid is None else Forked(zygote, pid)
 
-    def _zygote(self, key: tuple[str, ...], may_wait: bool) -> Zygote | None:
-        """The ready zygote for ``key`` (started, replaced as the rules say), or None."""
+    def importing(self) -> bool:
+        """Whether a zygote is importing (see :meth:`spawn`)."""
+        return any(zygote.importing() for zygote in self.current.values())
+
+    def _zygote(self, key: tuple[str, ...]) -> Zygote | None:
+        """The zygote for ``key``, ready or importing (started, replaced as the rules say),
+        or None."""
         self._tend(key)
         zygote = self.current.get(key)
-        if zygote is None:
-            if key in self.given_up:
-                return None
+        if zygote is None and key not in self.given_up:
             zygote = self.current[key] = Zygote(*key)
-        if zygote.state == "starting" and may_wait:
-            zygote.wait_ready(FIRST_WAIT)
-        self._tend(key)
-        zygote = self.current.get(key)
-        return zygote if zygote is not None and zygote.state == "ready" else None
+        return zygote if zygote is not None and zygote.state in ("ready", "starting") else None
 
     def _tend(self, key: tuple[str, ...]) -> None:
         """Apply the replacement rules to ``key``'s zygotes."""

@@ -224,6 +224,8 @@ class GpuBackend(LocalBackend):
 
     def room(self) -> int:
         """How many runs the GPUs take now (each placed as if launched, on a copy)."""
+        if self._held():
+            return 0
         self._refresh()
         room = self._trial_room()
         if room == 0 and self._cap_left() > 0:
@@ -271,7 +273,9 @@ class GpuBackend(LocalBackend):
             if not self._cap_left():
                 break
             if run.resources.gpus == 0:  # a slot, no GPU
-                started[run.run_id] = self._launch(run, {**run.env, "CUDA_VISIBLE_DEVICES": ""})
+                job = self._launch(run, {**run.env, "CUDA_VISIBLE_DEVICES": ""})
+                if job is not None:
+                    started[run.run_id] = job
                 continue
             need = run.resources.gpu_memory_mib
             gpu = self.policy.choose(now, run.run_id, need)
@@ -279,7 +283,10 @@ class GpuBackend(LocalBackend):
                 continue  # e.g. a retry after OOM needs more than fits now
             env = {**run.env, "CUDA_VISIBLE_DEVICES": str(gpu),
                    "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-            started[run.run_id] = self._launch(run, env)
+            job = self._launch(run, env)
+            if job is None:  # its zygote imports (LocalBackend.room is 0 until it is done)
+                break
+            started[run.run_id] = job
             active = self._active[run.run_id]
             active.extra["gpu"] = gpu
             self._run_dirs[run.run_id] = run.run_dir
