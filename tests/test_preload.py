@@ -68,6 +68,8 @@ def write_objective(root: Path, wait: bool, version: int) -> None:
 
 
 def args(root: Path, *extra: str) -> list[str]:
+    """The flags of a local search of ``proj/`` (run in the test's folder) into
+    ``<root>/out``."""
     return ["--search_file=proj/search.yaml", "--run_cwd=proj", f"--out_dir={root / 'out'}",
             "--visible_gpus=-1", *extra]
 
@@ -289,11 +291,21 @@ def test_a_script_opts_in_and_its_main_runs_in_the_fork(tmp_path):
     assert rc == 0, err
     assert sorted(row["loss"] for row in results(tmp_path)) == ["1", "2"]
     assert all(record["preloaded"] is True for record in run_records(tmp_path))
-    rc, _, err = run_hpsearch(args(tmp_path, "--force_out_dir") + ["--out_dir=" + str(
-        tmp_path / "plain")], tmp_path)
-    assert rc == 0, err
-    assert not any("preloaded" in json.loads(p.read_text())
-                   for p in (tmp_path / "plain").glob("runs/*/run.json"))
+
+    def preloaded_in(out: str, *extra: str) -> list[bool]:
+        rc, _, err = run_hpsearch(args(tmp_path / out, *extra), tmp_path)
+        assert rc == 0, err
+        return [bool(record.get("preloaded")) for record in run_records(tmp_path / out)]
+
+    assert preloaded_in("plain") == [False, False]  # a script: only when asked
+    search = sim / "search.yaml"
+    search.write_text(search.read_text() + "preload: true\n")
+    assert preloaded_in("by_file") == [True, True]
+    assert preloaded_in("flag_wins", "--no_preload") == [False, False]
+    search.write_text(search.read_text().replace("preload: true", "preload: yes please"))
+    rc, _, err = run_hpsearch(args(tmp_path / "bad"), tmp_path)
+    assert rc == 2 and "preload must be true or false" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad" / "out").exists()
 
 
 def test_packed_workers_fork_their_runs_from_one_zygote_each(tmp_path, lsf):  # noqa: F811

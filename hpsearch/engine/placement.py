@@ -29,6 +29,7 @@ from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
 from hpsearch.runs.model import Resources
 from hpsearch.runs.preload import PreloadOptions
+from hpsearch.spec.gridmodule import SearchSpec
 
 
 def resources_of(options: SearchOptions) -> Resources:
@@ -77,6 +78,14 @@ def make_cluster_backend(options: SearchOptions) -> Backend:
                          f"{options.scheduler} cluster (or in a job there), or drop "
                          "--run_cluster")
     return backend_class(*cluster_settings(options))
+
+
+def with_spec_preload(options: SearchOptions, spec: SearchSpec) -> SearchOptions:
+    """``options`` with the search file's ``preload: true`` as ``--preload`` (unless
+    ``--no_preload``: a flag given wins over the file)."""
+    if spec.preload and not options.no_preload and not options.preload:
+        return dataclasses.replace(options, preload=True)
+    return options
 
 
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:

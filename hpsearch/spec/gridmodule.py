@@ -99,6 +99,8 @@ class SearchSpec:
     warnings: list[str] = field(default_factory=list)
     #: the search file's ``log_to``: tracking sinks every ended run is logged to
     log_to: tuple[str, ...] = ()
+    #: the search file's ``preload: true``: a script's runs fork from a zygote (``--preload``)
+    preload: bool = False
 
     @property
     def performance_key(self) -> str:
