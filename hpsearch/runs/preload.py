@@ -42,15 +42,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hpsearch.options_decl import option
+from hpsearch.runs import zygote as zygote_process
 from hpsearch.runs.files import read_run_record, write_atomic
 from hpsearch.runs.model import Run
 from hpsearch.spec.invocation import RUNNER_MODULE
 from hpsearch.spec.reserved import RUN_FILE
 
 #: the zygote's module, as its command line names it
-ZYGOTE_MODULE = "hpsearch.runs.zygote"
-#: what a forked wrapper calls itself (``/proc/<pid>/comm``; :mod:`hpsearch.runs.zygote`)
-WRAPPER_NAME = "hpsearch-run"
+ZYGOTE_MODULE = zygote_process.__name__
 #: runs a zygote forks before a fresh one replaces it
 MAX_RUNS = 1000
 #: MiB a zygote may grow by (resident memory since it was ready) before it is replaced
@@ -113,7 +112,7 @@ def forked_run_dir(pid: int, cmdline: bytes) -> str | None:
         return None
     try:
         with open(f"/proc/{pid}/comm", "rb") as f:
-            if f.read().strip() != WRAPPER_NAME.encode():
+            if f.read().strip() != zygote_process.WRAPPER_NAME.encode():
                 return None
         return os.readlink(f"/proc/{pid}/cwd")
     except OSError:

@@ -52,6 +52,7 @@ import contextlib
 import ctypes
 import gc
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -106,8 +107,15 @@ def script_imports(path: Path) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def preload(kind: str, target: str) -> ModuleType | None:
-    """Import what the runs of ``target`` need; the function objective's module, if any."""
+def _inside(path: str, folders: tuple[str, ...]) -> bool:
+    path = os.path.realpath(path)
+    return any(path.startswith(folder + os.sep) for folder in folders)
+
+
+def preload(kind: str, target: str, local: tuple[str, ...]) -> ModuleType | None:
+    """Import what the runs of ``target`` need; the function objective's module, if any. A
+    script's imports of the user's own modules (in the ``local`` folders, which may change
+    during the search) are left to each run."""
     if kind == "function":
         from hpsearch.runs.objective_runner import import_target
 
@@ -116,7 +124,9 @@ def preload(kind: str, target: str) -> ModuleType | None:
     sys.path.insert(0, str(path.parent))
     for name in script_imports(path):
         with contextlib.suppress(Exception):  # the run will say so itself, as it would have
-            importlib.import_module(name)
+            found = importlib.util.find_spec(name)
+            if found is not None and not _inside(found.origin or "", local):
+                importlib.import_module(name)
     return None
 
 
@@ -255,10 +265,7 @@ class Zygote:
         names = []
         for name in [name for name in sys.modules if name not in known]:
             path = getattr(sys.modules.get(name), "__file__", None)
-            if not isinstance(path, str) or name == "__main__":
-                continue
-            path = os.path.realpath(path)
-            if not any(path.startswith(folder + os.sep) for folder in self.local):
+            if isinstance(path, str) and name != "__main__" and not _inside(path, self.local):
                 names.append(name)
         with contextlib.suppress(OSError):
             data = json.dumps(names).encode()
@@ -439,7 +446,7 @@ def main(argv: list[str]) -> int:
     file = Path(target.rpartition(":")[0] if kind == "function" else target).resolve()
     zygote = Zygote(kind, None, reply_fd, (os.path.realpath(os.getcwd()), str(file.parent)))
     try:
-        zygote.module = preload(kind, target)
+        zygote.module = preload(kind, target, zygote.local)
     except BaseException as exc:  # noqa: BLE001  (the user's module; each run will say why)
         zygote.send({"fallback": f"importing {target} failed "
                                  f"({type(exc).__name__}: {exc})".splitlines()[0]})
