@@ -26,12 +26,17 @@ from hpsearch.runs.preload import HELD, Forked, PreloadOptions, ZygotePool
 OBJECTIVE = '''\
 import json, os, signal, time
 IMPORTED_IN = os.getpid()
+NVML_AT_IMPORT = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
 VERSION = {version}
 
 def fn(config):
     out = os.environ["HPSEARCH_OUT_DIR"]
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
     with open(os.path.join(out, "info.json"), "w") as f:
-        json.dump({{"imported_in": IMPORTED_IN, "pid": os.getpid(), "version": VERSION}}, f)
+        json.dump({{"imported_in": IMPORTED_IN, "pid": os.getpid(), "version": VERSION,
+                   "comm": comm, "nvml_at_import": NVML_AT_IMPORT,
+                   "nvml_in_run": os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")}}, f)
     while {wait} and not os.path.exists({go!r}):
         time.sleep(0.02)
     mode = config.get("mode", "ok")
@@ -100,6 +105,10 @@ def test_function_objectives_are_forked_from_one_zygote_by_default(tmp_path):
     assert len(zygotes) == 1 and not zygotes & {info["pid"] for info in seen}, seen
     assert all(record["preloaded"] is True for record in run_records(tmp_path))
     assert {row["preloaded"] for row in results(tmp_path)} == {"1"}
+    # imported with PyTorch's fork-safe CUDA check; the run's environment is its own; the
+    # run is no wrapper to a restarted driver (only its wrapper is named hpsearch-run)
+    assert {(i["nvml_at_import"], i["nvml_in_run"], i["comm"]) for i in seen} == {
+        ("1", None, Path(sys.executable).name[:15])}, seen
     rc, out, err = run_hpsearch(["status", str(tmp_path / "out")], tmp_path)
     assert rc == 0 and "preloaded: 4 of 4 runs" in out, out + err
 

@@ -82,6 +82,8 @@ from hpsearch.spec.reserved import STDOUT_FILE
 
 #: what a forked wrapper calls itself (``/proc/<pid>/comm``)
 WRAPPER_NAME = "hpsearch-run"
+#: set for the imports: PyTorch's fork-safe ``torch.cuda.is_available()``
+_NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 #: ``prctl`` options
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
@@ -325,6 +327,7 @@ class Zygote:
 
     # -- the run (second child) -------------------------------------------------------------
     def _as_run(self, request: dict[str, Any], env: dict[str, str]) -> NoReturn:
+        _prctl(_PR_SET_NAME, os.path.basename(sys.executable).encode()[:15])  # not a wrapper
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -445,6 +448,9 @@ def main(argv: list[str]) -> int:
     os.close(null)
     file = Path(target.rpartition(":")[0] if kind == "function" else target).resolve()
     zygote = Zygote(kind, None, reply_fd, (os.path.realpath(os.getcwd()), str(file.parent)))
+    # torch.cuda.is_available() at import then asks NVML, not the CUDA driver, whose
+    # initialisation a fork could not use (a run's environment is its own again)
+    os.environ.setdefault(_NVML_CHECK, "1")
     try:
         zygote.module = preload(kind, target, zygote.local)
     except BaseException as exc:  # noqa: BLE001  (the user's module; each run will say why)
