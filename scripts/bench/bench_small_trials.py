@@ -100,7 +100,7 @@ def local(tmp: Path) -> None:
 
 
 def slurm(tmp: Path) -> None:
-    cluster = ("--run_cluster", "--scheduler=slurm", "--slurm_mem=2G", "--num_hours=1")
+    cluster = ("--run_cluster", "--scheduler=slurm", "--slurm_mem=1G", "--num_hours=1")
     packed = hpsearch(tmp, "packed", *cluster, "--runs_per_job=4", "--num_jobs=2")
     single = hpsearch(tmp, "single", *cluster, "--num_jobs=2", "--no_preload")
     print(f"{ARGS.trials} trials on the local Slurm: --runs_per_job=4 (preloaded) "
