@@ -355,7 +355,7 @@ def zygotes_of_runs(root: Path, pool: ZygotePool, numbers: range) -> list[int]:
         forked = pool.spawn(run, {"HPSEARCH_OUT_DIR": str(run.sim_out_dir)}, "host", "",
                             hold=True)
         while forked is HELD:  # as the backend does: no room while its zygote imports
-            wait_for(lambda: not pool.importing(), what="the zygote's imports")
+            wait_for(lambda: not pool.busy(False), what="the zygote's imports")
             forked = pool.spawn(run, {"HPSEARCH_OUT_DIR": str(run.sim_out_dir)}, "host", "",
                                 hold=True)
         assert isinstance(forked, Forked)

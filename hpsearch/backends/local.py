@@ -150,8 +150,9 @@ class LocalBackend(Backend):
         return 0 if self._held() else max(0, self.slots - len(self._active))
 
     def _held(self) -> bool:
-        """Runs wait: nothing runs, and the zygote of the first runs imports their code."""
-        return self._zygotes is not None and not self._active and self._zygotes.importing()
+        """Runs wait for a zygote (:meth:`ZygotePool.busy`): it learns what its runs imported,
+        or nothing runs and it imports the runs' code."""
+        return self._zygotes is not None and self._zygotes.busy(bool(self._active))
 
     def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
         """Start the runs; one whose zygote is importing is left out (:meth:`_launch`)."""

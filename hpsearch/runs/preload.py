@@ -59,6 +59,8 @@ MAX_DEATHS = 3
 #: seconds a backend with no run going holds its runs back while a new zygote imports; past
 #: that, and whenever runs are going, a run that finds its zygote importing starts on its own
 FIRST_WAIT = 600.0
+#: seconds runs wait for a zygote that learns its runs' imports; past that they start on their own
+LEARN_WAIT = 120.0
 #: seconds a fork request may take to be answered before the zygote counts as dead
 FORK_ANSWER = 30.0
 
@@ -160,6 +162,7 @@ class Zygote:
         os.set_blocking(self.out, False)
         self.state = "starting"  # -> ready | fallback | dead; retired: stdin closed
         self.started = time.monotonic()
+        self.learning_since: float | None = None
         self.retired = False
         self.reason = ""
         self.runs = 0
@@ -196,10 +199,14 @@ class Zygote:
             self.state, self.rss_ready = "ready", rss_mib(self.popen.pid)
         elif "fallback" in message:
             self.state, self.reason = "fallback", str(message["fallback"])
+            self.learning_since = None
+        elif "learning" in message:
+            self.learning_since = time.monotonic()
         elif "pid" in message:
             self._pids.append(int(message["pid"]))
         elif "learned" in message:  # imports its runs made: growth that is no leak
             self.rss_ready = rss_mib(self.popen.pid)
+            self.learning_since = None
         elif "ended" in message:
             self.ended[int(message["ended"])] = int(message["status"])
 
@@ -207,6 +214,13 @@ class Zygote:
         """Still importing, for less than :data:`FIRST_WAIT` seconds."""
         self.read()
         return self.state == "starting" and time.monotonic() - self.started < FIRST_WAIT
+
+    def learning(self) -> bool:
+        """Importing what its runs imported, for less than :data:`LEARN_WAIT` seconds."""
+        self.read()
+        since = self.learning_since
+        return since is not None and self.state == "ready" and \
+            time.monotonic() - since < LEARN_WAIT
 
     def fork(self, request: dict[str, Any]) -> int | None:
         """The pid of the wrapper forked for ``request``; None when the zygote is gone."""
@@ -308,9 +322,10 @@ class ZygotePool:
     def spawn(self, run: Run, env: Mapping[str, str], host: str, job: str,
               hold: bool) -> Forked | Held | None:
         """``run`` forked from its zygote (``env``: what its environment has on top of this
-        process's); None: start it as a process of its own; :data:`HELD`: not now, its new
-        zygote imports (only with ``hold``: no run is going, so waiting delays nothing; the
-        backend's room is then 0 while :meth:`importing`)."""
+        process's); None: start it as a process of its own; :data:`HELD`: not now, its
+        zygote learns its runs' imports, or its new zygote imports (only with ``hold``: no
+        run is going, so waiting delays nothing); the backend's room is 0 while
+        :meth:`busy`."""
         target = preload_target(run.argv, self.scripts)
         if target is None:
             return None
@@ -322,14 +337,18 @@ class ZygotePool:
             return None
         if zygote.state == "starting":
             return HELD if hold and zygote.importing() else None
+        if zygote.learning():
+            return HELD
         pid = zygote.fork({"run_dir": str(run.run_dir), "launch": run.launch, "job": job,
                            "host": host, "cwd": str(run.cwd), "argv": list(run.argv),
                            "env": {**os.environ, **env}})
         return None if pid is None else Forked(zygote, pid)
 
-    def importing(self) -> bool:
-        """Whether a zygote is importing (see :meth:`spawn`)."""
-        return any(zygote.importing() for zygote in self.current.values())
+    def busy(self, running: bool) -> bool:
+        """Whether runs wait (see :meth:`spawn`): a zygote learns, or (nothing ``running``) a
+        zygote imports."""
+        return any(zygote.learning() or (not running and zygote.importing())
+                   for zygote in self.current.values())
 
     def _zygote(self, key: tuple[str, ...]) -> Zygote | None:
         """The zygote for ``key``, ready or importing (started, replaced as the rules say),

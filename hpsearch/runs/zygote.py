@@ -39,9 +39,11 @@ but without tearing down every module, which takes seconds beside torch. Whateve
 
 **The zygote learns its runs' imports.** At its end a run sends, through a pipe of its own,
 the modules it imported that the zygote lacks, except the user's (under the working directory
-or the target's folder, which may change); the zygote imports them before its next fork
-(``{"learned": <count>}``), so an import inside the function (``torch.optim`` importing
-``torch._dynamo`` on first use: two seconds) is paid by the first run only.
+or the target's folder, which may change); the zygote imports them, saying
+``{"learning": <count>}`` before and ``{"learned": <count>}`` after (the driver asks for no
+fork meanwhile; a fork asked for first is made first). So an import inside the function
+(``torch.optim`` importing ``torch._dynamo`` on first use: two seconds) is paid by the first
+run only.
 """
 
 from __future__ import annotations
@@ -196,19 +198,18 @@ class Zygote:
                     while os.read(self.wake_read, 512):
                         pass
                 self.reap()
+            if 0 in readable:  # before the lessons: a fork asked for never waits on them
+                data = os.read(0, 1 << 16)
+                if not data:
+                    break
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self.fork(json.loads(line))
             for fd in readable:
-                if fd in self.lessons:
+                if fd in self.lessons and self.accepting:
                     self.read_lesson(fd)
-            if 0 not in readable or not self.accepting:
-                continue
-            data = os.read(0, 1 << 16)
-            if not data:
-                break
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    self.fork(json.loads(line))
         self.reap(block=True)
 
     def fork(self, request: dict[str, Any]) -> None:
@@ -247,20 +248,23 @@ class Zygote:
             names = json.loads(text) if text else []
         except ValueError:
             return
+        new = [name for name in names if isinstance(name, str) and name not in sys.modules]
+        if not new:
+            return
+        self.send({"learning": len(new)})  # the driver asks for no fork meanwhile
         learned = 0
-        for name in names:
-            if isinstance(name, str) and name not in sys.modules:
-                with contextlib.suppress(Exception):
-                    importlib.import_module(name)
-                    learned += 1
+        for name in new:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+                learned += 1
         runtime = accelerator_in_use()
         if runtime is not None:
             self.send({"fallback": f"a module its runs import initialised {runtime}, which a "
                                    "forked process cannot use"})
             self.accepting = False
-        elif learned:
-            self.freeze()
-            self.send({"learned": learned})
+            return
+        self.freeze()
+        self.send({"learned": learned})
 
     def _teach(self, known: set[str]) -> None:
         """In a run, at its end: the modules it imported from outside the user's folders."""
