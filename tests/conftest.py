@@ -191,6 +191,33 @@ def children_running(parent: int, word: bytes) -> list[int]:
     return found
 
 
+#: run a run-contract test twice: runs as processes of their own, and forked from a zygote
+#: that preloaded the sim (``--preload``, :mod:`hpsearch.runs.preload`)
+PRELOADING = pytest.mark.parametrize("preload", [False, True], ids=["process", "preloaded"])
+
+
+def preload_flags(preload: bool) -> list[str]:
+    return ["--preload"] if preload else []
+
+
+def preloaded_runs(out_dir: Path) -> list[bool]:
+    """For each run directory of the search, whether its ``run.json`` says it was preloaded."""
+    return [bool(json.loads(p.read_text()).get("preloaded"))
+            for p in sorted(out_dir.glob("runs/*/run.json"))]
+
+
+def check_preloaded(out_dir: Path, preload: bool, every: bool = True) -> None:
+    """With ``preload``, every run (or, not ``every``: some run -- a driver restarted beside
+    adopted runs starts runs on their own while its zygote imports) was preloaded; without,
+    none."""
+    flags = preloaded_runs(out_dir)
+    assert flags, "no run directory"
+    if not preload:
+        assert not any(flags), flags
+    else:
+        assert all(flags) if every else any(flags), flags
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

@@ -1,4 +1,5 @@
-"""Resume after ``kill -9`` of the driver, one driver per search, SIGTERM/SIGINT."""
+"""Resume after ``kill -9`` of the driver, one driver per search, SIGTERM/SIGINT; each run
+contract test also with runs forked from a zygote (``PRELOADING``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import time
 import pytest
 from conftest import (
     GRID_MODULE,
+    PRELOADING,
+    check_preloaded,
     pid_alive,
+    preload_flags,
     run_hpsearch,
     start_hpsearch,
     wait_for,
@@ -27,10 +31,11 @@ def assert_complete(search, n):
     assert all(r["status"] == "finished" for r in rows), rows
 
 
+@PRELOADING
 @pytest.mark.parametrize("moment", ["in_flight", "after_3_ended", "twice"])
-def test_kill_9_then_resume(tmp_path, procs, moment):
+def test_kill_9_then_resume(tmp_path, procs, moment, preload):
     s = write_search(tmp_path, {"x": list(range(8)), "sleep": [0.25]})
-    args = s.args("--num_jobs=2")
+    args = s.args("--num_jobs=2", *preload_flags(preload))
     kills = 2 if moment == "twice" else 1
     ended_before = set()
     for k in range(kills):
@@ -57,14 +62,16 @@ def test_kill_9_then_resume(tmp_path, procs, moment):
     assert rc == 0, err
     assert s.starts() == starts
     assert_complete(s, 8)
+    check_preloaded(s.out_dir, preload, every=False)
 
 
+@PRELOADING
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_second_driver_refused_and_signal_stops_runs(tmp_path, procs, sig):
+def test_second_driver_refused_and_signal_stops_runs(tmp_path, procs, sig, preload):
     s = write_search(tmp_path, {"x": [1, 2, 3], "hold": [True]})
     s.hold.write_text("")
     try:
-        args = s.args("--num_jobs=2")
+        args = s.args("--num_jobs=2", *preload_flags(preload))
         driver = start_hpsearch(args, tmp_path)
         procs.append(driver)
         wait_for(lambda: count(s, "start") >= 2, what="two runs started")
@@ -78,6 +85,7 @@ def test_second_driver_refused_and_signal_stops_runs(tmp_path, procs, sig):
 
         pids = [e["pid"] for e in s.events() if e["ev"] == "start"]
         assert all(pid_alive(p) for p in pids)
+        check_preloaded(s.out_dir, preload)
         driver.send_signal(sig)
         rc = driver.wait(timeout=15)
         assert rc != 0
@@ -125,15 +133,17 @@ if first:
 '''
 
 
+@PRELOADING
 @pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM", "timeout"])
 def test_a_run_stopped_in_its_teardown_after_its_summary_said_finished_is_finished(
-        tmp_path, procs, stop):
+        tmp_path, procs, stop, preload):
     log = tmp_path / "starts.txt"
     s = write_search(tmp_path, {}, module_text=GRID_MODULE.format(
         grid={"x": [1, 2, 3]}, conditions=[], keywords=["acc", "finished"], perf_key="acc",
         ascending=False).replace('"sim.py"', f'"teardown.py {log}"'))
     (s.sim_dir / "teardown.py").write_text(TEARDOWN)
-    args = s.args("--num_jobs=3", *(["--timeout=10"] if stop == "timeout" else []))
+    args = s.args("--num_jobs=3", *(["--timeout=10"] if stop == "timeout" else []),
+                  *preload_flags(preload))
     driver = start_hpsearch(args, tmp_path)
     procs.append(driver)
     summaries = s.out_dir / "runs"
@@ -146,6 +156,7 @@ def test_a_run_stopped_in_its_teardown_after_its_summary_said_finished_is_finish
     assert rc == (0 if stop == "timeout" else 128 + getattr(signal, stop)), err
     rows = s.results()
     assert len(rows) == 3 and {r["status"] for r in rows} == {"finished"}, rows
+    check_preloaded(s.out_dir, preload)
     if stop == "timeout":
         assert "timeout after 10s" in err and "summary" in err, err
     rc, _, err = run_hpsearch(args, tmp_path)  # the same command: nothing to run again

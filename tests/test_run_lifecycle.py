@@ -1,7 +1,8 @@
 """The run directory's lifecycle and what the journal is sure of, on local runs: earlier
 attempts moved aside, intent journaled before launch (kill -9 mid-launch, a full disk, an
 unwritable run directory), a truncated or deleted journal never re-runs a finished run,
-stubborn sims are killed, values come back as they went out.
+stubborn sims are killed, values come back as they went out. The tests of the run contract
+run twice (``PRELOADING``): runs as processes of their own, and forked from a zygote.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import textwrap
 import pytest
 from conftest import (
     GRID_MODULE,
+    PRELOADING,
+    check_preloaded,
     hpsearch_cmd,
     hpsearch_env,
     pid_alive,
+    preload_flags,
     run_hpsearch,
     start_hpsearch,
     wait_for,
@@ -40,10 +44,12 @@ def assert_each_ran_once(search, n):
     assert len(rows) == n and {r["status"] for r in rows} == {"finished"}
 
 
-def test_a_retry_moves_the_earlier_attempt_aside(tmp_path):
+@PRELOADING
+def test_a_retry_moves_the_earlier_attempt_aside(tmp_path, preload):
     s = write_search(tmp_path, {"x": [1], "mode": ["flaky"]})
-    rc, _, err = run_hpsearch(s.args("--retries=1"), tmp_path)
+    rc, _, err = run_hpsearch(s.args("--retries=1", *preload_flags(preload)), tmp_path)
     assert rc == 0, err
+    check_preloaded(s.out_dir, preload)
     (row,) = s.results()
     assert row["status"] == "finished" and row["attempts"] == "2"
     run_dir = s.out_dir / "runs" / row["run_id"]
@@ -58,10 +64,11 @@ def test_a_retry_moves_the_earlier_attempt_aside(tmp_path):
     assert len(keys) == 2  # each attempt's files carry their own launch key
 
 
+@PRELOADING
 @pytest.mark.parametrize("moment", ["launch", "submit"])
-def test_kill_9_right_after_launch_with_40_slots_runs_nothing_twice(tmp_path, moment):
+def test_kill_9_right_after_launch_with_40_slots_runs_nothing_twice(tmp_path, moment, preload):
     s = write_search(tmp_path, {"x": list(range(40)), "sleep": [1.0]})
-    args = s.args("--num_jobs=40")
+    args = s.args("--num_jobs=40", *preload_flags(preload))
     driver = start_hpsearch(args, tmp_path)
     journal = s.out_dir / "journal.jsonl"
     wait_for(lambda: journal.exists() and f'"ev":"{moment}"' in journal.read_text(),
@@ -71,6 +78,7 @@ def test_kill_9_right_after_launch_with_40_slots_runs_nothing_twice(tmp_path, mo
     rc, _, err = run_hpsearch(args, tmp_path, timeout=120)
     assert rc == 0, err
     assert_each_ran_once(s, 40)
+    check_preloaded(s.out_dir, preload, every=False)
 
 
 def limited_run(args, cwd, max_bytes):
@@ -117,16 +125,20 @@ with open(os.path.join(cfg["out_dir"], "perf.txt"), "w") as f:
 '''
 
 
+@PRELOADING
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-def test_a_run_whose_exit_status_cannot_be_written_is_not_failed_and_runs_again(tmp_path):
+def test_a_run_whose_exit_status_cannot_be_written_is_not_failed_and_runs_again(tmp_path,
+                                                                                 preload):
     full = tmp_path / "FULL"
     s = write_search(tmp_path, {}, module_text=GRID_MODULE.format(
         grid={"x": [1, 2, 3]}, conditions=[], keywords=["acc", "finished"], perf_key="acc",
         ascending=False).replace('"sim.py"', f'"fills_disk.py {full}"'))
     (s.sim_dir / "fills_disk.py").write_text(FILLS_DISK)
     full.write_text("")
-    rc, _, err = run_hpsearch(s.args("--num_jobs=1"), tmp_path)  # one run meets the full disk
+    rc, _, err = run_hpsearch(s.args("--num_jobs=1", *preload_flags(preload)),
+                              tmp_path)  # one run meets the full disk
     assert rc == 1, err
+    check_preloaded(s.out_dir, preload)
     assert err.count("hpsearch: error:") == 1 and "exit_code" in err and "resume" in err, err
     assert "printf" not in err and "I/O error" not in err and "Traceback" not in err, err
     rc, out, err = run_hpsearch(["status", str(s.out_dir)], tmp_path)
@@ -135,7 +147,7 @@ def test_a_run_whose_exit_status_cannot_be_written_is_not_failed_and_runs_again(
     for link in s.out_dir.glob("runs/*/exit_code"):
         link.unlink()
         link.write_text("")
-    rc, _, err = run_hpsearch(s.args(), tmp_path)
+    rc, _, err = run_hpsearch(s.args(*preload_flags(preload)), tmp_path)
     assert rc == 0, err
     rows = s.results()
     assert len(rows) == 3 and {r["status"] for r in rows} == {"finished"}, rows
@@ -213,17 +225,20 @@ time.sleep(600)
 '''
 
 
+@PRELOADING
 @pytest.mark.parametrize("how", ["ctrl_c", "cancel", "timeout"])
-def test_a_sim_that_ignores_sigterm_is_killed_with_its_children(tmp_path, procs, how):
+def test_a_sim_that_ignores_sigterm_is_killed_with_its_children(tmp_path, procs, how, preload):
     s = write_search(tmp_path, {"x": [1]}, module_text=GRID_MODULE.format(
         grid={"x": [1]}, conditions=[], keywords=["acc", "finished"], perf_key="acc",
         ascending=False).replace('"sim.py"', '"stubborn.py ' + str(tmp_path / "pid") + '"'))
     (s.sim_dir / "stubborn.py").write_text(STUBBORN)
     extra = ["--timeout=1"] if how == "timeout" else []
-    driver = start_hpsearch(s.args(*extra), tmp_path)
+    driver = start_hpsearch(s.args(*extra, *preload_flags(preload)), tmp_path)
     procs.append(driver)
     pid_file, child_file = tmp_path / "pid", tmp_path / "pid.child"
-    wait_for(lambda: pid_file.exists() and child_file.exists(), what="the sim and its child")
+    wait_for(lambda: pid_file.exists() and child_file.exists() and pid_file.read_text()
+             and child_file.read_text(), what="the sim and its child")
+    check_preloaded(s.out_dir, preload)
     pids = [int(pid_file.read_text()), int(child_file.read_text())]
     if how == "ctrl_c":
         driver.send_signal(signal.SIGINT)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_hpsearch, write_search
+from conftest import PRELOADING, check_preloaded, preload_flags, run_hpsearch, write_search
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
@@ -49,24 +49,28 @@ def expected(search, run_id: str, **given: str) -> dict[str, str]:
             "MLFLOW_EXPERIMENT_NAME": name, "MLFLOW_RUN_NAME": run_id, **given}
 
 
-def test_local_runs_are_named_and_grouped_for_wandb_and_mlflow(tmp_path, monkeypatch):
+@PRELOADING
+def test_local_runs_are_named_and_grouped_for_wandb_and_mlflow(tmp_path, monkeypatch, preload):
     for name in NAMES:
         monkeypatch.delenv(name, raising=False)
     search = env_search(tmp_path)
-    code, out, err = run_hpsearch(search.args("--num_jobs=2"), tmp_path)
+    code, out, err = run_hpsearch(search.args("--num_jobs=2", *preload_flags(preload)), tmp_path)
     assert code == 0, err
+    check_preloaded(search.out_dir, preload)
     for run_id, env in seen(search).items():
         assert env == expected(search, run_id)
 
 
-def test_what_the_users_environment_sets_is_kept(tmp_path, monkeypatch):
+@PRELOADING
+def test_what_the_users_environment_sets_is_kept(tmp_path, monkeypatch, preload):
     for name in NAMES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("WANDB_RUN_GROUP", "my group")
     monkeypatch.setenv("MLFLOW_RUN_NAME", "")  # set empty is set: kept empty
     search = env_search(tmp_path)
-    code, out, err = run_hpsearch(search.args("--num_jobs=2"), tmp_path)
+    code, out, err = run_hpsearch(search.args("--num_jobs=2", *preload_flags(preload)), tmp_path)
     assert code == 0, err
+    check_preloaded(search.out_dir, preload)
     for run_id, env in seen(search).items():
         assert env == expected(search, run_id, WANDB_RUN_GROUP="my group", MLFLOW_RUN_NAME="")
 

@@ -13,6 +13,10 @@ that ignores SIGTERM does not outlive the search; once the wrapper has ended, wh
 sim left running in its group is killed.
 
 The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds.
+
+A run that can be preloaded (:mod:`hpsearch.runs.preload`: a function objective, or a script
+with ``--preload``) is instead forked from a zygote that imported its code once; its forked
+wrapper keeps every rule above (own session, the same files, adopted after a restart).
 """
 
 from __future__ import annotations
@@ -24,13 +28,21 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
 from hpsearch.runs.model import Resources, Run
+from hpsearch.runs.preload import (
+    HELD,
+    Forked,
+    PreloadOptions,
+    ZygotePool,
+    forked_run_dir,
+    note_preloaded,
+)
 from hpsearch.runs.processes import group_alive as _group_alive
 from hpsearch.runs.processes import signal_group as _signal_group
 from hpsearch.runs.processes import stop_groups
@@ -48,7 +60,7 @@ class _Active:
     run: Run
     pid: int
     pidfd: int | None
-    popen: subprocess.Popen[bytes] | None  # None for a process adopted after a restart
+    popen: subprocess.Popen[bytes] | Forked | None  # None: adopted after a restart
     deadline: float | None
     env: Mapping[str, str] = field(default_factory=dict)
     kill_at: float | None = None
@@ -65,9 +77,12 @@ def _cmdline(pid: int) -> bytes | None:
 
 
 def _wrapper_of(pid: int) -> str | None:
-    """The run directory of our live wrapper with this pid; None for any other pid."""
+    """The run directory of our live wrapper (or forked wrapper) with this pid; None for any
+    other pid."""
     cmdline = _cmdline(pid)
-    return None if cmdline is None else wrapper_run_dir(cmdline)
+    if cmdline is None:
+        return None
+    return wrapper_run_dir(cmdline) or forked_run_dir(pid, cmdline)
 
 
 def _wrappers_by_run_dir(run_dirs: set[str]) -> dict[str, int]:
@@ -103,7 +118,8 @@ def kill_local_jobs(job_ids: Iterable[str]) -> int:
 class LocalBackend(Backend):
     """``slots`` runs at once on this machine; ``timeout`` seconds per run (None: no limit).
     ``job_label``: what each run's ``started_at`` names as its job (default: ``<host>:<pid>``
-    of its wrapper; the packed worker gives its cluster job's id)."""
+    of its wrapper; the packed worker gives its cluster job's id). ``preload``: whether (and
+    which) runs fork from a zygote (None: none do); ``say`` tells the user why not."""
 
     name = "local"
     runs_outlive_driver = False  # its runs are the driver's children
@@ -111,7 +127,9 @@ class LocalBackend(Backend):
     measures_gpus = False
 
     def __init__(self, slots: int, timeout: float | None = None,
-                 grace: float = KILL_GRACE, job_label: str = "") -> None:
+                 grace: float = KILL_GRACE, job_label: str = "",
+                 preload: PreloadOptions | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
         self.slots = slots
         self.timeout = timeout
         self.grace = grace
@@ -124,6 +142,8 @@ class LocalBackend(Backend):
         os.set_blocking(self._wake_write, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ)
         self._ledger = Ledger(share_cpus=False)
+        self._zygotes = None if preload is None or not preload.enabled else \
+            ZygotePool(preload, **({"say": say} if say is not None else {}))
 
     # -- starting -------------------------------------------------------------------
     def _free_slots(self) -> int:
@@ -131,7 +151,12 @@ class LocalBackend(Backend):
         return self.slots - sum(a.run.resources.cpus for a in self._active.values())
 
     def room(self) -> int:
-        return max(0, self._free_slots())
+        return 0 if self._held() else max(0, self._free_slots())
+
+    def _held(self) -> bool:
+        """Runs wait for a zygote (:meth:`ZygotePool.busy`): it learns what its runs imported,
+        or nothing runs and it imports the runs' code."""
+        return self._zygotes is not None and self._zygotes.busy(bool(self._active))
 
     def refusal(self, resources: Resources) -> str | None:
         if resources.cpus > self.slots:
@@ -141,16 +166,29 @@ class LocalBackend(Backend):
 
     def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
         """Start each run whose CPUs the free slots hold (a run of ``cpus=K`` takes K), in
-        order; a run not started is left out of the answer."""
+        order; a run not started (no room, or its zygote imports: :meth:`_launch`) is left
+        out of the answer."""
         started = {}
         for run in runs:
             if run.resources.cpus <= self._free_slots():
                 env = {**run.env, "HPSEARCH_CPUS": str(run.resources.cpus)} \
                     if run.resources.cpus > 1 else run.env
-                started[run.run_id] = self._launch(run, env)
+                job = self._launch(run, env)
+                if job is not None:
+                    started[run.run_id] = job
         return started
 
-    def _launch(self, run: Run, env: Mapping[str, str]) -> str:
+    def _launch(self, run: Run, env: Mapping[str, str]) -> str | None:
+        """Start the run: its job id; None when it waits for its zygote's imports."""
+        forked = None if self._zygotes is None else self._zygotes.spawn(
+            run, env, self.host, self.job_label, hold=not self._active)
+        if forked is HELD:
+            return None
+        if isinstance(forked, Forked):
+            note_preloaded(run)
+            self._track(_Active(run, forked.pid, self._pidfd(forked.pid), forked,
+                                self._deadline(), env, extra={"preloaded": 1}))
+            return f"{self.host}:{forked.pid}"
         argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv),
                           self.job_label)
         popen = subprocess.Popen(argv, cwd=run.cwd, stdin=subprocess.DEVNULL,
@@ -335,6 +373,8 @@ class LocalBackend(Backend):
             self._untrack(active)
 
     def close(self) -> None:
+        if self._zygotes is not None:
+            self._zygotes.close()
         self._selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)

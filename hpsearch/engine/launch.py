@@ -19,7 +19,12 @@ from hpsearch.engine.build import build_driver, sinks_of
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import check_resources, make_backend, resource_plan
+from hpsearch.engine.placement import (
+    check_resources,
+    make_backend,
+    resource_plan,
+    with_spec_preload,
+)
 from hpsearch.engine.policy import Policy
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
@@ -125,7 +130,7 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         check_same_search(read_description(options.out_dir), meta, options.out_dir)
     progress = Progress(spec.performance_key, spec.performance_sort_asc)
     say = HeldLines(progress.message)
-    backend = make_backend(options, say)
+    backend = make_backend(with_spec_preload(options, spec), say)
     try:
         check_resources(resource_plan(spec, options), backend)
     except UsageError:

@@ -23,6 +23,7 @@ from hpsearch.backends.cluster.options import ClusterOptions, QsubOptions
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import REQUIRED, option, own, settle
+from hpsearch.runs.preload import PreloadOptions
 from hpsearch.spec.resources import ResourceOptions
 from hpsearch.tracking import SINKS, check_names
 
@@ -125,8 +126,8 @@ class RunPolicy:
 
 #: every group of options, in the order ``--help`` lists them
 OPTION_GROUPS: tuple[type, ...] = (
-    SearchSettings, RunPolicy, Placement, ResourceOptions, GpuOptions, ClusterOptions,
-    QsubOptions,
+    SearchSettings, RunPolicy, PreloadOptions, Placement, ResourceOptions, GpuOptions,
+    ClusterOptions, QsubOptions,
     *(entry.options for entry in SCHEDULERS.values()))
 
 

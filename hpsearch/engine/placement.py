@@ -29,6 +29,7 @@ from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
 from hpsearch.runs.model import Resources
+from hpsearch.runs.preload import PreloadOptions
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.resources import ResourceOptions, ResourceRules, Shape
 
@@ -106,7 +107,7 @@ def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
                              allowed_memory=options.allowed_memory,
                              max_num_jobs_per_gpu=options.max_num_jobs_per_gpu,
                              sim_startup_time=options.sim_startup_time),
-        resources=job_resources(options))
+        resources=job_resources(options), preload=own(PreloadOptions, options))
     entry = scheduler(options.scheduler)
     cluster = dataclasses.replace(cluster, directives=entry.load(entry.directives))
     return cluster, entry.load(entry.settings)(own(entry.job, options))
@@ -132,6 +133,14 @@ def make_cluster_backend(options: SearchOptions) -> Backend:
     return backend_class(*cluster_settings(options))
 
 
+def with_spec_preload(options: SearchOptions, spec: SearchSpec) -> SearchOptions:
+    """``options`` with the search file's ``preload: true`` as ``--preload`` (unless
+    ``--no_preload``: a flag given wins over the file)."""
+    if spec.preload and not options.no_preload and not options.preload:
+        return dataclasses.replace(options, preload=True)
+    return options
+
+
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     """The backend for ``options``; ``say`` reports choices the user should know of."""
     if options.run_cluster:
@@ -147,7 +156,7 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
         raise UsageError(str(exc)) from None
     try:
         backend = GpuBackend(open_gpu_source(), limits, options.num_jobs, options.timeout, say,
-                             resources=resources)
+                             resources=resources, preload=own(PreloadOptions, options))
     except GpuUnavailable as exc:
         say(f"{exc} (pass --visible_gpus=-1 to silence this)")
         return cpu_backend(options, say)
@@ -172,7 +181,7 @@ def cpu_backend(options: SearchOptions, say: Callable[[str], None]) -> LocalBack
     if options.num_jobs is None:
         say(f"--num_jobs not given: {slots} CPU slot{'s' if slots != 1 else ''} (the CPUs "
             "this process may use)")
-    return LocalBackend(slots, options.timeout)
+    return LocalBackend(slots, options.timeout, preload=own(PreloadOptions, options), say=say)
 
 
 

@@ -338,6 +338,27 @@ def search_counts(out_dir: Path, meta: dict[str, Any] | None, states: dict[str, 
     return counts
 
 
+def preloaded_line(out_dir: Path, states: Iterable[RunState]) -> str | None:
+    """``preloaded: 28 of 30 runs (forked from a process that imported their code once)``:
+    ended runs as their results say, running ones as their ``run.json`` says; None when no
+    run was preloaded (:mod:`hpsearch.runs.preload`)."""
+    preloaded = started = 0
+    for state in states:
+        if state.status in ("running", "launching"):
+            record = read_run_record(out_dir / RUNS_DIR / state.run_id) or {}
+            flag = record.get("launch") == state.launch and record.get("preloaded")
+        elif state.status in ENDED:
+            flag = (state.extra or {}).get("preloaded")
+        else:
+            continue
+        started += 1
+        preloaded += bool(flag)
+    if not preloaded:
+        return None
+    return (f"preloaded: {preloaded} of {started} runs (forked from a process that imported "
+            "their code once)")
+
+
 def status_line(out_dir: Path, meta: dict[str, Any] | None, states: dict[str, RunState]
                 ) -> str:
     """``search out/q: 70 finished, 2 failed, 0 running, 0 pending (of 72); no driver
@@ -455,6 +476,9 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     write(status_line(out_dir, meta, states) + "\n")
     for job, run_ids in sorted(holders(out_dir, states.values()).items()):
         write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
+    preloaded = preloaded_line(out_dir, states.values())
+    if preloaded is not None:
+        write(preloaded + "\n")
     totals = search_totals(s.usage for s in states.values())
     if meta.get("backend", "local") != "local" or any(v[0] for v in totals.values()):
         write(f"GPU-hours {describe(totals, 0)}; CPU-hours {describe(totals, 1)}\n")

@@ -47,6 +47,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hpsearch.runs.files import REASON_FILE, RUN_FILE
@@ -98,9 +99,9 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return {k: strip_wrapping_quotes(v) if isinstance(v, str) else v for k, v in config.items()}
 
 
-def load_function(target: str) -> Callable[..., Any]:
-    """Import ``FILE.py`` and return its ``FUNCTION`` (``target`` is ``FILE.py:FUNCTION``)."""
-    file_name, _, name = target.rpartition(":")
+def import_target(target: str) -> ModuleType:
+    """Import the file of ``target`` (``FILE.py:FUNCTION``), its folder first on ``sys.path``."""
+    file_name = target.rpartition(":")[0]
     path = Path(file_name).resolve()
     if not path.is_file():
         raise RunnerError(f"{file_name} not found in {Path.cwd()}", 2)
@@ -112,7 +113,14 @@ def load_function(target: str) -> Callable[..., Any]:
     sys.path.insert(0, str(path.parent))
     sys.argv = [str(path)]
     spec.loader.exec_module(module)
-    function = getattr(module, name, None)
+    return module
+
+
+def load_function(target: str, module: ModuleType | None = None) -> Callable[..., Any]:
+    """The ``FUNCTION`` of ``target`` (``FILE.py:FUNCTION``), from ``module`` when the file
+    was imported already (a preloaded run: :mod:`hpsearch.runs.zygote`), else imported now."""
+    file_name, _, name = target.rpartition(":")
+    function = getattr(module or import_target(target), name, None)
     if not callable(function):
         raise RunnerError(f"{file_name} defines no function {name}")
     return function
@@ -161,9 +169,10 @@ def summary_text(metrics: dict[str, Any]) -> str:
     return "".join(lines) + "finished 1\n"
 
 
-def run(target: str, config: dict[str, Any]) -> dict[str, Any]:
+def run(target: str, config: dict[str, Any], module: ModuleType | None = None
+        ) -> dict[str, Any]:
     """Call the function; its metrics (the returned dict over the last reported values)."""
-    function = load_function(target)
+    function = load_function(target, module)
     name = target.rpartition(":")[2]
     reporter = Reporter()
     try:
@@ -190,7 +199,8 @@ def leave_reason(run_dir: Path, text: str) -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, loaded: ModuleType | None = None) -> int:
+    """The runner's exit status; ``loaded``: the target's module, imported already."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3 or ":" not in args[0] or not args[2].startswith("--") \
             or "=" not in args[2]:
@@ -203,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = read_config(run_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        metrics = run(target, config)
+        metrics = run(target, config, loaded)
         (out_dir / summary_file).write_text(summary_text(metrics))
     except RunnerError as exc:
         print(f"hpsearch: {exc}", file=sys.stderr)

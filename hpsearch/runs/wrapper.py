@@ -52,6 +52,16 @@ TRACKING_DEFAULTS = (
     ("MLFLOW_RUN_NAME", "$HPSEARCH_RUN_ID"))
 
 
+def tracking_defaults(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with :data:`TRACKING_DEFAULTS` given where it leaves them unset, as the
+    shell wrapper gives them (for a run forked by :mod:`hpsearch.runs.zygote`)."""
+    if not env.get(SEARCH_VARIABLE):
+        return env
+    given = {name: env.get(value[1:], "") if value.startswith("$") else value
+             for name, value in TRACKING_DEFAULTS}
+    return {**given, **env}
+
+
 def _tracking_lines() -> str:
     """sh lines giving :data:`TRACKING_DEFAULTS` to a variable that is unset (a variable set
     empty stays empty: the user set it), when the driver named the search."""

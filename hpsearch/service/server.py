@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hpsearch.engine.launch import SearchSource, load_search, source_name
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import make_backend
+from hpsearch.engine.placement import make_backend, with_spec_preload
 from hpsearch.engine.stopsignal import stop_signals
 from hpsearch.engine.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, kept_token
 from hpsearch.errors import UsageError
@@ -117,7 +117,8 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
     if not own_backend:  # the workers' failures are theirs: a service does not give up
         options = dataclasses.replace(options, fail_fast=0)
     first = Request(1, spec, options, budget, lease_s, source_name(source, spec), command,
-                    make_backend(options, say) if own_backend else None)
+                    make_backend(with_spec_preload(options, spec), say) if own_backend
+                    else None)
     if first.warm_line:
         say(first.warm_line)
     sock = bind(access.host, access.port)

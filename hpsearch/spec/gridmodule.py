@@ -122,6 +122,8 @@ class SearchSpec:
     constraints: tuple[Constraint, ...] = ()
     #: ``rerun_best``: values the best configuration runs once more with, after the search
     rerun_best: dict[str, Any] | None = None
+    #: the search file's ``preload: true``: a script's runs fork from a zygote (``--preload``)
+    preload: bool = False
 
     @property
     def performance_key(self) -> str:

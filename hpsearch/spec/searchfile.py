@@ -91,7 +91,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
             "from_hydra", "log_to", "budget", "pbt", "resources", "initial_points", "forbid",
-            "warm_start", "constraints", "rerun_best")
+            "warm_start", "constraints", "rerun_best", "preload")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -307,6 +307,9 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     if not isinstance(allow_new_keys, bool):
         raise UsageError(f"{where}: allow_new_keys must be true or false, not "
                          f"{allow_new_keys!r}")
+    preload = data.get("preload", False)
+    if not isinstance(preload, bool):
+        raise UsageError(f"{where}: preload must be true or false, not {preload!r}")
     arg_format = check_arg_format(data.get("arg_format", "flags"), f"{where}: arg_format")
     hydra_config = _optional_text(where, data, "hydra_config", "conf/config.yaml")
     command = command_of(script, run_cwd, check_script, "script", summary_file, parameters,
@@ -321,6 +324,7 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         num_trials=num_trials, seed=seed, generator=generator,
         generator_timeout=generator_timeout, warnings=dropped,
         log_to=tuple(_strings(f"{where}: log_to", data["log_to"])) if "log_to" in data else (),
+        preload=preload,
         pruner=parse_pruner(data.get("pruner"), data.get("pruner_options"), where),
         budget=budget, pbt=pbt,
         initial_points=tuple(initial_points), forbid=tuple(forbid),

@@ -41,6 +41,7 @@ from hpsearch.backends.cluster.sweeps import Sweeper
 from hpsearch.backends.cluster.watchlist import Pack, Watchlist
 from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.runs.model import Resources, Run
+from hpsearch.runs.preload import PreloadOptions
 
 DEFAULT_NUM_JOBS = 8
 LOG_DIR = "slurm_logs"
@@ -62,6 +63,7 @@ class ClusterSettings:
     resources: Resources = Resources()
     #: the scheduler's directives asking for a shape (the registry's ``directives``)
     directives: Callable[[Resources], list[str]] = lambda resources: []
+    preload: PreloadOptions = PreloadOptions()  # which runs a packed worker forks from a zygote
 
 
 class ClusterBackend(Backend, Scheduler):
@@ -219,7 +221,7 @@ class ClusterBackend(Backend, Scheduler):
         if folder is not None:
             packing.write_queue(folder, key, runs, self.arrays.per_job, self.settings.timeout,
                                 self.settings.gpu_limits, self.warning,
-                                self.signals_every_process)
+                                self.signals_every_process, self.settings.preload)
         self.script_dir.mkdir(parents=True, exist_ok=True)
         script = self.script_dir / f"{name}.sh"
         script.write_text(self._script(runs, key, throttle))

@@ -18,6 +18,7 @@ before it submits the array (the launch itself is journaled before that, as ever
      "walltime_warning": 300, "scheduler_signals_runs": true,
      "gpu": {"allowed_load": 0.5, "allowed_memory": 0.5, "max_num_jobs_per_gpu": 3,
              "sim_startup_time": 60.0, "gpu_memory_per_run": null},
+     "preload": {"preload": false, "no_preload": false},
      "runs": [{"run_id": "3f2a9c0d1b7e", "trial": 0, "run_dir": "/abs/runs/3f2a9c0d1b7e",
                "cwd": "/abs/sim", "argv": ["python3", "sim.py", "--lr=0.1"],
                "env": {"HPSEARCH_RUN_ID": "3f2a9c0d1b7e", ...}, "attempt": 1,
@@ -48,6 +49,7 @@ from typing import Any
 from hpsearch.backends.gpus.admission import parse_mib
 from hpsearch.runs.files import SIM_OUT_DIR, link_whole, read_run_record, write_atomic
 from hpsearch.runs.model import Resources, Run
+from hpsearch.runs.preload import PreloadOptions
 
 PACKS_DIR = "packs"
 QUEUE_FILE = "queue.json"
@@ -68,6 +70,8 @@ class Queue:
     scheduler_signals_runs: bool
     gpu: Mapping[str, Any]  # the admission flags, by their names
     runs: tuple[Run, ...]
+    #: which runs the worker forks from a zygote (:mod:`hpsearch.runs.preload`)
+    preload: PreloadOptions = PreloadOptions()
 
 
 def pack_dir(out_dir: Path, key: str) -> Path:
@@ -84,7 +88,7 @@ def write_queue(folder: Path, queue: Queue) -> None:
         "key": queue.key, "runs_per_job": queue.runs_per_job, "workers": queue.workers,
         "timeout": queue.timeout, "walltime_warning": queue.walltime_warning,
         "scheduler_signals_runs": queue.scheduler_signals_runs,
-        "gpu": dict(queue.gpu),
+        "gpu": dict(queue.gpu), "preload": dataclasses.asdict(queue.preload),
         "runs": [{"run_id": r.run_id, "trial": r.trial, "run_dir": str(r.run_dir),
                   "cwd": str(r.cwd), "argv": list(r.argv), "env": dict(r.env),
                   "attempt": r.attempt, "gpus": r.resources.gpus} for r in queue.runs]})
@@ -108,7 +112,9 @@ def read_queue(folder: Path) -> Queue:
                  for r in data["runs"])
     return Queue(data["key"], int(data["runs_per_job"]), int(data["workers"]),
                  data["timeout"], float(data["walltime_warning"]),
-                 bool(data["scheduler_signals_runs"]), data["gpu"], runs)
+                 bool(data["scheduler_signals_runs"]), data["gpu"], runs,
+                 PreloadOptions(**{k: bool(v) for k, v in data.get("preload", {}).items()
+                                   if k in ("preload", "no_preload")}))
 
 
 def claim(folder: Path, run_id: str, job: str, host: str | None = None) -> bool:

@@ -28,6 +28,7 @@ from hpsearch.backends.cluster.watchlist import CLAIMED, SUBMITTED, UNCLAIMED, P
 from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.runs.files import REASON_FILE, was_warned
 from hpsearch.runs.model import Run
+from hpsearch.runs.preload import PreloadOptions
 
 
 def workers(runs: int, per_job: int) -> int:
@@ -45,11 +46,12 @@ def workers_script(scheduler: Scheduler, folder: Path, runs: int, per_job: int,
 
 def write_queue(folder: Path, key: str, runs: Sequence[Run], per_job: int,
                 timeout: float | None, limits: GpuLimits, warning: int,
-                signals_every_process: bool) -> None:
+                signals_every_process: bool, preload: PreloadOptions) -> None:
     """The packed launch's ``queue.json`` (before its array is submitted): its runs, and
     how a worker runs them (``timeout``: each run's; ``limits``: the GPU admission's;
-    ``warning``: the time-limit warning's seconds); the GPU memory each run needs is the
-    runs' (the same for every run of a launch, for now)."""
+    ``warning``: the time-limit warning's seconds; ``preload``: which runs fork from a
+    zygote); the GPU memory each run needs is the runs' (the same for every run of a launch,
+    for now)."""
     claims.write_queue(folder, claims.Queue(
         key, per_job, workers(len(runs), per_job), timeout, warning, signals_every_process,
         {"allowed_load": limits.allowed_load, "allowed_memory": limits.allowed_memory,
@@ -57,7 +59,7 @@ def write_queue(folder: Path, key: str, runs: Sequence[Run], per_job: int,
          "sim_startup_time": limits.sim_startup_time,
          "gpu_memory_per_run": runs[0].resources.gpu_memory_mib},
         tuple(dataclasses.replace(r, run_dir=Path(r.run_dir).resolve(),
-                                  cwd=Path(r.cwd).resolve()) for r in runs)))
+                                  cwd=Path(r.cwd).resolve()) for r in runs), preload))
 
 
 def reopen(folder: Path, key: str, array_id: str,

@@ -10,7 +10,9 @@ time, in queue order, as long as its GPUs admit another, and runs each through t
 exactly as the local backends do (:class:`~hpsearch.backends.gpus.backend.GpuBackend` or
 :class:`~hpsearch.backends.local.LocalBackend` inside the job, ``started_at`` naming the cluster
 job), so a packed run's directory looks like any other run's. It never writes the journal: the
-driver learns everything from the run directories and the claims.
+driver learns everything from the run directories and the claims. A function objective's runs
+(a script's, with ``--preload``) are forked from a zygote of the worker's that imported their
+code once (:mod:`hpsearch.runs.preload`), so a worker pays the import once, not once per run.
 
 **GPUs.** The job's GPUs are its ``CUDA_VISIBLE_DEVICES`` (what the scheduler gave it).
 With NVML or ``nvidia-smi`` on the node, the local GPU admission (``--allowed_memory``,
@@ -94,7 +96,7 @@ def in_job_backend(queue: claims.Queue, job: str) -> LocalBackend:
     """The backend that runs the pack's runs inside this job (see the module docstring)."""
     tokens = job_gpus()
     if not tokens:
-        return LocalBackend(queue.runs_per_job, job_label=job)
+        return LocalBackend(queue.runs_per_job, job_label=job, preload=queue.preload, say=say)
     gpu = queue.gpu
     limits = GpuLimits(allowed_load=float(gpu["allowed_load"]),
                        allowed_memory=float(gpu["allowed_memory"]),
@@ -109,7 +111,7 @@ def in_job_backend(queue: claims.Queue, job: str) -> LocalBackend:
     if indices is None:
         say(f"cannot tell the job's GPUs apart (CUDA_VISIBLE_DEVICES={','.join(tokens)}); "
             f"every run shares them, {queue.runs_per_job} at once")
-        return LocalBackend(queue.runs_per_job, job_label=job)
+        return LocalBackend(queue.runs_per_job, job_label=job, preload=queue.preload, say=say)
     if source is None:  # nothing to measure: no start-up gate to wait on
         source = FixedGpus(indices)
         limits = GpuLimits(max_num_jobs_per_gpu=limits.max_num_jobs_per_gpu,
@@ -117,7 +119,8 @@ def in_job_backend(queue: claims.Queue, job: str) -> LocalBackend:
     else:
         limits = dataclasses.replace(limits, visible_gpus=tuple(indices))
     backend = GpuBackend(source, limits, queue.runs_per_job, say=say, job_label=job,
-                         resources=queue.runs[0].resources if queue.runs else None)
+                         resources=queue.runs[0].resources if queue.runs else None,
+                         preload=queue.preload)
     say(f"GPUs {','.join(map(str, indices))} via {source.description}")
     return backend
 

@@ -51,8 +51,9 @@ from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.fairness import Fairness
 from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable
 from hpsearch.backends.local import LocalBackend
-from hpsearch.runs.files import stderr_says_oom
+from hpsearch.runs.files import read_start, stderr_says_oom
 from hpsearch.runs.model import Resources, Run
+from hpsearch.runs.preload import PreloadOptions
 
 #: seconds between GPU samples while runs wait for a GPU
 PROBE_INTERVAL = 0.5
@@ -181,9 +182,10 @@ class GpuBackend(LocalBackend):
 
     def __init__(self, source: GpuSource, limits: GpuLimits, num_jobs: int | None = None,
                  timeout: float | None = None, say: Callable[[str], None] = print,
-                 job_label: str = "", *, resources: Resources | None = None) -> None:
+                 job_label: str = "", *, resources: Resources | None = None,
+                 preload: PreloadOptions | None = None) -> None:
         super().__init__(num_jobs if num_jobs is not None else 1 << 30, timeout,
-                         job_label=job_label)
+                         job_label=job_label, preload=preload, say=say)
         self.source = source
         self.limits = limits
         self.resources = resources or Resources()
@@ -241,6 +243,8 @@ class GpuBackend(LocalBackend):
 
     def room(self) -> int:
         """How many runs the GPUs take now (each placed as if launched, on a copy)."""
+        if self._held():
+            return 0
         self._refresh()
         room = self._trial_room()
         if room == 0 and self._cap_left() > 0:
@@ -318,7 +322,9 @@ class GpuBackend(LocalBackend):
             if not self._cap_left():
                 break
             if run.resources.gpus == 0:  # a slot, no GPU
-                started[run.run_id] = self._launch(run, {**run.env, "CUDA_VISIBLE_DEVICES": ""})
+                job = self._launch(run, {**run.env, "CUDA_VISIBLE_DEVICES": ""})
+                if job is not None:
+                    started[run.run_id] = job
                 continue
             need = run.resources.gpu_memory_mib
             gpus = self.policy.choose_many(now, run.run_id, need, run.resources.gpus,
@@ -328,7 +334,10 @@ class GpuBackend(LocalBackend):
                 continue
             env = {**run.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
                    "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-            started[run.run_id] = self._launch(run, env)
+            job = self._launch(run, env)
+            if job is None:  # its zygote imports (LocalBackend.room is 0 until it is done)
+                break
+            started[run.run_id] = job
             active = self._active[run.run_id]
             active.extra["gpu"] = gpu_column(gpus)
             self._run_dirs[run.run_id] = run.run_dir
@@ -359,7 +368,9 @@ class GpuBackend(LocalBackend):
         ended = super().reattach(jobs)
         now = time.monotonic()
         for run_id, active in self._active.items():
-            gpus = gpus_from_environ(active.pid)
+            start = read_start(active.run.run_dir)  # a forked run's environ is its zygote's
+            listed = start.cuda_visible_devices.split(",") if start is not None else []
+            gpus = [int(v) for v in listed if v.isdigit()] or gpus_from_environ(active.pid)
             self._run_dirs[run_id] = active.run.run_dir
             if gpus:
                 active.extra["gpu"] = gpu_column(gpus)
