@@ -1,4 +1,4 @@
-"""hpsearch: hyperparameter searches on GPU workstations and Slurm/LSF clusters.
+"""hpsearch: hyperparameter searches on GPU workstations and Slurm/LSF/SGE/PBS clusters.
 
 Importing the package stays cheap (standard library only): a sim does
 ``from hpsearch import report`` to report intermediate results (see :mod:`hpsearch.runs.reporter`).

@@ -157,6 +157,24 @@ def test_an_auptimizer_experiment_runs_its_script_unchanged(tmp_path):
     assert steps[1]["result"] == pytest.approx(2 * float(rows[0]["result"]))
 
 
+def test_hyperband_runs_the_script_with_its_budget_as_n_iterations(tmp_path):
+    """Auptimizer's hyperband proposer hands each job its budget as ``n_iterations`` in the
+    config file: a promoted configuration runs again, same values, with the larger budget."""
+    rc, err, _, rows = search(tmp_path, "experiment_hyperband.json")
+    assert rc == 0, err
+    configs = {r["run_id"]: json.loads((Path(r["run_dir"]) / "out" / CONFIG_FILE).read_text())
+               for r in rows}
+    by_trial = {r["trial"]: r for r in rows}
+    for row in rows:
+        assert configs[row["run_id"]]["n_iterations"] == int(row["n_iterations"])
+    promoted = [r for r in rows if r["continues"]]
+    assert promoted, "no configuration was promoted to a larger budget"
+    for row in promoted:
+        parent = by_trial[row["continues"]]
+        assert int(row["n_iterations"]) == 3 * int(parent["n_iterations"])
+        assert (row["x"], row["y"]) == (parent["x"], parent["y"])
+
+
 def test_a_grid_with_multiple_results(tmp_path):
     data = {**example("experiment_sequence.json"),
             "parameter_config": [*example("experiment_sequence.json")["parameter_config"],

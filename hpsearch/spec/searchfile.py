@@ -10,22 +10,27 @@
     direction: minimize               # or maximize; a list: one per objective (default
                                       # minimize; one word applies to every objective)
     algorithm: tpe                    # grid | random | qmc | tpe | cmaes | gp | nsga2 |
-                                      # external (grid; external when generator is set)
+                                      # external | hyperband | bohb | pbt (default: grid;
+                                      # external when generator is set)
     budget: {parameter: epochs, min: 1, max: 27, eta: 3}   # hyperband, bohb; pbt: {...}
                                       # for pbt (see hpsearch.spec.fidelity)
-    algorithm_options: {}             # handed to the sampler (n_startup_trials, ...) generator:
-    python gen.py %IN %OUT # algorithm external: a command proposing points generator_timeout: 600
-    # seconds one generator call may take (600) num_trials: 100                   # trials of a
-    sampler (not needed for grid) pruner: asha                      # none | asha | hyperband |
-    median (see hpsearch.engine.pruners) pruner_options: {step: epoch}     # step, min_resource,
-    max_resource, reduction_factor, ... seed: 42 out_arg: out_dir                  # the default
+    algorithm_options: {}             # handed to the sampler (n_startup_trials, ...)
+    generator: python gen.py %IN %OUT # algorithm external: a command proposing points
+    generator_timeout: 600            # seconds one generator call may take (600)
+    num_trials: 100                   # trials of a sampler (not needed for grid)
+    pruner: asha                      # none | asha | hyperband | median
+                                      # (see hpsearch.engine.pruners)
+    pruner_options: {step: epoch}     # step, min_resource, max_resource, reduction_factor, ...
+    seed: 42
+    out_arg: out_dir                  # the default
     config_template: model.yml        # optional: a copy per run with the nested keys set,
     config_arg: config                # passed as --config=<copy> (relative to this file;
     allow_new_keys: false             # see hpsearch.spec.configfile)
     arg_format: flags                 # or hydra: parameters as Hydra overrides
     hydra_config: conf/config.yaml    # the Hydra app's primary config (for '+new_key=')
     from_hydra: conf/config.yaml      # the search space of an Optuna-sweeper config
-                                      # (see hpsearch.spec.hydra) parameters:
+                                      # (see hpsearch.spec.hydra)
+    parameters:
       lr:         {method: loguniform, low: 1.0e-5, high: 1.0e-1}
       width:      {method: qloguniform, low: 16, high: 1024, q: 16}
       batch_size: {method: categorical, categories: [32, 64, 128]}
@@ -43,6 +48,7 @@
     rerun_best: {save_model: true}    # after the search: the best configuration once more
     constraints: [memory_gb <= 16]    # on metrics: the best run is the best feasible one
                                       # (see hpsearch.spec.constraints)
+    preload: true                     # fork a script's runs from a preloaded process
 
 The methods are hpogrid's (:mod:`hpsearch.spec.distributions`); hpogrid's search space pastes in
 unchanged under ``parameters``, in its YAML or its JSON spelling. A file named ``*.json``

@@ -110,7 +110,7 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None
         notes.append(f"hpogrid settings not used here: {', '.join(unused)}")
     if "grid_config" in data:
         notes.append("grid_config (PanDA sites, containers, datasets) is not supported: runs "
-                     "go to this machine, or to Slurm/LSF with --run_cluster")
+                     "go to this machine, or to Slurm/LSF/SGE/PBS with --run_cluster")
     return mapping, notes
 
 
