@@ -8,23 +8,19 @@ journal's trials and the driver's verdicts -- nothing is judged twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from hpsearch.runs.model import run_id_of
 from hpsearch.service.points import PointBook
-from hpsearch.strategies.base import Outcome, Proposal, Strategy
+from hpsearch.strategies.base import Outcome, Proposal, Strategy, WrappedStrategy
 
 
-class ObservedStrategy(Strategy):
+class ObservedStrategy(WrappedStrategy):
     """``inner`` as it is, with its proposals and outcomes copied into ``book``."""
 
     def __init__(self, inner: Strategy, book: PointBook) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.book = book
-
-    @property  # type: ignore[override]
-    def adaptive(self) -> bool:
-        return self.inner.adaptive
 
     def _note(self, proposals: Sequence[Proposal]) -> None:
         for p in proposals:
@@ -49,41 +45,12 @@ class ObservedStrategy(Strategy):
         loss = outcome.values[0] if outcome.values else None
         self.book.end(outcome.trial, outcome.status, loss)
 
-    @property
-    def done(self) -> bool:
-        return self.inner.done
-
-    @property
-    def total(self) -> int | None:
-        return self.inner.total
-
-    @property
-    def total_is_estimate(self) -> bool:
-        return self.inner.total_is_estimate
-
     def finish(self, finished: Sequence[Outcome]) -> list[Proposal]:
         proposals = self.inner.finish(finished)
         self._note(proposals)
         return proposals
 
-    @property
-    def stop_note(self) -> str | None:
-        return self.inner.stop_note
-
     def withdrawn(self) -> set[int]:
         trials = self.inner.withdrawn()
         self.book.forget(trials)
         return trials
-
-    @property
-    def busy(self) -> bool:
-        return self.inner.busy
-
-    def call_when_ready(self, wake: Callable[[], None]) -> None:
-        self.inner.call_when_ready(wake)
-
-    def preview(self, n: int) -> tuple[list[Proposal], str | None]:
-        return self.inner.preview(n)
-
-    def close(self) -> None:
-        self.inner.close()

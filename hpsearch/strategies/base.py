@@ -135,3 +135,60 @@ class Strategy(ABC):
 
     def close(self) -> None:  # noqa: B027
         """Stop any thread the strategy started."""
+
+
+class WrappedStrategy(Strategy):
+    """``inner`` as it is: every call passes through. A wrapper that adds to a strategy
+    (:mod:`hpsearch.strategies.rerun_best`, the service's observed strategy) overrides only
+    what it changes."""
+
+    def __init__(self, inner: Strategy) -> None:
+        self.inner = inner
+
+    @property  # type: ignore[override]
+    def adaptive(self) -> bool:
+        return self.inner.adaptive
+
+    def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
+        self.inner.restore(proposals, outcomes)
+
+    def ask(self, n: int) -> list[Proposal]:
+        return self.inner.ask(n)
+
+    def tell(self, outcome: Outcome) -> None:
+        self.inner.tell(outcome)
+
+    @property
+    def done(self) -> bool:
+        return self.inner.done
+
+    @property
+    def total(self) -> int | None:
+        return self.inner.total
+
+    @property
+    def total_is_estimate(self) -> bool:
+        return self.inner.total_is_estimate
+
+    def finish(self, finished: Sequence[Outcome]) -> list[Proposal]:
+        return self.inner.finish(finished)
+
+    def withdrawn(self) -> set[int]:
+        return self.inner.withdrawn()
+
+    @property
+    def stop_note(self) -> str | None:
+        return self.inner.stop_note
+
+    @property
+    def busy(self) -> bool:
+        return self.inner.busy
+
+    def call_when_ready(self, wake: Callable[[], None]) -> None:
+        self.inner.call_when_ready(wake)
+
+    def preview(self, n: int) -> tuple[list[Proposal], str | None]:
+        return self.inner.preview(n)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -16,21 +16,20 @@ strategy (a sampler's study knows nothing of it). When no run finished, nothing 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from hpsearch.strategies.base import Outcome, Proposal, Strategy
+from hpsearch.strategies.base import Outcome, Proposal, Strategy, WrappedStrategy
 
 #: the ``internal`` key of the rerun's proposal
 KEY = "rerun_best"
 
 
-class RerunBest(Strategy):
+class RerunBest(WrappedStrategy):
     """``inner``, then the best configuration once more with ``extra`` (module docstring)."""
 
     def __init__(self, inner: Strategy, extra: dict[str, Any], minimize: bool) -> None:
-        self.inner = inner
-        self.adaptive = inner.adaptive
+        super().__init__(inner)
         self._extra = dict(extra)
         self._minimize = minimize
         self._configs: dict[int, dict[str, Any]] = {}
@@ -69,37 +68,16 @@ class RerunBest(Strategy):
                          {KEY: best.trial})]
 
     @property
-    def done(self) -> bool:
-        return self.inner.done
-
-    @property
     def total(self) -> int | None:
         total = self.inner.total
         return None if total is None else total + 1
 
     @property
-    def total_is_estimate(self) -> bool:
-        return self.inner.total_is_estimate
-
-    @property
     def stop_note(self) -> str | None:
         return self.inner.stop_note or self._note
-
-    def withdrawn(self) -> set[int]:
-        return self.inner.withdrawn()
-
-    @property
-    def busy(self) -> bool:
-        return self.inner.busy
-
-    def call_when_ready(self, wake: Callable[[], None]) -> None:
-        self.inner.call_when_ready(wake)
 
     def preview(self, n: int) -> tuple[list[Proposal], str | None]:
         proposals, note = self.inner.preview(n)
         self._configs.update((p.trial, p.config) for p in proposals)
         rerun = "then the best configuration once more (rerun_best)"
         return proposals, f"{note}; {rerun}" if note else rerun
-
-    def close(self) -> None:
-        self.inner.close()
