@@ -109,6 +109,33 @@ def test_hyperband_promotes_without_waiting_for_the_rung(tmp_path):
     assert not strategy.done
 
 
+def test_hyperband_promotes_li_et_als_best_as_soon_as_certain(tmp_path):
+    """While new configurations are left, a rung promotes exactly its best
+    ``capacity(rung + 1)`` (Li et al.'s synchronous choice), each once no run still to end
+    can push it out -- not the best of whichever ended first, which fills the rung above
+    with worse ones (ASHA's rule would promote ``first[1]``, value 0.2, after 3 results)."""
+    spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
+                                                         "max": 9, "eta": 3}}, tmp_path)
+    strategy = HyperbandStrategy(spec, seed=1, num_trials=40)
+    first = strategy.ask(9)
+    values = [0.5, 0.2, 0.9, 0.1, 0.15, 0.3, 0.05, 0.8, 0.7]
+    for p, value in zip(first[:3], values[:3], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    (fresh,) = strategy.ask(1)  # 6 still run: a new configuration, not a promotion
+    assert fresh.lineage == {"bracket": 1, "rung": 0} and fresh.config["epochs"] == 3
+    for p, value in zip(first[3:7], values[3:7], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    # 7 ended, 2 running: 0.05 (rank 0) is certain to stay among the best 3, 0.1 is not
+    (promoted, other) = strategy.ask(2)
+    assert promoted.lineage["continues"] == first[6].trial
+    assert "continues" not in other.lineage
+    for p, value in zip(first[7:], values[7:], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    more = strategy.ask(3)
+    assert [p.lineage.get("continues") for p in more] == [first[3].trial, first[4].trial,
+                                                         None]
+
+
 def test_hyperband_restore_rebuilds_brackets_and_promotions(tmp_path):
     """A strategy rebuilt from the proposals and outcomes proposes what the first one does."""
     spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
