@@ -170,8 +170,7 @@ def sim_loss() -> Any:
 def test_bohb_draws_better_configurations_than_hyperband(tmp_path):
     """The same budgets and promotions, one run at a time on the sim's curves: after 40
     proposals, BOHB's new configurations end better (median final loss) than Hyperband's
-    random ones -- its model learns from the ranks of every configuration, not only of the
-    promoted ones (which alone would teach it to avoid the good region)."""
+    random ones."""
     from hpsearch.strategies.optuna.bohb import BohbStrategy
 
     val_loss = sim_loss()
@@ -190,6 +189,36 @@ def test_bohb_draws_better_configurations_than_hyperband(tmp_path):
                 val_loss(c["lr"], c["width"], c["dropout"], c["epochs"])]))
         medians[name] = sorted(finals)[len(finals) // 2]
     assert medians["bohb"] < 0.75 * medians["hyperband"], medians
+
+
+def test_bohb_fits_its_model_on_the_largest_budget_with_enough_results(tmp_path):
+    """Falkner et al.'s model: the results of one budget alone, the largest that has
+    ``2 * (d + 1)`` of them (here d = 3: 8), with their own values, in the order proposed;
+    the good density takes ``max(d + 1, 15%)`` of them."""
+    from hpsearch.strategies.optuna.bohb import BohbStrategy, good_count, model_budget
+
+    assert model_budget({1.0: 30, 3.0: 8, 9.0: 7}, 3) == 3.0
+    assert model_budget({1.0: 7}, 3) is None
+    assert [good_count(n, 3) for n in (8, 26, 27, 100)] == [4, 4, 4, 15]
+    val_loss = sim_loss()
+    spec = spec_of({"algorithm": "bohb", "budget": {"parameter": "epochs", "min": 1,
+                                                    "max": 9, "eta": 3}}, tmp_path)
+    strategy = BohbStrategy(spec, seed=3, num_trials=100)
+    seen, results = [], {}
+    while True:
+        (p,) = strategy.ask(1)
+        seen.append(p)
+        c = p.config
+        results[p.trial] = val_loss(c["lr"], c["width"], c["dropout"], c["epochs"])
+        strategy.tell(Outcome(p.trial, "finished", [results[p.trial]]))
+        if sum(q.config["epochs"] == 3 for q in seen) == 9:
+            break
+    assert sum(q.config["epochs"] == 9 for q in seen) < 8  # budget 9: too few results
+    at3 = [q for q in seen if q.config["epochs"] == 3]
+    model = strategy._results_to_model()
+    assert [value for _, value in model] == [results[q.trial] for q in at3]
+    assert [params for params, _ in model] == [
+        strategy._raw[q.internal["config"]]["params"] for q in at3]
 
 
 def test_pbt_exploits_the_top_and_continues_its_checkpoint(tmp_path):
