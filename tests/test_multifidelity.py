@@ -136,6 +136,26 @@ def test_hyperband_promotes_li_et_als_best_as_soon_as_certain(tmp_path):
                                                          None]
 
 
+def test_failed_runs_shrink_the_room_above_so_promotions_go_on(tmp_path):
+    """7 of 9 first-rung runs fail: the 2 others go up; once both ended at 3 epochs, the
+    better goes up to 9 at once (the rung at 3 can never hold more than 2), not only after
+    the last configuration is drawn."""
+    spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
+                                                         "max": 9, "eta": 3}}, tmp_path)
+    strategy = HyperbandStrategy(spec, seed=1, num_trials=40)
+    first = strategy.ask(9)
+    for p in first[:7]:
+        strategy.tell(Outcome(p.trial, "failed"))
+    for p, value in zip(first[7:], [0.4, 0.3], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    up = strategy.ask(2)
+    assert [p.lineage.get("continues") for p in up] == [first[8].trial, first[7].trial]
+    for p, value in zip(up, [0.2, 0.25], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    (top,) = strategy.ask(1)
+    assert top.config["epochs"] == 9 and top.lineage["continues"] == up[0].trial
+
+
 def test_hyperband_restore_rebuilds_brackets_and_promotions(tmp_path):
     """A strategy rebuilt from the proposals and outcomes proposes what the first one does."""
     spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
