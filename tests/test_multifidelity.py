@@ -109,6 +109,53 @@ def test_hyperband_promotes_without_waiting_for_the_rung(tmp_path):
     assert not strategy.done
 
 
+def test_hyperband_promotes_li_et_als_best_as_soon_as_certain(tmp_path):
+    """While new configurations are left, a rung promotes exactly its best
+    ``capacity(rung + 1)`` (Li et al.'s synchronous choice), each once no run still to end
+    can push it out -- not the best of whichever ended first, which fills the rung above
+    with worse ones (ASHA's rule would promote ``first[1]``, value 0.2, after 3 results)."""
+    spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
+                                                         "max": 9, "eta": 3}}, tmp_path)
+    strategy = HyperbandStrategy(spec, seed=1, num_trials=40)
+    first = strategy.ask(9)
+    values = [0.5, 0.2, 0.9, 0.1, 0.15, 0.3, 0.05, 0.8, 0.7]
+    for p, value in zip(first[:3], values[:3], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    (fresh,) = strategy.ask(1)  # 6 still run: a new configuration, not a promotion
+    assert fresh.lineage == {"bracket": 1, "rung": 0} and fresh.config["epochs"] == 3
+    for p, value in zip(first[3:7], values[3:7], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    # 7 ended, 2 running: 0.05 (rank 0) is certain to stay among the best 3, 0.1 is not
+    (promoted, other) = strategy.ask(2)
+    assert promoted.lineage["continues"] == first[6].trial
+    assert "continues" not in other.lineage
+    for p, value in zip(first[7:], values[7:], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    more = strategy.ask(3)
+    assert [p.lineage.get("continues") for p in more] == [first[3].trial, first[4].trial,
+                                                         None]
+
+
+def test_failed_runs_shrink_the_room_above_so_promotions_go_on(tmp_path):
+    """7 of 9 first-rung runs fail: the 2 others go up; once both ended at 3 epochs, the
+    better goes up to 9 at once (the rung at 3 can never hold more than 2), not only after
+    the last configuration is drawn."""
+    spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
+                                                         "max": 9, "eta": 3}}, tmp_path)
+    strategy = HyperbandStrategy(spec, seed=1, num_trials=40)
+    first = strategy.ask(9)
+    for p in first[:7]:
+        strategy.tell(Outcome(p.trial, "failed"))
+    for p, value in zip(first[7:], [0.4, 0.3], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    up = strategy.ask(2)
+    assert [p.lineage.get("continues") for p in up] == [first[8].trial, first[7].trial]
+    for p, value in zip(up, [0.2, 0.25], strict=True):
+        strategy.tell(Outcome(p.trial, "finished", [value]))
+    (top,) = strategy.ask(1)
+    assert top.config["epochs"] == 9 and top.lineage["continues"] == up[0].trial
+
+
 def test_hyperband_restore_rebuilds_brackets_and_promotions(tmp_path):
     """A strategy rebuilt from the proposals and outcomes proposes what the first one does."""
     spec = spec_of({"algorithm": "hyperband", "budget": {"parameter": "epochs", "min": 1,
@@ -143,8 +190,7 @@ def sim_loss() -> Any:
 def test_bohb_draws_better_configurations_than_hyperband(tmp_path):
     """The same budgets and promotions, one run at a time on the sim's curves: after 40
     proposals, BOHB's new configurations end better (median final loss) than Hyperband's
-    random ones -- its model learns from the ranks of every configuration, not only of the
-    promoted ones (which alone would teach it to avoid the good region)."""
+    random ones."""
     from hpsearch.strategies.optuna.bohb import BohbStrategy
 
     val_loss = sim_loss()
@@ -163,6 +209,36 @@ def test_bohb_draws_better_configurations_than_hyperband(tmp_path):
                 val_loss(c["lr"], c["width"], c["dropout"], c["epochs"])]))
         medians[name] = sorted(finals)[len(finals) // 2]
     assert medians["bohb"] < 0.75 * medians["hyperband"], medians
+
+
+def test_bohb_fits_its_model_on_the_largest_budget_with_enough_results(tmp_path):
+    """Falkner et al.'s model: the results of one budget alone, the largest that has
+    ``2 * (d + 1)`` of them (here d = 3: 8), with their own values, in the order proposed;
+    the good density takes ``max(d + 1, 15%)`` of them."""
+    from hpsearch.strategies.optuna.bohb import BohbStrategy, good_count, model_budget
+
+    assert model_budget({1.0: 30, 3.0: 8, 9.0: 7}, 3) == 3.0
+    assert model_budget({1.0: 7}, 3) is None
+    assert [good_count(n, 3) for n in (8, 26, 27, 100)] == [4, 4, 4, 15]
+    val_loss = sim_loss()
+    spec = spec_of({"algorithm": "bohb", "budget": {"parameter": "epochs", "min": 1,
+                                                    "max": 9, "eta": 3}}, tmp_path)
+    strategy = BohbStrategy(spec, seed=3, num_trials=100)
+    seen, results = [], {}
+    while True:
+        (p,) = strategy.ask(1)
+        seen.append(p)
+        c = p.config
+        results[p.trial] = val_loss(c["lr"], c["width"], c["dropout"], c["epochs"])
+        strategy.tell(Outcome(p.trial, "finished", [results[p.trial]]))
+        if sum(q.config["epochs"] == 3 for q in seen) == 9:
+            break
+    assert sum(q.config["epochs"] == 9 for q in seen) < 8  # budget 9: too few results
+    at3 = [q for q in seen if q.config["epochs"] == 3]
+    model = strategy._results_to_model()
+    assert [value for _, value in model] == [results[q.trial] for q in at3]
+    assert [params for params, _ in model] == [
+        strategy._raw[q.internal["config"]]["params"] for q in at3]
 
 
 def test_pbt_exploits_the_top_and_continues_its_checkpoint(tmp_path):

@@ -12,11 +12,19 @@ Brackets, with ``s_max = floor(log_eta(max / min))``: bracket ``k`` (0, 1, ...) 
 eta: 3``: 27 configurations at 1, 9 at 3, 3 at 9, 1 at 27; then 12 at 3, 4 at 9, 1 at 27;
 6 at 9, 2 at 27; 4 at 27; then again.
 
-Promotions are asynchronous, as in ASHA (no rung waits for its last run: a slot is never
-idle while work is ready): a configuration of rung ``i`` is promoted once it is among the
-best ``floor(k / eta)`` of the ``k`` runs of that rung that ended, while rung ``i + 1`` has
-room. A failed run, a pruned one or one without a finite value is never promoted. Each
-ask takes promotions first (the highest rung first, older brackets first), then a new
+Promotions are asynchronous (no rung waits for its last run: a slot is never idle while
+work is ready). While new configurations are left, rung ``i`` promotes what Li et al.'s
+synchronous rung would -- its best ``capacity(i + 1)`` -- each as soon as no run of the
+rung still to end can push it out: a configuration ranked ``r`` (0: the best) among the
+results of the rung is promoted once ``r < capacity(i + 1) - pending``, ``pending`` being
+the runs of the rung not ended yet or not started yet (its room less those ended; a run
+that failed below shrinks the room above). Meanwhile free slots take new configurations,
+so brackets overlap. Promoting ASHA's way instead (the best ``floor(k / eta)`` of the
+``k`` ended) fills a rung of fixed room with whichever ended first: on
+``scripts/bench/bench_multifidelity.py`` that made hyperband slower than random search.
+Once no new configuration is left, a slot would wait for that certainty, so ASHA's rule
+applies too. A failed run, a pruned one or one without a finite value is never promoted.
+Each ask takes promotions first (the highest rung first, older brackets first), then a new
 configuration for the open bracket; ``num_trials`` is the number of new configurations.
 
 Every decision is a function of the proposals and outcomes: ``internal`` holds
@@ -67,15 +75,28 @@ class Bracket:
         """How many configurations rung ``rung`` holds at most: ``floor(size / eta**rung)``."""
         return int(math.floor(self.size / eta ** rung + 1e-9))
 
-    def promotable(self, rung: int, eta: float) -> Entry | None:
-        """The best configuration of ``rung`` that may go up now, if any."""
+    def room(self, rung: int, eta: float) -> int:
+        """The most runs rung ``rung`` will ever hold: its capacity, less the runs below it
+        that ended without a result."""
+        if rung == 0:
+            return self.size
+        failed = sum(1 for e in self.rungs[rung - 1] if e.ended and e.value is None)
+        return min(self.capacity(rung, eta), self.room(rung - 1, eta) - failed)
+
+    def promotable(self, rung: int, eta: float, eager: bool) -> Entry | None:
+        """The best configuration of ``rung`` that may go up now, if any: one that no run
+        still to end can push out of the best ``capacity(rung + 1)``, or, when ``eager``,
+        one among the best ``floor(k / eta)`` of the ``k`` that ended (ASHA's rule)."""
         if rung >= self.s or len(self.rungs[rung + 1]) >= self.capacity(rung + 1, eta):
             return None
+        above = self.capacity(rung + 1, eta)
         ended = [e for e in self.rungs[rung] if e.ended]
-        quota = int(math.floor(len(ended) / eta + 1e-9))
+        quota = above - (self.room(rung, eta) - len(ended))
+        if eager:
+            quota = max(quota, int(math.floor(len(ended) / eta + 1e-9)))
         ranked = sorted((e for e in ended if e.value is not None),
                         key=lambda e: (e.value, e.trial))
-        return next((e for e in ranked[:quota] if not e.promoted), None)
+        return next((e for e in ranked[:max(quota, 0)] if not e.promoted), None)
 
 
 def bracket_plan(budget: Budget, index: int) -> tuple[int, int]:
@@ -125,9 +146,10 @@ class HyperbandStrategy(Strategy):
         return self._bracket(len(self._brackets))
 
     def _promotable(self) -> tuple[Bracket, Entry] | None:
+        eager = len(self._configs) >= self._num_configs  # no new configuration is left
         for rung in reversed(range(self._budget.s_max)):
             for bracket in self._brackets:
-                entry = bracket.promotable(rung, self._budget.eta)
+                entry = bracket.promotable(rung, self._budget.eta, eager)
                 if entry is not None:
                     return bracket, entry
         return None

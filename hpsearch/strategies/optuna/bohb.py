@@ -3,13 +3,15 @@
 As in Falkner et al. (2018): the brackets, budgets and promotions are Hyperband's
 (:mod:`hpsearch.strategies.hyperband`); a new configuration ``c`` is drawn at random with
 probability 1/3 (a generator seeded by ``(seed, c)`` decides), and otherwise from a density
-model of the results at the largest budget that has at least ``d + 2`` of them (``d``: the
-dimensions of the space) -- Optuna's multivariate TPE, seeded by ``(seed, c)``, over a study
-of every configuration with a result, ranked: first those with a result at that budget, by
-it, then those that stopped below it (they were not promoted there), by the budget they
-reached and their result at it. (Fitted on the largest budget's results alone, the model
-would see only promoted, good configurations, call the worse of them bad, and steer away
-from the good region.) With no budget that has enough results, the draw is random.
+model of the results at one budget: the largest budget with at least ``2 * (d + 1)``
+results (``d``: the dimensions of the space), so that both of the model's densities have
+``d + 1`` points. The model is Optuna's multivariate TPE, seeded by ``(seed, c)``, fitted
+on that budget's results alone: the best ``max(d + 1, floor(15% of them))`` make the good
+density, the rest the bad one, every result weighing the same (Optuna's default weighs old
+trials down); of 64 candidates drawn from the good density, the one with the best ratio of
+good to bad density is proposed. With no budget that has enough results, the draw is
+random. Falkner et al.'s kernels differ: Gaussian ones with a rule-of-thumb bandwidth,
+widened threefold to draw the candidates; Optuna's TPE has its own bandwidths and prior.
 
 Every configuration is drawn through Optuna (its random sampler for the random ones), and
 its ``internal`` keeps Optuna's raw parameters (``params``), which the model is fitted on
@@ -21,6 +23,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.samplers import RandomSampler, TPESampler
 
@@ -32,6 +35,23 @@ from hpsearch.strategies.seeding import derive_seed
 
 #: the share of new configurations drawn at random (BOHB's rho)
 RANDOM_FRACTION = 1 / 3
+#: the share of a budget's results that make the good density (at least d + 1 of them)
+TOP_SHARE = 0.15
+#: the candidates drawn from the good density for each model-based configuration
+CANDIDATES = 64
+
+
+def model_budget(counts: dict[float, int], dims: int) -> float | None:
+    """The budget the model is fitted at: the largest with ``2 * (dims + 1)`` results or
+    more (``counts``: results per budget); None: no budget has enough yet."""
+    enough = [budget for budget, n in counts.items() if n >= 2 * (dims + 1)]
+    return max(enough) if enough else None
+
+
+def good_count(results: int, dims: int) -> int:
+    """How many of a budget's ``results`` make the good density:
+    ``max(dims + 1, floor(15% of them))``."""
+    return max(dims + 1, int(TOP_SHARE * results + 1e-9))
 
 
 class BohbStrategy(HyperbandStrategy):
@@ -41,46 +61,34 @@ class BohbStrategy(HyperbandStrategy):
         super().__init__(spec, seed, num_trials)
         silence_optuna()
         self._optuna_space = OptunaSpace(spec)
-        self._min_points = len(self._optuna_space.base) + 2
+        self._dims = len(self._optuna_space.base)
 
     def _results_to_model(self) -> list[tuple[dict[str, Any], float]]:
-        """``(params, rank)`` of every configuration with a result, ranked for the model
-        at the largest budget with enough results: those with a result there by it, then
-        those that stopped below it (worse: they were not promoted), by the budget they
-        reached and their result there. Empty: no budget has enough results yet."""
-        reached: dict[int, dict[float, float]] = {}  # configuration -> budget -> value
+        """``(params, value)`` of the results at :func:`model_budget`, in the order their
+        runs were proposed (empty: no budget has enough results yet)."""
+        by_budget: dict[float, list[tuple[int, int, float]]] = {}
         for bracket in self._brackets:
             for rung, entries in enumerate(bracket.rungs):
                 budget = float(self._budget.at(rung, bracket.s))
-                for entry in entries:
-                    if entry.value is not None and "params" in self._raw[entry.config]:
-                        reached.setdefault(entry.config, {})[budget] = entry.value
-        counts: dict[float, int] = {}
-        for values in reached.values():
-            for budget in values:
-                counts[budget] = counts.get(budget, 0) + 1
-        enough = [b for b, n in counts.items() if n >= self._min_points]
-        if not enough:
+                by_budget.setdefault(budget, []).extend(
+                    (e.trial, e.config, e.value) for e in entries
+                    if e.value is not None and "params" in self._raw[e.config])
+        target = model_budget({b: len(r) for b, r in by_budget.items()}, self._dims)
+        if target is None:
             return []
-        target = max(enough)
+        return [(self._raw[config]["params"], value)
+                for _, config, value in sorted(by_budget[target])]
 
-        def key(config: int) -> tuple[int, float, float]:
-            values = reached[config]
-            if target in values:
-                return 0, 0.0, values[target]
-            below = max(b for b in values if b < target) if any(
-                b < target for b in values) else min(values)
-            return 1, -below, values[below]
-
-        ranked = sorted(reached, key=lambda c: (key(c), c))
-        return [(self._raw[c]["params"], float(rank)) for rank, c in enumerate(ranked)]
+    def _good(self, results: int) -> int:
+        return good_count(results, self._dims)
 
     def draw(self, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
         seed = derive_seed(self._seed, index, "bohb")
         results = [] if random.Random(seed).random() < RANDOM_FRACTION \
             else self._results_to_model()
-        sampler = TPESampler(seed=seed, n_startup_trials=0, multivariate=True) if results \
-            else RandomSampler(seed=seed)
+        sampler = TPESampler(seed=seed, n_startup_trials=0, multivariate=True,
+                             n_ei_candidates=CANDIDATES, gamma=self._good, weights=np.ones) \
+            if results else RandomSampler(seed=seed)
         study = optuna.create_study(sampler=sampler, direction="minimize")
         for params, value in results:  # values are to be minimized already
             study.add_trial(optuna.trial.create_trial(
