@@ -282,6 +282,16 @@ def test_pbt_exploits_the_top_and_continues_its_checkpoint(tmp_path):
       "conditions": [[{"opt": ["a"]}, {"momentum": [0.1, 0.9]}]]}, "no conditions"),
     ({"algorithm": "pbt", "pbt": {"population": 4, "interval": 5, "segments": 2,
                                   "parameter": "steps"}}, "results column"),
+    ({"algorithm": "hyperband", "num_trials": 5,
+      "initial_points": [{"lr": 0.01, "width": 64, "dropout": 0.1}],
+      "budget": {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}},
+     "initial_points is not used by algorithm hyperband"),
+    ({"algorithm": "bohb", "num_trials": 5, "forbid": [{"lr": [0.01]}],
+      "budget": {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}},
+     "forbid is not used by algorithm bohb"),
+    ({"algorithm": "bohb", "num_trials": 5, "constraints": ["val_loss <= 1"],
+      "budget": {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}},
+     "algorithm bohb cannot take constraints"),
 ])
 def test_bad_settings_are_one_line(tmp_path, change, words):
     shutil.copytree(REPO / "sims" / "multifidelity", tmp_path / "mf")

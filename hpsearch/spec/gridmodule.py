@@ -531,13 +531,16 @@ def with_pruner(spec: SearchSpec, name: str | None) -> SearchSpec:
 
 #: algorithms that learn from results but are not told a run broke a constraint (gp could
 #: be, but its Gaussian process of a violation cannot take a run without the metric)
-CONSTRAINTS_IGNORED = ("cmaes", "gp", "external")
+CONSTRAINTS_IGNORED = ("cmaes", "gp", "external", "hyperband", "bohb", "pbt")
+#: algorithms that propose by their own schedule: no initial points, warm results or forbid
+SCHEDULED = ("hyperband", "bohb", "pbt")
 
 
 def _check_seeding(spec: SearchSpec, algorithm: str, trials: int | None) -> None:
     """``initial_points`` and ``warm_start`` are for the samplers (the grid walks every
-    configuration anyway); ``forbid`` for the samplers and the grid; ``constraints`` for all
-    but :data:`CONSTRAINTS_IGNORED` (random, qmc and grid: they rank the results only)."""
+    configuration anyway); ``forbid`` for the samplers and the grid (none of them for
+    :data:`SCHEDULED`); ``constraints`` for all but :data:`CONSTRAINTS_IGNORED` (those learn
+    from results without them; random, qmc and grid only rank the results)."""
     seeding = [k for k, v in (("initial_points", spec.initial_points),
                               ("warm_start", spec.warm_start)) if v]
     if seeding and algorithm == "grid":
@@ -555,6 +558,10 @@ def _check_seeding(spec: SearchSpec, algorithm: str, trials: int | None) -> None
     if trials is not None and len(spec.initial_points) > trials:
         raise UsageError(f"{len(spec.initial_points)} initial_points but {trials} trials; "
                          "raise num_trials (it counts the initial points) or drop points")
+    if algorithm in SCHEDULED and (seeding or spec.forbid):
+        raise UsageError(f"{(seeding or ['forbid'])[0]} is not used by algorithm {algorithm}, "
+                         "which draws and promotes by its own schedule; drop it or pick a "
+                         "sampler")
     if algorithm == "external" and (seeding or spec.forbid):
         raise UsageError(f"{(seeding or ['forbid'])[0]} is not passed to an external "
                          "generator; drop it or pick another algorithm")
