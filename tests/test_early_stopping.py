@@ -327,10 +327,13 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
         assert len(calls) == 2, calls  # one SIGTERM for all four, one kill for all four
         assert calls[0].startswith("scancel --signal=TERM --full ") and \
             len(calls[0].split()) == 3 + 4
-        # killed: Slurm says CANCELLED, or FAILED when the killed batch shell's status
-        # reached it first; either way no exit status was recorded
-        assert {e.exit_code for e in ended.values()} == {None}
-        assert {e.reason for e in ended.values()} <= {"CANCELLED", "FAILED"}
+        # killed: no exit status was recorded and Slurm says CANCELLED, or FAILED when the
+        # killed batch shell's status reached it first -- or, where Slurm kills a job's
+        # processes one by one (proctrack/linuxproc), the wrapper outlived its sim by a moment
+        # and recorded the SIGKILL (137)
+        for e in ended.values():
+            assert (e.exit_code is None and e.reason in ("CANCELLED", "FAILED")) \
+                or e.exit_code == 128 + signal.SIGKILL, e
     finally:
         os.environ["PATH"] = saved
 
