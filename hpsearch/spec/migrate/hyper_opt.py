@@ -222,17 +222,9 @@ def _slurm_options(data: dict[str, Any], backend: str, where: str,
                 f"slurm.batch.{raw_key}")
         elif key == "time":
             flags["num_hours"] = _hours(value, where)
-        elif key in natives and key != "*":
-            flags[natives[key]] = str(value)
-        elif value is True:
-            extra.append(key)
-        elif value is not False and value is not None:
-            extra.append(f"{key}={value}")
-    if extra:
-        flags[natives["*"]] = tuple(extra)
-    groups = [", ".join(keys) + why for why, keys in unused.items() if keys]
-    notes = [f"{where}: not used here: {'; '.join(groups)}"] if groups else []
-    return flags, notes
+        else:
+            _native_or_extra(key, value, natives, flags, extra)
+    return _finish(flags, extra, natives, unused, where)
 
 
 def _jobs(section: dict[str, Any], name: str, where: str) -> dict[str, Any]:
@@ -284,17 +276,31 @@ def pbs_options(data: dict[str, Any], backend: str, where: str,
         elif key == "l":
             for item in value if isinstance(value, list) else [value]:
                 extra += _pbs_resource(str(item), flags, natives, where)
-        elif key in natives and key != "*":
-            flags[natives[key]] = str(value)
-        elif value is True:
-            extra.append(key)
-        elif value is not False and value is not None:
-            extra.append(f"{key}={value}")
+        else:
+            _native_or_extra(key, value, natives, flags, extra)
+    return _finish(flags, extra, natives, unused, where)
+
+
+def _native_or_extra(key: str, value: Any, natives: Mapping[str, str], flags: dict[str, Any],
+                     extra: list[str]) -> None:
+    """A ``batch:`` option: the flag of the scheduler's option with that native name, else
+    one of the pass-through items (``key`` alone for ``true``; ``false``/null: left out)."""
+    if key in natives and key != "*":
+        flags[natives[key]] = str(value)
+    elif value is True:
+        extra.append(key)
+    elif value is not False and value is not None:
+        extra.append(f"{key}={value}")
+
+
+def _finish(flags: dict[str, Any], extra: list[str], natives: Mapping[str, str],
+            unused: dict[str, list[str]], where: str) -> tuple[dict[str, Any], list[str]]:
+    """The flags with the pass-through items under the scheduler's ``*`` flag, and one note
+    naming the settings not used."""
     if extra:
         flags[natives["*"]] = tuple(extra)
     groups = [", ".join(keys) + why for why, keys in unused.items() if keys]
-    notes = [f"{where}: not used here: {'; '.join(groups)}"] if groups else []
-    return flags, notes
+    return flags, [f"{where}: not used here: {'; '.join(groups)}"] if groups else []
 
 
 def _pbs_resource(item: str, flags: dict[str, Any], natives: Mapping[str, str],
