@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -241,3 +242,31 @@ def procs() -> Iterator[list[subprocess.Popen[str]]]:
 def count_ev(search: Search, ev: str) -> int:
     """How many ``ev`` ("start"/"end") lines the sims of ``search`` logged."""
     return sum(1 for e in search.events() if e["ev"] == ev)
+
+
+class CountedTools:
+    """A PATH directory whose ``tools`` (a scheduler's commands) append their argv to a log
+    file and ``exec`` the real tool, so the real scheduler does all the work and a test counts
+    the calls (``env()`` puts the directory first on the driver's PATH)."""
+
+    def __init__(self, root: Path, tools: tuple[str, ...]) -> None:
+        self.bin = root / "counting_bin"
+        self.bin.mkdir()
+        self.log = root / "scheduler_calls.log"
+        for tool in tools:
+            real = shutil.which(tool)
+            assert real, f"{tool} not on PATH"
+            script = self.bin / tool
+            script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{self.log}"\n'
+                              f'exec "{real}" "$@"\n')
+            script.chmod(0o755)
+
+    def env(self) -> dict[str, str]:
+        env = hpsearch_env()
+        env["PATH"] = f"{self.bin}{os.pathsep}{env['PATH']}"
+        return env
+
+    def calls(self, tool: str) -> list[str]:
+        if not self.log.exists():
+            return []
+        return [ln for ln in self.log.read_text().splitlines() if ln.startswith(tool + " ")]

@@ -14,14 +14,21 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Search, hpsearch_cmd, hpsearch_env, pid_alive, wait_for, write_search
+from conftest import (
+    CountedTools,
+    Search,
+    hpsearch_cmd,
+    hpsearch_env,
+    pid_alive,
+    wait_for,
+    write_search,
+)
 from sge_fixture import sge_cell  # noqa: F401  (fixture)
 from test_cluster_guarantees import peak_concurrency
 from test_early_stopping import Curves, assert_pruned_at_the_first_rung
@@ -34,30 +41,11 @@ CLUSTER = ("--run_cluster", "--scheduler=sge", "--sge_gpus=0", "--sge_mem=500M")
 TOOLS = ("qsub", "qstat", "qdel", "qalter", "qacct")
 
 
-class Counted:
-    """A PATH directory whose Grid Engine commands log each call, then run the real one."""
+class Counted(CountedTools):
+    """Grid Engine's commands, counted (:class:`conftest.CountedTools`)."""
 
     def __init__(self, root: Path) -> None:
-        self.bin = root / "counting_bin"
-        self.bin.mkdir()
-        self.log = root / "scheduler_calls.log"
-        for tool in TOOLS:
-            real = shutil.which(tool)
-            assert real, f"{tool} not on PATH"
-            script = self.bin / tool
-            script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{self.log}"\n'
-                              f'exec "{real}" "$@"\n')
-            script.chmod(0o755)
-
-    def env(self) -> dict[str, str]:
-        env = hpsearch_env()
-        env["PATH"] = f"{self.bin}{os.pathsep}{env['PATH']}"
-        return env
-
-    def calls(self, tool: str) -> list[str]:
-        if not self.log.exists():
-            return []
-        return [ln for ln in self.log.read_text().splitlines() if ln.startswith(tool + " ")]
+        super().__init__(root, TOOLS)
 
     def submissions(self) -> list[str]:
         """qsub calls that submitted (not ``qsub -w v``, which only verifies)."""

@@ -11,15 +11,13 @@ tool, so Slurm still does all the work. The one-minute time-limit search is shar
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import Search, hpsearch_cmd, hpsearch_env, wait_for, write_search
+from conftest import CountedTools, Search, hpsearch_cmd, hpsearch_env, wait_for, write_search
 from slurm_fixture import slurm_cluster, timeout_search  # noqa: F401  (fixtures)
 
 from hpsearch.backends.slurm import parse as sp
@@ -29,30 +27,11 @@ pytestmark = pytest.mark.usefixtures("slurm_cluster", "timeout_search")
 CLUSTER = ("--run_cluster", "--scheduler=slurm", "--slurm_gres=", "--slurm_mem=50M")
 
 
-class Counted:
-    """A PATH directory whose ``sbatch``/``squeue`` log each call, then run the real one."""
+class Counted(CountedTools):
+    """``sbatch`` and ``squeue``, counted (:class:`conftest.CountedTools`)."""
 
     def __init__(self, root: Path) -> None:
-        self.bin = root / "counting_bin"
-        self.bin.mkdir()
-        self.log = root / "scheduler_calls.log"
-        for tool in ("sbatch", "squeue"):
-            real = shutil.which(tool)
-            assert real, f"{tool} not on PATH"
-            script = self.bin / tool
-            script.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{self.log}"\n'
-                              f'exec "{real}" "$@"\n')
-            script.chmod(0o755)
-
-    def env(self) -> dict[str, str]:
-        env = hpsearch_env()
-        env["PATH"] = f"{self.bin}{os.pathsep}{env['PATH']}"
-        return env
-
-    def calls(self, tool: str) -> list[str]:
-        if not self.log.exists():
-            return []
-        return [ln for ln in self.log.read_text().splitlines() if ln.startswith(tool + " ")]
+        super().__init__(root, ("sbatch", "squeue"))
 
 
 @pytest.fixture
