@@ -12,7 +12,10 @@
 # gp extra's unpinned torch then installs nothing more; elsewhere pip fetches that release.
 # HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_SGE=1 Grid Engine,
 # HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
-# documentation site (docs/, mkdocs.yml) with --strict before pytest runs.
+# documentation site (docs/, mkdocs.yml) with --strict before pytest runs. pytest runs
+# $HPSEARCH_TEST_WORKERS (default 4) tests at a time (pytest-xdist): most tests wait on
+# processes, schedulers and sims rather than compute, and each one owns its files, runs and
+# jobs, so they do not see one another.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,4 +47,4 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_
   || docs_status=$?
 rm -rf "$docs_site"
 [ "$docs_status" = 0 ] || exit "$docs_status"
-.venv/bin/python -P -m pytest -q "$@"
+.venv/bin/python -P -m pytest -q -n "${HPSEARCH_TEST_WORKERS:-4}" "$@"

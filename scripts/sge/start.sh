@@ -16,6 +16,10 @@
 # job.
 set -euo pipefail
 
+# one start at a time: the test workers' session fixtures may call this together
+exec 9>"${TMPDIR:-/tmp}/hpsearch-sge-start.lock"
+flock 9
+
 export SGE_ROOT=${SGE_ROOT:-/var/lib/gridengine}
 export SGE_CELL=${SGE_CELL:-default}
 SLOTS=${HPSEARCH_SGE_SLOTS:-8}

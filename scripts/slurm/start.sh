@@ -9,6 +9,10 @@
 # has, so arrays run side by side) and two fake GPUs (character devices, gres gpu:2).
 set -euo pipefail
 
+# one start at a time: the test workers' session fixtures may call this together
+exec 9>"${TMPDIR:-/tmp}/hpsearch-slurm-start.lock"
+flock 9
+
 STATE=${HPSEARCH_SLURM_DIR:-/var/lib/hpsearch-slurm}
 CPUS=${HPSEARCH_SLURM_CPUS:-8}
 CONF_DIR=/etc/slurm
