@@ -69,7 +69,7 @@ def silence_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # before Python 3.12 Optuna's warnings name its own modules, from 3.12 on the caller's
     warnings.filterwarnings("ignore", module=r"optuna(\.|$)")
-    warnings.filterwarnings("ignore", module=r"hpsearch\.strategies\.optuna_")
+    warnings.filterwarnings("ignore", module=r"hpsearch\.strategies\.optuna(\.|$)")
 
 
 #: where Optuna's samplers cache the study's search space (IntersectionSearchSpace and the
