@@ -343,6 +343,78 @@ def test_budget_search_continues_checkpoints(tmp_path, algorithm):
     assert "HPSEARCH_RESUME_FROM=" in command
 
 
+GRID_MODULE = """
+from hpsearch.space import loguniform
+
+grid = {grid}
+_SCRIPT_NAME = "train.py"
+_SUMMARY_FILENAME = "performance_overview.txt"
+_SUMMARY_KEYWORDS = [{keywords}, "finished"]
+_PERFORMANCE_SORT_ASC = True
+_ALGORITHM = {algorithm!r}
+_NUM_TRIALS = 20
+{settings}
+"""
+
+
+def grid_module(root: Path, sim: str, algorithm: str, settings: str,
+                keywords: str = '"val_loss", "trained", "resumed_from"',
+                grid: str = '{"lr": loguniform(1e-4, 1.0), "width": [64, 256]}') -> list[str]:
+    """A grid module ``hpconf_mf`` beside a copy of ``sims/<sim>`` (under ``root/mf``), and
+    the flags of a search through it."""
+    shutil.copytree(REPO / "sims" / sim, root / "mf", dirs_exist_ok=True)
+    (root / "mf" / "hpconf_mf.py").write_text(GRID_MODULE.format(
+        keywords=keywords, algorithm=algorithm, settings=settings, grid=grid))
+    return ["--grid_module=hpconf_mf", f"--run_cwd={root / 'mf'}", f"--out_dir={root / 'out'}",
+            "--visible_gpus=-1", "--num_jobs=3"]
+
+
+def test_a_grid_module_budget_runs_hyperband_as_a_search_file_does(tmp_path):
+    args = grid_module(tmp_path, "multifidelity", "hyperband",
+                       '_BUDGET = {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}')
+    rc, _, err = run_hpsearch(args, tmp_path, timeout=300)
+    assert rc == 0, err
+    rows = check_budget_search(tmp_path / "out")
+    assert {r["epochs"] for r in rows} == {"1", "3", "9"}
+    assert {r["bracket"] for r in rows} == {"0", "1", "2", "3"}
+
+
+def test_a_grid_module_pbt_trains_members_in_segments(tmp_path):
+    args = grid_module(tmp_path, "schedule", "pbt",
+                       '_PBT = {"population": 4, "interval": 5, "parameter": "total_steps", '
+                       '"segments": 2}', keywords='"loss", "trained"',
+                       grid='{"lr": loguniform(1e-3, 0.5)}')
+    args = [a for a in args if not a.startswith("--num_jobs")]
+    rc, _, err = run_hpsearch(args, tmp_path, timeout=300)
+    assert rc == 0, err
+    rows = rows_of(tmp_path / "out")
+    assert [(r["member"], r["segment"], r["total_steps"]) for r in rows] == [
+        (str(m), str(g), str(5 * (g + 1))) for g in range(2) for m in range(4)]
+    assert all(r["continues"] != "" for r in rows[4:])
+
+
+@pytest.mark.parametrize(("settings", "words"), [
+    ('_BUDGET = {"parameter": "epochs", "min": 1, "max": 9}', "_BUDGET sets no eta"),
+    ('_BUDGET = [1, 9, 3]', "_BUDGET must be a mapping"),
+    ('_BUDGET = {"parameter": "width", "min": 1, "max": 9, "eta": 3}',
+     "_BUDGET: 'width' is set by the algorithm (its budget); remove it from grid"),
+    ('_BUDGET = {"parameter": "epochs", "min": 1, "max": 9, "eta": 3, "rungs": 2}',
+     "_BUDGET: unknown key 'rungs'"),
+    ("", "needs a budget (budget: in a search file, _BUDGET in a grid module)"),
+    ('_PBT = {"population": 1, "interval": 5, "parameter": "steps2", "segments": 2}',
+     "_PBT: population must be"),
+    ('_BUDGET = {"parameter": "epochs", "min": 1, "max": 9, "eta": 3}\n'
+     '_PBT = {"population": 4, "interval": 5, "parameter": "steps2", "segments": 2}',
+     "pbt settings are for algorithm pbt, not hyperband"),
+])
+def test_bad_grid_module_budget_or_pbt_is_one_line(tmp_path, settings, words):
+    args = grid_module(tmp_path, "multifidelity", "hyperband", settings)
+    rc, _, err = run_hpsearch(args, tmp_path)
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and words in err, err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
 def kill_and_resume(args: list[str], cwd: Path, out: Path, procs: list, moments: list[int]
                     ) -> None:
     """Start the search, ``kill -9`` its driver once ``moment`` runs ended, for each moment;

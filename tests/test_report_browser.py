@@ -40,7 +40,8 @@ return Array.from(document.querySelectorAll('[data-points]')).map(e => ({
   lines: e.querySelectorAll('.scatterlayer path.js-line').length,
   axes: e.querySelectorAll('.parcoords .y-axis').length,
   front: e.dataset.front === undefined ? null : Number(e.dataset.front),
-  pruned: e.dataset.pruned === undefined ? null : Number(e.dataset.pruned)}));
+  pruned: e.dataset.pruned === undefined ? null : Number(e.dataset.pruned),
+  infeasible: e.dataset.infeasible === undefined ? null : Number(e.dataset.infeasible)}));
 """
 
 MO_SIM = '''
@@ -191,6 +192,65 @@ def test_multi_objective_search_with_curves_and_failures_in_browser(tmp_path, br
     assert sorted(run for run, _ in failures) == sorted(r["run_id"] for r in failed)
     for _run, text in failures:
         assert "exit status 3" in text and "loss diverged at step 2" in text
+
+
+CONSTRAINED_SIM = """
+import argparse, os
+
+p = argparse.ArgumentParser()
+p.add_argument("--out_dir")
+p.add_argument("--x", type=float)
+a = p.parse_args()
+os.makedirs(a.out_dir, exist_ok=True)
+with open(os.path.join(a.out_dir, "perf.txt"), "w") as f:
+    f.write(f"loss {(a.x - 6) ** 2}\\nmem {a.x}\\nfinished 1\\n")
+"""
+#: x = 0..8; x > 4 breaks the constraint, and x = 6 has the lowest loss: the best feasible
+#: run is x = 4 (loss 4)
+CONSTRAINED_SEARCH = {"script": "sim.py", "summary_file": "perf.txt",
+                      "metrics": ["loss", "mem"], "objective": "loss",
+                      "direction": "minimize", "algorithm": "grid",
+                      "constraints": ["mem <= 4"],
+                      "parameters": {"x": [float(x) for x in range(9)]}}
+#: the traces of a plot: name, x, y
+TRACES_JS = """
+const gd = document.querySelector(arguments[0]);
+return gd.data.map(t => [t.name, Array.from(t.x || []), Array.from(t.y || [])]);
+"""
+
+
+def test_infeasible_runs_are_marked_in_the_plots_in_browser(tmp_path, browser):
+    """A grid search with ``constraints``: the four runs that break one are crosses of their
+    own in the history and the slices, a ``feasible`` axis of the parallel coordinates, and
+    the best-so-far line follows the feasible runs only (its best is x = 4, not x = 6)."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "sim.py").write_text(CONSTRAINED_SIM)
+    (proj / "search.json").write_text(json.dumps(CONSTRAINED_SEARCH))
+    out = tmp_path / "constrained"
+    rc, _, err = run_hpsearch(["--search_file=proj/search.json", "--run_cwd=proj",
+                               f"--out_dir={out}", "--visible_gpus=-1", "--num_jobs=2"],
+                              tmp_path, timeout=300)
+    assert rc == 0, err
+    rows = results(out)
+    broken = sorted(int(r["trial"]) for r in rows if r["feasible"] == "0")
+    assert len(rows) == 9 and len(broken) == 4
+    plots = open_report(browser, out, tmp_path / "constrained.png")
+
+    history = section(plots, "history")
+    assert [(p["points"], p["infeasible"]) for p in history] == [(9, 4), (9, 4)]
+    traces = browser.execute_script(TRACES_JS, "#plot-history-trial")
+    named = {name.split(" (")[0]: (xs, ys) for name, xs, ys in traces}
+    assert sorted(named["infeasible"][0]) == broken
+    assert len(named["finished"][0]) == 5
+    assert min(named["best so far"][1]) == 4.0  # x = 4, the best feasible run
+    (parcoords,) = section(plots, "parcoords")
+    assert parcoords["axes"] == 1 + 1 + 1 and parcoords["infeasible"] == 4  # x; loss; feasible
+    (slice_x,) = section(plots, "slices")
+    assert slice_x["points"] == 9 and slice_x["infeasible"] == 4
+    hovers = browser.execute_script(
+        "return document.querySelector('#plot-history-trial').data[1].text")
+    assert all("infeasible: breaks mem &lt;= 4.0" in text for text in hovers), hovers  # HTML
 
 
 def test_pruned_runs_and_gpu_lanes_in_browser(tmp_path, browser):

@@ -34,6 +34,16 @@ parameters:
 """
 
 
+HYPERBAND = """
+algorithm: hyperband
+num_trials: 9
+seed: 2
+budget: {parameter: epochs, min: 1, max: 9, eta: 3}
+parameters:
+  x: {method: uniform, low: -2.0, high: 2.0}
+"""
+
+
 def serve(tmp_path, services, *args: str, n: int = 30) -> Service:
     search = tmp_path / "search.yaml"
     if not search.exists():
@@ -231,3 +241,33 @@ def test_stopping_and_refusals_are_one_line(tmp_path, services):
     rc, out, err = run_hpsearch(["serve", "--help"], tmp_path)
     assert rc == 0 and "--num_points_per_generation" in out and "--token-file" in out
     assert service.stop(signal.SIGINT) == 130
+
+
+def test_a_promoted_point_names_the_point_it_continues(tmp_path, services):
+    """Hyperband through the real service and client: a point promoted to a larger budget is
+    handed out with ``resume_from``, the id of the point it continues and that point's output
+    directory (what ``HPSEARCH_RESUME_FROM`` holds for a run the service starts itself), as
+    the journal's lineage says; a configuration that starts afresh has null."""
+    write_yaml(tmp_path / "search.yaml", HYPERBAND)
+    client = serve(tmp_path, services).client()
+    leased: dict[int, dict] = {}
+
+    def work() -> bool:
+        for point in client.get_points(1, status="new"):
+            leased[point["id"]] = point
+            client.update_point(1, point["id"],
+                                point["params"]["x"] ** 2 / point["params"]["epochs"])
+        return client.status(1)["done"]
+
+    wait_for(work, timeout=120, what="the hyperband search to end", poll=0.1)
+    out = tmp_path / "out"
+    runs = {r.trial: r for r in ended(out)}
+    parents = {trial: r.lineage["continues"] for trial, r in runs.items()
+               if (r.lineage or {}).get("continues") is not None}
+    assert parents and set(leased) == set(runs)
+    for trial, point in leased.items():
+        parent = parents.get(trial)
+        assert point["resume_from"] == (None if parent is None else {
+            "id": parent, "out_dir": str(out / "runs" / runs[parent].run_id / "out")}), point
+    assert [p["resume_from"] for p in client.get_points(1)] == [
+        leased[t]["resume_from"] for t in sorted(leased)]

@@ -97,6 +97,23 @@ def test_max_aj_tasks_from_qconf():
     assert gp.parse_max_aj_tasks("max_aj_tasks 0\n") == gp.DEFAULT_MAX_AJ_TASKS
 
 
+def test_hours_of_a_task_from_qacct():
+    """``ru_wallclock`` times the category's ``gpu=1`` and the 2 slots of a task that ran
+    2 s (captured from a search with ``--sge_gpus=1 --sge_cpus=2``); no GPU request: none."""
+    (record,) = gp.parse_qacct(text("qacct_gpu.txt")).values()
+    assert gp.qacct_usage(record) == {"gpu_hours": round(2 / 3600, 6),
+                                      "cpu_hours": round(4 / 3600, 6)}
+    assert gp.qacct_usage(gp.parse_qacct(text("qacct_array.txt"))["14.1"]) == {
+        "gpu_hours": 0.0, "cpu_hours": round(20 / 3600, 6)}
+
+
+def test_accounting_and_its_flush_time_from_qconf():
+    assert gp.parse_reporting(text("qconf_sconf.txt")) == (True, 1.0)
+    assert gp.parse_reporting("reporting_params accounting=false reporting=false \\\n"
+                              "    flush_time=00:01:30 joblog=false\n") == (False, 90.0)
+    assert gp.parse_reporting("") == (True, gp.DEFAULT_FLUSH_TIME)
+
+
 def test_resource_directives_of_a_run_shape():
     shape = Resources(gpus=1, cpus=4, memory=8 * 1024 ** 3, time_limit=3600)
     assert resource_directives(shape) == ["-pe smp 4", "-l h_vmem=2048M", "-l gpu=1",

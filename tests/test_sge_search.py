@@ -214,6 +214,41 @@ def test_time_limit_fails_the_run_with_timeout(tmp_path, counted):
     assert counted.calls("qacct")  # the scheduler's word on why the job ended
 
 
+def test_gpu_and_cpu_hours_are_what_qacct_accounted(tmp_path, counted):
+    """Each run's hours are its task's ``ru_wallclock`` (whole seconds) times its ``-l gpu=1``
+    and its 2 slots, as ``qacct -j`` has them once the accounting file is flushed; the run
+    files would give no GPU (Grid Engine sets no CUDA_VISIBLE_DEVICES) and fractions of a
+    second."""
+    s = write_search(tmp_path, {"x": [1.0, 2.0], "sleep": [2.0]})
+    done = run(s, counted, "--sge_gpus=1", "--sge_cpus=2")
+    assert done.returncode == 0, done.stderr
+    rows = s.results()
+    assert len(rows) == 2
+    for r in rows:
+        assert r["hours_from"] == "qacct", r
+        seconds = float(r["gpu_hours"]) * 3600
+        assert seconds >= 2 and abs(seconds - round(seconds)) < 0.004, r["gpu_hours"]
+        assert round(float(r["cpu_hours"]) * 3600) == 2 * round(seconds), r
+    assert counted.calls("qacct")
+
+
+def test_hours_are_measured_when_qacct_does_not_answer_in_time(tmp_path, counted):
+    """A ``qacct`` that never knows the job (it answers as Grid Engine's does for a job not
+    in its accounting file yet: ``error: job id N not found``, exit 1 -- a stand-in, as the
+    real cell flushes its file every second): each run's end waits ``flush_time`` + 10 s,
+    then keeps the hours measured from its run files."""
+    (counted.bin / "qacct").write_text(
+        f'#!/bin/sh\necho "qacct $*" >> "{counted.log}"\n'
+        'echo "error: job id $2 not found" >&2\nexit 1\n')
+    s = write_search(tmp_path, {"x": [1.0, 2.0], "sleep": [0.5]})
+    done = run(s, counted, "--num_jobs=2")
+    assert done.returncode == 0, done.stderr
+    rows = s.results()
+    assert [r["hours_from"] for r in rows] == ["run files"] * 2, rows
+    assert all(float(r["cpu_hours"]) > 0 for r in rows), rows
+    assert len(counted.calls("qacct")) >= 2  # asked again until the wait was over
+
+
 def test_walltime_warning_reaches_the_run_before_the_limit(tmp_path, counted):
     """``-l s_rt`` sends SIGUSR1 ``--walltime_warning`` seconds before ``h_rt``; the job
     script turns it into the run's SIGTERM and notes the warning: the run is cut by the time

@@ -56,7 +56,8 @@ def test_tres_counts_untyped_gpus_once():
 
 def test_accounting_that_is_disabled_means_measured(tmp_path, monkeypatch):
     """sacct without accounting storage prints ``Slurm accounting storage is disabled`` and
-    exits 1 (as the local cluster's does): no accounts, so the measured hours stand."""
+    exits 1 (as the local cluster's does): no accounts (None: never asked again), so the
+    measured hours stand."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sacct").write_text("#!/bin/sh\necho 'Slurm accounting storage is disabled' >&2"
@@ -66,7 +67,7 @@ def test_accounting_that_is_disabled_means_measured(tmp_path, monkeypatch):
     backend = SlurmBackend(*cluster_settings(SearchOptions(
         out_dir=tmp_path, run_cwd=tmp_path, python="python3", run_cluster=True,
         scheduler="slurm")))
-    assert backend._account(["12_0"]) == {}
+    assert backend._account(["12_0"]) is None
     (bin_dir / "sacct").write_text(f"#!/bin/sh\ncat <<'EOF'\n{SACCT}EOF\n")
     assert backend._account(["8117678_0"])["8117678_0"] == {"gpu_hours": 4.0, "cpu_hours": 32.0}
 

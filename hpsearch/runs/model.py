@@ -85,13 +85,19 @@ def run_id_of(config: dict[str, Any], trial: int | None = None) -> str:
     return digest[:12] if trial is None else f"{trial:06d}-{digest[:8]}"
 
 
+def run_dirs(out_dir: Path, run_id: str) -> tuple[Path, Path]:
+    """(run directory, output directory) of run ``run_id`` of the search in ``out_dir``:
+    ``<out_dir>/runs/<run_id>`` and its ``out/``."""
+    run_dir = out_dir / RUNS_DIR / run_id
+    return run_dir, run_dir / SIM_OUT_DIR
+
+
 def make_run(run_id: str, trial: int, config: dict[str, Any], args: list[str] | None, *,
              out_dir: Path, run_cwd: Path, python: str, command: ScriptCommand,
              out_arg: str, resources: Resources) -> Run:
     """The Run of ``config``, needing ``resources``; ``args`` (if given) are its argument
     words, else rendered."""
-    run_dir = out_dir / RUNS_DIR / run_id
-    sim_out_dir = run_dir / SIM_OUT_DIR
+    run_dir, sim_out_dir = run_dirs(out_dir, run_id)
     words = command.render(config) if args is None else list(args)
     if command.hydra is not None:
         argv = (*command.argv_prefix(python), *words, *command.hydra.output_words(sim_out_dir))

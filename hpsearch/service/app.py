@@ -16,7 +16,8 @@ Bodies::
                           "low": 1e-5, "high": 0.1}}, "algorithm": "tpe"},
                          "max_points": 50, "num_points_per_generation": 10}
     GET  .../points     [{"id": 0, "params": {"lr": 0.0031}, "status": "running",
-                          "loss": null, "run_id": "000000-5be1f0a2"}, ...]
+                          "loss": null, "run_id": "000000-5be1f0a2",
+                          "resume_from": null}, ...]
     PUT  .../points/0   {"loss": 0.231} | {"metrics": {"val_loss": 0.231, "val_acc": 0.93}}
                         | {"failure": "CUDA out of memory"}   -> the point, as reported
 
@@ -84,12 +85,20 @@ class Created(BaseModel):
     request_id: int
 
 
+class ResumeFrom(BaseModel):
+    """The point a point continues (hyperband, bohb, pbt) and its run's output directory."""
+
+    id: int
+    out_dir: str
+
+
 class PointOut(BaseModel):
     id: int
     params: dict[str, Any]
     status: PointStatus
     loss: float | None
     run_id: str
+    resume_from: ResumeFrom | None
 
 
 class PointReport(BaseModel):

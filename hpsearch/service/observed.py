@@ -24,7 +24,8 @@ class ObservedStrategy(WrappedStrategy):
 
     def _note(self, proposals: Sequence[Proposal]) -> None:
         for p in proposals:
-            self.book.propose(p.trial, p.run_id or run_id_of(p.config, p.trial), p.config)
+            self.book.propose(p.trial, p.run_id or run_id_of(p.config, p.trial), p.config,
+                              p.lineage.get("continues"))
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         self.inner.restore(proposals, outcomes)

@@ -4,7 +4,13 @@ A point is a trial of the search: its ``id`` is the trial number, its ``params``
 configuration. What clients see::
 
     {"id": 7, "params": {"lr": 0.01}, "status": "running", "loss": null,
-     "run_id": "000007-3f2a9c0d"}
+     "run_id": "000007-3f2a9c0d", "resume_from": null}
+
+``resume_from`` names the point a point continues, for hyperband and bohb (a configuration
+promoted to a larger budget) and pbt (a segment continuing a member's checkpoint): its ``id``
+and its run's output directory (``out_dir``, what ``HPSEARCH_RESUME_FROM`` holds for a run
+the service runs itself), e.g. ``{"id": 3, "out_dir": "/abs/out/runs/000003-5be1f0a2/out"}``;
+null for a point that starts afresh.
 
 ``status`` is ``new`` (proposed, not handed out: in the pool, or about to be), ``running``
 (leased to a worker, or run by the service's own backend), ``finished`` (``loss`` is the
@@ -35,10 +41,11 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from hpsearch.runs.files import StartRecord
-from hpsearch.runs.model import Run
+from hpsearch.runs.model import Run, run_dirs
 
 #: the statuses a client sees and can ask for
 PointStatus = Literal["new", "running", "finished", "failed"]
@@ -68,16 +75,18 @@ class Point:
     start: StartRecord | None = None  # the started_at of its lease
     deadline: float | None = None
     held: Report | None = None  # a report that came while the point was not submitted
+    resume_from: dict[str, Any] | None = None  # {"id": trial, "out_dir": its output dir}
 
     def view(self) -> dict[str, Any]:
         return {"id": self.trial, "params": self.params, "status": self.status,
-                "loss": self.loss, "run_id": self.run_id}
+                "loss": self.loss, "run_id": self.run_id, "resume_from": self.resume_from}
 
 
 class PointBook:
-    """Every point of one search, by trial; ``minimize`` orders ``best``."""
+    """Every point of one search (in ``out_dir``), by trial; ``minimize`` orders ``best``."""
 
-    def __init__(self, minimize: bool) -> None:
+    def __init__(self, minimize: bool, out_dir: Path) -> None:
+        self.out_dir = out_dir
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self.points: dict[int, Point] = {}
@@ -108,10 +117,15 @@ class PointBook:
         return (point.loss if self.minimize else -point.loss, point.trial)
 
     # -- from the strategy (the driver's thread) -----------------------------------
-    def propose(self, trial: int, run_id: str, params: dict[str, Any]) -> None:
+    def propose(self, trial: int, run_id: str, params: dict[str, Any],
+                continues: int | None = None) -> None:
+        """A new point; ``continues``: the trial whose run it continues (its lineage's)."""
         with self.lock:
             if trial not in self.points:
-                self.points[trial] = Point(trial, run_id, dict(params))
+                parent = None if continues is None else self.points.get(continues)
+                resume_from = None if parent is None else {
+                    "id": parent.trial, "out_dir": str(run_dirs(self.out_dir, parent.run_id)[1])}
+                self.points[trial] = Point(trial, run_id, dict(params), resume_from=resume_from)
                 self.by_run[run_id] = trial
                 self._counts["new"] += 1
 

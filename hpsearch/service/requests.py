@@ -112,7 +112,7 @@ class Request:
         # a report writes this file: where the search's spec was built it was checked already;
         # checked here again, where the service writes
         check_summary_filename(spec.summary_filename, "summary_file")
-        self.book = PointBook(spec.performance_sort_asc)
+        self.book = PointBook(spec.performance_sort_asc, self.out_dir)
         self.inner = make_strategy(spec, options, ahead=budget.ahead)
         self.strategy = ObservedStrategy(self.inner, self.book)
         self.external = ExternalBackend(self.book, summary_format(spec), budget.ahead, lease_s)

@@ -1,4 +1,4 @@
-"""A search file's multi-fidelity settings: ``budget`` (hyperband, bohb) and ``pbt``::
+"""A search's multi-fidelity settings: ``budget`` (hyperband, bohb) and ``pbt``::
 
     algorithm: bohb                   # or hyperband
     budget: {parameter: epochs, min: 1, max: 27, eta: 3}
@@ -11,8 +11,10 @@
 ``--total_steps=15``): it is not one of ``parameters``. A budget's runs get ``min * eta**k``
 (whole numbers when ``min`` and ``max`` are); a PBT segment ``k`` (0, 1, ...) gets
 ``interval * (k + 1)``, the steps its member has trained at its end. ``quantile``,
-``resample_probability`` and ``perturb`` have the defaults shown. Every problem is one
-:class:`~hpsearch.errors.UsageError` line naming it and the fix.
+``resample_probability`` and ``perturb`` have the defaults shown. A grid module says the
+same as Python, ``_BUDGET = {"parameter": "epochs", "min": 1, "max": 27, "eta": 3}`` and
+``_PBT = {"population": 8, ...}``. Every problem is one :class:`~hpsearch.errors.UsageError`
+line naming it and the fix.
 """
 
 from __future__ import annotations
@@ -141,17 +143,17 @@ def check_schedule(algorithm: str, budget: Budget | None, pbt: Pbt | None,
     """The settings fit ``algorithm``: ``budget`` exactly for hyperband and bohb, ``pbt``
     exactly for pbt (which takes no conditions)."""
     if algorithm in BUDGET_ALGORITHMS and budget is None:
-        raise UsageError(f"algorithm {algorithm} needs a budget in the search file, e.g. "
-                         f"{BUDGET_EXAMPLE}")
+        raise UsageError(f"algorithm {algorithm} needs a budget (budget: in a search file, "
+                         f"_BUDGET in a grid module), e.g. {BUDGET_EXAMPLE}")
     if budget is not None and algorithm not in BUDGET_ALGORITHMS:
         raise UsageError(f"budget is for algorithm hyperband or bohb, not {algorithm}; "
-                         "remove budget or set one of them")
+                         "remove budget (_BUDGET) or set one of them")
     if algorithm == PBT_ALGORITHM and pbt is None:
-        raise UsageError(f"algorithm pbt needs pbt settings in the search file, e.g. "
-                         f"{PBT_EXAMPLE}")
+        raise UsageError(f"algorithm pbt needs pbt settings (pbt: in a search file, _PBT in "
+                         f"a grid module), e.g. {PBT_EXAMPLE}")
     if pbt is not None and algorithm != PBT_ALGORITHM:
         raise UsageError(f"pbt settings are for algorithm pbt, not {algorithm}; remove pbt "
-                         "or set algorithm: pbt")
+                         "(_PBT) or set algorithm pbt")
     if pbt is not None and has_conditions:
         raise UsageError("algorithm pbt takes no conditions (it perturbs each parameter on "
                          "its own); drop conditions or pick another algorithm")

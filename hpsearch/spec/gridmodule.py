@@ -26,6 +26,10 @@ A grid module (hypnettorch's ``hpsearch_config_template.py`` format, unchanged) 
     _ALLOW_NEW_KEYS = False                         # ours, optional: key paths may be new
     _RESOURCES = [{"when": {"lr": [1e-2]}, "gpus": 2}]  # ours, optional: what each run
                                                     # needs (see hpsearch.spec.resources)
+    _BUDGET = {"parameter": "epochs", "min": 1, "max": 27, "eta": 3}  # ours, optional:
+                                                    # hyperband, bohb (hpsearch.spec.fidelity)
+    _PBT = {"population": 8, "interval": 5, "parameter": "total_steps", "segments": 10}
+                                                    # ours, optional: pbt
 
 A ``grid`` value may also be a distribution (``from hpsearch.space import loguniform``).
 A search file (YAML or JSON) says the same in other words; see :mod:`hpsearch.spec.searchfile`.
@@ -60,7 +64,14 @@ from typing import Any, NoReturn
 from hpsearch.errors import UsageError
 from hpsearch.spec.constraints import Constraint
 from hpsearch.spec.distributions import Condition, Distribution, ParameterValues
-from hpsearch.spec.fidelity import PBT_ALGORITHM, Budget, Pbt, check_schedule
+from hpsearch.spec.fidelity import (
+    PBT_ALGORITHM,
+    Budget,
+    Pbt,
+    check_schedule,
+    parse_budget,
+    parse_pbt,
+)
 from hpsearch.spec.hydra import check_arg_format
 from hpsearch.spec.invocation import ScriptCommand, command_of
 from hpsearch.spec.points import Forbid, WarmResult
@@ -270,6 +281,20 @@ def check_names_and_values(parameters: dict[str, ParameterValues], conditions: l
     if longest > 16 * MAX_ARG_BYTES:
         raise UsageError(f"the longest values of all parameters add up to {longest} bytes, "
                          "more than a command line holds; pass large values through a file")
+
+
+def check_schedule_parameters(schedules: dict[str, Budget | Pbt | None],
+                              parameters: dict[str, ParameterValues], keywords: list[str],
+                              out_arg: str, declared: str) -> None:
+    """The argument a ``budget`` or ``pbt`` (``{where it is set: settings}``) sets on every
+    run is a name of its own: none of the ``parameters`` (named ``declared`` in the message:
+    ``parameters``, ``grid``), nor a keyword or the output argument."""
+    for where, schedule in schedules.items():
+        if schedule is not None:
+            if schedule.parameter in parameters:
+                raise UsageError(f"{where}: {schedule.parameter!r} is set by the algorithm "
+                                 f"(its budget); remove it from {declared}")
+            check_names_and_values({schedule.parameter: [1]}, [], keywords, out_arg)
 
 
 def check_directions(objectives: list[str], directions: list[str], keywords: list[str],
@@ -486,6 +511,10 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
     if num_trials is not None and (not isinstance(num_trials, int) or isinstance(
             num_trials, bool) or num_trials < 1):
         raise UsageError(f"_NUM_TRIALS must be a whole number >= 1, not {num_trials!r}")
+    budget = None if attrs.get("_BUDGET") is None else parse_budget(attrs["_BUDGET"], "_BUDGET")
+    pbt = None if attrs.get("_PBT") is None else parse_pbt(attrs["_PBT"], "_PBT")
+    check_schedule_parameters({"_BUDGET": budget, "_PBT": pbt}, grid, list(keywords), out_arg,
+                              "grid")
     module_file = getattr(module, "__file__", None)
     template = attrs.get("_CONFIG_TEMPLATE")
     if template is not None and not (isinstance(template, (str, Path)) and str(template)):
@@ -510,7 +539,8 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         directions=["minimize" if ascending else "maximize"], summary_parser=parser,
         source_file=Path(module_file) if module_file else None, source_kind="grid_module",
         algorithm=algorithm, num_trials=num_trials, warnings=notes,
-        pruner=parse_pruner(attrs.get("_PRUNER"), attrs.get("_PRUNER_OPTIONS"), "_PRUNER"))
+        pruner=parse_pruner(attrs.get("_PRUNER"), attrs.get("_PRUNER_OPTIONS"), "_PRUNER"),
+        budget=budget, pbt=pbt)
     return replace(spec, resources=parse_resources(attrs.get("_RESOURCES"), "_RESOURCES",
                                                    spec.config_keys()))
 

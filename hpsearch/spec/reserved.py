@@ -14,8 +14,8 @@ STATUS_COLUMNS = ("status", "attempts", "failure_reason", "wall_time", "run_id",
 #: columns that some searches add: the proposal order, backend facts, pruning, Pareto front,
 #: a multi-fidelity search's lineage (:attr:`hpsearch.strategies.base.Proposal.lineage`)
 EXTRA_COLUMNS = ("trial", "gpu", "steps", "pareto", "started", "ended", "queued",
-                 "gpu_hours", "cpu_hours", "continues", "bracket", "rung", "member", "segment",
-                 "feasible")
+                 "gpu_hours", "cpu_hours", "hours_from", "continues", "bracket", "rung",
+                 "member", "segment", "feasible")
 RESERVED_COLUMNS = frozenset(STATUS_COLUMNS + EXTRA_COLUMNS)
 
 # -- the files and folders of a run directory (``<out_dir>/runs/<run_id>/``) ---------------

@@ -81,6 +81,7 @@ from hpsearch.spec.gridmodule import (
     check_directions,
     check_names_and_values,
     check_parameter_name,
+    check_schedule_parameters,
     check_summary_filename,
     check_value_lists,
 )
@@ -297,12 +298,8 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
     check_names_and_values(parameters, conditions, keywords, out_arg)
     budget = parse_budget(data["budget"], f"{where}: budget") if "budget" in data else None
     pbt = parse_pbt(data["pbt"], f"{where}: pbt") if "pbt" in data else None
-    for schedule in (budget, pbt):
-        if schedule is not None:  # the strategy sets it on every run: a name of its own
-            if schedule.parameter in parameters:
-                raise UsageError(f"{where}: {schedule.parameter!r} is set by the algorithm "
-                                 "(its budget); remove it from parameters")
-            check_names_and_values({schedule.parameter: [1]}, [], keywords, out_arg)
+    check_schedule_parameters({f"{where}: budget": budget, f"{where}: pbt": pbt}, parameters,
+                              keywords, out_arg, "parameters")
     keys = list(dict.fromkeys([*parameters, *(k for _m, r in conditions for k in r)]))
     forbid = parse_forbid(data.get("forbid"), keys, where)
     initial_points = parse_initial_points(data.get("initial_points"), parameters, conditions,

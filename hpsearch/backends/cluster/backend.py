@@ -99,7 +99,7 @@ class ClusterBackend(Backend, Scheduler):
         self.watchlist = Watchlist(self.arrays, self.queued_states)
         self.submitter = Submitter(self, self.calls, self.arrays, sleep, submit_backoff,
                                    submit_patience)
-        self.charges = Charges(self.watchlist, self, self.calls)
+        self.charges = Charges(self.watchlist, self, self._clock)
         self.sweeper = Sweeper(self, self.watchlist, self.calls, self.charges,
                                max_query_failures)
         self.log_dir = Path(settings.out_dir) / self.log_dir_name
@@ -284,7 +284,8 @@ class ClusterBackend(Backend, Scheduler):
         return self.charges.accounted(ended)
 
     def wait(self, timeout: float) -> None:
-        """Sleep until an exit file appears, a query is due, or ``timeout`` passed.
+        """Sleep until an exit file appears, a query or the accounts of a held end are due
+        (:meth:`Charges.due`), or ``timeout`` passed.
 
         Exit files are looked at once per ``file_interval``, only those of runs that may
         have run (see :mod:`~hpsearch.backends.cluster.sweeps`); what is found is reported by
@@ -298,6 +299,8 @@ class ClusterBackend(Backend, Scheduler):
             due += [w.gone_at + self.exit_grace for w in watched.values()
                     if w.gone_at is not None]
             due += [w.kill_at for w in watched.values() if w.kill_at is not None]
+            if (held := self.charges.due()) is not None:
+                due.append(held)
             if any(w.stop_grace is not None for w in watched.values()):
                 due.append(now)
             until = min([deadline, *due])

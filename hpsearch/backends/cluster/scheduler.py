@@ -78,6 +78,10 @@ class Scheduler(ABC):
     signals_every_process = False
     #: whether :meth:`_account` asks the scheduler's accounting (Slurm's sacct)
     accounts_jobs = False
+    #: the command :meth:`_account` reads, as the ``hours_from`` result column names it
+    accounted_by = ""
+    #: seconds after a job's end within which its accounts appear (0: at once or never)
+    accounting_wait = 0.0
     _limits_cache: tuple[int, int] | None = None
 
     @abstractmethod
@@ -123,10 +127,12 @@ class Scheduler(ABC):
     def _read_limits(self) -> tuple[int, int]:
         """(largest number of tasks in one array, largest number of queued jobs)."""
 
-    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]] | None:
         """``{job_id: {"gpu_hours", "cpu_hours"}}`` as the scheduler's accounting has them
-        (ONE call); ``{}`` when it keeps none."""
-        return {}
+        (ONE call, counted in ``calls.accounting``; Grid Engine: one per array), leaving out
+        the jobs it does not know (yet); None when it keeps no accounts (it is not asked
+        again)."""
+        return None
 
     @abstractmethod
     def time_limit(self) -> float | None:

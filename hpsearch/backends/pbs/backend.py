@@ -251,6 +251,7 @@ class PbsBackend(ClusterBackend):
     timeout_states = pp.TIMEOUT_STATES
     lost_states = pp.LOST_STATES
     accounts_jobs = True
+    accounted_by = "qstat"
 
     def __init__(self, cluster: ClusterSettings, pbs: PbsSettings, **kwargs) -> None:
         self.pbs = pbs
@@ -348,14 +349,18 @@ class PbsBackend(ClusterBackend):
         return {job_id: state for job_id in job_ids
                 if (state := pp.array_state(records, pp.short_id(job_id))) is not None}
 
-    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]] | None:
         """GPU- and CPU-hours from each ended job's ``resources_used`` (one ``qstat -f`` of
-        those jobs, without ``-t``; :func:`~hpsearch.backends.pbs.parse.usage`); ``{}`` when
-        PBS shows none."""
+        those jobs, without ``-t``; :func:`~hpsearch.backends.pbs.parse.usage`: none for a
+        job under a second); None when PBS knows none of them (it keeps no finished jobs: no
+        job history) or did not answer."""
+        self.calls.accounting += 1
         try:
             records = self._qstat(list(job_ids), subjobs=False)
         except (BackendError, OSError):
-            return {}
+            return None
+        if not records:
+            return None
         return {job_id: found for job_id in job_ids
                 if (record := records.get(pp.short_id(job_id))) is not None
                 and (found := pp.usage(record)) is not None}

@@ -6,6 +6,8 @@ Grid Engine numbers array tasks from 1, so the run of base task ``t`` (0-based, 
 watched array (it lists the user's jobs still waiting or running); a task it no longer lists and
 whose run left no exit file is looked up in ``qacct -j <job>`` (its exit status, its
 ``failed`` code: the time limit, a deletion), once. ``qdel`` gets every job id in one call.
+A run's GPU- and CPU-hours are what ``qacct -j`` accounted for its task, once the qmaster
+flushed its accounting file (:mod:`hpsearch.backends.cluster.hours`).
 Jobs are submitted with ``-notify``: qdel sends SIGUSR2 before its SIGKILL (after the
 queue's ``notify`` time), which the job script turns into SIGTERM for the run; the time-limit
 warning is the soft limit ``s_rt``, whose SIGUSR1 the script turns into SIGURG (see
@@ -51,6 +53,9 @@ _MIB = 1024 ** 2
 ENDING = "ENDING"
 #: seconds a task qstat no longer lists waits for qacct's word before it is judged gone
 ACCOUNTING_WAIT = 60.0
+#: seconds an ended run's hours wait for qacct beyond the accounting file's ``flush_time``
+#: (the execd reports the job's end to the qmaster first)
+HOURS_MARGIN = 10.0
 
 
 def memory_bytes(text: str) -> int | None:
@@ -292,12 +297,36 @@ class SgeBackend(ClusterBackend):
     queued_states = gp.QUEUED_STATES
     timeout_states = gp.TIMEOUT_STATES
     lost_states = gp.LOST_STATES
+    accounted_by = "qacct"
 
     def __init__(self, cluster: ClusterSettings, sge: SgeSettings, **kwargs) -> None:
         self.sge = sge
         self.directives = list(sge.directives)
         self._missing_since: dict[str, float] = {}  # tasks qstat stopped listing, since when
+        self._sconf: str | None = None  # what qconf -sconf printed, asked once
         super().__init__(cluster, **kwargs)
+
+    @property
+    def accounts_jobs(self) -> bool:  # type: ignore[override]
+        """Whether the qmaster writes its accounting file (``reporting_params``'s
+        ``accounting``, :func:`~hpsearch.backends.sge.parse.parse_reporting`)."""
+        return gp.parse_reporting(self._global_config())[0]
+
+    @property
+    def accounting_wait(self) -> float:  # type: ignore[override]
+        """The accounting file's ``flush_time`` and :data:`HOURS_MARGIN`."""
+        return gp.parse_reporting(self._global_config())[1] + HOURS_MARGIN
+
+    def _global_config(self) -> str:
+        """``qconf -sconf`` (the cluster's global configuration), asked once; empty when it
+        did not answer (Grid Engine's defaults hold then)."""
+        if self._sconf is None:
+            try:
+                done = _run(["qconf", "-sconf"])
+            except (OSError, subprocess.TimeoutExpired):
+                done = None
+            self._sconf = done.stdout if done is not None and done.returncode == 0 else ""
+        return self._sconf
 
     def time_limit(self) -> float | None:
         """The ``-l h_rt`` directive's seconds (``--num_hours``, or ``--qsub_option
@@ -420,6 +449,17 @@ class SgeBackend(ClusterBackend):
                 states[job] = ENDING
         return {job_id: states[job_id] for job_id in job_ids if job_id in states}
 
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Each ended task's hours as ``qacct -j <job>`` has them, one call per array
+        (:func:`~hpsearch.backends.sge.parse.qacct_usage`); tasks it does not know yet are
+        left out."""
+        found = {}
+        for array in sorted({self.array_of(j) for j in job_ids}, key=int):
+            records = self._qacct(array)
+            found.update({job: gp.qacct_usage(records[job]) for job in job_ids
+                          if job in records})
+        return found
+
     def _qacct(self, array_id: str) -> dict[str, gp.QacctRecord]:
         """``qacct -j <job>``'s records (``{}``: not accounted yet, or no accounting)."""
         self.calls.accounting += 1
@@ -441,11 +481,9 @@ class SgeBackend(ClusterBackend):
     def _read_limits(self) -> tuple[int, int]:
         """``max_aj_tasks`` of ``qconf -sconf``; the queue cap: half of ``max_u_jobs`` or
         ``max_jobs`` where one is set."""
-        try:
-            done = _run(["qconf", "-sconf"])
-        except (OSError, subprocess.TimeoutExpired):
+        text = self._global_config()
+        if not text:
             return gp.DEFAULT_MAX_AJ_TASKS, DEFAULT_MAX_QUEUED
-        text = done.stdout if done.returncode == 0 else ""
         caps = [int(m.group(1)) for m in re.finditer(r"^max_(?:u_)?jobs\s+(\d+)\s*$", text,
                                                      re.MULTILINE) if int(m.group(1))]
         return (max(1, gp.parse_max_aj_tasks(text)),

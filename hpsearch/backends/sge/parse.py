@@ -10,6 +10,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
+from hpsearch.backends.accounting import hours
+
 #: qstat's state letters of a job waiting to start: ``qw``, held ``hqw``, rescheduled ``Rq``
 #: (a requeued job), ``w`` alone; a job in error (:data:`ERROR_STATES`) is none of them
 QUEUED_STATES = frozenset({"qw", "hqw", "Rq", "hRwq", "Rqw", "hRqw", "w"})
@@ -28,6 +30,8 @@ LOST_STATES = frozenset({KILLED, DONE})
 
 #: Grid Engine's defaults, used when ``qconf -sconf`` does not answer
 DEFAULT_MAX_AJ_TASKS = 75000
+#: seconds between the qmaster's writes of its accounting file (``flush_time``)
+DEFAULT_FLUSH_TIME = 15.0
 
 #: qacct's ``failed`` codes of a job the time limit ended (sge_status.h: 37 "qmaster
 #: enforced h_rt, h_cpu, or h_vmem limit", 24/25 the execd's own limits)
@@ -37,6 +41,10 @@ _DELETED_CODE = 100
 
 _TERSE = re.compile(r"^\s*(\d+)(?:\.\d+-\d+:\d+)?\s*$", re.MULTILINE)
 _MAX_AJ = re.compile(r"^max_aj_tasks\s+(\d+)\s*$", re.MULTILINE)
+#: ``reporting_params`` of ``qconf -sconf``, with its continuation lines (``\`` at a line's end)
+_REPORTING = re.compile(r"^reporting_params\s+((?:.*\\\n)*.*)$", re.MULTILINE)
+#: the GPU requests of a ``category``: ``-l gpu=1,h_rt=600``
+_GPU_REQUEST = re.compile(r"(?:^|[\s,])gpu=(\d+)")
 #: words of qsub's refusals that pass: the qmaster is busy, restarting, or over a job limit
 _BUSY = re.compile(r"unable to contact qmaster|commlib error|failed receiving gdi request|"
                    r"try again|timed? ?out|are allowed per user|exceed", re.IGNORECASE)
@@ -174,6 +182,20 @@ def parse_qacct(text: str) -> dict[str, QacctRecord]:
     return records
 
 
+def qacct_usage(record: QacctRecord) -> dict[str, float]:
+    """``{"gpu_hours", "cpu_hours"}`` of an ended job or task: its ``ru_wallclock`` times the
+    ``gpu=N`` its ``category`` asked for (what ``--sge_gpus`` asks: a consumable per job) and
+    times its ``slots``::
+
+        slots        2
+        ru_wallclock 3600s
+        category     -l gpu=1,h_rt=7200,h_vmem=500M -pe smp 2
+        -> {"gpu_hours": 1.0, "cpu_hours": 2.0}
+    """
+    gpus = sum(int(m.group(1)) for m in _GPU_REQUEST.finditer(record.category))
+    return hours(record.wallclock * gpus / 3600, record.wallclock * record.slots / 3600)
+
+
 def classify_qacct(record: QacctRecord) -> str:
     """Why a job ended, for the results table: ``TIMEOUT`` (``failed`` 37: the ``h_rt``
     limit), ``killed`` (``failed`` 100 with exit status 137: qdel's SIGKILL), ``failed <code>:
@@ -199,6 +221,23 @@ def parse_max_aj_tasks(text: str) -> int:
     match = _MAX_AJ.search(text)
     size = int(match.group(1)) if match else 0
     return size or DEFAULT_MAX_AJ_TASKS
+
+
+def parse_reporting(text: str) -> tuple[bool, float]:
+    """(whether the qmaster writes the accounting file qacct reads, how often it writes it:
+    ``flush_time`` in seconds) from ``qconf -sconf``'s ``reporting_params``; Grid Engine's
+    defaults (accounting, every 15 s) where the line is not shown::
+
+        reporting_params             accounting=true reporting=false \\
+                                     flush_time=00:00:01 joblog=false sharelog=00:00:00
+    """
+    match = _REPORTING.search(text)
+    params = dict(word.partition("=")[::2] for word in
+                  (match.group(1).replace("\\", " ").split() if match else []))
+    flush = [int(p) for p in params.get("flush_time", "").split(":") if p.isdigit()]
+    seconds = float(flush[0] * 3600 + flush[1] * 60 + flush[2]) if len(flush) == 3 \
+        else DEFAULT_FLUSH_TIME
+    return params.get("accounting", "true").lower() in ("true", "1"), seconds
 
 
 def error_lines(text: str) -> list[str]:

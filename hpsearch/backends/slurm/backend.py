@@ -264,6 +264,7 @@ class SlurmBackend(ClusterBackend):
     preempted_states = sp.PREEMPTED_STATES
     lost_states = sp.LOST_STATES
     accounts_jobs = True
+    accounted_by = "sacct"
     #: slurmstepd signals every process of the job (those of other sessions too), so a
     #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
     signals_every_process = True
@@ -380,16 +381,17 @@ class SlurmBackend(ClusterBackend):
         return {job_id: state.state for job_id in job_ids
                 if (state := sp.task_state(states, job_id)) is not None}
 
-    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]]:
+    def _account(self, job_ids: Sequence[str]) -> dict[str, dict[str, float]] | None:
         """``sacct --parsable2 --noheader --format=JobID,ElapsedRaw,AllocTRES -j <ids>``
         (:func:`hpsearch.backends.slurm.parse.parse_sacct`); without accounting storage it answers
-        ``Slurm accounting storage is disabled`` and exits 1: ``{}``."""
+        ``Slurm accounting storage is disabled`` and exits 1: None (no accounts)."""
+        self.calls.accounting += 1
         try:
             done = _run(["sacct", "--parsable2", "--noheader", f"--format={sp.SACCT_FORMAT}",
                          "-j", ",".join(job_ids)])
         except (OSError, subprocess.TimeoutExpired):
-            return {}
-        return sp.parse_sacct(done.stdout) if done.returncode == 0 else {}
+            return None
+        return sp.parse_sacct(done.stdout) if done.returncode == 0 else None
 
     def _cancel_jobs(self, job_ids: Sequence[str]) -> None:
         scancel(job_ids)

@@ -15,6 +15,8 @@ every plot refers to them by index::
               "end": [12.5, null]},                    # end of the last start (seconds)
      "scored": [0, 3, ...],               # finished, a number for every objective
      "pruned": [1, ...],                  # pruned, a number (its last) for the first one
+     "infeasible": {"run": [3, ...],      # scored runs that break a constraint, and the
+                    "broken": ["mem <= 16.0", ...]},  # constraints each one breaks
      "steps": [1, 2, 3, ...],             # the steps the history can show values at
      "pareto": [3, ...] | null,           # the Pareto front (several objectives only)
      "curves": [{"run": 0, "step": [1, 2], "m": {"loss": [0.9, 0.5]}}],
@@ -43,7 +45,8 @@ and the runs they continued), from each run's journaled lineage and the budget p
 ``search.json`` names.
 
 A pruned run's values are its last reports (what the driver recorded when it stopped it),
-at its last step: the plots show them apart from the finished runs' final values.
+at its last step: the plots show them apart from the finished runs' final values. So are
+the infeasible runs of a search with ``constraints``: the best shown is the best feasible one.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from hpsearch.inspect.importance import METHOD, importance
 from hpsearch.inspect.report.timeline import lay_out
 from hpsearch.inspect.view import Parameter, RunView, SearchView, display
 from hpsearch.runs.summary import is_number
+from hpsearch.spec.constraints import Constraint
 
 MAX_CATEGORIES = 12
 MAX_CURVE_POINTS = 400_000
@@ -155,6 +159,7 @@ def build(view: SearchView) -> dict[str, Any]:
                     for r in runs],
         },
         "scored": scored, "pruned": pruned, "pareto": pareto, "curves": _curves(view),
+        "infeasible": _infeasible(runs, scored, view.record.layout.constraints),
         "steps": _step_choices(view),
         "bars": {"run": [b.run for b in bars], "lane": [b.lane for b in bars],
                  "start": [_rel(b.start, t0) for b in bars],
@@ -166,6 +171,15 @@ def build(view: SearchView) -> dict[str, Any]:
                        "note": found.note, "basis": found.basis},
         "lineage": _lineage(view),
     }
+
+
+def _infeasible(runs: list[RunView], scored: list[int],
+                constraints: tuple[Constraint, ...]) -> dict[str, list[Any]]:
+    """The ``infeasible`` entry: the scored runs that break a constraint, and which."""
+    broken = [(i, [c.text() for c in constraints if not c.holds(runs[i].state.metrics)])
+              for i in scored]
+    return {"run": [i for i, texts in broken if texts],
+            "broken": [", ".join(texts) for _, texts in broken if texts]}
 
 
 def _lineage(view: SearchView) -> dict[str, Any] | None:

@@ -5,11 +5,16 @@
    What tests read: body[data-rendered] turns "ok" once every plot is drawn ("errors" when a
    section failed; window.hpsearchReport.errors says why), and each plot's element carries
    data-points, the number of runs (points, lines, bars) it was given; plots that show
-   pruned runs also carry data-pruned, how many of those were pruned.
+   pruned runs also carry data-pruned, how many of those were pruned; plots that show
+   finished runs of a search with constraints carry data-infeasible, how many of those break
+   one.
 
    A pruned run is shown at its last report (the value the driver recorded when it stopped
    the run, at R.step), as a hollow grey marker whose hover says where it stopped; "best so
    far" lines follow the finished runs only, their final values being the ones to compare.
+   An infeasible run (a finished run that breaks a constraint) is an orange cross, apart from
+   the finished runs, and no "best so far" line follows it: the best shown is the best
+   feasible run, as in the tables.
    The history by trial can show every run's value at one step instead (each run's first
    report at or past it, as RunView.value_at in hpsearch/searchview.py reads it).
 
@@ -20,7 +25,7 @@
 (function () {
   "use strict";
   /* the data being drawn (set by use()) */
-  var D, R, OBJ, MINIMIZE, CURVE_OF, hovers;
+  var D, R, OBJ, MINIMIZE, CURVE_OF, BROKEN, hovers;
   var CONFIG = {displaylogo: false, responsive: true};
   /* above this many points a trace is drawn with WebGL (used for the few big plots only:
      a browser keeps a handful of WebGL contexts per page) */
@@ -30,6 +35,8 @@
   /* a pruned run's last report, wherever it sits among final values */
   var PRUNED_MARKER = {symbol: "circle-open", size: 7, color: "#757575",
                        line: {width: 1.5, color: "#757575"}};
+  /* a finished run that breaks a constraint */
+  var INFEASIBLE_MARKER = {symbol: "x", size: 8, color: "#ef6c00"};
   var BAR_COLORS = {finished: "#43a047", pruned: "#fb8c00", failed: "#e53935",
                     running: "#1e88e5", retried: "#ffb74d", cancelled: "#9e9e9e"};
   var state = {errors: []};
@@ -60,7 +67,20 @@
     MINIMIZE = D.directions[0] === "minimize";
     CURVE_OF = {};
     D.curves.forEach(function (c) { CURVE_OF[c.run] = c; });
+    BROKEN = {};
+    D.infeasible.run.forEach(function (i, k) { BROKEN[i] = D.infeasible.broken[k]; });
     hovers = [];
+  }
+
+  function feasible(i) { return BROKEN[i] === undefined; }
+  function infeasible(i) { return BROKEN[i] !== undefined; }
+  /* a plot's count of infeasible runs among ``idx`` (none without constraints) */
+  function markInfeasible(el, idx) {
+    if (D.infeasible.run.length) {
+      el.dataset.infeasible = String(idx.filter(infeasible).length);
+    } else {
+      delete el.dataset.infeasible;
+    }
   }
 
   function hover(i) {
@@ -70,6 +90,8 @@
         lines.push("pruned at step " + esc(fmt(R.step[i])) + " (values: its last report)");
       } else if (R.status[i] !== "finished") {
         lines.push("status: " + esc(R.status[i]));
+      } else if (infeasible(i)) {
+        lines.push("infeasible: breaks " + esc(BROKEN[i]));
       }
       D.params.forEach(function (p) {
         var v = R.p[p.name][i];
@@ -152,11 +174,14 @@
   /* -- optimization history ------------------------------------------------------------ */
   function byTrialOrder(a, b) { return R.trial[a] - R.trial[b]; }
 
-  /* finished runs (filled), pruned runs (hollow) and the best so far over ``best`` (a list of
-     runs sorted by x); y of a run: yOf(i); yText: a hover line for y, "" when the run's own
-     lines say it */
+  /* finished runs (filled; infeasible ones crossed), pruned runs (hollow) and the best so far
+     over the feasible runs of ``best`` (a list of runs sorted by x); y of a run: yOf(i);
+     yText: a hover line for y, "" when the run's own lines say it */
   function historyTraces(finished, pruned, best, xOf, yOf, bestName, yText) {
     var bestValue = null;
+    var broken = finished.filter(infeasible);
+    finished = finished.filter(feasible);
+    best = best.filter(feasible);
     var bestY = best.map(function (i) {
       var v = yOf(i);
       if (bestValue === null || (MINIMIZE ? v < bestValue : v > bestValue)) { bestValue = v; }
@@ -171,6 +196,9 @@
                      {size: 6, color: STATUS_COLORS.finished})];
     if (pruned.length) {
       traces.push(mk(pruned, "pruned (" + pruned.length + ")", PRUNED_MARKER));
+    }
+    if (broken.length) {
+      traces.push(mk(broken, "infeasible (" + broken.length + ")", INFEASIBLE_MARKER));
     }
     traces.push({type: "scatter", mode: "lines", name: bestName, x: best.map(xOf), y: bestY,
                  line: {shape: "hv", color: "#d62728"}, hoverinfo: "skip"});
@@ -202,7 +230,8 @@
       pruned = D.pruned.slice().sort(byTrialOrder);
       best = finished;
       yOf = function (i) { return R.m[OBJ][i]; };
-      bestName = "best so far (finished runs)";
+      bestName = D.infeasible.run.length ? "best so far (feasible runs)"
+        : "best so far (finished runs)";
       ytitle = OBJ;
     } else {
       var at = {};
@@ -221,6 +250,7 @@
       yText = "<br><b>" + esc(ytitle) + " = %{y}</b>";
     }
     el.dataset.pruned = String(pruned.length);
+    markInfeasible(el, finished);
     return {traces: historyTraces(finished, pruned, best, trial, yOf, bestName, yText),
             layout: historyLayout(axisTitle("trial"), ytitle),
             points: finished.length + pruned.length};
@@ -287,8 +317,10 @@
     var when = function (i) { return date(R.end[i]); };
     var last = function (i) { return R.m[OBJ][i]; };
     byTime.dataset.pruned = String(pruned.length);
+    markInfeasible(byTime, finished);
     draw(byTime, historyTraces(finished, pruned, finished, when, last,
-                               "best so far (finished runs)", ""),
+                               D.infeasible.run.length ? "best so far (feasible runs)"
+                                 : "best so far (finished runs)", ""),
          historyLayout(xaxis, OBJ), finished.length + pruned.length);
   }
 
@@ -353,6 +385,11 @@
       dims.push(numericDimension("last step", idx.map(function (i) { return R.step[i]; }),
                                  false));
     }
+    markInfeasible(el, idx);
+    if (D.infeasible.run.length) {  /* which runs keep the constraints */
+      dims.push({label: "feasible", tickvals: [0, 1], ticktext: ["no", "yes"], range: [0, 1],
+                 values: idx.map(function (i) { return infeasible(i) ? 0 : 1; })});
+    }
     var color = idx.map(function (i) { return R.m[OBJ][i]; });
     draw(el, [{type: "parcoords", dimensions: dims,
                line: {color: color, colorscale: "Viridis", reversescale: MINIMIZE,
@@ -380,6 +417,8 @@
       var el = keyed(box, p.name, "slice");
       el.dataset.param = p.name;
       var idx = D.scored.filter(shown(p));
+      var broken = idx.filter(infeasible);
+      idx = idx.filter(feasible);
       var pruned = D.pruned.filter(shown(p));
       var xaxis = axisTitle(p.name);
       if (p.axis === "log") { xaxis.type = "log"; }
@@ -401,10 +440,14 @@
       if (pruned.length) {
         traces.push(mk(pruned, "pruned (" + pruned.length + ")", PRUNED_MARKER));
       }
+      if (broken.length) {
+        traces.push(mk(broken, "infeasible (" + broken.length + ")", INFEASIBLE_MARKER));
+      }
       el.dataset.pruned = String(pruned.length);
+      markInfeasible(el, broken);
       draw(el, traces, {height: 300, margin: {l: 60, r: 12, t: 12, b: 48}, xaxis: xaxis,
                         yaxis: axisTitle(OBJ), showlegend: false},
-           idx.length + pruned.length);
+           idx.length + broken.length + pruned.length);
     });
   }
 
@@ -577,9 +620,17 @@
                 marker: {size: 7, color: color}, line: {color: color}};
       };
       el.dataset.front = String(front.length);
-      draw(el, [mk(rest, "dominated (" + rest.length + ")", "#90a4ae", "markers"),
-                mk(front, "Pareto front (" + front.length + ")", "#d62728",
-                   shown.length === 2 ? "lines+markers" : "markers")],
+      markInfeasible(el, D.scored);
+      var traces = [mk(rest, "dominated (" + rest.length + ")", "#90a4ae", "markers"),
+                    mk(front, "Pareto front (" + front.length + ")", "#d62728",
+                       shown.length === 2 ? "lines+markers" : "markers")];
+      var broken = D.scored.filter(infeasible);
+      if (broken.length) {  /* crossed over their own markers */
+        traces.push(Object.assign(mk(broken, "infeasible (" + broken.length + ")",
+                                     INFEASIBLE_MARKER.color, "markers"),
+                                  {marker: INFEASIBLE_MARKER}));
+      }
+      draw(el, traces,
            {height: 380, xaxis: axisTitle(a + " (" + D.directions[pair[0]] + ")"),
             yaxis: axisTitle(b + " (" + D.directions[pair[1]] + ")"),
             legend: {orientation: "h", y: 1.12}}, D.scored.length);
