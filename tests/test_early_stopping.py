@@ -319,9 +319,9 @@ def test_stops_of_one_poll_are_one_scancel(tmp_path):
         deadline = time.monotonic() + 60
         while len(ended) < 4:
             assert time.monotonic() < deadline
-            before = backend.stop_calls
+            before = backend.calls.stops
             ended.update((e.run_id, e) for e in backend.poll())
-            assert backend.stop_calls - before <= 1
+            assert backend.calls.stops - before <= 1
             backend.wait(0.5)
         calls = log.read_text().splitlines()
         assert len(calls) == 2, calls  # one SIGTERM for all four, one kill for all four

@@ -294,18 +294,18 @@ def test_one_bjobs_per_poll_and_limits(tmp_path, lsf, monkeypatch):  # noqa: F81
     assert backend.room() == 3  # one array per launch, at most MAX_JOB_ARRAY_SIZE
     submitted = backend.submit(runs[:3], "k1")
     submitted.update(backend.submit(runs[3:], "k2"))
-    assert backend.limits() == (3, 10000) and backend.submit_calls == 2
+    assert backend.limits() == (3, 10000) and backend.calls.submits == 2
     assert len({j.split("[")[0] for j in submitted.values()}) == 2
     ended = {}
     start = time.monotonic()
     while len(ended) < 5:
         assert time.monotonic() - start < 30
-        before = backend.scheduler_calls
+        before = backend.calls.scheduler
         ended.update((e.run_id, e) for e in backend.poll())
-        assert backend.scheduler_calls - before <= 1
+        assert backend.calls.scheduler - before <= 1
         time.sleep(0.02)  # a driver polling far too eagerly
-    assert backend.scheduler_calls <= 3 + (time.monotonic() - start)  # 2 bsub, ~1 bjobs/s
-    assert len(calls(lsf, "bjobs")) + len(calls(lsf, "bsub")) == backend.scheduler_calls
+    assert backend.calls.scheduler <= 3 + (time.monotonic() - start)  # 2 bsub, ~1 bjobs/s
+    assert len(calls(lsf, "bjobs")) + len(calls(lsf, "bsub")) == backend.calls.scheduler
     first = calls(lsf, "bjobs")[0][2]  # r0 (array 1) and slow (array 2) both running
     assert len(first) == 6 and first[4:] == sorted({j.split("[")[0] for j in submitted.values()})
     assert {r: (e.exit_code, e.reason) for r, e in ended.items()} == {
@@ -319,9 +319,9 @@ def test_bkill_counts_and_tolerates_finished_jobs(tmp_path, lsf):  # noqa: F811
                                 make_run(tmp_path, "c", "import time; time.sleep(30)")], "k1")
     wait_for(lambda: (tmp_path / "runs" / "a" / "exit_code").exists(), what="run a ended")
     assert bkill([submitted["a"], submitted["b"], "99999"]) == 1
-    before = backend.scheduler_calls
+    before = backend.calls.scheduler
     backend.cancel()
-    assert backend.scheduler_calls == before + 1  # one bkill for every watched job
+    assert backend.calls.scheduler == before + 1  # one bkill for every watched job
     assert not backend.job_ids()
 
     def reason(job: str) -> str:

@@ -53,18 +53,18 @@ def make_run(out_dir: Path, name: str, code: str, *args: str, key: str = KEY,
                resources=resources_of(make_options(out_dir, **flags)))
 
 
-def drive(backend: SlurmBackend, timeout: float = 60.0) -> dict[str, Ended]:
+def drive(backend: SlurmBackend, timeout: float = 240.0) -> dict[str, Ended]:
     """Poll until nothing is watched; check each poll asks the scheduler at most once."""
     ended: dict[str, Ended] = {}
     deadline = time.monotonic() + timeout
     while backend.job_ids():
         assert time.monotonic() < deadline, f"still running: {backend.job_ids()}"
         backend.wait(5.0)
-        before = backend.scheduler_calls
+        before = backend.calls.scheduler
         for e in backend.poll():
             assert e.run_id not in ended
             ended[e.run_id] = e
-        assert backend.scheduler_calls - before <= 1
+        assert backend.calls.scheduler - before <= 1
     return ended
 
 
@@ -100,7 +100,7 @@ def test_array_of_runs_records_exit_codes(tmp_path):
     runs = [make_run(tmp_path, f"r{i}", code, str(status), tricky)
             for i, status in enumerate([0, 0, 3, 0, 1])]
     submitted = backend.submit(runs, KEY)
-    assert backend.submit_calls == 1
+    assert backend.calls.submits == 1
     array_id = submitted["r0"].split("_")[0]
     assert submitted == {f"r{i}": f"{array_id}_{i}" for i in range(5)}
     ended = drive(backend)
@@ -122,7 +122,7 @@ def test_one_array_per_submission_at_most_max_array_size(tmp_path):
     runs = [make_run(tmp_path, f"s{i}", "pass") for i in range(5)]
     assert backend.room() == 2
     submitted = backend.submit(runs, KEY)
-    assert list(submitted) == ["s0", "s1"] and backend.submit_calls == 1
+    assert list(submitted) == ["s0", "s1"] and backend.calls.submits == 1
     assert {e.exit_code for e in drive(backend).values()} == {0}
 
 
@@ -157,7 +157,7 @@ def test_num_jobs_holds_across_arrays(tmp_path):
         running += change
         peak = max(peak, running)
     assert peak <= 3, spans
-    assert backend.submit_calls >= 3
+    assert backend.calls.submits >= 3
 
 
 def test_gpu_runs_see_cuda_visible_devices(tmp_path):
@@ -182,14 +182,14 @@ def test_scheduler_queried_once_per_poll_and_not_too_often(tmp_path):
     ended = {}
     while len(ended) < 6:
         polls += 1
-        before = backend.scheduler_calls
+        before = backend.calls.scheduler
         ended.update((e.run_id, e) for e in backend.poll())
-        assert backend.scheduler_calls - before <= 1
+        assert backend.calls.scheduler - before <= 1
         time.sleep(0.05)  # a driver polling far too eagerly
-        assert time.monotonic() - start < 60
+        assert time.monotonic() - start < 240
     elapsed = time.monotonic() - start
-    assert backend.scheduler_calls <= elapsed / 1.0 + 2  # + the sbatch
-    assert polls > 3 * backend.scheduler_calls
+    assert backend.calls.scheduler <= elapsed / 1.0 + 2  # + the sbatch
+    assert polls > 3 * backend.calls.scheduler
 
 
 def test_exit_files_of_pending_runs_are_read_only_before_queries(tmp_path):
@@ -207,11 +207,11 @@ def test_exit_files_of_pending_runs_are_read_only_before_queries(tmp_path):
         ended += len(backend.poll())
         assert time.monotonic() - start < 120, "the array's first two runs never ended"
     elapsed = time.monotonic() - start
-    assert backend.file_checks <= 20 * (backend.scheduler_calls + 1) + 3 * (elapsed + 1)
+    assert backend.calls.files <= 20 * (backend.calls.scheduler + 1) + 3 * (elapsed + 1)
     ids = list(backend.job_ids().values())
     backend.cancel()
     assert not backend.job_ids()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while set(squeue_states(ids).values()) - {"CANCELLED", "COMPLETED", "GONE"}:
         assert time.monotonic() < deadline
         time.sleep(0.5)
@@ -221,10 +221,10 @@ def test_cancel_is_one_scancel_and_the_jobs_end_cancelled(tmp_path):
     backend = SlurmBackend(*cluster_settings(make_options(tmp_path)))
     runs = [make_run(tmp_path, f"c{i}", "import time; time.sleep(600)") for i in range(2)]
     ids = list(backend.submit(runs, KEY).values())
-    before = backend.scheduler_calls
+    before = backend.calls.scheduler
     backend.cancel()
-    assert backend.scheduler_calls == before + 1 and not backend.job_ids()
-    deadline = time.monotonic() + 30
+    assert backend.calls.scheduler == before + 1 and not backend.job_ids()
+    deadline = time.monotonic() + 120
     while set(squeue_states(ids).values()) != {"CANCELLED"}:
         assert time.monotonic() < deadline
         time.sleep(0.5)
@@ -249,7 +249,7 @@ def test_reattach_watches_without_resubmitting(tmp_path):
     runs = [make_run(tmp_path, f"a{i}", "import time; time.sleep(2)") for i in range(3)]
     done = make_run(tmp_path, "done", "pass")
     submitted = first.submit([*runs, done], KEY)
-    drive_until = time.monotonic() + 30
+    drive_until = time.monotonic() + 120
     while read_exit(done.run_dir, KEY) is None:
         assert time.monotonic() < drive_until
         time.sleep(0.2)
@@ -260,7 +260,7 @@ def test_reattach_watches_without_resubmitting(tmp_path):
     assert [(e.run_id, e.exit_code) for e in already] == [("done", 0)]
     ended = drive(second)
     assert {r: e.exit_code for r, e in ended.items()} == {"a0": 0, "a1": 0, "a2": 0}
-    assert second.submit_calls == 0
+    assert second.calls.submits == 0
 
 
 def test_resolve_finds_an_unanswered_launch_by_its_name(tmp_path):
@@ -276,7 +276,7 @@ def test_resolve_finds_an_unanswered_launch_by_its_name(tmp_path):
     assert second.resolve("knever01", other) == {}  # never submitted: run it again
     second.reattach({r.run_id: (r, submitted[r.run_id]) for r in runs})
     assert {e.exit_code for e in drive(second).values()} == {0}
-    assert second.submit_calls == 0
+    assert second.calls.submits == 0
 
 
 def test_submission_that_timed_out_but_queued_is_not_submitted_twice(tmp_path):
@@ -285,7 +285,7 @@ def test_submission_that_timed_out_but_queued_is_not_submitted_twice(tmp_path):
 
     class TimingOut(SlurmBackend):
         def _submit_array(self, script):
-            if self.submit_calls == 1:
+            if self.calls.submits == 1:
                 subprocess.run(["sbatch", "--parsable", str(script)], check=True,
                                capture_output=True)
                 from hpsearch.backends.cluster.scheduler import SubmitUnclear
@@ -296,7 +296,7 @@ def test_submission_that_timed_out_but_queued_is_not_submitted_twice(tmp_path):
     backend = TimingOut(*cluster_settings(make_options(tmp_path)), sleep=lambda s: None)
     runs = [make_run(tmp_path, f"t{i}", "pass") for i in range(2)]
     submitted = backend.submit(runs, KEY)
-    assert len(submitted) == 2 and backend.submit_calls == 1
+    assert len(submitted) == 2 and backend.calls.submits == 1
     assert {e.exit_code for e in drive(backend).values()} == {0}
     name = backend.job_name(KEY)
     out = subprocess.run(["squeue", "-h", "-t", "all", f"--name={name}", "-o", "%F"],
@@ -320,7 +320,7 @@ def test_submit_limit_is_retried_not_failed(tmp_path):
     slept: list[float] = []
     backend = Refusing(*cluster_settings(make_options(tmp_path)), sleep=slept.append)
     submitted = backend.submit([make_run(tmp_path, "x", "pass")], KEY)
-    assert list(submitted) == ["x"] and slept == [2.0, 4.0] and backend.submit_calls == 3
+    assert list(submitted) == ["x"] and slept == [2.0, 4.0] and backend.calls.submits == 3
     backend._sleep = time.sleep
     assert drive(backend)["x"].exit_code == 0
 

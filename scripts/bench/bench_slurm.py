@@ -102,11 +102,11 @@ def bench_hpsearch(tmp: Path, runs: int, parallelism: int) -> dict[str, float]:
     original_poll = ClusterBackend.poll
 
     def counted_poll(self: ClusterBackend):  # type: ignore[no-untyped-def]
-        before = self.scheduler_calls
+        before = self.calls.scheduler
         ended = original_poll(self)
         polls["polls"] += 1
         polls["max_queries_per_poll"] = max(polls["max_queries_per_poll"],
-                                            self.scheduler_calls - before)
+                                            self.calls.scheduler - before)
         return ended
 
     ClusterBackend.poll = counted_poll  # type: ignore[method-assign]

@@ -94,7 +94,7 @@ class ClusterBackend(Backend, Scheduler):
         self._next_query = 0.0
         self._next_file_check = 0.0
         self._found: list[Ended] = []  # read from exit files by wait(), reported by poll()
-        self.calls = Calls()
+        self.calls = Calls()  # what it cost so far: scheduler commands, file looks, ...
         self.arrays = Arrays(settings.num_jobs or DEFAULT_NUM_JOBS, settings.runs_per_job or 1)
         self.watchlist = Watchlist(self.arrays, self.queued_states)
         self.submitter = Submitter(self, self.calls, self.arrays, sleep, submit_backoff,
@@ -105,47 +105,12 @@ class ClusterBackend(Backend, Scheduler):
         self.log_dir = Path(settings.out_dir) / self.log_dir_name
         self.script_dir = self.log_dir / "scripts"
 
-    # -- what it cost ----------------------------------------------------------------------
-    @property
-    def scheduler_calls(self) -> int:
-        """Scheduler commands run so far: queries, submissions, lookups, throttle changes."""
-        return self.calls.scheduler
-
-    @property
-    def file_checks(self) -> int:
-        """Exit files looked at so far (one stat each)."""
-        return self.calls.files
-
-    @property
-    def submit_calls(self) -> int:
-        """Submissions so far."""
-        return self.calls.submits
-
-    @property
-    def stop_calls(self) -> int:
-        """Stopping calls (signals and cancels of pruned runs) so far: at most one per poll."""
-        return self.calls.stops
-
-    @property
-    def accounting_calls(self) -> int:
-        """Accounting calls so far (not counted as scheduler calls)."""
-        return self.calls.accounting
-
     # -- room and state ----------------------------------------------------------------------
     def free_slots(self) -> int:
         return self.arrays.free_slots()
 
     def refusal(self, resources: Resources) -> str | None:
-        """A packed run asking more GPUs or CPUs than its job has (a job of runs of one
-        shape asks for that shape)."""
-        job = self.settings.resources
-        if self.packed and resources.gpus > job.gpus:
-            return (f"{resources.gpus} GPUs per run, but each packed job has {job.gpus} "
-                    "(--runs_per_job runs share the job's GPUs: ask the job for more)")
-        if self.packed and resources.cpus > job.cpus:
-            return (f"{resources.cpus} CPUs per run, but each packed job has {job.cpus} "
-                    "(ask the job for more)")
-        return None
+        return packing.refusal(self.settings.resources, resources) if self.packed else None
 
     def room(self) -> int:
         """How many runs the next array may hold (:meth:`Arrays.room`)."""

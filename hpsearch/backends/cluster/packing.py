@@ -27,7 +27,7 @@ from hpsearch.backends.cluster.scheduler import Scheduler
 from hpsearch.backends.cluster.watchlist import CLAIMED, SUBMITTED, UNCLAIMED, Pack, Watched
 from hpsearch.backends.gpus.admission import GpuLimits
 from hpsearch.runs.files import REASON_FILE, was_warned
-from hpsearch.runs.model import Run
+from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.preload import PreloadOptions
 
 
@@ -42,6 +42,17 @@ def workers_script(scheduler: Scheduler, folder: Path, runs: int, per_job: int,
     return scheduler.render_workers(workers(runs, per_job), job_name, throttle, {
         "argv": [sys.executable, "-m", "hpsearch.worker", str(folder)],
         "runs": runs, "runs_per_job": per_job})
+
+
+def refusal(job: Resources, run: Resources) -> str | None:
+    """Why a packed job of shape ``job`` cannot hold a run of shape ``run`` (more GPUs or
+    CPUs than the job has: a packed job's runs share its resources), or None."""
+    if run.gpus > job.gpus:
+        return (f"{run.gpus} GPUs per run, but each packed job has {job.gpus} "
+                "(--runs_per_job runs share the job's GPUs: ask the job for more)")
+    if run.cpus > job.cpus:
+        return f"{run.cpus} CPUs per run, but each packed job has {job.cpus} (ask the job for more)"
+    return None
 
 
 def write_queue(folder: Path, key: str, runs: Sequence[Run], per_job: int,
