@@ -15,9 +15,9 @@ the shell code in it is constant, values reach it as positional parameters.
     16                                                          (nproc)
 
 ``@gpus`` reads ``@none`` on a host without ``nvidia-smi`` (or whose nvidia-smi fails): no
-GPU. ``@procs`` tells which of our runs still has a process (a run's wrapper leads its own
-session, the session id is the wrapper's pid, the job id's ``<pid>``) and whose session a GPU
-process belongs to.
+GPU. ``@procs`` (``/proc/<pid>/stat`` lines on a host without ``ps``) tells which of our runs
+still has a process (a run's wrapper leads its own session, the session id is the wrapper's
+pid, the job id's ``<pid>``) and whose session a GPU process belongs to.
 
 **A start** runs each wrapper (:mod:`hpsearch.runs.wrapper`) detached, in a session of its
 own (``setsid``: it survives the connection), stdio on ``/dev/null``, and prints its pid,
@@ -52,7 +52,7 @@ PROBE_SCRIPT = (
     "echo @apps\n"
     f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} {_SMI} 2>/dev/null\n"
     "echo @procs\n"
-    "ps -eo pid=,sid=\n"
+    "ps -eo pid=,sid= 2>/dev/null || cat /proc/[0-9]*/stat 2>/dev/null\n"
     "echo @cpus\n"
     "nproc 2>/dev/null || echo 1\n")
 #: the probe's argv
@@ -92,11 +92,24 @@ def parse_probe(text: str) -> HostState:
         parse_csv(gpu_text, GPU_FIELDS), parse_csv("\n".join(sections["apps"]), APP_FIELDS))
     sessions = {}
     for line in sections["procs"]:
-        words = line.split()
-        if len(words) == 2 and words[0].isdigit() and words[1].isdigit():
-            sessions[int(words[0])] = int(words[1])
+        pid_sid = _pid_and_session(line)
+        if pid_sid is not None:
+            sessions[pid_sid[0]] = pid_sid[1]
     cpus = next((int(w) for w in sections["cpus"] if w.strip().isdigit()), 1)
     return HostState(gpus, sessions, max(1, cpus))
+
+
+def _pid_and_session(line: str) -> tuple[int, int] | None:
+    """``"4242 4242"`` (ps) or ``"4242 (python3) S 4241 4241 4242 ..."`` (``/proc/<pid>/stat``:
+    after the name in parentheses come state, ppid, pgrp, session) -> ``(4242, 4242)``."""
+    words = line.split()
+    if len(words) == 2 and words[0].isdigit() and words[1].isdigit():
+        return int(words[0]), int(words[1])
+    head, paren, tail = line.rpartition(")")
+    rest = tail.split()
+    if paren and len(rest) > 3 and head.split(" ", 1)[0].isdigit() and rest[3].isdigit():
+        return int(head.split(" ", 1)[0]), int(rest[3])
+    return None
 
 
 @dataclass(frozen=True)
