@@ -200,10 +200,11 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
         raise UsageError("ssh is not on PATH: install the OpenSSH client (Debian: "
                          "apt-get install openssh-client) to run on --hosts")
     ssh = Ssh(given.ssh_config or os.environ.get(SSH_CONFIG_ENV) or None)
-    states = probe_all(ssh, hosts)
+    states = probe_all(ssh, hosts, gpus=not options.cpu_only)
     check_shared(ssh, hosts, options.out_dir)
     backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,
                          timeout=options.timeout, grace=given.host_grace,
+                         gpus=not options.cpu_only,
                          status_file=options.out_dir / STATUS_FILE, say=say)
     say("SSH hosts: " + "; ".join(backend.describe()))
     return backend

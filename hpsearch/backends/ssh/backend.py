@@ -41,11 +41,11 @@ from hpsearch.backends.gpus.probe import GpuSample, GpuUnavailable
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
 from hpsearch.backends.ssh.remote import (
-    PROBE_ARGV,
     HostState,
     Start,
     parse_pids,
     parse_probe,
+    probe_argv,
     signal_argv,
     start_command,
 )
@@ -71,8 +71,8 @@ class HostSource:
     keeps the whole answer in :attr:`latest`; a host that did not answer is not asked again
     before its back-off ends (:attr:`failing_since`: since when it has not answered)."""
 
-    def __init__(self, ssh: Ssh, host: Host, state: HostState) -> None:
-        self.ssh, self.host = ssh, host
+    def __init__(self, ssh: Ssh, host: Host, state: HostState, gpus: bool = True) -> None:
+        self.ssh, self.host, self.argv = ssh, host, probe_argv(gpus)
         self.description = f"nvidia-smi on {host.name}"
         self.latest: tuple[float, HostState] = (time.monotonic(), state)
         self.failing_since: float | None = None
@@ -85,7 +85,7 @@ class HostSource:
         if began < self._retry_at:
             raise GpuUnavailable(self.error)
         try:
-            state = parse_probe(self.ssh.run(self.host, PROBE_ARGV).stdout)
+            state = parse_probe(self.ssh.run(self.host, self.argv).stdout)
         except (Unreachable, ValueError) as exc:
             self.error = str(exc)
             if self.failing_since is None:
@@ -145,6 +145,7 @@ class SshBackend(Backend):
     def __init__(self, ssh: Ssh, hosts: Sequence[Host], states: Mapping[str, HostState],
                  limits: GpuLimits, *, resources: Resources | None = None,
                  python: str = "", timeout: float | None = None, grace: float = 60.0,
+                 gpus: bool = True,
                  status_file: Path | None = None, say: Callable[[str], None] = print) -> None:
         self.ssh = ssh
         self.resources = resources or Resources()
@@ -161,7 +162,7 @@ class SshBackend(Backend):
             state = states[host.name]
             policy = GpuAdmission(GpuLimits(**{**limits.__dict__, "visible_gpus": host.gpus}))
             policy.observe(state.gpus, time.monotonic())
-            self._machines.append(_Machine(host, HostSource(ssh, host, state), policy,
+            self._machines.append(_Machine(host, HostSource(ssh, host, state, gpus), policy,
                                            host.slots or state.cpus))
         for machine in self._machines:
             machine.sampler = Sampler(machine.source, PROBE_INTERVAL)
@@ -523,9 +524,10 @@ def start_wrapper(ssh: Ssh, host: Host, start: Start) -> int:
 
 
 # -- the start check ---------------------------------------------------------------
-def probe_all(ssh: Ssh, hosts: Sequence[Host]) -> dict[str, HostState]:
-    """Probe every host at once; UsageError naming each host that does not answer."""
-    popens = {host.name: ssh.start(host, PROBE_ARGV) for host in hosts}
+def probe_all(ssh: Ssh, hosts: Sequence[Host], gpus: bool = True) -> dict[str, HostState]:
+    """Probe every host at once (``gpus``: their GPUs too); UsageError naming each host that
+    does not answer."""
+    popens = {host.name: ssh.start(host, probe_argv(gpus)) for host in hosts}
     states, failed = {}, []
     for host in hosts:
         try:

@@ -3,7 +3,7 @@
 Each is an argv (:func:`~hpsearch.backends.ssh.connection.remote_command` quotes every word);
 the shell code in it is constant, values reach it as positional parameters.
 
-**The probe** (one ssh command per host per sample) prints four sections::
+**The probe** (:func:`probe_argv`; one ssh command per host per sample) prints four sections::
 
     @gpus
     0, GPU-8957c40c-..., NVIDIA GeForce RTX 3090, 5137, 24576, 100     (nvidia-smi --query-gpu)
@@ -46,17 +46,21 @@ from hpsearch.backends.ssh.connection import remote_command
 from hpsearch.runs.wrapper import LOCAL_NAME, LOCAL_SCRIPT
 
 _SMI = "--format=csv,noheader,nounits"
-PROBE_SCRIPT = (
-    "echo @gpus\n"
+_GPU_LINES = (
     f"nvidia-smi --query-gpu={','.join(GPU_FIELDS)} {_SMI} 2>/dev/null || echo @none\n"
     "echo @apps\n"
-    f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} {_SMI} 2>/dev/null\n"
-    "echo @procs\n"
-    "ps -eo pid=,sid= 2>/dev/null || cat /proc/[0-9]*/stat 2>/dev/null\n"
-    "echo @cpus\n"
-    "nproc 2>/dev/null || echo 1\n")
-#: the probe's argv
-PROBE_ARGV = ("/bin/sh", "-c", PROBE_SCRIPT, "hpsearch-probe")
+    f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} {_SMI} 2>/dev/null\n")
+_REST = ("echo @procs\n"
+         "ps -eo pid=,sid= 2>/dev/null || cat /proc/[0-9]*/stat 2>/dev/null\n"
+         "echo @cpus\n"
+         "nproc 2>/dev/null || echo 1\n")
+
+
+def probe_argv(gpus: bool = True) -> list[str]:
+    """The probe's argv; without ``gpus`` (a search on CPU slots, ``--visible_gpus=-1``)
+    it does not run ``nvidia-smi`` and its ``@gpus`` section reads ``@none``."""
+    script = "echo @gpus\n" + (_GPU_LINES if gpus else "echo @none\necho @apps\n") + _REST
+    return ["/bin/sh", "-c", script, "hpsearch-probe"]
 
 
 @dataclass(frozen=True)
