@@ -29,6 +29,7 @@ import json
 import os
 import secrets
 import selectors
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from hpsearch.backends.base import Backend, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.backend import Sampler, by_session, gpu_column
 from hpsearch.backends.gpus.probe import GpuSample, GpuUnavailable
+from hpsearch.backends.ssh.agent import Agent, NotOneLine
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
 from hpsearch.backends.ssh.remote import (
@@ -61,8 +63,11 @@ RETRY_FIRST = 1.0
 RETRY_MOST = 10.0
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
+#: least seconds between two writes of the status file while only the runs changed (a
+#: host's change of state is written at once)
+STATUS_PERIOD = 1.0
 #: seconds between two looks at the active runs' exit files while runs are going
-EXIT_FILE_PERIOD = 0.02
+EXIT_FILE_PERIOD = 0.01
 
 
 class HostSource:
@@ -106,6 +111,7 @@ class _Machine:
     source: HostSource
     policy: GpuAdmission
     slots: int
+    agent: Agent
     sampler: Sampler | None = None
     down: bool = False  # its runs were given up; it takes no run until it answers
     orphans: set[int] = field(default_factory=set)  # wrappers of runs given up there
@@ -153,6 +159,7 @@ class SshBackend(Backend):
         self.status_file, self.say = status_file, say
         self._active: dict[str, _Active] = {}
         self._machines: list[_Machine] = []
+        self._status_dirty, self._status_written = False, 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -163,7 +170,7 @@ class SshBackend(Backend):
             policy = GpuAdmission(GpuLimits(**{**limits.__dict__, "visible_gpus": host.gpus}))
             policy.observe(state.gpus, time.monotonic())
             self._machines.append(_Machine(host, HostSource(ssh, host, state, gpus), policy,
-                                           host.slots or state.cpus))
+                                           host.slots or state.cpus, Agent(ssh, host)))
         for machine in self._machines:
             machine.sampler = Sampler(machine.source, PROBE_INTERVAL)
             self._selector.register(machine.sampler.read_fd, selectors.EVENT_READ)
@@ -269,19 +276,32 @@ class SshBackend(Backend):
 
     def _start_planned(self, planned: Mapping[int, list[tuple[Run, list[int]]]],
                        now: float) -> dict[str, str]:
-        popens = {}
+        """Start each host's planned runs through its agent (:mod:`~hpsearch.backends.ssh.agent`;
+        a run it cannot take: one ssh command for the host), all hosts at once, then read
+        their pids; a host that failed is said and its runs are left out."""
+        sent: dict[int, Agent | subprocess.Popen[str]] = {}
+        failed: dict[int, str] = {}
         for index, placed in planned.items():
             machine = self._machines[index]
             starts = [Start(str(run.run_dir), run.launch, machine.name, str(run.cwd),
                             self._argv(run, machine.host), self._env(run, gpus))
                       for run, gpus in placed]
-            popens[index] = self.ssh.start(machine.host, start_argv(starts))
-        started = {}
-        for index, popen in popens.items():
-            machine, placed = self._machines[index], planned[index]
             try:
-                done = self.ssh.finish(popen)
-                pids = parse_pids(done.stdout, len(placed))
+                machine.agent.send(starts)
+                sent[index] = machine.agent
+            except NotOneLine:
+                sent[index] = self.ssh.start(machine.host, start_argv(starts))
+            except Unreachable as exc:
+                failed[index] = str(exc)
+        started = {}
+        for index, placed in planned.items():
+            machine = self._machines[index]
+            try:
+                if index in failed:
+                    raise Unreachable(failed[index])
+                way = sent[index]
+                pids = (way.receive(len(placed)) if isinstance(way, Agent)
+                        else parse_pids(self.ssh.finish(way).stdout, len(placed)))
             except (Unreachable, ValueError) as exc:
                 for run, _gpus in placed:
                     machine.policy.ended(run.run_id)
@@ -295,8 +315,7 @@ class SshBackend(Backend):
                     run, machine, pid, now, gpus, self._deadline(now),
                     self._env(run, gpus))
                 started[run.run_id] = f"{machine.name}:{pid}"
-        if started:
-            self._write_status()
+        self._status_dirty = self._status_dirty or bool(started)
         return started
 
     def _deadline(self, now: float) -> float | None:
@@ -375,7 +394,8 @@ class SshBackend(Backend):
                 self._forget(active)
         for index, pids in kills.items():
             self._send(self._machines[index], "KILL", pids)
-        if ended:
+        self._status_dirty = self._status_dirty or bool(ended)
+        if self._status_dirty and now >= self._status_written + STATUS_PERIOD:
             self._write_status()
         return ended
 
@@ -488,6 +508,7 @@ class SshBackend(Backend):
     def _write_status(self) -> None:
         """:data:`~hpsearch.backends.ssh.options.STATUS_FILE`: each host's state and the runs
         it holds (``hpsearch status`` shows them); written whole, then renamed."""
+        self._status_dirty, self._status_written = False, time.monotonic()
         if self.status_file is None or not self.status_file.parent.is_dir():
             return
         hosts = {m.name: {"state": "not answering" if m.down else "up",
@@ -503,6 +524,7 @@ class SshBackend(Backend):
 
     def close(self) -> None:
         for machine in self._machines:
+            machine.agent.close()
             if machine.sampler is not None:
                 self._selector.unregister(machine.sampler.read_fd)
                 machine.sampler.stop()
