@@ -204,7 +204,7 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
     check_shared(ssh, hosts, options.out_dir)
     backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,
                          timeout=options.timeout, grace=given.host_grace,
-                         gpus=not options.cpu_only,
+                         gpus=not options.cpu_only, num_jobs=options.num_jobs,
                          status_file=options.out_dir / STATUS_FILE, say=say)
     say("SSH hosts: " + "; ".join(backend.describe()))
     return backend

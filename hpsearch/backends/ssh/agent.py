@@ -6,13 +6,15 @@ the shared connection), and the driver waits for each. So each host gets one lon
 ``ControlMaster`` connection): it keeps the job wrapper's script in ``$hps_script`` and runs
 one start per line it reads, printing the wrapper's pid::
 
-    setsid env 'HPSEARCH_RUN_ID=3f2a91c04b1e' ... /bin/sh -c "$hps_script" hpsearch-run
+    ( setsid env 'HPSEARCH_RUN_ID=3f2a91c04b1e' ... /bin/sh -c "$hps_script" hpsearch-run
         '/lab/out/runs/3f2a91c04b1e' k3f9a1c2 '' gpu1 /lab/sims ... </dev/null >/dev/null 2>&1 &
-        echo $!
+        echo $! )
 
-(one line). Every value in the line is quoted with :func:`shlex.quote`, like the words of a
-remote command (:func:`~hpsearch.backends.ssh.connection.remote_command`); the rest is constant
-text. A start whose words hold a newline cannot be one line: :meth:`Agent.send` refuses it
+(one line; in a subshell, so that the wrapper is not the agent's child: the agent never
+reaps, an ended wrapper of its own would stay a zombie that ``ps`` lists). Every value in the
+line is quoted with :func:`shlex.quote`, like the words of a remote command
+(:func:`~hpsearch.backends.ssh.connection.remote_command`); the rest is constant text.
+A start whose words hold a newline cannot be one line: :meth:`Agent.send` refuses it
 (:class:`NotOneLine`) and the caller starts it with an ssh command of its own. An agent whose
 connection broke is started again by the next :meth:`Agent.send`; when the driver ends (or is
 killed), its ssh client's stdin closes and the agent's shell ends; the runs it started do not
@@ -50,8 +52,8 @@ def start_line(start: Start) -> str:
         raise NotOneLine(f"run {start.run_dir}: a word holds a newline")
     env = ["env", *(f"{k}={v}" for k, v in start.env.items())] if start.env else []
     wrapper = [LOCAL_NAME, start.run_dir, start.launch, "", start.host, start.cwd, *start.argv]
-    return (f"{remote_command(['setsid', *env, '/bin/sh', '-c'])} \"$hps_script\" "
-            f"{remote_command(wrapper)} </dev/null >/dev/null 2>&1 & echo $!\n")
+    return (f"( {remote_command(['setsid', *env, '/bin/sh', '-c'])} \"$hps_script\" "
+            f"{remote_command(wrapper)} </dev/null >/dev/null 2>&1 & echo $! )\n")
 
 
 class Agent:

@@ -151,12 +151,13 @@ class SshBackend(Backend):
     def __init__(self, ssh: Ssh, hosts: Sequence[Host], states: Mapping[str, HostState],
                  limits: GpuLimits, *, resources: Resources | None = None,
                  python: str = "", timeout: float | None = None, grace: float = 60.0,
-                 gpus: bool = True,
+                 gpus: bool = True, num_jobs: int | None = None,
                  status_file: Path | None = None, say: Callable[[str], None] = print) -> None:
         self.ssh = ssh
         self.resources = resources or Resources()
         self.python, self.timeout, self.grace = python, timeout, grace
         self.status_file, self.say = status_file, say
+        self.num_jobs = num_jobs
         self._active: dict[str, _Active] = {}
         self._machines: list[_Machine] = []
         self._status_dirty, self._status_written = False, 0.0
@@ -212,7 +213,11 @@ class SshBackend(Backend):
         """How many runs of the search's shape the answering hosts take now."""
         self._refresh()
         now = time.monotonic()
-        return sum(self._trial_room(m, now) for m in self._usable())
+        return min(self._cap_left(), sum(self._trial_room(m, now) for m in self._usable()))
+
+    def _cap_left(self) -> int:
+        """Runs ``num_jobs`` lets start now."""
+        return (1 << 30) if self.num_jobs is None else max(0, self.num_jobs - len(self._active))
 
     def _trial_room(self, machine: _Machine, now: float) -> int:
         cpus = max(1, self.resources.cpus)
@@ -241,7 +246,7 @@ class SshBackend(Backend):
         planned: dict[int, list[tuple[Run, list[int]]]] = {}
         taken: dict[int, int] = {}
         for run in runs:
-            if run.resources.nodes > 1:
+            if run.resources.nodes > 1 or sum(map(len, planned.values())) >= self._cap_left():
                 continue
             for machine in self._usable():
                 index = self._machines.index(machine)

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hpsearch.backends.base import BackendError
+from hpsearch.backends.ssh.backend import KILL_GRACE
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
 from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, SshOptions
-from hpsearch.backends.ssh.remote import signal_argv
+from hpsearch.backends.ssh.remote import stop_argv
 from hpsearch.runs.model import Resources
 
 
@@ -48,8 +49,9 @@ def driver_script(options: SshOptions, argv: Sequence[str], cwd: Path) -> str:
 
 
 def cancel(job_ids: Sequence[str]) -> int:
-    """SIGKILL the runs' process groups (job ids ``<host>:<pid>``), one ssh command per
-    host; the count of runs on hosts that answered. BackendError when none answered."""
+    """Stop the runs' process groups (job ids ``<host>:<pid>``): SIGTERM, SIGKILL after
+    :data:`~hpsearch.backends.ssh.backend.KILL_GRACE` seconds, one ssh command per host; the
+    count of runs on hosts that answered. BackendError when none answered."""
     ssh = Ssh(os.environ.get(SSH_CONFIG_ENV) or None)
     by_host: dict[str, list[int]] = {}
     for job_id in job_ids:
@@ -59,7 +61,7 @@ def cancel(job_ids: Sequence[str]) -> int:
     reached, failed = 0, []
     for name, pids in by_host.items():
         try:
-            ssh.run(Host(name, name), signal_argv("KILL", pids))
+            ssh.run(Host(name, name), stop_argv(pids, KILL_GRACE))
             reached += len(pids)
         except Unreachable as exc:
             failed.append(f"{name} ({exc})")
