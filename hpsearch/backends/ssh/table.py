@@ -30,7 +30,8 @@ def validate(options: SshOptions) -> None:
 
 
 def run_resources(options: SshOptions, gpu_memory_mib: int | None) -> Resources:
-    """What a run needs when it declares nothing: one GPU (a host without GPUs: a slot)."""
+    """What the table asks of a scheduler's jobs; SSH hosts run no jobs, and their runs take
+    a local run's shape (:func:`hpsearch.engine.placement.resources_of`): one GPU."""
     return Resources(gpus=1, gpu_memory_mib=gpu_memory_mib)
 
 
