@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +97,15 @@ def gated_search(tmp_path: Path, xs: list[int]) -> tuple[Path, Path]:
 def sim_log(gates: Path) -> list[dict]:
     path = gates / "log.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def journaled_jobs(out_dir: Path) -> int:
+    """How many jobs the journal's ``submit`` events name (the driver flushes its journal at
+    least once a second)."""
+    path = out_dir / "journal.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return sum(len(event.get("jobs") or {}) for line in lines if line.endswith("}")
+               and (event := json.loads(line)).get("ev") == "submit")
 
 
 def started_runs(out_dir: Path) -> dict[str, str]:
@@ -217,8 +225,8 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
                               env=HOSTS.env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(started_runs(out)) == 3, 60, "three runs going")
-        time.sleep(0.5)  # the driver journals the jobs it started
+        wait_for(lambda: len(sim_log(gates)) == 3 and journaled_jobs(out) == 3, 60,
+                 "three runs going, journaled")
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         going = [e["x"] for e in sim_log(gates)]
@@ -311,8 +319,8 @@ def test_cancel_stops_the_runs_on_their_hosts(tmp_path):
         env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(sim_log(gates)) == 2, 60, "two runs going")
-        time.sleep(0.5)  # the driver journals the jobs it started
+        wait_for(lambda: len(sim_log(gates)) == 2 and journaled_jobs(out) == 2, 60,
+                 "two runs going, journaled")
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         done = hpsearch(["cancel", str(out)], tmp_path, HOSTS.env())
