@@ -119,14 +119,16 @@ def started_runs(out_dir: Path) -> dict[str, str]:
 
 
 def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path):
-    """30 GPU runs over gpu1..gpu3 (two fake GPUs each), at most 2 runs per GPU
+    """30 GPU runs over gpu1..gpu3 (two fake GPUs and 4 slots each), at most 2 runs per GPU
     (``--max_num_jobs_per_gpu=2``): all finish (none ran out of GPU memory, so no GPU held
     more than it could), every host and every GPU of each took runs, and no GPU ever held
     more than 2 runs at once (the runs' started_at/exit_code times)."""
     (tmp_path / "grid.py").write_text(GPU_GRID.format(count=30))
+    hosts = tmp_path / "hosts.yaml"  # 4 slots each: the GPUs' limits, not the slots, bind
+    hosts.write_text("hosts:\n" + "".join(f"  {h}: {{slots: 4}}\n" for h in HOSTS.names))
     out = tmp_path / "out"
     done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
-                     f"--out_dir={out}", "--hosts=gpu1,gpu2,gpu3", "--sim_startup_time=0",
+                     f"--out_dir={out}", f"--hosts_file={hosts}", "--sim_startup_time=0",
                      "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2"],
                     REPO, HOSTS.env())
     assert done.returncode == 0, done.stderr
@@ -139,10 +141,28 @@ def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path):
         run_dir = Path(row["run_dir"])
         spans.setdefault((row["job_id"].split(":")[0], row["gpu"]), []).append(
             ((run_dir / "started_at").stat().st_mtime, (run_dir / "exit_code").stat().st_mtime))
-    for where, intervals in spans.items():
-        for start, _end in intervals:
-            at_once = sum(1 for s, e in intervals if s <= start < e)
-            assert at_once <= 2, (where, intervals)
+    most = {where: max(sum(1 for s, e in intervals if s <= start < e)
+                       for start, _end in intervals) for where, intervals in spans.items()}
+    assert max(most.values()) == 2, most  # the limit was reached, never passed
+
+
+def test_a_gpu_takes_its_next_run_once_the_host_shows_the_first_one_s_memory(tmp_path):
+    """``--sim_startup_time=3600``: a GPU that got a run takes no other until that run's
+    memory shows in the host's ``nvidia-smi`` (its process found in the run's session through
+    the probe's process list), or it ends. Four runs of 10 s on gpu1's two GPUs, two per GPU:
+    all four run at once, so each GPU's gate lifted on the memory seen, not at the end."""
+    (tmp_path / "grid.py").write_text(GPU_GRID.format(count=4).replace("[0.4]", "[10]"))
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  gpu1: {slots: 4}\n")
+    out = tmp_path / "out"
+    done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
+                     f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}",
+                     "--sim_startup_time=3600",
+                     "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2"],
+                    REPO, HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    spans = [((Path(r["run_dir"]) / "started_at").stat().st_mtime,
+              (Path(r["run_dir"]) / "exit_code").stat().st_mtime) for r in results(out)]
+    assert max(s for s, _ in spans) < min(e for _, e in spans), spans
 
 
 def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_back(tmp_path):
