@@ -271,6 +271,31 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
     assert sorted(starts) == sorted(map(str, xs)), starts
 
 
+def test_a_host_s_python_runs_its_runs(tmp_path):
+    """A hosts file's ``python`` replaces the search's interpreter in that host's runs (the
+    other host keeps the search's): gpu1's runs go through a wrapper script that notes each
+    run, gpu2's do not."""
+    proj, gates = gated_search(tmp_path, [1, 2, 3, 4])
+    for gate in gates.glob("gate-*"):
+        gate.unlink()
+    noted = tmp_path / "noted"
+    python = tmp_path / "python-gpu1"
+    python.write_text(f'#!/bin/sh\necho "$HPSEARCH_RUN_ID" >> {noted}\n'
+                      f'exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (tmp_path / "hosts.yaml").write_text(
+        f"hosts:\n  gpu1: {{slots: 1, python: {python}}}\n  gpu2: {{slots: 1}}\n")
+    out = tmp_path / "out"
+    done = hpsearch(["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
+                     f"--hosts_file={tmp_path / 'hosts.yaml'}", "--visible_gpus=-1"], tmp_path,
+                    HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    on_gpu1 = {r["run_id"] for r in rows if r["job_id"].startswith("gpu1:")}
+    assert on_gpu1 and len(on_gpu1) < 4
+    assert set(noted.read_text().split()) == on_gpu1
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (all test hosts are this machine), a zombie counting as gone."""
     try:
