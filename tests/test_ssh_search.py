@@ -165,6 +165,25 @@ def test_a_gpu_takes_its_next_run_once_the_host_shows_the_first_one_s_memory(tmp
     assert max(s for s, _ in spans) < min(e for _, e in spans), spans
 
 
+def test_a_hosts_file_names_the_address_user_and_gpus_of_a_host(tmp_path):
+    """``lab1: {address: 127.0.0.3, user: root, gpus: [1]}``: ssh reaches the host at that
+    address as that user (``lab1`` itself resolves nowhere), its runs use GPU 1 only, and
+    the results and messages name the host ``lab1``."""
+    (tmp_path / "grid.py").write_text(GPU_GRID.format(count=3))
+    (tmp_path / "hosts.yaml").write_text(
+        "hosts:\n  lab1: {address: 127.0.0.3, user: root, gpus: [1], slots: 2}\n")
+    out = tmp_path / "out"
+    done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
+                     f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}",
+                     "--sim_startup_time=0", "--allowed_load=1", "--allowed_memory=0.8",
+                     "--max_num_jobs_per_gpu=2"], REPO, HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    assert {(r["job_id"].split(":")[0], r["gpu"], r["status"]) for r in rows} == {
+        ("lab1", "1", "finished")}, rows
+    assert "lab1 (GPUs 1;" in done.stderr, done.stderr
+
+
 def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_back(tmp_path):
     """Hosts gpu9 (a private sshd of this test, 2 slots) and gpu1 (1 slot), CPU runs held by
     gates. Once gpu9 runs two of them, its sshd and its connections are killed: after
