@@ -10,12 +10,14 @@
 # The gp tests need torch (Optuna's GPSampler): torch==2.13.0 is pinned here so that pip takes
 # the CPU build where one lies in its find-links (this machine kind's /opt/wheels) and the
 # gp extra's unpinned torch then installs nothing more; elsewhere pip fetches that release.
-# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_SGE=1 Grid Engine,
-# HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
+# The SSH tests' hosts (one sshd per loopback address, scripts/ssh/start.sh) are started too and
+# stopped on exit. HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_SGE=1 Grid Engine,
+# HPSEARCH_SKIP_SSH=1 the SSH hosts, HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
 # documentation site (docs/, mkdocs.yml) with --strict before pytest runs. pytest runs
 # $HPSEARCH_TEST_WORKERS (default 4) tests at a time (pytest-xdist): most tests wait on
 # processes, schedulers and sims rather than compute, and each one owns its files, runs and
-# jobs, so they do not see one another.
+# jobs, so they do not see one another; the tests that share a machine-wide fake (the SSH hosts'
+# fake GPUs) are one xdist_group, run by one worker in turn (--dist loadgroup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +39,10 @@ if [ "${HPSEARCH_SKIP_SGE:-0}" != 1 ]; then
   stops+=(scripts/sge/stop.sh)
   bash scripts/sge/start.sh
 fi
+if [ "${HPSEARCH_SKIP_SSH:-0}" != 1 ]; then
+  stops+=(scripts/ssh/stop.sh)
+  bash scripts/ssh/start.sh
+fi
 
 .venv/bin/python -m ruff check .
 # the documentation site: a broken link, anchor or reference fails the build (NO_MKDOCS_2_WARNING
@@ -47,4 +53,4 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_
   || docs_status=$?
 rm -rf "$docs_site"
 [ "$docs_status" = 0 ] || exit "$docs_status"
-.venv/bin/python -P -m pytest -q -n "${HPSEARCH_TEST_WORKERS:-4}" "$@"
+.venv/bin/python -P -m pytest -q -n "${HPSEARCH_TEST_WORKERS:-4}" --dist loadgroup "$@"

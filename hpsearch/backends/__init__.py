@@ -21,6 +21,7 @@ from hpsearch.backends.lsf import options as lsf_options
 from hpsearch.backends.pbs import options as pbs_options
 from hpsearch.backends.sge import options as sge_options
 from hpsearch.backends.slurm import options as slurm_options
+from hpsearch.backends.ssh import options as ssh_options
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option
 
@@ -44,7 +45,8 @@ class Scheduler:
     :class:`~hpsearch.runs.model.Resources` (an array of runs of a declared shape gets them in
     place of the flags' own options for what the shape changes);
     ``driver_script(options, argv, cwd)`` renders the driver's own batch job (``hpsearch wrap``)
-    with the options ``for_driver`` changes.
+    with the options ``for_driver`` changes. ``batch`` is False for one that runs no batch
+    jobs (SSH hosts): its ``driver_script`` refuses ``hpsearch wrap`` in one line.
     """
 
     options: type
@@ -58,6 +60,7 @@ class Scheduler:
     resources: str
     settings: str
     directives: str
+    batch: bool = True
 
     def load(self, ref: str) -> Any:
         """The attribute ``"module:attribute"`` names."""
@@ -103,6 +106,15 @@ SCHEDULERS: dict[str, Scheduler] = {
         resources="hpsearch.backends.sge.backend:run_resources",
         settings="hpsearch.backends.sge.backend:sge_settings",
         directives="hpsearch.backends.sge.backend:resource_directives"),
+    "ssh": Scheduler(
+        ssh_options.SshOptions, ssh_options.SshOptions, ssh_options.for_driver,
+        backend="hpsearch.backends.ssh.backend:SshBackend",
+        validate="hpsearch.backends.ssh.table:validate",
+        cancel_command="ssh", cancel="hpsearch.backends.ssh.table:cancel",
+        driver_script="hpsearch.backends.ssh.table:driver_script",
+        resources="hpsearch.backends.ssh.table:run_resources",
+        settings="hpsearch.backends.ssh.table:settings",
+        directives="hpsearch.backends.ssh.table:directives", batch=False),
 }
 
 
