@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_hpsearch
+from conftest import REPO, hpsearch_cmd, run_hpsearch
+from ssh_fixture import STATE, SshHosts, ssh_hosts  # noqa: F401  (fixture: the SSH hosts)
 
 from hpsearch.errors import UsageError
 from hpsearch.runs.auptimizer_runner import CONFIG_FILE
@@ -94,7 +96,7 @@ def test_hyperband_and_bohb_hand_the_budget_as_n_iterations():
      "hpsearch serve hands out configurations"),
     ("experiment_random.json", {"proposer": "eas"}, "proposer eas is not supported"),
     ("experiment_random.json", {"proposer": "smac"}, "proposer 'smac' does not exist"),
-    ("exp_node.json", {}, "resource node (SSH hosts) is not supported yet; run on this host"),
+    ("experiment_random.json", {"resource": "tpu"}, "resource 'tpu' must be cpu, gpu or node"),
     ("experiment_random.json", {"resource": "aws"}, "resource aws is not supported"),
     ("experiment_random.json", {"target": "best"}, "target must be min or max"),
     ("experiment_random.json", {"script": "nosuch.py"}, "script 'nosuch.py' not found"),
@@ -222,9 +224,43 @@ def test_a_failing_script_fails_its_run_and_stops_the_experiment(tmp_path, mode,
 
 
 @pytest.mark.parametrize("name, words", [
-    ("exp_node.json", "resource node (SSH hosts) is not supported yet"),
+    ("exp_node.json", "an Auptimizer file's resource node) runs on SSH hosts: name them with "
+     "--hosts"),
 ])
 def test_bad_files_through_the_cli_are_one_line_and_write_nothing(tmp_path, name, words):
     rc, err, out, _ = search(tmp_path, name)
-    assert rc == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    errors = [line for line in err.splitlines() if line.startswith("hpsearch: error: ")]
+    assert rc == 2 and len(errors) == 1 and words in errors[0], err
     assert not out.exists()
+
+
+def test_resource_node_becomes_the_ssh_hosts():
+    assert auptimizer.suggested_options(example("exp_node.json"), "e") == (
+        {"num_jobs": 2, "max_failures": 1, "run_cluster": True, "scheduler": "ssh"}, [])
+
+
+@pytest.mark.usefixtures("ssh_hosts")
+@pytest.mark.xdist_group("ssh_hosts")  # the SSH hosts' fake GPUs are machine-wide
+def test_resource_node_runs_on_the_ssh_hosts_the_command_line_names(tmp_path):
+    """Auptimizer keeps its nodes in its own database: ``resource: node`` runs on the SSH
+    hosts ``--hosts`` names (the real sshds of scripts/ssh/start.sh, see tests/ssh_fixture.py),
+    each run's job id naming its host."""
+    folder = project(tmp_path)
+    data = {**example("experiment_random.json"), "resource": "node"}
+    (folder / "node.json").write_text(json.dumps(data))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        hpsearch_cmd([f"--search_file={folder / 'node.json'}", f"--run_cwd={folder}",
+                      f"--out_dir={out}", "--hosts=gpu1,gpu2"]),
+        cwd=tmp_path, env=SshHosts(STATE / "ssh_config").env(), capture_output=True,
+        text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "from node.json: --num_jobs=2 --max_failures=1 --run_cluster --scheduler=ssh" \
+        in proc.stderr
+    with open(out / "search_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    assert len(rows) == 6 and all(r["status"] == "finished" for r in rows), rows
+    for row in rows:
+        assert float(row["result"]) == pytest.approx(rosenbrock(float(row["x"]),
+                                                                float(row["y"])))
+        assert row["job_id"].split(":")[0] in {"gpu1", "gpu2"}, row

@@ -94,7 +94,7 @@ def with_file_settings(params: dict[str, Any], ctx: click.Context, source: Any
             applied += [f"--{name}={item}" for item in added]
         elif ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
             params[name] = value
-            applied.append(f"--{name}={value}")
+            applied.append(f"--{name}" if value is True else f"--{name}={value}")
     if applied:
         lines.append(f"from {source.search_file.name}: {' '.join(applied)}")
     return params, lines

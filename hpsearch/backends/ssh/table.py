@@ -25,8 +25,9 @@ from hpsearch.runs.model import Resources
 def validate(options: SshOptions) -> None:
     """``--scheduler=ssh`` needs the hosts."""
     if not options.on_hosts:
-        raise ValueError("--scheduler=ssh runs on SSH hosts: name them with --hosts "
-                         "(e.g. --hosts=gpu1,gpu2) or --hosts_file")
+        raise ValueError("--scheduler=ssh (or an Auptimizer file's resource node) runs on "
+                         "SSH hosts: name them with --hosts (e.g. --hosts=gpu1,gpu2) or "
+                         "--hosts_file")
 
 
 def run_resources(options: SshOptions, gpu_memory_mib: int | None) -> Resources:

@@ -31,7 +31,10 @@ job_failure                job_retries -> --retries; without job_failure, or ign
                            false, the search stops at the first run that failed for good
                            (--max_failures=1), as Auptimizer stops the experiment
 resource cpu / gpu         --visible_gpus=-1 (CPU slots) / the local GPUs
-resource node, aws         refused: SSH hosts and AWS are not supported yet
+resource node              the SSH hosts (``--run_cluster --scheduler=ssh``): Auptimizer keeps
+                           its nodes in its own database, so name them with ``--hosts`` or
+                           ``--hosts_file``
+resource aws               refused: not supported
 workingdir                 a note: pass it as --run_cwd
 =========================  ==========================================================
 
@@ -145,18 +148,14 @@ def _proposer(where: str, data: dict[str, Any]) -> str:
 
 def _check_resource(where: str, data: dict[str, Any]) -> None:
     resource = data.get("resource", "cpu")
-    if resource == "node":
-        raise UsageError(f"{where}: resource node (SSH hosts) is not supported yet; run on "
-                         "this host (resource cpu or gpu) or on a cluster with --run_cluster "
-                         "--scheduler=slurm (or lsf)")
     if resource == "aws":
         raise UsageError(f"{where}: resource aws is not supported; run on this host "
                          "(resource cpu or gpu) or on a cluster with --run_cluster")
     if resource == "passive":
         _proposer(where, {"proposer": "passive"})
-    if resource not in ("cpu", "gpu"):
-        raise UsageError(f"{where}: resource {resource!r} must be cpu or gpu (node and aws "
-                         "are not supported yet)")
+    if resource not in ("cpu", "gpu", "node"):
+        raise UsageError(f"{where}: resource {resource!r} must be cpu, gpu or node (aws is "
+                         "not supported)")
 
 
 def _labels(where: str, resource_args: dict[str, Any]) -> list[str]:
@@ -225,7 +224,8 @@ def to_mapping(data: dict[str, Any], where: str, script: str | None, run_cwd: Pa
 
 def suggested_options(data: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
     """``n_parallel`` -> ``--num_jobs``, ``job_failure`` -> ``--retries`` and
-    ``--max_failures``, ``resource cpu`` -> ``--visible_gpus=-1``."""
+    ``--max_failures``, ``resource cpu`` -> ``--visible_gpus=-1``, ``resource node`` ->
+    ``--run_cluster --scheduler=ssh`` (the hosts come from ``--hosts`` or ``--hosts_file``)."""
     options: dict[str, Any] = {}
     parallel = _int(where, data, "n_parallel", None, 1)
     if parallel is not None:
@@ -240,6 +240,9 @@ def suggested_options(data: dict[str, Any], where: str) -> tuple[dict[str, Any],
                          f"{ignore!r}")
     if not ignore:
         options["max_failures"] = 1
-    if data.get("resource", "cpu") == "cpu":
+    resource = data.get("resource", "cpu")
+    if resource == "cpu":
         options["visible_gpus"] = "-1"
+    if resource == "node":
+        options.update(run_cluster=True, scheduler="ssh")
     return options, []
