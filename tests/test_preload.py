@@ -263,6 +263,52 @@ def test_the_driver_sleeps_while_its_zygote_learns_its_runs_imports(tmp_path, pr
     assert all(record["preloaded"] is True for record in run_records(tmp_path))
 
 
+IMPORTING = """\
+import os, time
+with open({log!r}, "a") as f:
+    f.write(f"start {{os.getpid()}}\\n")
+time.sleep(0.5)
+import lessoninner  # noqa: E402,F401  (an import the run makes while this one is going)
+"""
+
+WAITS_AFTER_IMPORTING = """\
+import os, sys, time
+sys.path.append({lib!r})  # outside the user's folders: the zygote learns what it holds
+
+def fn(config):
+    import lessonouter  # noqa: F401
+    while not os.path.exists({go!r}):
+        time.sleep(0.02)
+    return {{"loss": config["x"]}}
+"""
+
+
+def test_a_zygote_learns_a_runs_imports_while_the_run_goes_on(tmp_path, procs):
+    """The modules a run imports reach its zygote while the run still runs (a lesson at an
+    import, after the first): the zygote imports them beside it, not after its end -- here
+    while the first run waits for a file; the next run finds them imported."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    log = tmp_path / "imports.log"
+    (lib / "lessonouter.py").write_text(IMPORTING.format(log=str(log)))
+    (lib / "lessoninner.py").write_text("")
+    project(tmp_path, xs="[1, 2]")
+    (tmp_path / "proj" / "obj.py").write_text(
+        WAITS_AFTER_IMPORTING.format(lib=str(lib), go=str(tmp_path / "GO")))
+    driver = start_hpsearch(args(tmp_path, "--num_jobs=1"), tmp_path)
+    procs.append(driver)
+
+    def importers() -> list[str]:
+        return log.read_text().split()[1::2] if log.exists() else []
+
+    # the first run imports it, then its zygote -- while the run waits for GO
+    wait_for(lambda: len(set(importers())) == 2, timeout=60, what="the zygote learning")
+    (tmp_path / "GO").write_text("")
+    assert driver.wait(timeout=120) == 0, driver.communicate()
+    assert len(importers()) == 2, importers()  # the second run found it imported
+    assert all(record["preloaded"] is True for record in run_records(tmp_path))
+
+
 def test_ctrl_c_while_the_first_zygote_imports_stops_the_search_at_once(tmp_path, procs):
     """The runs wait for their zygote's imports (ten minutes here) without the driver's loop
     waiting: SIGINT stops it as usual, and the zygote ends with it."""
