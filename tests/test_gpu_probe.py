@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hpsearch.backends.gpus.probe import (
     GpuUnavailable,
     NvmlSource,
     SmiSource,
+    _run_nvidia_smi,
     open_gpu_source,
     parse_csv,
     probe_gpus,
@@ -272,6 +274,62 @@ def test_nvidia_smi_without_gpu_says_so(fake_gpus, monkeypatch):
     monkeypatch.setenv("FAKE_GPUS", "0")
     with pytest.raises(GpuUnavailable, match="nvidia-smi exited with 6: No devices were found"):
         open_gpu_source(nvml_loader=nvml_missing)
+
+
+def test_a_gpu_search_starts_on_the_poll_that_opened_nvidia_smi(fake_gpus):
+    """The poll that showed nvidia-smi lists a GPU is the GPU backend's first sample: the
+    caller's thread polls once before the first run, not twice (each poll is two
+    nvidia-smi processes, 50-300 ms on a real machine); the sampler thread polls after."""
+    from hpsearch.backends.gpus.admission import GpuLimits
+    from hpsearch.backends.gpus.backend import GpuBackend
+
+    in_caller: list[bool] = []
+
+    def counted(queries):
+        in_caller.append(threading.current_thread() is threading.main_thread())
+        return _run_nvidia_smi(queries)
+
+    backend = GpuBackend(open_gpu_source(nvml_missing, counted), GpuLimits(), num_jobs=2,
+                         say=lambda _line: None)
+    try:
+        assert in_caller.count(True) == 1
+        assert backend.policy.gpus() == [0, 1]
+    finally:
+        backend.close()
+
+
+BOTH_AT_ONCE = """#!/bin/sh
+# tests/fakes/nvidia-smi, but each of a poll's two queries waits (20 s at most) for the
+# other to have started, and fails if it never does
+case "$1" in
+    --query-gpu=*) me=gpus other=apps ;;
+    *) me=apps other=gpus ;;
+esac
+: > "$BARRIER_DIR/$me"
+i=0
+while [ ! -e "$BARRIER_DIR/$other" ]; do
+    i=$((i + 1))
+    if [ "$i" -gt 400 ]; then echo "the $other query did not run alongside" >&2; exit 9; fi
+    sleep 0.05
+done
+exec "$REAL_SMI" "$@"
+"""
+
+
+def test_the_two_queries_of_an_nvidia_smi_poll_run_at_once(fake_gpus, tmp_path, monkeypatch):
+    """A poll's two nvidia-smi calls (GPUs, compute apps) run at the same time, so a poll
+    takes one call's time: a stand-in on PATH lets each query answer only once the other
+    has started."""
+    folder = tmp_path / "both"
+    folder.mkdir()
+    (folder / "nvidia-smi").write_text(BOTH_AT_ONCE)
+    (folder / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("BARRIER_DIR", str(tmp_path))
+    monkeypatch.setenv("REAL_SMI", str(FAKES / "nvidia-smi"))
+    source = open_gpu_source(nvml_loader=nvml_missing)
+    assert isinstance(source, SmiSource)
+    assert [g.memory_total_mib for g in source.opening[1]] == [16384, 16384]
 
 
 def test_fields_we_query_are_the_ones_the_fake_answers(fake_gpus):

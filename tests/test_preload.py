@@ -209,6 +209,106 @@ def test_a_forked_run_ends_as_python_ends_and_its_imports_are_learned(tmp_path):
     assert all(record["preloaded"] is True for record in run_records(tmp_path))
 
 
+SLOW_LESSON = """\
+import os, time
+with open({log!r}, "a") as f:
+    f.write("start\\n")
+time.sleep(3)
+with open({log!r}, "a") as f:
+    f.write("end\\n")
+"""
+
+LEARNS_SLOWLY = """\
+import sys
+sys.path.append({lib!r})  # outside the user's folders: the zygote learns what it holds
+
+def fn(config):
+    import slowlesson  # noqa: F401
+    return {{"loss": config["x"]}}
+"""
+
+
+def reads_of(pid: int) -> int:
+    """The read calls process ``pid`` made so far (``syscr`` of ``/proc/<pid>/io``)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("syscr:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscr in /proc/<pid>/io")
+
+
+def test_the_driver_sleeps_while_its_zygote_learns_its_runs_imports(tmp_path, procs):
+    """A forked run's end comes in its zygote's word, which a zygote importing what its runs
+    imported (a module taking 3 s here) gives only after: meanwhile the driver sleeps on the
+    zygote's output (a few reads, as ``/proc/<pid>/io`` counts them), instead of looping on
+    the ended wrapper's pidfd (thousands)."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    log = tmp_path / "lesson.log"
+    (lib / "slowlesson.py").write_text(SLOW_LESSON.format(log=str(log)))
+    project(tmp_path, xs="[1, 2]")
+    (tmp_path / "proj" / "obj.py").write_text(LEARNS_SLOWLY.format(lib=str(lib)))
+    driver = start_hpsearch(args(tmp_path, "--num_jobs=1"), tmp_path)
+    procs.append(driver)
+
+    def said(word: str) -> int:
+        return log.read_text().split().count(word) if log.exists() else 0
+
+    # the first run imports it (start, end), then its zygote learns it (start, end)
+    wait_for(lambda: said("start") == 2, timeout=120, what="the zygote learning")
+    before = reads_of(driver.pid)
+    wait_for(lambda: said("end") == 2, timeout=120, what="the lesson learned")
+    during = reads_of(driver.pid) - before
+    assert driver.wait(timeout=120) == 0, driver.communicate()
+    assert during < 300, during
+    assert all(record["preloaded"] is True for record in run_records(tmp_path))
+
+
+IMPORTING = """\
+import os, time
+with open({log!r}, "a") as f:
+    f.write(f"start {{os.getpid()}}\\n")
+time.sleep(0.5)
+import lessoninner  # noqa: E402,F401  (an import the run makes while this one is going)
+"""
+
+WAITS_AFTER_IMPORTING = """\
+import os, sys, time
+sys.path.append({lib!r})  # outside the user's folders: the zygote learns what it holds
+
+def fn(config):
+    import lessonouter  # noqa: F401
+    while not os.path.exists({go!r}):
+        time.sleep(0.02)
+    return {{"loss": config["x"]}}
+"""
+
+
+def test_a_zygote_learns_a_runs_imports_while_the_run_goes_on(tmp_path, procs):
+    """The modules a run imports reach its zygote while the run still runs (a lesson at an
+    import, after the first): the zygote imports them beside it, not after its end -- here
+    while the first run waits for a file; the next run finds them imported."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    log = tmp_path / "imports.log"
+    (lib / "lessonouter.py").write_text(IMPORTING.format(log=str(log)))
+    (lib / "lessoninner.py").write_text("")
+    project(tmp_path, xs="[1, 2]")
+    (tmp_path / "proj" / "obj.py").write_text(
+        WAITS_AFTER_IMPORTING.format(lib=str(lib), go=str(tmp_path / "GO")))
+    driver = start_hpsearch(args(tmp_path, "--num_jobs=1"), tmp_path)
+    procs.append(driver)
+
+    def importers() -> list[str]:
+        return log.read_text().split()[1::2] if log.exists() else []
+
+    # the first run imports it, then its zygote -- while the run waits for GO
+    wait_for(lambda: len(set(importers())) == 2, timeout=60, what="the zygote learning")
+    (tmp_path / "GO").write_text("")
+    assert driver.wait(timeout=120) == 0, driver.communicate()
+    assert len(importers()) == 2, importers()  # the second run found it imported
+    assert all(record["preloaded"] is True for record in run_records(tmp_path))
+
+
 def test_ctrl_c_while_the_first_zygote_imports_stops_the_search_at_once(tmp_path, procs):
     """The runs wait for their zygote's imports (ten minutes here) without the driver's loop
     waiting: SIGINT stops it as usual, and the zygote ends with it."""

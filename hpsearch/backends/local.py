@@ -12,7 +12,9 @@ sends SIGTERM to the group, waits :data:`KILL_GRACE` seconds, then sends SIGKILL
 that ignores SIGTERM does not outlive the search; once the wrapper has ended, whatever the
 sim left running in its group is killed.
 
-The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds.
+The driver wakes within milliseconds of a run's end: ``wait`` blocks on pidfds (a forked
+run's, until its wrapper ended: then on its zygote's word of how it ended, which comes when
+the zygote has reaped it -- a zygote importing what its runs imported tells it only after).
 
 A run that can be preloaded (:mod:`hpsearch.runs.preload`: a function objective, or a script
 with ``--preload``) is instead forked from a zygote that imported its code once; its forked
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended
-from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.files import ExitRecord, StartRecord, read_exit, read_start
 from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.preload import (
     HELD,
@@ -66,6 +68,8 @@ class _Active:
     kill_at: float | None = None
     reason: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    #: the zygote output awaited for how this forked run's wrapper ended (it has ended)
+    word_fd: int | None = None
 
 
 def _cmdline(pid: int) -> bytes | None:
@@ -141,6 +145,7 @@ class LocalBackend(Backend):
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._words: dict[int, int] = {}  # a zygote's output fd -> runs awaiting its word
         self._ledger = Ledger(share_cpus=False)
         self._zygotes = None if preload is None or not preload.enabled else \
             ZygotePool(preload, **({"say": say} if say is not None else {}))
@@ -214,13 +219,31 @@ class LocalBackend(Backend):
     def _track(self, active: _Active) -> None:
         self._active[active.run.run_id] = active
         if active.pidfd is not None:
-            self._selector.register(active.pidfd, selectors.EVENT_READ)
+            self._selector.register(active.pidfd, selectors.EVENT_READ, active)
 
     def _untrack(self, active: _Active) -> None:
         del self._active[active.run.run_id]
-        if active.pidfd is not None:
+        if active.word_fd is not None:
+            self._words[active.word_fd] -= 1
+            if not self._words[active.word_fd]:
+                del self._words[active.word_fd]
+                self._selector.unregister(active.word_fd)
+        elif active.pidfd is not None:
             self._selector.unregister(active.pidfd)
+        if active.pidfd is not None:
             os.close(active.pidfd)
+
+    def _await_word(self, active: _Active, forked: Forked) -> None:
+        """A forked run's wrapper ended, and how comes in its zygote's word: watch the
+        zygote's output instead of the pidfd (readable from now on: a loop on it would spin
+        while the zygote learns its runs' imports)."""
+        assert active.pidfd is not None
+        self._selector.unregister(active.pidfd)
+        fd = active.word_fd = forked.zygote.out
+        if fd not in self._words:
+            self._words[fd] = 0
+            self._selector.register(fd, selectors.EVENT_READ)
+        self._words[fd] += 1
 
     # -- watching -------------------------------------------------------------------
     def wake(self) -> None:
@@ -239,6 +262,11 @@ class LocalBackend(Backend):
             if active.pidfd is None or (active.popen is not None
                                         and active.popen.returncode is not None):
                 timeout = min(timeout, 0.05)  # watching a group, not one pid
+            elif active.word_fd is not None and isinstance(active.popen, Forked):
+                if active.popen.poll() is not None:  # its word was read with another's
+                    timeout = 0.0
+                elif active.popen.zygote.state == "dead":  # its word will never come
+                    timeout = min(timeout, 0.05)
         self._select(timeout)
 
     def _select(self, timeout: float) -> None:
@@ -248,6 +276,8 @@ class LocalBackend(Backend):
                 with contextlib.suppress(BlockingIOError):
                     while os.read(self._wake_read, 512):
                         pass
+            elif isinstance(key.data, _Active) and isinstance(key.data.popen, Forked):
+                self._await_word(key.data, key.data.popen)
 
     def poll(self) -> list[Ended]:
         ended = []
@@ -292,13 +322,14 @@ class LocalBackend(Backend):
 
     def _outcome(self, active: _Active) -> Ended:
         run_id = active.run.run_id
-        record = read_exit(active.run.run_dir, active.run.launch)
+        start = read_start(active.run.run_dir)  # read once: the exit's and the usage's
+        record = read_exit(active.run.run_dir, active.run.launch, start)
         if active.reason is not None:  # stopped by its timeout
             return Ended(run_id, None, active.reason, extra=active.extra,
                          wall_time=record.wall_time if record is not None else None)
         if record is not None:
             return Ended.recorded(run_id, record, {**active.extra,
-                                                   **self._usage(active.run, record)})
+                                                   **self._usage(active.run, record, start)})
         if active.popen is None:  # adopted after a restart: how its wrapper ended is unknown
             return Ended(run_id, None, "ended without an exit code", lost=True,
                          extra=active.extra)
@@ -307,10 +338,11 @@ class LocalBackend(Backend):
             return Ended(run_id, None, f"killed by signal {-code}", extra=active.extra)
         return Ended(run_id, None, UNRECORDED, lost=True, unrecorded=True, extra=active.extra)
 
-    def _usage(self, run: Run, record: ExitRecord) -> dict[str, float]:
-        """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.backends.accounting`): one
-        CPU, and its GPU's time split with the runs that were on it at once."""
-        start = read_start(run.run_dir)
+    def _usage(self, run: Run, record: ExitRecord,
+               start: StartRecord | None) -> dict[str, float]:
+        """The run's ``gpu_hours`` and ``cpu_hours`` (:mod:`hpsearch.backends.accounting`) from
+        its exit and its ``started_at``: one CPU, and its GPU's time split with the runs that
+        were on it at once."""
         if start is None or start.launch != record.launch:
             return {}
         hold = hold_of(start, record, self.measures_gpus)

@@ -37,13 +37,15 @@ interpreter ends (threads joined, ``atexit`` handlers, open files flushed: :func
 but without tearing down every module, which takes seconds beside torch. Whatever the run does
 -- a segfault, ``os._exit``, the OOM killer -- ends that process only.
 
-**The zygote learns its runs' imports.** At its end a run sends, through a pipe of its own,
+**The zygote learns its runs' imports.** A run sends, through a pipe of its own, the names of
 the modules it imported that the zygote lacks, except the user's (under the working directory
-or the target's folder, which may change); the zygote imports them, saying
-``{"learning": <count>}`` before and ``{"learned": <count>}`` after (the driver asks for no
-fork meanwhile; a fork asked for first is made first). So an import inside the function
-(``torch.optim`` importing ``torch._dynamo`` on first use: two seconds) is paid by the first
-run only.
+or the target's folder, which may change), one a line: while it imports (at an import at least
+:data:`LESSON_EVERY` seconds after its last lines, the names it has imported since, as far as
+the pipe takes them at once) and at its end (the rest). The zygote imports them as they come,
+while the run goes on, saying ``{"learning": <count>}`` before and ``{"learned": <count>}``
+after (the driver asks for no fork meanwhile; a fork asked for first is made first). So an
+import inside the function (``torch.optim`` importing ``torch._dynamo`` on first use: two
+seconds) is paid by the first runs only, and the zygote pays it beside them, not after.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ import select
 import signal
 import sys
 import threading
+import time
 import traceback
 from pathlib import Path
 from types import ModuleType
@@ -91,6 +94,11 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 #: the signals the wrapper holds while its run runs, by the word ``exit_code`` gives them
 _HELD = {signal.SIGTERM: "TERM", signal.SIGINT: "INT", signal.SIGHUP: "HUP"}
+#: seconds between a run's lessons while it imports
+LESSON_EVERY = 0.2
+#: bytes a pipe takes whole or not at all (POSIX ``PIPE_BUF``): a lesson's lines are written in
+#: pieces of at most this, so a full pipe cuts no line
+_PIPE_BUF = 4096
 
 
 def _prctl(option: int, value: Any) -> None:
@@ -162,9 +170,11 @@ class Zygote:
         self.local = local  # the user's folders: their modules are never learned
         self.children = 0
         self.accepting = True
-        self.lessons: dict[int, bytes] = {}  # read end of a run's lesson pipe -> its text
+        self.lessons: dict[int, bytes] = {}  # read end of a run's lesson pipe -> a cut line
         self.lesson_fd = -1  # in a run: the write end of its lesson pipe
+        self.taught: set[str] = set()  # in a run: the modules its lessons named
         self.files: list[Any] = []  # the file objects the imports opened
+        self.frozen = True  # every module imported so far is frozen (see freeze)
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
         os.set_blocking(self.wake_write, False)
@@ -213,6 +223,8 @@ class Zygote:
         self.reap(block=True)
 
     def fork(self, request: dict[str, Any]) -> None:
+        if not self.frozen:
+            self.freeze()
         learn_read, learn_write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -231,24 +243,26 @@ class Zygote:
         memory pages shared."""
         self.files = [obj for obj in gc.get_objects() if type(obj) in _FILE_TYPES]
         gc.freeze()
+        self.frozen = True
 
     # -- learning the imports of the runs -------------------------------------------------
     def read_lesson(self, fd: int) -> None:
-        """Take in what a run imported besides this zygote's modules; once it ended, import
-        them here too, so that the next runs start with them (a lazy ``import torch._dynamo``
-        inside the function costs the first run only). A lesson that initialised an
-        accelerator runtime ends the zygote's service, said in one line."""
+        """Take in the names a run sent (its imports besides this zygote's modules) and
+        import them here too, so that the next runs start with them (a lazy ``import
+        torch._dynamo`` inside the function costs the first runs only). A lesson that
+        initialised an accelerator runtime ends the zygote's service, said in one line."""
         data = os.read(fd, 1 << 16)
-        if data:
-            self.lessons[fd] += data
+        if not data:
+            os.close(fd)
+            self.learn(self.lessons.pop(fd).split())
             return
-        os.close(fd)
-        text = self.lessons.pop(fd)
-        try:
-            names = json.loads(text) if text else []
-        except ValueError:
-            return
-        new = [name for name in names if isinstance(name, str) and name not in sys.modules]
+        *lines, self.lessons[fd] = (self.lessons[fd] + data).split(b"\n")
+        self.learn(lines)
+
+    def learn(self, lines: list[bytes]) -> None:
+        """Import the modules named (one a line) that this zygote lacks."""
+        names = [line.decode(errors="replace").strip() for line in lines]
+        new = [name for name in dict.fromkeys(names) if name and name not in sys.modules]
         if not new:
             return
         self.send({"learning": len(new)})  # the driver asks for no fork meanwhile
@@ -263,21 +277,58 @@ class Zygote:
                                    "forked process cannot use"})
             self.accepting = False
             return
-        self.freeze()
+        self.frozen = False  # frozen before the next fork: once, however many lessons
         self.send({"learned": learned})
 
-    def _teach(self, known: set[str]) -> None:
-        """In a run, at its end: the modules it imported from outside the user's folders."""
+    def _teach(self, known: set[str], final: bool) -> None:
+        """In a run: send the modules it imported from outside the user's folders that no
+        lesson named yet -- while it runs (``final`` False), only what the pipe takes at
+        once (the rest goes with a later lesson); at its end, all of it, then close."""
         names = []
-        for name in [name for name in sys.modules if name not in known]:
+        for name in [name for name in list(sys.modules) if name not in known]:
             path = getattr(sys.modules.get(name), "__file__", None)
-            if isinstance(path, str) and name != "__main__" and not _inside(path, self.local):
+            if isinstance(path, str) and name != "__main__" and name not in self.taught \
+                    and not _inside(path, self.local):
                 names.append(name)
         with contextlib.suppress(OSError):
-            data = json.dumps(names).encode()
-            while data:
-                data = data[os.write(self.lesson_fd, data):]
-            os.close(self.lesson_fd)
+            os.set_blocking(self.lesson_fd, final)
+            piece: list[str] = []
+            size = 0
+            for name in [*names, ""]:
+                if piece and (not name or size + len(name) + 1 > _PIPE_BUF):
+                    try:
+                        os.write(self.lesson_fd, "".join(f"{n}\n" for n in piece).encode())
+                    except BlockingIOError:  # full: a later lesson sends them
+                        return
+                    self.taught.update(piece)
+                    piece, size = [], 0
+                if name:
+                    piece.append(name)
+                    size += len(name) + 1
+            if final:
+                os.close(self.lesson_fd)
+                self.lesson_fd = -1  # a daemon thread's import sends nothing more
+
+    def _teach_while_importing(self, known: set[str]) -> None:
+        """In a run: an audit hook sending a lesson at an import, :data:`LESSON_EVERY`
+        seconds after the last one at the earliest."""
+        last = time.monotonic()
+        busy = False
+
+        def hook(event: str, _args: Any) -> None:
+            nonlocal last, busy
+            if event != "import" or busy or self.lesson_fd < 0 or \
+                    time.monotonic() - last < LESSON_EVERY:
+                return
+            busy = True
+            try:
+                with contextlib.suppress(Exception):  # never the run's import's failure
+                    self._teach(known, final=False)
+            finally:
+                last = time.monotonic()
+                busy = False
+
+        sys.addaudithook(hook)
 
     # -- the wrapper (first child) ------------------------------------------------------
     def _as_wrapper(self, request: dict[str, Any]) -> NoReturn:
@@ -352,11 +403,12 @@ class Zygote:
         os.environ.clear()
         os.environ.update(env)
         known = set(sys.modules)
+        self._teach_while_importing(known)
         status = 70
         try:
             status = self._run(list(request["argv"]))
             _finish(self.files)
-            self._teach(known)
+            self._teach(known, final=True)
         finally:
             os._exit(status)
 

@@ -49,7 +49,7 @@ from pathlib import Path
 from hpsearch.backends.base import BackendError, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.fairness import Fairness
-from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable
+from hpsearch.backends.gpus.probe import GpuSample, GpuSource, GpuUnavailable, opening_sample
 from hpsearch.backends.local import LocalBackend
 from hpsearch.runs.files import read_start, stderr_says_oom
 from hpsearch.runs.model import Resources, Run
@@ -126,9 +126,12 @@ class Sampler(threading.Thread):
     """
 
     def __init__(self, source: GpuSource, interval: float = PROBE_INTERVAL,
-                 gap: float = PROBE_GAP) -> None:
+                 gap: float = PROBE_GAP, last: float | None = None) -> None:
+        """``last``: when the sample the caller took itself began (``time.monotonic()``);
+        the first one here then comes ``interval`` after it (or when hurried, ``gap``
+        after it), not at once."""
         super().__init__(name="hpsearch-gpu-sampler", daemon=True)
-        self.source, self.interval, self.gap = source, interval, gap
+        self.source, self.interval, self.gap, self.last = source, interval, gap, last
         self.read_fd, self._write_fd = os.pipe()
         os.set_blocking(self.read_fd, False)
         os.set_blocking(self._write_fd, False)
@@ -138,6 +141,8 @@ class Sampler(threading.Thread):
         self._latest: tuple[float, list[GpuSample] | GpuUnavailable] | None = None
 
     def run(self) -> None:
+        if self.last is not None:
+            self._pause(self.last, self.last + self.interval)
         while not self._stopping.is_set():
             began = time.monotonic()
             try:
@@ -148,9 +153,13 @@ class Sampler(threading.Thread):
                 self._latest = (began, result)
             with contextlib.suppress(BlockingIOError):
                 os.write(self._write_fd, b".")
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self._stopping.wait(max(0.0, began + self.gap - time.monotonic()))
+            self._pause(began, time.monotonic() + self.interval)
+
+    def _pause(self, began: float, until: float) -> None:
+        """Until ``until``, or until hurried but ``gap`` after ``began`` at the earliest."""
+        self._wake.wait(max(0.0, until - time.monotonic()))
+        self._wake.clear()
+        self._stopping.wait(max(0.0, began + self.gap - time.monotonic()))
 
     def take(self) -> tuple[float, list[GpuSample] | GpuUnavailable] | None:
         """The sample (or failure) taken since the last call, with its time; else None."""
@@ -198,9 +207,11 @@ class GpuBackend(LocalBackend):
         self._last_end = float("-inf")
         self._blocked_since: float | None = None
         self._said_waiting = False
-        # the first sample in the foreground: GpuUnavailable here means "use CPU slots"
-        self._observe(time.monotonic(), source.sample())
-        self.sampler = Sampler(source)
+        # the first sample in the foreground (the one that opened the source, if it took
+        # one): GpuUnavailable here means "use CPU slots"
+        began, samples = opening_sample(source)
+        self._observe(began, samples)
+        self.sampler = Sampler(source, last=began)
         self._selector.register(self.sampler.read_fd, selectors.EVENT_READ)
         self.sampler.start()
 

@@ -5,7 +5,7 @@ Two sources, tried in this order by :func:`open_gpu_source`:
 1. NVML, through the ``pynvml`` module of the ``nvidia-ml-py`` package: no subprocess,
    one ``nvmlInit`` per source, then a few cheap library calls per GPU and poll.
 2. ``nvidia-smi``, when NVML cannot load (no ``libnvidia-ml.so``, driver not loaded).
-   Two calls per poll, whose ``--format=csv,noheader,nounits`` output reads::
+   Two calls per poll, made at once, whose ``--format=csv,noheader,nounits`` output reads::
 
        $ nvidia-smi --query-gpu=index,uuid,name,memory.used,memory.total,utilization.gpu \\
              --format=csv,noheader,nounits
@@ -18,7 +18,9 @@ Two sources, tried in this order by :func:`open_gpu_source`:
    becomes ``None`` here, never 0.
 
 When neither finds a GPU, :class:`GpuUnavailable` says why in one line, and the caller
-uses CPU slots instead. GPU indices are NVML's, i.e. PCI bus order: the order CUDA uses
+uses CPU slots instead. The ``nvidia-smi`` source checks that it lists a GPU with a sample
+when it is opened; :func:`opening_sample` hands that sample to the first reader, so a search
+starts after one poll, not two. GPU indices are NVML's, i.e. PCI bus order: the order CUDA uses
 when ``CUDA_DEVICE_ORDER=PCI_BUS_ID``.
 
 We do not use GPUtil: its last release (2018) imports ``distutils``, which Python 3.12
@@ -31,6 +33,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -39,6 +42,8 @@ from typing import Any, Protocol
 MIB = 1 << 20
 #: env var that makes :func:`open_gpu_source` skip NVML (``HPSEARCH_NO_NVML=1``)
 NO_NVML_ENV = "HPSEARCH_NO_NVML"
+#: seconds one poll's ``nvidia-smi`` calls may take together
+SMI_TIMEOUT = 30.0
 
 #: the fields of the ``--query-gpu`` call, in order
 GPU_FIELDS = ("index", "uuid", "name", "memory.used", "memory.total", "utilization.gpu")
@@ -166,40 +171,70 @@ def samples_from_rows(
     return samples
 
 
-def _run_nvidia_smi(args: Sequence[str]) -> str:
-    """Run ``nvidia-smi`` with ``args``; its stdout, or GpuUnavailable with its words."""
+def _run_nvidia_smi(queries: Sequence[Sequence[str]]) -> list[str]:
+    """Run ``nvidia-smi`` once per query (its arguments), all at once; their stdouts, in
+    order, or GpuUnavailable with the words of the first that failed."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         raise GpuUnavailable("nvidia-smi is not on PATH")
+    calls: list[subprocess.Popen[str]] = []
     try:
-        done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=30, check=False)
+        for args in queries:
+            calls.append(subprocess.Popen([exe, *args], stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True))
+        deadline = time.monotonic() + SMI_TIMEOUT
+        done = [call.communicate(timeout=max(0.0, deadline - time.monotonic()))
+                for call in calls]
     except (OSError, subprocess.TimeoutExpired) as exc:
+        for call in calls:
+            call.kill()
+            call.wait()
         raise GpuUnavailable(f"nvidia-smi failed: {exc}") from exc
-    if done.returncode != 0:
-        said = (done.stdout + done.stderr).strip().splitlines()
-        raise GpuUnavailable(
-            f"nvidia-smi exited with {done.returncode}: {said[0] if said else 'no output'}"
-        )
-    return done.stdout
+    for call, (stdout, stderr) in zip(calls, done, strict=True):
+        if call.returncode != 0:
+            said = (stdout + stderr).strip().splitlines()
+            raise GpuUnavailable(
+                f"nvidia-smi exited with {call.returncode}: {said[0] if said else 'no output'}"
+            )
+    return [stdout for stdout, _ in done]
 
 
 class SmiSource:
-    """Samples through two ``nvidia-smi`` calls per poll (the fallback)."""
+    """Samples through two ``nvidia-smi`` calls per poll, made at once (the fallback).
+    ``opening``: the sample that showed it lists a GPU, and when it began, until
+    :func:`opening_sample` takes it."""
 
     description = "nvidia-smi"
 
-    def __init__(self, run: Callable[[Sequence[str]], str] = _run_nvidia_smi) -> None:
+    def __init__(
+        self, run: Callable[[Sequence[Sequence[str]]], list[str]] = _run_nvidia_smi
+    ) -> None:
         self._run = run
-        if not self.sample():
+        began = time.monotonic()
+        samples = self.sample()
+        if not samples:
             raise GpuUnavailable("nvidia-smi lists no GPU")
+        self.opening: tuple[float, list[GpuSample]] | None = (began, samples)
 
     def sample(self, indices: Sequence[int] | None = None) -> list[GpuSample]:
-        gpus = self._run([f"--query-gpu={','.join(GPU_FIELDS)}", "--format=csv,noheader,nounits"])
-        apps = self._run(
-            [f"--query-compute-apps={','.join(APP_FIELDS)}", "--format=csv,noheader,nounits"]
-        )
+        gpus, apps = self._run([
+            [f"--query-gpu={','.join(GPU_FIELDS)}", "--format=csv,noheader,nounits"],
+            [f"--query-compute-apps={','.join(APP_FIELDS)}", "--format=csv,noheader,nounits"],
+        ])
         samples = samples_from_rows(parse_csv(gpus, GPU_FIELDS), parse_csv(apps, APP_FIELDS))
         return _select(samples, indices)
+
+
+def opening_sample(source: GpuSource) -> tuple[float, list[GpuSample]]:
+    """The first sample of a source just opened, with when it began (``time.monotonic()``):
+    the one it took to open (its ``opening``, handed out once), else a new one."""
+    opening = getattr(source, "opening", None)
+    if opening is not None:
+        source.opening = None  # type: ignore[attr-defined]
+        return opening
+    began = time.monotonic()
+    return began, source.sample()
 
 
 # ---------------------------------------------------------------- NVML
@@ -288,7 +323,7 @@ def _select(samples: list[GpuSample], indices: Sequence[int] | None) -> list[Gpu
 
 def open_gpu_source(
     nvml_loader: Callable[[], Any] = _load_pynvml,
-    smi_run: Callable[[Sequence[str]], str] = _run_nvidia_smi,
+    smi_run: Callable[[Sequence[Sequence[str]]], list[str]] = _run_nvidia_smi,
 ) -> GpuSource:
     """NVML if it loads and sees a GPU, else nvidia-smi; GpuUnavailable if neither.
 
