@@ -213,12 +213,13 @@ def test_bohb_draws_better_configurations_than_hyperband(tmp_path):
 
 def test_bohb_fits_its_model_on_the_largest_budget_with_enough_results(tmp_path):
     """Falkner et al.'s model: the results of one budget alone, the largest that has
-    ``2 * (d + 1)`` of them (here d = 3: 8), with their own values, in the order proposed;
-    the good density takes ``max(d + 1, 15%)`` of them."""
+    ``N_min + 2`` of them, ``N_min = d + 1`` (here d = 3: 6; hpbandster's 8 is not the
+    paper's), with their own values, in the order proposed; the good density takes
+    ``max(d + 1, 15%)`` of them."""
     from hpsearch.strategies.optuna.bohb import BohbStrategy, good_count, model_budget
 
-    assert model_budget({1.0: 30, 3.0: 8, 9.0: 7}, 3) == 3.0
-    assert model_budget({1.0: 7}, 3) is None
+    assert model_budget({1.0: 30, 3.0: 6, 9.0: 5}, 3) == 3.0
+    assert model_budget({1.0: 5}, 3) is None
     assert [good_count(n, 3) for n in (8, 26, 27, 100)] == [4, 4, 4, 15]
     val_loss = sim_loss()
     spec = spec_of({"algorithm": "bohb", "budget": {"parameter": "epochs", "min": 1,
@@ -233,7 +234,7 @@ def test_bohb_fits_its_model_on_the_largest_budget_with_enough_results(tmp_path)
         strategy.tell(Outcome(p.trial, "finished", [results[p.trial]]))
         if sum(q.config["epochs"] == 3 for q in seen) == 9:
             break
-    assert sum(q.config["epochs"] == 9 for q in seen) < 8  # budget 9: too few results
+    assert sum(q.config["epochs"] == 9 for q in seen) < 6  # budget 9: too few results
     at3 = [q for q in seen if q.config["epochs"] == 3]
     model = strategy._results_to_model()
     assert [value for _, value in model] == [results[q.trial] for q in at3]

@@ -3,15 +3,20 @@
 As in Falkner et al. (2018): the brackets, budgets and promotions are Hyperband's
 (:mod:`hpsearch.strategies.hyperband`); a new configuration ``c`` is drawn at random with
 probability 1/3 (a generator seeded by ``(seed, c)`` decides), and otherwise from a density
-model of the results at one budget: the largest budget with at least ``2 * (d + 1)``
-results (``d``: the dimensions of the space), so that both of the model's densities have
-``d + 1`` points. The model is Optuna's multivariate TPE, seeded by ``(seed, c)``, fitted
-on that budget's results alone: the best ``max(d + 1, floor(15% of them))`` make the good
-density, the rest the bad one, every result weighing the same (Optuna's default weighs old
-trials down); of 64 candidates drawn from the good density, the one with the best ratio of
-good to bad density is proposed. With no budget that has enough results, the draw is
-random. Falkner et al.'s kernels differ: Gaussian ones with a rule-of-thumb bandwidth,
-widened threefold to draw the candidates; Optuna's TPE has its own bandwidths and prior.
+model of the results at one budget: the largest budget with at least ``N_min + 2``
+results, ``N_min = d + 1`` (``d``: the dimensions of the space), as in the paper's
+Algorithm 2 (hpbandster waits for ``2 * (d + 1)``). The model is Optuna's multivariate
+TPE, seeded by ``(seed, c)``, fitted on that budget's results alone: the best
+``max(d + 1, floor(15% of them))`` make the good density, the rest the bad one, every
+result weighing the same (Optuna's default weighs old trials down); of 64 candidates drawn
+from the good density, the one with the best ratio of good to bad density is proposed.
+With no budget that has enough results, the draw is random. Where the paper differs:
+while a budget has fewer than ``2 * (d + 1)`` results its bad density takes ``d + 1``
+points all the same, the worst good ones too (Optuna's TPE cannot share a point; its
+prior widens a sparse density instead); its kernels are Gaussian ones with a rule-of-thumb
+bandwidth (at least 1e-3), widened threefold to draw the candidates; Optuna's TPE has its
+own bandwidths and prior. (Those kernels, tried on ``scripts/bench/bench_multifidelity.py``,
+narrowed onto the first good region and spent about five times the budget.)
 
 Every configuration is drawn through Optuna (its random sampler for the random ones), and
 its ``internal`` keeps Optuna's raw parameters (``params``), which the model is fitted on
@@ -42,9 +47,9 @@ CANDIDATES = 64
 
 
 def model_budget(counts: dict[float, int], dims: int) -> float | None:
-    """The budget the model is fitted at: the largest with ``2 * (dims + 1)`` results or
-    more (``counts``: results per budget); None: no budget has enough yet."""
-    enough = [budget for budget, n in counts.items() if n >= 2 * (dims + 1)]
+    """The budget the model is fitted at: the largest with ``N_min + 2`` results or more,
+    ``N_min = dims + 1`` (``counts``: results per budget); None: no budget has enough yet."""
+    enough = [budget for budget, n in counts.items() if n >= (dims + 1) + 2]
     return max(enough) if enough else None
 
 
