@@ -246,7 +246,9 @@ def test_a_signal_to_jobs_that_ended_already_is_no_error(tmp_path):
 
 def test_reattach_watches_without_resubmitting(tmp_path):
     first = SlurmBackend(*cluster_settings(make_options(tmp_path)))
-    runs = [make_run(tmp_path, f"a{i}", "import time; time.sleep(2)") for i in range(3)]
+    gate = tmp_path / "gate"  # the a-runs go on until the second backend has reattached
+    waits = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)"
+    runs = [make_run(tmp_path, f"a{i}", waits) for i in range(3)]
     done = make_run(tmp_path, "done", "pass")
     submitted = first.submit([*runs, done], KEY)
     drive_until = time.monotonic() + 120
@@ -256,8 +258,11 @@ def test_reattach_watches_without_resubmitting(tmp_path):
     del first  # the driver died
 
     second = SlurmBackend(*cluster_settings(make_options(tmp_path)))
-    already = second.reattach({r.run_id: (r, submitted[r.run_id]) for r in [*runs, done]})
-    assert [(e.run_id, e.exit_code) for e in already] == [("done", 0)]
+    try:
+        already = second.reattach({r.run_id: (r, submitted[r.run_id]) for r in [*runs, done]})
+        assert [(e.run_id, e.exit_code) for e in already] == [("done", 0)]
+    finally:
+        gate.touch()
     ended = drive(second)
     assert {r: e.exit_code for r, e in ended.items()} == {"a0": 0, "a1": 0, "a2": 0}
     assert second.calls.submits == 0
