@@ -137,8 +137,15 @@ class ClusterBackend(Backend, Scheduler):
 
     def refusal(self, resources: Resources) -> str | None:
         """A packed run asking more GPUs or CPUs than its job has (a job of runs of one
-        shape asks for that shape)."""
+        shape asks for that shape); a K-node torchrun run this scheduler's jobs cannot start
+        on K nodes."""
         job = self.settings.resources
+        if resources.nodes > 1 and resources.launcher == "torchrun" and (
+                self.packed or not self.launches_nodes):
+            return (f"launcher: torchrun on {resources.nodes} nodes per run, but "
+                    + ("packed runs share one node of their job (drop --runs_per_job)"
+                       if self.packed else f"{self.name} jobs start it on one node only "
+                       "(use --scheduler=slurm, or nodes: 1)"))
         if self.packed and resources.gpus > job.gpus:
             return (f"{resources.gpus} GPUs per run, but each packed job has {job.gpus} "
                     "(--runs_per_job runs share the job's GPUs: ask the job for more)")

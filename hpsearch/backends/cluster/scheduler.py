@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends.base import BackendError
+from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Run
 from hpsearch.runs.wrapper import RUN_FUNCTION, TASK_FUNCTION
 
@@ -78,6 +79,9 @@ class Scheduler(ABC):
     signals_every_process = False
     #: whether :meth:`_account` asks the scheduler's accounting (Slurm's sacct)
     accounts_jobs = False
+    #: whether its job script starts a K-node ``launcher: torchrun`` run on every node of the
+    #: job (through one ``srun``), the rendezvous endpoint found inside the job
+    launches_nodes = False
     _limits_cache: tuple[int, int] | None = None
 
     @abstractmethod
@@ -151,12 +155,23 @@ class Scheduler(ABC):
             self._limits_cache = self._read_limits()
         return self._limits_cache
 
-    @staticmethod
-    def run_context(tasks: Sequence[Task], index_name: str, first: int) -> dict[str, Any]:
+    @classmethod
+    def run_context(cls, tasks: Sequence[Task], index_name: str, first: int) -> dict[str, Any]:
         """The template variables of an array of runs: the job wrapper's functions and each
-        run (its array index, counted from ``first``, under ``index_name``)."""
+        run (its array index, counted from ``first``, under ``index_name``). A run's ``argv``
+        is its command as its launcher starts it (:mod:`hpsearch.runs.launchers`); for a
+        K-node torchrun run (``rendezvous``) the words before the endpoint are its
+        ``launch_head``, ``argv`` the words after it, ``python`` its interpreter."""
         return {"run_function": RUN_FUNCTION, "task_function": TASK_FUNCTION,
                 "runs": [{index_name: t.task + first, "run_id": t.run.run_id,
                           "launch": t.run.launch, "run_dir": str(Path(t.run.run_dir).resolve()),
-                          "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
-                          "env": dict(t.run.env)} for t in tasks]}
+                          "cwd": str(Path(t.run.cwd).resolve()), "env": dict(t.run.env),
+                          **cls._command_context(t.run)} for t in tasks]}
+
+    @classmethod
+    def _command_context(cls, run: Run) -> dict[str, Any]:
+        launch = launch_of(run, srun=cls.launches_nodes)
+        if not launch.rendezvous:
+            return {"argv": launch.argv(), "rendezvous": False}
+        return {"argv": list(launch.tail), "launch_head": list(launch.head),
+                "rendezvous": True, "python": run.argv[0]}
