@@ -1,0 +1,241 @@
+"""Multi-node runs, launchers (issue 22, item 2): ``launcher: torchrun`` starts a run's command
+through torch's elastic launcher -- on one node with ``--standalone``, on K nodes of a Slurm job
+through one ``srun`` with a c10d rendezvous on the job's first node -- and what no backend
+here can start is refused in one line before anything runs.
+
+Real parts: the CLI, the driver, torch (CPU) training a tiny DDP model over gloo, one process
+per GPU, the real local Slurm (``scripts/slurm/start.sh``: one node with two fake GPUs, so a
+2-GPU job's run is two DDP processes) and its ``scontrol``. Fakes, because no GPU can run
+here: locally ``tests/fakes/nvidia-smi`` (the real tool's CSV, ``HPSEARCH_NO_NVML=1``) shows
+two GPUs, so a 2-GPU run gets ``--nproc_per_node=2``; torch itself runs on the CPU. The local
+Slurm has one node, so a 2-node job is checked as the script sbatch would get (its exact
+lines, and its rendezvous function run with the real ``scontrol``), not run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import pid_alive, procs, run_hpsearch, wait_for  # noqa: F401  (procs: fixture)
+from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local cluster)
+
+FAKES = Path(__file__).resolve().parent / "fakes"
+
+#: a tiny DDP training: every rank starts from other weights (seeded by its rank), DDP makes
+#: them rank 0's and keeps them in step; each rank writes its final weights, rank 0 the
+#: summary; with --hang each rank writes its pid and waits to be stopped
+DDP_SIM = '''import argparse, os, time
+import torch
+import torch.distributed as dist
+p = argparse.ArgumentParser()
+p.add_argument("--out_dir"); p.add_argument("--lr", type=float); p.add_argument("--hang", type=int)
+a = p.parse_args()
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+os.makedirs(a.out_dir, exist_ok=True)
+if a.hang:
+    with open(os.path.join(a.out_dir, f"pid_{rank}"), "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(3600)
+torch.manual_seed(rank)
+model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 1))
+opt = torch.optim.SGD(model.parameters(), lr=a.lr)
+torch.manual_seed(100 + rank)
+for _ in range(5):
+    x = torch.randn(8, 4)
+    loss = ((model(x) - x.sum(1, keepdim=True)) ** 2).mean()
+    opt.zero_grad(); loss.backward(); opt.step()
+weights = torch.cat([q.detach().flatten() for q in model.parameters()]).tolist()
+with open(os.path.join(a.out_dir, f"weights_{rank}.txt"), "w") as f:
+    f.write(" ".join(repr(w) for w in weights) + "\\n")
+if rank == 0:
+    with open(os.path.join(a.out_dir, "perf.txt"), "w") as f:
+        f.write(f"loss {loss.item()}\\nworld {world}\\nfinished 1\\n")
+dist.destroy_process_group()
+'''
+
+SEARCH = '''script: ddp.py
+summary_file: perf.txt
+metrics: [loss, world, finished]
+parameters:
+  lr: [0.05]
+  hang: [{hang}]
+resources: {{gpus: {gpus}}}
+launcher: torchrun
+'''
+
+
+def ddp_search(root: Path, gpus: int = 2, hang: int = 0) -> Path:
+    """``root/proj/ddp.py`` and ``root/search.yaml`` (one run of ``gpus`` GPUs)."""
+    (root / "proj").mkdir()
+    (root / "proj" / "ddp.py").write_text(DDP_SIM)
+    (root / "search.yaml").write_text(SEARCH.format(gpus=gpus, hang=hang))
+    return root / "out"
+
+
+def fake_gpu_env(root: Path) -> dict[str, str]:
+    """hpsearch's environment with two fake 8 GiB GPUs (see the module docstring)."""
+    (root / "gpu_state").mkdir()
+    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+           "HPSEARCH_NO_NVML": "1", "FAKE_GPUS": "2x8192",
+           "FAKE_GPU_STATE": str(root / "gpu_state")}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    return env
+
+
+def local_args(out_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "hpsearch", "--search_file=search.yaml", "--run_cwd=proj",
+            f"--out_dir={out_dir}", "--sim_startup_time=0", "--allowed_load=1"]
+
+
+def run_dirs(out_dir: Path) -> list[Path]:
+    return sorted((out_dir / "runs").iterdir())
+
+
+def check_ranks_agree(sim_out: Path, world: int) -> None:
+    """Every rank of the run wrote its final weights, and they are the same numbers."""
+    weights = [(sim_out / f"weights_{rank}.txt").read_text().split() for rank in range(world)]
+    assert len(weights[0]) == 5
+    assert all(w == weights[0] for w in weights), weights
+    assert f"world {world}" in (sim_out / "perf.txt").read_text()
+
+
+def test_torchrun_starts_one_ddp_process_per_gpu_and_the_ranks_agree(tmp_path):
+    """``launcher: torchrun`` with 2 GPUs on this machine: the run is two DDP processes
+    (world 2) that train the same weights, started through ``torch.distributed.run
+    --standalone`` on the GPUs the run was given."""
+    out_dir = ddp_search(tmp_path)
+    done = subprocess.run(local_args(out_dir), cwd=tmp_path, env=fake_gpu_env(tmp_path),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = run_dirs(out_dir)
+    check_ranks_agree(run_dir / "out", 2)
+    assert "cuda_visible_devices=0,1" in (run_dir / "started_at").read_text()
+
+
+def test_a_stop_reaches_every_process_of_a_torchrun_run(tmp_path, procs):  # noqa: F811
+    """Both ranks of a running torchrun run (each in a session of its own, torchrun's doing)
+    are gone once the interrupted driver has stopped the run."""
+    out_dir = ddp_search(tmp_path, hang=1)
+    driver = subprocess.Popen(local_args(out_dir), cwd=tmp_path, env=fake_gpu_env(tmp_path),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL, text=True)
+    procs.append(driver)
+    pid_files = lambda: sorted(out_dir.glob("runs/*/out/pid_*"))  # noqa: E731
+    wait_for(lambda: len(pid_files()) == 2, timeout=240, what="both ranks' pid files",
+             poll=0.2)
+    pids = [int(p.read_text()) for p in pid_files()]
+    assert all(pid_alive(pid) for pid in pids)
+    driver.send_signal(signal.SIGINT)
+    driver.wait(timeout=120)
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=60,
+             what="both ranks stopped", poll=0.2)
+
+
+@pytest.mark.parametrize(("flags", "script", "expected"), [
+    (["--nodes_per_run=2"], "ddp.py", "2 nodes per run, but a local run spans this machine"),
+    (["--python=/bin/sh"], "ddp.py", "launcher: torchrun starts a Python command, but the "
+     "command's interpreter is '/bin/sh'"),
+    ([], "train.sh", "launcher: torchrun starts a Python script, but the script is "
+     "'train.sh'"),
+    (["--launcher=deepspeed"], "ddp.py", "--launcher=deepspeed is not one of torchrun, srun, "
+     "mpirun"),
+], ids=["local-2-nodes", "not-python", "not-a-py-script", "unknown-launcher"])
+def test_what_no_launcher_here_can_start_is_refused_in_one_line(tmp_path, flags, script,
+                                                                 expected):
+    """Exit 2, one line naming the problem and the fix, nothing written."""
+    out_dir = ddp_search(tmp_path, gpus=0)
+    (tmp_path / "proj" / "train.sh").write_text("#!/bin/sh\n")
+    search = tmp_path / "search.yaml"
+    search.write_text(search.read_text().replace("ddp.py", script))
+    code, _, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                 f"--out_dir={out_dir}", "--visible_gpus=-1", *flags],
+                                cwd=tmp_path)
+    assert code == 2
+    assert err.startswith("hpsearch: error: ") and expected in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not out_dir.exists()
+
+
+def test_an_unknown_launcher_in_the_search_file_is_refused(tmp_path):
+    out_dir = ddp_search(tmp_path, gpus=0)
+    search = tmp_path / "search.yaml"
+    search.write_text(search.read_text().replace("launcher: torchrun", "launcher: horovod"))
+    code, _, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                 f"--out_dir={out_dir}", "--visible_gpus=-1"], cwd=tmp_path)
+    assert code == 2
+    assert "launcher must be one of torchrun, srun, mpirun" in err and "'horovod'" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not out_dir.exists()
+
+
+def test_slurm_runs_a_one_node_torchrun_run_in_its_job(tmp_path, slurm_cluster):  # noqa: F811
+    """On the real local Slurm a run of 2 GPUs is a job of ``--gres=gpu:2`` whose command
+    is ``<python> -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node=2 ...``:
+    two DDP ranks train the same weights."""
+    out_dir = ddp_search(tmp_path)
+    code, _, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                 f"--out_dir={out_dir}", "--run_cluster", "--scheduler=slurm",
+                                 "--slurm_gres=", "--slurm_mem=1G"], cwd=tmp_path, timeout=300)
+    assert code == 0, err
+    (run_dir,) = run_dirs(out_dir)
+    check_ranks_agree(run_dir / "out", 2)
+    (script,) = (out_dir / "slurm_logs" / "scripts").glob("*.sh")
+    text = script.read_text()
+    assert "#SBATCH --gres=gpu:2" in text.splitlines()
+    assert (f"{sys.executable} -m torch.distributed.run --standalone --nnodes=1 "
+            f"--nproc_per_node=2 ddp.py --out_dir={run_dir / 'out'}") in text
+
+
+def test_slurm_job_of_a_two_node_torchrun_run_starts_it_on_both_nodes(tmp_path):
+    """``--nodes_per_run=2``: the job asks ``--nodes=2``, and its run is ONE ``srun`` of one
+    task per node starting the same torchrun on each, the c10d rendezvous at the first host
+    of the job's node list on a port free there, named by the run's id; the script's
+    ``hpsearch_endpoint``, run with the real ``scontrol``, gives ``<first host>:<port>``."""
+    out_dir = ddp_search(tmp_path, gpus=0)
+    code, out, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                   f"--out_dir={out_dir}", "--run_cluster",
+                                   "--scheduler=slurm", "--slurm_gres=", "--cpus_per_run=3",
+                                   "--nodes_per_run=2", "--dry_run"], cwd=tmp_path)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "#SBATCH --nodes=2" in lines
+    assert "#SBATCH --cpus-per-task=3" in lines
+    (case,) = [line for line in lines if line.startswith("    0) ")]
+    run_id = re.search(r"/runs/([\w-]+)", case).group(1)
+    sim_out = out_dir.resolve() / "runs" / run_id / "out"
+    assert case.endswith(
+        f"hps_rdzv=$(hpsearch_endpoint {sys.executable}); hpsearch_task "
+        f"{out_dir.resolve() / 'runs' / run_id} '' \"$hps_job\" \"$hps_host\" "
+        f"{(tmp_path / 'proj').resolve()} srun --nodes=2 --ntasks=2 --ntasks-per-node=1 "
+        f"--cpus-per-task=3 --kill-on-bad-exit=1 {sys.executable} -m torch.distributed.run "
+        "--nnodes=2 --nproc_per_node=1 --rdzv_backend=c10d \"--rdzv_endpoint=$hps_rdzv\" "
+        f"--rdzv_id={run_id} ddp.py --out_dir={sim_out} --lr=0.05 --hang=0 ;;"), case
+    start = out.index("hpsearch_endpoint() {")
+    function = out[start:out.index("\n}\n", start) + 3]
+    found = subprocess.run(["bash", "-c", f'{function}hpsearch_endpoint "$1"', "test",
+                            sys.executable], env={**os.environ,
+                                                  "SLURM_JOB_NODELIST": "node[7-8]"},
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert found.returncode == 0, found.stderr
+    host, port = found.stdout.strip().split(":")
+    assert host == "node7" and 1024 <= int(port) <= 65535
+
+
+def test_schedulers_without_a_node_launch_refuse_a_two_node_torchrun_run(tmp_path):
+    """LSF's jobs start a run's command on their first host only: a 2-node torchrun run is
+    refused in one line before anything is submitted."""
+    out_dir = ddp_search(tmp_path, gpus=0)
+    code, _, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                 f"--out_dir={out_dir}", "--run_cluster", "--scheduler=lsf",
+                                 "--nodes_per_run=2", "--dry_run"], cwd=tmp_path)
+    assert code == 2
+    assert "launcher: torchrun on 2 nodes per run, but lsf jobs start it on one node only" \
+        in err, err
+    assert len(err.strip().splitlines()) == 1, err
