@@ -175,22 +175,26 @@ def test_an_unknown_launcher_in_the_search_file_is_refused(tmp_path):
     assert not out_dir.exists()
 
 
-def test_slurm_runs_a_one_node_torchrun_run_in_its_job(tmp_path, slurm_cluster):  # noqa: F811
+@pytest.mark.parametrize("packed", [False, True], ids=["array", "packed"])
+def test_slurm_runs_a_one_node_torchrun_run_in_its_job(tmp_path, slurm_cluster, packed):  # noqa: F811
     """On the real local Slurm a run of 2 GPUs is a job of ``--gres=gpu:2`` whose command
     is ``<python> -m torch.distributed.run --standalone --nnodes=1 --nproc_per_node=2 ...``:
-    two DDP ranks train the same weights."""
+    two DDP ranks train the same weights; so does a packed worker's run on its job's two
+    GPUs (``--runs_per_job``)."""
     out_dir = ddp_search(tmp_path)
+    packing = ["--runs_per_job=1", "--slurm_gres=gpu:2"] if packed else ["--slurm_gres="]
     code, _, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
                                  f"--out_dir={out_dir}", "--run_cluster", "--scheduler=slurm",
-                                 "--slurm_gres=", "--slurm_mem=1G"], cwd=tmp_path, timeout=300)
+                                 "--slurm_mem=1G", *packing], cwd=tmp_path, timeout=300)
     assert code == 0, err
     (run_dir,) = run_dirs(out_dir)
     check_ranks_agree(run_dir / "out", 2)
-    (script,) = (out_dir / "slurm_logs" / "scripts").glob("*.sh")
-    text = script.read_text()
-    assert "#SBATCH --gres=gpu:2" in text.splitlines()
-    assert (f"{sys.executable} -m torch.distributed.run --standalone --nnodes=1 "
-            f"--nproc_per_node=2 ddp.py --out_dir={run_dir / 'out'}") in text
+    if not packed:
+        (script,) = (out_dir / "slurm_logs" / "scripts").glob("*.sh")
+        text = script.read_text()
+        assert "#SBATCH --gres=gpu:2" in text.splitlines()
+        assert (f"{sys.executable} -m torch.distributed.run --standalone --nnodes=1 "
+                f"--nproc_per_node=2 ddp.py --out_dir={run_dir / 'out'}") in text
 
 
 def test_slurm_job_of_a_two_node_torchrun_run_starts_it_on_both_nodes(tmp_path):
