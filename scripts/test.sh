@@ -10,8 +10,9 @@
 # The gp tests need torch (Optuna's GPSampler): torch==2.13.0 is pinned here so that pip takes
 # the CPU build where one lies in its find-links (this machine kind's /opt/wheels) and the
 # gp extra's unpinned torch then installs nothing more; elsewhere pip fetches that release.
-# HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_SGE=1 Grid Engine,
-# HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
+# The SSH tests' hosts (one sshd per loopback address, scripts/ssh/start.sh) are started too and
+# stopped on exit. HPSEARCH_SKIP_SLURM=1 skips the cluster, HPSEARCH_SKIP_SGE=1 Grid Engine,
+# HPSEARCH_SKIP_SSH=1 the SSH hosts, HPSEARCH_SKIP_BROWSER=1 the browser. mkdocs builds the
 # documentation site (docs/, mkdocs.yml) with --strict before pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,10 @@ fi
 if [ "${HPSEARCH_SKIP_SGE:-0}" != 1 ]; then
   stops+=(scripts/sge/stop.sh)
   bash scripts/sge/start.sh
+fi
+if [ "${HPSEARCH_SKIP_SSH:-0}" != 1 ]; then
+  stops+=(scripts/ssh/stop.sh)
+  bash scripts/ssh/start.sh
 fi
 
 .venv/bin/python -m ruff check .

@@ -21,6 +21,7 @@ from hpsearch.backends.lsf import options as lsf_options
 from hpsearch.backends.pbs import options as pbs_options
 from hpsearch.backends.sge import options as sge_options
 from hpsearch.backends.slurm import options as slurm_options
+from hpsearch.backends.ssh import options as ssh_options
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option
 
@@ -103,6 +104,15 @@ SCHEDULERS: dict[str, Scheduler] = {
         resources="hpsearch.backends.sge.backend:run_resources",
         settings="hpsearch.backends.sge.backend:sge_settings",
         directives="hpsearch.backends.sge.backend:resource_directives"),
+    "ssh": Scheduler(
+        ssh_options.SshOptions, ssh_options.SshOptions, ssh_options.for_driver,
+        backend="hpsearch.backends.ssh.backend:SshBackend",
+        validate="hpsearch.backends.ssh.table:validate",
+        cancel_command="ssh", cancel="hpsearch.backends.ssh.table:cancel",
+        driver_script="hpsearch.backends.ssh.table:driver_script",
+        resources="hpsearch.backends.ssh.table:run_resources",
+        settings="hpsearch.backends.ssh.table:settings",
+        directives="hpsearch.backends.ssh.table:directives"),
 }
 
 

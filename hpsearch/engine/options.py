@@ -138,7 +138,10 @@ class SearchOptions(*OPTION_GROUPS):  # type: ignore[misc]
 
     @property
     def backend_name(self) -> str:
-        """``local`` (CPU slots or GPUs) or the cluster scheduler's name."""
+        """``local`` (CPU slots or GPUs), ``ssh`` (``--hosts``/``--hosts_file``) or the
+        cluster scheduler's name."""
+        if self.on_hosts:
+            return "ssh"
         return self.scheduler if self.run_cluster else "local"
 
     @property

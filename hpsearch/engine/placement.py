@@ -11,6 +11,7 @@ is rendered here too.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,11 @@ from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend
+from hpsearch.backends.ssh.backend import STATUS_FILE as SSH_STATUS_FILE
+from hpsearch.backends.ssh.backend import SshBackend, check_shared, probe_all
+from hpsearch.backends.ssh.connection import Ssh
+from hpsearch.backends.ssh.hosts import hosts_of
+from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, SshOptions
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
@@ -156,6 +162,8 @@ def with_spec_preload(options: SearchOptions, spec: SearchSpec) -> SearchOptions
 
 def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
     """The backend for ``options``; ``say`` reports choices the user should know of."""
+    if options.on_hosts:
+        return make_ssh_backend(options, say)
     if options.run_cluster:
         return make_cluster_backend(options)
     if options.cpu_only:
@@ -184,6 +192,34 @@ def make_backend(options: SearchOptions, say: Callable[[str], None]) -> Backend:
                          f"({backend.policy.largest_cap_mib()} MiB); lower one or raise the other")
     say(f"GPUs {','.join(map(str, backend.policy.candidates()))} via "
         f"{backend.source.description}")
+    return backend
+
+
+def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshBackend:
+    """Runs on the SSH hosts ``--hosts``/``--hosts_file`` name, once every host answered and
+    sees the search directory (one line naming the hosts that do not, before anything runs).
+    The ssh configuration: ``--ssh_config``, else ``$HPSEARCH_SSH_CONFIG``, else ssh's own."""
+    given = own(SshOptions, options)
+    if options.run_cluster and options.scheduler != "ssh":
+        raise UsageError(f"--hosts/--hosts_file run the search on SSH hosts, --run_cluster "
+                         f"--scheduler={options.scheduler} on a cluster; give one of them")
+    try:
+        hosts = hosts_of(given.hosts, given.hosts_file)
+        limits = own(GpuOptions, options).limits()
+        resources = dataclasses.replace(resources_of(options),
+                                        **own(ResourceOptions, options).shape().fields())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if shutil.which("ssh") is None:
+        raise UsageError("ssh is not on PATH: install the OpenSSH client (Debian: "
+                         "apt-get install openssh-client) to run on --hosts")
+    ssh = Ssh(given.ssh_config or os.environ.get(SSH_CONFIG_ENV) or None)
+    states = probe_all(ssh, hosts)
+    check_shared(ssh, hosts, options.out_dir)
+    backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,
+                         timeout=options.timeout, grace=given.host_grace,
+                         status_file=options.out_dir / SSH_STATUS_FILE, say=say)
+    say("SSH hosts: " + "; ".join(backend.describe()))
     return backend
 
 

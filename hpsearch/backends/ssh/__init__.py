@@ -1,0 +1,1 @@
+"""Runs on a lab's workstations over SSH, with no scheduler (``--hosts``, ``--hosts_file``)."""

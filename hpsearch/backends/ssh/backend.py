@@ -1,0 +1,573 @@
+"""Run the search on workstations over SSH: each host's GPUs admitted as local GPUs are.
+
+:class:`SshBackend` starts each run detached on a host through the one job wrapper
+(:mod:`~hpsearch.backends.ssh.remote`: its own session, so it survives the connection; job id
+``<host>:<pid>``) and learns its end from ``exit_code`` in the run directory, which every host
+sees (the search directory is on a shared filesystem: :func:`check_shared` makes sure at
+start). Each host has its own :class:`~hpsearch.backends.gpus.admission.GpuAdmission` (the
+local GPUs' policy, with ``--allowed_memory``, ``--allowed_load``, ``--max_num_jobs_per_gpu``,
+``--sim_startup_time``; the host's ``gpus`` as its visible GPUs) and CPU slots, fed by a
+background :class:`~hpsearch.backends.gpus.backend.Sampler` whose one ssh command per sample
+(the probe) gives the host's GPUs and which of our runs still have a process. A run needing
+N GPUs starts on one host where N GPUs admit it at once, with
+``CUDA_VISIBLE_DEVICES`` listing them; runs go to the host with the most free slots first.
+
+A host that does not answer is retried with back-off (1 s, doubling, at most
+:data:`RETRY_MOST`). Once it has not answered for ``--host_grace`` seconds, its runs that left
+no exit code are reported ``lost`` (the driver runs them again elsewhere, not charged); when it
+answers again, what is left of them there is killed (SIGKILL to their process groups) and the
+host takes runs again. Stop = SIGTERM to the run's process group on its host, SIGKILL after
+the grace period. After ``kill -9`` of the driver the same command reattaches: a run whose
+``started_at`` names its job and whose session is alive is watched again, nothing runs twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import secrets
+import selectors
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hpsearch.backends.base import Backend, Ended
+from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
+from hpsearch.backends.gpus.backend import Sampler, by_session, gpu_column
+from hpsearch.backends.gpus.probe import GpuSample, GpuUnavailable
+from hpsearch.backends.ssh.connection import Ssh, Unreachable
+from hpsearch.backends.ssh.hosts import Host
+from hpsearch.backends.ssh.remote import (
+    PROBE_ARGV,
+    HostState,
+    Start,
+    parse_pids,
+    parse_probe,
+    signal_argv,
+    start_command,
+)
+from hpsearch.errors import UsageError
+from hpsearch.runs.files import read_exit, read_start
+from hpsearch.runs.model import Resources, Run
+
+#: the file in the search directory that tells ``hpsearch status`` the hosts' state
+STATUS_FILE = "ssh_hosts.json"
+#: seconds between two probes of a host
+PROBE_INTERVAL = 0.5
+#: seconds before the first retry of a host that did not answer, doubled each time ...
+RETRY_FIRST = 1.0
+#: ... up to this
+RETRY_MOST = 10.0
+#: seconds between SIGTERM and SIGKILL when a run is stopped
+KILL_GRACE = 5.0
+#: seconds between two looks at the active runs' exit files while runs are going
+EXIT_FILE_PERIOD = 0.02
+
+
+class HostSource:
+    """The probe of one host, as a :class:`~hpsearch.backends.gpus.probe.GpuSource` for a
+    :class:`Sampler`: :meth:`sample` answers the host's GPUs (those ``host.gpus`` names) and
+    keeps the whole answer in :attr:`latest`; a host that did not answer is not asked again
+    before its back-off ends (:attr:`failing_since`: since when it has not answered)."""
+
+    def __init__(self, ssh: Ssh, host: Host, state: HostState) -> None:
+        self.ssh, self.host = ssh, host
+        self.description = f"nvidia-smi on {host.name}"
+        self.latest: tuple[float, HostState] = (time.monotonic(), state)
+        self.failing_since: float | None = None
+        self.error = ""
+        self._retry_at = 0.0
+        self._backoff = RETRY_FIRST
+
+    def sample(self, indices: Sequence[int] | None = None) -> list[GpuSample]:
+        began = time.monotonic()
+        if began < self._retry_at:
+            raise GpuUnavailable(self.error)
+        try:
+            state = parse_probe(self.ssh.run(self.host, PROBE_ARGV).stdout)
+        except (Unreachable, ValueError) as exc:
+            self.error = str(exc)
+            if self.failing_since is None:
+                self.failing_since = began
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(2 * self._backoff, RETRY_MOST)
+            raise GpuUnavailable(self.error) from None
+        self.latest = (began, state)
+        self.failing_since, self._backoff, self._retry_at = None, RETRY_FIRST, 0.0
+        return state.gpus
+
+
+@dataclass
+class _Machine:
+    """One host as the backend keeps it."""
+
+    host: Host
+    source: HostSource
+    policy: GpuAdmission
+    slots: int
+    sampler: Sampler | None = None
+    down: bool = False  # its runs were given up; it takes no run until it answers
+    orphans: set[int] = field(default_factory=set)  # wrappers of runs given up there
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    @property
+    def answering(self) -> bool:
+        return self.source.failing_since is None and not self.down
+
+
+@dataclass
+class _Active:
+    run: Run
+    machine: _Machine
+    pid: int
+    started: float
+    gpus: list[int]
+    deadline: float | None
+    env: Mapping[str, str] = field(default_factory=dict)
+    kill_at: float | None = None
+    reason: str | None = None
+
+
+class SshBackend(Backend):
+    """Runs on ``hosts`` (each with the first probe's ``states``) through ``ssh``; ``limits``:
+    the GPU admission's settings; ``resources``: what a run not yet submitted is taken to
+    need; ``python``: the search's interpreter (a host's ``python`` replaces it in its runs'
+    argv); ``grace``: seconds a host may not answer before its runs are given up;
+    ``status_file``: where the hosts' state is written for ``hpsearch status``."""
+
+    name = "ssh"
+    durable_intents = True
+
+    def __init__(self, ssh: Ssh, hosts: Sequence[Host], states: Mapping[str, HostState],
+                 limits: GpuLimits, *, resources: Resources | None = None,
+                 python: str = "", timeout: float | None = None, grace: float = 60.0,
+                 status_file: Path | None = None, say: Callable[[str], None] = print) -> None:
+        self.ssh = ssh
+        self.resources = resources or Resources()
+        self.python, self.timeout, self.grace = python, timeout, grace
+        self.status_file, self.say = status_file, say
+        self._active: dict[str, _Active] = {}
+        self._machines: list[_Machine] = []
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        for host in hosts:
+            state = states[host.name]
+            policy = GpuAdmission(GpuLimits(**{**limits.__dict__, "visible_gpus": host.gpus}))
+            policy.observe(state.gpus, time.monotonic())
+            self._machines.append(_Machine(host, HostSource(ssh, host, state), policy,
+                                           host.slots or state.cpus))
+        for machine in self._machines:
+            machine.sampler = Sampler(machine.source, PROBE_INTERVAL)
+            self._selector.register(machine.sampler.read_fd, selectors.EVENT_READ)
+            machine.sampler.start()
+        self._write_status()
+
+    # -- what the hosts hold --------------------------------------------------------
+    def describe(self) -> list[str]:
+        """``gpu1 (GPUs 0,1; 8 slots)`` for each host."""
+        return [f"{m.name} (GPUs {','.join(map(str, m.policy.candidates())) or 'none'}; "
+                f"{m.slots} slot{'s' if m.slots != 1 else ''})" for m in self._machines]
+
+    def refusal(self, resources: Resources) -> str | None:
+        if resources.nodes > 1:
+            return (f"runs of {resources.nodes} nodes cannot run on SSH hosts yet "
+                    "(each run goes to one host)")
+        if not any(self._holds(m, resources) for m in self._machines):
+            most_gpus = max(len(m.policy.candidates()) for m in self._machines)
+            most_slots = max(m.slots for m in self._machines)
+            return (f"{resources.gpus} GPU(s) and {resources.cpus} CPU(s) per run, but the "
+                    f"largest host has {most_gpus} GPU(s) and {most_slots} slot(s)")
+        return None
+
+    @staticmethod
+    def _holds(machine: _Machine, resources: Resources) -> bool:
+        return (resources.gpus <= len(machine.policy.candidates())
+                and resources.cpus <= machine.slots)
+
+    def _free_slots(self, machine: _Machine) -> int:
+        return machine.slots - sum(a.run.resources.cpus for a in self._active.values()
+                                   if a.machine is machine)
+
+    def _usable(self) -> list[_Machine]:
+        """Hosts answering, most free slots first."""
+        return sorted((m for m in self._machines if m.answering),
+                      key=lambda m: -self._free_slots(m))
+
+    def room(self) -> int:
+        """How many runs of the search's shape the answering hosts take now."""
+        self._refresh()
+        now = time.monotonic()
+        return sum(self._trial_room(m, now) for m in self._usable())
+
+    def _trial_room(self, machine: _Machine, now: float) -> int:
+        cpus = max(1, self.resources.cpus)
+        cap = max(0, self._free_slots(machine)) // cpus
+        if self.resources.gpus == 0 or cap == 0:
+            return cap
+        trial = copy.deepcopy(machine.policy)
+        room = 0
+        while room < cap:
+            gpus = trial.choose_many(now, need=self.resources.gpu_memory_mib,
+                                     count=self.resources.gpus)
+            if gpus is None:
+                break
+            for gpu in gpus:
+                trial.launched(gpu, f"trial-{room}", None, now, self.resources.gpu_memory_mib)
+            room += 1
+        return room
+
+    # -- starting -------------------------------------------------------------------
+    def submit(self, runs: Sequence[Run], key: str) -> dict[str, str]:
+        """Place each run on the first answering host (most free slots first) whose slots
+        and GPUs take it now, then start each host's runs with one ssh command, all hosts at
+        once; a run not placed or whose host failed is left out of the answer."""
+        self._refresh()
+        now = time.monotonic()
+        planned: dict[int, list[tuple[Run, list[int]]]] = {}
+        taken: dict[int, int] = {}
+        for run in runs:
+            if run.resources.nodes > 1:
+                continue
+            for machine in self._usable():
+                index = self._machines.index(machine)
+                if self._free_slots(machine) - taken.get(index, 0) < run.resources.cpus:
+                    continue
+                gpus: list[int] | None = []
+                need = run.resources.gpu_memory_mib
+                if run.resources.gpus:
+                    gpus = machine.policy.choose_many(now, run.run_id, need, run.resources.gpus)
+                if gpus is None:
+                    continue
+                for gpu in gpus:
+                    machine.policy.launched(gpu, run.run_id, None, now, need)
+                planned.setdefault(index, []).append((run, gpus))
+                taken[index] = taken.get(index, 0) + run.resources.cpus
+                break
+        return self._start_planned(planned, now)
+
+    def _env(self, run: Run, gpus: list[int]) -> dict[str, str]:
+        env = {**run.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+        if gpus:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+        if run.resources.cpus > 1:
+            env["HPSEARCH_CPUS"] = str(run.resources.cpus)
+        return env
+
+    def _argv(self, run: Run, host: Host) -> list[str]:
+        argv = list(run.argv)
+        if host.python and argv and argv[0] == self.python:
+            argv[0] = host.python
+        return argv
+
+    def _start_planned(self, planned: Mapping[int, list[tuple[Run, list[int]]]],
+                       now: float) -> dict[str, str]:
+        popens = {}
+        for index, placed in planned.items():
+            machine = self._machines[index]
+            starts = [Start(str(run.run_dir), run.launch, machine.name, str(run.cwd),
+                            self._argv(run, machine.host), self._env(run, gpus))
+                      for run, gpus in placed]
+            popens[index] = self.ssh.start(machine.host, start_argv(starts))
+        started = {}
+        for index, popen in popens.items():
+            machine, placed = self._machines[index], planned[index]
+            try:
+                done = self.ssh.finish(popen)
+                pids = parse_pids(done.stdout, len(placed))
+            except (Unreachable, ValueError) as exc:
+                for run, _gpus in placed:
+                    machine.policy.ended(run.run_id)
+                self.say(f"host {machine.name}: could not start runs ({exc})")
+                continue
+            for (run, gpus), pid in zip(placed, pids, strict=True):
+                for gpu in gpus:
+                    machine.policy.launched(gpu, run.run_id, pid, now,
+                                            run.resources.gpu_memory_mib)
+                self._active[run.run_id] = _Active(
+                    run, machine, pid, now, gpus, self._deadline(now),
+                    self._env(run, gpus))
+                started[run.run_id] = f"{machine.name}:{pid}"
+        if started:
+            self._write_status()
+        return started
+
+    def _deadline(self, now: float) -> float | None:
+        return None if self.timeout is None else now + self.timeout
+
+    def launch_env(self, run_id: str) -> Mapping[str, str]:
+        active = self._active.get(run_id)
+        return active.env if active is not None else {}
+
+    # -- watching -------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Feed each host's policy its latest sample; give up the runs of a host that has
+        not answered for the grace period; take back a host that answers again."""
+        now = time.monotonic()
+        for machine in self._machines:
+            assert machine.sampler is not None
+            taken = machine.sampler.take()
+            if taken is not None and not isinstance(taken[1], GpuUnavailable):
+                began, samples = taken
+                wrappers = {a.pid for a in self._active.values() if a.machine is machine}
+                sessions = machine.source.latest[1].sessions
+                machine.policy.observe(by_session(samples, wrappers, sessions.get), began)
+                if machine.down:
+                    self._take_back(machine)
+            failing = machine.source.failing_since
+            if failing is not None and not machine.down and now - failing >= self.grace:
+                machine.down = True
+                self.say(f"host {machine.name} has not answered for {self.grace:g} s "
+                         f"({machine.source.error}); its runs run again elsewhere")
+                self._write_status()
+
+    def _take_back(self, machine: _Machine) -> None:
+        """A host that answers again: kill what is left there of the runs given up."""
+        if machine.orphans:
+            try:
+                self.ssh.run(machine.host, signal_argv("KILL", sorted(machine.orphans)))
+            except Unreachable:
+                return
+            machine.orphans.clear()
+        machine.down = False
+        self.say(f"host {machine.name} answers again; it takes runs again")
+        self._write_status()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending anyway
+            os.write(self._wake_write, b"w")
+
+    def wait(self, timeout: float) -> None:
+        """Until a host's sample comes, :meth:`wake`, or ``timeout``; while runs go, at most
+        :data:`EXIT_FILE_PERIOD` (their ends are read from their exit files)."""
+        if self._active:
+            timeout = min(timeout, EXIT_FILE_PERIOD)
+        for key, _events in self._selector.select(timeout):
+            if key.fd == self._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_read, 512):
+                        pass
+
+    def poll(self) -> list[Ended]:
+        self._refresh()
+        now = time.monotonic()
+        ended: list[Ended] = []
+        kills: dict[int, list[int]] = {}
+        for active in list(self._active.values()):
+            machine = active.machine
+            if active.kill_at is None and active.deadline is not None and now >= active.deadline:
+                active.reason = f"timeout after {self.timeout:g}s"
+                self._signal([active], "TERM")
+                active.kill_at = now + KILL_GRACE
+            elif active.kill_at is not None and now >= active.kill_at:
+                kills.setdefault(self._machines.index(machine), []).append(active.pid)
+                active.kill_at = now + KILL_GRACE
+            end = self._end_of(active)
+            if end is not None:
+                ended.append(end)
+                self._forget(active)
+        for index, pids in kills.items():
+            self._send(self._machines[index], "KILL", pids)
+        if ended:
+            self._write_status()
+        return ended
+
+    def _end_of(self, active: _Active) -> Ended | None:
+        """How the run ended, or None while it goes on (as far as we know)."""
+        run, machine = active.run, active.machine
+        record = read_exit(run.run_dir, run.launch)
+        if record is not None and active.reason is None:
+            return Ended.recorded(run.run_id, record, self._extra(active))
+        if record is not None:
+            return Ended(run.run_id, None, active.reason, extra=self._extra(active),
+                         wall_time=record.wall_time)
+        if machine.down:
+            machine.orphans.add(active.pid)
+            return Ended(run.run_id, None, f"host {machine.name} did not answer",
+                         lost=True, extra=self._extra(active))
+        seen_at, state = machine.source.latest
+        if seen_at <= active.started or state.alive(active.pid):
+            return None
+        record = read_exit(run.run_dir, run.launch)  # written just before the probe?
+        if record is not None:
+            return Ended.recorded(run.run_id, record, self._extra(active))
+        reason = active.reason or ("killed" if active.kill_at is not None
+                                   else f"its wrapper on {machine.name} ended without an "
+                                   "exit code")
+        return Ended(run.run_id, None, reason, extra=self._extra(active))
+
+    @staticmethod
+    def _extra(active: _Active) -> dict[str, object]:
+        return {"gpu": gpu_column(active.gpus)} if active.gpus else {}
+
+    def _forget(self, active: _Active) -> None:
+        del self._active[active.run.run_id]
+        active.machine.policy.ended(active.run.run_id)
+
+    # -- stopping -------------------------------------------------------------------
+    def _send(self, machine: _Machine, signal_name: str, pids: Sequence[int]) -> None:
+        """One ssh command: ``signal_name`` to these runs' process groups on ``machine``
+        (a host that does not answer is left to the grace period)."""
+        if pids and not machine.down:
+            with contextlib.suppress(Unreachable):
+                self.ssh.run(machine.host, signal_argv(signal_name, pids))
+
+    def _signal(self, actives: Sequence[_Active], signal_name: str) -> None:
+        by_machine: dict[int, list[int]] = {}
+        for active in actives:
+            by_machine.setdefault(self._machines.index(active.machine), []).append(active.pid)
+        for index, pids in by_machine.items():
+            self._send(self._machines[index], signal_name, pids)
+
+    def stop(self, run_ids: Sequence[str], grace: float) -> None:
+        targets = [a for r in run_ids if (a := self._active.get(r)) is not None
+                   and a.kill_at is None]
+        self._signal(targets, "TERM")
+        now = time.monotonic()
+        for active in targets:
+            active.kill_at = now + grace
+
+    def cancel(self, run_ids: Sequence[str] | None = None) -> None:
+        """SIGTERM the runs' process groups, SIGKILL those without an exit code after
+        :data:`KILL_GRACE`; forget them."""
+        targets = [a for a in self._active.values() if run_ids is None or a.run.run_id in run_ids]
+        self._signal(targets, "TERM")
+        give_up = time.monotonic() + KILL_GRACE
+        left = targets
+        while left and time.monotonic() < give_up:
+            time.sleep(0.05)
+            left = [a for a in left if read_exit(a.run.run_dir, a.run.launch) is None]
+        self._signal(left, "KILL")
+        for active in targets:
+            self._forget(active)
+        self._write_status()
+
+    # -- restart --------------------------------------------------------------------
+    def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:
+        """Which runs of an unanswered launch started: those whose ``started_at`` names it
+        (the wrapper writes it as it starts, long before a new driver asks)."""
+        return {run.run_id: start.job for run in runs
+                if (start := read_start(run.run_dir)) is not None and start.launch == key}
+
+    def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
+        """Adopt runs of a killed driver: a run with an exit code is over; one on a host
+        of this search is watched again (the probes tell if it still runs); one on a host
+        no longer listed is lost."""
+        ended = []
+        now = time.monotonic()
+        by_name = {m.name: m for m in self._machines}
+        for run_id, (run, job_id) in jobs.items():
+            record = read_exit(run.run_dir, run.launch)
+            name, _, pid = job_id.rpartition(":")
+            machine = by_name.get(name)
+            if record is not None:
+                ended.append(Ended.recorded(run_id, record))
+            elif machine is None or not pid.isdigit():
+                ended.append(Ended(run_id, None, f"its host {name} is not one of --hosts",
+                                   lost=True))
+            else:
+                start = read_start(run.run_dir)
+                listed = start.cuda_visible_devices.split(",") if start is not None else []
+                gpus = [int(v) for v in listed if v.isdigit()]
+                for gpu in gpus:
+                    machine.policy.launched(gpu, run_id, int(pid), now,
+                                            run.resources.gpu_memory_mib)
+                self._active[run_id] = _Active(run, machine, int(pid), now, gpus,
+                                               self._deadline(now))
+        self._write_status()
+        return ended
+
+    # -- status ---------------------------------------------------------------------
+    def _write_status(self) -> None:
+        """``ssh_hosts.json``: each host's state and the runs it holds (``hpsearch status``
+        shows them); written whole, then renamed."""
+        if self.status_file is None or not self.status_file.parent.is_dir():
+            return
+        hosts = {m.name: {"state": "not answering" if m.down else "up",
+                          "error": m.source.error if m.down else "",
+                          "runs": sorted(r for r, a in self._active.items() if a.machine is m)}
+                 for m in self._machines}
+        temporary = self.status_file.with_suffix(".tmp")
+        try:
+            temporary.write_text(json.dumps({"hosts": hosts}) + "\n")
+            temporary.replace(self.status_file)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for machine in self._machines:
+            if machine.sampler is not None:
+                self._selector.unregister(machine.sampler.read_fd)
+                machine.sampler.stop()
+        self._selector.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+
+def start_argv(starts: Sequence[Start]) -> list[str]:
+    """The remote argv that starts ``starts`` on one host (see
+    :mod:`~hpsearch.backends.ssh.remote`) and prints their pids."""
+    return ["/bin/sh", "-c", start_command(starts), "hpsearch-start"]
+
+
+def start_wrapper(ssh: Ssh, host: Host, start: Start) -> int:
+    """Start one wrapper on ``host`` (detached, its own session) and return its pid:
+    :class:`Unreachable` when the host did not answer, ValueError when it printed no pid."""
+    return parse_pids(ssh.run(host, start_argv([start])).stdout, 1)[0]
+
+
+# -- the start check ---------------------------------------------------------------
+def probe_all(ssh: Ssh, hosts: Sequence[Host]) -> dict[str, HostState]:
+    """Probe every host at once; UsageError naming each host that does not answer."""
+    popens = {host.name: ssh.start(host, PROBE_ARGV) for host in hosts}
+    states, failed = {}, []
+    for host in hosts:
+        try:
+            states[host.name] = parse_probe(ssh.finish(popens[host.name]).stdout)
+        except (Unreachable, ValueError) as exc:
+            failed.append(f"{host.name} ({exc})")
+    if failed:
+        raise UsageError(f"SSH host(s) not answering: {'; '.join(failed)}; check the name, "
+                         "your ssh configuration and that `ssh -o BatchMode=yes HOST true` "
+                         "works, or leave the host out")
+    return states
+
+
+def check_shared(ssh: Ssh, hosts: Sequence[Host], out_dir: Path) -> None:
+    """Write a token file next to the search directory (in it, if it exists; else in its
+    nearest existing parent) and read it back on every host at once; UsageError naming
+    each host that reads something else. The token file is removed."""
+    where = out_dir
+    while not where.is_dir():
+        where = where.parent
+    token = secrets.token_hex(8)
+    path = where / f".hpsearch-ssh-check-{token}"
+    try:
+        path.write_text(token + "\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror}) to check that the SSH hosts "
+                         "see the search directory; pass an --out_dir you can write") from None
+    try:
+        popens = {host.name: ssh.start(host, ["cat", "--", str(path)]) for host in hosts}
+        blind = []
+        for host in hosts:
+            try:
+                seen = ssh.finish(popens[host.name]).stdout.strip()
+            except Unreachable as exc:
+                seen = f"({exc})"
+            if seen != token:
+                blind.append(host.name)
+    finally:
+        path.unlink(missing_ok=True)
+    if blind:
+        raise UsageError(f"SSH host(s) {', '.join(blind)} do not see the search directory "
+                         f"{out_dir} (a token file written in {where} cannot be read there); "
+                         "put --out_dir on a filesystem every host mounts at the same path")

@@ -1,0 +1,333 @@
+"""Searches on workstations over SSH (issue 22, item 3), end to end through ``python -m
+hpsearch --hosts ...`` against real sshd daemons (scripts/ssh/start.sh: one per loopback
+address, 127.0.0.2-4, reached as gpu1..gpu3 through the ssh configuration it writes) and the
+real OpenSSH client.
+
+Fakes, because no GPU can run here: each host's sshd gives its sessions (``SetEnv``) a PATH
+whose ``nvidia-smi`` is ``tests/fakes/nvidia-smi`` (the real tool's CSV) and a fake GPU state
+of its own (two GPUs of 16384 MiB per host); GPU runs are ``tests/fakes/fake_gpu_sim.py``,
+which takes memory on the GPUs its ``CUDA_VISIBLE_DEVICES`` lists (and fails with a CUDA
+out-of-memory line when they are full). Everything else is real: ssh, sshd, the detached
+wrappers, the shared run directories, the driver.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, wait_for
+from ssh_fixture import STATE, PrivateHost, SshHosts, ssh_hosts  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("ssh_hosts")
+FAKES = REPO / "tests" / "fakes"
+#: the hosts the fixture started
+HOSTS = SshHosts(STATE / "ssh_config")
+
+GPU_GRID = '''grid = {{"i": list(range({count})), "mib": [6000], "seconds": [0.4]}}
+conditions = []
+_SCRIPT_NAME = "fake_gpu_sim.py"
+_SUMMARY_FILENAME = "performance_overview.txt"
+_SUMMARY_KEYWORDS = ["gpu_mib", "finished"]
+'''
+
+#: a sim that waits while ``<gates>/gate-<x>`` exists (at most 300 s), logging its start and
+#: end to ``<gates>/log.jsonl`` with its pid and host (the ``HPSEARCH_SSH_TEST_HOST`` each
+#: test host's sshd sets)
+GATED_SIM = '''
+import json, os, socket, sys, time
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if "=" in a)
+gates = {gates!r}
+def log(event):
+    with open(os.path.join(gates, "log.jsonl"), "a") as f:
+        f.write(json.dumps({{"ev": event, "x": args["x"], "pid": os.getpid(),
+                             "host": os.environ.get("HPSEARCH_SSH_TEST_HOST", ""),
+                             "t": time.time()}}) + "\\n")
+log("start")
+give_up = time.time() + 300
+while os.path.exists(os.path.join(gates, "gate-" + args["x"])) and time.time() < give_up:
+    time.sleep(0.05)
+os.makedirs(args["out_dir"], exist_ok=True)
+with open(os.path.join(args["out_dir"], "perf.txt"), "w") as f:
+    f.write(f"acc {{args['x']}}\\nfinished 1\\n")
+log("end")
+'''
+
+GATED_GRID = '''grid = {{"x": {xs!r}}}
+conditions = []
+_SCRIPT_NAME = "sim.py"
+_SUMMARY_FILENAME = "perf.txt"
+_SUMMARY_KEYWORDS = ["acc", "finished"]
+_PERFORMANCE_KEY = "acc"
+'''
+
+
+def hpsearch(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hpsearch", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def results(out_dir: Path) -> list[dict[str, str]]:
+    with open(out_dir / "search_results.csv", newline="") as f:
+        return list(csv.DictReader(f, delimiter=";"))
+
+
+def gated_search(tmp_path: Path, xs: list[int]) -> tuple[Path, Path]:
+    """The gated sim and its grid under ``tmp_path``; every run's gate closed. Returns the
+    sim's folder and the gates' folder."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for x in xs:
+        (gates / f"gate-{x}").touch()
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "sim.py").write_text(GATED_SIM.format(gates=str(gates)))
+    (proj / "hpconf.py").write_text(GATED_GRID.format(xs=xs))
+    return proj, gates
+
+
+def sim_log(gates: Path) -> list[dict]:
+    path = gates / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def started_runs(out_dir: Path) -> dict[str, str]:
+    """``{run_id: host}`` of the runs whose wrapper wrote ``started_at``."""
+    found = {}
+    for started in (out_dir / "runs").glob("*/started_at"):
+        fields = dict(line.partition("=")[::2] for line in started.read_text().splitlines())
+        if "host" in fields:
+            found[started.parent.name] = fields["host"]
+    return found
+
+
+def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path):
+    """30 GPU runs over gpu1..gpu3 (two fake GPUs each), at most 2 runs per GPU
+    (``--max_num_jobs_per_gpu=2``): all finish (none ran out of GPU memory, so no GPU held
+    more than it could), every host and every GPU of each took runs, and no GPU ever held
+    more than 2 runs at once (the runs' started_at/exit_code times)."""
+    (tmp_path / "grid.py").write_text(GPU_GRID.format(count=30))
+    out = tmp_path / "out"
+    done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
+                     f"--out_dir={out}", "--hosts=gpu1,gpu2,gpu3", "--sim_startup_time=0",
+                     "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2"],
+                    REPO, HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    assert len(rows) == 30 and {r["status"] for r in rows} == {"finished"}, rows
+    assert {(r["job_id"].split(":")[0], r["gpu"]) for r in rows} == {
+        (h, g) for h in HOSTS.names for g in ("0", "1")}
+    spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in rows:
+        run_dir = Path(row["run_dir"])
+        spans.setdefault((row["job_id"].split(":")[0], row["gpu"]), []).append(
+            ((run_dir / "started_at").stat().st_mtime, (run_dir / "exit_code").stat().st_mtime))
+    for where, intervals in spans.items():
+        for start, _end in intervals:
+            at_once = sum(1 for s, e in intervals if s <= start < e)
+            assert at_once <= 2, (where, intervals)
+
+
+def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_back(tmp_path):
+    """Hosts gpu9 (a private sshd of this test, 2 slots) and gpu1 (1 slot), CPU runs held by
+    gates. Once gpu9 runs two of them, its sshd and its connections are killed: after
+    ``--host_grace`` the driver gives its two runs up and, when gpu1 has a free slot, runs
+    one of them again there (elsewhere, while gpu9 does not answer). Then gpu9's sshd comes
+    back: the driver kills what was left of its given-up runs there and starts runs on it
+    again. In the end every run finished once (attempt 1: the reruns were not charged), and
+    each given-up run started exactly twice (its first start and one rerun)."""
+    host = PrivateHost(tmp_path, "gpu9", "127.0.0.9")
+    host.start()
+    xs = list(range(1, 7))
+    proj, gates = gated_search(tmp_path, xs)
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  gpu9: {slots: 2}\n  gpu1: {slots: 1}\n")
+    out = tmp_path / "out"
+    stderr = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115 (read while it runs)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
+         f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}", "--visible_gpus=-1",
+         "--host_grace=2", "--deterministic_search"],
+        cwd=tmp_path, env=HOSTS.env(host.config), stdout=subprocess.DEVNULL, stderr=stderr,
+        stdin=subprocess.DEVNULL, text=True)
+    try:
+        wait_for(lambda: sorted(started_runs(out).values()) == ["gpu1", "gpu9", "gpu9"]
+                 and len(sim_log(gates)) == 3, 60, "two runs on gpu9 and one on gpu1")
+        on_gpu9 = {r for r, h in started_runs(out).items() if h == "gpu9"}
+        first = {e["x"]: e for e in sim_log(gates)}
+        host.kill()
+        wait_for(lambda: "host gpu9 has not answered" in (tmp_path / "stderr.txt").read_text(),
+                 60, "the driver giving gpu9's runs up")
+        # gpu1's run ends: one of the given-up runs runs again there
+        gpu1_x = next(x for x, e in first.items() if e["host"] == "gpu1")
+        (gates / f"gate-{gpu1_x}").unlink()
+        wait_for(lambda: any(started_runs(out).get(r) == "gpu1" for r in on_gpu9), 60,
+                 "a given-up run starting again on gpu1")
+        host.start()
+        wait_for(lambda: sum(1 for e in sim_log(gates) if e["ev"] == "start"
+                             and e["host"] == "gpu9" and e["x"] not in first) >= 1,
+                 120, "gpu9 taking runs again")
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
+        assert driver.wait(timeout=180) == 0, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
+        if host.sshd is not None:
+            host.kill()
+    rows = results(out)
+    assert sorted(int(r["x"]) for r in rows) == xs
+    assert {r["status"] for r in rows} == {"finished"} and {r["attempts"] for r in rows} == {"1"}
+    starts: dict[str, int] = {}
+    for event in sim_log(gates):
+        if event["ev"] == "start":
+            starts[event["x"]] = starts.get(event["x"], 0) + 1
+    given_up = {e["x"] for e in first.values() if e["host"] == "gpu9"}
+    assert len(given_up) == 2 and len(on_gpu9) == 2
+    assert starts == {str(x): 2 if str(x) in given_up else 1 for x in xs}, starts
+    # what was left of the given-up runs on gpu9 was killed there: they never ended
+    ends = {e["pid"] for e in sim_log(gates) if e["ev"] == "end"}
+    assert not {first[x]["pid"] for x in given_up} & ends
+
+
+def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
+    """kill -9 of the driver while 3 runs go on gpu1..gpu3; two of them end while no driver
+    watches; the same command then reattaches to the one still going (and records the two
+    that ended) and runs the rest: every run finished, each started exactly once."""
+    xs = list(range(1, 7))
+    proj, gates = gated_search(tmp_path, xs)
+    out = tmp_path / "out"
+    args = ["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
+            "--hosts=gpu1,gpu2,gpu3", "--visible_gpus=-1", "--deterministic_search"]
+    hosts_file = tmp_path / "hosts.yaml"
+    hosts_file.write_text("hosts:\n" + "".join(f"  {h}: {{slots: 1}}\n"
+                                               for h in HOSTS.names))
+    args[3] = f"--hosts_file={hosts_file}"
+    driver = subprocess.Popen([sys.executable, "-m", "hpsearch", *args], cwd=tmp_path,
+                              env=HOSTS.env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(started_runs(out)) == 3, 60, "three runs going")
+        time.sleep(0.5)  # the driver journals the jobs it started
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        going = [e["x"] for e in sim_log(gates)]
+        for x in going[:2]:
+            (gates / f"gate-{x}").unlink()
+        wait_for(lambda: sum(1 for e in sim_log(gates) if e["ev"] == "end") == 2, 60,
+                 "two runs ending with no driver")
+        (gates / f"gate-{going[2]}").unlink(missing_ok=True)
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
+        done = hpsearch(args, tmp_path, HOSTS.env())
+        assert done.returncode == 0, done.stderr
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
+    rows = results(out)
+    assert sorted(int(r["x"]) for r in rows) == xs and {r["status"] for r in rows} == {
+        "finished"}
+    starts = [e["x"] for e in sim_log(gates) if e["ev"] == "start"]
+    assert sorted(starts) == sorted(map(str, xs)), starts
+
+
+def test_a_host_that_does_not_see_the_search_directory_is_refused_in_one_line(tmp_path):
+    """gpu4's sshd has a /tmp of its own (an empty tmpfs in its mount namespace), so the
+    token file written next to a search directory under /tmp cannot be read there: one line
+    naming gpu4, exit 2, nothing run or written."""
+    proj, _gates = gated_search(tmp_path, [1])
+    assert str(tmp_path).startswith("/tmp/")
+    out = tmp_path / "out"
+    done = hpsearch(["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
+                     f"--hosts=gpu1,{HOSTS.blind}", "--visible_gpus=-1"], tmp_path,
+                    HOSTS.env())
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "gpu4" in lines[0] and "gpu1" not in lines[0], done.stderr
+    assert "do not see the search directory" in lines[0]
+    assert not out.exists() and not list(tmp_path.glob(".hpsearch-ssh-check-*"))
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--hosts=gpu1,nosuchhost"], "nosuchhost (ssh: Could not resolve hostname"),
+    (["--hosts=gpu1,deadhost"], "deadhost ("),
+    (["--hosts=gpu1,gpu2", "--gpus_per_run=3"], "resources nothing here can run: 3 GPU(s)"),
+    (["--hosts=gpu1", "--nodes_per_run=2"], "runs of 2 nodes cannot run on SSH hosts"),
+    (["--hosts_file=HOSTS", ], "host gpu1 has an unknown key 'gpu'"),
+    (["--hosts=gpu1,,gpu2"], "--hosts='gpu1,,gpu2' is not a list of distinct host names"),
+    (["--hosts=gpu1", "--hosts_file=HOSTS"], "give one of them"),
+], ids=["unknown-host", "unreachable-host", "too-many-gpus", "nodes", "hosts-file-key",
+        "empty-name", "both"])
+def test_bad_ssh_input_is_one_line_before_anything_runs(tmp_path, flags, words):
+    """Each bad input: exit 2, one line naming it, no run started, no search directory.
+    ``deadhost`` is a name the configuration maps to 127.0.0.77, where no sshd listens."""
+    proj, gates = gated_search(tmp_path, [1])
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Include {HOSTS.config}\n\nHost deadhost\n    HostName 127.0.0.77\n")
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text("hosts:\n  gpu1: {gpu: [0]}\n")
+    out = tmp_path / "out"
+    done = hpsearch(["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
+                     *[f.replace("HOSTS", str(hosts)) for f in flags]], tmp_path,
+                    HOSTS.env(config), timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert words in lines[0], lines[0]
+    assert not out.exists() and not sim_log(gates)
+
+
+def test_status_shows_the_hosts_and_what_each_runs(tmp_path):
+    """While a search runs on gpu1 and gpu2 (one slot each), ``hpsearch status`` lists each
+    host, its state and the runs it holds."""
+    proj, gates = gated_search(tmp_path, [1, 2, 3])
+    out = tmp_path / "out"
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  gpu1: {slots: 1}\n  gpu2: {slots: 1}\n")
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
+         f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}", "--visible_gpus=-1"],
+        cwd=tmp_path, env=HOSTS.env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(started_runs(out)) == 2, 60, "two runs going")
+        running = started_runs(out)
+
+        def shown() -> str:
+            return hpsearch(["status", str(out)], tmp_path, HOSTS.env()).stdout
+
+        wait_for(lambda: all(r in shown() for r in running), 30, "status naming the runs")
+        text = shown()
+        for run_id, name in running.items():
+            line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"host {name}"))
+            assert "up" in line and run_id in line, text
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
+        assert driver.wait(timeout=120) == 0
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
+
+
+def test_the_ssh_hosts_fixture_gives_each_host_its_own_gpus():
+    """The fake nvidia-smi each host's sessions find reports that host's GPU state."""
+    for name in HOSTS.names:
+        done = subprocess.run(
+            ["ssh", "-F", str(HOSTS.config), "-o", "BatchMode=yes", name,
+             "echo $FAKE_GPU_STATE; nvidia-smi --query-gpu=index --format=csv,noheader"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == [str(HOSTS.gpu_state(name)), "0", "1"]
+
