@@ -1,7 +1,8 @@
 """Multi-node runs, launchers (issue 22, item 2): ``launcher: torchrun`` starts a run's command
 through torch's elastic launcher -- on one node with ``--standalone``, on K nodes of a Slurm job
-through one ``srun`` with a c10d rendezvous on the job's first node -- and what no backend
-here can start is refused in one line before anything runs.
+through one ``srun`` with a c10d rendezvous on the job's first node, on K SSH hosts with one
+detached wrapper per host -- and what no backend here can start is refused in one line before
+anything runs.
 
 Real parts: the CLI, the driver, torch (CPU) training a tiny DDP model over gloo, one process
 per GPU, the real local Slurm (``scripts/slurm/start.sh``: one node with two fake GPUs, so a
@@ -9,7 +10,9 @@ per GPU, the real local Slurm (``scripts/slurm/start.sh``: one node with two fak
 here: locally ``tests/fakes/nvidia-smi`` (the real tool's CSV, ``HPSEARCH_NO_NVML=1``) shows
 two GPUs, so a 2-GPU run gets ``--nproc_per_node=2``; torch itself runs on the CPU. The local
 Slurm has one node, so a 2-node job is checked as the script sbatch would get (its exact
-lines, and its rendezvous function run with the real ``scontrol``), not run.
+lines, and its rendezvous function run with the real ``scontrol``), not run. A 2-node run does
+run across two real sshd hosts (``scripts/ssh/start.sh``: one sshd per loopback address, see
+``tests/ssh_fixture.py``), torch's c10d rendezvous and gloo over TCP between them.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from pathlib import Path
 import pytest
 from conftest import pid_alive, procs, run_hpsearch, wait_for  # noqa: F401  (procs: fixture)
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local cluster)
+from ssh_fixture import ssh_hosts  # noqa: F401  (fixture: the SSH hosts)
+
+from hpsearch.backends.ssh.nodes import worst
+from hpsearch.runs.files import ExitRecord
 
 FAKES = Path(__file__).resolve().parent / "fakes"
 
@@ -66,16 +73,17 @@ metrics: [loss, world, finished]
 parameters:
   lr: [0.05]
   hang: [{hang}]
-resources: {{gpus: {gpus}}}
+resources: {{gpus: {gpus}, nodes: {nodes}}}
 launcher: torchrun
 '''
 
 
-def ddp_search(root: Path, gpus: int = 2, hang: int = 0) -> Path:
-    """``root/proj/ddp.py`` and ``root/search.yaml`` (one run of ``gpus`` GPUs)."""
+def ddp_search(root: Path, gpus: int = 2, hang: int = 0, nodes: int = 1) -> Path:
+    """``root/proj/ddp.py`` and ``root/search.yaml`` (one run of ``gpus`` GPUs on each of
+    ``nodes`` nodes)."""
     (root / "proj").mkdir()
     (root / "proj" / "ddp.py").write_text(DDP_SIM)
-    (root / "search.yaml").write_text(SEARCH.format(gpus=gpus, hang=hang))
+    (root / "search.yaml").write_text(SEARCH.format(gpus=gpus, hang=hang, nodes=nodes))
     return root / "out"
 
 
@@ -243,3 +251,76 @@ def test_schedulers_without_a_node_launch_refuse_a_two_node_torchrun_run(tmp_pat
     assert "launcher: torchrun on 2 nodes per run, but lsf jobs start it on one node only" \
         in err, err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def ssh_args(out_dir: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "hpsearch", "--search_file=search.yaml", "--run_cwd=proj",
+            f"--out_dir={out_dir}", "--hosts=gpu1,gpu2", *flags]
+
+
+def test_a_two_node_torchrun_run_across_two_ssh_hosts_trains_ddp_whose_ranks_agree(
+        tmp_path, ssh_hosts):  # noqa: F811
+    """``nodes: 2`` on ``--hosts=gpu1,gpu2``: one wrapper on each host (node 0's files in the
+    run directory, node 1's in ``nodes/1/``), the same torchrun with the rendezvous on gpu1;
+    the two ranks (world 2) end with the same weights and the run is finished."""
+    out_dir = ddp_search(tmp_path, gpus=0, nodes=2)
+    done = subprocess.run(ssh_args(out_dir), cwd=tmp_path, env=ssh_hosts.env(),
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = run_dirs(out_dir)
+    check_ranks_agree(run_dir / "out", 2)
+    hosts = {(d / "started_at").read_text().split("host=")[1].split()[0]
+             for d in (run_dir, run_dir / "nodes" / "1")}
+    assert hosts == {"gpu1", "gpu2"}
+    assert (run_dir / "exit_code").read_text().startswith("0 ")
+    assert (run_dir / "nodes" / "1" / "exit_code").read_text().startswith("0 ")
+
+
+def test_a_stop_reaches_both_nodes_of_a_run_on_ssh_hosts(tmp_path, ssh_hosts, procs):  # noqa: F811
+    """A cancel (``--cancel_on_interrupt``, then SIGINT to the driver) ends both ranks of a
+    2-node run, each on its own host: each node's wrapper got the SIGTERM itself (its exit
+    file says ``TERM``), not only the rendezvous' end."""
+    out_dir = ddp_search(tmp_path, gpus=0, nodes=2, hang=1)
+    driver = subprocess.Popen(ssh_args(out_dir, "--cancel_on_interrupt"), cwd=tmp_path,
+                              env=ssh_hosts.env(), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    procs.append(driver)
+    pid_files = lambda: sorted(out_dir.glob("runs/*/out/pid_*"))  # noqa: E731
+    wait_for(lambda: len(pid_files()) == 2, timeout=240, what="both ranks' pid files",
+             poll=0.2)
+    pids = [int(p.read_text()) for p in pid_files()]
+    assert all(pid_alive(pid) for pid in pids)
+    driver.send_signal(signal.SIGINT)
+    driver.wait(timeout=120)
+    wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=60,
+             what="both ranks stopped", poll=0.2)
+    (run_dir,) = run_dirs(out_dir)
+    for files in (run_dir, run_dir / "nodes" / "1"):
+        wait_for(lambda f=files: (f / "exit_code").exists(), timeout=60, what=f"{files} ended")
+        assert (files / "exit_code").read_text().split()[2:] == ["TERM"]
+
+
+def test_a_run_of_several_nodes_takes_the_worst_of_its_nodes_verdicts():
+    """Every node 0: finished; else the first node that did not exit 0, or that left no
+    exit code, names the run's failure."""
+    ok = ExitRecord(0, "k1", 2.0, 1.0)
+    failed = ExitRecord(3, "k1", 2.0, 1.0)
+    assert worst([("gpu1", ok), ("gpu2", ok)]) is None
+    assert worst([("gpu1", ok), ("gpu2", failed)]) == (1, "node 1 (gpu2) exited with status 3")
+    assert worst([("gpu1", ok), ("gpu2", None)]) == (1, "node 1 (gpu2) ended without an "
+                                                      "exit code")
+
+
+def test_ssh_hosts_refuse_what_they_cannot_start_on_several_nodes(tmp_path, ssh_hosts):  # noqa: F811
+    """More nodes than hosts, and several nodes without torchrun: one line, exit 2."""
+    out_dir = ddp_search(tmp_path, gpus=0, nodes=3)
+    done = subprocess.run(ssh_args(out_dir), cwd=tmp_path, env=ssh_hosts.env(),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert "3 nodes per run, but 2 of the SSH hosts can each hold a node" in done.stderr
+    done = subprocess.run(ssh_args(out_dir, "--launcher=srun"), cwd=tmp_path,
+                          env=ssh_hosts.env(), capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 2
+    assert "runs of 3 nodes cannot run on SSH hosts without launcher: torchrun" in done.stderr
+    assert not out_dir.exists()
