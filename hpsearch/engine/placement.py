@@ -26,11 +26,10 @@ from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend
-from hpsearch.backends.ssh.backend import STATUS_FILE as SSH_STATUS_FILE
 from hpsearch.backends.ssh.backend import SshBackend, check_shared, probe_all
 from hpsearch.backends.ssh.connection import Ssh
 from hpsearch.backends.ssh.hosts import hosts_of
-from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, SshOptions
+from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, STATUS_FILE, SshOptions
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
@@ -218,7 +217,7 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
     check_shared(ssh, hosts, options.out_dir)
     backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,
                          timeout=options.timeout, grace=given.host_grace,
-                         status_file=options.out_dir / SSH_STATUS_FILE, say=say)
+                         status_file=options.out_dir / STATUS_FILE, say=say)
     say("SSH hosts: " + "; ".join(backend.describe()))
     return backend
 

@@ -33,6 +33,7 @@ on the next start).
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -47,6 +48,7 @@ from typing import Any
 
 from hpsearch.backends.accounting import describe, search_totals
 from hpsearch.backends.cluster.claims import pack_dir, read_claim
+from hpsearch.backends.ssh.options import STATUS_FILE as SSH_STATUS_FILE
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, Journal, RunState, replay
 from hpsearch.engine.lock import LOCK_FILE, DriverLock, liveness, read_holder
 from hpsearch.engine.pareto import pareto_front
@@ -386,6 +388,32 @@ def holders(out_dir: Path, states: Iterable[RunState]) -> dict[str, list[str]]:
     return held
 
 
+def host_lines(out_dir: Path, states: Iterable[RunState]) -> list[str]:
+    """For a search on SSH hosts, one line per host: its state as the driver last wrote it
+    (:data:`~hpsearch.backends.ssh.options.STATUS_FILE`) and the active runs the journal
+    places there (job id ``<host>:<pid>``)::
+
+        host gpu1 (up): 2 run(s): 3f2a91c04b1e 8c0d6a1e2f33
+        host gpu2 (not answering: Connection refused): 0 run(s)
+    """
+    try:
+        hosts = json.loads((out_dir / SSH_STATUS_FILE).read_text())["hosts"]
+        known = {str(name): info for name, info in hosts.items() if isinstance(info, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    runs: dict[str, list[str]] = {}
+    for state in states:
+        if state.status in ("running", "launching") and state.job_id:
+            runs.setdefault(state.job_id.rpartition(":")[0], []).append(state.run_id)
+    lines = []
+    for name, info in known.items():
+        said = str(info.get("state", "?")) + (f": {info['error']}" if info.get("error") else "")
+        held = sorted(runs.get(name, []))
+        lines.append(f"  host {name} ({said}): {len(held)} run(s)"
+                     + (f": {' '.join(held)}" if held else ""))
+    return lines
+
+
 def best_finished(states: Iterable[RunState], key: str, ascending: bool,
                   constraints: Sequence[Constraint] = ()) -> list[RunState]:
     """Finished runs with a number (not NaN) for ``key``, best first: those that keep the
@@ -476,6 +504,8 @@ def print_status(out_dir: Path, top: int, stream: Any = None) -> None:
     write(status_line(out_dir, meta, states) + "\n")
     for job, run_ids in sorted(holders(out_dir, states.values()).items()):
         write(f"  job {job} holds {len(run_ids)} run(s): {' '.join(sorted(run_ids))}\n")
+    for line in host_lines(out_dir, states.values()) if meta.get("backend") == "ssh" else ():
+        write(line + "\n")
     preloaded = preloaded_line(out_dir, states.values())
     if preloaded is not None:
         write(preloaded + "\n")

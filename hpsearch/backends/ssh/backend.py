@@ -59,8 +59,6 @@ from hpsearch.runs.files import ExitRecord, read_exit, read_start
 from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
 
-#: the file in the search directory that tells ``hpsearch status`` the hosts' state
-STATUS_FILE = "ssh_hosts.json"
 #: seconds between two probes of a host
 PROBE_INTERVAL = 0.5
 #: seconds before the first retry of a host that did not answer, doubled each time ...
@@ -673,8 +671,8 @@ class SshBackend(Backend):
 
     # -- status ---------------------------------------------------------------------
     def _write_status(self) -> None:
-        """``ssh_hosts.json``: each host's state and the runs it holds (``hpsearch status``
-        shows them); written whole, then renamed."""
+        """:data:`~hpsearch.backends.ssh.options.STATUS_FILE`: each host's state and the runs
+        it holds (``hpsearch status`` shows them); written whole, then renamed."""
         if self.status_file is None or not self.status_file.parent.is_dir():
             return
         hosts = {m.name: {"state": "not answering" if m.down else "up",

@@ -9,6 +9,10 @@ from hpsearch.options_decl import option
 
 #: env var naming an ssh client configuration file to use instead of ``~/.ssh/config``
 SSH_CONFIG_ENV = "HPSEARCH_SSH_CONFIG"
+#: the file in the search directory where the driver keeps the hosts' state for ``hpsearch
+#: status``: ``{"hosts": {"gpu1": {"state": "up", "error": "", "runs": ["3f2a..."]}}}``
+#: (``state``: ``up`` or ``not answering``, ``error``: ssh's words then)
+STATUS_FILE = "ssh_hosts.json"
 
 
 def _check_hosts(value: str) -> None:
