@@ -162,7 +162,8 @@ class LocalBackend(Backend):
     def refusal(self, resources: Resources) -> str | None:
         if resources.nodes > 1:
             return (f"{resources.nodes} nodes per run, but a local run spans this machine "
-                    "only (run it with --run_cluster --scheduler=slurm, or nodes: 1)")
+                    "only (run it on --run_cluster --scheduler=slurm or on --hosts with "
+                    "launcher: torchrun, or give it nodes: 1)")
         if resources.cpus > self.slots:
             return (f"{resources.cpus} CPUs per run, but the search has {self.slots} CPU "
                     "slot(s) (--num_jobs)")
