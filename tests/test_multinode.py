@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import pid_alive, procs, run_hpsearch, wait_for  # noqa: F401  (procs: fixture)
+from conftest import (  # noqa: F401  (procs: fixture)
+    pid_alive,
+    procs,
+    run_hpsearch,
+    wait_for,
+    write_search,
+)
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local cluster)
 from ssh_fixture import ssh_hosts  # noqa: F401  (fixture: the SSH hosts)
 
@@ -181,6 +187,21 @@ def test_an_unknown_launcher_in_the_search_file_is_refused(tmp_path):
     assert "launcher must be one of torchrun, srun, mpirun" in err and "'horovod'" in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert not out_dir.exists()
+
+
+def test_a_grid_module_s_launcher_is_read_and_checked(tmp_path):
+    """``_LAUNCHER = "torchrun"`` in a grid module starts its runs through torchrun (here:
+    refused for a shell interpreter, as a search file's would be); an unknown one is named."""
+    s = write_search(tmp_path, {"lr": [0.1]})
+    module = s.sim_dir / "hpconf.py"
+    module.write_text(module.read_text() + '_LAUNCHER = "torchrun"\n')
+    code, _, err = run_hpsearch(s.args("--python=/bin/sh"), cwd=tmp_path)
+    assert code == 2 and "launcher: torchrun starts a Python command" in err, err
+    module.write_text(module.read_text().replace('"torchrun"', '"horovod"'))
+    code, _, err = run_hpsearch(s.args(), cwd=tmp_path)
+    assert code == 2 and "_LAUNCHER must be one of torchrun, srun, mpirun" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not s.out_dir.exists()
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["array", "packed"])
