@@ -7,7 +7,8 @@ per page that holds a copy of the repository's ``sims/`` (so ``sims/quadratic`` 
 first on PATH. A page whose commands name Slurm runs on the local Slurm (skipped with
 ``HPSEARCH_SKIP_SLURM=1``, as every Slurm test), one that names LSF on the LSF emulator, one
 that names PBS on the PBS emulator (as OpenPBS), one that names Grid Engine on the local
-Grid Engine cell (``HPSEARCH_SKIP_SGE=1`` skips it). A
+Grid Engine cell (``HPSEARCH_SKIP_SGE=1`` skips it), one that names ``--hosts`` on the SSH hosts
+of scripts/ssh/start.sh (``HPSEARCH_SKIP_SSH=1`` skips it). A
 block that cannot run here is preceded by ``<!-- not run: <reason> -->``; those are listed,
 and a marker without a reason fails.
 """
@@ -29,6 +30,8 @@ from browser import open_browser, requests_made, require_browser
 from conftest import REPO, hpsearch_env
 from sge_fixture import sge_cell  # noqa: F401  (fixture: the local Grid Engine)
 from slurm_fixture import slurm_cluster  # noqa: F401  (fixture: the local Slurm)
+from ssh_fixture import STATE as SSH_STATE
+from ssh_fixture import ssh_hosts  # noqa: F401  (fixture: the local SSH hosts)
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 from test_pbs_emulator import openpbs  # noqa: F401  (fixture: PBS emulator, as OpenPBS)
 
@@ -108,7 +111,8 @@ def page_id(page: Path) -> str:
 
 
 def needs(page: Path) -> set[str]:
-    """Which schedulers the page's commands talk to: ``slurm``, ``lsf``, ``pbs``, ``sge``."""
+    """Which schedulers the page's commands talk to: ``slurm``, ``lsf``, ``pbs``, ``sge``,
+    ``ssh`` (the SSH hosts)."""
     text = "\n".join(b.text for b in run_blocks(page))
     found = set()
     if re.search(r"--scheduler=slurm|\bsbatch\b", text):
@@ -120,6 +124,8 @@ def needs(page: Path) -> set[str]:
     if re.search(r"--scheduler=sge", text) or (re.search(r"\bqsub\b", text)
                                                 and "pbs" not in found):
         found.add("sge")
+    if re.search(r"--hosts\b", text):
+        found.add("ssh")
     return found
 
 
@@ -142,12 +148,14 @@ def run_command(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]
 def test_the_commands_of_a_page_run_verbatim(page, tmp_path, request):
     for scheduler in sorted(needs(page)):
         request.getfixturevalue({"slurm": "slurm_cluster", "lsf": "lsf", "pbs": "openpbs",
-                                 "sge": "sge_cell"}[scheduler])
+                                 "sge": "sge_cell", "ssh": "ssh_hosts"}[scheduler])
     work = tmp_path / "work"
     shutil.copytree(REPO / "sims", work / "sims",
                     ignore=shutil.ignore_patterns("__pycache__", "out"))
     env = hpsearch_env()  # the lsf fixture's PATH included
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    if "ssh" in needs(page):  # gpu1..gpu3 are the SSH hosts' names in their configuration
+        env["HPSEARCH_SSH_CONFIG"] = str(SSH_STATE / "ssh_config")
     ran = 0
     for block in run_blocks(page):
         for command in block.commands():

@@ -297,28 +297,44 @@ def test_a_two_node_torchrun_run_across_two_ssh_hosts_trains_ddp_whose_ranks_agr
     assert (run_dir / "nodes" / "1" / "exit_code").read_text().startswith("0 ")
 
 
-def test_a_stop_reaches_both_nodes_of_a_run_on_ssh_hosts(tmp_path, ssh_hosts, procs):  # noqa: F811
-    """A cancel (``--cancel_on_interrupt``, then SIGINT to the driver) ends both ranks of a
-    2-node run, each on its own host: each node's wrapper got the SIGTERM itself (its exit
-    file says ``TERM``), not only the rendezvous' end."""
+@pytest.mark.parametrize("how", ["interrupt", "cancel"])
+def test_a_stop_reaches_both_nodes_of_a_run_on_ssh_hosts(tmp_path, ssh_hosts, procs, how):  # noqa: F811
+    """A stop ends both ranks of a 2-node run, each on its own host: a cancel by the driver
+    (``--cancel_on_interrupt``, then SIGINT), and ``hpsearch cancel`` after ``kill -9`` of
+    the driver (the run's job id names both nodes' wrappers). With the driver's cancel each
+    node's wrapper got the SIGTERM itself (its exit file says ``TERM``), not only the
+    rendezvous' end."""
     out_dir = ddp_search(tmp_path, gpus=0, nodes=2, hang=1)
-    driver = subprocess.Popen(ssh_args(out_dir, "--cancel_on_interrupt"), cwd=tmp_path,
-                              env=ssh_hosts.env(), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True)
+    flags = ["--cancel_on_interrupt"] if how == "interrupt" else []
+    driver = subprocess.Popen(ssh_args(out_dir, *flags), cwd=tmp_path, env=ssh_hosts.env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL, text=True)
     procs.append(driver)
     pid_files = lambda: sorted(out_dir.glob("runs/*/out/pid_*"))  # noqa: E731
     wait_for(lambda: len(pid_files()) == 2, timeout=240, what="both ranks' pid files",
              poll=0.2)
     pids = [int(p.read_text()) for p in pid_files()]
     assert all(pid_alive(pid) for pid in pids)
-    driver.send_signal(signal.SIGINT)
-    driver.wait(timeout=120)
+    if how == "interrupt":
+        driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=120)
+    else:
+        journal = out_dir / "journal.jsonl"
+        wait_for(lambda: "+gpu2:" in journal.read_text(), timeout=60, what="the job journaled")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        done = subprocess.run([sys.executable, "-m", "hpsearch", "cancel", str(out_dir)],
+                              cwd=tmp_path, env=ssh_hosts.env(), capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=60,
              what="both ranks stopped", poll=0.2)
-    (run_dir,) = run_dirs(out_dir)
-    for files in (run_dir, run_dir / "nodes" / "1"):
-        wait_for(lambda f=files: (f / "exit_code").exists(), timeout=60, what=f"{files} ended")
-        assert (files / "exit_code").read_text().split()[2:] == ["TERM"]
+    if how == "interrupt":
+        (run_dir,) = run_dirs(out_dir)
+        for files in (run_dir, run_dir / "nodes" / "1"):
+            wait_for(lambda f=files: (f / "exit_code").exists(), timeout=60,
+                     what=f"{files} ended")
+            assert (files / "exit_code").read_text().split()[2:] == ["TERM"]
 
 
 def test_a_run_of_several_nodes_takes_the_worst_of_its_nodes_verdicts():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -240,6 +241,90 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
         "finished"}
     starts = [e["x"] for e in sim_log(gates) if e["ev"] == "start"]
     assert sorted(starts) == sorted(map(str, xs)), starts
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (all test hosts are this machine), a zombie counting as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_run_past_its_timeout_is_stopped_on_its_host(tmp_path):
+    """``--timeout=2``: the run whose gate stays closed is stopped on its host (SIGTERM to its
+    process group there, through ssh): it fails with the timeout as its reason and its sim is
+    gone; the other runs finish."""
+    proj, gates = gated_search(tmp_path, [1, 2, 3])
+    for x in (2, 3):
+        (gates / f"gate-{x}").unlink()
+    out = tmp_path / "out"
+    done = hpsearch(["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
+                     "--hosts=gpu1,gpu2", "--visible_gpus=-1", "--timeout=2"], tmp_path,
+                    HOSTS.env())
+    (gates / "gate-1").unlink(missing_ok=True)
+    assert done.returncode == 1 and "1 run(s) failed" in done.stderr, done.stderr
+    rows = {r["x"]: r for r in results(out)}
+    assert rows["1"]["status"] == "failed" and "timeout" in rows["1"]["failure_reason"], rows
+    assert rows["2"]["status"] == rows["3"]["status"] == "finished"
+    sim = next(e["pid"] for e in sim_log(gates) if e["x"] == "1")
+    wait_for(lambda: not pid_alive(sim), 30, "the stopped sim gone")
+
+
+def test_a_run_killed_on_its_host_without_an_exit_code_ends_by_the_probe(tmp_path):
+    """A run's whole process group killed on its host (SIGKILL: the wrapper writes no exit
+    code): the next probes find no process of its session, so it ends, failed, and the
+    search goes on."""
+    proj, gates = gated_search(tmp_path, [1, 2])
+    (gates / "gate-2").unlink()
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
+         f"--out_dir={out}", "--hosts=gpu1", "--visible_gpus=-1"], cwd=tmp_path,
+        env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: any(e["x"] == "1" for e in sim_log(gates)), 60, "run 1 going")
+        sim = next(e["pid"] for e in sim_log(gates) if e["x"] == "1")
+        os.killpg(os.getpgid(sim), signal.SIGKILL)
+        _out, err = driver.communicate(timeout=120)
+        assert driver.returncode == 1 and "1 run(s) failed" in err, err  # the search went on
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        (gates / "gate-1").unlink(missing_ok=True)
+    rows = {r["x"]: r for r in results(out)}
+    assert rows["1"]["status"] == "failed" and "without an exit code" in rows["1"][
+        "failure_reason"], rows
+    assert rows["2"]["status"] == "finished"
+
+
+def test_cancel_stops_the_runs_on_their_hosts(tmp_path):
+    """``hpsearch cancel`` of a search whose driver was killed: the runs still going on the
+    hosts are stopped there (SIGTERM to their groups over ssh) and journaled cancelled."""
+    proj, gates = gated_search(tmp_path, [1, 2])
+    out = tmp_path / "out"
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
+         f"--out_dir={out}", "--hosts=gpu1,gpu2", "--visible_gpus=-1"], cwd=tmp_path,
+        env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len(sim_log(gates)) == 2, 60, "two runs going")
+        time.sleep(0.5)  # the driver journals the jobs it started
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        done = hpsearch(["cancel", str(out)], tmp_path, HOSTS.env())
+        assert done.returncode == 0, done.stderr
+        assert "cancelled 2 run(s)" in done.stdout, done.stdout
+        for event in sim_log(gates):
+            wait_for(lambda pid=event["pid"]: not pid_alive(pid), 30, "a cancelled sim gone")
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        for gate in gates.glob("gate-*"):
+            gate.unlink()
 
 
 def test_a_host_that_does_not_see_the_search_directory_is_refused_in_one_line(tmp_path):

@@ -45,7 +45,8 @@ class Scheduler:
     :class:`~hpsearch.runs.model.Resources` (an array of runs of a declared shape gets them in
     place of the flags' own options for what the shape changes);
     ``driver_script(options, argv, cwd)`` renders the driver's own batch job (``hpsearch wrap``)
-    with the options ``for_driver`` changes.
+    with the options ``for_driver`` changes. ``batch`` is False for one that runs no batch
+    jobs (SSH hosts): its ``driver_script`` refuses ``hpsearch wrap`` in one line.
     """
 
     options: type
@@ -59,6 +60,7 @@ class Scheduler:
     resources: str
     settings: str
     directives: str
+    batch: bool = True
 
     def load(self, ref: str) -> Any:
         """The attribute ``"module:attribute"`` names."""
@@ -112,7 +114,7 @@ SCHEDULERS: dict[str, Scheduler] = {
         driver_script="hpsearch.backends.ssh.table:driver_script",
         resources="hpsearch.backends.ssh.table:run_resources",
         settings="hpsearch.backends.ssh.table:settings",
-        directives="hpsearch.backends.ssh.table:directives"),
+        directives="hpsearch.backends.ssh.table:directives", batch=False),
 }
 
 

@@ -50,11 +50,12 @@ def job_resources(options: SearchOptions) -> Resources:
 def resources_of(options: SearchOptions) -> Resources:
     """What a run of the search ``options`` describe needs when it declares nothing: on a
     cluster what its job asks for (:func:`job_resources`; a packed job's run: one of its
-    GPUs, if it has any, and one CPU), locally one GPU (none with ``--visible_gpus=-1``);
+    GPUs, if it has any, and one CPU), locally and on SSH hosts one GPU (none with
+    ``--visible_gpus=-1``);
     ``--gpu_memory_per_run`` is every run's expected GPU memory. Raises ``ValueError`` (one
     line) for a value only a caller other than the CLI can pass."""
     gpu_memory = parse_mib(options.gpu_memory_per_run)
-    if options.run_cluster:
+    if options.run_cluster and not options.on_hosts:
         job = job_resources(options)
         if options.runs_per_job is not None:
             return Resources(gpus=min(1, job.gpus), cpus=1, memory=None,
@@ -213,10 +214,11 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
         raise UsageError("ssh is not on PATH: install the OpenSSH client (Debian: "
                          "apt-get install openssh-client) to run on --hosts")
     ssh = Ssh(given.ssh_config or os.environ.get(SSH_CONFIG_ENV) or None)
-    states = probe_all(ssh, hosts)
+    states = probe_all(ssh, hosts, gpus=not options.cpu_only)
     check_shared(ssh, hosts, options.out_dir)
     backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,
                          timeout=options.timeout, grace=given.host_grace,
+                         gpus=not options.cpu_only, num_jobs=options.num_jobs,
                          status_file=options.out_dir / STATUS_FILE, say=say)
     say("SSH hosts: " + "; ".join(backend.describe()))
     return backend

@@ -21,7 +21,8 @@ the grace period. After ``kill -9`` of the driver the same command reattaches: a
 ``started_at`` names its job and whose session is alive is watched again, nothing runs twice.
 
 A run of K nodes (``launcher: torchrun``) takes K hosts, one wrapper on each, with its own
-record directory (:mod:`~hpsearch.backends.ssh.nodes`); its job id is node 0's.
+record directory (:mod:`~hpsearch.backends.ssh.nodes`); its job id names each node's wrapper
+(``gpu1:4242+gpu2:5151``), so ``hpsearch cancel`` reaches every node.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import os
 import secrets
 import selectors
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,15 +44,16 @@ from hpsearch.backends.base import Backend, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.backend import Sampler, by_session, gpu_column
 from hpsearch.backends.gpus.probe import GpuSample, GpuUnavailable
+from hpsearch.backends.ssh.agent import Agent, NotOneLine
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
-from hpsearch.backends.ssh.nodes import address_of, free_port, node_dir, worst
+from hpsearch.backends.ssh.nodes import NODE_JOBS, address_of, free_port, node_dir, worst
 from hpsearch.backends.ssh.remote import (
-    PROBE_ARGV,
     HostState,
     Start,
     parse_pids,
     parse_probe,
+    probe_argv,
     signal_argv,
     start_command,
 )
@@ -67,8 +70,11 @@ RETRY_FIRST = 1.0
 RETRY_MOST = 10.0
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
+#: least seconds between two writes of the status file while only the runs changed (a
+#: host's change of state is written at once)
+STATUS_PERIOD = 1.0
 #: seconds between two looks at the active runs' exit files while runs are going
-EXIT_FILE_PERIOD = 0.02
+EXIT_FILE_PERIOD = 0.01
 
 
 class HostSource:
@@ -77,8 +83,8 @@ class HostSource:
     keeps the whole answer in :attr:`latest`; a host that did not answer is not asked again
     before its back-off ends (:attr:`failing_since`: since when it has not answered)."""
 
-    def __init__(self, ssh: Ssh, host: Host, state: HostState) -> None:
-        self.ssh, self.host = ssh, host
+    def __init__(self, ssh: Ssh, host: Host, state: HostState, gpus: bool = True) -> None:
+        self.ssh, self.host, self.argv = ssh, host, probe_argv(gpus)
         self.description = f"nvidia-smi on {host.name}"
         self.latest: tuple[float, HostState] = (time.monotonic(), state)
         self.failing_since: float | None = None
@@ -91,7 +97,7 @@ class HostSource:
         if began < self._retry_at:
             raise GpuUnavailable(self.error)
         try:
-            state = parse_probe(self.ssh.run(self.host, PROBE_ARGV).stdout)
+            state = parse_probe(self.ssh.run(self.host, self.argv).stdout)
         except (Unreachable, ValueError) as exc:
             self.error = str(exc)
             if self.failing_since is None:
@@ -112,6 +118,7 @@ class _Machine:
     source: HostSource
     policy: GpuAdmission
     slots: int
+    agent: Agent
     sampler: Sampler | None = None
     down: bool = False  # its runs were given up; it takes no run until it answers
     orphans: set[int] = field(default_factory=set)  # wrappers of runs given up there
@@ -157,14 +164,17 @@ class SshBackend(Backend):
     def __init__(self, ssh: Ssh, hosts: Sequence[Host], states: Mapping[str, HostState],
                  limits: GpuLimits, *, resources: Resources | None = None,
                  python: str = "", timeout: float | None = None, grace: float = 60.0,
+                 gpus: bool = True, num_jobs: int | None = None,
                  status_file: Path | None = None, say: Callable[[str], None] = print) -> None:
         self.ssh = ssh
         self.resources = resources or Resources()
         self.python, self.timeout, self.grace = python, timeout, grace
         self.status_file, self.say = status_file, say
+        self.num_jobs = num_jobs
         self._active: dict[str, _Active] = {}
         self._followers: dict[str, list[_Active]] = {}  # nodes 1.. of a run of several
         self._machines: list[_Machine] = []
+        self._status_dirty, self._status_written = False, 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -174,8 +184,8 @@ class SshBackend(Backend):
             state = states[host.name]
             policy = GpuAdmission(GpuLimits(**{**limits.__dict__, "visible_gpus": host.gpus}))
             policy.observe(state.gpus, time.monotonic())
-            self._machines.append(_Machine(host, HostSource(ssh, host, state), policy,
-                                           host.slots or state.cpus))
+            self._machines.append(_Machine(host, HostSource(ssh, host, state, gpus), policy,
+                                           host.slots or state.cpus, Agent(ssh, host)))
         for machine in self._machines:
             machine.sampler = Sampler(machine.source, PROBE_INTERVAL)
             self._selector.register(machine.sampler.read_fd, selectors.EVENT_READ)
@@ -232,7 +242,12 @@ class SshBackend(Backend):
         """How many runs of the search's shape the answering hosts take now."""
         self._refresh()
         now = time.monotonic()
-        return sum(self._trial_room(m, now) for m in self._usable()) // self.resources.nodes
+        room = sum(self._trial_room(m, now) for m in self._usable()) // self.resources.nodes
+        return min(self._cap_left(), room)
+
+    def _cap_left(self) -> int:
+        """Runs ``num_jobs`` lets start now."""
+        return (1 << 30) if self.num_jobs is None else max(0, self.num_jobs - len(self._active))
 
     def _trial_room(self, machine: _Machine, now: float) -> int:
         cpus = max(1, self.resources.cpus)
@@ -262,6 +277,8 @@ class SshBackend(Backend):
         taken: dict[int, int] = {}
         spread: list[tuple[Run, list[tuple[int, list[int]]]]] = []
         for run in runs:
+            if sum(map(len, planned.values())) + len(spread) >= self._cap_left():
+                continue
             if run.resources.nodes > 1:
                 nodes = self._place_nodes(run, now, taken)
                 if nodes is not None:
@@ -313,9 +330,9 @@ class SshBackend(Backend):
 
     def _start_nodes(self, run: Run, nodes: Sequence[tuple[int, list[int]]],
                      now: float) -> dict[str, str]:
-        """Start one wrapper per node of ``run`` (module docstring), all hosts at once, with
-        the rendezvous on the first host; ``{run_id: job_id}`` once every node started,
-        else ``{}`` (the nodes that did start are killed)."""
+        """Start one wrapper per node of ``run`` (module docstring), all hosts at once
+        through their agents, with the rendezvous on the first host; ``{run_id: job_id}``
+        once every node started, else ``{}`` (the nodes that did start are killed)."""
         machines = [self._machines[index] for index, _gpus in nodes]
         first = machines[0].host
         try:
@@ -323,18 +340,27 @@ class SshBackend(Backend):
             endpoint = f"{address_of(self.ssh, first)}:{port}"
         except (Unreachable, ValueError) as exc:
             return self._not_started(run, machines, [], exc)
-        popens = []
+        sent: list[Agent | subprocess.Popen[str] | Unreachable] = []
         for node, ((_index, gpus), machine) in enumerate(zip(nodes, machines, strict=True)):
             files = node_dir(run.run_dir, node)
             files.mkdir(parents=True, exist_ok=True)
-            popens.append(self.ssh.start(machine.host, start_argv([Start(
-                str(files), run.launch, machine.name, str(run.cwd),
-                self._argv(run, machine.host, endpoint), self._env(run, gpus))])))
+            start = Start(str(files), run.launch, machine.name, str(run.cwd),
+                          self._argv(run, machine.host, endpoint), self._env(run, gpus))
+            try:
+                machine.agent.send([start])
+                sent.append(machine.agent)
+            except NotOneLine:
+                sent.append(self.ssh.start(machine.host, start_argv([start])))
+            except Unreachable as exc:
+                sent.append(exc)
         pids: list[int | None] = []
         failure: Exception | None = None
-        for popen in popens:
+        for way in sent:
             try:
-                pids.append(parse_pids(self.ssh.finish(popen).stdout, 1)[0])
+                if isinstance(way, Unreachable):
+                    raise way
+                pids.append(way.receive(1)[0] if isinstance(way, Agent)
+                            else parse_pids(self.ssh.finish(way).stdout, 1)[0])
             except (Unreachable, ValueError) as exc:
                 pids.append(None)
                 failure = exc
@@ -351,8 +377,9 @@ class SshBackend(Backend):
                                    self._env(run, gpus), node=node))
         self._active[run.run_id] = actives[0]
         self._followers[run.run_id] = actives[1:]
-        self._write_status()
-        return {run.run_id: f"{machines[0].name}:{pids[0]}"}
+        self._status_dirty = True
+        return {run.run_id: NODE_JOBS.join(f"{m.name}:{pid}"
+                                           for m, pid in zip(machines, pids, strict=True))}
 
     def _not_started(self, run: Run, machines: Sequence[_Machine],
                      started: Sequence[tuple[_Machine, int]], why: Exception) -> dict[str, str]:
@@ -386,19 +413,32 @@ class SshBackend(Backend):
 
     def _start_planned(self, planned: Mapping[int, list[tuple[Run, list[int]]]],
                        now: float) -> dict[str, str]:
-        popens = {}
+        """Start each host's planned runs through its agent (:mod:`~hpsearch.backends.ssh.agent`;
+        a run it cannot take: one ssh command for the host), all hosts at once, then read
+        their pids; a host that failed is said and its runs are left out."""
+        sent: dict[int, Agent | subprocess.Popen[str]] = {}
+        failed: dict[int, str] = {}
         for index, placed in planned.items():
             machine = self._machines[index]
             starts = [Start(str(run.run_dir), run.launch, machine.name, str(run.cwd),
                             self._argv(run, machine.host), self._env(run, gpus))
                       for run, gpus in placed]
-            popens[index] = self.ssh.start(machine.host, start_argv(starts))
-        started = {}
-        for index, popen in popens.items():
-            machine, placed = self._machines[index], planned[index]
             try:
-                done = self.ssh.finish(popen)
-                pids = parse_pids(done.stdout, len(placed))
+                machine.agent.send(starts)
+                sent[index] = machine.agent
+            except NotOneLine:
+                sent[index] = self.ssh.start(machine.host, start_argv(starts))
+            except Unreachable as exc:
+                failed[index] = str(exc)
+        started = {}
+        for index, placed in planned.items():
+            machine = self._machines[index]
+            try:
+                if index in failed:
+                    raise Unreachable(failed[index])
+                way = sent[index]
+                pids = (way.receive(len(placed)) if isinstance(way, Agent)
+                        else parse_pids(self.ssh.finish(way).stdout, len(placed)))
             except (Unreachable, ValueError) as exc:
                 for run, _gpus in placed:
                     machine.policy.ended(run.run_id)
@@ -412,8 +452,7 @@ class SshBackend(Backend):
                     run, machine, pid, now, gpus, self._deadline(now),
                     self._env(run, gpus))
                 started[run.run_id] = f"{machine.name}:{pid}"
-        if started:
-            self._write_status()
+        self._status_dirty = self._status_dirty or bool(started)
         return started
 
     def _deadline(self, now: float) -> float | None:
@@ -493,7 +532,8 @@ class SshBackend(Backend):
                 self._forget(active)
         for index, pids in kills.items():
             self._send(self._machines[index], "KILL", pids)
-        if ended:
+        self._status_dirty = self._status_dirty or bool(ended)
+        if self._status_dirty and now >= self._status_written + STATUS_PERIOD:
             self._write_status()
         return ended
 
@@ -625,7 +665,7 @@ class SshBackend(Backend):
         by_name = {m.name: m for m in self._machines}
         for run_id, (run, job_id) in jobs.items():
             record = read_exit(run.run_dir, run.launch)
-            name, _, pid = job_id.rpartition(":")
+            name, _, pid = job_id.split(NODE_JOBS)[0].rpartition(":")
             machine = by_name.get(name)
             if record is not None:
                 ended.append(Ended.recorded(run_id, record))
@@ -673,6 +713,7 @@ class SshBackend(Backend):
     def _write_status(self) -> None:
         """:data:`~hpsearch.backends.ssh.options.STATUS_FILE`: each host's state and the runs
         it holds (``hpsearch status`` shows them); written whole, then renamed."""
+        self._status_dirty, self._status_written = False, time.monotonic()
         if self.status_file is None or not self.status_file.parent.is_dir():
             return
         hosts = {m.name: {"state": "not answering" if m.down else "up",
@@ -689,6 +730,7 @@ class SshBackend(Backend):
 
     def close(self) -> None:
         for machine in self._machines:
+            machine.agent.close()
             if machine.sampler is not None:
                 self._selector.unregister(machine.sampler.read_fd)
                 machine.sampler.stop()
@@ -710,9 +752,10 @@ def start_wrapper(ssh: Ssh, host: Host, start: Start) -> int:
 
 
 # -- the start check ---------------------------------------------------------------
-def probe_all(ssh: Ssh, hosts: Sequence[Host]) -> dict[str, HostState]:
-    """Probe every host at once; UsageError naming each host that does not answer."""
-    popens = {host.name: ssh.start(host, PROBE_ARGV) for host in hosts}
+def probe_all(ssh: Ssh, hosts: Sequence[Host], gpus: bool = True) -> dict[str, HostState]:
+    """Probe every host at once (``gpus``: their GPUs too); UsageError naming each host that
+    does not answer."""
+    popens = {host.name: ssh.start(host, probe_argv(gpus)) for host in hosts}
     states, failed = {}, []
     for host in hosts:
         try:

@@ -10,7 +10,8 @@ like any run, the same torchrun argv with the c10d rendezvous ``<address>:<port>
 has its own ``started_at``, ``exit_code`` and logs. The run has ended once every node ended;
 its verdict is the worst (:func:`worst`); a stop signals every node's process group on its
 host; a host that stops answering costs the whole run (the others are killed, the run runs
-again elsewhere, not charged).
+again elsewhere, not charged). The run's job id names every node's wrapper, node 0's first:
+``gpu1:4242+gpu2:5151``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from hpsearch.backends.ssh.connection import Ssh
 from hpsearch.backends.ssh.hosts import Host
 from hpsearch.runs.files import NODES_DIR, ExitRecord
 
+#: what joins the job ids (``<host>:<pid>``) of a run's nodes into the run's job id
+NODE_JOBS = "+"
 #: the Python the run's interpreter runs on the first host to find a free port
 PORT_SCRIPT = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
 

@@ -32,8 +32,8 @@ class SshOptions:
         "", "Run on these workstations over SSH: comma-separated ssh destinations (names of "
         "your ~/.ssh/config), e.g. gpu1,gpu2,gpu3.", show_default=False, check=_check_hosts)
     hosts_file: str = option(
-        "", "Run on the workstations a YAML file lists (per host: address, user, gpus, slots, "
-        "python); see docs/how-to/ssh-hosts.md.", show_default=False, path=True)
+        "", "Run on the workstations a YAML file lists, with each one's address, user, gpus, "
+        "slots and python.", show_default=False, path=True)
     ssh_config: str = option(
         "", "The ssh client configuration file to use (ssh -F); default: "
         f"${SSH_CONFIG_ENV}, else your ~/.ssh/config.", show_default=False, path=True)

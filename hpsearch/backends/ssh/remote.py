@@ -3,21 +3,22 @@
 Each is an argv (:func:`~hpsearch.backends.ssh.connection.remote_command` quotes every word);
 the shell code in it is constant, values reach it as positional parameters.
 
-**The probe** (one ssh command per host per sample) prints four sections::
+**The probe** (:func:`probe_argv`; one ssh command per host per sample) prints four sections::
 
     @gpus
     0, GPU-8957c40c-..., NVIDIA GeForce RTX 3090, 5137, 24576, 100     (nvidia-smi --query-gpu)
     @apps
     114687, GPU-8957c40c-..., 19135                          (nvidia-smi --query-compute-apps)
     @procs
-      4242   4242                                               (ps -eo pid=,sid=)
+      4242   4242 Ss                                            (ps -eo pid=,sid=,stat=)
     @cpus
     16                                                          (nproc)
 
 ``@gpus`` reads ``@none`` on a host without ``nvidia-smi`` (or whose nvidia-smi fails): no
 GPU. ``@procs`` (``/proc/<pid>/stat`` lines on a host without ``ps``) tells which of our runs
 still has a process (a run's wrapper leads its own session, the session id is the wrapper's
-pid, the job id's ``<pid>``) and whose session a GPU process belongs to.
+pid, the job id's ``<pid>``) and whose session a GPU process belongs to; a zombie (state
+``Z``: ended, not yet reaped) counts as gone.
 
 **A start** runs each wrapper (:mod:`hpsearch.runs.wrapper`) detached, in a session of its
 own (``setsid``: it survives the connection), stdio on ``/dev/null``, and prints its pid,
@@ -46,17 +47,21 @@ from hpsearch.backends.ssh.connection import remote_command
 from hpsearch.runs.wrapper import LOCAL_NAME, LOCAL_SCRIPT
 
 _SMI = "--format=csv,noheader,nounits"
-PROBE_SCRIPT = (
-    "echo @gpus\n"
+_GPU_LINES = (
     f"nvidia-smi --query-gpu={','.join(GPU_FIELDS)} {_SMI} 2>/dev/null || echo @none\n"
     "echo @apps\n"
-    f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} {_SMI} 2>/dev/null\n"
-    "echo @procs\n"
-    "ps -eo pid=,sid= 2>/dev/null || cat /proc/[0-9]*/stat 2>/dev/null\n"
-    "echo @cpus\n"
-    "nproc 2>/dev/null || echo 1\n")
-#: the probe's argv
-PROBE_ARGV = ("/bin/sh", "-c", PROBE_SCRIPT, "hpsearch-probe")
+    f"nvidia-smi --query-compute-apps={','.join(APP_FIELDS)} {_SMI} 2>/dev/null\n")
+_REST = ("echo @procs\n"
+         "ps -eo pid=,sid=,stat= 2>/dev/null || cat /proc/[0-9]*/stat 2>/dev/null\n"
+         "echo @cpus\n"
+         "nproc 2>/dev/null || echo 1\n")
+
+
+def probe_argv(gpus: bool = True) -> list[str]:
+    """The probe's argv; without ``gpus`` (a search on CPU slots, ``--visible_gpus=-1``)
+    it does not run ``nvidia-smi`` and its ``@gpus`` section reads ``@none``."""
+    script = "echo @gpus\n" + (_GPU_LINES if gpus else "echo @none\necho @apps\n") + _REST
+    return ["/bin/sh", "-c", script, "hpsearch-probe"]
 
 
 @dataclass(frozen=True)
@@ -100,15 +105,17 @@ def parse_probe(text: str) -> HostState:
 
 
 def _pid_and_session(line: str) -> tuple[int, int] | None:
-    """``"4242 4242"`` (ps) or ``"4242 (python3) S 4241 4241 4242 ..."`` (``/proc/<pid>/stat``:
-    after the name in parentheses come state, ppid, pgrp, session) -> ``(4242, 4242)``."""
+    """``"4242 4242 Ss"`` (ps) or ``"4242 (python3) S 4241 4241 4242 ..."``
+    (``/proc/<pid>/stat``: after the name in parentheses come state, ppid, pgrp, session) ->
+    ``(4242, 4242)``; None for a zombie or a line of neither kind."""
     words = line.split()
-    if len(words) == 2 and words[0].isdigit() and words[1].isdigit():
-        return int(words[0]), int(words[1])
+    if len(words) == 3 and words[0].isdigit() and words[1].isdigit():
+        return None if words[2].startswith("Z") else (int(words[0]), int(words[1]))
     head, paren, tail = line.rpartition(")")
     rest = tail.split()
-    if paren and len(rest) > 3 and head.split(" ", 1)[0].isdigit() and rest[3].isdigit():
-        return int(head.split(" ", 1)[0]), int(rest[3])
+    pid = head.split(" ", 1)[0]
+    if paren and len(rest) > 3 and pid.isdigit() and rest[3].isdigit() and rest[0] != "Z":
+        return int(pid), int(rest[3])
     return None
 
 
@@ -151,3 +158,18 @@ def signal_argv(signal_name: str, pids: Sequence[int]) -> list[str]:
     that is gone is skipped silently; the exit status is not looked at)."""
     return ["/bin/sh", "-c", 'for g in "$@"; do kill -s "$0" -- "-$g" 2>/dev/null; done; :',
             signal_name, *map(str, pids)]
+
+
+def stop_argv(pids: Sequence[int], grace: float) -> list[str]:
+    """SIGTERM to each run's process group, then, once ``grace`` seconds passed while one of
+    them is left, SIGKILL to them all (``hpsearch cancel``: one command per host)."""
+    script = ('ticks=$0\n'
+              'for g in "$@"; do kill -s TERM -- "-$g" 2>/dev/null; done\n'
+              'while [ "$ticks" -gt 0 ]; do\n'
+              '    left=\n'
+              '    for g in "$@"; do kill -0 -- "-$g" 2>/dev/null && left=1; done\n'
+              '    [ -n "$left" ] || exit 0\n'
+              '    sleep 0.1; ticks=$((ticks - 1))\n'
+              'done\n'
+              'for g in "$@"; do kill -s KILL -- "-$g" 2>/dev/null; done; :\n')
+    return ["/bin/sh", "-c", script, str(max(1, round(grace * 10))), *map(str, pids)]
