@@ -112,8 +112,16 @@ def run_dirs(out_dir: Path) -> list[Path]:
     return sorted((out_dir / "runs").iterdir())
 
 
+def logs(run_dir: Path) -> str:
+    """The ends of the run's nodes' ``stderr.log``, for a failing assertion's message."""
+    found = [run_dir / "stderr.log", *sorted(run_dir.glob("nodes/*/stderr.log"))]
+    return "\n".join(f"{p}: {p.read_text()[-2000:]}" for p in found if p.exists())
+
+
 def check_ranks_agree(sim_out: Path, world: int) -> None:
     """Every rank of the run wrote its final weights, and they are the same numbers."""
+    missing = [r for r in range(world) if not (sim_out / f"weights_{r}.txt").exists()]
+    assert not missing, f"ranks {missing} wrote no weights\n{logs(sim_out.parent)}"
     weights = [(sim_out / f"weights_{rank}.txt").read_text().split() for rank in range(world)]
     assert len(weights[0]) == 5
     assert all(w == weights[0] for w in weights), weights
@@ -287,8 +295,8 @@ def test_a_two_node_torchrun_run_across_two_ssh_hosts_trains_ddp_whose_ranks_agr
     out_dir = ddp_search(tmp_path, gpus=0, nodes=2)
     done = subprocess.run(ssh_args(out_dir), cwd=tmp_path, env=ssh_hosts.env(),
                           capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
     (run_dir,) = run_dirs(out_dir)
+    assert done.returncode == 0, f"{done.stderr}\n{logs(run_dir)}"
     check_ranks_agree(run_dir / "out", 2)
     hosts = {(d / "started_at").read_text().split("host=")[1].split()[0]
              for d in (run_dir, run_dir / "nodes" / "1")}
