@@ -19,7 +19,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +99,15 @@ def sim_log(gates: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def journaled_jobs(out_dir: Path) -> int:
+    """How many jobs the journal's ``submit`` events name (the driver flushes its journal at
+    least once a second)."""
+    path = out_dir / "journal.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return sum(len(event.get("jobs") or {}) for line in lines if line.endswith("}")
+               and (event := json.loads(line)).get("ev") == "submit")
+
+
 def started_runs(out_dir: Path) -> dict[str, str]:
     """``{run_id: host}`` of the runs whose wrapper wrote ``started_at``."""
     found = {}
@@ -111,14 +119,16 @@ def started_runs(out_dir: Path) -> dict[str, str]:
 
 
 def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path):
-    """30 GPU runs over gpu1..gpu3 (two fake GPUs each), at most 2 runs per GPU
+    """30 GPU runs over gpu1..gpu3 (two fake GPUs and 4 slots each), at most 2 runs per GPU
     (``--max_num_jobs_per_gpu=2``): all finish (none ran out of GPU memory, so no GPU held
     more than it could), every host and every GPU of each took runs, and no GPU ever held
     more than 2 runs at once (the runs' started_at/exit_code times)."""
     (tmp_path / "grid.py").write_text(GPU_GRID.format(count=30))
+    hosts = tmp_path / "hosts.yaml"  # 4 slots each: the GPUs' limits, not the slots, bind
+    hosts.write_text("hosts:\n" + "".join(f"  {h}: {{slots: 4}}\n" for h in HOSTS.names))
     out = tmp_path / "out"
     done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
-                     f"--out_dir={out}", "--hosts=gpu1,gpu2,gpu3", "--sim_startup_time=0",
+                     f"--out_dir={out}", f"--hosts_file={hosts}", "--sim_startup_time=0",
                      "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2"],
                     REPO, HOSTS.env())
     assert done.returncode == 0, done.stderr
@@ -131,10 +141,47 @@ def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path):
         run_dir = Path(row["run_dir"])
         spans.setdefault((row["job_id"].split(":")[0], row["gpu"]), []).append(
             ((run_dir / "started_at").stat().st_mtime, (run_dir / "exit_code").stat().st_mtime))
-    for where, intervals in spans.items():
-        for start, _end in intervals:
-            at_once = sum(1 for s, e in intervals if s <= start < e)
-            assert at_once <= 2, (where, intervals)
+    most = {where: max(sum(1 for s, e in intervals if s <= start < e)
+                       for start, _end in intervals) for where, intervals in spans.items()}
+    assert max(most.values()) == 2, most  # the limit was reached, never passed
+
+
+def test_a_gpu_takes_its_next_run_once_the_host_shows_the_first_one_s_memory(tmp_path):
+    """``--sim_startup_time=3600``: a GPU that got a run takes no other until that run's
+    memory shows in the host's ``nvidia-smi`` (its process found in the run's session through
+    the probe's process list), or it ends. Four runs of 10 s on gpu1's two GPUs, two per GPU:
+    all four run at once, so each GPU's gate lifted on the memory seen, not at the end."""
+    (tmp_path / "grid.py").write_text(GPU_GRID.format(count=4).replace("[0.4]", "[10]"))
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  gpu1: {slots: 4}\n")
+    out = tmp_path / "out"
+    done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
+                     f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}",
+                     "--sim_startup_time=3600",
+                     "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2"],
+                    REPO, HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    spans = [((Path(r["run_dir"]) / "started_at").stat().st_mtime,
+              (Path(r["run_dir"]) / "exit_code").stat().st_mtime) for r in results(out)]
+    assert max(s for s, _ in spans) < min(e for _, e in spans), spans
+
+
+def test_a_hosts_file_names_the_address_user_and_gpus_of_a_host(tmp_path):
+    """``lab1: {address: 127.0.0.3, user: root, gpus: [1]}``: ssh reaches the host at that
+    address as that user (``lab1`` itself resolves nowhere), its runs use GPU 1 only, and
+    the results and messages name the host ``lab1``."""
+    (tmp_path / "grid.py").write_text(GPU_GRID.format(count=3))
+    (tmp_path / "hosts.yaml").write_text(
+        "hosts:\n  lab1: {address: 127.0.0.3, user: root, gpus: [1], slots: 2}\n")
+    out = tmp_path / "out"
+    done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
+                     f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}",
+                     "--sim_startup_time=0", "--allowed_load=1", "--allowed_memory=0.8",
+                     "--max_num_jobs_per_gpu=2"], REPO, HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    assert {(r["job_id"].split(":")[0], r["gpu"], r["status"]) for r in rows} == {
+        ("lab1", "1", "finished")}, rows
+    assert "lab1 (GPUs 1;" in done.stderr, done.stderr
 
 
 def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_back(tmp_path):
@@ -217,8 +264,8 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
                               env=HOSTS.env(), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(started_runs(out)) == 3, 60, "three runs going")
-        time.sleep(0.5)  # the driver journals the jobs it started
+        wait_for(lambda: len(sim_log(gates)) == 3 and journaled_jobs(out) == 3, 60,
+                 "three runs going, journaled")
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         going = [e["x"] for e in sim_log(gates)]
@@ -241,6 +288,31 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
         "finished"}
     starts = [e["x"] for e in sim_log(gates) if e["ev"] == "start"]
     assert sorted(starts) == sorted(map(str, xs)), starts
+
+
+def test_a_host_s_python_runs_its_runs(tmp_path):
+    """A hosts file's ``python`` replaces the search's interpreter in that host's runs (the
+    other host keeps the search's): gpu1's runs go through a wrapper script that notes each
+    run, gpu2's do not."""
+    proj, gates = gated_search(tmp_path, [1, 2, 3, 4])
+    for gate in gates.glob("gate-*"):
+        gate.unlink()
+    noted = tmp_path / "noted"
+    python = tmp_path / "python-gpu1"
+    python.write_text(f'#!/bin/sh\necho "$HPSEARCH_RUN_ID" >> {noted}\n'
+                      f'exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    (tmp_path / "hosts.yaml").write_text(
+        f"hosts:\n  gpu1: {{slots: 1, python: {python}}}\n  gpu2: {{slots: 1}}\n")
+    out = tmp_path / "out"
+    done = hpsearch(["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
+                     f"--hosts_file={tmp_path / 'hosts.yaml'}", "--visible_gpus=-1"], tmp_path,
+                    HOSTS.env())
+    assert done.returncode == 0, done.stderr
+    rows = results(out)
+    on_gpu1 = {r["run_id"] for r in rows if r["job_id"].startswith("gpu1:")}
+    assert on_gpu1 and len(on_gpu1) < 4
+    assert set(noted.read_text().split()) == on_gpu1
 
 
 def pid_alive(pid: int) -> bool:
@@ -311,8 +383,8 @@ def test_cancel_stops_the_runs_on_their_hosts(tmp_path):
         env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len(sim_log(gates)) == 2, 60, "two runs going")
-        time.sleep(0.5)  # the driver journals the jobs it started
+        wait_for(lambda: len(sim_log(gates)) == 2 and journaled_jobs(out) == 2, 60,
+                 "two runs going, journaled")
         driver.send_signal(signal.SIGKILL)
         driver.wait()
         done = hpsearch(["cancel", str(out)], tmp_path, HOSTS.env())

@@ -27,7 +27,7 @@ from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend
 from hpsearch.backends.ssh.backend import SshBackend, check_shared, probe_all
-from hpsearch.backends.ssh.connection import Ssh
+from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import hosts_of
 from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, STATUS_FILE, SshOptions
 from hpsearch.engine.options import SearchOptions
@@ -213,7 +213,10 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
     if shutil.which("ssh") is None:
         raise UsageError("ssh is not on PATH: install the OpenSSH client (Debian: "
                          "apt-get install openssh-client) to run on --hosts")
-    ssh = Ssh(given.ssh_config or os.environ.get(SSH_CONFIG_ENV) or None)
+    try:
+        ssh = Ssh(given.ssh_config or os.environ.get(SSH_CONFIG_ENV) or None)
+    except Unreachable as exc:  # the connection sockets' directory is not ours alone
+        raise UsageError(str(exc)) from None
     states = probe_all(ssh, hosts, gpus=not options.cpu_only)
     check_shared(ssh, hosts, options.out_dir)
     backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,

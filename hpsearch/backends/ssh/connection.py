@@ -48,7 +48,8 @@ def control_dir() -> Path:
     path.mkdir(mode=0o700, exist_ok=True)
     info = path.stat()
     if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise Unreachable(f"{path} is not a private directory of this user; remove it")
+        raise Unreachable(f"{path} (ssh's connection sockets) is not a private directory of "
+                          "this user; remove it, or set TMPDIR to a directory of your own")
     return path
 
 
