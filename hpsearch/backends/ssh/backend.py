@@ -652,9 +652,16 @@ class SshBackend(Backend):
     # -- restart --------------------------------------------------------------------
     def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:
         """Which runs of an unanswered launch started: those whose ``started_at`` names it
-        (the wrapper writes it as it starts, long before a new driver asks)."""
-        return {run.run_id: start.job for run in runs
-                if (start := read_start(run.run_dir)) is not None and start.launch == key}
+        (the wrapper writes it as it starts, long before a new driver asks); a run of
+        several nodes with the job of each node that started."""
+        found = {}
+        for run in runs:
+            starts = [read_start(node_dir(run.run_dir, node))
+                      for node in range(run.resources.nodes)]
+            jobs = [s.job for s in starts if s is not None and s.launch == key]
+            if starts[0] is not None and starts[0].launch == key:
+                found[run.run_id] = NODE_JOBS.join(jobs)
+        return found
 
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
         """Adopt runs of a killed driver: a run with an exit code is over; one on a host
