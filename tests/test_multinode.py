@@ -17,6 +17,7 @@ run across two real sshd hosts (``scripts/ssh/start.sh``: one sshd per loopback 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -305,39 +306,54 @@ def test_a_two_node_torchrun_run_across_two_ssh_hosts_trains_ddp_whose_ranks_agr
     assert (run_dir / "nodes" / "1" / "exit_code").read_text().startswith("0 ")
 
 
-@pytest.mark.parametrize("how", ["interrupt", "cancel"])
+@pytest.mark.parametrize("how", ["interrupt", "cancel", "resumed"])
 def test_a_stop_reaches_both_nodes_of_a_run_on_ssh_hosts(tmp_path, ssh_hosts, procs, how):  # noqa: F811
     """A stop ends both ranks of a 2-node run, each on its own host: a cancel by the driver
-    (``--cancel_on_interrupt``, then SIGINT), and ``hpsearch cancel`` after ``kill -9`` of
-    the driver (the run's job id names both nodes' wrappers). With the driver's cancel each
-    node's wrapper got the SIGTERM itself (its exit file says ``TERM``), not only the
+    (``--cancel_on_interrupt``, then SIGINT); ``hpsearch cancel`` after ``kill -9`` of the
+    driver (the run's job id names both nodes' wrappers); the driver's cancel after ``kill
+    -9`` and the same command again, which reattached both nodes. With the driver's cancel
+    each node's wrapper got the SIGTERM itself (its exit file says ``TERM``), not only the
     rendezvous' end."""
     out_dir = ddp_search(tmp_path, gpus=0, nodes=2, hang=1)
-    flags = ["--cancel_on_interrupt"] if how == "interrupt" else []
-    driver = subprocess.Popen(ssh_args(out_dir, *flags), cwd=tmp_path, env=ssh_hosts.env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              stdin=subprocess.DEVNULL, text=True)
-    procs.append(driver)
+    flags = [] if how == "cancel" else ["--cancel_on_interrupt"]
+
+    def start_driver() -> subprocess.Popen[str]:
+        driver = subprocess.Popen(ssh_args(out_dir, *flags), cwd=tmp_path,
+                                  env=ssh_hosts.env(), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                  text=True)
+        procs.append(driver)
+        return driver
+
+    driver = start_driver()
     pid_files = lambda: sorted(out_dir.glob("runs/*/out/pid_*"))  # noqa: E731
     wait_for(lambda: len(pid_files()) == 2, timeout=240, what="both ranks' pid files",
              poll=0.2)
     pids = [int(p.read_text()) for p in pid_files()]
     assert all(pid_alive(pid) for pid in pids)
-    if how == "interrupt":
-        driver.send_signal(signal.SIGINT)
-        driver.wait(timeout=120)
-    else:
+    if how != "interrupt":
         journal = out_dir / "journal.jsonl"
         wait_for(lambda: "+gpu2:" in journal.read_text(), timeout=60, what="the job journaled")
         driver.send_signal(signal.SIGKILL)
         driver.wait()
+    if how == "cancel":
         done = subprocess.run([sys.executable, "-m", "hpsearch", "cancel", str(out_dir)],
                               cwd=tmp_path, env=ssh_hosts.env(), capture_output=True,
                               text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
+    else:
+        if how == "resumed":
+            status = out_dir / "ssh_hosts.json"
+            status.unlink()
+            driver = start_driver()
+            wait_for(lambda: status.exists() and all(
+                h["runs"] for h in json.loads(status.read_text())["hosts"].values()),
+                timeout=120, what="both nodes reattached", poll=0.2)
+        driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=120)
     wait_for(lambda: not any(pid_alive(pid) for pid in pids), timeout=60,
              what="both ranks stopped", poll=0.2)
-    if how == "interrupt":
+    if how != "cancel":
         (run_dir,) = run_dirs(out_dir)
         for files in (run_dir, run_dir / "nodes" / "1"):
             wait_for(lambda f=files: (f / "exit_code").exists(), timeout=60,
