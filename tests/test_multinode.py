@@ -270,6 +270,35 @@ def test_slurm_job_of_a_two_node_torchrun_run_starts_it_on_both_nodes(tmp_path):
     assert host == "node7" and 1024 <= int(port) <= 65535
 
 
+def test_the_node_launch_lines_run_in_a_real_slurm_job(tmp_path, slurm_cluster):  # noqa: F811
+    """The 2-node job script's lines, with its counts set to the one node the local Slurm
+    has, run as sbatch gets them: ``hpsearch_endpoint`` finds the job's first host and a
+    free port, ONE ``srun`` starts torchrun with that c10d rendezvous, and the run's wrapper
+    records exit status 0 of a trained DDP rank (a real 2-node job cannot run here)."""
+    out_dir = ddp_search(tmp_path, gpus=0)
+    code, out, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                   f"--out_dir={out_dir}", "--run_cluster",
+                                   "--scheduler=slurm", "--slurm_gres=", "--slurm_mem=1G",
+                                   "--nodes_per_run=2", "--dry_run"], cwd=tmp_path)
+    assert code == 0, err
+    script = out[out.index("#!/bin/bash"):out.index("\nesac\n") + len("\nesac\n")]
+    for two, one in [("--nodes=2", "--nodes=1"), ("--ntasks=2", "--ntasks=1"),
+                     ("--nnodes=2", "--nnodes=1")]:
+        assert two in script
+        script = script.replace(two, one)
+    run_id = re.search(r"/runs/([\w-]+)", script).group(1)
+    run_dir = out_dir.resolve() / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    (out_dir / "slurm_logs").mkdir()
+    (tmp_path / "job.sh").write_text(script)
+    job = subprocess.run(["sbatch", "--parsable", str(tmp_path / "job.sh")], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    wait_for(lambda: (run_dir / "exit_code").exists(), timeout=240,
+             what=f"job {job} recording its run's exit", poll=0.5)
+    assert (run_dir / "exit_code").read_text().split()[0] == "0", logs(run_dir)
+    check_ranks_agree(run_dir / "out", 1)
+
+
 def test_schedulers_without_a_node_launch_refuse_a_two_node_torchrun_run(tmp_path):
     """LSF's jobs start a run's command on their first host only: a 2-node torchrun run is
     refused in one line before anything is submitted."""
