@@ -43,7 +43,9 @@ FAKES = Path(__file__).resolve().parent / "fakes"
 
 #: a tiny DDP training: every rank starts from other weights (seeded by its rank), DDP makes
 #: them rank 0's and keeps them in step; each rank writes its final weights, rank 0 the
-#: summary; with --hang each rank writes its pid and waits to be stopped
+#: summary; with --hang each rank writes its pid and waits to be stopped. The ranks meet at a
+#: barrier and exit without tearing gloo down: its teardown sometimes aborts a rank
+#: ("terminate called without an active exception"), torch's flaw, not the launch's
 DDP_SIM = '''import argparse, os, time
 import torch
 import torch.distributed as dist
@@ -71,7 +73,8 @@ with open(os.path.join(a.out_dir, f"weights_{rank}.txt"), "w") as f:
 if rank == 0:
     with open(os.path.join(a.out_dir, "perf.txt"), "w") as f:
         f.write(f"loss {loss.item()}\\nworld {world}\\nfinished 1\\n")
-dist.destroy_process_group()
+dist.barrier()
+os._exit(0)
 '''
 
 SEARCH = '''script: ddp.py

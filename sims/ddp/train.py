@@ -42,6 +42,7 @@ def main() -> None:
     if rank == 0:
         with open(os.path.join(args.out_dir, "performance_overview.txt"), "w") as f:
             f.write(f"loss {loss.item()}\nworld {world}\nfinished 1\n")
+    dist.barrier()  # every rank done before any tears its connections down
     dist.destroy_process_group()
 
 
