@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended
 from hpsearch.runs.files import ExitRecord, StartRecord, read_exit, read_start
+from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.preload import (
     HELD,
@@ -164,6 +165,10 @@ class LocalBackend(Backend):
         return self._zygotes is not None and self._zygotes.busy(bool(self._active))
 
     def refusal(self, resources: Resources) -> str | None:
+        if resources.nodes > 1:
+            return (f"{resources.nodes} nodes per run, but a local run spans this machine "
+                    "only (run it on --run_cluster --scheduler=slurm or on --hosts with "
+                    "launcher: torchrun, or give it nodes: 1)")
         if resources.cpus > self.slots:
             return (f"{resources.cpus} CPUs per run, but the search has {self.slots} CPU "
                     "slot(s) (--num_jobs)")
@@ -185,7 +190,8 @@ class LocalBackend(Backend):
 
     def _launch(self, run: Run, env: Mapping[str, str]) -> str | None:
         """Start the run: its job id; None when it waits for its zygote's imports."""
-        forked = None if self._zygotes is None else self._zygotes.spawn(
+        launcher = run.resources.launcher
+        forked = None if self._zygotes is None or launcher else self._zygotes.spawn(
             run, env, self.host, self.job_label, hold=not self._active)
         if forked is HELD:
             return None
@@ -194,8 +200,8 @@ class LocalBackend(Backend):
             self._track(_Active(run, forked.pid, self._pidfd(forked.pid), forked,
                                 self._deadline(), env, extra={"preloaded": 1}))
             return f"{self.host}:{forked.pid}"
-        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd), list(run.argv),
-                          self.job_label)
+        argv = local_argv(str(run.run_dir), run.launch, self.host, str(run.cwd),
+                          launch_of(run).argv(), self.job_label)
         popen = subprocess.Popen(argv, cwd=run.cwd, stdin=subprocess.DEVNULL,
                                  start_new_session=True,
                                  env={**os.environ, **env} if env else None)

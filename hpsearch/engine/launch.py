@@ -20,6 +20,7 @@ from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
 from hpsearch.engine.placement import (
+    check_launcher,
     check_resources,
     make_backend,
     resource_plan,
@@ -132,7 +133,9 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
     say = HeldLines(progress.message)
     backend = make_backend(with_spec_preload(options, spec), say)
     try:
-        check_resources(resource_plan(spec, options), backend)
+        plan = resource_plan(spec, options)
+        check_launcher(plan, spec.command.argv_prefix(options.python))
+        check_resources(plan, backend)
     except UsageError:
         backend.close()
         raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, STATUS_FILE, SshOption
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
+from hpsearch.runs.launchers import torchrun_refusal
 from hpsearch.runs.model import Resources
 from hpsearch.runs.preload import PreloadOptions
 from hpsearch.spec.gridmodule import SearchSpec
@@ -68,27 +69,31 @@ class ResourcePlan:
     """What each run of a search needs: ``base`` (the backend's and the scheduler flags'
     :func:`resources_of`), under the search file's rule that matches the run's configuration
     (``rules``), under the ``--*_per_run`` flags (``flags``), each setting only what it
-    names."""
+    names. ``launcher`` is every run's (``--launcher``, else the search's ``launcher:``)."""
 
     base: Resources
     rules: ResourceRules = ResourceRules()
     flags: Shape = Shape()
+    launcher: str | None = None
 
     def of(self, config: Mapping[str, Any]) -> Resources:
         """What the run of ``config`` needs."""
-        return dataclasses.replace(self.base,
-                                   **self.flags.over(self.rules.shape_of(config)).fields())
+        return self._of(self.rules.shape_of(config))
 
     def possible(self) -> list[Resources]:
         """Every shape a run may get: each rule's, and the one of a run no rule matches."""
-        shapes = [*self.rules.shapes(), Shape()]
-        return [dataclasses.replace(self.base, **self.flags.over(s).fields()) for s in shapes]
+        return [self._of(s) for s in [*self.rules.shapes(), Shape()]]
+
+    def _of(self, shape: Shape) -> Resources:
+        return dataclasses.replace(self.base, **self.flags.over(shape).fields(),
+                                   launcher=self.launcher)
 
 
 def resource_plan(spec: SearchSpec, options: SearchOptions) -> ResourcePlan:
     """The :class:`ResourcePlan` of ``spec`` run with ``options``."""
-    return ResourcePlan(resources_of(options), spec.resources,
-                        own(ResourceOptions, options).shape())
+    flags = own(ResourceOptions, options)
+    return ResourcePlan(resources_of(options), spec.resources, flags.shape(),
+                        flags.launcher or spec.launcher)
 
 
 def check_resources(plan: ResourcePlan, backend: Backend) -> None:
@@ -100,6 +105,14 @@ def check_resources(plan: ResourcePlan, backend: Backend) -> None:
             raise UsageError(f"resources nothing here can run: {why}; lower the run's "
                              "resources (resources: in the search file, _RESOURCES, "
                              "--gpus_per_run, --cpus_per_run) or run it where there are more")
+
+
+def check_launcher(plan: ResourcePlan, argv: Sequence[str]) -> None:
+    """UsageError (one line) when the search's launcher cannot start its command ``argv``
+    (``launcher: torchrun`` and a command that is not Python)."""
+    why = torchrun_refusal(argv) if plan.launcher == "torchrun" else None
+    if why is not None:
+        raise UsageError(why)
 
 
 def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:

@@ -33,8 +33,12 @@
     reason        optional: one line a failing command left to say why (the function
                   objective's runner writes the exception's last line: ``ValueError: bad lr``)
     out/          the sim's own output directory (passed as --<_OUT_ARG>)
+    nodes/<i>/    a run of several nodes started by one wrapper per node (SSH hosts): node
+                  i's started_at, exit_code, stdout.log and stderr.log (node 0's are the
+                  run's own, above)
     attempts/<n>/ the files of the n-th earlier start: started_at, exit_code, stdout.log,
-                  stderr.log, reason and the summary file, moved here before the next attempt
+                  stderr.log, reason, nodes/ and the summary file, moved here before the next
+                  attempt
 
 Every launch has a key (``k`` and 8 hex digits, unique in the search) that the wrapper
 writes into both files, so an exit file from an earlier attempt is never taken for the
@@ -65,6 +69,7 @@ from hpsearch.spec.reserved import (
     ATTEMPTS_DIR,
     COMMAND_FILE,
     EXIT_FILE,
+    NODES_DIR,  # noqa: F401  (re-exported, as SIM_OUT_DIR)
     REASON_FILE,
     RUN_FILE,
     SIM_OUT_DIR,  # noqa: F401  (re-exported: a run directory's readers import it from here)

@@ -39,7 +39,9 @@ class Resources:
     ``memory``: bytes of memory its job asks for (None: the scheduler's default, or no limit
     on a local run). ``nodes``: machines its job spans. ``time_limit``: seconds its job may
     run (None: no limit). ``gpu_memory_mib``: MiB of GPU memory it is expected to take
-    (``--gpu_memory_per_run``; None: learned from the runs seen so far).
+    (``--gpu_memory_per_run``; None: learned from the runs seen so far). ``launcher``: how
+    its command starts on its nodes (``torchrun``, ``srun``, ``mpirun``; None: as it is; see
+    :mod:`hpsearch.runs.launchers`). ``gpus`` and ``cpus`` are per node.
 
     The defaults are a local GPU run's; :class:`hpsearch.engine.placement.ResourcePlan`
     fills each run's from the search's flags and its ``resources:`` rules.
@@ -51,6 +53,7 @@ class Resources:
     nodes: int = 1
     time_limit: float | None = None
     gpu_memory_mib: int | None = None
+    launcher: str | None = None
 
 
 @dataclass(frozen=True)

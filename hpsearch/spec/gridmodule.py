@@ -30,6 +30,8 @@ A grid module (hypnettorch's ``hpsearch_config_template.py`` format, unchanged) 
                                                     # hyperband, bohb (hpsearch.spec.fidelity)
     _PBT = {"population": 8, "interval": 5, "parameter": "total_steps", "segments": 10}
                                                     # ours, optional: pbt
+    _LAUNCHER = "torchrun"                          # ours, optional: how runs start on
+                                                    # their nodes (hpsearch.runs.launchers)
 
 A ``grid`` value may also be a distribution (``from hpsearch.space import loguniform``).
 A search file (YAML or JSON) says the same in other words; see :mod:`hpsearch.spec.searchfile`.
@@ -77,7 +79,7 @@ from hpsearch.spec.invocation import ScriptCommand, command_of
 from hpsearch.spec.points import Forbid, WarmResult
 from hpsearch.spec.pruning import PrunerSpec, parse_pruner
 from hpsearch.spec.reserved import RESERVED_COLUMNS
-from hpsearch.spec.resources import ResourceRules, parse_resources
+from hpsearch.spec.resources import ResourceRules, parse_launcher, parse_resources
 from hpsearch.spec.values import MAX_ARG_BYTES, check_argv_text, render_value, storable
 
 ALGORITHMS = ("grid", "random", "qmc", "tpe", "cmaes", "gp", "nsga2", "external", "hyperband",
@@ -122,6 +124,9 @@ class SearchSpec:
     pbt: Pbt | None = None
     #: ``resources:`` (``_RESOURCES``): what each run needs, by its configuration
     resources: ResourceRules = field(default_factory=ResourceRules)
+    #: ``launcher:`` (``_LAUNCHER``): how each run's command starts on its nodes
+    #: (:data:`hpsearch.spec.resources.LAUNCHERS`; None: as it is)
+    launcher: str | None = None
     #: ``initial_points`` (completed: :func:`hpsearch.spec.points.fit`), proposed first;
     #: ``forbid``: configurations never proposed; ``warm_start``: earlier search
     #: directories, whose runs :mod:`hpsearch.engine.warmstart` puts in ``warm_results``
@@ -542,7 +547,8 @@ def load_spec(grid_module: str, run_cwd: Path, grid_config: Path | None = None,
         pruner=parse_pruner(attrs.get("_PRUNER"), attrs.get("_PRUNER_OPTIONS"), "_PRUNER"),
         budget=budget, pbt=pbt)
     return replace(spec, resources=parse_resources(attrs.get("_RESOURCES"), "_RESOURCES",
-                                                   spec.config_keys()))
+                                                   spec.config_keys()),
+                   launcher=parse_launcher(attrs.get("_LAUNCHER"), "_LAUNCHER"))
 
 
 #: algorithms that optimise one objective only (a generator sees the first one: iDDS's loss)

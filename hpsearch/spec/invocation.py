@@ -36,7 +36,7 @@ from hpsearch.spec.values import render_args
 RUNNER_MODULE = "hpsearch.objective_runner"
 _FUNCTION = re.compile(r"(?P<file>.+\.py):(?P<name>[A-Za-z_]\w*)")
 #: interpreter flags that take the next word as their value
-_FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
+FLAGS_WITH_VALUE = {"-W", "-X", "-Q"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def parse_script_command(text: str, run_cwd: Path, check: bool = True,
                 raise UsageError(f"{what} {text!r} ends with -m; name the module to run")
             return ScriptCommand(tuple(flags), words[i + 1], tuple(words[i + 2:]), module=True)
         flags.append(words[i])
-        if words[i] in _FLAGS_WITH_VALUE and i + 1 < len(words):
+        if words[i] in FLAGS_WITH_VALUE and i + 1 < len(words):
             flags.append(words[i + 1])
             i += 1
         i += 1

@@ -29,7 +29,10 @@ WARNING_FILE = "walltime_warning"
 REASON_FILE = "reason"
 SIM_OUT_DIR = "out"
 ATTEMPTS_DIR = "attempts"
+#: the record directories of a run's other nodes (``nodes/<i>/``: node i's wrapper's files)
+NODES_DIR = "nodes"
 #: the files of one attempt, moved to attempts/<n>/ before the next one
-ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, REASON_FILE, WARNING_FILE)
+ATTEMPT_FILES = (STARTED_FILE, EXIT_FILE, STDOUT_FILE, STDERR_FILE, REASON_FILE, WARNING_FILE,
+                 NODES_DIR)
 #: every name of a run directory that is hpsearch's
 RESERVED_FILES = frozenset({*ATTEMPT_FILES, RUN_FILE, COMMAND_FILE, SIM_OUT_DIR, ATTEMPTS_DIR})

@@ -24,6 +24,13 @@ what the flags and the backend give (:mod:`hpsearch.engine.placement`).
 
 The flags ``--gpus_per_run``, ``--cpus_per_run``, ``--mem_per_run``, ``--nodes_per_run``
 (:class:`ResourceOptions`) set their key for every run, over the file's rules.
+
+How a run's command is started on its nodes is the search's ``launcher:`` (``_LAUNCHER``,
+``--launcher``, which wins): one of :data:`LAUNCHERS`, or none (the command as it is)::
+
+    launcher: torchrun
+
+:mod:`hpsearch.runs.launchers` turns it into the run's argv.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from typing import Any, ClassVar
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import option
 
+#: the values of ``launcher:`` (``_LAUNCHER``, ``--launcher``)
+LAUNCHERS = ("torchrun", "srun", "mpirun")
 #: the keys of one declaration, besides ``when``
 KEYS = ("gpus", "cpus", "mem", "nodes")
 _LEAST = {"gpus": 0, "cpus": 1, "nodes": 1}
@@ -155,6 +164,20 @@ def parse_resources(raw: Any, where: str, parameters: Collection[str]) -> Resour
     return ResourceRules(tuple(rules))
 
 
+def parse_launcher(raw: Any, where: str) -> str | None:
+    """A ``launcher:`` setting -> one of :data:`LAUNCHERS`, or None when unset; UsageError
+    (one line starting with ``where``) for anything else."""
+    if raw is None or raw in LAUNCHERS:
+        return raw
+    raise UsageError(f"{where} must be one of {', '.join(LAUNCHERS)} (or left out: the "
+                     f"command as it is), not {raw!r}")
+
+
+def _check_launcher(value: str | None) -> None:
+    if value is not None and value not in LAUNCHERS:
+        raise ValueError(f"--launcher={value} is not one of {', '.join(LAUNCHERS)}")
+
+
 def _check_memory(value: str | None) -> None:
     if value:
         memory_bytes(value, "--mem_per_run")
@@ -176,6 +199,11 @@ class ResourceOptions:
         "MiB); on a cluster over the scheduler's memory flags.", check=_check_memory)
     nodes_per_run: int | None = option(
         None, "Machines each run's job spans (a cluster's --nodes).", low=1)
+    launcher: str | None = option(
+        None, "How each run's command starts on its nodes, over the search file's launcher: "
+        "torchrun (through torch.distributed.run, one process per GPU of each node), or srun "
+        "or mpirun (the command as given, which launches itself); unset: the command as it "
+        "is.", check=_check_launcher)
 
     def shape(self) -> Shape:
         """What these flags set."""

@@ -42,6 +42,8 @@
     resources:                        # what each run needs; a list: first match wins
       - {when: {optimizer: sgd}, gpus: 2, mem: 64G}   # (see hpsearch.spec.resources)
       - {gpus: 1}
+    launcher: torchrun                # start each run through torchrun (srun, mpirun: as
+                                      # given; see hpsearch.runs.launchers)
     initial_points: [{lr: 0.001, optimizer: adam, ...}]   # run first (hpsearch.spec.points)
     forbid: [{optimizer: [sgd], batch_size: [128]}]       # never proposed
     warm_start: [out/earlier_search]  # their finished runs are told to the sampler first
@@ -89,7 +91,7 @@ from hpsearch.spec.hydra import check_arg_format, sweeper_settings
 from hpsearch.spec.invocation import command_of
 from hpsearch.spec.points import parse_forbid, parse_initial_points, parse_warm_start
 from hpsearch.spec.pruning import parse_pruner
-from hpsearch.spec.resources import parse_resources
+from hpsearch.spec.resources import parse_launcher, parse_resources
 
 #: the placeholders of an external generator's command line (:mod:`hpsearch.strategies.external`)
 GENERATOR_PLACEHOLDER = re.compile(r"%(MAX_POINTS|NUM_POINTS|IN|OUT)\b")
@@ -98,7 +100,7 @@ SETTINGS = ("script", "summary_file", "metrics", "objective", "direction", "algo
             "out_arg", "parameters", "conditions", "config_template", "config_arg",
             "allow_new_keys", "pruner", "pruner_options", "arg_format", "hydra_config",
             "from_hydra", "log_to", "budget", "pbt", "resources", "initial_points", "forbid",
-            "warm_start", "constraints", "rerun_best", "preload")
+            "warm_start", "constraints", "rerun_best", "preload", "launcher")
 _REQUIRED = {"script": "script: train.py", "metrics": "metrics: [val_loss]",
              "parameters": "parameters: {lr: {method: loguniform, low: 1.0e-5, high: 0.1}}"}
 
@@ -335,4 +337,5 @@ def _spec(data: Any, where: str, run_cwd: Path, check_script: bool,
         constraints=parse_constraints(data.get("constraints"), metrics, where),
         rerun_best=_rerun_best(where, data.get("rerun_best"), out_arg))
     return replace(spec, resources=parse_resources(data.get("resources"), f"{where}: resources",
-                                                   spec.config_keys()))
+                                                   spec.config_keys()),
+                   launcher=parse_launcher(data.get("launcher"), f"{where}: launcher"))

@@ -110,7 +110,9 @@ class ClusterBackend(Backend, Scheduler):
         return self.arrays.free_slots()
 
     def refusal(self, resources: Resources) -> str | None:
-        return packing.refusal(self.settings.resources, resources) if self.packed else None
+        """Why its jobs cannot hold the run: :meth:`node_refusal`, :func:`packing.refusal`."""
+        return self.node_refusal(resources, self.packed, self.name) or (
+            packing.refusal(self.settings.resources, resources) if self.packed else None)
 
     def room(self) -> int:
         """How many runs the next array may hold (:meth:`Arrays.room`)."""

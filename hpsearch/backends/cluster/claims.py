@@ -24,6 +24,8 @@ before it submits the array (the launch itself is journaled before that, as ever
                "env": {"HPSEARCH_RUN_ID": "3f2a9c0d1b7e", ...}, "attempt": 1,
                "gpus": 1}, ...]}
 
+(a run's ``argv`` as its launcher starts it: :mod:`hpsearch.runs.launchers`).
+
 **A claim is won once.** A worker writes its claim whole to a file of its own, then links
 it to ``claims/<run_id>`` (:func:`hpsearch.runs.files.link_whole`, the primitive of the driver's
 lock): the link fails for every worker but the first, on NFS too. The claim names the job
@@ -48,6 +50,7 @@ from typing import Any
 
 from hpsearch.backends.gpus.admission import parse_mib
 from hpsearch.runs.files import SIM_OUT_DIR, link_whole, read_run_record, write_atomic
+from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.preload import PreloadOptions
 
@@ -90,7 +93,7 @@ def write_queue(folder: Path, queue: Queue) -> None:
         "scheduler_signals_runs": queue.scheduler_signals_runs,
         "gpu": dict(queue.gpu), "preload": dataclasses.asdict(queue.preload),
         "runs": [{"run_id": r.run_id, "trial": r.trial, "run_dir": str(r.run_dir),
-                  "cwd": str(r.cwd), "argv": list(r.argv), "env": dict(r.env),
+                  "cwd": str(r.cwd), "argv": launch_of(r).argv(), "env": dict(r.env),
                   "attempt": r.attempt, "gpus": r.resources.gpus} for r in queue.runs]})
     write_atomic(folder / QUEUE_FILE, text + "\n")
     with open(folder / QUEUE_FILE) as f:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends.base import BackendError
-from hpsearch.runs.model import Run
+from hpsearch.runs.launchers import launch_of
+from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.wrapper import RUN_FUNCTION, TASK_FUNCTION
 
 
@@ -82,7 +83,23 @@ class Scheduler(ABC):
     accounted_by = ""
     #: seconds after a job's end within which its accounts appear (0: at once or never)
     accounting_wait = 0.0
+    #: whether its job script starts a K-node ``launcher: torchrun`` run on every node of the
+    #: job (through one ``srun``), the rendezvous endpoint found inside the job
+    launches_nodes = False
     _limits_cache: tuple[int, int] | None = None
+
+    def node_refusal(self, resources: Resources, packed: bool, name: str) -> str | None:
+        """Why jobs of this scheduler (``name``; ``packed``: packed jobs) cannot start a
+        K-node ``launcher: torchrun`` run on K nodes, or None."""
+        if resources.nodes <= 1 or resources.launcher != "torchrun":
+            return None
+        if packed:
+            return (f"launcher: torchrun on {resources.nodes} nodes per run, but packed runs "
+                    "share one node of their job (drop --runs_per_job)")
+        if not self.launches_nodes:
+            return (f"launcher: torchrun on {resources.nodes} nodes per run, but {name} jobs "
+                    "start it on one node only (use --scheduler=slurm, or nodes: 1)")
+        return None
 
     @abstractmethod
     def render_array(self, tasks: Sequence[Task], job_name: str, throttle: int) -> str:
@@ -157,12 +174,23 @@ class Scheduler(ABC):
             self._limits_cache = self._read_limits()
         return self._limits_cache
 
-    @staticmethod
-    def run_context(tasks: Sequence[Task], index_name: str, first: int) -> dict[str, Any]:
+    @classmethod
+    def run_context(cls, tasks: Sequence[Task], index_name: str, first: int) -> dict[str, Any]:
         """The template variables of an array of runs: the job wrapper's functions and each
-        run (its array index, counted from ``first``, under ``index_name``)."""
+        run (its array index, counted from ``first``, under ``index_name``). A run's ``argv``
+        is its command as its launcher starts it (:mod:`hpsearch.runs.launchers`); for a
+        K-node torchrun run (``rendezvous``) the words before the endpoint are its
+        ``launch_head``, ``argv`` the words after it, ``python`` its interpreter."""
         return {"run_function": RUN_FUNCTION, "task_function": TASK_FUNCTION,
                 "runs": [{index_name: t.task + first, "run_id": t.run.run_id,
                           "launch": t.run.launch, "run_dir": str(Path(t.run.run_dir).resolve()),
-                          "cwd": str(Path(t.run.cwd).resolve()), "argv": list(t.run.argv),
-                          "env": dict(t.run.env)} for t in tasks]}
+                          "cwd": str(Path(t.run.cwd).resolve()), "env": dict(t.run.env),
+                          **cls._command_context(t.run)} for t in tasks]}
+
+    @classmethod
+    def _command_context(cls, run: Run) -> dict[str, Any]:
+        launch = launch_of(run, srun=cls.launches_nodes)
+        if not launch.rendezvous:
+            return {"argv": launch.argv(), "rendezvous": False}
+        return {"argv": list(launch.tail), "launch_head": list(launch.head),
+                "rendezvous": True, "python": run.argv[0]}

@@ -242,6 +242,8 @@ class GpuBackend(LocalBackend):
         return self.policy.fits_at_all(need=self.resources.gpu_memory_mib)
 
     def refusal(self, resources: Resources) -> str | None:
+        if resources.nodes > 1:
+            return super().refusal(resources)
         n = len(self.policy.candidates())
         if resources.gpus > n:
             return (f"{resources.gpus} GPUs per run, but this machine lets the search use "

@@ -268,6 +268,8 @@ class SlurmBackend(ClusterBackend):
     #: slurmstepd signals every process of the job (those of other sessions too), so a
     #: packed run gets scancel's or a requeue's SIGTERM from Slurm itself, and only once
     signals_every_process = True
+    #: a K-node torchrun run starts through one srun inside its job (the array template)
+    launches_nodes = True
 
     def __init__(self, cluster: ClusterSettings, slurm: SlurmSettings, **kwargs) -> None:
         self.directives = list(slurm.directives)

@@ -19,12 +19,17 @@ answers again, what is left of them there is killed (SIGKILL to their process gr
 host takes runs again. Stop = SIGTERM to the run's process group on its host, SIGKILL after
 the grace period. After ``kill -9`` of the driver the same command reattaches: a run whose
 ``started_at`` names its job and whose session is alive is watched again, nothing runs twice.
+
+A run of K nodes (``launcher: torchrun``) takes K hosts, one wrapper on each, with its own
+record directory (:mod:`~hpsearch.backends.ssh.nodes`); its job id names each node's wrapper
+(``gpu1:4242+gpu2:5151``), so ``hpsearch cancel`` reaches every node.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import os
 import secrets
@@ -42,6 +47,7 @@ from hpsearch.backends.gpus.probe import GpuSample, GpuUnavailable
 from hpsearch.backends.ssh.agent import Agent, NotOneLine
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
+from hpsearch.backends.ssh.nodes import NODE_JOBS, address_of, free_port, node_dir, worst
 from hpsearch.backends.ssh.remote import (
     HostState,
     Start,
@@ -52,7 +58,8 @@ from hpsearch.backends.ssh.remote import (
     start_command,
 )
 from hpsearch.errors import UsageError
-from hpsearch.runs.files import read_exit, read_start
+from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
 
 #: seconds between two probes of a host
@@ -136,6 +143,12 @@ class _Active:
     env: Mapping[str, str] = field(default_factory=dict)
     kill_at: float | None = None
     reason: str | None = None
+    node: int = 0  # which node of the run (0: its only one, or the first of several)
+
+    @property
+    def files(self) -> Path:
+        """Where its wrapper writes ``started_at`` and ``exit_code``."""
+        return node_dir(self.run.run_dir, self.node)
 
 
 class SshBackend(Backend):
@@ -159,6 +172,7 @@ class SshBackend(Backend):
         self.status_file, self.say = status_file, say
         self.num_jobs = num_jobs
         self._active: dict[str, _Active] = {}
+        self._followers: dict[str, list[_Active]] = {}  # nodes 1.. of a run of several
         self._machines: list[_Machine] = []
         self._status_dirty, self._status_written = False, 0.0
         self._selector = selectors.DefaultSelector()
@@ -185,9 +199,16 @@ class SshBackend(Backend):
                 f"{m.slots} slot{'s' if m.slots != 1 else ''})" for m in self._machines]
 
     def refusal(self, resources: Resources) -> str | None:
+        if resources.nodes > 1 and resources.launcher != "torchrun":
+            return (f"runs of {resources.nodes} nodes cannot run on SSH hosts without "
+                    "launcher: torchrun (which starts one node on each of them)")
         if resources.nodes > 1:
-            return (f"runs of {resources.nodes} nodes cannot run on SSH hosts yet "
-                    "(each run goes to one host)")
+            holding = sum(self._holds(m, resources) for m in self._machines)
+            if holding < resources.nodes:
+                return (f"{resources.nodes} nodes per run, but {holding} of the SSH hosts "
+                        f"can each hold a node of {resources.gpus} GPU(s) and "
+                        f"{resources.cpus} CPU(s)")
+            return None
         if not any(self._holds(m, resources) for m in self._machines):
             most_gpus = max(len(m.policy.candidates()) for m in self._machines)
             most_slots = max(m.slots for m in self._machines)
@@ -201,8 +222,16 @@ class SshBackend(Backend):
                 and resources.cpus <= machine.slots)
 
     def _free_slots(self, machine: _Machine) -> int:
-        return machine.slots - sum(a.run.resources.cpus for a in self._active.values()
+        return machine.slots - sum(a.run.resources.cpus for a in self._everyone()
                                    if a.machine is machine)
+
+    def _everyone(self) -> list[_Active]:
+        """Every node of every active run."""
+        return [n for a in self._active.values() for n in self._nodes_of(a)]
+
+    def _nodes_of(self, active: _Active) -> list[_Active]:
+        """The run's nodes: ``active`` and, for a run of several, the others."""
+        return [active, *self._followers.get(active.run.run_id, ())]
 
     def _usable(self) -> list[_Machine]:
         """Hosts answering, most free slots first."""
@@ -213,7 +242,8 @@ class SshBackend(Backend):
         """How many runs of the search's shape the answering hosts take now."""
         self._refresh()
         now = time.monotonic()
-        return min(self._cap_left(), sum(self._trial_room(m, now) for m in self._usable()))
+        room = sum(self._trial_room(m, now) for m in self._usable()) // self.resources.nodes
+        return min(self._cap_left(), room)
 
     def _cap_left(self) -> int:
         """Runs ``num_jobs`` lets start now."""
@@ -245,8 +275,14 @@ class SshBackend(Backend):
         now = time.monotonic()
         planned: dict[int, list[tuple[Run, list[int]]]] = {}
         taken: dict[int, int] = {}
+        spread: list[tuple[Run, list[tuple[int, list[int]]]]] = []
         for run in runs:
-            if run.resources.nodes > 1 or sum(map(len, planned.values())) >= self._cap_left():
+            if sum(map(len, planned.values())) + len(spread) >= self._cap_left():
+                continue
+            if run.resources.nodes > 1:
+                nodes = self._place_nodes(run, now, taken)
+                if nodes is not None:
+                    spread.append((run, nodes))
                 continue
             for machine in self._usable():
                 index = self._machines.index(machine)
@@ -263,7 +299,98 @@ class SshBackend(Backend):
                 planned.setdefault(index, []).append((run, gpus))
                 taken[index] = taken.get(index, 0) + run.resources.cpus
                 break
-        return self._start_planned(planned, now)
+        started = self._start_planned(planned, now)
+        for run, nodes in spread:
+            started.update(self._start_nodes(run, nodes, now))
+        return started
+
+    def _place_nodes(self, run: Run, now: float, taken: dict[int, int]
+                     ) -> list[tuple[int, list[int]]] | None:
+        """K distinct answering hosts whose slots and GPUs take one node of ``run`` now,
+        as ``(host index, GPUs)``, their slots counted in ``taken``; None when fewer do."""
+        need = run.resources.gpu_memory_mib
+        nodes: list[tuple[int, list[int]]] = []
+        for machine in self._usable():
+            index = self._machines.index(machine)
+            if self._free_slots(machine) - taken.get(index, 0) < run.resources.cpus:
+                continue
+            gpus: list[int] | None = []
+            if run.resources.gpus:
+                gpus = machine.policy.choose_many(now, run.run_id, need, run.resources.gpus)
+            if gpus is None:
+                continue
+            nodes.append((index, gpus))
+            if len(nodes) == run.resources.nodes:
+                for index, gpus in nodes:
+                    taken[index] = taken.get(index, 0) + run.resources.cpus
+                    for gpu in gpus:
+                        self._machines[index].policy.launched(gpu, run.run_id, None, now, need)
+                return nodes
+        return None
+
+    def _start_nodes(self, run: Run, nodes: Sequence[tuple[int, list[int]]],
+                     now: float) -> dict[str, str]:
+        """Start one wrapper per node of ``run`` (module docstring), all hosts at once
+        through their agents, with the rendezvous on the first host; ``{run_id: job_id}``
+        once every node started, else ``{}`` (the nodes that did start are killed)."""
+        machines = [self._machines[index] for index, _gpus in nodes]
+        first = machines[0].host
+        try:
+            port = free_port(self.ssh, first, self._python(run, first))
+            endpoint = f"{address_of(self.ssh, first)}:{port}"
+        except (Unreachable, ValueError) as exc:
+            return self._not_started(run, machines, [], exc)
+        sent: list[Agent | subprocess.Popen[str] | Unreachable] = []
+        for node, ((_index, gpus), machine) in enumerate(zip(nodes, machines, strict=True)):
+            files = node_dir(run.run_dir, node)
+            files.mkdir(parents=True, exist_ok=True)
+            start = Start(str(files), run.launch, machine.name, str(run.cwd),
+                          self._argv(run, machine.host, endpoint), self._env(run, gpus))
+            try:
+                machine.agent.send([start])
+                sent.append(machine.agent)
+            except NotOneLine:
+                sent.append(self.ssh.start(machine.host, start_argv([start])))
+            except Unreachable as exc:
+                sent.append(exc)
+        pids: list[int | None] = []
+        failure: Exception | None = None
+        for way in sent:
+            try:
+                if isinstance(way, Unreachable):
+                    raise way
+                pids.append(way.receive(1)[0] if isinstance(way, Agent)
+                            else parse_pids(self.ssh.finish(way).stdout, 1)[0])
+            except (Unreachable, ValueError) as exc:
+                pids.append(None)
+                failure = exc
+        if failure is not None:
+            started = [(m, pid) for m, pid in zip(machines, pids, strict=True) if pid]
+            return self._not_started(run, machines, started, failure)
+        actives = []
+        for node, ((_index, gpus), machine, pid) in enumerate(
+                zip(nodes, machines, pids, strict=True)):
+            assert pid is not None
+            for gpu in gpus:
+                machine.policy.launched(gpu, run.run_id, pid, now, run.resources.gpu_memory_mib)
+            actives.append(_Active(run, machine, pid, now, gpus, self._deadline(now),
+                                   self._env(run, gpus), node=node))
+        self._active[run.run_id] = actives[0]
+        self._followers[run.run_id] = actives[1:]
+        self._status_dirty = True
+        return {run.run_id: NODE_JOBS.join(f"{m.name}:{pid}"
+                                           for m, pid in zip(machines, pids, strict=True))}
+
+    def _not_started(self, run: Run, machines: Sequence[_Machine],
+                     started: Sequence[tuple[_Machine, int]], why: Exception) -> dict[str, str]:
+        """A run of several nodes that could not start on every host: what started of it is
+        killed, its GPUs freed; ``{}``."""
+        for machine, pid in started:
+            self._send(machine, "KILL", [pid])
+        for machine in machines:
+            machine.policy.ended(run.run_id)
+        self.say(f"run {run.run_id}: could not start its {len(machines)} nodes ({why})")
+        return {}
 
     def _env(self, run: Run, gpus: list[int]) -> dict[str, str]:
         env = {**run.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
@@ -273,11 +400,16 @@ class SshBackend(Backend):
             env["HPSEARCH_CPUS"] = str(run.resources.cpus)
         return env
 
-    def _argv(self, run: Run, host: Host) -> list[str]:
-        argv = list(run.argv)
-        if host.python and argv and argv[0] == self.python:
-            argv[0] = host.python
-        return argv
+    def _python(self, run: Run, host: Host) -> str:
+        """The interpreter of ``run`` on ``host``: the host's ``python`` where the run's
+        command starts with the search's."""
+        return host.python if host.python and run.argv[0] == self.python else run.argv[0]
+
+    def _argv(self, run: Run, host: Host, endpoint: str | None = None) -> list[str]:
+        """The argv of ``run`` on ``host``, as its launcher starts it (``endpoint``: the
+        rendezvous of a run of several nodes)."""
+        argv = (self._python(run, host), *run.argv[1:]) if run.argv else run.argv
+        return launch_of(dataclasses.replace(run, argv=argv)).argv(endpoint)
 
     def _start_planned(self, planned: Mapping[int, list[tuple[Run, list[int]]]],
                        now: float) -> dict[str, str]:
@@ -340,7 +472,7 @@ class SshBackend(Backend):
             taken = machine.sampler.take()
             if taken is not None and not isinstance(taken[1], GpuUnavailable):
                 began, samples = taken
-                wrappers = {a.pid for a in self._active.values() if a.machine is machine}
+                wrappers = {a.pid for a in self._everyone() if a.machine is machine}
                 sessions = machine.source.latest[1].sessions
                 machine.policy.observe(by_session(samples, wrappers, sessions.get), began)
                 if machine.down:
@@ -385,15 +517,16 @@ class SshBackend(Backend):
         ended: list[Ended] = []
         kills: dict[int, list[int]] = {}
         for active in list(self._active.values()):
-            machine = active.machine
             if active.kill_at is None and active.deadline is not None and now >= active.deadline:
                 active.reason = f"timeout after {self.timeout:g}s"
                 self._signal([active], "TERM")
                 active.kill_at = now + KILL_GRACE
             elif active.kill_at is not None and now >= active.kill_at:
-                kills.setdefault(self._machines.index(machine), []).append(active.pid)
+                for node in self._nodes_of(active):
+                    kills.setdefault(self._machines.index(node.machine), []).append(node.pid)
                 active.kill_at = now + KILL_GRACE
-            end = self._end_of(active)
+            end = self._end_of_nodes(active) if active.run.run_id in self._followers \
+                else self._end_of(active)
             if end is not None:
                 ended.append(end)
                 self._forget(active)
@@ -428,13 +561,50 @@ class SshBackend(Backend):
                                    "exit code")
         return Ended(run.run_id, None, reason, extra=self._extra(active))
 
+    def _end_of_nodes(self, active: _Active) -> Ended | None:
+        """How a run of several nodes ended, once every node ended; None while one goes on.
+        A node's host given up costs the run: the other nodes are killed, it is lost."""
+        run, nodes = active.run, self._nodes_of(active)
+        down = [n for n in nodes if n.machine.down]
+        if down:
+            for node in nodes:
+                if node.machine.down:
+                    node.machine.orphans.add(node.pid)
+                else:
+                    self._send(node.machine, "KILL", [node.pid])
+            return Ended(run.run_id, None, f"host {down[0].machine.name} did not answer",
+                         lost=True, extra=self._extra(active))
+        records: list[tuple[str, ExitRecord | None]] = []
+        for node in nodes:
+            record = read_exit(node.files, run.launch)
+            if record is None:
+                seen_at, state = node.machine.source.latest
+                if seen_at <= node.started or state.alive(node.pid):
+                    return None
+                record = read_exit(node.files, run.launch)  # written just before the probe?
+            records.append((node.machine.name, record))
+        first = records[0][1]
+        wall_time = first.wall_time if first is not None else None
+        if active.reason is not None:
+            return Ended(run.run_id, None, active.reason, extra=self._extra(active),
+                         wall_time=wall_time)
+        bad = worst(records)
+        if bad is None and first is not None:
+            return Ended.recorded(run.run_id, first, self._extra(active))
+        index, why = bad if bad is not None else (0, "")
+        failed = records[index][1]
+        return Ended(run.run_id, failed.exit_code if failed is not None else None, why,
+                     extra=self._extra(active), wall_time=wall_time)
+
     @staticmethod
     def _extra(active: _Active) -> dict[str, object]:
         return {"gpu": gpu_column(active.gpus)} if active.gpus else {}
 
     def _forget(self, active: _Active) -> None:
+        for node in self._nodes_of(active):
+            node.machine.policy.ended(active.run.run_id)
         del self._active[active.run.run_id]
-        active.machine.policy.ended(active.run.run_id)
+        self._followers.pop(active.run.run_id, None)
 
     # -- stopping -------------------------------------------------------------------
     def _send(self, machine: _Machine, signal_name: str, pids: Sequence[int]) -> None:
@@ -445,8 +615,9 @@ class SshBackend(Backend):
                 self.ssh.run(machine.host, signal_argv(signal_name, pids))
 
     def _signal(self, actives: Sequence[_Active], signal_name: str) -> None:
+        """``signal_name`` to every node of these runs, one ssh command per host."""
         by_machine: dict[int, list[int]] = {}
-        for active in actives:
+        for active in (n for a in actives for n in self._nodes_of(a)):
             by_machine.setdefault(self._machines.index(active.machine), []).append(active.pid)
         for index, pids in by_machine.items():
             self._send(self._machines[index], signal_name, pids)
@@ -465,11 +636,15 @@ class SshBackend(Backend):
         targets = [a for a in self._active.values() if run_ids is None or a.run.run_id in run_ids]
         self._signal(targets, "TERM")
         give_up = time.monotonic() + KILL_GRACE
-        left = targets
+        left = [n for a in targets for n in self._nodes_of(a)]
         while left and time.monotonic() < give_up:
             time.sleep(0.05)
-            left = [a for a in left if read_exit(a.run.run_dir, a.run.launch) is None]
-        self._signal(left, "KILL")
+            left = [a for a in left if read_exit(a.files, a.run.launch) is None]
+        by_machine: dict[int, list[int]] = {}
+        for node in left:
+            by_machine.setdefault(self._machines.index(node.machine), []).append(node.pid)
+        for index, pids in by_machine.items():
+            self._send(self._machines[index], "KILL", pids)
         for active in targets:
             self._forget(active)
         self._write_status()
@@ -477,9 +652,16 @@ class SshBackend(Backend):
     # -- restart --------------------------------------------------------------------
     def resolve(self, key: str, runs: Sequence[Run]) -> dict[str, str]:
         """Which runs of an unanswered launch started: those whose ``started_at`` names it
-        (the wrapper writes it as it starts, long before a new driver asks)."""
-        return {run.run_id: start.job for run in runs
-                if (start := read_start(run.run_dir)) is not None and start.launch == key}
+        (the wrapper writes it as it starts, long before a new driver asks); a run of
+        several nodes with the job of each node that started."""
+        found = {}
+        for run in runs:
+            starts = [read_start(node_dir(run.run_dir, node))
+                      for node in range(run.resources.nodes)]
+            jobs = [s.job for s in starts if s is not None and s.launch == key]
+            if starts[0] is not None and starts[0].launch == key:
+                found[run.run_id] = NODE_JOBS.join(jobs)
+        return found
 
     def reattach(self, jobs: Mapping[str, tuple[Run, str]]) -> list[Ended]:
         """Adopt runs of a killed driver: a run with an exit code is over; one on a host
@@ -490,7 +672,7 @@ class SshBackend(Backend):
         by_name = {m.name: m for m in self._machines}
         for run_id, (run, job_id) in jobs.items():
             record = read_exit(run.run_dir, run.launch)
-            name, _, pid = job_id.rpartition(":")
+            name, _, pid = job_id.split(NODE_JOBS)[0].rpartition(":")
             machine = by_name.get(name)
             if record is not None:
                 ended.append(Ended.recorded(run_id, record))
@@ -506,8 +688,33 @@ class SshBackend(Backend):
                                             run.resources.gpu_memory_mib)
                 self._active[run_id] = _Active(run, machine, int(pid), now, gpus,
                                                self._deadline(now))
+                followers = self._reattach_nodes(run, by_name, now)
+                if followers:
+                    self._followers[run_id] = followers
         self._write_status()
         return ended
+
+    def _reattach_nodes(self, run: Run, by_name: Mapping[str, _Machine],
+                        now: float) -> list[_Active]:
+        """The other nodes of a run of several, from their ``started_at`` (``job=<host>:
+        <pid>``) in ``nodes/<i>/``; a node whose host is not one of the search's is left to
+        its rendezvous (it fails with the run)."""
+        followers = []
+        for node in range(1, run.resources.nodes):
+            start = read_start(node_dir(run.run_dir, node))
+            if start is None or start.launch != run.launch:
+                continue
+            name, _, pid = start.job.rpartition(":")
+            machine = by_name.get(name)
+            if machine is None or not pid.isdigit():
+                continue
+            gpus = [int(v) for v in start.cuda_visible_devices.split(",") if v.isdigit()]
+            for gpu in gpus:
+                machine.policy.launched(gpu, run.run_id, int(pid), now,
+                                        run.resources.gpu_memory_mib)
+            followers.append(_Active(run, machine, int(pid), now, gpus, self._deadline(now),
+                                     node=node))
+        return followers
 
     # -- status ---------------------------------------------------------------------
     def _write_status(self) -> None:
@@ -518,7 +725,8 @@ class SshBackend(Backend):
             return
         hosts = {m.name: {"state": "not answering" if m.down else "up",
                           "error": m.source.error if m.down else "",
-                          "runs": sorted(r for r, a in self._active.items() if a.machine is m)}
+                          "runs": sorted({a.run.run_id for a in self._everyone()
+                                          if a.machine is m})}
                  for m in self._machines}
         temporary = self.status_file.with_suffix(".tmp")
         try:

@@ -3,8 +3,8 @@
 SSH hosts are no batch scheduler: runs go there with ``--hosts``/``--hosts_file`` (or
 ``--run_cluster --scheduler=ssh`` with one of them); there are no job scripts, no directives
 and no driver job (``hpsearch wrap``). ``hpsearch cancel`` reaches a run's host by the name in
-its job id (``gpu1:4242``) with the ssh configuration of ``$HPSEARCH_SSH_CONFIG`` (else
-``~/.ssh/config``).
+its job id (``gpu1:4242``; a run of several nodes: each node's host, ``gpu1:4242+gpu2:5151``)
+with the ssh configuration of ``$HPSEARCH_SSH_CONFIG`` (else ``~/.ssh/config``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from hpsearch.backends.base import BackendError
 from hpsearch.backends.ssh.backend import KILL_GRACE
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
+from hpsearch.backends.ssh.nodes import NODE_JOBS
 from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, SshOptions
 from hpsearch.backends.ssh.remote import stop_argv
 from hpsearch.runs.model import Resources
@@ -56,8 +57,8 @@ def cancel(job_ids: Sequence[str]) -> int:
     count of runs on hosts that answered. BackendError when none answered."""
     ssh = Ssh(os.environ.get(SSH_CONFIG_ENV) or None)
     by_host: dict[str, list[int]] = {}
-    for job_id in job_ids:
-        name, _, pid = job_id.rpartition(":")
+    for node_job in (part for job_id in job_ids for part in job_id.split(NODE_JOBS)):
+        name, _, pid = node_job.rpartition(":")
         if name and pid.isdigit():
             by_host.setdefault(name, []).append(int(pid))
     reached, failed = 0, []
