@@ -16,8 +16,8 @@
 # documentation site (docs/, mkdocs.yml) with --strict before pytest runs. pytest runs
 # $HPSEARCH_TEST_WORKERS (default 4) tests at a time (pytest-xdist): most tests wait on
 # processes, schedulers and sims rather than compute, and each one owns its files, runs and
-# jobs, so they do not see one another; the tests that share a machine-wide fake (the SSH hosts'
-# fake GPUs) are one xdist_group, run by one worker in turn (--dist loadgroup).
+# jobs, so they do not see one another; the tests of the SSH hosts, whose fake GPUs are
+# machine-wide, take turns (tests/ssh_fixture.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,4 +53,4 @@ NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$docs_
   || docs_status=$?
 rm -rf "$docs_site"
 [ "$docs_status" = 0 ] || exit "$docs_status"
-.venv/bin/python -P -m pytest -q -n "${HPSEARCH_TEST_WORKERS:-4}" --dist loadgroup "$@"
+.venv/bin/python -P -m pytest -q -n "${HPSEARCH_TEST_WORKERS:-4}" "$@"

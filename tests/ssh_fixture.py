@@ -10,10 +10,13 @@ through ``HPSEARCH_SSH_CONFIG`` (:meth:`SshHosts.env`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,13 +111,24 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture(scope="session")
-def ssh_hosts() -> SshHosts:
-    """Start (or find running) the SSH hosts."""
-    if os.environ.get("HPSEARCH_SKIP_SSH") == "1":
-        pytest.skip("HPSEARCH_SKIP_SSH=1: tests against the local SSH hosts skipped")
+@functools.cache
+def start_hosts() -> SshHosts:
+    """Start (or find running) the SSH hosts, once per test process."""
     done = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600,
                           check=False)
     if done.returncode != 0:
         pytest.fail(f"{START} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return SshHosts(STATE / "ssh_config")
+
+
+@pytest.fixture
+def ssh_hosts() -> Iterator[SshHosts]:
+    """The SSH hosts, to this test alone: their fake GPUs are machine-wide, so the tests using
+    them take turns (an exclusive ``flock`` held for the test, across the test workers that
+    scripts/test.sh runs side by side, and across test sessions)."""
+    if os.environ.get("HPSEARCH_SKIP_SSH") == "1":
+        pytest.skip("HPSEARCH_SKIP_SSH=1: tests against the local SSH hosts skipped")
+    hosts = start_hosts()
+    with open(STATE / "tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield hosts

@@ -240,7 +240,6 @@ def test_resource_node_becomes_the_ssh_hosts():
 
 
 @pytest.mark.usefixtures("ssh_hosts")
-@pytest.mark.xdist_group("ssh_hosts")  # the SSH hosts' fake GPUs are machine-wide
 def test_resource_node_runs_on_the_ssh_hosts_the_command_line_names(tmp_path):
     """Auptimizer keeps its nodes in its own database: ``resource: node`` runs on the SSH
     hosts ``--hosts`` names (the real sshds of scripts/ssh/start.sh, see tests/ssh_fixture.py),

@@ -144,12 +144,7 @@ def run_command(command: str, cwd: Path, env: dict[str, str]) -> tuple[int, str]
     return proc.returncode, output
 
 
-#: a page using the SSH hosts runs in their xdist group (their fake GPUs are machine-wide)
-PAGE_PARAMS = [pytest.param(page, marks=pytest.mark.xdist_group("ssh_hosts"))
-               if "ssh" in needs(page) else page for page in RUN_PAGES]
-
-
-@pytest.mark.parametrize("page", PAGE_PARAMS, ids=page_id)
+@pytest.mark.parametrize("page", RUN_PAGES, ids=page_id)
 def test_the_commands_of_a_page_run_verbatim(page, tmp_path, request):
     for scheduler in sorted(needs(page)):
         request.getfixturevalue({"slurm": "slurm_cluster", "lsf": "lsf", "pbs": "openpbs",

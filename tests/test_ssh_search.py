@@ -25,8 +25,7 @@ import pytest
 from conftest import REPO, wait_for
 from ssh_fixture import STATE, PrivateHost, SshHosts, ssh_hosts  # noqa: F401  (fixture)
 
-#: the hosts' fake GPUs are machine-wide: their tests run one after another on one xdist worker
-pytestmark = [pytest.mark.usefixtures("ssh_hosts"), pytest.mark.xdist_group("ssh_hosts")]
+pytestmark = pytest.mark.usefixtures("ssh_hosts")
 FAKES = REPO / "tests" / "fakes"
 #: the hosts the fixture started
 HOSTS = SshHosts(STATE / "ssh_config")
