@@ -26,10 +26,11 @@ from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend
-from hpsearch.backends.ssh.backend import SshBackend, check_shared, probe_all
+from hpsearch.backends.ssh.backend import SshBackend
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import hosts_of
 from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, STATUS_FILE, SshOptions
+from hpsearch.backends.ssh.startcheck import check_shared, probe_all
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own

@@ -3,25 +3,28 @@
 :class:`SshBackend` starts each run detached on a host through the one job wrapper
 (:mod:`~hpsearch.backends.ssh.remote`: its own session, so it survives the connection; job id
 ``<host>:<pid>``) and learns its end from ``exit_code`` in the run directory, which every host
-sees (the search directory is on a shared filesystem: :func:`check_shared` makes sure at
-start). Each host has its own :class:`~hpsearch.backends.gpus.admission.GpuAdmission` (the
-local GPUs' policy, with ``--allowed_memory``, ``--allowed_load``, ``--max_num_jobs_per_gpu``,
-``--sim_startup_time``; the host's ``gpus`` as its visible GPUs) and CPU slots, fed by a
-background :class:`~hpsearch.backends.gpus.backend.Sampler` whose one ssh command per sample
-(the probe) gives the host's GPUs and which of our runs still have a process. A run needing
-N GPUs starts on one host where N GPUs admit it at once, with
-``CUDA_VISIBLE_DEVICES`` listing them; runs go to the host with the most free slots first.
+sees (the search directory is on a shared filesystem, as
+:mod:`~hpsearch.backends.ssh.startcheck` makes sure at start). Each host
+(:mod:`~hpsearch.backends.ssh.machines`) has its own
+:class:`~hpsearch.backends.gpus.admission.GpuAdmission` (the local GPUs' policy, with
+``--allowed_memory``, ``--allowed_load``, ``--max_num_jobs_per_gpu``, ``--sim_startup_time``;
+the host's ``gpus`` as its visible GPUs) and CPU slots, fed by a background
+:class:`~hpsearch.backends.gpus.backend.Sampler` whose one ssh command per sample (the probe)
+gives the host's GPUs and which of our runs still have a process. A run needing N GPUs starts
+on one host where N GPUs admit it at once, with ``CUDA_VISIBLE_DEVICES`` listing them; runs go
+to the host with the most free slots first.
 
-A host that does not answer is retried with back-off (1 s, doubling, at most
-:data:`RETRY_MOST`). Once it has not answered for ``--host_grace`` seconds, its runs that left
-no exit code are reported ``lost`` (the driver runs them again elsewhere, not charged); when it
-answers again, what is left of them there is killed (SIGKILL to their process groups) and the
-host takes runs again. Stop = SIGTERM to the run's process group on its host, SIGKILL after
-the grace period. After ``kill -9`` of the driver the same command reattaches: a run whose
-``started_at`` names its job and whose session is alive is watched again, nothing runs twice.
+A host that does not answer is retried with back-off (1 s, doubling, at most 10 s). Once it
+has not answered for ``--host_grace`` seconds, its runs that left no exit code are reported
+``lost`` (the driver runs them again elsewhere, not charged); when it answers again, what is
+left of them there is killed (SIGKILL to their process groups) and the host takes runs again.
+Stop = SIGTERM to the run's process group on its host, SIGKILL after the grace period. After
+``kill -9`` of the driver the same command reattaches: a run whose ``started_at`` names its job
+and whose session is alive is watched again, nothing runs twice.
 
 A run of K nodes (``launcher: torchrun``) takes K hosts, one wrapper on each, with its own
-record directory (:mod:`~hpsearch.backends.ssh.nodes`); its job id names each node's wrapper
+record directory (:mod:`~hpsearch.backends.ssh.nodes`; the backend's part of it:
+:mod:`~hpsearch.backends.ssh.multinode`); its job id names each node's wrapper
 (``gpu1:4242+gpu2:5151``), so ``hpsearch cancel`` reaches every node.
 """
 
@@ -32,42 +35,33 @@ import copy
 import dataclasses
 import json
 import os
-import secrets
 import selectors
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpsearch.backends.base import Backend, Ended
 from hpsearch.backends.gpus.admission import GpuAdmission, GpuLimits
 from hpsearch.backends.gpus.backend import Sampler, by_session, gpu_column
-from hpsearch.backends.gpus.probe import GpuSample, GpuUnavailable
+from hpsearch.backends.gpus.probe import GpuUnavailable
 from hpsearch.backends.ssh.agent import Agent, NotOneLine
 from hpsearch.backends.ssh.connection import Ssh, Unreachable
 from hpsearch.backends.ssh.hosts import Host
-from hpsearch.backends.ssh.nodes import NODE_JOBS, address_of, free_port, node_dir, worst
+from hpsearch.backends.ssh.machines import PROBE_INTERVAL, Active, HostSource, Machine
+from hpsearch.backends.ssh.multinode import NodeRuns
+from hpsearch.backends.ssh.nodes import NODE_JOBS, node_dir
 from hpsearch.backends.ssh.remote import (
     HostState,
     Start,
     parse_pids,
-    parse_probe,
-    probe_argv,
     signal_argv,
-    start_command,
+    start_argv,
 )
-from hpsearch.errors import UsageError
-from hpsearch.runs.files import ExitRecord, read_exit, read_start
+from hpsearch.runs.files import read_exit, read_start
 from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
 
-#: seconds between two probes of a host
-PROBE_INTERVAL = 0.5
-#: seconds before the first retry of a host that did not answer, doubled each time ...
-RETRY_FIRST = 1.0
-#: ... up to this
-RETRY_MOST = 10.0
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
 #: least seconds between two writes of the status file while only the runs changed (a
@@ -77,81 +71,7 @@ STATUS_PERIOD = 1.0
 EXIT_FILE_PERIOD = 0.01
 
 
-class HostSource:
-    """The probe of one host, as a :class:`~hpsearch.backends.gpus.probe.GpuSource` for a
-    :class:`Sampler`: :meth:`sample` answers the host's GPUs (those ``host.gpus`` names) and
-    keeps the whole answer in :attr:`latest`; a host that did not answer is not asked again
-    before its back-off ends (:attr:`failing_since`: since when it has not answered)."""
-
-    def __init__(self, ssh: Ssh, host: Host, state: HostState, gpus: bool = True) -> None:
-        self.ssh, self.host, self.argv = ssh, host, probe_argv(gpus)
-        self.description = f"nvidia-smi on {host.name}"
-        self.latest: tuple[float, HostState] = (time.monotonic(), state)
-        self.failing_since: float | None = None
-        self.error = ""
-        self._retry_at = 0.0
-        self._backoff = RETRY_FIRST
-
-    def sample(self, indices: Sequence[int] | None = None) -> list[GpuSample]:
-        began = time.monotonic()
-        if began < self._retry_at:
-            raise GpuUnavailable(self.error)
-        try:
-            state = parse_probe(self.ssh.run(self.host, self.argv).stdout)
-        except (Unreachable, ValueError) as exc:
-            self.error = str(exc)
-            if self.failing_since is None:
-                self.failing_since = began
-            self._retry_at = time.monotonic() + self._backoff
-            self._backoff = min(2 * self._backoff, RETRY_MOST)
-            raise GpuUnavailable(self.error) from None
-        self.latest = (began, state)
-        self.failing_since, self._backoff, self._retry_at = None, RETRY_FIRST, 0.0
-        return state.gpus
-
-
-@dataclass
-class _Machine:
-    """One host as the backend keeps it."""
-
-    host: Host
-    source: HostSource
-    policy: GpuAdmission
-    slots: int
-    agent: Agent
-    sampler: Sampler | None = None
-    down: bool = False  # its runs were given up; it takes no run until it answers
-    orphans: set[int] = field(default_factory=set)  # wrappers of runs given up there
-
-    @property
-    def name(self) -> str:
-        return self.host.name
-
-    @property
-    def answering(self) -> bool:
-        return self.source.failing_since is None and not self.down
-
-
-@dataclass
-class _Active:
-    run: Run
-    machine: _Machine
-    pid: int
-    started: float
-    gpus: list[int]
-    deadline: float | None
-    env: Mapping[str, str] = field(default_factory=dict)
-    kill_at: float | None = None
-    reason: str | None = None
-    node: int = 0  # which node of the run (0: its only one, or the first of several)
-
-    @property
-    def files(self) -> Path:
-        """Where its wrapper writes ``started_at`` and ``exit_code``."""
-        return node_dir(self.run.run_dir, self.node)
-
-
-class SshBackend(Backend):
+class SshBackend(NodeRuns, Backend):
     """Runs on ``hosts`` (each with the first probe's ``states``) through ``ssh``; ``limits``:
     the GPU admission's settings; ``resources``: what a run not yet submitted is taken to
     need; ``python``: the search's interpreter (a host's ``python`` replaces it in its runs'
@@ -171,9 +91,9 @@ class SshBackend(Backend):
         self.python, self.timeout, self.grace = python, timeout, grace
         self.status_file, self.say = status_file, say
         self.num_jobs = num_jobs
-        self._active: dict[str, _Active] = {}
-        self._followers: dict[str, list[_Active]] = {}  # nodes 1.. of a run of several
-        self._machines: list[_Machine] = []
+        self._active: dict[str, Active] = {}
+        self._followers: dict[str, list[Active]] = {}  # nodes 1.. of a run of several
+        self._machines: list[Machine] = []
         self._status_dirty, self._status_written = False, 0.0
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
@@ -184,7 +104,7 @@ class SshBackend(Backend):
             state = states[host.name]
             policy = GpuAdmission(GpuLimits(**{**limits.__dict__, "visible_gpus": host.gpus}))
             policy.observe(state.gpus, time.monotonic())
-            self._machines.append(_Machine(host, HostSource(ssh, host, state, gpus), policy,
+            self._machines.append(Machine(host, HostSource(ssh, host, state, gpus), policy,
                                            host.slots or state.cpus, Agent(ssh, host)))
         for machine in self._machines:
             machine.sampler = Sampler(machine.source, PROBE_INTERVAL)
@@ -217,23 +137,23 @@ class SshBackend(Backend):
         return None
 
     @staticmethod
-    def _holds(machine: _Machine, resources: Resources) -> bool:
+    def _holds(machine: Machine, resources: Resources) -> bool:
         return (resources.gpus <= len(machine.policy.candidates())
                 and resources.cpus <= machine.slots)
 
-    def _free_slots(self, machine: _Machine) -> int:
+    def _free_slots(self, machine: Machine) -> int:
         return machine.slots - sum(a.run.resources.cpus for a in self._everyone()
                                    if a.machine is machine)
 
-    def _everyone(self) -> list[_Active]:
+    def _everyone(self) -> list[Active]:
         """Every node of every active run."""
         return [n for a in self._active.values() for n in self._nodes_of(a)]
 
-    def _nodes_of(self, active: _Active) -> list[_Active]:
+    def _nodes_of(self, active: Active) -> list[Active]:
         """The run's nodes: ``active`` and, for a run of several, the others."""
         return [active, *self._followers.get(active.run.run_id, ())]
 
-    def _usable(self) -> list[_Machine]:
+    def _usable(self) -> list[Machine]:
         """Hosts answering, most free slots first."""
         return sorted((m for m in self._machines if m.answering),
                       key=lambda m: -self._free_slots(m))
@@ -249,7 +169,7 @@ class SshBackend(Backend):
         """Runs ``num_jobs`` lets start now."""
         return (1 << 30) if self.num_jobs is None else max(0, self.num_jobs - len(self._active))
 
-    def _trial_room(self, machine: _Machine, now: float) -> int:
+    def _trial_room(self, machine: Machine, now: float) -> int:
         cpus = max(1, self.resources.cpus)
         cap = max(0, self._free_slots(machine)) // cpus
         if self.resources.gpus == 0 or cap == 0:
@@ -303,94 +223,6 @@ class SshBackend(Backend):
         for run, nodes in spread:
             started.update(self._start_nodes(run, nodes, now))
         return started
-
-    def _place_nodes(self, run: Run, now: float, taken: dict[int, int]
-                     ) -> list[tuple[int, list[int]]] | None:
-        """K distinct answering hosts whose slots and GPUs take one node of ``run`` now,
-        as ``(host index, GPUs)``, their slots counted in ``taken``; None when fewer do."""
-        need = run.resources.gpu_memory_mib
-        nodes: list[tuple[int, list[int]]] = []
-        for machine in self._usable():
-            index = self._machines.index(machine)
-            if self._free_slots(machine) - taken.get(index, 0) < run.resources.cpus:
-                continue
-            gpus: list[int] | None = []
-            if run.resources.gpus:
-                gpus = machine.policy.choose_many(now, run.run_id, need, run.resources.gpus)
-            if gpus is None:
-                continue
-            nodes.append((index, gpus))
-            if len(nodes) == run.resources.nodes:
-                for index, gpus in nodes:
-                    taken[index] = taken.get(index, 0) + run.resources.cpus
-                    for gpu in gpus:
-                        self._machines[index].policy.launched(gpu, run.run_id, None, now, need)
-                return nodes
-        return None
-
-    def _start_nodes(self, run: Run, nodes: Sequence[tuple[int, list[int]]],
-                     now: float) -> dict[str, str]:
-        """Start one wrapper per node of ``run`` (module docstring), all hosts at once
-        through their agents, with the rendezvous on the first host; ``{run_id: job_id}``
-        once every node started, else ``{}`` (the nodes that did start are killed)."""
-        machines = [self._machines[index] for index, _gpus in nodes]
-        first = machines[0].host
-        try:
-            port = free_port(self.ssh, first, self._python(run, first))
-            endpoint = f"{address_of(self.ssh, first)}:{port}"
-        except (Unreachable, ValueError) as exc:
-            return self._not_started(run, machines, [], exc)
-        sent: list[Agent | subprocess.Popen[str] | Unreachable] = []
-        for node, ((_index, gpus), machine) in enumerate(zip(nodes, machines, strict=True)):
-            files = node_dir(run.run_dir, node)
-            files.mkdir(parents=True, exist_ok=True)
-            start = Start(str(files), run.launch, machine.name, str(run.cwd),
-                          self._argv(run, machine.host, endpoint), self._env(run, gpus))
-            try:
-                machine.agent.send([start])
-                sent.append(machine.agent)
-            except NotOneLine:
-                sent.append(self.ssh.start(machine.host, start_argv([start])))
-            except Unreachable as exc:
-                sent.append(exc)
-        pids: list[int | None] = []
-        failure: Exception | None = None
-        for way in sent:
-            try:
-                if isinstance(way, Unreachable):
-                    raise way
-                pids.append(way.receive(1)[0] if isinstance(way, Agent)
-                            else parse_pids(self.ssh.finish(way).stdout, 1)[0])
-            except (Unreachable, ValueError) as exc:
-                pids.append(None)
-                failure = exc
-        if failure is not None:
-            started = [(m, pid) for m, pid in zip(machines, pids, strict=True) if pid]
-            return self._not_started(run, machines, started, failure)
-        actives = []
-        for node, ((_index, gpus), machine, pid) in enumerate(
-                zip(nodes, machines, pids, strict=True)):
-            assert pid is not None
-            for gpu in gpus:
-                machine.policy.launched(gpu, run.run_id, pid, now, run.resources.gpu_memory_mib)
-            actives.append(_Active(run, machine, pid, now, gpus, self._deadline(now),
-                                   self._env(run, gpus), node=node))
-        self._active[run.run_id] = actives[0]
-        self._followers[run.run_id] = actives[1:]
-        self._status_dirty = True
-        return {run.run_id: NODE_JOBS.join(f"{m.name}:{pid}"
-                                           for m, pid in zip(machines, pids, strict=True))}
-
-    def _not_started(self, run: Run, machines: Sequence[_Machine],
-                     started: Sequence[tuple[_Machine, int]], why: Exception) -> dict[str, str]:
-        """A run of several nodes that could not start on every host: what started of it is
-        killed, its GPUs freed; ``{}``."""
-        for machine, pid in started:
-            self._send(machine, "KILL", [pid])
-        for machine in machines:
-            machine.policy.ended(run.run_id)
-        self.say(f"run {run.run_id}: could not start its {len(machines)} nodes ({why})")
-        return {}
 
     def _env(self, run: Run, gpus: list[int]) -> dict[str, str]:
         env = {**run.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
@@ -448,7 +280,7 @@ class SshBackend(Backend):
                 for gpu in gpus:
                     machine.policy.launched(gpu, run.run_id, pid, now,
                                             run.resources.gpu_memory_mib)
-                self._active[run.run_id] = _Active(
+                self._active[run.run_id] = Active(
                     run, machine, pid, now, gpus, self._deadline(now),
                     self._env(run, gpus))
                 started[run.run_id] = f"{machine.name}:{pid}"
@@ -484,7 +316,7 @@ class SshBackend(Backend):
                          f"({machine.source.error}); its runs run again elsewhere")
                 self._write_status()
 
-    def _take_back(self, machine: _Machine) -> None:
+    def _take_back(self, machine: Machine) -> None:
         """A host that answers again: kill what is left there of the runs given up."""
         if machine.orphans:
             try:
@@ -537,7 +369,7 @@ class SshBackend(Backend):
             self._write_status()
         return ended
 
-    def _end_of(self, active: _Active) -> Ended | None:
+    def _end_of(self, active: Active) -> Ended | None:
         """How the run ended, or None while it goes on (as far as we know)."""
         run, machine = active.run, active.machine
         record = read_exit(run.run_dir, run.launch)
@@ -561,60 +393,25 @@ class SshBackend(Backend):
                                    "exit code")
         return Ended(run.run_id, None, reason, extra=self._extra(active))
 
-    def _end_of_nodes(self, active: _Active) -> Ended | None:
-        """How a run of several nodes ended, once every node ended; None while one goes on.
-        A node's host given up costs the run: the other nodes are killed, it is lost."""
-        run, nodes = active.run, self._nodes_of(active)
-        down = [n for n in nodes if n.machine.down]
-        if down:
-            for node in nodes:
-                if node.machine.down:
-                    node.machine.orphans.add(node.pid)
-                else:
-                    self._send(node.machine, "KILL", [node.pid])
-            return Ended(run.run_id, None, f"host {down[0].machine.name} did not answer",
-                         lost=True, extra=self._extra(active))
-        records: list[tuple[str, ExitRecord | None]] = []
-        for node in nodes:
-            record = read_exit(node.files, run.launch)
-            if record is None:
-                seen_at, state = node.machine.source.latest
-                if seen_at <= node.started or state.alive(node.pid):
-                    return None
-                record = read_exit(node.files, run.launch)  # written just before the probe?
-            records.append((node.machine.name, record))
-        first = records[0][1]
-        wall_time = first.wall_time if first is not None else None
-        if active.reason is not None:
-            return Ended(run.run_id, None, active.reason, extra=self._extra(active),
-                         wall_time=wall_time)
-        bad = worst(records)
-        if bad is None and first is not None:
-            return Ended.recorded(run.run_id, first, self._extra(active))
-        index, why = bad if bad is not None else (0, "")
-        failed = records[index][1]
-        return Ended(run.run_id, failed.exit_code if failed is not None else None, why,
-                     extra=self._extra(active), wall_time=wall_time)
-
     @staticmethod
-    def _extra(active: _Active) -> dict[str, object]:
+    def _extra(active: Active) -> dict[str, object]:
         return {"gpu": gpu_column(active.gpus)} if active.gpus else {}
 
-    def _forget(self, active: _Active) -> None:
+    def _forget(self, active: Active) -> None:
         for node in self._nodes_of(active):
             node.machine.policy.ended(active.run.run_id)
         del self._active[active.run.run_id]
         self._followers.pop(active.run.run_id, None)
 
     # -- stopping -------------------------------------------------------------------
-    def _send(self, machine: _Machine, signal_name: str, pids: Sequence[int]) -> None:
+    def _send(self, machine: Machine, signal_name: str, pids: Sequence[int]) -> None:
         """One ssh command: ``signal_name`` to these runs' process groups on ``machine``
         (a host that does not answer is left to the grace period)."""
         if pids and not machine.down:
             with contextlib.suppress(Unreachable):
                 self.ssh.run(machine.host, signal_argv(signal_name, pids))
 
-    def _signal(self, actives: Sequence[_Active], signal_name: str) -> None:
+    def _signal(self, actives: Sequence[Active], signal_name: str) -> None:
         """``signal_name`` to every node of these runs, one ssh command per host."""
         by_machine: dict[int, list[int]] = {}
         for active in (n for a in actives for n in self._nodes_of(a)):
@@ -686,35 +483,13 @@ class SshBackend(Backend):
                 for gpu in gpus:
                     machine.policy.launched(gpu, run_id, int(pid), now,
                                             run.resources.gpu_memory_mib)
-                self._active[run_id] = _Active(run, machine, int(pid), now, gpus,
+                self._active[run_id] = Active(run, machine, int(pid), now, gpus,
                                                self._deadline(now))
                 followers = self._reattach_nodes(run, by_name, now)
                 if followers:
                     self._followers[run_id] = followers
         self._write_status()
         return ended
-
-    def _reattach_nodes(self, run: Run, by_name: Mapping[str, _Machine],
-                        now: float) -> list[_Active]:
-        """The other nodes of a run of several, from their ``started_at`` (``job=<host>:
-        <pid>``) in ``nodes/<i>/``; a node whose host is not one of the search's is left to
-        its rendezvous (it fails with the run)."""
-        followers = []
-        for node in range(1, run.resources.nodes):
-            start = read_start(node_dir(run.run_dir, node))
-            if start is None or start.launch != run.launch:
-                continue
-            name, _, pid = start.job.rpartition(":")
-            machine = by_name.get(name)
-            if machine is None or not pid.isdigit():
-                continue
-            gpus = [int(v) for v in start.cuda_visible_devices.split(",") if v.isdigit()]
-            for gpu in gpus:
-                machine.policy.launched(gpu, run.run_id, int(pid), now,
-                                        run.resources.gpu_memory_mib)
-            followers.append(_Active(run, machine, int(pid), now, gpus, self._deadline(now),
-                                     node=node))
-        return followers
 
     # -- status ---------------------------------------------------------------------
     def _write_status(self) -> None:
@@ -744,65 +519,3 @@ class SshBackend(Backend):
         self._selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)
-
-
-def start_argv(starts: Sequence[Start]) -> list[str]:
-    """The remote argv that starts ``starts`` on one host (see
-    :mod:`~hpsearch.backends.ssh.remote`) and prints their pids."""
-    return ["/bin/sh", "-c", start_command(starts), "hpsearch-start"]
-
-
-def start_wrapper(ssh: Ssh, host: Host, start: Start) -> int:
-    """Start one wrapper on ``host`` (detached, its own session) and return its pid:
-    :class:`Unreachable` when the host did not answer, ValueError when it printed no pid."""
-    return parse_pids(ssh.run(host, start_argv([start])).stdout, 1)[0]
-
-
-# -- the start check ---------------------------------------------------------------
-def probe_all(ssh: Ssh, hosts: Sequence[Host], gpus: bool = True) -> dict[str, HostState]:
-    """Probe every host at once (``gpus``: their GPUs too); UsageError naming each host that
-    does not answer."""
-    popens = {host.name: ssh.start(host, probe_argv(gpus)) for host in hosts}
-    states, failed = {}, []
-    for host in hosts:
-        try:
-            states[host.name] = parse_probe(ssh.finish(popens[host.name]).stdout)
-        except (Unreachable, ValueError) as exc:
-            failed.append(f"{host.name} ({exc})")
-    if failed:
-        raise UsageError(f"SSH host(s) not answering: {'; '.join(failed)}; check the name, "
-                         "your ssh configuration and that `ssh -o BatchMode=yes HOST true` "
-                         "works, or leave the host out")
-    return states
-
-
-def check_shared(ssh: Ssh, hosts: Sequence[Host], out_dir: Path) -> None:
-    """Write a token file next to the search directory (in it, if it exists; else in its
-    nearest existing parent) and read it back on every host at once; UsageError naming
-    each host that reads something else. The token file is removed."""
-    where = out_dir
-    while not where.is_dir():
-        where = where.parent
-    token = secrets.token_hex(8)
-    path = where / f".hpsearch-ssh-check-{token}"
-    try:
-        path.write_text(token + "\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path} ({exc.strerror}) to check that the SSH hosts "
-                         "see the search directory; pass an --out_dir you can write") from None
-    try:
-        popens = {host.name: ssh.start(host, ["cat", "--", str(path)]) for host in hosts}
-        blind = []
-        for host in hosts:
-            try:
-                seen = ssh.finish(popens[host.name]).stdout.strip()
-            except Unreachable as exc:
-                seen = f"({exc})"
-            if seen != token:
-                blind.append(host.name)
-    finally:
-        path.unlink(missing_ok=True)
-    if blind:
-        raise UsageError(f"SSH host(s) {', '.join(blind)} do not see the search directory "
-                         f"{out_dir} (a token file written in {where} cannot be read there); "
-                         "put --out_dir on a filesystem every host mounts at the same path")

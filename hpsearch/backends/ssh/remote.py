@@ -173,3 +173,9 @@ def stop_argv(pids: Sequence[int], grace: float) -> list[str]:
               'done\n'
               'for g in "$@"; do kill -s KILL -- "-$g" 2>/dev/null; done; :\n')
     return ["/bin/sh", "-c", script, str(max(1, round(grace * 10))), *map(str, pids)]
+
+
+def start_argv(starts: Sequence[Start]) -> list[str]:
+    """The remote argv that starts ``starts`` on one host (see
+    :mod:`~hpsearch.backends.ssh.remote`) and prints their pids."""
+    return ["/bin/sh", "-c", start_command(starts), "hpsearch-start"]
