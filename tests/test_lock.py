@@ -30,11 +30,17 @@ def write_lock(folder, host, pid, age=0.0):
 def test_two_drivers_started_together_one_runs(tmp_path):
     """20 tries: two drivers start at the same moment; exactly one runs, the other says
     who holds the search and exits 2 having written nothing."""
-    s = write_search(tmp_path, {"x": [1], "sleep": [0.3]})
+    s = write_search(tmp_path, {"x": [1], "hold": [True]})
     for attempt in range(20):
         out_dir = tmp_path / f"out{attempt}"
         args = s.args(out_dir=out_dir)
+        s.hold.write_text("")  # the run holds its driver until the other driver has ended
         pair = [start_hpsearch(args, tmp_path) for _ in range(2)]
+        try:
+            wait_for(lambda pair=pair: any(p.poll() is not None for p in pair), timeout=60,
+                     what="one of the two drivers ended")
+        finally:
+            s.hold.unlink()
         results = [(p.wait(timeout=60), p.stderr.read()) for p in pair]
         for p in pair:
             p.stderr.close()
