@@ -495,3 +495,38 @@ def test_a_zygote_that_grew_is_replaced(tmp_path):
     finally:
         pool.close()
     assert len(set(zygotes)) >= 2, zygotes
+
+
+#: a generator (``algorithm: external``) whose first point waits, at most 20 s, until the
+#: objective's module has been imported by some process; it records whether it saw that
+WAITS_FOR_THE_IMPORT = '''\
+import json, os, sys, time
+marker, record, out = sys.argv[1:4]
+give_up = time.monotonic() + 20
+while not os.path.exists(marker) and time.monotonic() < give_up:
+    time.sleep(0.02)
+with open(record, "a") as f:
+    f.write(f"{os.path.exists(marker)}\\n")
+with open(out, "w") as f:
+    json.dump([] if os.path.getsize(record) > 6 else [{"x": 1}], f)
+'''
+
+
+def test_the_zygote_imports_before_the_first_point_is_proposed(tmp_path):
+    """The driver starts the runs' zygote as it starts (``Backend.prepare``), so the
+    objective's module is imported while the strategy makes its first point, not after it:
+    the generator of the first point finds the import done."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    marker, record = tmp_path / "imported", tmp_path / "saw_import"
+    (proj / "obj.py").write_text(f"open({str(marker)!r}, 'w').close()\n\n"
+                                 "def fn(config):\n    return {'loss': config['x']}\n")
+    (proj / "gen.py").write_text(WAITS_FOR_THE_IMPORT)
+    (proj / "search.yaml").write_text(
+        "script: obj.py:fn\nmetrics: [loss]\nalgorithm: external\n"
+        f"generator: {sys.executable} gen.py {marker} {record} %OUT\nnum_trials: 1\n"
+        "parameters:\n  x: [1, 2]\n")
+    rc, _, err = run_hpsearch(args(tmp_path), tmp_path, timeout=120)
+    assert rc == 0, err
+    assert record.read_text().splitlines()[0] == "True", record.read_text()
+    assert [r["status"] for r in results(tmp_path)] == ["finished"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import BackendError  # noqa: F401  (re-exported: backends import it from here)
@@ -104,6 +105,11 @@ class Backend(ABC):
     @abstractmethod
     def poll(self) -> list[Ended]:
         """Return the runs that ended since the last call (each reported once)."""
+
+    def prepare(self, argv: Sequence[str], cwd: Path, launcher: str | None) -> None:  # noqa: B027
+        """Before the search's first run: its runs will start as ``argv`` followed by their
+        own words, in ``cwd``, through ``launcher`` (None: as they are). A backend may get
+        ready for them meanwhile (a zygote imports their code); by default nothing happens."""
 
     @abstractmethod
     def wait(self, timeout: float) -> None:

@@ -32,6 +32,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hpsearch.backends.accounting import Ledger, hold_of, hours, measured
 from hpsearch.backends.base import Backend, Ended
@@ -152,6 +153,14 @@ class LocalBackend(Backend):
             ZygotePool(preload, **({"say": say} if say is not None else {}))
 
     # -- starting -------------------------------------------------------------------
+    def prepare(self, argv: Sequence[str], cwd: Path, launcher: str | None) -> None:
+        """Start the zygote the runs will fork from (:meth:`ZygotePool.prepare`), so that it
+        imports their code while the driver starts (the strategy's process, a restart's
+        reading) rather than after the first proposal; runs through a launcher fork from
+        none."""
+        if self._zygotes is not None and not launcher:
+            self._zygotes.prepare(argv, cwd)
+
     def _free_slots(self) -> int:
         """Slots no run holds: a run of ``cpus=K`` holds K."""
         return self.slots - sum(a.run.resources.cpus for a in self._active.values())

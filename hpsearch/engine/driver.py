@@ -824,6 +824,8 @@ class Driver:
                     backend=self.backend.name)
         self._restore()
         self.restored.set()
+        self.backend.prepare(self.spec.command.argv_prefix(self.options.python),
+                             self.options.run_cwd, self.resources.launcher)
         self._counts()
         ended: list[Ended] = []
         while True:

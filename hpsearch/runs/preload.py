@@ -37,8 +37,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from hpsearch.options_decl import option
@@ -94,7 +95,7 @@ class PreloadOptions:
         return not self.no_preload
 
 
-def preload_target(argv: tuple[str, ...] | list[str], scripts: bool) -> tuple[str, str] | None:
+def preload_target(argv: Sequence[str], scripts: bool) -> tuple[str, str] | None:
     """``("function", "train.py:fn")`` for a function objective's argv, ``("script",
     "train.py")`` for a script's (when ``scripts``); None for a command that cannot be
     preloaded (interpreter flags, ``-m module``, not Python)."""
@@ -343,6 +344,13 @@ class ZygotePool:
                            "host": host, "cwd": str(run.cwd), "argv": list(run.argv),
                            "env": {**os.environ, **env}})
         return None if pid is None else Forked(zygote, pid)
+
+    def prepare(self, argv: Sequence[str], cwd: Path) -> None:
+        """Start the zygote that runs of ``argv`` (their words left out) in ``cwd`` will
+        fork from (see :meth:`spawn`), if they can be preloaded."""
+        target = preload_target(argv, self.scripts)
+        if target is not None:
+            self._zygote((argv[0], str(cwd), *target))
 
     def busy(self, running: bool) -> bool:
         """Whether runs wait (see :meth:`spawn`): a zygote learns, or (nothing ``running``) a
