@@ -73,6 +73,8 @@ for epoch in range(1, epochs + 1):
         if args["garbage"] in ("inf", "nan"):
             for step in (epoch + 0.5, float(args["garbage"])):
                 raw(step=step, val_loss=-1.0)
+    while epoch == 2 and os.path.exists(log + ".hold"):  # a test holds its runs here
+        time.sleep(0.05)
     if not stubborn and (report.should_stop() if args.get("style") != "summary"
                          else os.path.exists(os.path.join(out, "hpsearch_stop"))):
         note(ev="stopped", epoch=epoch)
@@ -211,6 +213,8 @@ def test_kill_9_after_a_prune_decision_keeps_it_and_stops_the_run(tmp_path, proc
 
 def test_reports_written_while_no_driver_ran_are_read_on_restart(tmp_path, procs):
     c = Curves(tmp_path, epochs=60, stubborn=1)
+    hold = Path(f"{c.log}.hold")  # the runs wait after their second step until it is gone
+    hold.write_text("")
     driver = start_hpsearch(c.args("--prune_grace=1"), tmp_path)
     procs.append(driver)
     wait_for(lambda: any(e["ev"] == "start" and e["x"] == 0.9 for e in c.events()),
@@ -221,8 +225,16 @@ def test_reports_written_while_no_driver_ran_are_read_on_restart(tmp_path, procs
         / "out" / "hpsearch_report.jsonl"
     wait_for(lambda: report.exists() and report.read_text().count("\n") >= 2, timeout=30,
              what="the orphaned run to report its first steps")
-    rc, _, err = run_hpsearch(c.args("--prune_grace=1"), tmp_path, timeout=120)
-    assert rc == 0, err
+    restarted = start_hpsearch(c.args("--prune_grace=1"), tmp_path)
+    procs.append(restarted)
+    journal = c.out_dir / "journal.jsonl"
+    try:  # the orphaned runs go on once the restarted driver watches them
+        wait_for(lambda: journal.read_text().count('"ev":"start"') >= 2, timeout=60,
+                 what="the restarted driver's start")
+    finally:
+        hold.unlink()
+    _, err = restarted.communicate(timeout=120)
+    assert restarted.returncode == 0, err
     # which rung prunes it depends on how far the two orphaned runs got before the restart (a
     # run alone at a rung goes on, as ASHA's rule says): any rung, so long as it stopped early
     assert_pruned_at_the_first_rung(c, rungs=tuple(f"rung {k} ({3 ** k} steps)"

@@ -317,7 +317,10 @@ def test_bkill_counts_and_tolerates_finished_jobs(tmp_path, lsf):  # noqa: F811
     submitted = backend.submit([make_run(tmp_path, "a", "pass"),
                                 make_run(tmp_path, "b", "import time; time.sleep(30)"),
                                 make_run(tmp_path, "c", "import time; time.sleep(30)")], "k1")
-    wait_for(lambda: (tmp_path / "runs" / "a" / "exit_code").exists(), what="run a ended")
+    # its job is over once the emulator says so (its exit_code is written a moment before)
+    wait_for(lambda: subprocess.run(["bjobs", "-a", "-noheader", "-o", "stat", submitted["a"]],
+                                    capture_output=True, text=True).stdout.split() == ["DONE"],
+             timeout=60, what="run a's job done")
     assert bkill([submitted["a"], submitted["b"], "99999"]) == 1
     before = backend.calls.scheduler
     backend.cancel()

@@ -16,9 +16,12 @@
 # job.
 set -euo pipefail
 
-# one start at a time: the test workers' session fixtures may call this together
-exec 9>"${TMPDIR:-/tmp}/hpsearch-sge-start.lock"
-flock 9
+# one start at a time: the test workers' session fixtures may call this together. flock
+# holds the lock itself (-o: not on a descriptor the daemons started here would inherit)
+if [ "${HPSEARCH_SGE_START_LOCKED:-}" != 1 ]; then
+    exec env HPSEARCH_SGE_START_LOCKED=1 flock -o "${TMPDIR:-/tmp}/hpsearch-sge-start.lock" \
+        bash "$0" "$@"
+fi
 
 export SGE_ROOT=${SGE_ROOT:-/var/lib/gridengine}
 export SGE_CELL=${SGE_CELL:-default}

@@ -9,9 +9,12 @@
 # has, so arrays run side by side) and two fake GPUs (character devices, gres gpu:2).
 set -euo pipefail
 
-# one start at a time: the test workers' session fixtures may call this together
-exec 9>"${TMPDIR:-/tmp}/hpsearch-slurm-start.lock"
-flock 9
+# one start at a time: the test workers' session fixtures may call this together. flock
+# holds the lock itself (-o: not on a descriptor the daemons started here would inherit)
+if [ "${HPSEARCH_SLURM_START_LOCKED:-}" != 1 ]; then
+    exec env HPSEARCH_SLURM_START_LOCKED=1 flock -o "${TMPDIR:-/tmp}/hpsearch-slurm-start.lock" \
+        bash "$0" "$@"
+fi
 
 STATE=${HPSEARCH_SLURM_DIR:-/var/lib/hpsearch-slurm}
 CPUS=${HPSEARCH_SLURM_CPUS:-8}

@@ -19,9 +19,12 @@
 # for commands sshd runs) is no part of the tests' hosts.
 set -euo pipefail
 
-# one start at a time: the test workers' session fixtures may call this together
-exec 9>"${TMPDIR:-/tmp}/hpsearch-ssh-start.lock"
-flock 9
+# one start at a time: the test workers' session fixtures may call this together. flock
+# holds the lock itself (-o: not on a descriptor the daemons started here would inherit)
+if [ "${HPSEARCH_SSH_START_LOCKED:-}" != 1 ]; then
+    exec env HPSEARCH_SSH_START_LOCKED=1 flock -o "${TMPDIR:-/tmp}/hpsearch-ssh-start.lock" \
+        bash "$0" "$@"
+fi
 
 STATE=${HPSEARCH_SSH_STATE:-/var/lib/hpsearch-ssh}
 PORT=${HPSEARCH_SSH_PORT:-2222}
