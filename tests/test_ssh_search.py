@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, wait_for
+from conftest import REPO, pid_alive, wait_for  # all test hosts are this machine
 from ssh_fixture import STATE, PrivateHost, SshHosts, ssh_hosts  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("ssh_hosts")
@@ -313,15 +313,6 @@ def test_a_host_s_python_runs_its_runs(tmp_path):
     on_gpu1 = {r["run_id"] for r in rows if r["job_id"].startswith("gpu1:")}
     assert on_gpu1 and len(on_gpu1) < 4
     assert set(noted.read_text().split()) == on_gpu1
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (all test hosts are this machine), a zombie counting as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_run_past_its_timeout_is_stopped_on_its_host(tmp_path):
