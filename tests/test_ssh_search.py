@@ -3,6 +3,11 @@ hpsearch --hosts ...`` against real sshd daemons (scripts/ssh/start.sh: one per 
 address, 127.0.0.2-4, reached as gpu1..gpu3 through the ssh configuration it writes) and the
 real OpenSSH client.
 
+The tests of a run's contract (a host that dies, a driver killed and resumed, a timeout, a
+run killed on its host, cancel) run twice: with runs started fresh, and ``preloaded`` (the
+gated sim is a script: ``--preload`` forks its runs from a zygote on each host,
+:mod:`hpsearch.backends.ssh.zygotes`), which must keep the same contract.
+
 Fakes, because no GPU can run here: each host's sshd gives its sessions (``SetEnv``) a PATH
 whose ``nvidia-smi`` is ``tests/fakes/nvidia-smi`` (the real tool's CSV) and a fake GPU state
 of its own (two GPUs of 16384 MiB per host); GPU runs are ``tests/fakes/fake_gpu_sim.py``,
@@ -108,6 +113,38 @@ def journaled_jobs(out_dir: Path) -> int:
                and (event := json.loads(line)).get("ev") == "submit")
 
 
+#: the contract tests' two ways of starting a run (module docstring)
+PRELOAD = pytest.mark.parametrize("preload", [[], ["--preload"]], ids=["fresh", "preloaded"])
+
+
+def check_preloaded(out_dir: Path, preload: list[str]) -> None:
+    """Every run that started was forked from its host's zygote with ``--preload``, none
+    without (``run.json``'s ``preloaded``)."""
+    records = [json.loads(p.read_text()) for p in out_dir.glob("runs/*/run.json")
+               if (p.parent / "started_at").exists()]
+    assert records and {bool(r.get("preloaded")) for r in records} == {bool(preload)}, records
+
+
+def zygotes_in(folder: Path) -> list[int]:
+    """The zygote processes (on any test host: all are this machine) whose working
+    directory is ``folder``: a session's leader whose command line is the zygote's and that
+    is no forked run's wrapper (which keeps that command line, named ``hpsearch-run``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"hpsearch.runs.zygote" not in cmdline or \
+                    os.path.realpath(entry / "cwd") != os.path.realpath(folder):
+                continue
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            comm = (entry / "comm").read_text().strip()
+            if stat[0] != "Z" and int(stat[3]) == int(entry.name) and comm != "hpsearch-run":
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def started_runs(out_dir: Path) -> dict[str, str]:
     """``{run_id: host}`` of the runs whose wrapper wrote ``started_at``."""
     found = {}
@@ -184,7 +221,9 @@ def test_a_hosts_file_names_the_address_user_and_gpus_of_a_host(tmp_path):
     assert "lab1 (GPUs 1;" in done.stderr, done.stderr
 
 
-def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_back(tmp_path):
+@PRELOAD
+def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_back(
+        tmp_path, preload):
     """Hosts gpu9 (a private sshd of this test, 2 slots) and gpu1 (1 slot), CPU runs held by
     gates. Once gpu9 runs two of them, its sshd and its connections are killed: after
     ``--host_grace`` the driver gives its two runs up and, when gpu1 has a free slot, runs
@@ -202,7 +241,7 @@ def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_
     driver = subprocess.Popen(
         [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
          f"--out_dir={out}", f"--hosts_file={tmp_path / 'hosts.yaml'}", "--visible_gpus=-1",
-         "--host_grace=2", "--deterministic_search"],
+         "--host_grace=2", "--deterministic_search", *preload],
         cwd=tmp_path, env=HOSTS.env(host.config), stdout=subprocess.DEVNULL, stderr=stderr,
         stdin=subprocess.DEVNULL, text=True)
     try:
@@ -245,17 +284,20 @@ def test_a_killed_sshd_s_runs_rerun_elsewhere_once_uncharged_and_the_host_comes_
     # what was left of the given-up runs on gpu9 was killed there: they never ended
     ends = {e["pid"] for e in sim_log(gates) if e["ev"] == "end"}
     assert not {first[x]["pid"] for x in given_up} & ends
+    check_preloaded(out, preload)
 
 
-def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
+@PRELOAD
+def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path, preload):
     """kill -9 of the driver while 3 runs go on gpu1..gpu3; two of them end while no driver
     watches; the same command then reattaches to the one still going (and records the two
-    that ended) and runs the rest: every run finished, each started exactly once."""
+    that ended) and runs the rest: every run finished, each started exactly once. Preloaded,
+    the hosts' zygotes end with the driver (no orphans), while their runs go on."""
     xs = list(range(1, 7))
     proj, gates = gated_search(tmp_path, xs)
     out = tmp_path / "out"
     args = ["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
-            "--hosts=gpu1,gpu2,gpu3", "--visible_gpus=-1", "--deterministic_search"]
+            "--hosts=gpu1,gpu2,gpu3", "--visible_gpus=-1", "--deterministic_search", *preload]
     hosts_file = tmp_path / "hosts.yaml"
     hosts_file.write_text("hosts:\n" + "".join(f"  {h}: {{slots: 1}}\n"
                                                for h in HOSTS.names))
@@ -266,9 +308,12 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
     try:
         wait_for(lambda: len(sim_log(gates)) == 3 and journaled_jobs(out) == 3, 60,
                  "three runs going, journaled")
+        assert bool(zygotes_in(proj)) == bool(preload)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
+        wait_for(lambda: not zygotes_in(proj), 30, "the hosts' zygotes ending with the driver")
         going = [e["x"] for e in sim_log(gates)]
+        assert all(pid_alive(e["pid"]) for e in sim_log(gates)), "a run ended with its zygote"
         for x in going[:2]:
             (gates / f"gate-{x}").unlink()
         wait_for(lambda: sum(1 for e in sim_log(gates) if e["ev"] == "end") == 2, 60,
@@ -288,6 +333,7 @@ def test_a_killed_driver_s_command_resumes_and_runs_nothing_twice(tmp_path):
         "finished"}
     starts = [e["x"] for e in sim_log(gates) if e["ev"] == "start"]
     assert sorted(starts) == sorted(map(str, xs)), starts
+    check_preloaded(out, preload)
 
 
 def test_a_host_s_python_runs_its_runs(tmp_path):
@@ -315,7 +361,8 @@ def test_a_host_s_python_runs_its_runs(tmp_path):
     assert set(noted.read_text().split()) == on_gpu1
 
 
-def test_a_run_past_its_timeout_is_stopped_on_its_host(tmp_path):
+@PRELOAD
+def test_a_run_past_its_timeout_is_stopped_on_its_host(tmp_path, preload):
     """``--timeout=2``: the run whose gate stays closed is stopped on its host (SIGTERM to its
     process group there, through ssh): it fails with the timeout as its reason and its sim is
     gone; the other runs finish."""
@@ -324,8 +371,8 @@ def test_a_run_past_its_timeout_is_stopped_on_its_host(tmp_path):
         (gates / f"gate-{x}").unlink()
     out = tmp_path / "out"
     done = hpsearch(["--grid_module=hpconf", f"--run_cwd={proj}", f"--out_dir={out}",
-                     "--hosts=gpu1,gpu2", "--visible_gpus=-1", "--timeout=2"], tmp_path,
-                    HOSTS.env())
+                     "--hosts=gpu1,gpu2", "--visible_gpus=-1", "--timeout=2", *preload],
+                    tmp_path, HOSTS.env())
     (gates / "gate-1").unlink(missing_ok=True)
     assert done.returncode == 1 and "1 run(s) failed" in done.stderr, done.stderr
     rows = {r["x"]: r for r in results(out)}
@@ -333,9 +380,11 @@ def test_a_run_past_its_timeout_is_stopped_on_its_host(tmp_path):
     assert rows["2"]["status"] == rows["3"]["status"] == "finished"
     sim = next(e["pid"] for e in sim_log(gates) if e["x"] == "1")
     wait_for(lambda: not pid_alive(sim), 30, "the stopped sim gone")
+    check_preloaded(out, preload)
 
 
-def test_a_run_killed_on_its_host_without_an_exit_code_ends_by_the_probe(tmp_path):
+@PRELOAD
+def test_a_run_killed_on_its_host_without_an_exit_code_ends_by_the_probe(tmp_path, preload):
     """A run's whole process group killed on its host (SIGKILL: the wrapper writes no exit
     code): the next probes find no process of its session, so it ends, failed, and the
     search goes on."""
@@ -344,7 +393,7 @@ def test_a_run_killed_on_its_host_without_an_exit_code_ends_by_the_probe(tmp_pat
     out = tmp_path / "out"
     driver = subprocess.Popen(
         [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
-         f"--out_dir={out}", "--hosts=gpu1", "--visible_gpus=-1"], cwd=tmp_path,
+         f"--out_dir={out}", "--hosts=gpu1", "--visible_gpus=-1", *preload], cwd=tmp_path,
         env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         stdin=subprocess.DEVNULL)
     try:
@@ -361,17 +410,19 @@ def test_a_run_killed_on_its_host_without_an_exit_code_ends_by_the_probe(tmp_pat
     assert rows["1"]["status"] == "failed" and "without an exit code" in rows["1"][
         "failure_reason"], rows
     assert rows["2"]["status"] == "finished"
+    check_preloaded(out, preload)
 
 
-def test_cancel_stops_the_runs_on_their_hosts(tmp_path):
+@PRELOAD
+def test_cancel_stops_the_runs_on_their_hosts(tmp_path, preload):
     """``hpsearch cancel`` of a search whose driver was killed: the runs still going on the
     hosts are stopped there (SIGTERM to their groups over ssh) and journaled cancelled."""
     proj, gates = gated_search(tmp_path, [1, 2])
     out = tmp_path / "out"
     driver = subprocess.Popen(
         [sys.executable, "-m", "hpsearch", "--grid_module=hpconf", f"--run_cwd={proj}",
-         f"--out_dir={out}", "--hosts=gpu1,gpu2", "--visible_gpus=-1"], cwd=tmp_path,
-        env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         f"--out_dir={out}", "--hosts=gpu1,gpu2", "--visible_gpus=-1", *preload],
+        cwd=tmp_path, env=HOSTS.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL)
     try:
         wait_for(lambda: len(sim_log(gates)) == 2 and journaled_jobs(out) == 2, 60,
@@ -383,6 +434,7 @@ def test_cancel_stops_the_runs_on_their_hosts(tmp_path):
         assert "cancelled 2 run(s)" in done.stdout, done.stdout
         for event in sim_log(gates):
             wait_for(lambda pid=event["pid"]: not pid_alive(pid), 30, "a cancelled sim gone")
+        check_preloaded(out, preload)
     finally:
         if driver.poll() is None:
             driver.kill()

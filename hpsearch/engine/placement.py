@@ -223,7 +223,8 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
     backend = SshBackend(ssh, hosts, states, limits, resources=resources, python=options.python,
                          timeout=options.timeout, grace=given.host_grace,
                          gpus=not options.cpu_only, num_jobs=options.num_jobs,
-                         status_file=options.out_dir / STATUS_FILE, say=say)
+                         status_file=options.out_dir / STATUS_FILE, say=say,
+                         preload=own(PreloadOptions, options))
     say("SSH hosts: " + "; ".join(backend.describe()))
     return backend
 

@@ -8,8 +8,9 @@ group, environment, timeout and stop as a run of the shell wrapper, without the 
 seconds. ``--no_preload`` starts every run as a process of its own.
 
 A backend keeps one zygote per interpreter, working directory and target (:class:`ZygotePool`),
-shared by its slots: a fork takes milliseconds, and one import serves every slot. A zygote
-is replaced
+shared by its slots: a fork takes milliseconds, and one import serves every slot. Its zygotes
+run on this machine (:class:`Here`), or, for the SSH hosts' backend, one pool per host, on
+that host (:class:`Where`: the zygote's argv wrapped in ssh). A zygote is replaced
 
 * when the target file changed (its size, mtime or inode): it is retired at once, and runs
   start as processes of their own until the new one has imported it;
@@ -40,7 +41,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from hpsearch.options_decl import option
 from hpsearch.runs import zygote as zygote_process
@@ -122,15 +123,6 @@ def forked_run_dir(pid: int, cmdline: bytes) -> str | None:
         return None
 
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` in MiB (``VmRSS`` of ``/proc/<pid>/status``; 0 if gone)."""
-    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def note_preloaded(run: Run) -> None:
     """``"preloaded": true`` in the run's ``run.json`` (the record of its current launch)."""
     record = read_run_record(run.run_dir)
@@ -147,27 +139,57 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_size, st.st_mtime_ns
 
 
+class Where(Protocol):
+    """Where a pool's zygotes run: :class:`Here`, or an SSH host
+    (:class:`~hpsearch.backends.ssh.zygotes.OnHost`)."""
+
+    #: where, for messages: ``""`` here, `` on gpu2`` on a host
+    place: str
+    #: whether the zygote is an SSH host's: a request's env is what the run gets on top of
+    #: the zygote's own environment (the host's), not the whole of it
+    remote: bool
+
+    def start(self, python: str, cwd: str, kind: str, target: str) -> subprocess.Popen[bytes]:
+        """Start the zygote of ``target`` (``<python> -m hpsearch.runs.zygote ...`` in
+        ``cwd``), its stdin, stdout and stderr pipes."""
+        ...
+
+
+class Here:
+    """Zygotes on this machine, children of the driver that die with it."""
+
+    place = ""
+    remote = False
+
+    def start(self, python: str, cwd: str, kind: str, target: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [python, "-m", ZYGOTE_MODULE, str(os.getpid()), kind, target], cwd=cwd,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+
+
 class Zygote:
     """One zygote process, seen from the driver: its state and its answers."""
 
-    def __init__(self, python: str, cwd: str, kind: str, target: str) -> None:
+    def __init__(self, python: str, cwd: str, kind: str, target: str,
+                 where: Where | None = None) -> None:
         self.kind, self.target = kind, target
         self.file = os.path.join(cwd, target.rpartition(":")[0] if kind == "function" else target)
         self.stamp = _stamp(self.file)
-        self.popen = subprocess.Popen(
-            [python, "-m", ZYGOTE_MODULE, str(os.getpid()), kind, target], cwd=cwd,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            start_new_session=True)
+        self.popen = (where or Here()).start(python, cwd, kind, target)
         assert self.popen.stdout is not None and self.popen.stdin is not None
+        assert self.popen.stderr is not None
         self.out = self.popen.stdout.fileno()
         os.set_blocking(self.out, False)
+        os.set_blocking(self.popen.stderr.fileno(), False)
         self.state = "starting"  # -> ready | fallback | dead; retired: stdin closed
         self.started = time.monotonic()
         self.learning_since: float | None = None
         self.retired = False
         self.reason = ""
         self.runs = 0
-        self.rss_ready = 0.0
+        self.rss_ready = 0.0  # MiB resident once ready (and once it learned imports) ...
+        self.rss = 0.0  # ... and at its latest word
         self._pending = b""
         self._pids: list[int] = []
         self.ended: dict[int, int] = {}
@@ -196,8 +218,9 @@ class Zygote:
                 self._take(json.loads(line))
 
     def _take(self, message: dict[str, Any]) -> None:
+        self.rss = float(message.get("rss_mib", self.rss))
         if "ready" in message:
-            self.state, self.rss_ready = "ready", rss_mib(self.popen.pid)
+            self.state, self.rss_ready = "ready", self.rss
         elif "fallback" in message:
             self.state, self.reason = "fallback", str(message["fallback"])
             self.learning_since = None
@@ -206,7 +229,7 @@ class Zygote:
         elif "pid" in message:
             self._pids.append(int(message["pid"]))
         elif "learned" in message:  # imports its runs made: growth that is no leak
-            self.rss_ready = rss_mib(self.popen.pid)
+            self.rss_ready = self.rss
             self.learning_since = None
         elif "ended" in message:
             self.ended[int(message["ended"])] = int(message["status"])
@@ -225,13 +248,23 @@ class Zygote:
 
     def fork(self, request: dict[str, Any]) -> int | None:
         """The pid of the wrapper forked for ``request``; None when the zygote is gone."""
+        return self.answer() if self.ask(request) else None
+
+    def ask(self, request: dict[str, Any]) -> bool:
+        """Ask for a fork for ``request`` (its pid: :meth:`answer`); False when the zygote
+        is gone. Several asked at once are answered in order."""
         assert self.popen.stdin is not None
         try:
             self.popen.stdin.write((json.dumps(request) + "\n").encode())
             self.popen.stdin.flush()
         except OSError:
             self.kill()
-            return None
+            return False
+        return True
+
+    def answer(self) -> int | None:
+        """The pid of the wrapper forked for the oldest request not yet answered; None when
+        the zygote died or gave no answer within :data:`FORK_ANSWER` seconds (it is killed)."""
         give_up = time.monotonic() + FORK_ANSWER
         while not self._pids and self.state == "ready" and time.monotonic() < give_up:
             self.read(0.5)
@@ -240,6 +273,15 @@ class Zygote:
             return None
         self.runs += 1
         return self._pids.pop(0)
+
+    def last_words(self) -> str:
+        """The last line the zygote's process wrote to stderr before it ended (what Python
+        says when it cannot start it: ``No module named hpsearch``), or ``""``."""
+        assert self.popen.stderr is not None
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            said = (self.popen.stderr.read() or b"").decode(errors="replace").splitlines()
+            return next((line.strip() for line in reversed(said) if line.strip()), "")
+        return ""
 
     def status_of(self, pid: int) -> int | None:
         """The exit status of the wrapper ``pid`` once it ended (-N: killed by signal N)."""
@@ -254,7 +296,7 @@ class Zygote:
         return _stamp(self.file) != self.stamp
 
     def worn(self, max_runs: int, max_growth_mib: float) -> bool:
-        return self.runs >= max_runs or rss_mib(self.popen.pid) - self.rss_ready > max_growth_mib
+        return self.runs >= max_runs or self.rss - self.rss_ready > max_growth_mib
 
     def retire(self) -> None:
         """Take no more runs; the zygote exits once its runs ended."""
@@ -309,9 +351,11 @@ class ZygotePool:
     a process of its own."""
 
     def __init__(self, options: PreloadOptions, say: Callable[[str], None] = _say,
-                 max_runs: int = MAX_RUNS, max_growth_mib: float = MAX_GROWTH_MIB) -> None:
+                 max_runs: int = MAX_RUNS, max_growth_mib: float = MAX_GROWTH_MIB,
+                 where: Where | None = None) -> None:
         self.scripts = options.scripts
         self.say = say
+        self.where = where or Here()
         self.max_runs = max_runs
         self.max_growth_mib = max_growth_mib
         self.current: dict[tuple[str, ...], Zygote] = {}
@@ -327,6 +371,15 @@ class ZygotePool:
         zygote learns its runs' imports, or its new zygote imports (only with ``hold``: no
         run is going, so waiting delays nothing); the backend's room is 0 while
         :meth:`busy`."""
+        zygote = self.zygote_for(run, hold)
+        if not isinstance(zygote, Zygote):
+            return zygote
+        pid = zygote.fork(self.request(run, env, host, job))
+        return None if pid is None else Forked(zygote, pid)
+
+    def zygote_for(self, run: Run, hold: bool) -> Zygote | Held | None:
+        """The ready zygote to fork ``run`` from; None or :data:`HELD` as :meth:`spawn`
+        answers them."""
         target = preload_target(run.argv, self.scripts)
         if target is None:
             return None
@@ -338,12 +391,15 @@ class ZygotePool:
             return None
         if zygote.state == "starting":
             return HELD if hold and zygote.importing() else None
-        if zygote.learning():
-            return HELD
-        pid = zygote.fork({"run_dir": str(run.run_dir), "launch": run.launch, "job": job,
-                           "host": host, "cwd": str(run.cwd), "argv": list(run.argv),
-                           "env": {**os.environ, **env}})
-        return None if pid is None else Forked(zygote, pid)
+        return HELD if zygote.learning() else zygote
+
+    def request(self, run: Run, env: Mapping[str, str], host: str, job: str
+                ) -> dict[str, Any]:
+        """The zygote's request for ``run`` (see :mod:`hpsearch.runs.zygote`): ``env`` on
+        top of this process's environment (a host's zygote: on top of its own)."""
+        return {"run_dir": str(run.run_dir), "launch": run.launch, "job": job, "host": host,
+                "cwd": str(run.cwd), "argv": list(run.argv),
+                "env": dict(env) if self.where.remote else {**os.environ, **env}}
 
     def prepare(self, argv: Sequence[str], cwd: Path) -> None:
         """Start the zygote that runs of ``argv`` (their words left out) in ``cwd`` will
@@ -364,7 +420,7 @@ class ZygotePool:
         self._tend(key)
         zygote = self.current.get(key)
         if zygote is None and key not in self.given_up:
-            zygote = self.current[key] = Zygote(*key)
+            zygote = self.current[key] = Zygote(*key, where=self.where)
         return zygote if zygote is not None and zygote.state in ("ready", "starting") else None
 
     def _tend(self, key: tuple[str, ...]) -> None:
@@ -383,7 +439,7 @@ class ZygotePool:
                 self._retire(successor)
         if zygote is None:
             return
-        target = zygote.target
+        target = f"{zygote.target}{self.where.place}"
         if zygote.state == "fallback":
             self.say(f"not preloading {target}: {zygote.reason}; each run starts a fresh "
                      "process")
@@ -391,16 +447,18 @@ class ZygotePool:
         elif zygote.state == "dead":
             self.deaths[key] = self.deaths.get(key, 0) + 1
             if self.deaths[key] >= MAX_DEATHS:
+                words = zygote.last_words()
                 self.say(f"not preloading {target}: its preloaded process ended "
                          f"{MAX_DEATHS} times in a row (exit status "
-                         f"{zygote.popen.returncode}); each run starts a fresh process")
+                         f"{zygote.popen.returncode}{': ' + words if words else ''}); each "
+                         "run starts a fresh process")
             self._drop(key, give_up=self.deaths[key] >= MAX_DEATHS)
         elif zygote.changed():
             self._drop(key)
         elif zygote.state == "ready":
             self.deaths.pop(key, None)
             if key not in self.successor and zygote.worn(self.max_runs, self.max_growth_mib):
-                self.successor[key] = Zygote(*key)
+                self.successor[key] = Zygote(*key, where=self.where)
 
     def _drop(self, key: tuple[str, ...], give_up: bool = False) -> None:
         self._retire(self.current.pop(key))

@@ -4,24 +4,33 @@ The driver's side is :mod:`hpsearch.runs.preload`; this module is the process it
 
     <python> -m hpsearch.runs.zygote <driver pid> function train.py:my_objective
     <python> -m hpsearch.runs.zygote <driver pid> script train.py
+    <python> -m hpsearch.runs.zygote - function train.py:my_objective      (on an SSH host)
 
 started in the runs' working directory. It imports what the runs need -- a function
 objective's file (as :mod:`hpsearch.runs.objective_runner` would), or the modules a script
 imports at its top level (read with :mod:`ast`; the script itself is not run) -- and then
 answers on its stdout, one JSON line each::
 
-    {"ready": 4242}                            imported; fork requests are welcome
+    {"ready": 4242, "rss_mib": 412.5}          imported; fork requests are welcome
     {"fallback": "importing train.py initialised CUDA (torch.cuda.is_initialized())"}
 
-It ends itself when its driver ends (``PR_SET_PDEATHSIG``: even a ``kill -9`` of the driver;
-its runs go on, as runs outlive a killed driver) or closes its stdin (it then waits for its
-runs to end, telling their statuses, and exits). Each line on its stdin asks for one run::
+With a driver pid it ends itself when its driver ends (``PR_SET_PDEATHSIG``: even a ``kill
+-9`` of the driver; its runs go on, as runs outlive a killed driver) or closes its stdin (it
+then waits for its runs to end, telling their statuses, and exits). Each line on its stdin
+asks for one run::
 
     {"run_dir": ..., "launch": "k3f9a1c2", "job": "", "host": "node1", "cwd": ...,
      "argv": [<python>, "-m", "hpsearch.objective_runner", ...], "env": {...}}
 
-and is answered ``{"pid": <wrapper pid>}``; when that wrapper ends, ``{"ended": <pid>,
-"status": <exit status, or -N for signal N>}`` follows.
+and is answered ``{"pid": <wrapper pid>, "rss_mib": <its resident memory>}``; when that
+wrapper ends, ``{"ended": <pid>, "status": <exit status, or -N for signal N>}`` follows.
+
+**On an SSH host** (``-`` for the driver pid: :mod:`hpsearch.backends.ssh.zygotes` starts it
+over ssh) its stdin is the ssh channel: it ends as soon as that closes (the driver retired
+it, or ended, even by ``kill -9``: its ssh client's end closes the channel), leaving its runs
+be; it tells no ends (the driver reads them from the runs' exit files), and a request's
+``env`` is what the run gets on top of the zygote's own environment (the host's), not the
+whole of it.
 
 **A run is two forks.** The first child plays the job wrapper (:mod:`hpsearch.runs.wrapper`):
 a new session (its pid is the run's process group and job id ``<host>:<pid>``), named
@@ -96,6 +105,8 @@ _PR_SET_NAME = 15
 _HELD = {signal.SIGTERM: "TERM", signal.SIGINT: "INT", signal.SIGHUP: "HUP"}
 #: seconds between a run's lessons while it imports
 LESSON_EVERY = 0.2
+#: the driver pid argument of a zygote on an SSH host (see the module docstring)
+REMOTE = "-"
 #: bytes a pipe takes whole or not at all (POSIX ``PIPE_BUF``): a lesson's lines are written in
 #: pieces of at most this, so a full pipe cuts no line
 _PIPE_BUF = 4096
@@ -104,6 +115,16 @@ _PIPE_BUF = 4096
 def _prctl(option: int, value: Any) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def resident_mib() -> float:
+    """This process's resident memory in MiB (``VmRSS`` of ``/proc/self/status``; 0 when
+    unknown)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def script_imports(path: Path) -> list[str]:
@@ -163,8 +184,10 @@ class Zygote:
     """The zygote's loop: fork requests in, pids and ends out (see the module docstring)."""
 
     def __init__(self, kind: str, module: ModuleType | None, reply_fd: int,
-                 local: tuple[str, ...] = ()) -> None:
+                 local: tuple[str, ...] = (), remote: bool = False) -> None:
         self.kind = kind
+        self.remote = remote  # on an SSH host (see the module docstring)
+        self.base_env = dict(os.environ) if remote else {}  # what a request's env tops
         self.module = module
         self.reply_fd = reply_fd
         self.local = local  # the user's folders: their modules are never learned
@@ -194,10 +217,12 @@ class Zygote:
             if pid == 0:
                 return
             self.children -= 1
-            self.send({"ended": pid, "status": os.waitstatus_to_exitcode(status)})
+            if not self.remote:
+                self.send({"ended": pid, "status": os.waitstatus_to_exitcode(status)})
 
     def serve(self) -> None:
-        """Fork a run for each request until stdin closes; then wait for the runs."""
+        """Fork a run for each request until stdin closes; then wait for the runs (on an
+        SSH host: leave them be)."""
         signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wake-up fd fires
         signal.set_wakeup_fd(self.wake_write)
         pending = b""
@@ -211,6 +236,8 @@ class Zygote:
             if 0 in readable:  # before the lessons: a fork asked for never waits on them
                 data = os.read(0, 1 << 16)
                 if not data:
+                    if self.remote:
+                        return
                     break
                 pending += data
                 *lines, pending = pending.split(b"\n")
@@ -234,7 +261,7 @@ class Zygote:
         os.close(learn_write)
         self.lessons[learn_read] = b""
         self.children += 1
-        self.send({"pid": pid})
+        self.send({"pid": pid, "rss_mib": resident_mib()})
 
     def freeze(self) -> None:
         """Note the open file objects, then move every object into the garbage collector's
@@ -278,7 +305,7 @@ class Zygote:
             self.accepting = False
             return
         self.frozen = False  # frozen before the next fork: once, however many lessons
-        self.send({"learned": learned})
+        self.send({"learned": learned, "rss_mib": resident_mib()})
 
     def _teach(self, known: set[str], final: bool) -> None:
         """In a run: send the modules it imported from outside the user's folders that no
@@ -349,7 +376,7 @@ class Zygote:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _prctl(_PR_SET_NAME, WRAPPER_NAME.encode())
         run_dir = Path(request["run_dir"])
-        env: dict[str, str] = dict(request["env"])
+        env: dict[str, str] = {**self.base_env, **request["env"]}
         launch = request["launch"]
         job = request["job"] or f"{request['host']}:{os.getpid()}"
         os.chdir(run_dir)  # how a restarted driver tells which run this wrapper is
@@ -491,11 +518,14 @@ def _restart_of(run_dir: Path, launch: str, env: dict[str, str]) -> tuple[int | 
 
 
 def main(argv: list[str]) -> int:
-    """See the module docstring; ``argv``: driver pid, kind, target."""
-    parent, kind, target = int(argv[0]), argv[1], argv[2]
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the driver ended before the line above took effect
-        return 0
+    """See the module docstring; ``argv``: driver pid (:data:`REMOTE` on an SSH host), kind,
+    target."""
+    parent, kind, target = argv[0], argv[1], argv[2]
+    remote = parent == REMOTE
+    if not remote:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != int(parent):  # the driver ended before the line above took effect
+            return 0
     reply_fd = os.dup(1)
     os.set_inheritable(reply_fd, False)
     null = os.open(os.devnull, os.O_RDWR)
@@ -503,7 +533,8 @@ def main(argv: list[str]) -> int:
     os.dup2(null, 2)
     os.close(null)
     file = Path(target.rpartition(":")[0] if kind == "function" else target).resolve()
-    zygote = Zygote(kind, None, reply_fd, (os.path.realpath(os.getcwd()), str(file.parent)))
+    zygote = Zygote(kind, None, reply_fd, (os.path.realpath(os.getcwd()), str(file.parent)),
+                    remote)
     # torch.cuda.is_available() at import then asks NVML, not the CUDA driver, whose
     # initialisation a fork could not use (a run's environment is its own again)
     os.environ.setdefault(_NVML_CHECK, "1")
@@ -521,7 +552,7 @@ def main(argv: list[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     zygote.freeze()
-    zygote.send({"ready": os.getpid()})
+    zygote.send({"ready": os.getpid(), "rss_mib": resident_mib()})
     zygote.serve()
     return 0
 

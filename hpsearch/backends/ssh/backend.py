@@ -22,6 +22,12 @@ Stop = SIGTERM to the run's process group on its host, SIGKILL after the grace p
 ``kill -9`` of the driver the same command reattaches: a run whose ``started_at`` names its job
 and whose session is alive is watched again, nothing runs twice.
 
+A run that can be preloaded (a function objective; a script with ``--preload``) forks from a
+zygote on its host that imported its code once (:mod:`~hpsearch.backends.ssh.zygotes`; one
+:class:`~hpsearch.runs.preload.ZygotePool` per host, started as the driver starts); the rest
+start through the host's agent. While a host's first zygote imports and no run goes there,
+its room is 0.
+
 A run of K nodes (``launcher: torchrun``) takes K hosts, one wrapper on each, with its own
 record directory (:mod:`~hpsearch.backends.ssh.nodes`; the backend's part of it:
 :mod:`~hpsearch.backends.ssh.multinode`); its job id names each node's wrapper
@@ -58,9 +64,11 @@ from hpsearch.backends.ssh.remote import (
     signal_argv,
     start_argv,
 )
+from hpsearch.backends.ssh.zygotes import OnHost, PreloadedRuns
 from hpsearch.runs.files import read_exit, read_start
 from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
+from hpsearch.runs.preload import PreloadOptions, Zygote, ZygotePool
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
@@ -69,14 +77,17 @@ KILL_GRACE = 5.0
 STATUS_PERIOD = 1.0
 #: seconds between two looks at the active runs' exit files while runs are going
 EXIT_FILE_PERIOD = 0.01
+#: seconds between two looks at a host's zygote that runs wait for
+ZYGOTE_PERIOD = 0.05
 
 
-class SshBackend(NodeRuns, Backend):
+class SshBackend(NodeRuns, PreloadedRuns, Backend):
     """Runs on ``hosts`` (each with the first probe's ``states``) through ``ssh``; ``limits``:
     the GPU admission's settings; ``resources``: what a run not yet submitted is taken to
     need; ``python``: the search's interpreter (a host's ``python`` replaces it in its runs'
     argv); ``grace``: seconds a host may not answer before its runs are given up;
-    ``status_file``: where the hosts' state is written for ``hpsearch status``."""
+    ``status_file``: where the hosts' state is written for ``hpsearch status``;
+    ``preload``: which runs fork from a zygote on their host (None: none do)."""
 
     name = "ssh"
     durable_intents = True
@@ -85,7 +96,8 @@ class SshBackend(NodeRuns, Backend):
                  limits: GpuLimits, *, resources: Resources | None = None,
                  python: str = "", timeout: float | None = None, grace: float = 60.0,
                  gpus: bool = True, num_jobs: int | None = None,
-                 status_file: Path | None = None, say: Callable[[str], None] = print) -> None:
+                 status_file: Path | None = None, say: Callable[[str], None] = print,
+                 preload: PreloadOptions | None = None) -> None:
         self.ssh = ssh
         self.resources = resources or Resources()
         self.python, self.timeout, self.grace = python, timeout, grace
@@ -104,8 +116,10 @@ class SshBackend(NodeRuns, Backend):
             state = states[host.name]
             policy = GpuAdmission(GpuLimits(**{**limits.__dict__, "visible_gpus": host.gpus}))
             policy.observe(state.gpus, time.monotonic())
+            zygotes = None if preload is None or not preload.enabled else \
+                ZygotePool(preload, say=say, where=OnHost(ssh, host))
             self._machines.append(Machine(host, HostSource(ssh, host, state, gpus), policy,
-                                           host.slots or state.cpus, Agent(ssh, host)))
+                                           host.slots or state.cpus, Agent(ssh, host), zygotes))
         for machine in self._machines:
             machine.sampler = Sampler(machine.source, PROBE_INTERVAL)
             self._selector.register(machine.sampler.read_fd, selectors.EVENT_READ)
@@ -170,6 +184,8 @@ class SshBackend(NodeRuns, Backend):
         return (1 << 30) if self.num_jobs is None else max(0, self.num_jobs - len(self._active))
 
     def _trial_room(self, machine: Machine, now: float) -> int:
+        if self._held(machine):
+            return 0
         cpus = max(1, self.resources.cpus)
         cap = max(0, self._free_slots(machine)) // cpus
         if self.resources.gpus == 0 or cap == 0:
@@ -235,7 +251,10 @@ class SshBackend(NodeRuns, Backend):
     def _python(self, run: Run, host: Host) -> str:
         """The interpreter of ``run`` on ``host``: the host's ``python`` where the run's
         command starts with the search's."""
-        return host.python if host.python and run.argv[0] == self.python else run.argv[0]
+        return self._python_of(run.argv[0], host)
+
+    def _python_of(self, program: str, host: Host) -> str:
+        return host.python if host.python and program == self.python else program
 
     def _argv(self, run: Run, host: Host, endpoint: str | None = None) -> list[str]:
         """The argv of ``run`` on ``host``, as its launcher starts it (``endpoint``: the
@@ -250,11 +269,16 @@ class SshBackend(NodeRuns, Backend):
         their pids; a host that failed is said and its runs are left out."""
         sent: dict[int, Agent | subprocess.Popen[str]] = {}
         failed: dict[int, str] = {}
+        forks: list[tuple[Machine, Run, list[int], Zygote]] = []
+        planned = {index: self._ask_forks(self._machines[index], placed, forks)
+                   for index, placed in planned.items()}
         for index, placed in planned.items():
             machine = self._machines[index]
             starts = [Start(str(run.run_dir), run.launch, machine.name, str(run.cwd),
                             self._argv(run, machine.host), self._env(run, gpus))
                       for run, gpus in placed]
+            if not starts:
+                continue
             try:
                 machine.agent.send(starts)
                 sent[index] = machine.agent
@@ -262,9 +286,11 @@ class SshBackend(NodeRuns, Backend):
                 sent[index] = self.ssh.start(machine.host, start_argv(starts))
             except Unreachable as exc:
                 failed[index] = str(exc)
-        started = {}
+        started = self._forked(forks, now)
         for index, placed in planned.items():
             machine = self._machines[index]
+            if not placed:
+                continue
             try:
                 if index in failed:
                     raise Unreachable(failed[index])
@@ -337,6 +363,8 @@ class SshBackend(NodeRuns, Backend):
         :data:`EXIT_FILE_PERIOD` (their ends are read from their exit files)."""
         if self._active:
             timeout = min(timeout, EXIT_FILE_PERIOD)
+        if any(self._held(m) for m in self._machines):
+            timeout = min(timeout, ZYGOTE_PERIOD)
         for key, _events in self._selector.select(timeout):
             if key.fd == self._wake_read:
                 with contextlib.suppress(BlockingIOError):
@@ -395,7 +423,8 @@ class SshBackend(NodeRuns, Backend):
 
     @staticmethod
     def _extra(active: Active) -> dict[str, object]:
-        return {"gpu": gpu_column(active.gpus)} if active.gpus else {}
+        extra: dict[str, object] = {"gpu": gpu_column(active.gpus)} if active.gpus else {}
+        return {**extra, "preloaded": 1} if active.preloaded else extra
 
     def _forget(self, active: Active) -> None:
         for node in self._nodes_of(active):
@@ -513,6 +542,8 @@ class SshBackend(NodeRuns, Backend):
     def close(self) -> None:
         for machine in self._machines:
             machine.agent.close()
+            if machine.zygotes is not None:
+                machine.zygotes.close()
             if machine.sampler is not None:
                 self._selector.unregister(machine.sampler.read_fd)
                 machine.sampler.stop()

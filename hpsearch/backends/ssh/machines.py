@@ -21,6 +21,7 @@ from hpsearch.backends.ssh.hosts import Host
 from hpsearch.backends.ssh.nodes import node_dir
 from hpsearch.backends.ssh.remote import HostState, parse_probe, probe_argv
 from hpsearch.runs.model import Run
+from hpsearch.runs.preload import ZygotePool
 
 #: seconds between two probes of a host
 PROBE_INTERVAL = 0.5
@@ -71,6 +72,7 @@ class Machine:
     policy: GpuAdmission
     slots: int
     agent: Agent
+    zygotes: ZygotePool | None = None  # None: no run is preloaded
     sampler: Sampler | None = None
     down: bool = False  # its runs were given up; it takes no run until it answers
     orphans: set[int] = field(default_factory=set)  # wrappers of runs given up there
@@ -96,6 +98,7 @@ class Active:
     kill_at: float | None = None
     reason: str | None = None
     node: int = 0  # which node of the run (0: its only one, or the first of several)
+    preloaded: bool = False  # forked from the host's zygote
 
     @property
     def files(self) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from hpsearch.backends.base import Ended
 from hpsearch.backends.ssh.agent import Agent, NotOneLine
@@ -24,9 +23,6 @@ from hpsearch.backends.ssh.nodes import NODE_JOBS, address_of, free_port, node_d
 from hpsearch.backends.ssh.remote import Start, parse_pids, start_argv
 from hpsearch.runs.files import ExitRecord, read_exit, read_start
 from hpsearch.runs.model import Run
-
-if TYPE_CHECKING:
-    pass
 
 
 class NodeRuns:
