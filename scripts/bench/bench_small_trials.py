@@ -2,6 +2,7 @@
 
     python scripts/bench/bench_small_trials.py            # local; --trials 30 --repeats 1
     python scripts/bench/bench_small_trials.py --only slurm   # needs scripts/slurm/start.sh
+    python scripts/bench/bench_small_trials.py --only ssh     # needs scripts/ssh/start.sh
 
 (local) 30 TPE trials of ``sims/mlp_digits.py:train`` (a PyTorch MLP on sklearn's digits,
     about 0.1-0.2 s of training; ``import torch, sklearn`` takes seconds), 2 slots, three
@@ -12,6 +13,9 @@
     Optuna.
 (slurm) The same search on the local Slurm, ``--runs_per_job=4`` (each worker's zygote)
     against one run per job without preloading.
+(ssh) The same search on two SSH hosts, 2 runs at once (``--hosts=gpu1,gpu2 --num_jobs=2``:
+    the test hosts of scripts/ssh/start.sh, reached through ``$HPSEARCH_SSH_CONFIG``, default
+    its ``/var/lib/hpsearch-ssh/ssh_config``; each host's zygote) against ``--no_preload``.
 
 Also printed: what ``import torch, sklearn.datasets`` costs a fresh interpreter (median of
 three) and the seconds each trial saved, ``(no_preload - preloaded) / trials``. Needs torch,
@@ -21,6 +25,7 @@ scikit-learn and optuna in the Python that runs it (the one hpsearch is installe
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -108,6 +113,20 @@ def slurm(tmp: Path) -> None:
           f"({single / packed:.2f}x)")
 
 
+def ssh(tmp: Path) -> None:
+    os.environ.setdefault("HPSEARCH_SSH_CONFIG", "/var/lib/hpsearch-ssh/ssh_config")
+    hosts = ("--hosts=gpu1,gpu2", "--visible_gpus=-1", "--num_jobs=2")
+    rows: dict[str, list[float]] = {"preloaded": [], "no_preload": []}
+    for k in range(ARGS.repeats):
+        rows["preloaded"].append(hpsearch(tmp, f"ssh-pre{k}", *hosts))
+        rows["no_preload"].append(hpsearch(tmp, f"ssh-fresh{k}", *hosts, "--no_preload"))
+    pre, fresh = statistics.median(rows["preloaded"]), statistics.median(rows["no_preload"])
+    print(f"{ARGS.trials} trials on SSH hosts gpu1,gpu2, 2 at once, wall time (s): "
+          f"preloaded {' '.join(f'{v:.2f}' for v in rows['preloaded'])}, no_preload "
+          f"{' '.join(f'{v:.2f}' for v in rows['no_preload'])} ({fresh / pre:.2f}x); saved "
+          f"per trial: {(fresh - pre) / ARGS.trials:.2f} s")
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-small-") as folder:
         tmp = Path(folder)
@@ -115,11 +134,13 @@ def main() -> None:
             local(tmp)
         if ARGS.only == "slurm":
             slurm(tmp)
+        if ARGS.only == "ssh":
+            ssh(tmp)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["local", "slurm"])
+    parser.add_argument("--only", choices=["local", "slurm", "ssh"])
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=1)
     ARGS = parser.parse_args()
