@@ -155,20 +155,23 @@ def started_runs(out_dir: Path) -> dict[str, str]:
     return found
 
 
-def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path):
+@PRELOAD
+def test_a_30_run_search_uses_every_host_and_gpu_within_limits(tmp_path, preload):
     """30 GPU runs over gpu1..gpu3 (two fake GPUs and 4 slots each), at most 2 runs per GPU
     (``--max_num_jobs_per_gpu=2``): all finish (none ran out of GPU memory, so no GPU held
     more than it could), every host and every GPU of each took runs, and no GPU ever held
-    more than 2 runs at once (the runs' started_at/exit_code times)."""
+    more than 2 runs at once (the runs' started_at/exit_code times). Preloaded, each run's
+    ``CUDA_VISIBLE_DEVICES`` reaches its fork as it reaches a fresh process."""
     (tmp_path / "grid.py").write_text(GPU_GRID.format(count=30))
     hosts = tmp_path / "hosts.yaml"  # 4 slots each: the GPUs' limits, not the slots, bind
     hosts.write_text("hosts:\n" + "".join(f"  {h}: {{slots: 4}}\n" for h in HOSTS.names))
     out = tmp_path / "out"
     done = hpsearch([f"--grid_module={tmp_path / 'grid.py'}", f"--run_cwd={FAKES}",
                      f"--out_dir={out}", f"--hosts_file={hosts}", "--sim_startup_time=0",
-                     "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2"],
-                    REPO, HOSTS.env())
+                     "--allowed_load=1", "--allowed_memory=0.8", "--max_num_jobs_per_gpu=2",
+                     *preload], REPO, HOSTS.env())
     assert done.returncode == 0, done.stderr
+    check_preloaded(out, preload)
     rows = results(out)
     assert len(rows) == 30 and {r["status"] for r in rows} == {"finished"}, rows
     assert {(r["job_id"].split(":")[0], r["gpu"]) for r in rows} == {
