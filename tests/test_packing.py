@@ -303,3 +303,25 @@ def test_worker_stops_a_run_at_its_timeout_and_says_why(tmp_path):
     assert (slow / "exit_code").read_text() == f"143 {key} TERM\n"
     assert (slow / "reason").read_text() == "timeout after 1.5s\n"
     assert (quick / "exit_code").read_text() == f"0 {key}\n" and not (quick / "reason").exists()
+
+
+def test_an_adaptive_strategy_s_packed_launches_fill_whole_jobs(tmp_path, slurm_cluster):  # noqa: F811
+    """16 TPE trials, ``--runs_per_job=4 --num_jobs=2``, on the real Slurm: TPE proposes its
+    points one at a time as results come in, yet every job runs 4 of them -- the driver
+    launches once a whole job's worth of slots is free and of points is computed, instead of
+    a job for each point (which would pay a job's start and hold its place for one run)."""
+    s = packed_search(tmp_path, {"x": [0.0]})
+    (s.sim_dir / "search.yaml").write_text(
+        "script: sim.py\nsummary_file: perf.txt\nmetrics: [acc]\nalgorithm: tpe\n"
+        "num_trials: 16\nseed: 3\nparameters:\n  x: {method: uniform, low: 0, high: 1}\n"
+        "  sleep: 0.3\n")
+    code, _, err = run_hpsearch(["--search_file=proj/search.yaml", "--run_cwd=proj",
+                                 f"--out_dir={s.out_dir}", *SLURM, "--runs_per_job=4",
+                                 "--num_jobs=2"], tmp_path, timeout=300)
+    assert code == 0, err
+    rows = s.results()
+    assert len(rows) == 16 and {r["status"] for r in rows} == {"finished"}, rows
+    jobs: dict[str, int] = {}
+    for row in rows:
+        jobs[row["job_id"]] = jobs.get(row["job_id"], 0) + 1
+    assert sorted(jobs.values()) == [4, 4, 4, 4], jobs

@@ -148,6 +148,12 @@ class Backend(ABC):
         """Stop the given runs (all active ones when None) and forget them: the driver
         records them itself."""
 
+    def launch_unit(self) -> int:
+        """How many runs a launch should hold when more are on their way: what one job runs
+        (``--runs_per_job``; a launch of fewer pays a job's start for each of them); 1 by
+        default."""
+        return 1
+
     def choices(self) -> int:
         """How many queued runs beyond :meth:`room` :meth:`submit` should be offered, to
         pick those that fit now (runs of several sizes: a smaller one may start where a

@@ -77,8 +77,12 @@ class Arrays:
         return sum(min(len(a.run_ids), a.throttle * a.per) for a in self.by_id.values())
 
     def free_slots(self) -> int:
-        """Runs that could start at once now, beyond those that may be running."""
-        return max(0, self.num_jobs * self.per_job - self.in_use())
+        """Runs that could start at once now, beyond those that may be running, in whole
+        jobs: with ``--runs_per_job N`` a multiple of N (a launch of fewer runs than a job
+        holds would pay a job's start -- its wait in the queue, its zygote's import -- for
+        each of them, and hold a job's place for one run)."""
+        free = max(0, self.num_jobs * self.per_job - self.in_use())
+        return free - free % self.per_job
 
     def room(self, limits: tuple[int, int], watched: int) -> int:
         """How many runs the next array may hold: none while ``num_jobs`` jobs may be

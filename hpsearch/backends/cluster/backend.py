@@ -114,6 +114,9 @@ class ClusterBackend(Backend, Scheduler):
         return self.node_refusal(resources, self.packed, self.name) or (
             packing.refusal(self.settings.resources, resources) if self.packed else None)
 
+    def launch_unit(self) -> int:
+        return self.arrays.per_job
+
     def room(self) -> int:
         """How many runs the next array may hold (:meth:`Arrays.room`)."""
         return self.arrays.room(self.limits(), len(self.watchlist.runs))
