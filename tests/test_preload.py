@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from conftest import pid_alive, run_hpsearch, start_hpsearch, wait_for
 from test_lsf_emulator import lsf  # noqa: F401  (fixture: emulator on PATH, fresh state)
 
 from hpsearch.runs.model import Run
-from hpsearch.runs.preload import HELD, Forked, PreloadOptions, ZygotePool
+from hpsearch.runs.preload import HELD, Forked, Here, PreloadOptions, ZygotePool
 
 OBJECTIVE = '''\
 import json, os, signal, time
@@ -530,3 +531,28 @@ def test_the_zygote_imports_before_the_first_point_is_proposed(tmp_path):
     assert rc == 0, err
     assert record.read_text().splitlines()[0] == "True", record.read_text()
     assert [r["status"] for r in results(tmp_path)] == ["finished"]
+
+
+class Chatty(Here):
+    """Zygotes started behind a shell that prints a banner and a stray JSON value first, as a
+    host's login files may (``echo Welcome`` in a ``.bashrc``) before ssh runs the zygote."""
+
+    def start(self, python: str, cwd: str, kind: str, target: str
+              ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", 'echo "Welcome to $0"; echo 42; exec "$@"', "gpu1", python, "-m",
+             "hpsearch.runs.zygote", str(os.getpid()), kind, target], cwd=cwd,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+
+
+def test_what_is_printed_before_a_zygote_s_words_is_not_taken_for_them(tmp_path):
+    """The backend's pool driven directly, its zygote behind a shell that prints lines that
+    are not its words: they are passed over, and its runs fork from it."""
+    project(tmp_path)
+    pool = ZygotePool(PreloadOptions(), where=Chatty())
+    try:
+        zygotes = zygotes_of_runs(tmp_path, pool, range(3))
+    finally:
+        pool.close()
+    assert len(set(zygotes)) == 1, zygotes

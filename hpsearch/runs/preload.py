@@ -168,6 +168,16 @@ class Here:
             start_new_session=True)
 
 
+def _word(line: bytes) -> dict[str, Any] | None:
+    """A line of a zygote's output as its JSON object; None for a line that is none (what a
+    host's login files print before the zygote starts)."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) else None
+
+
 class Zygote:
     """One zygote process, seen from the driver: its state and its answers."""
 
@@ -215,7 +225,9 @@ class Zygote:
             self._pending += data
             *lines, self._pending = self._pending.split(b"\n")
             for line in lines:
-                self._take(json.loads(line))
+                message = _word(line)
+                if message is not None:
+                    self._take(message)
 
     def _take(self, message: dict[str, Any]) -> None:
         self.rss = float(message.get("rss_mib", self.rss))
