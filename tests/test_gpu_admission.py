@@ -195,6 +195,14 @@ def test_most_free_memory_wins():
     assert policy.choose(0.0) == 1
 
 
+def test_several_gpus_are_those_with_most_free_memory_listed_in_ascending_order():
+    """A run of 2 GPUs gets the two with most free memory (3 and 1), listed as
+    ``CUDA_VISIBLE_DEVICES`` lists GPUs: 1,3."""
+    policy = GpuAdmission(GpuLimits(allowed_memory=1.0))
+    policy.observe([sample(0, 8000), sample(1, 2000), sample(2, 9000), sample(3, 1000)], 0.0)
+    assert policy.choose_many(0.0, count=2) == [1, 3]
+
+
 def test_load_is_smoothed_over_the_window():
     policy = GpuAdmission(GpuLimits(allowed_load=0.5, load_window=5))
     for t, util in enumerate([0.0, 0.0, 0.0, 0.0, 1.0]):

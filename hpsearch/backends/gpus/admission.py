@@ -212,15 +212,15 @@ class GpuAdmission:
     def choose_many(self, now: float, run_id: str | None = None, need: int | None = None,
                     count: int = 1, exclude: Collection[int] = ()) -> list[int] | None:
         """``count`` GPUs (not among ``exclude``) that each admit the run now, those with the
-        most free memory first; None when fewer do. Call :meth:`launched` on each before the
-        next choice."""
+        most free memory chosen first, in ascending order (as ``CUDA_VISIBLE_DEVICES`` lists
+        them); None when fewer do. Call :meth:`launched` on each before the next choice."""
         need = self.need_mib(run_id, need)
         after_oom = run_id is not None and run_id in self._need_override
         free = [g for g in self.candidates() if g not in exclude
                 and self.refusal(g, now, need, after_oom) is None]
         if len(free) < count:
             return None
-        return sorted(free, key=lambda g: (-self._free_mib(g), g))[:count]
+        return sorted(sorted(free, key=lambda g: (-self._free_mib(g), g))[:count])
 
     def refusal(self, gpu: int, now: float, need: int | None = None,
                 after_oom: bool = False) -> str | None:
