@@ -157,6 +157,29 @@ def test_kill_9_mid_workflow_and_restart_loses_nothing_and_hands_out_nothing_twi
     assert again.stop() == 128 + signal.SIGTERM
 
 
+def test_a_point_whose_end_was_journaled_before_a_kill_9_is_still_reported_after_it(
+        tmp_path, services):
+    """A report the driver journaled before the service was killed: after the restart the
+    point is ``finished`` with its loss (the journal's verdict), never ``new`` again, and
+    a second report is refused. (The test above covers the report not yet journaled.)"""
+    service = serve(tmp_path, services, "--num_points_per_generation=3", n=6)
+    c = service.client(worker="w1")
+    leased = c.get_points(1, status="new", limit=1)
+    c.update_point(1, leased[0]["id"], 1.5)
+    wait_for(lambda: any(e.get("ev") == "end" for e in journal(tmp_path / "out")), 30,
+             "the report journaled")
+    service.kill()
+    again = serve(tmp_path, services, "--num_points_per_generation=3", n=6)
+    c = again.client(worker="w2")
+    wait_for(lambda: c.status(1)["points"]["new"] == 3, 30, "the restarted pool")
+    point = next(p for p in c.get_points(1) if p["id"] == leased[0]["id"])
+    assert point["status"] == "finished" and point["loss"] == 1.5, point
+    assert c.status(1)["points"]["finished"] == 1
+    with pytest.raises(ClientError) as twice:
+        c.update_point(1, leased[0]["id"], 3.0)
+    assert twice.value.status == 409
+
+
 def test_requests_made_over_http_are_searches_of_their_own_and_survive_a_restart(
         tmp_path, services):
     service = serve(tmp_path, services, n=5)

@@ -742,7 +742,8 @@ class Driver:
 
     def _restore_strategy(self) -> None:
         self.strategy.restore(*restore_inputs(self.states, self.spec.objectives,
-                                              self.policy, self.strategy.adaptive,
+                                              self.policy,
+                                              self.strategy.restored_with_outcomes,
                                               self._intermediate, self.spec.constraints))
         withdrawn = self.strategy.withdrawn()
         if withdrawn:
@@ -911,17 +912,17 @@ def outcome_of(state: RunState, objectives: list[str],
 
 
 def restore_inputs(states: dict[str, RunState], objectives: list[str], policy: Policy,
-                   adaptive: bool,
+                   with_outcomes: bool,
                    intermediate: Callable[[RunState], dict[int, float]] | None = None,
                    constraints: Sequence[Constraint] = ()
                    ) -> tuple[list[Proposal], list[Outcome]]:
-    """What a strategy is rebuilt from: every journaled proposal in trial order, and (for an
-    adaptive strategy: the others learn nothing from results) the outcomes of the runs that
-    ended for good (a failed run with retries left is not told)."""
+    """What a strategy is rebuilt from: every journaled proposal in trial order, and
+    (``with_outcomes``: :attr:`Strategy.restored_with_outcomes`) the outcomes of the runs
+    that ended for good (a failed run with retries left is not told)."""
     ordered = sorted(states.values(), key=lambda s: s.trial)
     proposals = [Proposal(s.trial, s.config, s.internal or {}, run_id=s.run_id,
                           lineage=s.lineage or {}) for s in ordered]
     outcomes = [outcome_of(s, objectives, intermediate, constraints) for s in ordered
-                if adaptive and (
+                if with_outcomes and (
         s.status in ("finished", "pruned") or policy.failed_for_good(s))]
     return proposals, outcomes

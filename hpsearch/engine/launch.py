@@ -198,7 +198,8 @@ def dry_run(spec: SearchSpec, options: SearchOptions, strategy: Strategy,
     """
     history = replay(options.out_dir / JOURNAL_FILE) if options.out_dir.is_dir() else History()
     policy = Policy.of(options)
-    strategy.restore(*restore_inputs(history.runs, spec.objectives, policy, strategy.adaptive,
+    strategy.restore(*restore_inputs(history.runs, spec.objectives, policy,
+                                     strategy.restored_with_outcomes,
                                      constraints=spec.constraints))
     waiting = [s for s in sorted(history.runs.values(), key=lambda s: s.trial)
                if s.status not in ENDED or s.status == "failed" and policy.retries_left(s)]

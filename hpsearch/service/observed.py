@@ -22,6 +22,11 @@ class ObservedStrategy(WrappedStrategy):
         super().__init__(inner)
         self.book = book
 
+    @property  # type: ignore[override]
+    def keeps_outcomes(self) -> bool:
+        """The book shows each run's verdict, also after a restart."""
+        return True
+
     def _note(self, proposals: Sequence[Proposal]) -> None:
         for p in proposals:
             self.book.propose(p.trial, p.run_id or run_id_of(p.config, p.trial), p.config,

@@ -71,11 +71,20 @@ class Strategy(ABC):
 
     #: proposals depend on results: the driver asks only for runs that can start now
     adaptive: bool = False
+    #: keeps what became of each run though it is not adaptive (a served search's points,
+    #: :mod:`hpsearch.service.observed`): its ``restore`` gets the outcomes too
+    keeps_outcomes: bool = False
+
+    @property
+    def restored_with_outcomes(self) -> bool:
+        """Whether ``restore`` gets the outcomes of the runs that ended."""
+        return self.adaptive or self.keeps_outcomes
 
     @abstractmethod
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         """Rebuild from the journal: ``proposals`` in trial order, ``outcomes`` as they came
-        (an adaptive strategy only: the others learn nothing from results and get none)."""
+        (only where :attr:`restored_with_outcomes`: the others learn nothing from results
+        and get none)."""
 
     @abstractmethod
     def ask(self, n: int) -> list[Proposal]:
@@ -148,6 +157,10 @@ class WrappedStrategy(Strategy):
     @property  # type: ignore[override]
     def adaptive(self) -> bool:
         return self.inner.adaptive
+
+    @property  # type: ignore[override]
+    def keeps_outcomes(self) -> bool:
+        return self.inner.keeps_outcomes
 
     def restore(self, proposals: Sequence[Proposal], outcomes: Sequence[Outcome]) -> None:
         self.inner.restore(proposals, outcomes)
