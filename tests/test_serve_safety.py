@@ -262,3 +262,23 @@ def test_points_kept_ready_are_bounded_and_a_new_request_never_takes_a_stored_id
     assert rc == 2 and "--num_points_per_generation=1001" in err and len(
         err.strip().splitlines()) == 1, err
     assert not (tmp_path / "other").exists()
+
+
+def test_a_service_whose_own_backend_cannot_run_the_search_is_refused_before_serving(
+        tmp_path):
+    """``hpsearch serve`` with a backend of its own (``--num_jobs=2``: two CPU slots) and
+    runs of 4 CPUs: one line naming what a run asks and what there is, exit 2, before
+    anything is served or written -- the refusal ``hpsearch`` itself gives."""
+    (tmp_path / "sim.py").write_text("print('never runs')\n")
+    write_yaml(tmp_path / "search.yaml", "script: sim.py\nsummary_file: perf.txt\n"
+               "metrics: [loss]\nalgorithm: random\nnum_trials: 3\n"
+               "parameters:\n  x: {method: uniform, low: 0, high: 1}\n")
+    flags = [f"--search_file={tmp_path / 'search.yaml'}", f"--run_cwd={tmp_path}",
+             "--num_jobs=2", "--cpus_per_run=4"]
+    for command in (["serve", f"--out_dir={tmp_path / 'served'}"],
+                    [f"--out_dir={tmp_path / 'searched'}"]):
+        rc, out, err = run_hpsearch([*command, *flags], tmp_path)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert "4 CPUs per run, but the search has 2 CPU slot(s)" in err, err
+        assert out == ""
+    assert not (tmp_path / "served").exists() and not (tmp_path / "searched").exists()

@@ -19,13 +19,7 @@ from hpsearch.engine.build import build_driver, sinks_of
 from hpsearch.engine.driver import restore_inputs
 from hpsearch.engine.journal import ENDED, JOURNAL_FILE, History, replay
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import (
-    check_launcher,
-    check_resources,
-    make_backend,
-    resource_plan,
-    with_spec_preload,
-)
+from hpsearch.engine.placement import checked_backend, resource_plan
 from hpsearch.engine.policy import Policy
 from hpsearch.engine.progress import Progress
 from hpsearch.engine.searchdir import (
@@ -131,14 +125,7 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         check_same_search(read_description(options.out_dir), meta, options.out_dir)
     progress = Progress(spec.performance_key, spec.performance_sort_asc)
     say = HeldLines(progress.message)
-    backend = make_backend(with_spec_preload(options, spec), say)
-    try:
-        plan = resource_plan(spec, options)
-        check_launcher(plan, spec.command.argv_prefix(options.python))
-        check_resources(plan, backend)
-    except UsageError:
-        backend.close()
-        raise
+    backend = checked_backend(spec, options, say)
     if options.dry_run:
         say.release()
         dry_run(spec, options, strategy, backend)

@@ -153,6 +153,22 @@ def make_cluster_backend(options: SearchOptions) -> Backend:
     return backend_class(*cluster_settings(options))
 
 
+def checked_backend(spec: SearchSpec, options: SearchOptions,
+                    say: Callable[[str], None]) -> Backend:
+    """:func:`make_backend` for ``spec``, once its launcher can start the search's command
+    and every shape of run it may give can run there (:func:`check_launcher`,
+    :func:`check_resources`: UsageError, one line, the backend closed)."""
+    backend = make_backend(with_spec_preload(options, spec), say)
+    try:
+        plan = resource_plan(spec, options)
+        check_launcher(plan, spec.command.argv_prefix(options.python))
+        check_resources(plan, backend)
+    except UsageError:
+        backend.close()
+        raise
+    return backend
+
+
 def with_spec_preload(options: SearchOptions, spec: SearchSpec) -> SearchOptions:
     """``options`` with the search file's ``preload: true`` as ``--preload`` (unless
     ``--no_preload``: a flag given wins over the file)."""

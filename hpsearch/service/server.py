@@ -22,9 +22,9 @@ import sys
 import threading
 from pathlib import Path
 
-from hpsearch.engine.launch import SearchSource, load_search, source_name
+from hpsearch.engine.launch import HeldLines, SearchSource, load_search, source_name
 from hpsearch.engine.options import SearchOptions
-from hpsearch.engine.placement import make_backend, with_spec_preload
+from hpsearch.engine.placement import checked_backend
 from hpsearch.engine.stopsignal import stop_signals
 from hpsearch.engine.tokens import TOKEN_FILE, TOKEN_VARIABLE, given_token, kept_token
 from hpsearch.errors import UsageError
@@ -116,9 +116,10 @@ def serve(source: SearchSource, options: SearchOptions, budget: Budget, lease_s:
     spec, options = apply_budget(spec, options, budget, "--max_points")
     if not own_backend:  # the workers' failures are theirs: a service does not give up
         options = dataclasses.replace(options, fail_fast=0)
+    held = HeldLines(say)  # what choosing the backend says waits for its checks
     first = Request(1, spec, options, budget, lease_s, source_name(source, spec), command,
-                    make_backend(with_spec_preload(options, spec), say) if own_backend
-                    else None)
+                    checked_backend(spec, options, held) if own_backend else None)
+    held.release()
     if first.warm_line:
         say(first.warm_line)
     sock = bind(access.host, access.port)
