@@ -173,8 +173,13 @@ class Sampler(threading.Thread):
         self._wake.set()
 
     def stop(self) -> None:
+        """End the thread without waiting for a sample in flight: a source whose poll is a
+        subprocess (:meth:`~hpsearch.backends.gpus.probe.SmiSource.stop`) kills it."""
         self._stopping.set()
         self._wake.set()
+        stop_source = getattr(self.source, "stop", None)
+        if stop_source is not None:
+            stop_source()
         if self.is_alive():
             self.join(timeout=5)
         os.close(self.read_fd)
