@@ -182,29 +182,31 @@ class NvidiaSmi:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: list[subprocess.Popen[str]] = []  # the poll in flight
+        self._calls: list[subprocess.Popen[str]] = []  # the poll in flight (one at a time)
         self._stopped = False
 
     def __call__(self, queries: Sequence[Sequence[str]]) -> list[str]:
         exe = shutil.which("nvidia-smi")
         if exe is None:
             raise GpuUnavailable("nvidia-smi is not on PATH")
+        calls: list[subprocess.Popen[str]] = []
         try:
             for args in queries:
                 with self._lock:
                     if self._stopped:
                         raise GpuUnavailable("nvidia-smi: the GPU source was stopped")
-                    self._calls.append(subprocess.Popen(
+                    calls.append(subprocess.Popen(
                         [exe, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                         stderr=subprocess.PIPE, text=True))
+                    self._calls = calls
             deadline = time.monotonic() + SMI_TIMEOUT
             done = [call.communicate(timeout=max(0.0, deadline - time.monotonic()))
-                    for call in self._calls]
+                    for call in calls]
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise GpuUnavailable(f"nvidia-smi failed: {exc}") from exc
         finally:
             with self._lock:
-                calls, self._calls = self._calls, []
+                self._calls = []
             for call in calls:
                 if call.poll() is None:
                     call.kill()
