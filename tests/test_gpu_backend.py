@@ -40,7 +40,9 @@ _ARGPARSE_HANDLE = None
 
 
 class Search:
-    def __init__(self, tmp_path: Path, gpus: str, grid: dict, *flags: str) -> None:
+    def __init__(self, tmp_path: Path, gpus: str, grid: dict, *flags: str,
+                 hpsearch: tuple[str, ...] = (sys.executable, "-m", "hpsearch")) -> None:
+        """``hpsearch``: the command that runs the CLI (the flags follow it)."""
         (tmp_path / "state").mkdir()
         self.out = tmp_path / "search"
         self.log = tmp_path / "fake_gpu.jsonl"
@@ -51,7 +53,7 @@ class Search:
                "FAKE_GPU_STATE": str(tmp_path / "state"), "FAKE_GPU_LOG": str(self.log)}
         env.pop("CUDA_VISIBLE_DEVICES", None)
         self.done = subprocess.run(
-            [sys.executable, "-m", "hpsearch", f"--grid_module={module}",
+            [*hpsearch, f"--grid_module={module}",
              f"--run_cwd={FAKES}", f"--out_dir={self.out}", "--deterministic_search", *flags],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
 
@@ -178,3 +180,25 @@ def test_no_gpu_says_so_and_uses_cpu_slots(tmp_path):
     assert "nvidia-smi: nvidia-smi exited with 6: No devices were found" in search.done.stderr
     assert [s.attempts for s in search.states()] == [1]  # the run was started, without a GPU
     assert "No CUDA GPUs are available" in search.done.stderr or search.done.returncode == 1
+
+
+#: runs the CLI in-process with the flags that follow, then prints the modules it loaded
+LOADED = ("import json, sys\n"
+          "from hpsearch.cli import main\n"
+          "status = main(sys.argv[1:])\n"
+          "print(json.dumps(sorted(sys.modules)))\n"
+          "sys.exit(status)\n")
+
+
+def test_a_grid_module_search_on_gpus_loads_no_yaml_ssh_or_cluster_code(tmp_path):
+    """The driver's start imports what the search uses: a grid module on local GPUs reads
+    no YAML (PyYAML is for search files and config templates) and builds no SSH or cluster
+    backend, so their modules stay unloaded (imports are most of the driver's start)."""
+    search = Search(tmp_path, "2x16384", {"i": [0, 1]},
+                    hpsearch=(sys.executable, "-P", "-c", LOADED))
+    assert search.done.returncode == 0, search.done.stderr
+    loaded = set(json.loads(search.done.stdout.splitlines()[-1]))
+    assert "hpsearch.engine.driver" in loaded  # the search ran here
+    assert loaded & {"yaml", "hpsearch.backends.ssh.backend",
+                     "hpsearch.backends.cluster.backend"} == set()
+    assert {s.status for s in search.states()} == {"finished"}

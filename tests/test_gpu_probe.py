@@ -8,7 +8,9 @@ tests/data/gpu/SOURCES.md), and the fallback end to end through tests/fakes/nvid
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,13 +19,14 @@ from pathlib import Path
 
 import pynvml
 import pytest
+from conftest import pid_alive
 
 from hpsearch.backends.gpus.probe import (
     GPU_FIELDS,
     GpuUnavailable,
+    NvidiaSmi,
     NvmlSource,
     SmiSource,
-    _run_nvidia_smi,
     open_gpu_source,
     parse_csv,
     probe_gpus,
@@ -284,10 +287,11 @@ def test_a_gpu_search_starts_on_the_poll_that_opened_nvidia_smi(fake_gpus):
     from hpsearch.backends.gpus.backend import GpuBackend
 
     in_caller: list[bool] = []
+    smi = NvidiaSmi()
 
     def counted(queries):
         in_caller.append(threading.current_thread() is threading.main_thread())
-        return _run_nvidia_smi(queries)
+        return smi(queries)
 
     backend = GpuBackend(open_gpu_source(nvml_missing, counted), GpuLimits(), num_jobs=2,
                          say=lambda _line: None)
@@ -330,6 +334,56 @@ def test_the_two_queries_of_an_nvidia_smi_poll_run_at_once(fake_gpus, tmp_path, 
     source = open_gpu_source(nvml_loader=nvml_missing)
     assert isinstance(source, SmiSource)
     assert [g.memory_total_mib for g in source.opening[1]] == [16384, 16384]
+
+
+HANGS_AFTER_OPENING = """#!/bin/sh
+# tests/fakes/nvidia-smi for the poll that opens the source (each query once); a later
+# query writes its pid to $HANG_DIR/hung.<query> and hangs
+case "$1" in
+    --query-gpu=*) query=gpus ;;
+    *) query=apps ;;
+esac
+if [ ! -e "$HANG_DIR/answered.$query" ]; then
+    : > "$HANG_DIR/answered.$query"
+    exec "$REAL_SMI" "$@"
+fi
+echo $$ > "$HANG_DIR/.hung.$query" && mv "$HANG_DIR/.hung.$query" "$HANG_DIR/hung.$query"
+exec sleep 600
+"""
+
+
+def test_closing_the_gpu_backend_kills_an_nvidia_smi_poll_in_flight(fake_gpus, tmp_path,
+                                                                    monkeypatch):
+    """The driver's end does not wait for the sampler's nvidia-smi poll: close() kills the
+    poll in flight (a stand-in on PATH answers the opening poll through tests/fakes and
+    hangs on the next; before, close() waited up to 5 s for it and left it running)."""
+    from hpsearch.backends.gpus import probe
+    from hpsearch.backends.gpus.admission import GpuLimits
+    from hpsearch.backends.gpus.backend import GpuBackend
+
+    folder = tmp_path / "hangs"
+    folder.mkdir()
+    (folder / "nvidia-smi").write_text(HANGS_AFTER_OPENING)
+    (folder / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HANG_DIR", str(folder))
+    monkeypatch.setenv("REAL_SMI", str(FAKES / "nvidia-smi"))
+    monkeypatch.setattr(probe, "SMI_TIMEOUT", 600.0)  # only close() may end the poll
+    backend = GpuBackend(open_gpu_source(nvml_missing), GpuLimits(), num_jobs=2,
+                         say=lambda _line: None)
+    hung = [folder / "hung.gpus", folder / "hung.apps"]
+    pids: list[int] = []
+    try:
+        backend.sampler.hurry()
+        wait_for(lambda: all(path.exists() for path in hung), timeout=60)
+        pids = [int(path.read_text()) for path in hung]
+        backend.close()
+        assert not backend.sampler.is_alive()
+        assert [pid for pid in pids if pid_alive(pid)] == []
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_fields_we_query_are_the_ones_the_fake_answers(fake_gpus):

@@ -7,6 +7,7 @@ over a GPU source that reports one fake GPU: this machine has none.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -208,3 +209,27 @@ def test_fairness_holds_gpus_once_a_large_run_waited_longer_than_the_median():
     assert fair.blocked("other") == (0, 1) and fair.blocked("large") == ()
     fair.started("large", 11.0)
     assert fair.blocked("other") == () and fair.waiting == {}
+
+
+def test_a_gpu_full_of_our_runs_hurries_no_sample_when_a_run_ended(tmp_path):
+    """A run ended and the next took its place: the GPU holds --max_num_jobs_per_gpu of our
+    runs again, which no sample can change, so the backend does not hurry the sampler's
+    next nvidia-smi poll (two processes of 50-300 ms, beside the runs starting)."""
+    limits = GpuLimits(allowed_load=1.0, max_num_jobs_per_gpu=1, sim_startup_time=0)
+    backend = GpuBackend(OneBusyGpu(load=0.0), limits, num_jobs=4, say=lambda _: None)
+    hurried: list[bool] = []
+    backend.sampler.hurry = lambda: hurried.append(True)  # type: ignore[method-assign]
+    try:
+        first = a_run(tmp_path, "first", Resources(gpus=1))
+        assert list(backend.submit([first], "k1")) == ["first"]
+        drive(backend, {"first"})
+        assert backend.room() == 1
+        second = a_run(tmp_path, "second", Resources(gpus=1))
+        second = dataclasses.replace(second, argv=(sys.executable, "-c",
+                                                   "import time; time.sleep(60)"))
+        assert list(backend.submit([second], "k2")) == ["second"]
+        assert backend.room() == 0
+        assert hurried == []
+    finally:
+        backend.cancel()
+        backend.close()

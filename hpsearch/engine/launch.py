@@ -8,6 +8,7 @@ none), so a bad input never writes or destroys anything.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import shlex
 import sys
 from collections.abc import Callable
@@ -136,6 +137,9 @@ def run_search(source: SearchSource, options: SearchOptions, command: list[str],
         say.release()
         progress.message(f"search directory {options.out_dir} ({backend.name} backend, "
                          f"{spec.algorithm})")
+        # the modules and the search built so far live as long as the driver: out of the
+        # collector's reach, no collection walks them again, nor the interpreter's end
+        gc.freeze()
         status = driver.run()
         record_total(options.out_dir, meta, spec, strategy)
         progress.message(f"results: {options.out_dir / 'search_results.csv'}")

@@ -16,21 +16,15 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.backends import scheduler
 from hpsearch.backends.base import Backend
-from hpsearch.backends.cluster.backend import ClusterSettings
 from hpsearch.backends.gpus.admission import GpuLimits, parse_mib
 from hpsearch.backends.gpus.backend import GpuBackend
 from hpsearch.backends.gpus.options import GpuOptions
 from hpsearch.backends.gpus.probe import GpuUnavailable, open_gpu_source
 from hpsearch.backends.local import LocalBackend
-from hpsearch.backends.ssh.backend import SshBackend
-from hpsearch.backends.ssh.connection import Ssh, Unreachable
-from hpsearch.backends.ssh.hosts import hosts_of
-from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, STATUS_FILE, SshOptions
-from hpsearch.backends.ssh.startcheck import check_shared, probe_all
 from hpsearch.engine.options import SearchOptions
 from hpsearch.errors import UsageError
 from hpsearch.options_decl import own
@@ -39,6 +33,10 @@ from hpsearch.runs.model import Resources
 from hpsearch.runs.preload import PreloadOptions
 from hpsearch.spec.gridmodule import SearchSpec
 from hpsearch.spec.resources import ResourceOptions, ResourceRules, Shape
+
+if TYPE_CHECKING:  # imported where used: a local search never loads them
+    from hpsearch.backends.cluster.backend import ClusterSettings
+    from hpsearch.backends.ssh.backend import SshBackend
 
 
 def job_resources(options: SearchOptions) -> Resources:
@@ -119,6 +117,8 @@ def check_launcher(plan: ResourcePlan, argv: Sequence[str]) -> None:
 def cluster_settings(options: SearchOptions) -> tuple[ClusterSettings, Any]:
     """What a cluster backend's constructor takes of ``options`` (checked): the cluster
     machinery's settings and its scheduler's own (the entry's ``settings(options)``)."""
+    from hpsearch.backends.cluster.backend import ClusterSettings
+
     cluster = ClusterSettings(
         out_dir=options.out_dir, num_jobs=options.num_jobs, runs_per_job=options.runs_per_job,
         walltime_warning=options.walltime_warning, job_setup=tuple(options.job_setup),
@@ -216,6 +216,12 @@ def make_ssh_backend(options: SearchOptions, say: Callable[[str], None]) -> SshB
     """Runs on the SSH hosts ``--hosts``/``--hosts_file`` name, once every host answered and
     sees the search directory (one line naming the hosts that do not, before anything runs).
     The ssh configuration: ``--ssh_config``, else ``$HPSEARCH_SSH_CONFIG``, else ssh's own."""
+    from hpsearch.backends.ssh.backend import SshBackend
+    from hpsearch.backends.ssh.connection import Ssh, Unreachable
+    from hpsearch.backends.ssh.hosts import hosts_of
+    from hpsearch.backends.ssh.options import SSH_CONFIG_ENV, STATUS_FILE, SshOptions
+    from hpsearch.backends.ssh.startcheck import check_shared, probe_all
+
     given = own(SshOptions, options)
     if options.run_cluster and options.scheduler != "ssh":
         raise UsageError(f"--hosts/--hosts_file run the search on SSH hosts, --run_cluster "

@@ -13,50 +13,59 @@ and the fix.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import UsageError
+
+if TYPE_CHECKING:
+    import yaml
 
 #: the deepest nesting of lists and mappings a file may have (a search file needs about 6)
 MAX_DEPTH = 100
 
 
-class _Loader(yaml.SafeLoader):
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
     """``yaml.SafeLoader`` that also reads ``1e-5`` (JSON, YAML 1.2) as a float and refuses
-    a key given twice in one mapping (a ``<<`` merge key may still be overridden)."""
+    a key given twice in one mapping (a ``<<`` merge key may still be overridden). Built on
+    first use: a search with no YAML to read (a grid module) never imports PyYAML."""
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _value in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: the base class says so
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice in one mapping (keep one of them)",
-                    key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode,
+                              deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _value in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: the base class says so
+                    break
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} appears twice in one mapping (keep one of "
+                        "them)", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
 
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    return Loader
 
 
 def load_yaml(text: str, what: str) -> Any:
     """``text`` read as YAML (safe: no arbitrary objects); a bad file is a UsageError."""
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as exc:
         raise yaml_error(exc, what) from None
     except RecursionError:

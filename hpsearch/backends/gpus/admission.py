@@ -237,7 +237,7 @@ class GpuAdmission:
         if sample is None:
             return "no sample yet"
         ours = self.runs_on(gpu)
-        if len(ours) >= limits.max_num_jobs_per_gpu:
+        if self.full(gpu):
             return f"{len(ours)} of our runs, --max_num_jobs_per_gpu={limits.max_num_jobs_per_gpu}"
         starting = [r for r in ours if not r.seen and now - r.launched_at < limits.sim_startup_time]
         if starting:
@@ -266,6 +266,11 @@ class GpuAdmission:
         return not cap or self.need_mib(run_id, need) <= cap
 
     # ------------------------------------------------------------ state
+
+    def full(self, gpu: int) -> bool:
+        """Whether ``gpu`` holds ``--max_num_jobs_per_gpu`` of our runs: then only one of
+        them ending lets it take another, whatever a new sample says."""
+        return len(self.runs_on(gpu)) >= self.limits.max_num_jobs_per_gpu
 
     def runs_on(self, gpu: int) -> list[_Launch]:
         """Our live runs on ``gpu``."""

@@ -7,8 +7,10 @@ same pidfd wake-ups, same restart rules) whose room is decided by
 ``PROBE_INTERVAL`` seconds by a background :class:`Sampler`, so the driver never waits on
 a sample; a new sample wakes a driver waiting for a GPU. After a run ended, the next runs
 are placed on the last sample first, less the memory the ended runs held in it (their
-processes are gone, so it is free); only when that admits nothing is the next sample hurried,
-``PROBE_GAP`` after the last one at the earliest. Each run is started with::
+processes are gone, so it is free); only when that admits nothing, and a GPU refuses on what a
+sample says (not because it holds ``--max_num_jobs_per_gpu`` of our runs: no sample changes
+that), is the next sample hurried, ``PROBE_GAP`` after the last one at the earliest. Each run
+is started with::
 
     CUDA_VISIBLE_DEVICES=<gpu index>  CUDA_DEVICE_ORDER=PCI_BUS_ID
 
@@ -173,8 +175,13 @@ class Sampler(threading.Thread):
         self._wake.set()
 
     def stop(self) -> None:
+        """End the thread without waiting for a sample in flight: a source whose poll is a
+        subprocess (:meth:`~hpsearch.backends.gpus.probe.SmiSource.stop`) kills it."""
         self._stopping.set()
         self._wake.set()
+        stop_source = getattr(self.source, "stop", None)
+        if stop_source is not None:
+            stop_source()
         if self.is_alive():
             self.join(timeout=5)
         os.close(self.read_fd)
@@ -261,8 +268,8 @@ class GpuBackend(LocalBackend):
         self._refresh()
         room = self._trial_room()
         if room == 0 and self._cap_left() > 0:
-            if self._stale:
-                self.sampler.hurry()  # a run ended: its GPU may be free now
+            if self._stale and not all(map(self.policy.full, self.policy.candidates())):
+                self.sampler.hurry()  # a run ended: its memory may be free now
             self._note_waiting(time.monotonic())
         else:
             self._blocked_since = None

@@ -33,6 +33,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,46 +172,71 @@ def samples_from_rows(
     return samples
 
 
-def _run_nvidia_smi(queries: Sequence[Sequence[str]]) -> list[str]:
-    """Run ``nvidia-smi`` once per query (its arguments), all at once; their stdouts, in
-    order, or GpuUnavailable with the words of the first that failed."""
-    exe = shutil.which("nvidia-smi")
-    if exe is None:
-        raise GpuUnavailable("nvidia-smi is not on PATH")
-    calls: list[subprocess.Popen[str]] = []
-    try:
-        for args in queries:
-            calls.append(subprocess.Popen([exe, *args], stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True))
-        deadline = time.monotonic() + SMI_TIMEOUT
-        done = [call.communicate(timeout=max(0.0, deadline - time.monotonic()))
-                for call in calls]
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        for call in calls:
-            call.kill()
-            call.wait()
-        raise GpuUnavailable(f"nvidia-smi failed: {exc}") from exc
-    for call, (stdout, stderr) in zip(calls, done, strict=True):
-        if call.returncode != 0:
-            said = (stdout + stderr).strip().splitlines()
-            raise GpuUnavailable(
-                f"nvidia-smi exited with {call.returncode}: {said[0] if said else 'no output'}"
-            )
-    return [stdout for stdout, _ in done]
+class NvidiaSmi:
+    """One poll: ``nvidia-smi`` once per query (its arguments), all at once; their stdouts,
+    in order, or GpuUnavailable with the words of the first that failed.
+
+    :meth:`stop` (from any thread) kills the calls of a poll in flight and refuses later
+    polls: whoever ends a sampler waits for no nvidia-smi (50-300 ms on a real machine).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[subprocess.Popen[str]] = []  # the poll in flight (one at a time)
+        self._stopped = False
+
+    def __call__(self, queries: Sequence[Sequence[str]]) -> list[str]:
+        exe = shutil.which("nvidia-smi")
+        if exe is None:
+            raise GpuUnavailable("nvidia-smi is not on PATH")
+        calls: list[subprocess.Popen[str]] = []
+        try:
+            for args in queries:
+                with self._lock:
+                    if self._stopped:
+                        raise GpuUnavailable("nvidia-smi: the GPU source was stopped")
+                    calls.append(subprocess.Popen(
+                        [exe, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True))
+                    self._calls = calls
+            deadline = time.monotonic() + SMI_TIMEOUT
+            done = [call.communicate(timeout=max(0.0, deadline - time.monotonic()))
+                    for call in calls]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise GpuUnavailable(f"nvidia-smi failed: {exc}") from exc
+        finally:
+            with self._lock:
+                self._calls = []
+            for call in calls:
+                if call.poll() is None:
+                    call.kill()
+                    call.wait()
+        for call, (stdout, stderr) in zip(calls, done, strict=True):
+            if call.returncode != 0:
+                said = (stdout + stderr).strip().splitlines()
+                raise GpuUnavailable(
+                    f"nvidia-smi exited with {call.returncode}: {said[0] if said else 'no output'}"
+                )
+        return [stdout for stdout, _ in done]
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for call in self._calls:
+                with contextlib.suppress(OSError):
+                    call.kill()  # its poll reaps it
 
 
 class SmiSource:
     """Samples through two ``nvidia-smi`` calls per poll, made at once (the fallback).
     ``opening``: the sample that showed it lists a GPU, and when it began, until
-    :func:`opening_sample` takes it."""
+    :func:`opening_sample` takes it. ``run``: what makes a poll's calls (by default an
+    :class:`NvidiaSmi` of its own, which :meth:`stop` stops)."""
 
     description = "nvidia-smi"
 
-    def __init__(
-        self, run: Callable[[Sequence[Sequence[str]]], list[str]] = _run_nvidia_smi
-    ) -> None:
-        self._run = run
+    def __init__(self, run: Callable[[Sequence[Sequence[str]]], list[str]] | None = None) -> None:
+        self._run = NvidiaSmi() if run is None else run
         began = time.monotonic()
         samples = self.sample()
         if not samples:
@@ -224,6 +250,11 @@ class SmiSource:
         ])
         samples = samples_from_rows(parse_csv(gpus, GPU_FIELDS), parse_csv(apps, APP_FIELDS))
         return _select(samples, indices)
+
+    def stop(self) -> None:
+        """Kill a poll in flight; later polls fail (:meth:`NvidiaSmi.stop`)."""
+        if isinstance(self._run, NvidiaSmi):
+            self._run.stop()
 
 
 def opening_sample(source: GpuSource) -> tuple[float, list[GpuSample]]:
@@ -323,7 +354,7 @@ def _select(samples: list[GpuSample], indices: Sequence[int] | None) -> list[Gpu
 
 def open_gpu_source(
     nvml_loader: Callable[[], Any] = _load_pynvml,
-    smi_run: Callable[[Sequence[Sequence[str]]], list[str]] = _run_nvidia_smi,
+    smi_run: Callable[[Sequence[Sequence[str]]], list[str]] | None = None,
 ) -> GpuSource:
     """NVML if it loads and sees a GPU, else nvidia-smi; GpuUnavailable if neither.
 
