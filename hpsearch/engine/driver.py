@@ -263,9 +263,10 @@ class Driver:
             run_id = self.ready.popleft()
             if self.states[run_id].status in ("pending", "failed", "cancelled", "preempted"):
                 batch.append(run_id)
-        if len(batch) < min(room, self.backend.launch_unit()) and self.strategy.busy:
-            self.ready.extendleft(reversed(batch))  # a job's worth is on its way: wait for it
-            return
+        if self.strategy.busy and len(batch) < room:  # more on the way: whole jobs only
+            whole = len(batch) - len(batch) % self.backend.launch_unit()
+            self.ready.extendleft(reversed(batch[whole:]))
+            batch = batch[:whole]
         if batch:
             started = self._launch(batch)
             self._counts()
