@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from installed import HPSEARCH
+from installed import HPSEARCH, fake_gpu_path
 
 from hpsearch.engine.journal import replay
 
@@ -69,7 +69,7 @@ def bench(name: str, flags: list[str], args: argparse.Namespace, work: Path) -> 
     grid = folder / "bench_grid.py"
     grid.write_text(GRID.format(mib=args.mib, seconds=args.seconds, runs=args.runs))
     log = folder / "fake_gpu.jsonl"
-    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+    env = {**os.environ, "PATH": fake_gpu_path(),
            "HPSEARCH_NO_NVML": "1", "FAKE_GPUS": f"{args.gpus}x{args.gpu_mib}",
            "FAKE_GPU_STATE": str(folder / "state"), "FAKE_GPU_LOG": str(log)}
     command = [*HPSEARCH, f"--grid_module={grid}",
@@ -99,10 +99,13 @@ def main() -> int:
     parser.add_argument("--gpu_mib", type=int, default=16384)
     parser.add_argument("--mib", type=int, default=1000, help="GPU memory of one run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each setting")
+    parser.add_argument("--preload", action="store_true",
+                        help="fork the sims from a zygote that imported them (--preload)")
     args = parser.parse_args()
     failed = False
     with tempfile.TemporaryDirectory(prefix="bench_gpus_") as tmp:
         for name, (flags, target) in SETTINGS.items():
+            flags = [*flags, *(["--preload"] if args.preload else [])]
             results = [bench(f"{name}{i}", flags, args, Path(tmp)) for i in range(args.repeat)]
             for result in results:
                 print(json.dumps(result))

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from installed import HPSEARCH
+from installed import HPSEARCH, fake_gpu_path
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKES = ROOT / "tests" / "fakes"
@@ -48,7 +48,7 @@ def bench(args: argparse.Namespace, folder: Path) -> dict:
     grid.write_text(GRID.format(runs=args.runs, mib=args.mib, small=args.small,
                                 large=args.large, large_jobs=large_jobs))
     log = folder / "fake_gpu.jsonl"
-    env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ['PATH']}",
+    env = {**os.environ, "PATH": fake_gpu_path(),
            "HPSEARCH_NO_NVML": "1", "FAKE_GPUS": f"2x{args.gpu_mib}",
            "FAKE_GPU_STATE": str(folder / "state"), "FAKE_GPU_LOG": str(log)}
     env.pop("CUDA_VISIBLE_DEVICES", None)

@@ -11,6 +11,7 @@ the checkout (``PYTHONPATH`` set to it), and start hpsearch with :data:`HPSEARCH
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +28,15 @@ def _check_installed() -> None:
     if Path(found.origin).resolve().parent == CHECKOUT / "hpsearch":
         sys.exit(f"import hpsearch finds the checkout ({found.origin}), not the installed "
                  "package: unset PYTHONPATH and pip install . first")
+
+
+def fake_gpu_path() -> str:
+    """``PATH`` for a bench on fake GPUs: ``tests/fakes`` (its ``nvidia-smi``) first, then this
+    interpreter's folder, so the fake's ``#!/usr/bin/env python3`` is this Python rather than a
+    version manager's shim (pyenv's adds 0.08 s to each call; a real nvidia-smi is a binary),
+    as the test command's ``PATH`` has it."""
+    return os.pathsep.join([str(CHECKOUT / "tests" / "fakes"), str(Path(sys.executable).parent),
+                            os.environ["PATH"]])
 
 
 _check_installed()
