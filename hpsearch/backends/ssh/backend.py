@@ -64,11 +64,11 @@ from hpsearch.backends.ssh.remote import (
     signal_argv,
     start_argv,
 )
-from hpsearch.backends.ssh.zygotes import OnHost, PreloadedRuns
+from hpsearch.backends.ssh.zygotes import Fork, OnHost, PreloadedRuns
 from hpsearch.runs.files import read_exit, read_start
 from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
-from hpsearch.runs.preload import PreloadOptions, Zygote, ZygotePool
+from hpsearch.runs.preload import PreloadOptions, ZygotePool
 
 #: seconds between SIGTERM and SIGKILL when a run is stopped
 KILL_GRACE = 5.0
@@ -264,12 +264,14 @@ class SshBackend(NodeRuns, PreloadedRuns, Backend):
 
     def _start_planned(self, planned: Mapping[int, list[tuple[Run, list[int]]]],
                        now: float) -> dict[str, str]:
-        """Start each host's planned runs through its agent (:mod:`~hpsearch.backends.ssh.agent`;
-        a run it cannot take: one ssh command for the host), all hosts at once, then read
-        their pids; a host that failed is said and its runs are left out."""
+        """Start each host's planned runs: those that can be preloaded as forks of the host's
+        zygote (:class:`PreloadedRuns`), the others through its agent
+        (:mod:`~hpsearch.backends.ssh.agent`; a run it cannot take: one ssh command for the
+        host), all hosts at once, then read their pids; a host that failed is said and its
+        runs are left out."""
         sent: dict[int, Agent | subprocess.Popen[str]] = {}
         failed: dict[int, str] = {}
-        forks: list[tuple[Machine, Run, list[int], Zygote]] = []
+        forks: list[Fork] = []
         planned = {index: self._ask_forks(self._machines[index], placed, forks)
                    for index, placed in planned.items()}
         for index, placed in planned.items():
