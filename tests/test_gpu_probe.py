@@ -320,17 +320,25 @@ exec "$REAL_SMI" "$@"
 """
 
 
+def stand_in_nvidia_smi(folder: Path, script: str, monkeypatch: pytest.MonkeyPatch,
+                        **env: str) -> None:
+    """``script`` as the ``nvidia-smi`` first on ``PATH`` (written into ``folder``), with
+    tests/fakes' one as ``$REAL_SMI`` and ``env`` set."""
+    folder.mkdir()
+    (folder / "nvidia-smi").write_text(script)
+    (folder / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("REAL_SMI", str(FAKES / "nvidia-smi"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_the_two_queries_of_an_nvidia_smi_poll_run_at_once(fake_gpus, tmp_path, monkeypatch):
     """A poll's two nvidia-smi calls (GPUs, compute apps) run at the same time, so a poll
     takes one call's time: a stand-in on PATH lets each query answer only once the other
     has started."""
-    folder = tmp_path / "both"
-    folder.mkdir()
-    (folder / "nvidia-smi").write_text(BOTH_AT_ONCE)
-    (folder / "nvidia-smi").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("BARRIER_DIR", str(tmp_path))
-    monkeypatch.setenv("REAL_SMI", str(FAKES / "nvidia-smi"))
+    stand_in_nvidia_smi(tmp_path / "both", BOTH_AT_ONCE, monkeypatch,
+                        BARRIER_DIR=str(tmp_path))
     source = open_gpu_source(nvml_loader=nvml_missing)
     assert isinstance(source, SmiSource)
     assert [g.memory_total_mib for g in source.opening[1]] == [16384, 16384]
@@ -362,12 +370,7 @@ def test_closing_the_gpu_backend_kills_an_nvidia_smi_poll_in_flight(fake_gpus, t
     from hpsearch.backends.gpus.backend import GpuBackend
 
     folder = tmp_path / "hangs"
-    folder.mkdir()
-    (folder / "nvidia-smi").write_text(HANGS_AFTER_OPENING)
-    (folder / "nvidia-smi").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("HANG_DIR", str(folder))
-    monkeypatch.setenv("REAL_SMI", str(FAKES / "nvidia-smi"))
+    stand_in_nvidia_smi(folder, HANGS_AFTER_OPENING, monkeypatch, HANG_DIR=str(folder))
     monkeypatch.setattr(probe, "SMI_TIMEOUT", 600.0)  # only close() may end the poll
     backend = GpuBackend(open_gpu_source(nvml_missing), GpuLimits(), num_jobs=2,
                          say=lambda _line: None)
