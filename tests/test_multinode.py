@@ -238,17 +238,23 @@ def test_slurm_runs_a_one_node_torchrun_run_in_its_job(tmp_path, slurm_cluster, 
                 f"--nproc_per_node=2 ddp.py --out_dir={run_dir / 'out'}") in text
 
 
+def two_node_slurm_dry_run(tmp_path: Path, out_dir: Path, *flags: str) -> str:
+    """What ``--dry_run`` prints for the DDP search on Slurm, 2 nodes per run, no GPUs."""
+    code, out, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
+                                   f"--out_dir={out_dir}", "--run_cluster",
+                                   "--scheduler=slurm", "--slurm_gres=", "--nodes_per_run=2",
+                                   "--dry_run", *flags], cwd=tmp_path)
+    assert code == 0, err
+    return out
+
+
 def test_slurm_job_of_a_two_node_torchrun_run_starts_it_on_both_nodes(tmp_path):
     """``--nodes_per_run=2``: the job asks ``--nodes=2``, and its run is ONE ``srun`` of one
     task per node starting the same torchrun on each, the c10d rendezvous at the first host
     of the job's node list on a port free there, named by the run's id; the script's
     ``hpsearch_endpoint``, run with the real ``scontrol``, gives ``<first host>:<port>``."""
     out_dir = ddp_search(tmp_path, gpus=0)
-    code, out, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
-                                   f"--out_dir={out_dir}", "--run_cluster",
-                                   "--scheduler=slurm", "--slurm_gres=", "--cpus_per_run=3",
-                                   "--nodes_per_run=2", "--dry_run"], cwd=tmp_path)
-    assert code == 0, err
+    out = two_node_slurm_dry_run(tmp_path, out_dir, "--cpus_per_run=3")
     lines = out.splitlines()
     assert "#SBATCH --nodes=2" in lines
     assert "#SBATCH --cpus-per-task=3" in lines
@@ -279,11 +285,7 @@ def test_the_node_launch_lines_run_in_a_real_slurm_job(tmp_path, slurm_cluster):
     free port, ONE ``srun`` starts torchrun with that c10d rendezvous, and the run's wrapper
     records exit status 0 of a trained DDP rank (a real 2-node job cannot run here)."""
     out_dir = ddp_search(tmp_path, gpus=0)
-    code, out, err = run_hpsearch(["--search_file=search.yaml", "--run_cwd=proj",
-                                   f"--out_dir={out_dir}", "--run_cluster",
-                                   "--scheduler=slurm", "--slurm_gres=", "--slurm_mem=1G",
-                                   "--nodes_per_run=2", "--dry_run"], cwd=tmp_path)
-    assert code == 0, err
+    out = two_node_slurm_dry_run(tmp_path, out_dir, "--slurm_mem=1G")
     script = out[out.index("#!/bin/bash"):out.index("\nesac\n") + len("\nesac\n")]
     for two, one in [("--nodes=2", "--nodes=1"), ("--ntasks=2", "--ntasks=1"),
                      ("--nnodes=2", "--nnodes=1")]:

@@ -49,6 +49,10 @@ from hpsearch.spec.invocation import FLAGS_WITH_VALUE
 
 #: how the command's interpreter runs torchrun
 TORCHRUN = ("-m", "torch.distributed.run")
+#: what the run's interpreter runs (``python -c``) on a K-node run's first host to print a
+#: TCP port free there, for its rendezvous
+FREE_PORT_SCRIPT = ('import socket; s = socket.socket(); s.bind(("", 0)); '
+                    "print(s.getsockname()[1])")
 _PYTHON = re.compile(r"(?:python|pypy)[\d.]*(?:\.exe)?")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.backends.base import BackendError
-from hpsearch.runs.launchers import launch_of
+from hpsearch.runs.launchers import FREE_PORT_SCRIPT, launch_of
 from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.wrapper import RUN_FUNCTION, TASK_FUNCTION
 
@@ -182,6 +182,7 @@ class Scheduler(ABC):
         K-node torchrun run (``rendezvous``) the words before the endpoint are its
         ``launch_head``, ``argv`` the words after it, ``python`` its interpreter."""
         return {"run_function": RUN_FUNCTION, "task_function": TASK_FUNCTION,
+                "free_port_script": FREE_PORT_SCRIPT,
                 "runs": [{index_name: t.task + first, "run_id": t.run.run_id,
                           "launch": t.run.launch, "run_dir": str(Path(t.run.run_dir).resolve()),
                           "cwd": str(Path(t.run.cwd).resolve()), "env": dict(t.run.env),

@@ -65,7 +65,7 @@ from hpsearch.backends.ssh.remote import (
     start_argv,
 )
 from hpsearch.backends.ssh.zygotes import Fork, OnHost, PreloadedRuns
-from hpsearch.runs.files import read_exit, read_start
+from hpsearch.runs.files import StartRecord, read_exit, read_start
 from hpsearch.runs.launchers import launch_of
 from hpsearch.runs.model import Resources, Run
 from hpsearch.runs.preload import PreloadOptions, ZygotePool
@@ -508,19 +508,23 @@ class SshBackend(NodeRuns, PreloadedRuns, Backend):
                 ended.append(Ended(run_id, None, f"its host {name} is not one of --hosts",
                                    lost=True))
             else:
-                start = read_start(run.run_dir)
-                listed = start.cuda_visible_devices.split(",") if start is not None else []
-                gpus = [int(v) for v in listed if v.isdigit()]
-                for gpu in gpus:
-                    machine.policy.launched(gpu, run_id, int(pid), now,
-                                            run.resources.gpu_memory_mib)
-                self._active[run_id] = Active(run, machine, int(pid), now, gpus,
-                                               self._deadline(now))
+                self._active[run_id] = self._adopt(run, machine, int(pid),
+                                                   read_start(run.run_dir), now)
                 followers = self._reattach_nodes(run, by_name, now)
                 if followers:
                     self._followers[run_id] = followers
         self._write_status()
         return ended
+
+    def _adopt(self, run: Run, machine: Machine, pid: int, start: StartRecord | None,
+               now: float, node: int = 0) -> Active:
+        """Node ``node`` of a killed driver's run, watched again: the GPUs its ``started_at``
+        lists taken on its host's policy."""
+        listed = start.cuda_visible_devices.split(",") if start is not None else []
+        gpus = [int(v) for v in listed if v.isdigit()]
+        for gpu in gpus:
+            machine.policy.launched(gpu, run.run_id, pid, now, run.resources.gpu_memory_mib)
+        return Active(run, machine, pid, now, gpus, self._deadline(now), node=node)
 
     # -- status ---------------------------------------------------------------------
     def _write_status(self) -> None:

@@ -6,8 +6,8 @@ once every node ended, adopt its other nodes after a restart.
 
 :class:`NodeRuns` is a part of the backend: its methods read the backend's hosts
 (``_machines``, ``_usable``, ``_free_slots``), its runs (``_active``, ``_followers``,
-``_nodes_of``), how it starts and signals a run (``_python``, ``_argv``, ``_env``,
-``_deadline``, ``_send``), ``ssh`` and ``say``.
+``_nodes_of``), how it starts, signals and adopts a run (``_python``, ``_argv``, ``_env``,
+``_deadline``, ``_send``, ``_adopt``), ``ssh`` and ``say``.
 """
 
 from __future__ import annotations
@@ -172,10 +172,5 @@ class NodeRuns:
             machine = by_name.get(name)
             if machine is None or not pid.isdigit():
                 continue
-            gpus = [int(v) for v in start.cuda_visible_devices.split(",") if v.isdigit()]
-            for gpu in gpus:
-                machine.policy.launched(gpu, run.run_id, int(pid), now,
-                                        run.resources.gpu_memory_mib)
-            followers.append(Active(run, machine, int(pid), now, gpus, self._deadline(now),
-                                     node=node))
+            followers.append(self._adopt(run, machine, int(pid), start, now, node))
         return followers

@@ -23,11 +23,10 @@ from pathlib import Path
 from hpsearch.backends.ssh.connection import Ssh
 from hpsearch.backends.ssh.hosts import Host
 from hpsearch.runs.files import NODES_DIR, ExitRecord
+from hpsearch.runs.launchers import FREE_PORT_SCRIPT
 
 #: what joins the job ids (``<host>:<pid>``) of a run's nodes into the run's job id
 NODE_JOBS = "+"
-#: the Python the run's interpreter runs on the first host to find a free port
-PORT_SCRIPT = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
 
 
 def node_dir(run_dir: Path, node: int) -> Path:
@@ -55,7 +54,7 @@ def free_port(ssh: Ssh, host: Host, python: str) -> int:
     """A TCP port free on ``host`` now, found by its ``python``;
     :class:`~hpsearch.backends.ssh.connection.Unreachable` when the host does not answer,
     ValueError when it printed no port."""
-    done = ssh.run(host, [python, "-c", PORT_SCRIPT])
+    done = ssh.run(host, [python, "-c", FREE_PORT_SCRIPT])
     words = done.stdout.split()
     if done.returncode != 0 or len(words) != 1 or not words[0].isdigit():
         raise ValueError(f"{python} on {host.name} found no free port "
